@@ -1,0 +1,212 @@
+"""What every provider parser shares: the envelope, finish-reason normalization, the policy
+for malformed input, and the async driver that turns a byte stream into events."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, ClassVar, Literal, TypeVar
+
+from streamops.errors import StreamFormatError, TruncatedStreamError
+from streamops.events import BaseEvent, ErrorEvent, FinishReason, RawEvent, RunEnd, RunStatus, Usage
+
+__all__ = ["OnMalformed", "ParserBase", "normalize_finish_reason"]
+
+E = TypeVar("E", bound=BaseEvent)
+
+OnMalformed = Literal["raise", "event"]
+"""What a parser does with malformed input: ``"raise"`` a
+:class:`~streamops.errors.StreamFormatError` (after emitting everything before it), or emit an
+:class:`~streamops.events.ErrorEvent` (``error_type`` ``"malformed_stream"`` or
+``"truncated_stream"``) and go on."""
+
+_FINISH: dict[str, FinishReason] = {
+    # OpenAI Chat Completions and compatibles
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+    # Anthropic Messages stop_reason
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "pause_turn": "stop",
+    "model_context_window_exceeded": "length",
+    # Gemini finishReason
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "error",
+    # OpenAI Responses status / incomplete_details.reason
+    "completed": "stop",
+    "failed": "error",
+    "cancelled": "cancelled",
+    "max_output_tokens": "length",
+    # generic
+    "error": "error",
+}
+
+
+def normalize_finish_reason(raw: str | None) -> FinishReason | None:
+    """Map a provider's finish/stop reason to stop | length | tool_calls | content_filter |
+    error | cancelled. An unknown or missing value gives ``None`` (never an invented reason).
+
+    Sources: OpenAI Chat ``finish_reason``, Anthropic ``stop_reason``, Gemini ``finishReason``,
+    OpenAI Responses ``status`` and ``incomplete_details.reason``.
+    """
+    if raw is None:
+        return None
+    return _FINISH.get(raw)
+
+
+def status_for(finish: FinishReason | None) -> RunStatus:
+    """The run status a finish reason implies."""
+    if finish == "length":
+        return "length"
+    if finish == "error":
+        return "failed"
+    if finish == "cancelled":
+        return "cancelled"
+    return "completed"
+
+
+class ParserBase:
+    """Sans-IO base of the provider parsers.
+
+    Subclasses implement ``on_payload(event_type, payload)`` for one decoded JSON payload
+    (``event_type`` is the SSE ``event:`` name, or ``None``) and ``on_close()`` for the end of
+    the body; they call :meth:`emit` to build events. The envelope (``run_id``, ``agent``,
+    monotonic ``seq``, ``ts``, ``raw``) is filled in here.
+    """
+
+    api: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        run_id: str | None = None,
+        agent: str = "",
+        keep_raw: bool = True,
+        on_malformed: OnMalformed = "raise",
+    ) -> None:
+        self.run_id = run_id if run_id is not None else uuid.uuid4().hex
+        self.agent = agent
+        self.keep_raw = keep_raw
+        self.on_malformed: OnMalformed = on_malformed
+        self.seq = 0
+        self.out: list[BaseEvent] = []
+        self.ended = False
+        """True once a run end was emitted; later payloads are ignored."""
+
+    # -------------------------------------------------------------------- building events
+    def emit(self, cls: type[E], raw: Any = None, **fields: Any) -> E:
+        """Build an event of ``cls`` with the envelope filled in and append it to the output."""
+        ev = cls(
+            run_id=self.run_id,
+            agent=self.agent,
+            seq=self.seq,
+            ts=time.time(),
+            raw=raw if self.keep_raw else None,
+            **fields,
+        )
+        self.seq += 1
+        self.out.append(ev)
+        return ev
+
+    def end_run(
+        self,
+        *,
+        status: RunStatus | None = None,
+        raw_finish_reason: str | None = None,
+        finish_reason: FinishReason | None = None,
+        usage: Usage | None = None,
+        raw: Any = None,
+    ) -> None:
+        """Emit the run end once (later calls are ignored)."""
+        if self.ended:
+            return
+        self.ended = True
+        finish = finish_reason if finish_reason is not None else normalize_finish_reason(raw_finish_reason)
+        self.emit(
+            RunEnd,
+            raw,
+            status=status if status is not None else status_for(finish),
+            finish_reason=finish,
+            raw_finish_reason=raw_finish_reason,
+            usage=usage,
+        )
+
+    def provider_error(self, error_type: str, message: str, code: str | None = None, raw: Any = None) -> None:
+        """A provider error inside the stream: an error event, then a failed run end."""
+        self.emit(ErrorEvent, raw, error_type=error_type, message=message, code=code)
+        self.end_run(status="failed", finish_reason="error", raw=None)
+
+    def malformed(self, message: str, data: str | None = None, *, truncated: bool = False) -> None:
+        """Report malformed input according to ``on_malformed``."""
+        cut = None if data is None else data[:200]
+        if self.on_malformed == "raise":
+            cls = TruncatedStreamError if truncated else StreamFormatError
+            raise cls(message, data=cut)
+        self.emit(
+            ErrorEvent,
+            cut,
+            error_type="truncated_stream" if truncated else "malformed_stream",
+            message=message,
+        )
+        if truncated:
+            self.end_run(status="failed", finish_reason="error")
+
+    def unknown(self, event_type: str | None, payload: Any) -> None:
+        """Keep a payload that has no event kind of its own as a :class:`RawEvent`."""
+        self.emit(RawEvent, None, event_type=event_type, data=payload)
+
+    # -------------------------------------------------------------------- feeding
+    def feed_json(self, event_type: str | None, data: str) -> list[BaseEvent]:
+        """Feed one SSE event's ``data`` text (JSON, or ``[DONE]``); return the new events."""
+        self.out = []
+        if self.ended:
+            return self.out
+        if data.strip() == "[DONE]":
+            self.on_done()
+            return self.out
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            self.malformed(f"invalid JSON in SSE data ({self.api}): {data[:80]!r}", data)
+            return self.out
+        self.on_payload(event_type, payload)
+        return self.out
+
+    def feed_payload(self, payload: Any, event_type: str | None = None) -> list[BaseEvent]:
+        """Feed one already-decoded payload (an SDK object's ``model_dump()``, a dict)."""
+        self.out = []
+        if not self.ended:
+            self.on_payload(event_type, payload)
+        return self.out
+
+    def close(self) -> list[BaseEvent]:
+        """The body ended: emit what is pending and the run end (or report truncation)."""
+        self.out = []
+        if not self.ended:
+            self.on_close()
+        return self.out
+
+    # -------------------------------------------------------------------- to implement
+    def on_payload(self, event_type: str | None, payload: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def on_done(self) -> None:
+        """``data: [DONE]`` arrived (OpenAI-style streams): by default, close."""
+        self.on_close()
+
+    def on_close(self) -> None:  # pragma: no cover
+        raise NotImplementedError

@@ -1,0 +1,350 @@
+"""``Stream``: a lazy, pull-based async iterable with fused synchronous stages."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, aclosing
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar, overload
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    import reactivex
+
+__all__ = ["Operator", "Push", "Stage", "Stream", "StageComplete"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+V = TypeVar("V")
+
+Push: TypeAlias = Callable[[Any], None]
+"""Hands one item to the next stage."""
+End: TypeAlias = Callable[[], None]
+"""Tells the next stage that no more items will come (it emits what it holds, then passes
+the end on)."""
+
+
+class StageComplete(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by a stage's push to say it needs no more input (``take`` reached its count).
+
+    The stage must call its downstream ``end`` before raising. The stream then stops pulling
+    and closes its source.
+    """
+
+
+class Stage(Generic[T, U]):
+    """A synchronous stage that fuses with its neighbours into one generator step.
+
+    ``bind(down, end)`` is called once per iteration of the stream, with the next stage's push
+    and end functions; it returns this stage's own ``(push, end)``. Per-iteration state lives
+    in the closure, so a stream can be iterated again with fresh state. ``push(item)`` emits
+    zero or more items by calling ``down``; ``end()`` emits what the stage holds and must call
+    the downstream ``end``; ``push`` may raise :class:`StageComplete` after calling ``end``.
+
+    A stage costs one Python call per item, not an ``await``: consecutive stages run inside one
+    step of one async generator.
+    """
+
+    __slots__ = ("_bind", "name")
+
+    def __init__(self, bind: Callable[[Push, End], tuple[Push, End]], name: str) -> None:
+        self._bind = bind
+        self.name = name
+
+    def bind(self, down: Push, end: End) -> tuple[Push, End]:
+        """Build this stage's ``(push, end)`` feeding ``down``/``end``."""
+        return self._bind(down, end)
+
+    def __repr__(self) -> str:
+        return f"<Stage {self.name}>"
+
+
+Operator: TypeAlias = "Stage[T, U] | Callable[[Stream[T]], Stream[U]]"
+"""What ``|`` and :meth:`Stream.pipe` accept: a fusable :class:`Stage`, or any function from
+one stream to another (operators that await, own tasks or watch time)."""
+
+
+def _noop() -> None:
+    return None
+
+
+class _GenSource(Generic[T]):
+    """An async iterable that calls ``fn(*args)`` for a fresh async iterator each time."""
+
+    __slots__ = ("_args", "_fn")
+
+    def __init__(self, fn: Callable[..., AsyncIterator[T]], *args: Any) -> None:
+        self._fn = fn
+        self._args = args
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._fn(*self._args)
+
+
+async def _from_sync_iterable(items: Iterable[T]) -> AsyncGenerator[T, None]:
+    for item in items:
+        yield item
+
+
+async def _aclose(it: object) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class Stream(Generic[T]):
+    """A lazy, pull-based, composable async stream of ``T``.
+
+    Nothing runs until a terminal pulls: ``async for``, :meth:`collect`, :meth:`run`,
+    :meth:`first`, :meth:`last`, :meth:`to_list` or :meth:`iter_sync`. Backpressure is the
+    pull itself: the source is asked for the next item only when the consumer wants one, so no
+    buffer grows between stages.
+
+    Compose with ``stream | op`` or ``stream.pipe(op1, op2)``. Consecutive :class:`Stage`
+    operators (``filter``, ``map``, ``scan``, ``take``...) are fused: they run as plain
+    function calls inside a single async generator step.
+
+    Closing: when the consumer stops early (``break``, an exception, ``aclose()``), the
+    stream's async generator closes its source, which closes its own source, and so on up to
+    the provider. ``async for`` on a bare stream leaves that to the event loop's async
+    generator finalizer (it runs when the generator is garbage collected: at once in
+    CPython); use ``async with stream.iterate() as it`` or a terminal to close it
+    deterministically.
+
+    A stream is as re-iterable as its source: one built from a list can be iterated again, one
+    built from an async generator only once.
+    """
+
+    __slots__ = ("_source", "_stages")
+
+    def __init__(self, source: AsyncIterable[Any], stages: tuple[Stage[Any, Any], ...] = ()) -> None:
+        self._source = source
+        self._stages = stages
+
+    # ----------------------------------------------------------------------------- sources
+    @classmethod
+    def from_iterable(cls, items: Iterable[T]) -> Stream[T]:
+        """A stream of the items of a synchronous iterable (re-iterable if ``items`` is)."""
+        return cls(_GenSource(_from_sync_iterable, items))
+
+    @classmethod
+    def from_async_iterable(cls, items: AsyncIterable[T]) -> Stream[T]:
+        """A stream over any async iterable (async generator, SDK stream, another Stream)."""
+        if isinstance(items, Stream):
+            return items
+        return cls(items)
+
+    @classmethod
+    def from_observable(
+        cls,
+        observable: reactivex.Observable[T],
+        *,
+        max_buffer: int = 1024,
+        overflow: Literal["error", "drop_oldest", "drop_newest"] = "error",
+    ) -> Stream[T]:
+        """A stream of a ReactiveX observable's items (see :func:`streamops.rx.from_observable`).
+
+        Rx pushes and has no backpressure, so items wait in a bounded buffer of ``max_buffer``
+        items; when it is full, ``overflow`` decides: ``"error"`` fails the stream with
+        :class:`~streamops.errors.BufferOverflowError`, ``"drop_oldest"``/``"drop_newest"``
+        drop an item. Requires the ``reactivex`` package (extra ``rx``).
+        """
+        from .rx import from_observable
+
+        return from_observable(observable, max_buffer=max_buffer, overflow=overflow)
+
+    def to_observable(self) -> reactivex.Observable[T]:
+        """This stream as a ReactiveX observable (see :func:`streamops.rx.to_observable`)."""
+        from .rx import to_observable
+
+        return to_observable(self)
+
+    # ----------------------------------------------------------------------------- composition
+    def __or__(self, op: Stage[T, U] | Callable[[Stream[T]], Stream[U]]) -> Stream[U]:
+        if isinstance(op, Stage):
+            return Stream(self._source, (*self._stages, op))
+        if callable(op):
+            return op(self)
+        return NotImplemented
+
+    @overload
+    def pipe(self) -> Stream[T]: ...
+    @overload
+    def pipe(self, op1: Stage[T, U] | Callable[[Stream[T]], Stream[U]], /) -> Stream[U]: ...
+    @overload
+    def pipe(
+        self,
+        op1: Stage[T, U] | Callable[[Stream[T]], Stream[U]],
+        op2: Stage[U, V] | Callable[[Stream[U]], Stream[V]],
+        /,
+    ) -> Stream[V]: ...
+    @overload
+    def pipe(self, *ops: Stage[Any, Any] | Callable[[Stream[Any]], Stream[Any]]) -> Stream[Any]: ...
+    def pipe(self, *ops: Stage[Any, Any] | Callable[[Stream[Any]], Stream[Any]]) -> Stream[Any]:
+        """Apply operators in order: ``s.pipe(a, b)`` is ``s | a | b``."""
+        out: Stream[Any] = self
+        for op in ops:
+            out = out | op
+        return out
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Names of the fused stages at the tail of this stream (for inspection)."""
+        return tuple(s.name for s in self._stages)
+
+    # ----------------------------------------------------------------------------- iteration
+    def __aiter__(self) -> AsyncGenerator[T, None]:
+        return self._gen()
+
+    async def _gen(self) -> AsyncGenerator[T, None]:
+        it = self._source.__aiter__()
+        try:
+            if not self._stages:
+                async for x in it:
+                    yield x
+                return
+            out: list[Any] = []
+            push: Push = out.append
+            end: End = _noop
+            try:
+                for stage in reversed(self._stages):
+                    push, end = stage.bind(push, end)
+            except StageComplete:
+                # A stage needs no input at all (``take(0)``): do not pull from the source.
+                for y in out:
+                    yield y
+                return
+            complete = False
+            failure: BaseException | None = None
+            try:
+                async for x in it:
+                    try:
+                        push(x)
+                    except StageComplete:
+                        complete = True
+                    except Exception as exc:
+                        failure = exc
+                    if out:
+                        for y in out:
+                            yield y
+                        out.clear()
+                    if complete or failure is not None:
+                        break
+            except Exception as exc:
+                # The source failed: emit what the stages hold, then re-raise.
+                failure = exc
+                try:
+                    end()
+                except StageComplete:
+                    pass
+            if failure is None and not complete:
+                try:
+                    end()
+                except StageComplete:
+                    pass
+            for y in out:
+                yield y
+            out.clear()
+            if failure is not None:
+                raise failure
+        finally:
+            await _aclose(it)
+
+    def iterate(self) -> AbstractAsyncContextManager[AsyncGenerator[T, None]]:
+        """``async with stream.iterate() as it: async for x in it: ...``: the iterator is
+        closed (and with it every upstream source) when the block exits, however it exits."""
+        return aclosing(self._gen())
+
+    # ----------------------------------------------------------------------------- terminals
+    async def collect(self) -> list[T]:
+        """Run the stream to its end and return every item in a list."""
+        async with aclosing(self._gen()) as it:
+            return [x async for x in it]
+
+    async def first(self) -> T:
+        """The first item; the stream is closed right after it.
+
+        Raises:
+            LookupError: the stream was empty.
+        """
+        async with aclosing(self._gen()) as it:
+            async for x in it:
+                return x
+        raise LookupError("first(): the stream was empty")
+
+    async def last(self) -> T:
+        """The last item, after running the stream to its end.
+
+        Raises:
+            LookupError: the stream was empty.
+        """
+        sentinel: Any = _EMPTY
+        last: Any = sentinel
+        async with aclosing(self._gen()) as it:
+            async for x in it:
+                last = x
+        if last is sentinel:
+            raise LookupError("last(): the stream was empty")
+        return last  # type: ignore[no-any-return]
+
+    async def run(self, sink: Callable[[T], Awaitable[object] | object] | Any) -> int:
+        """Run the stream into ``sink`` and return how many items it received.
+
+        ``sink`` is a function (sync or async) called with each item, or an object with a
+        ``send(item)`` method (sync or async) and optionally ``aclose()``/``close()``, called
+        at the end (also on error or cancellation).
+        """
+        send = getattr(sink, "send", None)
+        fn: Callable[[T], Any] = send if send is not None else sink
+        is_async = inspect.iscoroutinefunction(fn)
+        n = 0
+        try:
+            async with aclosing(self._gen()) as it:
+                if is_async:
+                    async for x in it:
+                        await fn(x)
+                        n += 1
+                else:
+                    async for x in it:
+                        r = fn(x)
+                        if inspect.isawaitable(r):
+                            await r
+                        n += 1
+        finally:
+            if send is not None:
+                aclose = getattr(sink, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+                else:
+                    close = getattr(sink, "close", None)
+                    if close is not None:
+                        close()
+        return n
+
+    def to_list(self, *, backend: str = "asyncio") -> list[T]:
+        """Run the stream from synchronous code and return every item (see :meth:`iter_sync`)."""
+        from ._bridge import run_sync
+
+        return run_sync(self.collect, backend=backend)
+
+    def iter_sync(self, *, backend: str = "asyncio") -> Generator[T, None, None]:
+        """Iterate from synchronous code: ``for event in stream.iter_sync(): ...``.
+
+        The stream runs on an event loop in a worker thread (anyio blocking portal, on
+        ``backend``). Abandoning the iterator (``break``, an exception, ``close()``, garbage
+        collection) closes the stream and its sources and stops the thread: nothing leaks.
+        Each item costs a thread hop (tens of microseconds): use it at the edges, not on a hot
+        path. Must not be called from inside a running event loop's thread if the loop would
+        then block waiting on itself.
+        """
+        from ._bridge import iter_sync
+
+        return iter_sync(self, backend=backend)
+
+    def __repr__(self) -> str:
+        stages = " | ".join(self.stages)
+        return f"<Stream {type(self._source).__name__}{' | ' + stages if stages else ''}>"
+
+
+_EMPTY = object()

@@ -1,0 +1,72 @@
+"""The typed errors streamops raises.
+
+Every error streamops raises on purpose subclasses :class:`StreamopsError`, so one ``except``
+clause catches them all; each also subclasses the built-in error a caller would expect
+(``ValueError`` for bad input, ``TimeoutError`` for time limits), so code that does not know
+streamops still handles it sensibly.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BufferOverflowError",
+    "EventValidationError",
+    "StreamClosedError",
+    "StreamFormatError",
+    "StreamopsError",
+    "TruncatedStreamError",
+]
+
+
+class StreamopsError(Exception):
+    """Base class of every error raised by streamops on purpose."""
+
+
+class EventValidationError(StreamopsError, ValueError):
+    """An event decoded from JSON (or built from user input) is not a valid event.
+
+    Raised by :func:`streamops.events.from_json` and :func:`streamops.events.validate_event`.
+    The message names the offending field(s); ``errors`` holds pydantic's structured error
+    list (``[{"loc": ..., "msg": ..., "type": ...}, ...]``) when pydantic produced it.
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.errors: list[dict[str, object]] = errors or []
+
+
+class BufferOverflowError(StreamopsError, RuntimeError):
+    """A bounded buffer between a push source and a pull consumer is full.
+
+    Raised by bridges whose overflow policy is ``"error"`` (for example
+    :meth:`streamops.Stream.from_observable`). ``capacity`` is the buffer size in items.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(
+            f"buffer of {capacity} items is full: the consumer is slower than the producer "
+            "(raise max_buffer, or pick the 'drop_oldest' or 'drop_newest' overflow policy)"
+        )
+        self.capacity = capacity
+
+
+class StreamClosedError(StreamopsError, RuntimeError):
+    """An operation needed a stream that has already been consumed or closed."""
+
+
+class StreamFormatError(StreamopsError, ValueError):
+    """The wire data of a stream is malformed: invalid JSON in an SSE ``data`` field, a payload
+    of the wrong shape, bytes that are not an event stream at all.
+
+    Everything parsed before the bad input has already been emitted when this is raised.
+    ``data`` holds the offending text (cut to 200 characters) when there is one.
+    """
+
+    def __init__(self, message: str, *, data: str | None = None) -> None:
+        super().__init__(message)
+        self.data = data
+
+
+class TruncatedStreamError(StreamFormatError):
+    """The stream ended before the provider said it was finished (no ``[DONE]``, no
+    ``message_stop``, no finish reason, no ``response.completed``)."""

@@ -1,0 +1,510 @@
+"""The event model: one discriminated union of small typed events, one kind per fact.
+
+Every event is a keyword-only ``slots`` dataclass with a literal ``kind`` (the discriminator)
+and the same envelope:
+
+- ``run_id``: the run this event belongs to (``""`` when unknown);
+- ``agent``: the agent's name, or a ``/``-separated path for nested agents;
+- ``seq``: position within the run, monotonic, starting at 0;
+- ``ts``: wall-clock time the event was created, in seconds since the epoch;
+- ``raw``: the provider's own payload, kept for debugging (not compared by ``==``).
+
+Deltas carry the id that ties them together: ``block_id`` for text, reasoning and refusal
+blocks, ``call_id`` for tool calls. Kind names follow the Vercel AI SDK stream parts and
+AG-UI (``text-delta``, ``tool-call-start``, ...).
+
+Events are plain dataclasses rather than frozen ones: construction is on the hot path and a
+frozen dataclass costs about 3x as much to build (``benchmarks/bench_core.py`` prints both).
+Treat them as immutable: operators never mutate an event, they build a new one with
+:func:`dataclasses.replace`.
+
+JSON: :func:`to_json` and :func:`from_json` round-trip every event losslessly (``raw`` must
+hold JSON data for that); :func:`from_json` validates with a pydantic ``TypeAdapter`` and
+raises :class:`~streamops.errors.EventValidationError` on bad input. pydantic is imported on
+first use, not at ``import streamops``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
+
+from .errors import EventValidationError
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+__all__ = [
+    "EVENT_KINDS",
+    "BaseEvent",
+    "CustomEvent",
+    "ErrorEvent",
+    "Event",
+    "FinishReason",
+    "RawEvent",
+    "ReasoningDelta",
+    "ReasoningSignature",
+    "RedactedReasoning",
+    "RefusalDelta",
+    "RunEnd",
+    "RunStart",
+    "RunStatus",
+    "StepEnd",
+    "StepStart",
+    "TextDelta",
+    "ToolCallDelta",
+    "ToolCallEnd",
+    "ToolCallStart",
+    "ToolError",
+    "ToolProgress",
+    "ToolResult",
+    "Usage",
+    "UsageEvent",
+    "event_adapter",
+    "from_json",
+    "to_dict",
+    "to_json",
+    "validate_event",
+]
+
+FinishReason: TypeAlias = Literal["stop", "length", "tool_calls", "content_filter", "error", "cancelled"]
+"""Normalized finish reason. The provider's own value is kept beside it as ``raw_finish_reason``."""
+
+RunStatus: TypeAlias = Literal["completed", "failed", "cancelled", "max_steps", "length", "budget_exceeded"]
+"""How a run ended: normally, on an error, cancelled, out of steps, out of output tokens, or
+stopped by a token or cost budget."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Usage:
+    """Token usage, in tokens. ``None`` means "not reported", never zero by default."""
+
+    input_tokens: int | None = None
+    """Prompt (input) tokens, cache reads included."""
+    output_tokens: int | None = None
+    """Completion (output) tokens, reasoning tokens included."""
+    reasoning_tokens: int | None = None
+    """Output tokens spent on reasoning, where the provider reports them."""
+    cache_read_tokens: int | None = None
+    """Input tokens served from the provider's prompt cache."""
+    cache_write_tokens: int | None = None
+    """Input tokens written to the provider's prompt cache."""
+
+    def __add__(self, other: Usage) -> Usage:
+        """Sum two usages field by field; ``None + None`` stays ``None``."""
+        return Usage(
+            input_tokens=_add(self.input_tokens, other.input_tokens),
+            output_tokens=_add(self.output_tokens, other.output_tokens),
+            reasoning_tokens=_add(self.reasoning_tokens, other.reasoning_tokens),
+            cache_read_tokens=_add(self.cache_read_tokens, other.cache_read_tokens),
+            cache_write_tokens=_add(self.cache_write_tokens, other.cache_write_tokens),
+        )
+
+    def merged(self, newer: Usage) -> Usage:
+        """Overlay ``newer`` on this usage: a field ``newer`` reports replaces this one.
+
+        This is how cumulative reports combine (Anthropic's ``message_delta`` usage updates the
+        ``message_start`` usage; OpenAI's final usage chunk replaces nothing but itself).
+        """
+        return Usage(
+            input_tokens=self.input_tokens if newer.input_tokens is None else newer.input_tokens,
+            output_tokens=self.output_tokens if newer.output_tokens is None else newer.output_tokens,
+            reasoning_tokens=(
+                self.reasoning_tokens if newer.reasoning_tokens is None else newer.reasoning_tokens
+            ),
+            cache_read_tokens=(
+                self.cache_read_tokens if newer.cache_read_tokens is None else newer.cache_read_tokens
+            ),
+            cache_write_tokens=(
+                self.cache_write_tokens if newer.cache_write_tokens is None else newer.cache_write_tokens
+            ),
+        )
+
+    @property
+    def total_tokens(self) -> int | None:
+        """``input_tokens + output_tokens``, or ``None`` if neither is known."""
+        return _add(self.input_tokens, self.output_tokens)
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+@dataclass(slots=True, kw_only=True)
+class BaseEvent:
+    """The envelope every event carries."""
+
+    run_id: str = ""
+    """Id of the run the event belongs to; ``""`` when the source did not say."""
+    agent: str = ""
+    """Agent name, or a ``/``-separated path for nested agents; ``""`` when unnamed."""
+    seq: int = 0
+    """Position within the run: monotonic, starting at 0."""
+    ts: float = field(default_factory=time.time)
+    """Creation time, seconds since the epoch (``time.time()``)."""
+    raw: Any = field(default=None, compare=False, repr=False)
+    """The provider's own payload for this event (parsed JSON), for debugging. Not compared."""
+
+
+@dataclass(slots=True, kw_only=True)
+class RunStart(BaseEvent):
+    """A run (one model response, or a whole agent run) has started."""
+
+    kind: Literal["run-start"] = "run-start"
+    model: str | None = None
+    """The model that answers, as the provider named it."""
+    response_id: str | None = None
+    """The provider's id for the response (``chatcmpl-...``, ``msg_...``, ``resp_...``)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class RunEnd(BaseEvent):
+    """A run has ended. Nothing of this run follows it."""
+
+    kind: Literal["run-end"] = "run-end"
+    status: RunStatus = "completed"
+    """How the run ended."""
+    finish_reason: FinishReason | None = None
+    """Normalized reason the model stopped; ``None`` when the provider gave none."""
+    raw_finish_reason: str | None = None
+    """The provider's own finish/stop reason (``end_turn``, ``STOP``, ``tool_calls``...)."""
+    usage: Usage | None = None
+    """Total usage of the run, when known."""
+
+
+@dataclass(slots=True, kw_only=True)
+class StepStart(BaseEvent):
+    """An agent step (one model call and the tool calls it asks for) has started."""
+
+    kind: Literal["step-start"] = "step-start"
+    step: int = 0
+    """Step number, from 0."""
+
+
+@dataclass(slots=True, kw_only=True)
+class StepEnd(BaseEvent):
+    """An agent step has ended."""
+
+    kind: Literal["step-end"] = "step-end"
+    step: int = 0
+    """Step number, from 0."""
+    finish_reason: FinishReason | None = None
+    """Normalized reason the model stopped in this step."""
+    raw_finish_reason: str | None = None
+    """The provider's own finish reason for this step."""
+    usage: Usage | None = None
+    """Usage of this step."""
+
+
+@dataclass(slots=True, kw_only=True)
+class TextDelta(BaseEvent):
+    """A piece of the answer's text. Whitespace-only deltas are kept, never dropped."""
+
+    kind: Literal["text-delta"] = "text-delta"
+    delta: str
+    """The text to append."""
+    block_id: str | None = None
+    """Id of the text block (content part, choice) this delta belongs to."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ReasoningDelta(BaseEvent):
+    """A piece of the model's reasoning (thinking, reasoning summary, ``reasoning_content``)."""
+
+    kind: Literal["reasoning-delta"] = "reasoning-delta"
+    delta: str
+    """The reasoning text to append."""
+    block_id: str | None = None
+    """Id of the reasoning block."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ReasoningSignature(BaseEvent):
+    """The signature that seals a reasoning block (Anthropic ``signature_delta``, Gemini
+    ``thoughtSignature``); pass it back to the provider unchanged on the next turn."""
+
+    kind: Literal["reasoning-signature"] = "reasoning-signature"
+    signature: str
+    """Opaque signature text."""
+    block_id: str | None = None
+    """Id of the reasoning block it seals."""
+
+
+@dataclass(slots=True, kw_only=True)
+class RedactedReasoning(BaseEvent):
+    """A reasoning block the provider encrypted (Anthropic ``redacted_thinking``)."""
+
+    kind: Literal["redacted-reasoning"] = "redacted-reasoning"
+    data: str
+    """Opaque encrypted payload, to be passed back unchanged."""
+    block_id: str | None = None
+    """Id of the block."""
+
+
+@dataclass(slots=True, kw_only=True)
+class RefusalDelta(BaseEvent):
+    """A piece of a refusal message (OpenAI ``delta.refusal``)."""
+
+    kind: Literal["refusal-delta"] = "refusal-delta"
+    delta: str
+    """The refusal text to append."""
+    block_id: str | None = None
+    """Id of the block."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCallStart(BaseEvent):
+    """The model has started a tool call."""
+
+    kind: Literal["tool-call-start"] = "tool-call-start"
+    call_id: str
+    """The call's id; results are keyed by it, never by tool name."""
+    name: str
+    """The tool's name."""
+    index: int | None = None
+    """Position of the call in the response (OpenAI's ``tool_calls[].index``)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCallDelta(BaseEvent):
+    """A fragment of a tool call's JSON arguments."""
+
+    kind: Literal["tool-call-delta"] = "tool-call-delta"
+    call_id: str
+    """The call this fragment belongs to."""
+    delta: str
+    """A fragment of the arguments' JSON text; fragments concatenate to the whole text."""
+    index: int | None = None
+    """Position of the call in the response."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCallEnd(BaseEvent):
+    """A tool call is complete."""
+
+    kind: Literal["tool-call-end"] = "tool-call-end"
+    call_id: str
+    """The call's id."""
+    name: str
+    """The tool's name."""
+    arguments: str
+    """The whole arguments as one JSON text (possibly invalid JSON if the model was cut off)."""
+    index: int | None = None
+    """Position of the call in the response."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolResult(BaseEvent):
+    """A tool call returned."""
+
+    kind: Literal["tool-result"] = "tool-result"
+    call_id: str
+    """The call this result answers."""
+    name: str
+    """The tool's name."""
+    result: Any = None
+    """The returned value (JSON data for a lossless round trip)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolError(BaseEvent):
+    """A tool call failed: bad arguments, an exception in the tool, or its timeout."""
+
+    kind: Literal["tool-error"] = "tool-error"
+    call_id: str
+    """The call that failed."""
+    name: str
+    """The tool's name."""
+    message: str
+    """What went wrong, as sent back to the model."""
+    error_type: str = "error"
+    """Error class name or category (``ValidationError``, ``TimeoutError``...)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolProgress(BaseEvent):
+    """A running tool reported progress."""
+
+    kind: Literal["tool-progress"] = "tool-progress"
+    call_id: str
+    """The running call."""
+    name: str
+    """The tool's name."""
+    data: Any = None
+    """The progress payload (JSON data)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class UsageEvent(BaseEvent):
+    """Token usage reported (or estimated) mid-stream."""
+
+    kind: Literal["usage"] = "usage"
+    usage: Usage
+    """The usage figures."""
+    source: Literal["provider", "estimated"] = "provider"
+    """``provider`` when the provider reported it, ``estimated`` when a tokenizer counted it."""
+    cumulative: bool = True
+    """True when the figures are totals so far (they replace earlier ones); False when they
+    are increments to add."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ErrorEvent(BaseEvent):
+    """An error reported inside the stream (a provider ``error`` event, a failed response)."""
+
+    kind: Literal["error"] = "error"
+    error_type: str
+    """The provider's error type or code (``overloaded_error``, ``insufficient_quota``...)."""
+    message: str
+    """Human-readable message."""
+    code: str | None = None
+    """A further code, when the provider gives one."""
+
+
+@dataclass(slots=True, kw_only=True)
+class CustomEvent(BaseEvent):
+    """An application-defined event."""
+
+    kind: Literal["custom"] = "custom"
+    name: str
+    """The application's name for the event."""
+    data: Any = None
+    """Its payload (JSON data for a lossless round trip)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class RawEvent(BaseEvent):
+    """A provider payload that has no event kind of its own (an unknown event type, a built-in
+    tool item): kept whole rather than dropped."""
+
+    kind: Literal["raw"] = "raw"
+    event_type: str | None = None
+    """The provider's event type (SSE ``event:`` or payload ``type``), if any."""
+    data: Any = None
+    """The payload."""
+
+
+Event: TypeAlias = Union[  # noqa: UP007
+    RunStart,
+    RunEnd,
+    StepStart,
+    StepEnd,
+    TextDelta,
+    ReasoningDelta,
+    ReasoningSignature,
+    RedactedReasoning,
+    RefusalDelta,
+    ToolCallStart,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolResult,
+    ToolError,
+    ToolProgress,
+    UsageEvent,
+    ErrorEvent,
+    CustomEvent,
+    RawEvent,
+]
+"""Any streamops event; ``kind`` tells which."""
+
+_EVENT_CLASSES: tuple[type[BaseEvent], ...] = (
+    RunStart,
+    RunEnd,
+    StepStart,
+    StepEnd,
+    TextDelta,
+    ReasoningDelta,
+    ReasoningSignature,
+    RedactedReasoning,
+    RefusalDelta,
+    ToolCallStart,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolResult,
+    ToolError,
+    ToolProgress,
+    UsageEvent,
+    ErrorEvent,
+    CustomEvent,
+    RawEvent,
+)
+
+EVENT_KINDS: dict[str, type[BaseEvent]] = {
+    cls.__dataclass_fields__["kind"].default: cls  # type: ignore[attr-defined]
+    for cls in _EVENT_CLASSES
+}
+"""Map from ``kind`` to event class."""
+
+_adapter: TypeAdapter[Any] | None = None
+
+
+def event_adapter() -> TypeAdapter[Any]:
+    """The pydantic ``TypeAdapter`` for the :data:`Event` union (built on first call)."""
+    global _adapter
+    if _adapter is None:
+        from pydantic import Field, TypeAdapter
+
+        union = Union[_EVENT_CLASSES]  # type: ignore[valid-type]  # noqa: UP007
+        _adapter = TypeAdapter(Annotated[union, Field(discriminator="kind")])
+    return _adapter
+
+
+def _raise_validation(exc: Exception) -> EventValidationError:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        errs = exc.errors(include_url=False)
+        parts = []
+        for e in errs[:5]:
+            loc = ".".join(str(p) for p in e["loc"]) or "<event>"
+            parts.append(f"{loc}: {e['msg']}")
+        more = f" (+{len(errs) - 5} more)" if len(errs) > 5 else ""
+        return EventValidationError(
+            "invalid event: " + "; ".join(parts) + more,
+            [dict(e) for e in errs],
+        )
+    return EventValidationError(f"invalid event: {exc}")
+
+
+def validate_event(data: Any) -> Event:
+    """Validate Python data (a dict as produced by :func:`to_dict`, or an event) into an event.
+
+    Raises:
+        EventValidationError: ``data`` is not a valid event; the message names the fields.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return event_adapter().validate_python(data)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise _raise_validation(exc) from exc
+
+
+def from_json(data: str | bytes | bytearray) -> Event:
+    """Decode one event from its JSON text (as written by :func:`to_json`).
+
+    Raises:
+        EventValidationError: the text is not JSON, or not a valid event (unknown ``kind``,
+            missing or mistyped field); the message names the fields.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return event_adapter().validate_json(data)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise _raise_validation(exc) from exc
+
+
+def to_dict(event: BaseEvent) -> dict[str, Any]:
+    """The event as JSON-ready Python data (``kind`` included)."""
+    return event_adapter().dump_python(event, mode="json")  # type: ignore[no-any-return]
+
+
+def to_json(event: BaseEvent) -> bytes:
+    """The event as compact UTF-8 JSON text. :func:`from_json` reverses it losslessly."""
+    return event_adapter().dump_json(event, fallback=repr)

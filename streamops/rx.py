@@ -1,0 +1,163 @@
+"""ReactiveX interop: observables to streams and back (needs the ``reactivex`` package).
+
+Rx pushes and has no backpressure; a :class:`~streamops.Stream` pulls. The bridges make the
+buffering between the two explicit:
+
+- :func:`from_observable` keeps pushed items in a bounded buffer (``max_buffer`` items) until
+  the stream's consumer pulls them; a full buffer fails the stream or drops an item, as
+  ``overflow`` says. Items may be pushed from any thread: off-loop pushes hop onto the event
+  loop (and block the pushing thread until they are buffered).
+- :func:`to_observable` runs the stream in an asyncio task per subscription and calls
+  ``on_next`` for each item as it is pulled: it pulls only as fast as ``on_next`` returns,
+  so it buffers nothing. Disposing the subscription cancels the task and closes the stream.
+  It needs a running asyncio loop (the ``AsyncIOScheduler`` world), not trio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import AsyncGenerator
+from typing import Any, Literal, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import reactivex
+from reactivex import abc as rxabc
+from reactivex.disposable import Disposable
+
+from ._stream import Stream, _GenSource
+from .errors import BufferOverflowError
+
+__all__ = ["from_observable", "to_observable"]
+
+T = TypeVar("T")
+
+
+def from_observable(
+    observable: reactivex.Observable[T],
+    *,
+    max_buffer: int = 1024,
+    overflow: Literal["error", "drop_oldest", "drop_newest"] = "error",
+) -> Stream[T]:
+    """A stream of the items an observable pushes, subscribed when the stream is iterated.
+
+    - Emits: each pushed item, in push order, when the consumer pulls.
+    - Completes: when the observable completes (after the buffer is drained).
+    - Fails: with the observable's error (after the buffer is drained), or with
+      :class:`~streamops.errors.BufferOverflowError` when more than ``max_buffer`` items wait
+      and ``overflow="error"``.
+    - Cancels: when the consumer stops, the subscription is disposed.
+    - Buffers: at most ``max_buffer`` items; ``"drop_oldest"`` drops the oldest waiting item
+      to make room, ``"drop_newest"`` drops the pushed one.
+
+    Raises:
+        ValueError: ``max_buffer`` is less than 1.
+    """
+    if max_buffer < 1:
+        raise ValueError(f"max_buffer must be >= 1, got {max_buffer}")
+    return Stream(_GenSource(_observe, observable, max_buffer, overflow))
+
+
+async def _observe(
+    observable: reactivex.Observable[T], max_buffer: int, overflow: str
+) -> AsyncGenerator[T, None]:
+    token = anyio.lowlevel.current_token()
+    loop_thread = threading.get_ident()
+    buf: deque[T] = deque()
+    waiter: list[anyio.Event] = []
+    state: dict[str, Any] = {"done": False, "error": None}
+
+    def wake() -> None:
+        if waiter:
+            waiter.pop().set()
+
+    def in_loop(fn: Any, *args: Any) -> None:
+        if threading.get_ident() == loop_thread:
+            fn(*args)
+        else:
+            anyio.from_thread.run_sync(fn, *args, token=token)
+
+    def put(x: T) -> None:
+        if state["done"] or state["error"] is not None:
+            return
+        if len(buf) >= max_buffer:
+            if overflow == "drop_newest":
+                return
+            if overflow == "drop_oldest":
+                buf.popleft()
+            else:
+                state["error"] = BufferOverflowError(max_buffer)
+                wake()
+                return
+        buf.append(x)
+        wake()
+
+    def fail(exc: Exception) -> None:
+        if state["error"] is None:
+            state["error"] = exc
+        wake()
+
+    def complete() -> None:
+        state["done"] = True
+        wake()
+
+    subscription = observable.subscribe(
+        on_next=lambda x: in_loop(put, x),
+        on_error=lambda e: in_loop(fail, e),
+        on_completed=lambda: in_loop(complete),
+    )
+    try:
+        while True:
+            while buf:
+                yield buf.popleft()
+            if state["error"] is not None:
+                raise state["error"]
+            if state["done"]:
+                return
+            ev = anyio.Event()
+            waiter.append(ev)
+            await ev.wait()
+    finally:
+        subscription.dispose()
+
+
+def to_observable(stream: Stream[T]) -> reactivex.Observable[T]:
+    """An observable that, on each subscription, iterates ``stream`` in an asyncio task.
+
+    - Emits: ``on_next(item)`` for each item as it is pulled.
+    - Completes: ``on_completed()`` when the stream completes.
+    - Fails: ``on_error(exc)`` with the stream's exception.
+    - Cancels: disposing the subscription cancels the task, which closes the stream and its
+      sources.
+    - Buffers: nothing; the stream is pulled only as fast as ``on_next`` returns.
+
+    Subscribe from the thread of a running asyncio event loop (the loop an
+    ``AsyncIOScheduler`` would use). A stream built on a single-use source can be subscribed
+    only once.
+
+    Raises:
+        RuntimeError: on subscribe, when no asyncio loop runs in this thread.
+    """
+
+    def subscribe(observer: rxabc.ObserverBase[T], scheduler: rxabc.SchedulerBase | None = None) -> Disposable:
+        loop = asyncio.get_running_loop()
+
+        async def pump() -> None:
+            try:
+                async with stream.iterate() as it:
+                    async for x in it:
+                        observer.on_next(x)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                observer.on_error(exc)
+            else:
+                observer.on_completed()
+
+        task = loop.create_task(pump())
+        return Disposable(task.cancel)
+
+    return reactivex.create(subscribe)
