@@ -44,12 +44,26 @@ class Stage(Generic[T, U]):
 
     A stage costs one Python call per item, not an ``await``: consecutive stages run inside one
     step of one async generator.
+
+    ``step`` (optional) is a faster equivalent form for stages that emit at most one item per
+    input, hold nothing at the end and never complete early (``filter``, ``map``, ``scan``,
+    ``tap``): called once per iteration (fresh state, like ``bind``), it returns a function
+    ``f(item)`` that returns the one output item, or :data:`SKIP` for none. When every stage
+    of a stream has a ``step``, the stream calls these functions in a row (no push chain, no
+    output buffer); otherwise it uses ``bind``. Both forms must behave the same.
     """
 
-    __slots__ = ("_bind", "name")
+    __slots__ = ("_bind", "_step", "name")
 
-    def __init__(self, bind: Callable[[Push, End], tuple[Push, End]], name: str) -> None:
+    def __init__(
+        self,
+        bind: Callable[[Push, End], tuple[Push, End]],
+        name: str,
+        *,
+        step: Callable[[], Callable[[Any], Any]] | None = None,
+    ) -> None:
         self._bind = bind
+        self._step = step
         self.name = name
 
     def bind(self, down: Push, end: End) -> tuple[Push, End]:
@@ -67,6 +81,17 @@ one stream to another (operators that await, own tasks or watch time)."""
 
 def _noop() -> None:
     return None
+
+
+class _Skip:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SKIP"
+
+
+SKIP: Any = _Skip()
+"""Returned by a stage's ``step`` function to emit nothing for this input."""
 
 
 class _GenSource(Generic[T]):
@@ -198,17 +223,78 @@ class Stream(Generic[T]):
         return self._gen()
 
     async def _gen(self) -> AsyncGenerator[T, None]:
+        # The hot loop. Two paths with the same semantics:
+        # - every stage has a ``step`` (filter/map/scan/tap...): call the step functions in a
+        #   row per item, no push chain and no output buffer (unrolled for 1-3 stages);
+        # - otherwise: bind the push chain, collect each push's outputs in ``out``, yield them.
+        # Locals only in the loops; ``try`` costs nothing on 3.11+ until something raises.
+        stages = self._stages
         it = self._source.__aiter__()
         try:
-            if not self._stages:
+            if not stages:
                 async for x in it:
                     yield x
+                return
+            if all(s._step is not None for s in stages):
+                steps = [s._step() for s in stages]  # type: ignore[misc]
+                skip = SKIP
+                n = len(steps)
+                if n == 1:
+                    f = steps[0]
+                    async for x in it:
+                        try:
+                            x = f(x)
+                            if x is skip:
+                                continue
+                        except StageComplete:
+                            break
+                        yield x
+                elif n == 2:
+                    f, g = steps
+                    async for x in it:
+                        try:
+                            x = f(x)
+                            if x is skip:
+                                continue
+                            x = g(x)
+                            if x is skip:
+                                continue
+                        except StageComplete:
+                            break
+                        yield x
+                elif n == 3:
+                    f, g, h = steps
+                    async for x in it:
+                        try:
+                            x = f(x)
+                            if x is skip:
+                                continue
+                            x = g(x)
+                            if x is skip:
+                                continue
+                            x = h(x)
+                            if x is skip:
+                                continue
+                        except StageComplete:
+                            break
+                        yield x
+                else:
+                    async for x in it:
+                        try:
+                            for f in steps:
+                                x = f(x)
+                                if x is skip:
+                                    break
+                        except StageComplete:
+                            break
+                        if x is not skip:
+                            yield x
                 return
             out: list[Any] = []
             push: Push = out.append
             end: End = _noop
             try:
-                for stage in reversed(self._stages):
+                for stage in reversed(stages):
                     push, end = stage.bind(push, end)
             except StageComplete:
                 # A stage needs no input at all (``take(0)``): do not pull from the source.
@@ -225,12 +311,20 @@ class Stream(Generic[T]):
                         complete = True
                     except Exception as exc:
                         failure = exc
-                    if out:
-                        for y in out:
-                            yield y
-                        out.clear()
-                    if complete or failure is not None:
-                        break
+                    else:
+                        if out:
+                            if len(out) == 1:
+                                yield out.pop()
+                            else:
+                                for y in out:
+                                    yield y
+                                out.clear()
+                        continue
+                    # Completed or failed: this push's outputs are yielded below, before the
+                    # error is re-raised; the source is closed first, so the consumer gets
+                    # control back with every upstream already closed (``take``).
+                    await _aclose(it)
+                    break
             except Exception as exc:
                 # The source failed: emit what the stages hold, then re-raise.
                 failure = exc

@@ -434,10 +434,15 @@ _EVENT_CLASSES: tuple[type[BaseEvent], ...] = (
     RawEvent,
 )
 
-EVENT_KINDS: dict[str, type[BaseEvent]] = {
-    cls.__dataclass_fields__["kind"].default: cls  # type: ignore[attr-defined]
-    for cls in _EVENT_CLASSES
-}
+
+
+def _kind_of(cls: type[BaseEvent]) -> str:
+    kind = cls.__dataclass_fields__["kind"].default
+    assert isinstance(kind, str)
+    return kind
+
+
+EVENT_KINDS: dict[str, type[BaseEvent]] = {_kind_of(cls): cls for cls in _EVENT_CLASSES}
 """Map from ``kind`` to event class."""
 
 _adapter: TypeAdapter[Any] | None = None

@@ -142,7 +142,9 @@ def to_observable(stream: Stream[T]) -> reactivex.Observable[T]:
         RuntimeError: on subscribe, when no asyncio loop runs in this thread.
     """
 
-    def subscribe(observer: rxabc.ObserverBase[T], scheduler: rxabc.SchedulerBase | None = None) -> Disposable:
+    def subscribe(
+        observer: rxabc.ObserverBase[T], scheduler: rxabc.SchedulerBase | None = None
+    ) -> Disposable:
         loop = asyncio.get_running_loop()
 
         async def pump() -> None:
@@ -158,6 +160,10 @@ def to_observable(stream: Stream[T]) -> reactivex.Observable[T]:
                 observer.on_completed()
 
         task = loop.create_task(pump())
-        return Disposable(task.cancel)
+
+        def dispose() -> None:
+            task.cancel()
+
+        return Disposable(dispose)
 
     return reactivex.create(subscribe)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from .._stream import End, Push, Stage, StageComplete
+from .._stream import SKIP, End, Push, Stage, StageComplete
 from ..events import EVENT_KINDS
 
 __all__ = ["filter", "of_type", "take", "take_until"]
@@ -65,11 +65,25 @@ def of_type(*kinds: type[Any] | str) -> Stage[Any, Any]:
 
         return push, end
 
+    def step() -> Callable[[Any], Any]:
+        if single is not None:
+            cls = single
+
+            def step1(x: Any) -> Any:
+                return x if isinstance(x, cls) else SKIP
+
+            return step1
+
+        def step_n(x: Any) -> Any:
+            return x if isinstance(x, types) else SKIP
+
+        return step_n
+
     names = ",".join(t if isinstance(t, str) else t.__name__ for t in kinds)
-    return Stage(bind, f"of_type({names})")
+    return Stage(bind, f"of_type({names})", step=step)
 
 
-def filter(predicate: Callable[[T], object]) -> Stage[T, T]:  # noqa: A001 - the standard name
+def filter(predicate: Callable[[T], object]) -> Stage[T, T]:
     """Keep the items for which ``predicate(item)`` is true.
 
     - Emits: each item whose predicate is true, when it arrives.
@@ -88,7 +102,13 @@ def filter(predicate: Callable[[T], object]) -> Stage[T, T]:  # noqa: A001 - the
 
         return push, end
 
-    return Stage(bind, f"filter({getattr(predicate, '__name__', 'predicate')})")
+    def step() -> Callable[[Any], Any]:
+        def step1(x: Any) -> Any:
+            return x if predicate(x) else SKIP
+
+        return step1
+
+    return Stage(bind, f"filter({getattr(predicate, '__name__', 'predicate')})", step=step)
 
 
 def take(n: int) -> Stage[T, T]:

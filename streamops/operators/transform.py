@@ -20,10 +20,10 @@ A = TypeVar("A")
 
 
 @overload
-def map(fn: Callable[[T], Awaitable[U]]) -> Callable[[Stream[T]], Stream[U]]: ...
+def map(fn: Callable[[T], Awaitable[U]]) -> Callable[[Stream[T]], Stream[U]]: ...  # type: ignore[overload-overlap]
 @overload
 def map(fn: Callable[[T], U]) -> Stage[T, U]: ...
-def map(fn: Callable[[T], Any]) -> Stage[T, Any] | Callable[[Stream[T]], Stream[Any]]:  # noqa: A001
+def map(fn: Callable[[T], Any]) -> Stage[T, Any] | Callable[[Stream[T]], Stream[Any]]:
     """Replace each item by ``fn(item)``.
 
     With an ``async def`` function, each call is awaited before the next item is pulled (order
@@ -57,7 +57,10 @@ def map(fn: Callable[[T], Any]) -> Stage[T, Any] | Callable[[Stream[T]], Stream[
 
         return push, end
 
-    return Stage(bind, f"map({getattr(fn, '__name__', 'fn')})")
+    def step() -> Callable[[Any], Any]:
+        return fn  # the function itself is the step: one call per item, nothing around it
+
+    return Stage(bind, f"map({getattr(fn, '__name__', 'fn')})", step=step)
 
 
 def scan(fn: Callable[[A, T], A], initial: A) -> Stage[T, A]:
@@ -82,7 +85,17 @@ def scan(fn: Callable[[A, T], A], initial: A) -> Stage[T, A]:
 
         return push, end
 
-    return Stage(bind, f"scan({getattr(fn, '__name__', 'fn')})")
+    def step() -> Callable[[Any], Any]:
+        acc = initial
+
+        def step1(x: Any) -> Any:
+            nonlocal acc
+            acc = fn(acc, x)
+            return acc
+
+        return step1
+
+    return Stage(bind, f"scan({getattr(fn, '__name__', 'fn')})", step=step)
 
 
 def tap(fn: Callable[[T], object]) -> Stage[T, T]:
@@ -103,4 +116,11 @@ def tap(fn: Callable[[T], object]) -> Stage[T, T]:
 
         return push, end
 
-    return Stage(bind, f"tap({getattr(fn, '__name__', 'fn')})")
+    def step() -> Callable[[Any], Any]:
+        def step1(x: Any) -> Any:
+            fn(x)
+            return x
+
+        return step1
+
+    return Stage(bind, f"tap({getattr(fn, '__name__', 'fn')})", step=step)

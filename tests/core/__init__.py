@@ -1,0 +1,1 @@
+"""Tests of the foundation: events, Stream, fused operators, bridges (sync, reactivex)."""

@@ -1,0 +1,44 @@
+"""The docs stay true to the code."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_operator_reference_is_generated_from_current_docstrings() -> None:
+    spec = importlib.util.spec_from_file_location("gen_operators", ROOT / "docs" / "gen_operators.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert (ROOT / "docs" / "operators.md").read_text(encoding="utf-8") == mod.render(), (
+        "docs/operators.md is stale: run python docs/gen_operators.py"
+    )
+
+
+def test_every_operator_docstring_states_emits_completes_fails_cancels() -> None:
+    import inspect
+
+    import streamops.operators as ops
+
+    for name in ops.__all__:
+        obj = getattr(ops, name)
+        if not inspect.isfunction(obj) or name == "assemble":
+            continue
+        doc = obj.__doc__ or ""
+        for word in ("Emits:", "Completes:", "Fails:", "Cancels:", "Marble:"):
+            assert word in doc, f"{name}: docstring lacks {word!r}"
+
+
+def test_readme_starts_with_exactly_two_setup_commands() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 2
+    first, second = blocks[0].strip(), blocks[1].strip()
+    assert first.startswith("pip install") and "streamops " in first
+    assert second.startswith("pip install") and "pytest" in second
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert second in ci, ".ci/run must call the README's test command verbatim"
