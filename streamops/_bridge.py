@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, TypeVar
+from concurrent.futures import CancelledError as FutureCancelledError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio.from_thread import start_blocking_portal
 
@@ -11,6 +12,8 @@ if TYPE_CHECKING:
     from ._stream import Stream
 
 T = TypeVar("T")
+
+_END = object()
 
 
 def run_sync(fn: Callable[[], Awaitable[T]], *, backend: str = "asyncio") -> T:
@@ -20,15 +23,44 @@ def run_sync(fn: Callable[[], Awaitable[T]], *, backend: str = "asyncio") -> T:
 
 
 def iter_sync(stream: Stream[T], *, backend: str = "asyncio") -> Generator[T, None, None]:
-    """Iterate ``stream`` from synchronous code; see :meth:`Stream.iter_sync`."""
+    """Iterate ``stream`` from synchronous code; see :meth:`Stream.iter_sync`.
+
+    One task in the portal's loop iterates the stream inside ``stream.iterate()`` (so
+    operators that run tasks have their host) and hands each item over through a zero-capacity
+    channel: it pulls at most one item ahead of the synchronous consumer.
+    """
+    import anyio
+
     with start_blocking_portal(backend) as portal:
-        agen = stream.__aiter__()
+        send, receive = portal.call(lambda: _channel(anyio))
+
+        async def produce() -> None:
+            async with send:
+                try:
+                    async with stream.iterate() as it:
+                        async for x in it:
+                            await send.send((True, x))
+                except Exception as exc:
+                    await send.send((False, exc))
+
+        future = portal.start_task_soon(produce)
         try:
             while True:
                 try:
-                    item = portal.call(agen.__anext__)
-                except StopAsyncIteration:
+                    ok, value = portal.call(receive.receive)
+                except anyio.EndOfStream:
                     return
-                yield item
+                if not ok:
+                    raise value
+                yield value
         finally:
-            portal.call(agen.aclose)
+            future.cancel()
+            try:
+                future.result()
+            except FutureCancelledError:
+                pass
+            portal.call(receive.aclose)
+
+
+def _channel(anyio: Any) -> Any:
+    return anyio.create_memory_object_stream(0)

@@ -11,6 +11,12 @@ from __future__ import annotations
 __all__ = [
     "BufferOverflowError",
     "EventValidationError",
+    "FirstEventTimeout",
+    "IdleTimeout",
+    "StepTimeout",
+    "StreamTimeout",
+    "ToolTimeout",
+    "TotalTimeout",
     "StreamClosedError",
     "StreamFormatError",
     "StreamopsError",
@@ -70,3 +76,56 @@ class StreamFormatError(StreamopsError, ValueError):
 class TruncatedStreamError(StreamFormatError):
     """The stream ended before the provider said it was finished (no ``[DONE]``, no
     ``message_stop``, no finish reason, no ``response.completed``)."""
+
+
+class StreamTimeout(StreamopsError, TimeoutError):
+    """A time limit of :func:`streamops.timeout` passed. The source has been closed.
+
+    ``limit`` names the limit (``first``, ``idle``, ``total``, ``step``, ``tool``) and
+    ``seconds`` its value; each limit has its own subclass.
+    """
+
+    limit: str = ""
+
+    def __init__(self, seconds: float, detail: str = "") -> None:
+        msg = f"{self.limit} timeout: {self._what} {seconds:g} s"
+        super().__init__(msg + (f" ({detail})" if detail else ""))
+        self.seconds = seconds
+
+    _what = "no event within"
+
+
+class FirstEventTimeout(StreamTimeout):
+    """No event arrived within ``first`` seconds of the start."""
+
+    limit = "first"
+    _what = "no first event within"
+
+
+class IdleTimeout(StreamTimeout):
+    """No event arrived within ``idle`` seconds of the previous one."""
+
+    limit = "idle"
+    _what = "no event for"
+
+
+class TotalTimeout(StreamTimeout):
+    """The stream ran longer than ``total`` seconds."""
+
+    limit = "total"
+    _what = "stream not finished within"
+
+
+class StepTimeout(StreamTimeout):
+    """An agent step (``step-start`` to ``step-end``) took longer than ``step`` seconds."""
+
+    limit = "step"
+    _what = "step not finished within"
+
+
+class ToolTimeout(StreamTimeout):
+    """A tool call (``tool-call-end`` to its ``tool-result``/``tool-error``) took longer than
+    ``tool`` seconds."""
+
+    limit = "tool"
+    _what = "tool call not answered within"

@@ -1,0 +1,80 @@
+"""The task host: where operators that own tasks (merge, time windows, prefetch) start them.
+
+A terminal (``collect()``, ``run()``, ``first()``, ``last()``, ``iterate()``, the sync bridge)
+opens an anyio task group in the consumer's own frame (a coroutine or an async context
+manager, never an async generator) and publishes it in a context variable for the duration of
+the iteration. Operators that need background tasks start them there with
+:func:`current_host`, and cancel and await them when their own generator is closed. So no cancel
+scope or task group is ever held across the ``yield`` of an async generator (PEP 789), and the
+tasks never outlive the terminal that pulled them.
+
+A bare ``async for`` over such a stream has no host: those operators raise
+:class:`TaskHostRequired`, whose message says what to write instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+from .errors import StreamopsError
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+__all__ = ["TaskHostRequired", "current_host", "hosted"]
+
+_HOST: ContextVar[TaskGroup | None] = ContextVar("streamops_task_host", default=None)
+
+
+class TaskHostRequired(StreamopsError, RuntimeError):
+    """An operator that runs tasks was iterated with a bare ``async for``.
+
+    Iterate through a terminal that owns the tasks instead:
+    ``async with stream.iterate() as it: async for x in it: ...``, or ``await
+    stream.collect()`` / ``stream.run(sink)`` / ``first()`` / ``last()``.
+    """
+
+    def __init__(self, operator: str) -> None:
+        super().__init__(
+            f"{operator} runs tasks, which need an owner: iterate with "
+            "`async with stream.iterate() as it: async for x in it: ...` "
+            "(or a terminal: collect(), run(sink), first(), last()) instead of a bare `async for`"
+        )
+
+
+@asynccontextmanager
+async def hosted() -> AsyncIterator[TaskGroup]:
+    """Open a task group and make it the current host until the block exits.
+
+    An exception from the block (or a single failing task) propagates as itself, not wrapped
+    in an exception group; several at once propagate as the group.
+    """
+    import anyio  # imported here: `import streamops` stays light
+
+    try:
+        async with anyio.create_task_group() as tg:
+            token = _HOST.set(tg)
+            try:
+                yield tg
+            finally:
+                _HOST.reset(token)
+    except BaseExceptionGroup as group:
+        # anyio wraps even a lone exception of the block in a group: re-raise it as itself.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
+def current_host(operator: str) -> TaskGroup:
+    """The task group of the terminal that is pulling this stream.
+
+    Raises:
+        TaskHostRequired: the stream is iterated by a bare ``async for``.
+    """
+    tg = _HOST.get()
+    if tg is None:
+        raise TaskHostRequired(operator)
+    return tg

@@ -1,0 +1,358 @@
+"""Time operators: ``timeout``, ``batch``, ``debounce``, ``throttle``.
+
+Operators that watch the clock pull their upstream through a pump task (see
+:mod:`streamops._pump`): waiting for the next item with a deadline never cancels the pull in
+flight, so a deadline that passes loses no pending item. The pump task lives in the task group
+of the terminal that pulls the stream (``iterate()``, ``collect()``, ``run()``...), never in
+the operator's own async generator; a bare ``async for`` raises ``TaskHostRequired``.
+
+Times are in seconds, read from ``anyio.current_time()`` (the event loop's clock), so the
+operators run under a virtual clock in tests (:mod:`streamops.testing`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, TypeVar, overload
+
+from .._pump import TIMED_OUT, Pump
+from .._stream import End, Push, Stage, Stream, _GenSource
+from ..errors import (
+    FirstEventTimeout,
+    IdleTimeout,
+    StepTimeout,
+    StreamTimeout,
+    ToolTimeout,
+    TotalTimeout,
+)
+from ..events import StepEnd, StepStart, ToolCallEnd, ToolError, ToolResult
+
+__all__ = ["batch", "debounce", "throttle", "timeout"]
+
+T = TypeVar("T")
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
+
+
+def timeout(
+    *,
+    first: float | None = None,
+    idle: float | None = None,
+    total: float | None = None,
+    step: float | None = None,
+    tool: float | None = None,
+) -> Callable[[Stream[T]], Stream[T]]:
+    """Fail the stream when a time limit passes; each limit raises its own error.
+
+    Limits, in seconds, counted from when the consumer starts pulling:
+
+    - ``first``: until the first item (:class:`~streamops.errors.FirstEventTimeout`);
+    - ``idle``: between consecutive items, and until the first one when ``first`` is not
+      given (:class:`~streamops.errors.IdleTimeout`);
+    - ``total``: for the whole stream (:class:`~streamops.errors.TotalTimeout`);
+    - ``step``: from a ``step-start`` event to its ``step-end``
+      (:class:`~streamops.errors.StepTimeout`);
+    - ``tool``: from a ``tool-call-end`` (the call is issued) to the ``tool-result`` or
+      ``tool-error`` with its ``call_id`` (:class:`~streamops.errors.ToolTimeout`).
+
+    All subclass :class:`~streamops.errors.StreamTimeout` and ``TimeoutError``, and carry
+    ``limit`` and ``seconds``.
+
+    - Emits: each item, unchanged, as soon as it arrives.
+    - Completes: when the upstream completes.
+    - Fails: with the timeout error of the first limit that passes (the source is closed
+      before it is raised), or with the upstream's error.
+    - Cancels: when the downstream stops; the pump task is cancelled and the source closed.
+    - Buffers: one item pulled ahead by the pump; an item in flight when a limit passes is
+      not lost by the pull (the stream fails, but the source was not cancelled mid-item).
+
+    Marble: ``a --(idle 2s)-- b | timeout(idle=1)`` gives ``a`` then ``IdleTimeout`` at 1 s
+    after ``a``.
+
+    Raises:
+        ValueError: a limit is not a positive number, or no limit is given.
+    """
+    limits = {"first": first, "idle": idle, "total": total, "step": step, "tool": tool}
+    for name, value in limits.items():
+        _positive(name, value)
+    if all(v is None for v in limits.values()):
+        raise ValueError("timeout(): give at least one limit (first, idle, total, step, tool)")
+    errors: dict[str, type[StreamTimeout]] = {
+        "first": FirstEventTimeout,
+        "idle": IdleTimeout,
+        "total": TotalTimeout,
+        "step": StepTimeout,
+        "tool": ToolTimeout,
+    }
+
+    async def gen(up: Stream[T]) -> AsyncGenerator[T, None]:
+        import anyio
+
+        pump: Pump[T] = Pump(up, "timeout()")
+        pump.start()
+        try:
+            start = anyio.current_time()
+            last: float | None = None
+            step_started: float | None = None
+            calls: dict[str, float] = {}
+            while True:
+                deadline: float | None = None
+                limit = ""
+                detail = ""
+
+                def consider(at: float, name: str, why: str = "") -> None:
+                    nonlocal deadline, limit, detail
+                    if deadline is None or at < deadline:
+                        deadline, limit, detail = at, name, why
+
+                if first is not None and last is None:
+                    consider(start + first, "first")
+                if idle is not None and (last is not None or first is None):
+                    consider((start if last is None else last) + idle, "idle")
+                if total is not None:
+                    consider(start + total, "total")
+                if step is not None and step_started is not None:
+                    consider(step_started + step, "step")
+                if tool is not None and calls:
+                    call_id, issued = min(calls.items(), key=lambda kv: kv[1])
+                    consider(issued + tool, "tool", f"call_id {call_id!r}")
+                try:
+                    x = await pump.get(deadline)
+                except StopAsyncIteration:
+                    return
+                if x is TIMED_OUT:
+                    await pump.aclose()
+                    seconds = limits[limit]
+                    assert seconds is not None
+                    raise errors[limit](seconds, detail)
+                now = anyio.current_time()
+                last = now
+                if step is not None:
+                    if isinstance(x, StepStart):
+                        step_started = now
+                    elif isinstance(x, StepEnd):
+                        step_started = None
+                if tool is not None:
+                    if isinstance(x, ToolCallEnd):
+                        calls[x.call_id] = now
+                    elif isinstance(x, (ToolResult, ToolError)):
+                        calls.pop(x.call_id, None)
+                yield x  # type: ignore[misc]
+        finally:
+            await pump.aclose()
+
+    def op(up: Stream[T]) -> Stream[T]:
+        return Stream(_GenSource(gen, up))
+
+    return op
+
+
+@overload
+def batch(count: int, *, within: None = None) -> Stage[T, list[T]]: ...
+@overload
+def batch(count: int | None = None, *, within: float) -> Callable[[Stream[T]], Stream[list[T]]]: ...
+def batch(
+    count: int | None = None, *, within: float | None = None
+) -> Stage[T, list[T]] | Callable[[Stream[T]], Stream[list[T]]]:
+    """Group items into lists of up to ``count`` items, or of what arrived ``within`` seconds.
+
+    - Emits: a list when it holds ``count`` items, or ``within`` seconds after its first item
+      arrived, whichever is first; never an empty list.
+    - Completes: when the upstream completes, after emitting the partial batch.
+    - Fails: when the upstream fails, after emitting the partial batch.
+    - Cancels: when the downstream stops (the held batch is dropped with the stream).
+    - Buffers: up to ``count`` items (unbounded by count when only ``within`` is given).
+
+    Without ``within`` it is a fusable stage; with it, it runs a pump task.
+
+    Marble: ``a b c d e | batch(2)`` gives ``[a,b] [c,d] [e]``.
+
+    Raises:
+        ValueError: neither limit given, ``count`` < 1, or ``within`` <= 0.
+    """
+    if count is None and within is None:
+        raise ValueError("batch(): give count, within, or both")
+    if count is not None and count < 1:
+        raise ValueError(f"batch(): count must be >= 1, got {count}")
+    _positive("within", within)
+    if within is None:
+        assert count is not None
+        size = count
+
+        def bind(down: Push, end: End) -> tuple[Push, End]:
+            held: list[Any] = []
+
+            def push(x: Any) -> None:
+                nonlocal held
+                held.append(x)
+                if len(held) >= size:
+                    out, held = held, []
+                    down(out)
+
+            def flush() -> None:
+                nonlocal held
+                if held:
+                    out, held = held, []
+                    down(out)
+                end()
+
+            return push, flush
+
+        return Stage(bind, f"batch({count})")
+
+    window = within
+
+    async def gen(up: Stream[T]) -> AsyncGenerator[list[T], None]:
+        import anyio
+
+        pump: Pump[T] = Pump(up, "batch()")
+        pump.start()
+        held: list[T] = []
+        deadline: float | None = None
+        try:
+            while True:
+                try:
+                    x = await pump.get(deadline)
+                except StopAsyncIteration:
+                    break
+                except Exception:
+                    if held:
+                        yield held
+                        held = []
+                    raise
+                if x is TIMED_OUT:
+                    out, held, deadline = held, [], None
+                    yield out
+                    continue
+                if not held:
+                    deadline = anyio.current_time() + window
+                held.append(x)  # type: ignore[arg-type]
+                if count is not None and len(held) >= count:
+                    out, held, deadline = held, [], None
+                    yield out
+            if held:
+                yield held
+        finally:
+            await pump.aclose()
+
+    def op(up: Stream[T]) -> Stream[list[T]]:
+        return Stream(_GenSource(gen, up))
+
+    return op
+
+
+def debounce(seconds: float) -> Callable[[Stream[T]], Stream[T]]:
+    """Emit an item only once ``seconds`` pass without a newer one; newer items replace it.
+
+    Use it for "settled" values (the latest partial object, a search-as-you-type query), not
+    for deltas: the replaced items are dropped.
+
+    - Emits: the latest item, ``seconds`` after it arrived, if no newer item arrived since.
+    - Completes: when the upstream completes, after emitting the pending item at once.
+    - Fails: when the upstream fails, after emitting the pending item.
+    - Cancels: when the downstream stops; the pump task is cancelled and the source closed.
+    - Buffers: one pending item.
+
+    Marble: ``a b -(1s)- c |`` with ``debounce(0.5)`` gives ``b`` (0.5 s after b) ``c`` (at end).
+
+    Raises:
+        ValueError: ``seconds`` <= 0.
+    """
+    _positive("seconds", seconds)
+
+    async def gen(up: Stream[T]) -> AsyncGenerator[T, None]:
+        import anyio
+
+        pump: Pump[T] = Pump(up, "debounce()")
+        pump.start()
+        pending: list[T] = []
+        deadline: float | None = None
+        try:
+            while True:
+                try:
+                    x = await pump.get(deadline)
+                except StopAsyncIteration:
+                    break
+                except Exception:
+                    if pending:
+                        yield pending.pop()
+                    raise
+                if x is TIMED_OUT:
+                    deadline = None
+                    yield pending.pop()
+                    continue
+                pending[:] = [x]  # type: ignore[list-item]
+                deadline = anyio.current_time() + seconds
+            if pending:
+                yield pending.pop()
+        finally:
+            await pump.aclose()
+
+    def op(up: Stream[T]) -> Stream[T]:
+        return Stream(_GenSource(gen, up))
+
+    return op
+
+
+def throttle(seconds: float) -> Callable[[Stream[T]], Stream[T]]:
+    """Emit at most one item per ``seconds``: the first at once, then the latest of each window.
+
+    Items that arrive inside a window replace each other; the last one is emitted when the
+    window closes (trailing edge), so the final value is never lost. Use it to cap UI redraws
+    of snapshots (``scan`` output), not on deltas, whose replaced items would be dropped.
+
+    - Emits: an item at once if ``seconds`` passed since the last emission; otherwise the
+      latest item when the window closes.
+    - Completes: when the upstream completes, after emitting the pending item at once.
+    - Fails: when the upstream fails, after emitting the pending item.
+    - Cancels: when the downstream stops; the pump task is cancelled and the source closed.
+    - Buffers: one pending item.
+
+    Marble: ``a b c`` arriving together with ``throttle(1)`` gives ``a`` at once, ``c`` 1 s
+    later.
+
+    Raises:
+        ValueError: ``seconds`` <= 0.
+    """
+    _positive("seconds", seconds)
+
+    async def gen(up: Stream[T]) -> AsyncGenerator[T, None]:
+        import anyio
+
+        pump: Pump[T] = Pump(up, "throttle()")
+        pump.start()
+        pending: list[T] = []
+        last_emit: float | None = None
+        try:
+            while True:
+                deadline = None if not pending or last_emit is None else last_emit + seconds
+                try:
+                    x = await pump.get(deadline)
+                except StopAsyncIteration:
+                    break
+                except Exception:
+                    if pending:
+                        yield pending.pop()
+                    raise
+                now = anyio.current_time()
+                if x is TIMED_OUT:
+                    last_emit = now
+                    yield pending.pop()
+                    continue
+                if not pending and (last_emit is None or now - last_emit >= seconds):
+                    last_emit = now
+                    yield x  # type: ignore[misc]
+                else:
+                    pending[:] = [x]  # type: ignore[list-item]
+            if pending:
+                yield pending.pop()
+        finally:
+            await pump.aclose()
+
+    def op(up: Stream[T]) -> Stream[T]:
+        return Stream(_GenSource(gen, up))
+
+    return op

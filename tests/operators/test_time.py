@@ -1,0 +1,268 @@
+"""Time operators under a virtual clock (asyncio and trio): limits fire exactly on time and
+the tests take milliseconds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import streamops as so
+from streamops.errors import (
+    FirstEventTimeout,
+    IdleTimeout,
+    StepTimeout,
+    StreamTimeout,
+    ToolTimeout,
+    TotalTimeout,
+)
+from streamops.operators.time import batch, debounce, throttle, timeout
+from streamops.testing import VirtualClockEventLoop, virtual_backends
+
+_VIRTUAL = virtual_backends()
+
+
+@pytest.fixture(params=_VIRTUAL, ids=["asyncio-virtual", "trio-virtual"])
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
+
+class Source:
+    """An async source that sleeps ``delays[i]`` before item ``i`` and records what happened."""
+
+    def __init__(self, delays: Sequence[float], items: Sequence[Any] | None = None) -> None:
+        self.delays = list(delays)
+        self.items = list(items) if items is not None else list(range(len(delays)))
+        self.closed = False
+        self.pulled = 0
+
+    async def gen(self) -> AsyncGenerator[Any, None]:
+        try:
+            for d, x in zip(self.delays, self.items, strict=True):
+                await anyio.sleep(d)
+                self.pulled += 1
+                yield x
+        finally:
+            self.closed = True
+
+    def stream(self) -> so.Stream[Any]:
+        return so.Stream.from_async_iterable(self.gen())
+
+
+async def timed(stream: so.Stream[Any]) -> list[tuple[float, Any]]:
+    t0 = anyio.current_time()
+    out = []
+    async with stream.iterate() as it:
+        async for x in it:
+            out.append((round(anyio.current_time() - t0, 6), x))
+    return out
+
+
+@pytest.mark.anyio
+async def test_idle_timeout_fires_exactly_at_its_limit_and_closes_the_source() -> None:
+    src = Source([0.1, 0.2, 5.0])
+    t0 = anyio.current_time()
+    seen = []
+    with pytest.raises(IdleTimeout) as info:
+        async with (src.stream() | timeout(idle=1.0)).iterate() as it:
+            async for x in it:
+                seen.append(x)
+    assert anyio.current_time() - t0 == pytest.approx(1.3)
+    assert seen == [0, 1]
+    assert src.closed
+    assert info.value.limit == "idle"
+    assert info.value.seconds == 1.0
+    assert isinstance(info.value, TimeoutError)
+    assert isinstance(info.value, StreamTimeout)
+
+
+@pytest.mark.anyio
+async def test_first_event_timeout() -> None:
+    src = Source([3.0])
+    t0 = anyio.current_time()
+    with pytest.raises(FirstEventTimeout):
+        await (src.stream() | timeout(first=2.0, idle=10.0)).collect()
+    assert anyio.current_time() - t0 == pytest.approx(2.0)
+    assert src.closed
+    # a slow first event is fine when it comes in time; idle then governs the gaps
+    assert await (Source([1.5, 9.0]).stream() | timeout(first=2.0, idle=10.0)).collect() == [0, 1]
+
+
+@pytest.mark.anyio
+async def test_total_timeout() -> None:
+    src = Source([0.4] * 10)
+    t0 = anyio.current_time()
+    seen: list[int] = []
+    with pytest.raises(TotalTimeout):
+        await (src.stream() | timeout(total=1.0) | so.tap(seen.append)).collect()
+    assert anyio.current_time() - t0 == pytest.approx(1.0)
+    assert seen == [0, 1]
+
+
+@pytest.mark.anyio
+async def test_step_and_tool_timeouts() -> None:
+    steps = [
+        so.StepStart(step=0),
+        so.TextDelta(delta="x"),
+        so.StepEnd(step=0),
+        so.StepStart(step=1),
+        so.StepEnd(step=1),
+    ]
+    ok = Source([0.1, 0.1, 0.1, 0.1, 0.1], steps)
+    assert len(await (ok.stream() | timeout(step=0.5)).collect()) == 5
+    slow = Source([0.1, 0.1, 0.1, 0.1, 2.0], steps)
+    t0 = anyio.current_time()
+    with pytest.raises(StepTimeout):
+        await (slow.stream() | timeout(step=0.5)).collect()
+    assert anyio.current_time() - t0 == pytest.approx(0.4 + 0.5)
+    tools = [
+        so.ToolCallEnd(call_id="a", name="f", arguments="{}"),
+        so.ToolCallEnd(call_id="b", name="g", arguments="{}"),
+        so.ToolResult(call_id="a", name="f", result=1),
+        so.ToolResult(call_id="b", name="g", result=2),
+    ]
+    src = Source([0.0, 0.5, 0.2, 3.0], tools)
+    t0 = anyio.current_time()
+    with pytest.raises(ToolTimeout) as info:
+        await (src.stream() | timeout(tool=1.0)).collect()
+    assert anyio.current_time() - t0 == pytest.approx(1.5)  # call "b" issued at 0.5, limit 1.0
+    assert "'b'" in str(info.value)
+
+
+@pytest.mark.anyio
+async def test_timeout_needs_a_task_host_under_bare_async_for() -> None:
+    with pytest.raises(so.TaskHostRequired):
+        async for _ in Source([0.1]).stream() | timeout(idle=1):
+            pass
+
+
+@pytest.mark.anyio
+async def test_a_pending_item_is_not_lost_by_a_deadline() -> None:
+    """debounce waits with deadlines all the time; an item arriving while a wait times out is
+    delivered, never dropped by a cancelled pull."""
+    src = Source([0.6, 0.6, 0.6, 0.6])
+    out = await (src.stream() | debounce(0.5)).collect()
+    assert out == [0, 1, 2, 3]
+
+
+@pytest.mark.anyio
+async def test_batch_by_count_is_a_fused_stage_and_by_time_emits_on_the_window() -> None:
+    op = batch(2)
+    assert isinstance(op, so.Stage)
+    assert await (so.Stream.from_iterable(range(5)) | op).collect() == [[0, 1], [2, 3], [4]]
+    out = await timed(Source([0.1, 0.1, 0.1, 2.0, 0.1]).stream() | batch(within=0.5))
+    # the second window would close at 2.8, but the source ends at 2.4 and flushes it
+    assert out == [(pytest.approx(0.6), [0, 1, 2]), (pytest.approx(2.4), [3, 4])]
+    out = await timed(Source([0.1, 0.1, 0.1]).stream() | batch(2, within=10))
+    assert [b for _, b in out] == [[0, 1], [2]]
+
+
+@pytest.mark.anyio
+async def test_debounce_and_throttle_timing() -> None:
+    out = await timed(Source([0.1, 0.1, 1.0, 0.1]).stream() | debounce(0.5))
+    assert out == [(pytest.approx(0.7), 1), (pytest.approx(1.3), 3)]
+    out = await timed(Source([0, 0, 0, 2, 0.1]).stream() | throttle(1))
+    assert out == [(0, 0), (pytest.approx(1.0), 2), (pytest.approx(2.0), 3), (pytest.approx(2.1), 4)]
+
+
+@pytest.mark.anyio
+async def test_source_error_after_pending_item_delivers_the_item_first() -> None:
+    async def bad() -> AsyncGenerator[int, None]:
+        yield 1
+        await anyio.sleep(0.1)
+        raise KeyError("boom")
+
+    seen: list[int] = []
+    with pytest.raises(KeyError):
+        await (so.Stream.from_async_iterable(bad()) | debounce(1.0) | so.tap(seen.append)).collect()
+    assert seen == [1]
+
+
+@pytest.mark.anyio
+async def test_closing_the_consumer_closes_the_source_and_leaves_no_task() -> None:
+    src = Source([0.1] * 100)
+    async with (src.stream() | timeout(idle=5) | throttle(0.05)).iterate() as it:
+        async for x in it:
+            if x >= 3:
+                break
+    assert src.closed
+    assert src.pulled < 100
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"idle": 0}, {"first": -1}, {"total": float("nan")}],
+)
+def test_timeout_rejects_bad_limits(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"timeout|seconds"):
+        timeout(**kwargs)
+
+
+def test_batch_debounce_throttle_reject_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="give count"):
+        batch()
+    with pytest.raises(ValueError, match="count must be"):
+        batch(0)
+    with pytest.raises(ValueError, match="within must be"):
+        batch(within=0)
+    with pytest.raises(ValueError, match="seconds must be"):
+        debounce(0)
+    with pytest.raises(ValueError, match="seconds must be"):
+        throttle(-1)
+
+
+@given(
+    gaps=st.lists(st.integers(min_value=1, max_value=30), min_size=1, max_size=12),
+    limit=st.integers(min_value=1, max_value=30),
+)
+def test_idle_timeout_fires_exactly_at_limit_for_any_gaps(gaps: list[int], limit: int) -> None:
+    """Property on the virtual clock (tenths of a second): the stream yields every item whose
+    gap is under the limit and fails exactly ``limit`` after the last one it yielded."""
+    delays = [g / 10 for g in gaps]
+    lim = limit / 10 + 0.05  # off the gaps' grid: no ties between a gap and the limit
+
+    async def run() -> tuple[list[int], float | None]:
+        seen: list[int] = []
+        t0 = anyio.current_time()
+        try:
+            await (Source(delays).stream() | timeout(idle=lim) | so.tap(seen.append)).collect()
+        except IdleTimeout:
+            return seen, anyio.current_time() - t0
+        return seen, None
+
+    for backend, options in virtual_backends():
+        seen, failed_at = anyio.run(run, backend=backend, backend_options=options)
+        expected: list[int] = []
+        t = 0.0
+        fail: float | None = None
+        for i, g in enumerate(gaps):
+            if g / 10 > lim:
+                fail = t + lim
+                break
+            t += g / 10
+            expected.append(i)
+        assert seen == expected
+        if fail is None:
+            assert failed_at is None
+        else:
+            assert failed_at == pytest.approx(fail)
+
+
+def test_virtual_clock_loop_jumps_instead_of_sleeping() -> None:
+    import asyncio
+    import time
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.sleep(3600)
+        return loop.time() - t0
+
+    wall = time.perf_counter()
+    with asyncio.Runner(loop_factory=VirtualClockEventLoop) as runner:
+        assert runner.run(main()) == pytest.approx(3600)
+    assert time.perf_counter() - wall < 5
