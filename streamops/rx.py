@@ -139,7 +139,8 @@ def to_observable(stream: Stream[T]) -> reactivex.Observable[T]:
     only once.
 
     Raises:
-        RuntimeError: on subscribe, when no asyncio loop runs in this thread.
+        RuntimeError: on subscribe, when no asyncio loop runs in this thread (Rx hands it to
+            the observer's ``on_error``; it is raised only when no ``on_error`` is given).
     """
 
     def subscribe(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any, TypeVar, overload
 
 from .._stream import End, Push, Stage, Stream, _GenSource
@@ -42,7 +43,9 @@ def map(fn: Callable[[T], Any]) -> Stage[T, Any] | Callable[[Stream[T]], Stream[
         afn = fn
 
         async def gen(up: Stream[T]) -> AsyncGenerator[Any, None]:
-            async with up.iterate() as it:
+            # Not ``up.iterate()``: that opens the terminal's task host, which must never be
+            # held across this generator's ``yield`` (PEP 789); operators only close upstream.
+            async with aclosing(up.__aiter__()) as it:
                 async for x in it:
                     yield await afn(x)
 

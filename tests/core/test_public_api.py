@@ -1,0 +1,94 @@
+"""The public API: an honest ``__all__``, and a light, fast ``import streamops``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+
+import streamops
+import streamops.errors
+import streamops.events
+import streamops.operators
+
+PUBLIC_MODULES = (streamops.events, streamops.errors, streamops.operators)
+HEAVY = ("pydantic", "pydantic_core", "anyio", "reactivex", "httpx", "openai", "anthropic", "litellm")
+
+
+def test_all_names_exist() -> None:
+    for name in streamops.__all__:
+        assert hasattr(streamops, name), name
+
+
+def test_all_is_sorted_and_has_no_duplicates() -> None:
+    names = list(streamops.__all__)
+    assert len(names) == len(set(names))
+    assert names == sorted(names)
+
+
+def test_every_public_name_of_the_package_is_in_all() -> None:
+    missing = [
+        name
+        for name, value in vars(streamops).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType) and name not in streamops.__all__
+    ]
+    assert missing == []
+
+
+def test_reexported_names_of_public_modules_are_listed() -> None:
+    for module in PUBLIC_MODULES:
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.__all__ lists missing {name}"
+            if hasattr(streamops, name):
+                assert name in streamops.__all__, f"{name} (from {module.__name__})"
+                assert getattr(streamops, name) is getattr(module, name), name
+
+
+def test_listed_names_come_from_streamops() -> None:
+    for name in streamops.__all__:
+        value = getattr(streamops, name)
+        if isinstance(value, (type, types.FunctionType)):
+            assert value.__module__.startswith("streamops."), f"{name} is defined in {value.__module__}"
+
+
+def test_star_import_gives_exactly_all() -> None:
+    ns: dict[str, object] = {}
+    exec("from streamops import *", ns)
+    ns.pop("__builtins__")
+    assert set(ns) == set(streamops.__all__)
+
+
+def test_version_matches_distribution() -> None:
+    from importlib.metadata import version
+
+    assert streamops.__version__ == version("streamops")
+
+
+_PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+import streamops
+dt = time.perf_counter() - t0
+print(json.dumps({"dt": dt, "modules": sorted(sys.modules)}))
+"""
+
+
+def _import_in_subprocess() -> tuple[float, list[str]]:
+    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True, timeout=60)
+    data = json.loads(out.stdout)
+    return float(data["dt"]), list(data["modules"])
+
+
+def test_import_does_not_pull_heavy_dependencies() -> None:
+    _, modules = _import_in_subprocess()
+    heavy = [m for m in modules if m.split(".")[0] in HEAVY]
+    assert heavy == []
+    assert "streamops" in modules  # the probe did import it
+
+
+def test_import_is_fast() -> None:
+    # A budget check on one import, measured in fresh interpreters; the min of 3 runs
+    # absorbs scheduling noise on a busy machine.
+    best = min(_import_in_subprocess()[0] for _ in range(3))
+    assert best < 0.3, f"import streamops took {best:.3f} s"
