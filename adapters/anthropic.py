@@ -1,0 +1,542 @@
+"""Anthropic Messages streaming (``POST /v1/messages`` with ``"stream": true``) -> streamops events.
+
+Wire format (Anthropic API docs, "Streaming Messages"): a Server-Sent Events body whose events
+are named after their payload's ``type``::
+
+    message_start        {"message": {"id", "model", "usage": {...}, ...}}
+    content_block_start  {"index": i, "content_block": {"type": "text" | "thinking" | ...}}
+    content_block_delta  {"index": i, "delta": {"type": "text_delta" | "thinking_delta" | ...}}
+    content_block_stop   {"index": i}
+    message_delta        {"delta": {"stop_reason", "stop_sequence"}, "usage": {...}}
+    message_stop         {}
+    ping                 {}
+    error                {"error": {"type": "overloaded_error", "message": "..."}}
+
+Mapping (every event gets ``raw=`` the payload it came from, unless ``keep_raw=False``):
+
+===============================================  ===============================================
+wire                                             streamops
+===============================================  ===============================================
+``message_start``                                :class:`RunStart` (``model``, ``response_id`` =
+                                                 ``message.id``), then :class:`UsageEvent`
+``text_delta``                                   :class:`TextDelta` (``block_id`` = the block
+                                                 index as text, ``"0"``, ``"1"``...)
+``thinking_delta``                               :class:`ReasoningDelta`
+``signature_delta``                              :class:`ReasoningSignature`
+``redacted_thinking`` block start                :class:`RedactedReasoning` (``data``)
+``tool_use`` block start                         :class:`ToolCallStart` (``call_id`` = the
+                                                 block's ``id``, ``index`` = block index)
+``input_json_delta`` of a ``tool_use`` block     :class:`ToolCallDelta` (``partial_json``)
+``content_block_stop`` of a ``tool_use`` block   :class:`ToolCallEnd` (``arguments`` = the
+                                                 concatenated ``partial_json``; ``"{}"``-style
+                                                 ``json.dumps(input)`` if no fragment came)
+``server_tool_use`` / ``mcp_tool_use`` block     one :class:`RawEvent` at its stop
+                                                 (``event_type`` = block type, ``data`` =
+                                                 ``{"type", "id", "name", "input"}``)
+``*_tool_result`` and other unknown blocks       :class:`RawEvent` of the ``content_block``
+``citations_delta`` and unknown deltas           :class:`RawEvent` of the delta
+``message_delta``                                :class:`UsageEvent` (cumulative); the
+                                                 ``stop_reason`` is kept for the run end
+``message_stop``                                 :class:`ToolCallEnd` for any tool block left
+                                                 open, then :class:`RunEnd`
+``ping``                                         nothing (a keep-alive with no content)
+``error``                                        :class:`ErrorEvent` + failed :class:`RunEnd`
+unknown event type                               :class:`RawEvent` (Anthropic's versioning
+                                                 policy says new event types may appear)
+===============================================  ===============================================
+
+Decisions:
+
+- **Server tools.** ``server_tool_use`` (web search, code execution...), ``mcp_tool_use`` and
+  their ``*_tool_result`` blocks are run by Anthropic, not by the client, so they are *not*
+  client tool calls: they never produce ``ToolCallStart``/``ToolCallEnd`` (the recorded
+  code-execution stream's expected tool calls are empty). They are kept whole as
+  :class:`RawEvent`: the server tool call once complete (its ``input`` parsed from the
+  streamed JSON when valid, else the text), each result block as it starts.
+- **Usage.** ``message_delta`` usage overlays ``message_start`` usage field by field (a later
+  non-null value replaces the earlier one); every report is a cumulative :class:`UsageEvent`
+  and the run end carries the total. Derivation from Anthropic's raw usage:
+  ``input_tokens = input_tokens + cache_read_input_tokens + cache_creation_input_tokens``
+  (streamops counts the whole prompt, cache included), ``output_tokens = output_tokens``,
+  ``cache_read_tokens = cache_read_input_tokens``, ``cache_write_tokens =
+  cache_creation_input_tokens``; Anthropic reports no separate reasoning count.
+- **End of body.** A body can end right after ``message_stop`` without the final blank line,
+  and an SSE decoder that follows the spec then drops that last event. So :meth:`close`
+  ends the run normally (``completed``, no error) whenever a ``stop_reason`` was seen; only a
+  body with neither a ``stop_reason`` nor an ``error`` is truncated
+  (:class:`~streamops.errors.TruncatedStreamError`, or an ``ErrorEvent`` of type
+  ``truncated_stream`` with ``on_malformed="event"``).
+- **Open tool blocks.** Every :class:`ToolCallStart` gets its :class:`ToolCallEnd` before the
+  run end, even when the block never got its ``content_block_stop`` (a ``max_tokens`` cut):
+  the arguments are then whatever JSON text arrived, possibly invalid.
+- **Malformed input.** A payload that is not a JSON object, lacks a ``type``, has fields of
+  the wrong type, or an ``input_json_delta`` for a block never started is reported through
+  :meth:`~streamops.adapters._base.ParserBase.malformed` (``StreamFormatError`` or an
+  ``ErrorEvent``); everything before it has been emitted.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
+
+from streamops.errors import StreamFormatError
+from streamops.events import (
+    BaseEvent,
+    RawEvent,
+    ReasoningDelta,
+    ReasoningSignature,
+    RedactedReasoning,
+    RunStart,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageEvent,
+)
+
+from ._base import ParserBase
+
+if TYPE_CHECKING:
+    from streamops.events import Event
+    from streamops.sse import SSEEvent
+
+__all__ = ["MessagesParser", "anthropic_usage", "parse_anthropic_sdk", "parse_anthropic_sse"]
+
+_TEXT = 0
+_THINKING = 1
+_TOOL = 2
+_SERVER_TOOL = 3
+_OTHER = 4
+
+_SDK_HELPER_EVENTS = frozenset({"text", "thinking", "signature", "input_json", "citation"})
+"""Event types the ``anthropic`` SDK's ``MessageStream`` adds on top of the wire events (each
+repeats a delta with a snapshot); :func:`parse_anthropic_sdk` skips them."""
+
+
+def _int(v: Any) -> int | None:
+    return v if type(v) is int else None
+
+
+def anthropic_usage(raw: dict[str, Any]) -> Usage:
+    """streamops :class:`~streamops.events.Usage` from an Anthropic ``usage`` object.
+
+    ``input_tokens`` counts the whole prompt: Anthropic's ``input_tokens`` plus
+    ``cache_read_input_tokens`` plus ``cache_creation_input_tokens``.
+    """
+    inp = _int(raw.get("input_tokens"))
+    read = _int(raw.get("cache_read_input_tokens"))
+    write = _int(raw.get("cache_creation_input_tokens"))
+    total: int | None = None
+    for n in (inp, read, write):
+        if n is not None:
+            total = n if total is None else total + n
+    return Usage(
+        input_tokens=total,
+        output_tokens=_int(raw.get("output_tokens")),
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+    )
+
+
+class _Block:
+    """One open content block."""
+
+    __slots__ = ("bid", "btype", "call_id", "index", "input", "kind", "name", "parts")
+
+    def __init__(self, index: int, kind: int, btype: str) -> None:
+        self.index = index
+        self.bid = str(index)
+        self.kind = kind
+        self.btype = btype
+        self.call_id = ""
+        self.name = ""
+        self.parts: list[str] = []
+        self.input: Any = None
+
+
+class MessagesParser(ParserBase):
+    """Sans-IO parser of one Anthropic Messages stream (see the module docstring for the
+    mapping). Feed raw SSE events with ``feed_json(event_name, data)`` or decoded payloads
+    (``event.model_dump()`` of the ``anthropic`` SDK's ``RawMessageStreamEvent``) with
+    ``feed_payload(payload)``; call ``close()`` at the end of the body."""
+
+    api = "anthropic"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._blocks: dict[int, _Block] = {}
+        self._stop_reason: str | None = None
+        self._usage_raw: dict[str, Any] = {}
+        self._usage: Usage | None = None
+
+    # ------------------------------------------------------------------ feeding
+    def feed_json(self, event_type: str | None, data: str) -> list[BaseEvent]:
+        """Feed one SSE event. An ``error`` event whose data is not JSON is still a provider
+        error (its text is the message), not malformed input."""
+        if event_type == "error" and not self.ended:
+            try:
+                json.loads(data)
+            except ValueError:
+                self.out = []
+                self._close_tools()
+                self.provider_error("error", data.strip() or "provider error", raw=data)
+                return self.out
+        return super().feed_json(event_type, data)
+
+    def on_payload(self, event_type: str | None, payload: Any) -> None:
+        """Dispatch one decoded payload on its ``type`` (the SSE event name if it has none)."""
+        if type(payload) is not dict:
+            self.malformed(f"anthropic: payload is not a JSON object: {str(payload)[:80]!r}", str(payload))
+            return
+        t = payload.get("type")
+        if t is None and event_type != "message":
+            t = event_type
+        try:
+            if t == "content_block_delta":
+                self._delta(payload)
+            elif t == "content_block_start":
+                self._start(payload)
+            elif t == "content_block_stop":
+                self._stop(payload)
+            elif t == "ping":
+                return
+            elif t == "message_start":
+                self._message_start(payload)
+            elif t == "message_delta":
+                self._message_delta(payload)
+            elif t == "message_stop":
+                self._finish(payload)
+            elif t == "error":
+                err = payload.get("error")
+                if type(err) is not dict:
+                    err = {}
+                self._close_tools()
+                self.provider_error(
+                    str(err.get("type") or "error"),
+                    str(err.get("message") or "provider error"),
+                    raw=payload,
+                )
+            elif type(t) is str:
+                self.unknown(t, payload)
+            else:
+                self.malformed("anthropic: payload has no type", json.dumps(payload)[:200])
+        except StreamFormatError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            self.malformed(
+                f"anthropic: malformed {t} payload ({type(exc).__name__}: {exc})",
+                json.dumps(payload, default=str)[:200],
+            )
+
+    def on_close(self) -> None:
+        """End of body: a normal run end if a ``stop_reason`` was seen, else truncation."""
+        if self._stop_reason is not None:
+            self._finish(None)
+            return
+        self._close_tools()
+        self.malformed(
+            "anthropic: the stream ended before message_stop (no stop_reason, no error)",
+            truncated=True,
+        )
+
+    # ------------------------------------------------------------------ events
+    def _message_start(self, payload: dict[str, Any]) -> None:
+        msg = payload["message"]
+        self.emit(RunStart, payload, model=msg.get("model"), response_id=msg.get("id"))
+        usage = msg.get("usage")
+        if type(usage) is dict:
+            self._update_usage(usage, payload)
+
+    def _update_usage(self, usage: dict[str, Any], payload: dict[str, Any]) -> None:
+        raw = self._usage_raw
+        for k, v in usage.items():
+            if v is not None:
+                raw[k] = v
+        self._usage = u = anthropic_usage(raw)
+        self.emit(UsageEvent, payload, usage=u, cumulative=True)
+
+    def _message_delta(self, payload: dict[str, Any]) -> None:
+        delta = payload.get("delta")
+        if type(delta) is dict:
+            reason = delta.get("stop_reason")
+            if reason is not None:
+                self._stop_reason = str(reason)
+        usage = payload.get("usage")
+        if type(usage) is dict:
+            self._update_usage(usage, payload)
+
+    def _start(self, payload: dict[str, Any]) -> None:
+        index = payload["index"]
+        cb = payload["content_block"]
+        bt = cb["type"]
+        if bt == "text":
+            blk = _Block(index, _TEXT, bt)
+            self._blocks[index] = blk
+            text = cb.get("text")
+            if text:
+                self.emit(TextDelta, payload, delta=text, block_id=blk.bid)
+        elif bt == "thinking":
+            blk = _Block(index, _THINKING, bt)
+            self._blocks[index] = blk
+            text = cb.get("thinking")
+            if text:
+                self.emit(ReasoningDelta, payload, delta=text, block_id=blk.bid)
+            sig = cb.get("signature")
+            if sig:
+                self.emit(ReasoningSignature, payload, signature=sig, block_id=blk.bid)
+        elif bt == "tool_use":
+            blk = _Block(index, _TOOL, bt)
+            blk.call_id = str(cb["id"])
+            blk.name = str(cb["name"])
+            blk.input = cb.get("input")
+            self._blocks[index] = blk
+            self.emit(ToolCallStart, payload, call_id=blk.call_id, name=blk.name, index=index)
+        elif bt == "redacted_thinking":
+            blk = _Block(index, _OTHER, bt)
+            self._blocks[index] = blk
+            self.emit(RedactedReasoning, payload, data=cb.get("data", ""), block_id=blk.bid)
+        elif bt.endswith("_tool_use"):
+            blk = _Block(index, _SERVER_TOOL, bt)
+            blk.call_id = str(cb.get("id", ""))
+            blk.name = str(cb.get("name", ""))
+            blk.input = cb.get("input")
+            self._blocks[index] = blk
+        else:
+            self._blocks[index] = _Block(index, _OTHER, bt)
+            self.emit(RawEvent, payload, event_type=bt, data=cb)
+
+    def _delta(self, payload: dict[str, Any]) -> None:
+        index = payload["index"]
+        d = payload["delta"]
+        dt = d["type"]
+        blk = self._blocks.get(index)
+        if dt == "text_delta":
+            text = d["text"]
+            if text:
+                self.emit(TextDelta, payload, delta=text, block_id=str(index) if blk is None else blk.bid)
+        elif dt == "input_json_delta":
+            part = d["partial_json"]
+            if blk is None:
+                self.malformed(
+                    f"anthropic: input_json_delta for block {index}, which was never started",
+                    json.dumps(payload)[:200],
+                )
+                return
+            if type(part) is not str:
+                raise TypeError("partial_json is not a string")
+            if blk.kind == _TOOL:
+                blk.parts.append(part)
+                if part:
+                    self.emit(ToolCallDelta, payload, call_id=blk.call_id, delta=part, index=index)
+            elif blk.kind == _SERVER_TOOL:
+                blk.parts.append(part)
+            else:
+                self.emit(RawEvent, payload, event_type=dt, data=d)
+        elif dt == "thinking_delta":
+            text = d["thinking"]
+            if text:
+                self.emit(ReasoningDelta, payload, delta=text, block_id=str(index) if blk is None else blk.bid)
+        elif dt == "signature_delta":
+            self.emit(
+                ReasoningSignature,
+                payload,
+                signature=d["signature"],
+                block_id=str(index) if blk is None else blk.bid,
+            )
+        else:
+            self.emit(RawEvent, payload, event_type=dt, data=d)
+
+    def _stop(self, payload: dict[str, Any]) -> None:
+        blk = self._blocks.pop(payload["index"], None)
+        if blk is None:
+            return
+        if blk.kind == _TOOL:
+            self._end_tool(blk, payload)
+        elif blk.kind == _SERVER_TOOL:
+            self._end_server_tool(blk, payload)
+
+    def _end_tool(self, blk: _Block, raw: Any) -> None:
+        args = "".join(blk.parts)
+        if not args and blk.input is not None:
+            args = json.dumps(blk.input, ensure_ascii=False)
+        self.emit(ToolCallEnd, raw, call_id=blk.call_id, name=blk.name, arguments=args, index=blk.index)
+
+    def _end_server_tool(self, blk: _Block, raw: Any) -> None:
+        text = "".join(blk.parts)
+        inp: Any = blk.input
+        if text:
+            try:
+                inp = json.loads(text)
+            except ValueError:
+                inp = text
+        self.emit(
+            RawEvent,
+            raw,
+            event_type=blk.btype,
+            data={"type": blk.btype, "id": blk.call_id, "name": blk.name, "input": inp},
+        )
+
+    def _close_tools(self) -> None:
+        """End every tool block left open (no ``content_block_stop``), in index order."""
+        if not self._blocks:
+            return
+        for index in sorted(self._blocks):
+            blk = self._blocks[index]
+            if blk.kind == _TOOL:
+                self._end_tool(blk, None)
+            elif blk.kind == _SERVER_TOOL:
+                self._end_server_tool(blk, None)
+        self._blocks.clear()
+
+    def _finish(self, payload: Any) -> None:
+        self._close_tools()
+        self.end_run(raw_finish_reason=self._stop_reason, usage=self._usage, raw=payload)
+
+
+# ---------------------------------------------------------------------- async drivers
+def _feed_sse(parser: ParserBase, events: list[SSEEvent]) -> tuple[list[Event], StreamFormatError | None]:
+    """Feed decoded SSE events; on a format error return the events before it and the error."""
+    out: list[BaseEvent] = []
+    try:
+        for sse in events:
+            out.extend(parser.feed_json(sse.event, sse.data))
+    except StreamFormatError as exc:
+        out.extend(parser.out)
+        return cast("list[Event]", out), exc
+    return cast("list[Event]", out), None
+
+
+def _close(parser: ParserBase) -> tuple[list[Event], StreamFormatError | None]:
+    try:
+        return cast("list[Event]", parser.close()), None
+    except StreamFormatError as exc:
+        return cast("list[Event]", parser.out), exc
+
+
+async def drive_sse(parser: ParserBase, chunks: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncGenerator[Event, None]:
+    """Run ``parser`` over raw SSE byte chunks (shared by the Anthropic and Gemini drivers).
+
+    Yields every event; on malformed input (``on_malformed="raise"``) yields every event
+    before it, then raises. An async source is closed (``aclose()``) when iteration stops.
+    """
+    from streamops.sse import SSEDecoder
+
+    decoder = SSEDecoder()
+    if isinstance(chunks, AsyncIterable):
+        it = aiter(chunks)
+        try:
+            async for chunk in it:
+                out, exc = _feed_sse(parser, decoder.feed(chunk))
+                for ev in out:
+                    yield ev
+                if exc is not None:
+                    raise exc
+        finally:
+            aclose = getattr(it, "aclose", None)
+            if aclose is not None:
+                await aclose()
+    else:
+        for chunk in chunks:
+            out, exc = _feed_sse(parser, decoder.feed(chunk))
+            for ev in out:
+                yield ev
+            if exc is not None:
+                raise exc
+    out, exc = _feed_sse(parser, decoder.flush())
+    if exc is None:
+        tail, exc = _close(parser)
+        out.extend(tail)
+    for ev in out:
+        yield ev
+    if exc is not None:
+        raise exc
+
+
+async def drive_payloads(
+    parser: ParserBase, stream: Any, to_dict: Callable[[Any], Any], skip: frozenset[str] = frozenset()
+) -> AsyncGenerator[Event, None]:
+    """Run ``parser`` over an SDK stream (async or sync iterable of objects), each turned into
+    a dict by ``to_dict``; payloads whose ``type`` is in ``skip`` are ignored. The stream is
+    closed in ``finally`` (``close()`` or ``aclose()``, awaited when it returns an awaitable),
+    so cancellation reaches the provider."""
+    it: Any = None
+
+    def feed(obj: Any) -> tuple[list[Event], StreamFormatError | None]:
+        payload = to_dict(obj)
+        if skip and type(payload) is dict and payload.get("type") in skip:
+            return [], None
+        try:
+            return cast("list[Event]", parser.feed_payload(payload)), None
+        except StreamFormatError as exc:
+            return cast("list[Event]", parser.out), exc
+
+    try:
+        if isinstance(stream, AsyncIterable):
+            it = aiter(stream)
+            async for obj in it:
+                out, exc = feed(obj)
+                for ev in out:
+                    yield ev
+                if exc is not None:
+                    raise exc
+        else:
+            for obj in stream:
+                out, exc = feed(obj)
+                for ev in out:
+                    yield ev
+                if exc is not None:
+                    raise exc
+        out, exc = _close(parser)
+        for ev in out:
+            yield ev
+        if exc is not None:
+            raise exc
+    finally:
+        # The iterator first (``AsyncStream.__aiter__`` is an async generator of its own),
+        # then the stream, which closes the HTTP response.
+        aclose_it = getattr(it, "aclose", None)
+        if aclose_it is not None and it is not stream:
+            await aclose_it()
+        close = getattr(stream, "close", None) or getattr(stream, "aclose", None)
+        if close is not None:
+            r = close()
+            if inspect.isawaitable(r):
+                await r
+
+
+def _anthropic_dump(obj: Any) -> Any:
+    return obj if isinstance(obj, dict) else obj.model_dump()
+
+
+def parse_anthropic_sse(
+    chunks: AsyncIterable[bytes] | Iterable[bytes], **parser_kwargs: Any
+) -> AsyncGenerator[Event, None]:
+    """Events of an Anthropic Messages SSE body given as byte chunks split anywhere (an
+    ``httpx`` response's ``aiter_raw()``, or a list of ``bytes``).
+
+    ``parser_kwargs`` go to :class:`MessagesParser` (``run_id``, ``agent``, ``keep_raw``,
+    ``on_malformed``). With ``on_malformed="raise"`` a
+    :class:`~streamops.errors.StreamFormatError` (or
+    :class:`~streamops.errors.TruncatedStreamError`) is raised after every event before the
+    bad input. An async source is closed (``aclose()``) when the iteration stops early.
+    """
+    return drive_sse(MessagesParser(**parser_kwargs), chunks)
+
+
+def parse_anthropic_sdk(stream: Any, **parser_kwargs: Any) -> AsyncGenerator[Event, None]:
+    """Events of an ``anthropic`` SDK stream: the ``AsyncStream[RawMessageStreamEvent]`` of
+    ``client.messages.create(..., stream=True)``, or the ``AsyncMessageStream`` entered from
+    ``client.messages.stream(...)`` (its helper events ``text``, ``thinking``, ``signature``,
+    ``input_json``, ``citation`` repeat the wire deltas with snapshots and are skipped).
+
+    Each event becomes a dict with ``model_dump()`` and is fed to :class:`MessagesParser`.
+    The SDK stream is closed in ``finally`` (``await stream.close()``), so cancelling or
+    leaving the iteration early closes the HTTP response. An ``event: error`` frame makes the
+    SDK itself raise ``anthropic.APIStatusError``; it propagates unchanged, after every event
+    before it.
+    """
+    return drive_payloads(MessagesParser(**parser_kwargs), stream, _anthropic_dump, _SDK_HELPER_EVENTS)
