@@ -1,0 +1,480 @@
+"""OpenAI Chat Completions streams (``POST /v1/chat/completions`` with ``stream: true``) ->
+streamops events.
+
+Wire format (OpenAI API reference, "The chat completion chunk object" and "Streaming"): the body
+is Server-Sent Events whose ``data`` is one ``chat.completion.chunk`` JSON object per event,
+ended by ``data: [DONE]``. Each chunk has ``id``, ``model``, ``choices[]`` (``index``,
+``delta``, ``finish_reason``, ``logprobs``) and, with ``stream_options.include_usage``, a last
+chunk with ``choices: []`` and ``usage``. OpenAI-compatible providers add fields that are
+mapped too: ``delta.reasoning`` / ``delta.reasoning_content`` (Groq, DeepSeek, OpenRouter,
+Z.ai, Together), an ``error`` object inside a chunk (OpenRouter), an SSE ``event: error`` frame
+whose data is ``{"error": {...}}`` (Groq), Azure's ``prompt_filter_results`` chunk.
+
+Mapping (:class:`ChatCompletionsParser`):
+
+- the first chunk with an ``id``, choices, usage or an error -> :class:`RunStart` (``model``,
+  ``response_id``); chunks before it that carry nothing else (Azure's prompt-filter chunk with
+  an empty id) become :class:`RawEvent` ``"chunk"`` right after the run start;
+- choice 0 ``delta.reasoning_content`` (else ``delta.reasoning``) -> :class:`ReasoningDelta`,
+  ``delta.content`` -> :class:`TextDelta`, ``delta.refusal`` -> :class:`RefusalDelta`; every
+  non-empty string is kept, whitespace-only included (``""`` is skipped: it carries nothing);
+  ``block_id`` is ``"choice-0"``;
+- choice 0 ``delta.tool_calls[]``, keyed by ``index``: the first fragment with an ``id`` or a
+  ``name`` -> :class:`ToolCallStart`; argument fragments -> :class:`ToolCallDelta`; when
+  choice 0's ``finish_reason`` arrives (or at ``[DONE]`` / end of body if it never does) ->
+  one :class:`ToolCallEnd` per call with ``arguments`` = the concatenated fragments. A call
+  whose id never arrives gets the call id ``"call-<index>"`` (the accumulator needs a key);
+- a non-null ``usage`` (in the ``choices: []`` chunk or beside choices, as Groq sends it) ->
+  :class:`UsageEvent` (``prompt_tokens`` -> ``input_tokens``, ``completion_tokens`` ->
+  ``output_tokens``, ``completion_tokens_details.reasoning_tokens``,
+  ``prompt_tokens_details.cached_tokens`` (DeepSeek: ``prompt_cache_hit_tokens``) and
+  ``prompt_tokens_details.cache_write_tokens`` where present); Groq's ``x_groq.usage`` is not
+  read (it duplicates ``usage`` when both exist) and stays in ``raw``;
+- ``[DONE]`` or the end of the body -> :class:`RunEnd` with the last ``finish_reason`` of
+  choice 0 (raw and normalized; an unknown raw value normalizes to ``None``) and the last
+  usage; a body that ends with no finish reason, no ``[DONE]`` and no error is truncated
+  (:class:`~streamops.errors.TruncatedStreamError`, or an ``ErrorEvent`` with
+  ``on_malformed="event"``);
+- an ``error`` object in a chunk or an ``event: error`` frame -> :class:`ErrorEvent`
+  (``error_type`` = the error's ``type``, else its ``code``; ``code`` = its ``code``), then a
+  failed :class:`RunEnd` that keeps the raw finish reason and usage seen so far (its
+  normalized ``finish_reason`` is ``"error"``); everything before the error is kept, and the
+  rest of the chunk (deltas, usage) is processed before the error;
+- content-filter results, logprobs, annotations' positions, ``system_fingerprint``... stay in
+  each event's ``raw`` (the chunk, when ``keep_raw``). A choice-0 chunk that yields no event but
+  has content-filter results or logprobs becomes a :class:`RawEvent` ``"choice"`` so they are
+  never lost; other unmapped ``delta`` fields with a value (``annotations``,
+  ``executed_tools``, the legacy ``function_call``, non-text ``reasoning_details``) become a
+  :class:`RawEvent` ``"delta.<field>"``. ``delta.role``, ``delta.channel`` and text-only
+  ``reasoning_details`` (a copy of ``delta.reasoning``) are skipped.
+
+Multiple choices (``n > 1``): choice 0 is the message (text, reasoning, refusal, tool calls,
+finish reason). Every other choice's chunk is kept whole as a :class:`RawEvent` with
+``event_type="choice"`` and ``data`` the choice object (its ``index`` tells which), so other
+choices never mix into the accumulated message and are never dropped. Usage covers all choices,
+as the provider reports it.
+
+Two ways in: :meth:`ChatCompletionsParser.feed_json` for raw SSE data (the gateway path: one
+``json.loads`` and dict lookups per chunk, no pydantic) and ``feed_payload`` for decoded chunks
+(``ChatCompletionChunk.model_dump()`` from the official ``openai`` SDK; ``None`` fields are
+treated as absent). :func:`parse_chat_sse` and :func:`parse_chat_sdk` are the async drivers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from streamops.events import (
+    ErrorEvent,
+    ReasoningDelta,
+    RefusalDelta,
+    RunStart,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageEvent,
+)
+
+from ._base import OnMalformed, ParserBase
+
+if TYPE_CHECKING:
+    from streamops.events import Event
+
+__all__ = ["ChatCompletionsParser", "chat_usage", "parse_chat_sdk", "parse_chat_sse"]
+
+_KNOWN_DELTA = frozenset(
+    {"role", "content", "refusal", "reasoning", "reasoning_content", "tool_calls", "channel", "token_id"}
+)
+"""``delta`` fields the parser maps or deliberately skips (``role``, ``channel``,
+``token_id``)."""
+
+_BLOCK = "choice-0"
+
+
+def chat_usage(u: dict[str, Any]) -> Usage:
+    """Map a Chat Completions ``usage`` object to :class:`Usage`.
+
+    ``prompt_tokens`` -> ``input_tokens``; ``completion_tokens`` -> ``output_tokens``;
+    ``completion_tokens_details.reasoning_tokens`` -> ``reasoning_tokens``;
+    ``prompt_tokens_details.cached_tokens`` (DeepSeek ``prompt_cache_hit_tokens``, Together
+    top-level ``cached_tokens``) -> ``cache_read_tokens``;
+    ``prompt_tokens_details.cache_write_tokens`` (OpenRouter) -> ``cache_write_tokens``.
+    """
+    pd = u.get("prompt_tokens_details")
+    cd = u.get("completion_tokens_details")
+    cached = pd.get("cached_tokens") if pd else None
+    if cached is None:
+        cached = u.get("prompt_cache_hit_tokens")
+        if cached is None:
+            cached = u.get("cached_tokens")
+    return Usage(
+        input_tokens=u.get("prompt_tokens"),
+        output_tokens=u.get("completion_tokens"),
+        reasoning_tokens=cd.get("reasoning_tokens") if cd else None,
+        cache_read_tokens=cached,
+        cache_write_tokens=pd.get("cache_write_tokens") if pd else None,
+    )
+
+
+class _Call:
+    """State of one streamed tool call of choice 0."""
+
+    __slots__ = ("call_id", "ended", "index", "name", "parts", "started")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.call_id = ""
+        self.name = ""
+        self.parts: list[str] = []
+        self.started = False
+        self.ended = False
+
+
+class ChatCompletionsParser(ParserBase):
+    """Sans-IO parser of an OpenAI Chat Completions stream (see the module docstring for the
+    wire format and the mapping).
+
+    Feed it with ``feed_json(event_type, data)`` (one SSE event), or ``feed_payload(chunk)``
+    (a decoded chunk), then ``close()`` at the end of the body; each call returns the new
+    events. Keyword arguments: ``run_id``, ``agent``, ``keep_raw`` (put each chunk in the
+    events' ``raw``), ``on_malformed`` (``"raise"`` or ``"event"``).
+    """
+
+    api: ClassVar[str] = "openai-chat"
+
+    def __init__(
+        self,
+        *,
+        run_id: str | None = None,
+        agent: str = "",
+        keep_raw: bool = True,
+        on_malformed: OnMalformed = "raise",
+    ) -> None:
+        super().__init__(run_id=run_id, agent=agent, keep_raw=keep_raw, on_malformed=on_malformed)
+        self._started = False
+        self._pending: list[Any] = []
+        self._calls: dict[int, _Call] = {}
+        self._last_call: _Call | None = None
+        self._finish_raw: str | None = None
+        self._usage: Usage | None = None
+        self._done = False
+
+    # ------------------------------------------------------------------ payloads
+    def on_payload(self, event_type: str | None, payload: Any) -> None:
+        """Map one chunk (or an ``event: error`` frame's payload)."""
+        if type(payload) is not dict:
+            self.malformed(
+                f"chat completion chunk is not a JSON object ({self.api}): {type(payload).__name__}",
+                repr(payload),
+            )
+            return
+        try:
+            self._chunk(event_type, payload)
+        except (AttributeError, TypeError, ValueError) as exc:
+            self.malformed(f"chat completion chunk of the wrong shape ({self.api}): {exc}", repr(payload))
+
+    def _chunk(self, event_type: str | None, payload: dict[str, Any]) -> None:
+        err = payload.get("error")
+        choices = payload.get("choices")
+        usage = payload.get("usage")
+        if not self._started:
+            if not (payload.get("id") or choices or usage or err or event_type == "error"):
+                self._pending.append(payload)
+                return
+            self._start(payload)
+        if choices:
+            for choice in choices:
+                if choice.get("index", 0) == 0:
+                    self._choice0(choice, payload)
+                else:
+                    self.unknown("choice", choice)
+        elif not usage and not err and event_type != "error":
+            self.unknown("chunk", payload)
+        if usage:
+            u = self._usage = chat_usage(usage)
+            self.emit(UsageEvent, payload, usage=u)
+        if err or event_type == "error":
+            self._error(err if err is not None else payload, payload)
+
+    def _start(self, payload: dict[str, Any]) -> None:
+        self._started = True
+        self.emit(
+            RunStart,
+            payload,
+            model=payload.get("model") or None,
+            response_id=payload.get("id") or None,
+        )
+        if self._pending:
+            for p in self._pending:
+                self.unknown("chunk", p)
+            self._pending = []
+
+    def _choice0(self, choice: dict[str, Any], payload: dict[str, Any]) -> None:
+        seq0 = self.seq
+        delta = choice.get("delta")
+        if delta:
+            emit = self.emit
+            r = delta.get("reasoning_content") or delta.get("reasoning")
+            if r and type(r) is str:
+                emit(ReasoningDelta, payload, delta=r, block_id=_BLOCK)
+            c = delta.get("content")
+            if c:
+                emit(TextDelta, payload, delta=c, block_id=_BLOCK)
+            rf = delta.get("refusal")
+            if rf:
+                emit(RefusalDelta, payload, delta=rf, block_id=_BLOCK)
+            tcs = delta.get("tool_calls")
+            if tcs:
+                self._tool_calls(tcs, payload)
+            for key in delta:
+                if key not in _KNOWN_DELTA:
+                    self._other_delta_field(key, delta[key])
+        fr = choice.get("finish_reason")
+        if fr is not None:
+            self._finish_raw = fr
+            self._end_calls()
+        if self.seq == seq0 and (choice.get("content_filter_results") or choice.get("logprobs")):
+            self.unknown("choice", choice)
+
+    def _other_delta_field(self, key: str, value: Any) -> None:
+        if value is None or value == [] or value == {}:
+            return
+        if (
+            key == "reasoning_details"
+            and type(value) is list
+            and all(type(d) is dict and d.get("type") == "reasoning.text" for d in value)
+        ):
+            return  # a copy of delta.reasoning
+        self.unknown("delta." + key, value)
+
+    def _tool_calls(self, tcs: list[dict[str, Any]], payload: dict[str, Any]) -> None:
+        calls = self._calls
+        for tc in tcs:
+            idx = tc.get("index")
+            tid = tc.get("id")
+            if idx is None:
+                # Some compatibles omit ``index``: a new id starts a new call, else continue the
+                # last one.
+                last = self._last_call
+                new = last is None or (tid and last.started and tid != last.call_id)
+                idx = len(calls) if new or last is None else last.index
+            call = calls.get(idx)
+            if call is None or call.ended:
+                call = calls[idx] = _Call(idx)
+            self._last_call = call
+            fn = tc.get("function")
+            name = fn.get("name") if fn else None
+            args = fn.get("arguments") if fn else None
+            if not call.started:
+                if tid:
+                    call.call_id = tid
+                if name:
+                    call.name = name
+                if tid or name:
+                    call.started = True
+                    if not call.call_id:
+                        call.call_id = f"call-{idx}"
+                    self.emit(ToolCallStart, payload, call_id=call.call_id, name=call.name, index=idx)
+                    if call.parts:  # fragments that came before the id/name
+                        self.emit(ToolCallDelta, payload, call_id=call.call_id, delta="".join(call.parts), index=idx)
+            elif name and not call.name:
+                call.name = name
+            if args:
+                call.parts.append(args)
+                if call.started:
+                    self.emit(ToolCallDelta, payload, call_id=call.call_id, delta=args, index=idx)
+
+    def _end_calls(self) -> None:
+        for call in self._calls.values():
+            if call.ended:
+                continue
+            call.ended = True
+            if not call.started:
+                call.started = True
+                call.call_id = f"call-{call.index}"
+                self.emit(ToolCallStart, None, call_id=call.call_id, name=call.name, index=call.index)
+            self.emit(
+                ToolCallEnd,
+                None,
+                call_id=call.call_id,
+                name=call.name,
+                arguments="".join(call.parts),
+                index=call.index,
+            )
+
+    def _error(self, err: Any, payload: dict[str, Any]) -> None:
+        if type(err) is dict:
+            etype = err.get("type")
+            code = err.get("code")
+            message = err.get("message")
+        else:
+            etype, code, message = None, None, err
+        error_type = etype if etype else (code if code is not None else "provider_error")
+        self.emit(
+            ErrorEvent,
+            payload,
+            error_type=str(error_type),
+            message=str(message) if message is not None else "provider error",
+            code=None if code is None else str(code),
+        )
+        self.end_run(
+            status="failed",
+            finish_reason="error",
+            raw_finish_reason=self._finish_raw,
+            usage=self._usage,
+        )
+
+    # ------------------------------------------------------------------ end
+    def on_done(self) -> None:
+        """``data: [DONE]``: the provider finished the stream."""
+        self._done = True
+        self.on_close()
+
+    def on_close(self) -> None:
+        """End of the body: end open tool calls and the run, or report truncation."""
+        if not self._started:
+            if not self._pending and not self._done:
+                self.malformed(f"stream ended before any chunk ({self.api})", None, truncated=True)
+                return
+            self._start({})
+        if self._finish_raw is None and not self._done:
+            self.malformed(f"stream ended without a finish reason or [DONE] ({self.api})", None, truncated=True)
+            return
+        self._end_calls()
+        self.end_run(raw_finish_reason=self._finish_raw, usage=self._usage)
+
+
+# ---------------------------------------------------------------------- async drivers
+async def drive_sse(parser: ParserBase, chunks: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncIterator[Any]:
+    """Decode SSE bytes with :class:`streamops.sse.SSEDecoder` and feed each event's data to
+    ``parser.feed_json``; yield the events, then those of ``parser.close()``.
+
+    The default event type ``"message"`` is passed as ``None``. Comments and ``id``/``retry``
+    fields are the decoder's business. Reading stops once the parser has ended the run.
+    Closing this generator closes ``chunks`` when it is an async generator.
+    """
+    from streamops.sse import SSEDecoder
+
+    decoder = SSEDecoder()
+    feed = parser.feed_json
+    if isinstance(chunks, AsyncIterable):
+        ait = chunks.__aiter__()
+        try:
+            async for chunk in ait:
+                for ev in decoder.feed(chunk):
+                    for out in feed(None if ev.event == "message" else ev.event, ev.data):
+                        yield out
+                if parser.ended:
+                    break
+        finally:
+            await close_quietly(ait)
+    else:
+        for chunk in chunks:
+            for ev in decoder.feed(chunk):
+                for out in feed(None if ev.event == "message" else ev.event, ev.data):
+                    yield out
+            if parser.ended:
+                break
+    if not parser.ended:
+        for ev in decoder.flush():
+            for out in feed(None if ev.event == "message" else ev.event, ev.data):
+                yield out
+    for out in parser.close():
+        yield out
+
+
+async def parse_chat_sse(chunks: AsyncIterable[bytes] | Iterable[bytes], **parser_kwargs: Any) -> AsyncIterator[Event]:
+    """Parse a Chat Completions SSE body (bytes, in any split) into events.
+
+    ``parser_kwargs`` go to :class:`ChatCompletionsParser` (``run_id``, ``agent``,
+    ``keep_raw``, ``on_malformed``). Malformed input raises
+    :class:`~streamops.errors.StreamFormatError` (after the events before it) unless
+    ``on_malformed="event"``.
+    """
+    ev: Any
+    async for ev in drive_sse(ChatCompletionsParser(**parser_kwargs), chunks):
+        yield ev
+
+
+_CLEANUP_SECONDS = 5.0
+"""Cleanup (closing a source or an SDK stream) runs shielded from cancellation, for at most
+this long, so a cancelled consumer still releases the provider's connection."""
+
+
+async def close_quietly(*objs: Any) -> None:
+    """Close each of ``objs`` that can be closed (``aclose()``, else ``close()``; awaited when
+    it returns an awaitable), shielded from cancellation for at most a few seconds."""
+    import anyio
+
+    with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
+        for obj in objs:
+            close = getattr(obj, "aclose", None) or getattr(obj, "close", None)
+            if close is not None:
+                res = close()
+                if hasattr(res, "__await__"):
+                    await res
+
+
+async def iterate_sdk_stream(stream: Any) -> AsyncGenerator[Any, None]:
+    """Iterate an ``openai`` SDK stream object and close it when done, stopped or cancelled.
+
+    Closes the iterator it took, the SDK's internal generator (``AsyncStream._iterator``, whose
+    ``finally`` closes the HTTP response) and the stream (``close()``), shielded from
+    cancellation, so the provider sees the cancellation at once rather than at garbage
+    collection.
+    """
+    it = stream.__aiter__()
+    try:
+        async for item in it:
+            yield item
+    finally:
+        await close_quietly(it, getattr(stream, "_iterator", None), stream)
+
+
+def stream_error_body(exc: BaseException) -> dict[str, Any] | None:
+    """The error object of an in-stream error the ``openai`` SDK raised as a plain
+    ``openai.APIError`` (it raises on any chunk with an ``error`` field); ``None`` for other
+    exceptions (connection and HTTP status errors propagate)."""
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - only called with the SDK installed
+        return None
+    if type(exc) is not openai.APIError:
+        return None
+    body = exc.body
+    if isinstance(body, dict):
+        return body
+    return {"message": exc.message, "type": "api_error"}
+
+
+async def parse_chat_sdk(stream: Any, **parser_kwargs: Any) -> AsyncIterator[Event]:
+    """Parse the ``openai`` SDK's async chat stream (``await client.chat.completions.create(...,
+    stream=True)``) into events.
+
+    Each ``ChatCompletionChunk`` is ``model_dump(warnings=False)``-ed and fed to
+    :meth:`ChatCompletionsParser.feed_payload`. The SDK raises ``openai.APIError`` on a chunk
+    with an ``error`` field; that becomes an :class:`ErrorEvent` and a failed run end, as on the
+    raw path. The SDK stream is closed in ``finally`` (also when the consumer stops early or is
+    cancelled), so the HTTP response is released and the provider sees the cancellation.
+    """
+    parser = ChatCompletionsParser(**parser_kwargs)
+    ev: Any
+    chunks = iterate_sdk_stream(stream)
+    try:
+        try:
+            async for chunk in chunks:
+                for ev in parser.feed_payload(chunk.model_dump(warnings=False)):
+                    yield ev
+        except Exception as exc:
+            body = stream_error_body(exc)
+            if body is None:
+                raise
+            for ev in parser.feed_payload({"error": body}, "error"):
+                yield ev
+        for ev in parser.close():
+            yield ev
+    finally:
+        await chunks.aclose()

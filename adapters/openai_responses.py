@@ -1,0 +1,441 @@
+"""OpenAI Responses streams (``POST /v1/responses`` with ``stream: true``, or a resumed
+``GET /v1/responses/{id}?stream=true&starting_after=N``) -> streamops events.
+
+Wire format (OpenAI API reference, "Responses" -> "Streaming events"): Server-Sent Events, each
+with ``event: <type>`` and a JSON ``data`` object carrying the same ``type`` and a
+``sequence_number``. The lifecycle is ``response.queued`` / ``response.created`` /
+``response.in_progress`` (with the ``response`` object), then output items
+(``response.output_item.added`` ... ``response.output_item.done``) whose content streams as
+deltas, and one terminal event: ``response.completed``, ``response.incomplete`` or
+``response.failed``; an ``error`` event reports a stream error. There is no ``[DONE]``.
+
+Mapping (:class:`ResponsesParser`):
+
+- the first payload -> :class:`RunStart` (``model`` and ``response_id`` from its ``response``
+  object; a resumed stream that starts mid-way still gets one, with what it carries);
+- ``response.output_text.delta`` -> :class:`TextDelta` (``block_id`` =
+  ``"<item_id>:<content_index>"``); ``response.refusal.delta`` -> :class:`RefusalDelta`;
+- ``response.reasoning_summary_text.delta`` (``block_id`` ``"<item_id>:summary:<summary_index>"``)
+  and ``response.reasoning_text.delta`` (``"<item_id>:<content_index>"``) ->
+  :class:`ReasoningDelta`; summaries concatenate with no separator;
+- ``response.output_item.added`` of a ``function_call`` (or ``custom_tool_call``) item ->
+  :class:`ToolCallStart` (``call_id`` = the item's ``call_id``, ``index`` = ``output_index``);
+  ``response.function_call_arguments.delta`` (``custom_tool_call_input.delta``) ->
+  :class:`ToolCallDelta`; ``response.function_call_arguments.done``
+  (``custom_tool_call_input.done``), else the item's ``response.output_item.done``, ->
+  :class:`ToolCallEnd` with the whole arguments (a custom tool's free-text ``input``). In a
+  resumed stream that joins after a call's item was added, the call's argument fragments are
+  held until its ``output_item.done`` (or the terminal event's ``response.output``) gives the
+  ``call_id``, so the call is never keyed by the wrong id;
+- ``response.output_item.done`` of a ``reasoning`` item with ``encrypted_content`` ->
+  :class:`RedactedReasoning` (pass it back unchanged on the next turn);
+- ``response.completed`` / ``response.incomplete`` -> :class:`UsageEvent` (``input_tokens``,
+  ``output_tokens``, ``output_tokens_details.reasoning_tokens``,
+  ``input_tokens_details.cached_tokens`` / ``cache_write_tokens``) and :class:`RunEnd` with
+  ``raw_finish_reason`` = the response status (``"completed"``) or, when incomplete,
+  ``incomplete_details.reason`` (``"max_output_tokens"``, ``"content_filter"``). A completed
+  response whose output has function calls gets the normalized ``finish_reason``
+  ``"tool_calls"`` (the raw reason stays ``"completed"``), so agents can test one value
+  across providers;
+- ``error`` -> :class:`ErrorEvent` (``error_type`` = the error's ``type``, else its ``code``);
+  the run end waits for the ``response.failed`` that normally follows (so its status is
+  kept as the raw finish reason) and is emitted at the end of the body if none comes;
+  ``response.failed`` -> :class:`ErrorEvent` from ``response.error`` (skipped when it repeats
+  the ``error`` event's code and message) and a failed :class:`RunEnd` (raw ``"failed"``);
+- built-in tool items (``web_search_call``, ``file_search_call``, ``mcp_call``,
+  ``mcp_list_tools``, ``tool_search_call``, ``code_interpreter_call``...), their progress events
+  (``response.web_search_call.searching``, ``response.mcp_call_arguments.delta``...),
+  ``response.output_text.annotation.added`` and every unknown type -> :class:`RawEvent`
+  (``event_type`` = the payload type), never dropped.
+
+Skipped because they carry nothing new (the same text, or an empty shell, is in the events
+above): ``response.in_progress``/``created``/``queued`` after the first payload,
+``response.output_item.added`` / ``.done`` of ``message`` and ``reasoning`` items (but see
+encrypted reasoning above) and ``.done`` of ``function_call`` items already ended,
+``response.content_part.added`` / ``.done``, ``response.output_text.done``,
+``response.refusal.done``, ``response.reasoning_summary_part.added`` / ``.done``,
+``response.reasoning_summary_text.done``, ``response.reasoning_text.done``.
+
+A body that ends without a terminal event (``response.completed`` / ``incomplete`` /
+``failed``, or an ``error``) is truncated: :class:`~streamops.errors.TruncatedStreamError`, or
+an ``ErrorEvent`` with ``on_malformed="event"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from streamops.events import (
+    ErrorEvent,
+    FinishReason,
+    ReasoningDelta,
+    RedactedReasoning,
+    RefusalDelta,
+    RunStart,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageEvent,
+)
+
+from ._base import OnMalformed, ParserBase
+from .openai_chat import drive_sse, iterate_sdk_stream, stream_error_body
+
+if TYPE_CHECKING:
+    from streamops.events import Event
+
+__all__ = ["ResponsesParser", "parse_responses_sdk", "parse_responses_sse", "responses_usage"]
+
+_TOOL_ITEMS = frozenset({"function_call", "custom_tool_call"})
+_SILENT_ITEMS = frozenset({"message", "reasoning"})
+
+
+def responses_usage(u: dict[str, Any]) -> Usage:
+    """Map a Responses ``usage`` object to :class:`Usage` (``input_tokens``, ``output_tokens``,
+    ``output_tokens_details.reasoning_tokens``, ``input_tokens_details.cached_tokens`` and
+    ``cache_write_tokens``)."""
+    idt = u.get("input_tokens_details")
+    odt = u.get("output_tokens_details")
+    return Usage(
+        input_tokens=u.get("input_tokens"),
+        output_tokens=u.get("output_tokens"),
+        reasoning_tokens=odt.get("reasoning_tokens") if odt else None,
+        cache_read_tokens=idt.get("cached_tokens") if idt else None,
+        cache_write_tokens=idt.get("cache_write_tokens") if idt else None,
+    )
+
+
+class _Call:
+    """State of one function (or custom tool) call, keyed by its item id."""
+
+    __slots__ = ("call_id", "ended", "index", "name", "parts", "started")
+
+    def __init__(self, call_id: str, name: str, index: int | None) -> None:
+        self.call_id = call_id
+        self.name = name
+        self.index = index
+        self.parts: list[str] = []
+        self.started = False
+        self.ended = False
+
+
+def _err_fields(err: Any) -> tuple[str, str, str | None]:
+    if type(err) is not dict:
+        return "provider_error", str(err), None
+    etype = err.get("type")
+    code = err.get("code")
+    message = err.get("message")
+    error_type = etype if etype else (code if code is not None else "provider_error")
+    return (
+        str(error_type),
+        str(message) if message is not None else "provider error",
+        None if code is None else str(code),
+    )
+
+
+class ResponsesParser(ParserBase):
+    """Sans-IO parser of an OpenAI Responses stream (see the module docstring for the wire
+    format and the mapping).
+
+    Feed it with ``feed_json(event_type, data)`` (one SSE event), or ``feed_payload(event)``
+    (a decoded event, e.g. an SDK ``ResponseStreamEvent.model_dump()``), then ``close()`` at
+    the end of the body. Keyword arguments: ``run_id``, ``agent``, ``keep_raw``,
+    ``on_malformed``.
+    """
+
+    api: ClassVar[str] = "openai-responses"
+
+    def __init__(
+        self,
+        *,
+        run_id: str | None = None,
+        agent: str = "",
+        keep_raw: bool = True,
+        on_malformed: OnMalformed = "raise",
+    ) -> None:
+        super().__init__(run_id=run_id, agent=agent, keep_raw=keep_raw, on_malformed=on_malformed)
+        self._started = False
+        self._calls: dict[str, _Call] = {}
+        self._errored: tuple[str, str] | None = None
+        self._has_tool_calls = False
+
+    # ------------------------------------------------------------------ payloads
+    def on_payload(self, event_type: str | None, payload: Any) -> None:
+        """Map one streaming event."""
+        if type(payload) is not dict:
+            self.malformed(
+                f"responses event is not a JSON object ({self.api}): {type(payload).__name__}", repr(payload)
+            )
+            return
+        t = payload.get("type") or event_type
+        if not self._started:
+            self._start(payload)
+        handler = _HANDLERS.get(t) if type(t) is str else None
+        try:
+            if handler is None:
+                self.unknown(t if type(t) is str else None, payload)
+            else:
+                handler(self, payload)
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            self.malformed(f"responses event {t!r} of the wrong shape ({self.api}): {exc}", repr(payload))
+
+    def _start(self, payload: dict[str, Any]) -> None:
+        self._started = True
+        resp = payload.get("response")
+        if type(resp) is not dict:
+            resp = {}
+        self.emit(RunStart, payload, model=resp.get("model") or None, response_id=resp.get("id") or None)
+
+    def _skip(self, payload: dict[str, Any]) -> None:
+        pass
+
+    def _text(self, p: dict[str, Any]) -> None:
+        d = p["delta"]
+        if d:
+            self.emit(TextDelta, p, delta=d, block_id=f"{p.get('item_id')}:{p.get('content_index', 0)}")
+
+    def _refusal(self, p: dict[str, Any]) -> None:
+        d = p["delta"]
+        if d:
+            self.emit(RefusalDelta, p, delta=d, block_id=f"{p.get('item_id')}:{p.get('content_index', 0)}")
+
+    def _summary(self, p: dict[str, Any]) -> None:
+        d = p["delta"]
+        if d:
+            self.emit(ReasoningDelta, p, delta=d, block_id=f"{p.get('item_id')}:summary:{p.get('summary_index', 0)}")
+
+    def _reasoning(self, p: dict[str, Any]) -> None:
+        d = p["delta"]
+        if d:
+            self.emit(ReasoningDelta, p, delta=d, block_id=f"{p.get('item_id')}:{p.get('content_index', 0)}")
+
+    def _item_added(self, p: dict[str, Any]) -> None:
+        item = p["item"]
+        itype = item.get("type")
+        if itype in _TOOL_ITEMS:
+            call = self._call_for(item.get("id") or item.get("call_id") or "", p.get("output_index"))
+            if call.started:
+                return  # a repeated added event
+            self._start_call(call, item, p)
+            args = item.get("arguments") if itype == "function_call" else item.get("input")
+            if args:
+                call.parts.append(args)
+                self.emit(ToolCallDelta, p, call_id=call.call_id, delta=args, index=call.index)
+        elif itype not in _SILENT_ITEMS:
+            self.unknown(p.get("type"), p)
+
+    def _call_for(self, item_id: str, index: int | None) -> _Call:
+        call = self._calls.get(item_id)
+        if call is None:
+            self._has_tool_calls = True
+            call = self._calls[item_id] = _Call("", "", index)
+        return call
+
+    def _start_call(self, call: _Call, item: dict[str, Any] | None, raw: Any) -> None:
+        """Emit the call's start once its ``call_id`` is known (from the item; a call whose item
+        was never seen, in a resumed stream, falls back to the item id)."""
+        if item is not None:
+            call.call_id = item.get("call_id") or call.call_id or item.get("id") or ""
+            call.name = item.get("name") or call.name
+        if not call.call_id:
+            call.call_id = f"call-{call.index}"
+        call.started = True
+        self.emit(ToolCallStart, raw, call_id=call.call_id, name=call.name, index=call.index)
+        if call.parts:  # fragments that came before the call's item (resumed stream)
+            self.emit(ToolCallDelta, raw, call_id=call.call_id, delta="".join(call.parts), index=call.index)
+
+    def _args_delta(self, p: dict[str, Any]) -> None:
+        call = self._call_for(p.get("item_id") or "", p.get("output_index"))
+        d = p["delta"]
+        if d:
+            call.parts.append(d)
+            if call.started:
+                self.emit(ToolCallDelta, p, call_id=call.call_id, delta=d, index=call.index)
+        # else: a resumed stream joined after the item was added; wait for its call_id
+
+    def _args_done(self, p: dict[str, Any]) -> None:
+        call = self._call_for(p.get("item_id") or "", p.get("output_index"))
+        args = p.get("arguments")
+        if args is None:
+            args = p.get("input")
+        if not call.started:  # resumed: the item's output_item.done will say the call_id
+            if type(args) is str:
+                call.parts = [args]
+            if p.get("name"):
+                call.name = p["name"]
+            return
+        self._end_call(call, args, p)
+
+    def _end_call(self, call: _Call, args: Any, raw: Any) -> None:
+        if call.ended:
+            return
+        call.ended = True
+        if type(args) is not str:
+            args = "".join(call.parts)
+        self.emit(ToolCallEnd, raw, call_id=call.call_id, name=call.name, arguments=args, index=call.index)
+
+    def _item_done(self, p: dict[str, Any]) -> None:
+        item = p["item"]
+        itype = item.get("type")
+        if itype in _TOOL_ITEMS:
+            call = self._call_for(item.get("id") or item.get("call_id") or "", p.get("output_index"))
+            if not call.started:
+                call.parts = []  # the item holds the whole arguments
+                self._start_call(call, item, p)
+            elif not call.name and item.get("name"):
+                call.name = item["name"]
+            self._end_call(call, item.get("arguments") if itype == "function_call" else item.get("input"), p)
+        elif itype == "reasoning":
+            enc = item.get("encrypted_content")
+            if enc:
+                self.emit(RedactedReasoning, p, data=enc, block_id=item.get("id"))
+        elif itype != "message":
+            self.unknown(p.get("type"), p)
+
+    def _end_open_calls(self, output: Any) -> None:
+        for item_id, call in self._calls.items():
+            if call.ended:
+                continue
+            if not call.started:
+                item = None
+                if type(output) is list:
+                    item = next((o for o in output if type(o) is dict and o.get("id") == item_id), None)
+                self._start_call(call, item if item is not None else {"id": item_id}, None)
+            self._end_call(call, None, None)
+
+    def _completed(self, p: dict[str, Any]) -> None:
+        resp = p.get("response") or {}
+        self._end_open_calls(resp.get("output"))
+        u = resp.get("usage")
+        usage = None
+        if u:
+            usage = responses_usage(u)
+            self.emit(UsageEvent, p, usage=usage)
+        status = resp.get("status") or p["type"].removeprefix("response.")
+        raw_reason = status
+        finish: FinishReason | None = None
+        if status == "incomplete":
+            details = resp.get("incomplete_details")
+            reason = details.get("reason") if details else None
+            if reason:
+                raw_reason = reason
+        elif status == "completed" and self._has_tool_calls:
+            finish = "tool_calls"
+        self.end_run(raw_finish_reason=raw_reason, finish_reason=finish, usage=usage, raw=p)
+
+    def _error(self, p: dict[str, Any]) -> None:
+        err = p.get("error")
+        if err is None:  # documented shape: code/message/param on the event itself
+            err = {"code": p.get("code"), "message": p.get("message")}
+        etype, message, code = _err_fields(err)
+        self._errored = (code or etype, message)
+        self.emit(ErrorEvent, p, error_type=etype, message=message, code=code)
+
+    def _failed(self, p: dict[str, Any]) -> None:
+        resp = p.get("response") or {}
+        err = resp.get("error")
+        if err:
+            etype, message, code = _err_fields(err)
+            if self._errored != (code or etype, message):
+                self.emit(ErrorEvent, p, error_type=etype, message=message, code=code)
+        elif self._errored is None:
+            self.emit(ErrorEvent, p, error_type="response_failed", message="the response failed")
+        u = resp.get("usage")
+        usage = responses_usage(u) if u else None
+        if usage is not None:
+            self.emit(UsageEvent, p, usage=usage)
+        self.end_run(status="failed", raw_finish_reason="failed", finish_reason="error", usage=usage, raw=p)
+
+    # ------------------------------------------------------------------ end
+    def on_done(self) -> None:
+        """A ``[DONE]`` (some proxies add one): the same as the end of the body."""
+        self.on_close()
+
+    def on_close(self) -> None:
+        """End of the body: a failed run end after an ``error`` event, else truncation."""
+        if self._errored is not None:
+            self.end_run(status="failed", finish_reason="error")
+            return
+        self.malformed(
+            f"stream ended without response.completed, response.incomplete or response.failed ({self.api})",
+            None,
+            truncated=True,
+        )
+
+
+_HANDLERS: dict[str, Callable[[ResponsesParser, dict[str, Any]], None]] = {
+    "response.output_text.delta": ResponsesParser._text,
+    "response.refusal.delta": ResponsesParser._refusal,
+    "response.reasoning_summary_text.delta": ResponsesParser._summary,
+    "response.reasoning_text.delta": ResponsesParser._reasoning,
+    "response.function_call_arguments.delta": ResponsesParser._args_delta,
+    "response.function_call_arguments.done": ResponsesParser._args_done,
+    "response.custom_tool_call_input.delta": ResponsesParser._args_delta,
+    "response.custom_tool_call_input.done": ResponsesParser._args_done,
+    "response.output_item.added": ResponsesParser._item_added,
+    "response.output_item.done": ResponsesParser._item_done,
+    "response.completed": ResponsesParser._completed,
+    "response.incomplete": ResponsesParser._completed,
+    "response.failed": ResponsesParser._failed,
+    "error": ResponsesParser._error,
+    "response.error": ResponsesParser._error,
+    "response.created": ResponsesParser._skip,
+    "response.in_progress": ResponsesParser._skip,
+    "response.queued": ResponsesParser._skip,
+    "response.content_part.added": ResponsesParser._skip,
+    "response.content_part.done": ResponsesParser._skip,
+    "response.output_text.done": ResponsesParser._skip,
+    "response.refusal.done": ResponsesParser._skip,
+    "response.reasoning_summary_part.added": ResponsesParser._skip,
+    "response.reasoning_summary_part.done": ResponsesParser._skip,
+    "response.reasoning_summary_text.done": ResponsesParser._skip,
+    "response.reasoning_text.done": ResponsesParser._skip,
+}
+"""Payload ``type`` -> handler; any other type becomes a :class:`RawEvent`."""
+
+
+async def parse_responses_sse(
+    chunks: AsyncIterable[bytes] | Iterable[bytes], **parser_kwargs: Any
+) -> AsyncIterator[Event]:
+    """Parse a Responses SSE body (bytes, in any split) into events.
+
+    ``parser_kwargs`` go to :class:`ResponsesParser` (``run_id``, ``agent``, ``keep_raw``,
+    ``on_malformed``). Malformed input raises :class:`~streamops.errors.StreamFormatError`
+    (after the events before it) unless ``on_malformed="event"``.
+    """
+    ev: Any
+    async for ev in drive_sse(ResponsesParser(**parser_kwargs), chunks):
+        yield ev
+
+
+async def parse_responses_sdk(stream: Any, **parser_kwargs: Any) -> AsyncIterator[Event]:
+    """Parse the ``openai`` SDK's async Responses stream (``await client.responses.create(...,
+    stream=True)``, or the stream of ``client.responses.stream(...)``) into events.
+
+    Each event is ``model_dump(warnings=False)``-ed (the SDK builds objects without validation,
+    so a newer item type must not warn) and fed to :meth:`ResponsesParser.feed_payload`. The SDK
+    raises ``openai.APIError`` on an ``error`` event; that becomes an :class:`ErrorEvent` and a
+    failed run end, as on the raw path. The SDK stream is closed in ``finally`` (also on early
+    exit or cancellation), so the provider sees the cancellation.
+    """
+    parser = ResponsesParser(**parser_kwargs)
+    ev: Any
+    sdk_events = iterate_sdk_stream(stream)
+    try:
+        try:
+            async for sdk_event in sdk_events:
+                for ev in parser.feed_payload(sdk_event.model_dump(warnings=False)):
+                    yield ev
+        except Exception as exc:
+            body = stream_error_body(exc)
+            if body is None:
+                raise
+            for ev in parser.feed_payload({"type": "error", "error": body}):
+                yield ev
+        for ev in parser.close():
+            yield ev
+    finally:
+        await sdk_events.aclose()
