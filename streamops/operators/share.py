@@ -1,0 +1,494 @@
+"""Sharing operators: ``share`` and ``tee``, several consumers of one source.
+
+One *pump* task pulls the source (once, for everybody) and hands each item to every
+subscriber's bounded buffer; what happens when a subscriber's buffer is full is the
+slow-consumer policy. A bounded replay log lets a late subscriber start from a ``seq``.
+
+Where the pump runs (PEP 789): in the hub's own task group when the hub is used as an async
+context manager (``async with share(run) as hub:``), opened and closed by that block;
+otherwise the first subscriber to pull starts it self-hosted (an asyncio task, a trio system
+task, in its own cancel scope: no cancel scope is held across a ``yield``), and it is cancelled,
+and the source closed, when every subscriber has closed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from .._stream import Stream, _aclose
+from ..errors import StreamClosedError, StreamopsError
+from ..events import BaseEvent, CustomEvent, ReasoningDelta, TextDelta, ToolCallDelta
+from .combine import _spawn
+
+if TYPE_CHECKING:
+    import anyio
+    from anyio.abc import TaskGroup
+
+__all__ = ["DROPPED_DELTAS", "ReplayUnavailableError", "Shared", "SlowConsumerError", "share", "tee"]
+
+T = TypeVar("T")
+
+Policy = Literal["block", "drop_deltas", "fail"]
+
+DROPPED_DELTAS = "streamops.dropped-deltas"
+"""``name`` of the :class:`~streamops.CustomEvent` a ``"drop_deltas"`` subscriber receives in
+place of the deltas it missed. Its ``data``: ``{"count": n, "first_seq": a, "last_seq": b,
+"kinds": [...], "block_ids": [...], "call_ids": [...]}``; its ``run_id``/``agent``/``seq`` are
+those of the first dropped delta."""
+
+_DELTAS = (TextDelta, ReasoningDelta, ToolCallDelta)
+
+
+class SlowConsumerError(StreamopsError, RuntimeError):
+    """A ``share``/``tee`` subscriber with ``policy="fail"`` fell ``capacity`` items behind.
+
+    The subscriber receives the items it had buffered, then this error; the other subscribers
+    and the source go on without it.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(
+            f"subscriber fell {capacity} items behind the shared source (policy='fail'); raise buffer=, "
+            "or use policy='block' or 'drop_deltas'"
+        )
+        self.capacity = capacity
+
+
+class ReplayUnavailableError(StreamopsError, LookupError):
+    """``subscribe(from_seq=...)`` asked for items older than the replay log still holds."""
+
+    def __init__(self, requested: int, oldest: int | None) -> None:
+        have = "nothing" if oldest is None else f"seq {oldest} onwards"
+        super().__init__(f"cannot replay from seq {requested}: the replay log holds {have} (raise replay=)")
+        self.requested = requested
+        self.oldest = oldest
+
+
+class _Gap:
+    """Deltas a ``drop_deltas`` subscriber missed, in place in its buffer."""
+
+    __slots__ = ("block_ids", "call_ids", "count", "first", "kinds", "last")
+
+    def __init__(self, first: Any) -> None:
+        self.first = first
+        self.last = first
+        self.count = 1
+        self.kinds = [first.kind]
+        self.block_ids: list[str] = []
+        self.call_ids: list[str] = []
+        self._note(first)
+
+    def _note(self, e: Any) -> None:
+        if e.kind not in self.kinds:
+            self.kinds.append(e.kind)
+        bid = getattr(e, "block_id", None)
+        if bid is not None and bid not in self.block_ids:
+            self.block_ids.append(bid)
+        cid = getattr(e, "call_id", None)
+        if cid is not None and cid not in self.call_ids:
+            self.call_ids.append(cid)
+
+    def add(self, e: Any) -> None:
+        self.count += 1
+        self.last = e
+        self._note(e)
+
+    def absorb(self, other: _Gap) -> None:
+        self.count += other.count
+        self.last = other.last
+        for k in other.kinds:
+            if k not in self.kinds:
+                self.kinds.append(k)
+        self.block_ids += [b for b in other.block_ids if b not in self.block_ids]
+        self.call_ids += [c for c in other.call_ids if c not in self.call_ids]
+
+    def event(self) -> CustomEvent:
+        first = self.first
+        return CustomEvent(
+            run_id=first.run_id,
+            agent=first.agent,
+            seq=first.seq,
+            name=DROPPED_DELTAS,
+            data={
+                "count": self.count,
+                "first_seq": first.seq,
+                "last_seq": self.last.seq,
+                "kinds": list(self.kinds),
+                "block_ids": list(self.block_ids),
+                "call_ids": list(self.call_ids),
+            },
+        )
+
+
+class _Sub:
+    """One subscriber: its buffer, and its async iterator (not an async generator)."""
+
+    __slots__ = ("error", "hub", "n", "q", "replay", "space", "stopped", "waiter")
+
+    def __init__(self, hub: Shared[Any], replay: list[Any]) -> None:
+        self.hub = hub
+        self.q: deque[Any] = deque()
+        self.n = 0  # items in q (gaps not counted)
+        self.replay = deque(replay)
+        self.waiter: anyio.Event | None = None
+        self.space: anyio.Event | None = None
+        self.error: BaseException | None = None
+        self.stopped = False
+
+    def __aiter__(self) -> _Sub:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            if self.replay:
+                return self.replay.popleft()
+            q = self.q
+            if q:
+                x = q.popleft()
+                if type(x) is _Gap:
+                    return x.event()
+                self.n -= 1
+                space = self.space
+                if space is not None:
+                    self.space = None
+                    space.set()
+                return x
+            error = self.error
+            if error is not None:
+                self.error = None
+                self.stopped = True
+                raise error
+            if self.stopped:
+                raise StopAsyncIteration
+            hub = self.hub
+            if hub._done:
+                self.stopped = True
+                if hub._error is not None:
+                    raise hub._error
+                raise StopAsyncIteration
+            if not hub._started:
+                hub._start_hosted()
+            import anyio  # imported on use (only when waiting): `import streamops` stays light
+
+            waiter = self.waiter = anyio.Event()
+            await waiter.wait()
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            waiter.set()
+        space = self.space
+        if space is not None:
+            self.space = None
+            space.set()
+
+    async def aclose(self) -> None:
+        """Unsubscribe; the last subscriber to close stops the pump and closes the source."""
+        self.stopped = True
+        self.q.clear()
+        self.replay.clear()
+        await self.hub._unsubscribe(self)
+
+
+class _SubSource:
+    __slots__ = ("_sub", "_used")
+
+    def __init__(self, sub: _Sub) -> None:
+        self._sub = sub
+        self._used = False
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        if self._used:
+            raise StreamClosedError("a share()/tee() subscription can be iterated only once; subscribe() again")
+        self._used = True
+        return self._sub
+
+
+class Shared(Generic[T]):
+    """A source shared by several subscribers; made by :func:`share`.
+
+    ``hub.subscribe()`` returns a :class:`~streamops.Stream` of the items from now on (or
+    from ``from_seq``, out of the replay log). Use ``async with share(source) as hub:`` to run
+    the pump in the block's own task group (closed, and the source with it, when the block
+    exits); without it the pump starts on the first pull and stops when every subscriber has
+    closed.
+    """
+
+    def __init__(self, source: AsyncIterable[T], *, buffer: int, policy: Policy, replay: int) -> None:
+        if buffer < 1:
+            raise ValueError(f"share(): buffer must be >= 1, got {buffer}")
+        if replay < 0:
+            raise ValueError(f"share(): replay must be >= 0, got {replay}")
+        if policy not in ("block", "drop_deltas", "fail"):
+            raise ValueError(f"share(): policy must be 'block', 'drop_deltas' or 'fail', got {policy!r}")
+        self._source = source
+        self.buffer = buffer
+        self.policy: Policy = policy
+        self.replay = replay
+        self._log: deque[tuple[int, Any]] = deque(maxlen=replay)
+        self._pos = 0  # items produced so far
+        self._last_seq: int | None = None
+        self._subs: list[_Sub] = []
+        self._started = False
+        self._done = False  # the pump has finished (source ended, failed or was closed)
+        self._error: BaseException | None = None
+        self._closed = False  # the source was closed before its end (no more subscribers)
+        self._scope: anyio.CancelScope | None = None
+        self._finished: anyio.Event | None = None
+        self._tg: TaskGroup | None = None
+
+    # ----------------------------------------------------------------------------- subscribing
+    def subscribe(self, *, from_seq: int | None = None) -> Stream[T]:
+        """A stream of the shared items: those produced from now on, or, with ``from_seq``,
+        every logged item whose ``seq`` is ``>= from_seq`` first (an event's ``seq``; an item
+        that is not an event counts by its position in the shared stream, from 0).
+
+        Raises:
+            ReplayUnavailableError: ``from_seq`` is older than the oldest logged item (and items
+                have left the log, or there is no log).
+            StreamClosedError: every subscriber closed and the source was closed early.
+        """
+        if self._closed:
+            raise StreamClosedError("this shared stream's source was closed (every subscriber closed)")
+        replayed: list[Any] = []
+        if from_seq is not None:
+            log = self._log
+            evicted = self._pos > len(log)
+            oldest = log[0][0] if log else None
+            if evicted and from_seq < (oldest if oldest is not None else (self._last_seq or 0) + 1):
+                raise ReplayUnavailableError(from_seq, oldest)
+            replayed = [x for seq, x in log if seq >= from_seq]
+        sub = _Sub(self, replayed)
+        if not self._done:
+            self._subs = [*self._subs, sub]
+        return Stream(_SubSource(sub))
+
+    # ----------------------------------------------------------------------------- lifetime
+    async def __aenter__(self) -> Shared[T]:
+        import anyio  # imported on use: `import streamops` stays light
+
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._started = True
+        self._finished = anyio.Event()
+        tg.start_soon(self._pump)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        tg = self._tg
+        try:
+            await self.aclose()
+        finally:
+            if tg is not None:
+                self._tg = None
+                await tg.__aexit__(None, None, None)
+
+    async def aclose(self) -> None:
+        """Stop the pump and close the source now; subscribers get what they hold, then end."""
+        import anyio  # imported on use: `import streamops` stays light
+
+        if not self._started:
+            self._started = self._done = self._closed = True
+            if isinstance(self._source, AsyncIterator):
+                await _aclose(self._source)
+            return
+        if not self._done:
+            self._closed = True
+            if self._scope is not None:
+                self._scope.cancel()
+        if self._finished is not None:
+            with anyio.CancelScope(shield=True):
+                await self._finished.wait()
+
+    def _start_hosted(self) -> None:
+        import anyio  # imported on use: `import streamops` stays light
+
+        self._started = True
+        self._finished = anyio.Event()
+        _spawn(self._pump, use_scope=False)
+
+    async def _unsubscribe(self, sub: _Sub) -> None:
+        if sub in self._subs:
+            self._subs = [s for s in self._subs if s is not sub]  # rebind: the pump may be iterating
+            sub.wake()
+        if not self._subs and self._started and not self._done and self._tg is None:
+            await self.aclose()
+
+    # ----------------------------------------------------------------------------- the pump
+    async def _pump(self) -> None:
+        import anyio  # imported on use: `import streamops` stays light
+
+        it: AsyncIterator[Any] | None = None
+        log = self._log if self.replay else None
+        buffer = self.buffer
+        policy = self.policy
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                try:
+                    it = self._source.__aiter__()
+                    if self._closed:
+                        return
+                    async for x in it:
+                        pos = self._pos
+                        self._pos = pos + 1
+                        seq = x.seq if isinstance(x, BaseEvent) else pos
+                        self._last_seq = seq
+                        if log is not None:
+                            log.append((seq, x))
+                        for sub in self._subs:
+                            if sub.n < buffer:
+                                sub.q.append(x)
+                                sub.n += 1
+                                waiter = sub.waiter
+                                if waiter is not None:
+                                    sub.waiter = None
+                                    waiter.set()
+                            elif policy == "block":
+                                await self._wait_space(sub, x)
+                            elif policy == "fail":
+                                sub.error = SlowConsumerError(buffer)
+                                self._subs = [s for s in self._subs if s is not sub]
+                                sub.wake()
+                            else:
+                                await self._drop(sub, x)
+                except Exception as exc:
+                    self._error = exc
+                finally:
+                    if it is not None:
+                        with anyio.CancelScope(shield=True):
+                            try:
+                                await _aclose(it)
+                            except Exception as exc:
+                                if self._error is None and not self._closed:
+                                    self._error = exc
+        finally:
+            self._done = True
+            for sub in self._subs:
+                sub.wake()
+            if self._finished is not None:
+                self._finished.set()
+
+    async def _wait_space(self, sub: _Sub, x: Any) -> None:
+        import anyio  # imported on use: `import streamops` stays light
+
+        while sub.n >= self.buffer and sub in self._subs:
+            space = sub.space = anyio.Event()
+            await space.wait()
+        if sub in self._subs:
+            sub.q.append(x)
+            sub.n += 1
+            sub.wake()
+
+    async def _drop(self, sub: _Sub, x: Any) -> None:
+        q = sub.q
+        if isinstance(x, _DELTAS):
+            if q and type(q[-1]) is _Gap:
+                q[-1].add(x)
+            else:
+                q.append(_Gap(x))
+            return
+        # A non-delta is never dropped: make room by turning the oldest buffered delta into a gap.
+        for i, y in enumerate(q):
+            if isinstance(y, _DELTAS):
+                gap = _Gap(y)
+                if i + 1 < len(q) and type(q[i + 1]) is _Gap:
+                    gap.absorb(q[i + 1])
+                    del q[i + 1]
+                if i > 0 and type(q[i - 1]) is _Gap:
+                    q[i - 1].absorb(gap)
+                    del q[i]
+                else:
+                    q[i] = gap
+                sub.n -= 1
+                q.append(x)
+                sub.n += 1
+                sub.wake()
+                return
+        await self._wait_space(sub, x)
+
+
+def share(
+    source: AsyncIterable[T],
+    *,
+    buffer: int = 64,
+    policy: Policy = "block",
+    replay: int = 0,
+) -> Shared[T]:
+    """Share one source among several consumers: each subscriber gets every item, the source
+    is pulled once.
+
+    ``hub = share(run, replay=1000)``; ``hub.subscribe()`` gives a stream (each subscription
+    is iterated once; ``subscribe()`` again for another consumer).
+
+    - Emits: to each subscriber, every item the source produces after it subscribed (after
+      the replayed ones, with ``from_seq``), in order.
+    - Completes: each subscriber when the source completes (after its buffered items).
+    - Fails: each subscriber, after its buffered items, with the source's exception (the same
+      object); a ``policy="fail"`` subscriber that falls behind with
+      :class:`SlowConsumerError`; ``subscribe(from_seq=...)`` with
+      :class:`ReplayUnavailableError` when the log no longer holds that ``seq``.
+    - Cancels: the source is closed when every subscriber has closed (or when the
+      ``async with`` block exits); one subscriber closing only unsubscribes it.
+    - Buffers: up to ``buffer`` items per subscriber (default 64), and the last ``replay``
+      items for late subscribers (default 0: no replay). When a subscriber's buffer is full,
+      ``policy`` decides:
+
+      - ``"block"`` (default): the pump waits for it, so the source runs at the pace of the
+        slowest subscriber (a subscriber that never pulls stops everyone once its buffer fills);
+      - ``"drop_deltas"``: a ``TextDelta``/``ReasoningDelta``/``ToolCallDelta`` is dropped for
+        that subscriber only; any other event (tool calls and results, errors, usage, the run's
+        end) is kept, making room by dropping the oldest buffered delta, or waiting if there is
+        none. The subscriber learns what it missed from a ``CustomEvent`` named
+        :data:`DROPPED_DELTAS` at the place of the gap (``data["count"]``, the ``seq`` range,
+        the kinds and block/call ids), so it can re-fetch or mark the text as incomplete;
+      - ``"fail"``: that subscriber gets :class:`SlowConsumerError` after its buffered items;
+        the others go on.
+
+    Marble: ``a b c`` shared by two subscribers gives each ``a b c``; with ``drop_deltas``
+    and a stalled subscriber, ``t1 t2 t3 END`` may reach it as ``t1 <dropped 2> END``.
+
+    Raises:
+        ValueError: ``buffer`` < 1, ``replay`` < 0, or an unknown ``policy``.
+    """
+    return Shared(source, buffer=buffer, policy=policy, replay=replay)
+
+
+def tee(
+    source: AsyncIterable[T],
+    n: int = 2,
+    *,
+    buffer: int = 64,
+    policy: Policy = "block",
+) -> tuple[Stream[T], ...]:
+    """Split one source into ``n`` streams that each get every item (``a, b = tee(run)``).
+
+    The ``n`` subscriptions exist from the start, so none misses an item. This is
+    ``share(source, buffer=buffer, policy=policy)`` subscribed ``n`` times; see :func:`share`
+    for the slow-consumer policies.
+
+    - Emits: every item to every branch, in order.
+    - Completes: each branch when the source completes.
+    - Fails: each branch with the source's exception; a ``policy="fail"`` branch that falls
+      ``buffer`` items behind with :class:`SlowConsumerError`.
+    - Cancels: the source is closed when every branch has closed.
+    - Buffers: up to ``buffer`` items per branch (default 64). With ``policy="block"`` the
+      branches must be consumed concurrently (a branch nobody reads stops the others once
+      ``buffer`` items are waiting in it).
+
+    Marble: ``a b c | tee(2)`` gives ``a b c`` and ``a b c``.
+
+    Raises:
+        ValueError: ``n`` < 1 (and see :func:`share`).
+    """
+    if n < 1:
+        raise ValueError(f"tee(): n must be >= 1, got {n}")
+    hub = Shared(source, buffer=buffer, policy=policy, replay=0)
+    return tuple(hub.subscribe() for _ in range(n))

@@ -1,0 +1,362 @@
+"""merge, concat and task_scope: ordering, provenance, errors, closing, context, fairness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streamops import ErrorEvent, Stream, TextDelta, ToolCallEnd
+from streamops.operators import filter, map
+from streamops.operators.combine import concat, merge, task_scope
+
+pytestmark = pytest.mark.anyio
+
+
+class Boom(Exception):
+    pass
+
+
+async def _pause(kind: int) -> None:
+    if kind == 1:
+        await anyio.lowlevel.checkpoint()
+    elif kind == 2:
+        await anyio.sleep(0.0001)
+
+
+async def gen(
+    name: str,
+    n: int,
+    *,
+    log: list[str] | None = None,
+    pauses: list[int] | None = None,
+    fail_at: int | None = None,
+    error: BaseException | None = None,
+) -> AsyncGenerator[Any, None]:
+    try:
+        for i in range(n):
+            if pauses:
+                await _pause(pauses[i % len(pauses)])
+            if fail_at == i:
+                raise error if error is not None else Boom(name)
+            yield (name, i)
+    finally:
+        if log is not None:
+            log.append(f"closed {name}")
+
+
+# ------------------------------------------------------------------------- ordering (property)
+@given(
+    plan=st.lists(
+        st.tuples(st.integers(0, 25), st.lists(st.integers(0, 2), min_size=1, max_size=5)),
+        min_size=0,
+        max_size=6,
+    ),
+    buffer=st.sampled_from([1, 2, 3, 16]),
+)
+async def test_merge_loses_nothing_and_keeps_per_source_order(plan: list[tuple[int, list[int]]], buffer: int) -> None:
+    sources = [gen(f"s{k}", n, pauses=pauses) for k, (n, pauses) in enumerate(plan)]
+    out = await merge(*sources, buffer=buffer).collect()
+    assert len(out) == sum(n for n, _ in plan)
+    for k, (n, _) in enumerate(plan):
+        assert [i for name, i in out if name == f"s{k}"] == list(range(n))
+
+
+async def test_merge_empty_and_single() -> None:
+    assert await merge().collect() == []
+    assert await merge(gen("a", 3)).collect() == [("a", 0), ("a", 1), ("a", 2)]
+
+
+async def test_merge_accepts_streams_and_is_reiterable_over_reiterable_sources() -> None:
+    m = merge(Stream.from_iterable([1, 2]), Stream.from_iterable([3]))
+    assert sorted(await m.collect()) == [1, 2, 3]
+    assert sorted(await m.collect()) == [1, 2, 3]
+
+
+# ------------------------------------------------------------------------- provenance
+async def test_merge_labels_stamp_agent_only_when_missing() -> None:
+    async def run(agent: str) -> AsyncGenerator[Any, None]:
+        yield TextDelta(delta="x", run_id="r1", seq=0)
+        yield TextDelta(delta="y", run_id="r1", seq=1, agent=agent)
+        yield "not an event"
+
+    out = await merge({"researcher": run("named"), "writer": run("")}).collect()
+    events = [e for e in out if isinstance(e, TextDelta)]
+    assert sorted((e.agent, e.delta) for e in events) == [
+        ("named", "y"),
+        ("researcher", "x"),
+        ("writer", "x"),
+        ("writer", "y"),
+    ]
+    assert all(e.run_id == "r1" for e in events)
+    assert out.count("not an event") == 2
+    # an event that already names its agent is passed as the same object
+    original = TextDelta(delta="z", agent="kept")
+
+    async def one() -> AsyncGenerator[Any, None]:
+        yield original
+
+    assert (await merge({"label": one()}).collect())[0] is original
+
+
+# ------------------------------------------------------------------------- errors
+async def test_first_error_cancels_siblings_and_is_reraised_as_itself() -> None:
+    log: list[str] = []
+    err = Boom("the one")
+    sources = [gen("bad", 5, log=log, pauses=[2], fail_at=2, error=err)]
+    sources += [gen(f"slow{k}", 1000, log=log, pauses=[2]) for k in range(5)]
+    with pytest.raises(Boom) as info:
+        await merge(*sources).collect()
+    assert info.value is err
+    assert sorted(log) == sorted(["closed bad"] + [f"closed slow{k}" for k in range(5)])
+
+
+async def test_error_not_wrapped_in_iterate_nor_bare_async_for() -> None:
+    err = Boom("x")
+    with pytest.raises(Boom) as info:
+        async with merge(gen("a", 5, fail_at=1, error=err), gen("b", 100, pauses=[1])).iterate() as it:
+            async for _ in it:
+                pass
+    assert info.value is err
+    log: list[str] = []
+    with pytest.raises(Boom) as info2:
+        async for _ in merge(gen("a", 5, fail_at=1, error=err, pauses=[2]), gen("b", 100, pauses=[1], log=log)):
+            pass
+    assert info2.value is err
+    assert log == ["closed b"]
+
+
+async def test_consumer_error_leaves_iterate_as_itself() -> None:
+    err = Boom("consumer")
+    with pytest.raises(Boom) as info:
+        async with merge(gen("a", 50), gen("b", 50)).iterate() as it:
+            async for _ in it:
+                raise err
+    assert info.value is err
+
+
+async def test_items_before_the_error_are_emitted() -> None:
+    async def src() -> AsyncGenerator[int, None]:
+        yield 1
+        yield 2
+        raise Boom("late")
+
+    got: list[int] = []
+    with pytest.raises(Boom):
+        async for x in merge(src()):
+            got.append(x)
+    assert got == [1, 2]
+
+
+async def test_on_error_continue_emits_error_event_and_keeps_others() -> None:
+    async def bad() -> AsyncGenerator[Any, None]:
+        yield TextDelta(delta="a", run_id="run-bad", seq=0)
+        await anyio.lowlevel.checkpoint()
+        raise Boom("kaput")
+
+    async def good() -> AsyncGenerator[Any, None]:
+        for i in range(5):
+            await anyio.lowlevel.checkpoint()
+            yield TextDelta(delta=str(i), run_id="run-good", seq=i)
+
+    out = await merge({"bad": bad(), "good": good()}, on_error="continue").collect()
+    errors = [e for e in out if isinstance(e, ErrorEvent)]
+    assert len(errors) == 1
+    e = errors[0]
+    assert (e.agent, e.run_id, e.error_type, e.message, e.seq) == ("bad", "run-bad", "Boom", "kaput", 1)
+    assert [x.delta for x in out if isinstance(x, TextDelta) and x.agent == "good"] == ["0", "1", "2", "3", "4"]
+    assert out.index(e) > out.index(next(x for x in out if getattr(x, "delta", None) == "a"))
+
+
+# ------------------------------------------------------------------------- closing / cancellation
+def _tasks() -> set[Any]:
+    try:
+        return set(asyncio.all_tasks())
+    except RuntimeError:  # not on asyncio
+        return set()
+
+
+@pytest.mark.parametrize("mode", ["iterate", "bare", "take", "scope"])
+async def test_break_out_of_100_sources_closes_every_source(mode: str) -> None:
+    before = _tasks()
+    log: list[str] = []
+    sources = [gen(f"s{k}", 10_000, log=log, pauses=[0, 1, 2]) for k in range(100)]
+    merged = merge(*sources)
+    got = 0
+    if mode == "iterate":
+        async with merged.iterate() as it:
+            async for _ in it:
+                got += 1
+                if got == 250:
+                    break
+    elif mode == "bare":
+        agen = merged.__aiter__()
+        async for _ in agen:
+            got += 1
+            if got == 250:
+                break
+        await agen.aclose()  # what the loop's async generator finalizer does on garbage collection
+    elif mode == "take":
+        from streamops.operators import take
+
+        got = len(await (merged | take(250)).collect())
+    else:
+        agen = merged.__aiter__()
+        async with task_scope():
+            async for _ in agen:
+                got += 1
+                if got == 250:
+                    break
+        # leaving the scope cancelled what the unclosed iterator left running: all closed
+        assert len(log) == 100
+        await agen.aclose()
+    gc.collect()
+    await anyio.sleep(0.01)
+    assert got == 250
+    assert sorted(log) == sorted(f"closed s{k}" for k in range(100))
+    assert _tasks() == before
+
+
+async def test_consumer_cancelled_closes_every_source() -> None:
+    log: list[str] = []
+    with anyio.move_on_after(0.05):
+        async with merge(*[gen(f"s{k}", 10**9, log=log, pauses=[2]) for k in range(20)]).iterate() as it:
+            async for _ in it:
+                pass
+    assert len(log) == 20
+
+
+async def test_bare_async_for_abandoned_is_closed_by_the_finalizer(anyio_backend: str) -> None:
+    if anyio_backend == "trio":
+        pytest.skip("trio closes an abandoned async generator too, but warns (ResourceWarning) that it should be")
+    log: list[str] = []
+    async for _ in merge(gen("a", 1000, log=log, pauses=[1]), gen("b", 1000, log=log, pauses=[1])):
+        break
+    for _ in range(50):
+        gc.collect()
+        if len(log) == 2:
+            break
+        await anyio.sleep(0.01)
+    assert sorted(log) == ["closed a", "closed b"]
+
+
+# ------------------------------------------------------------------------- context variables
+VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
+
+
+async def test_contextvars_set_by_a_source_persist_across_its_items() -> None:
+    async def src(name: str) -> AsyncGenerator[tuple[str, str], None]:
+        VAR.set(name)
+        for _ in range(20):
+            await anyio.lowlevel.checkpoint()
+            yield name, VAR.get()
+
+    VAR.set("consumer")
+    out = await merge(src("a"), src("b"), src("c"), buffer=1).collect()
+    assert len(out) == 60
+    assert all(name == value for name, value in out)
+    assert VAR.get() == "consumer"
+
+
+# ------------------------------------------------------------------------- fairness
+@pytest.mark.parametrize("buffer", [1, 4, 16])
+async def test_a_source_that_never_awaits_cannot_starve_another(buffer: int) -> None:
+    async def greedy() -> AsyncGenerator[str, None]:
+        while True:
+            yield "g"
+
+    async def polite() -> AsyncGenerator[str, None]:
+        for _ in range(10):
+            await anyio.lowlevel.checkpoint()
+            yield "p"
+
+    out: list[str] = []
+    async with merge(greedy(), polite(), buffer=buffer).iterate() as it:
+        async for x in it:
+            out.append(x)
+            if out.count("p") == 10:
+                break
+    # polite got all its items while greedy ran at most a few buffers ahead of each of them
+    assert len(out) <= 10 * (2 * buffer + 2) + buffer
+
+
+# ------------------------------------------------------------------------- composition
+async def test_piping_keeps_the_scope_and_nested_merges_work() -> None:
+    async def double(x: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        return x * 2
+
+    inner = merge(Stream.from_iterable(range(5)), Stream.from_iterable(range(5, 10)))
+    piped = merge(inner, Stream.from_iterable(range(10, 15))) | filter(lambda x: x % 2 == 0) | map(double)
+    assert sorted(await piped.collect()) == [x * 2 for x in range(0, 15, 2)]
+    assert await (merge(Stream.from_iterable([7])) | map(double)).first() == 14
+    assert await merge(Stream.from_iterable([1, 2])).last() in (1, 2)
+    seen: list[int] = []
+    assert await merge(Stream.from_iterable([1, 2, 3])).run(seen.append) == 3
+    assert sorted(seen) == [1, 2, 3]
+
+
+def test_iter_sync_and_to_list_work_outside_any_loop() -> None:
+    m = merge(Stream.from_iterable([1, 2]), Stream.from_iterable([3]))
+    assert sorted(m.to_list()) == [1, 2, 3]
+    assert sorted(m.iter_sync(backend="trio")) == [1, 2, 3]
+
+
+async def test_merge_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="buffer"):
+        merge(gen("a", 1), buffer=0)
+    with pytest.raises(ValueError, match="on_error"):
+        merge(gen("a", 1), on_error="ignore")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mapping"):
+        merge({"a": gen("a", 1)}, gen("b", 1))
+
+
+# ------------------------------------------------------------------------- concat
+async def test_concat_runs_one_after_another_and_closes_each_before_the_next() -> None:
+    log: list[str] = []
+
+    async def src(name: str, n: int) -> AsyncGenerator[str, None]:
+        log.append(f"open {name}")
+        try:
+            for i in range(n):
+                yield f"{name}{i}"
+        finally:
+            log.append(f"close {name}")
+
+    out = await concat(src("a", 2), Stream.from_iterable(["x"]), src("b", 1)).collect()
+    assert out == ["a0", "a1", "x", "b0"]
+    assert log == ["open a", "close a", "open b", "close b"]
+
+
+async def test_concat_stopping_early_closes_current_and_unstarted_sources() -> None:
+    log: list[str] = []
+    out: list[Any] = []
+    async with concat(gen("a", 3, log=log), gen("b", 3, log=log), gen("c", 3, log=log)).iterate() as it:
+        async for x in it:
+            out.append(x)
+            if x == ("b", 0):
+                break
+    assert out == [("a", 0), ("a", 1), ("a", 2), ("b", 0)]
+    assert log == ["closed a", "closed b"]  # c never started: nothing of it ran
+    assert await concat().collect() == []
+
+
+async def test_concat_error_is_reraised_as_itself() -> None:
+    err = Boom("c")
+    with pytest.raises(Boom) as info:
+        await concat(gen("a", 2), gen("b", 2, fail_at=1, error=err), gen("c", 2)).collect()
+    assert info.value is err
+
+
+async def test_concat_of_events_keeps_them_unchanged() -> None:
+    e1 = TextDelta(delta="a")
+    e2 = ToolCallEnd(call_id="c", name="t", arguments="{}")
+    assert await concat(Stream.from_iterable([e1]), Stream.from_iterable([e2])).collect() == [e1, e2]
