@@ -2,6 +2,7 @@
 
 from .aggregate import Accumulator, ErrorInfo, Message, ToolCall, accumulate, assemble
 from .select import filter, of_type, take, take_until
+from .text import smooth
 from .transform import map, scan, tap
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "map",
     "of_type",
     "scan",
+    "smooth",
     "take",
     "take_until",
     "tap",

@@ -1,0 +1,564 @@
+"""Text operators: ``smooth`` re-chunks text and reasoning deltas on word, line, sentence,
+regex or grapheme boundaries.
+
+Providers cut text where their tokenizer and network happen to cut it (``"Hel"``, ``"lo, w"``,
+``"orld"``); a UI wants whole words, lines or sentences. ``smooth`` holds the text of the
+current block and re-emits it in chunks that end on a boundary, without ever changing the
+text: the output deltas concatenate to exactly the input deltas, whitespace included, and no
+chunk ever splits a user-perceived character (a Unicode extended grapheme cluster: an emoji
+ZWJ sequence, a skin-tone modifier, a flag, a letter and its combining marks). Scripts written
+without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar) are cut after every character in
+``"word"`` mode, so they are never held until the end of the block.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import replace
+from typing import Any, Literal, overload
+
+from .._stream import End, Push, Stage, Stream, _GenSource
+from ..events import ReasoningDelta, TextDelta
+
+__all__ = ["smooth"]
+
+Boundary = Literal["word", "line", "sentence", "grapheme"]
+"""The built-in chunk boundaries of :func:`smooth`."""
+
+# Characters of scripts written without spaces between words, plus their punctuation: in
+# "word" mode each one is a chunk boundary by itself (before and after it). CJK ideographs
+# (with extensions and compatibility ideographs), kana, bopomofo, CJK and full/half-width
+# punctuation, Thai, Lao, Khmer, Myanmar. Combining marks inside these blocks (Thai vowel
+# signs, kana voicing marks) are never cut off their base: every cut is also checked against
+# the grapheme rules.
+_NO_SPACE = (
+    "\u0e00-\u0eff"  # Thai, Lao
+    "\u1000-\u109f"  # Myanmar
+    "\u1780-\u17ff"  # Khmer
+    "\u3001-\u303f"  # CJK symbols and punctuation (not U+3000, the ideographic space)
+    "\u3040-\u30ff"  # Hiragana, Katakana
+    "\u3100-\u312f\u31a0-\u31bf"  # Bopomofo
+    "\u31f0-\u31ff"  # Katakana phonetic extensions
+    "\u3400-\u4dbf"  # CJK extension A
+    "\u4e00-\u9fff"  # CJK unified ideographs
+    "\uf900-\ufaff"  # CJK compatibility ideographs
+    "\uff01-\uff9f"  # full-width forms, half-width katakana
+    "\U00020000-\U0003ffff"  # CJK extensions B-I
+)
+
+# Each pattern matches just before a cut: the cut is ``m.end()``. Every built-in pattern ends
+# with a lookahead that needs the character after the cut, so a cut is only ever made once
+# that character has arrived: until then the text could still grow into the same chunk, or a
+# combining mark could still attach to its last character.
+_WORD = re.compile(rf"[\s{_NO_SPACE}](?=\S)|\S(?=[{_NO_SPACE}])")
+"""Word: after a run of whitespace, before the next non-whitespace; and before and after each
+character of a script without spaces (whitespace after it stays with it)."""
+_LINE = re.compile(r"\n(?=[^\r\n])")
+"""Line: after a run of line breaks (``\\n``, with any ``\\r``), before the next character."""
+_SENTENCE = re.compile(
+    r"(?:[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+|[\u3002\uff01\uff1f\uff61][\u300d\u300f\u201d\u2019\uff09)\]]*\s*)(?=\S)"
+)
+"""Sentence: after ``. ! ? …`` (any closing quotes or brackets) and the whitespace run that
+follows; after ``。！？`` (and closers, and any whitespace) even with no whitespace."""
+
+_X: Any = None
+"""``regex.compile(r"\\X")``, compiled on first use (``import streamops`` stays light)."""
+_UNSAFE_TAIL: Any = None
+"""A last grapheme cluster that the next character could still extend."""
+
+
+def _grapheme_re() -> Any:
+    global _X, _UNSAFE_TAIL
+    if _X is None:
+        import regex  # type: ignore[import-untyped]
+
+        _X = regex.compile(r"\X")
+        _UNSAFE_TAIL = regex.compile(
+            r"(?:\r|\u200d|\p{Extended_Pictographic}[\p{GCB=Extend}\u200d]*|\p{GCB=Prepend}|\p{InCB=Linker}"
+            r"|\p{GCB=L}|\p{GCB=V})\Z|\A\p{Regional_Indicator}\Z"
+        )
+    return _X
+
+
+_PLAIN: dict[str, bool] = {}
+"""Per character: whether its Grapheme_Cluster_Break is Other, Control or LF. Between two
+such characters there is always a cluster boundary (no rule joins them; CR is not one)."""
+_PLAIN_RE: Any = None
+
+
+def _plain(ch: str) -> bool:
+    global _PLAIN_RE
+    if _PLAIN_RE is None:
+        import regex
+
+        _PLAIN_RE = regex.compile(r"[\p{GCB=Other}\p{GCB=Control}\n]")
+    ok = _PLAIN_RE.fullmatch(ch) is not None
+    if len(_PLAIN) < 65536:  # a cache of the characters seen, bounded
+        _PLAIN[ch] = ok
+    return ok
+
+
+def _is_boundary(s: str, lo: int, p: int) -> bool:
+    """Whether ``0 < p < len(s)`` is a grapheme cluster boundary of ``s``; ``lo <= p`` must be
+    one. The boundary at ``p`` depends only on ``s[:p + 1]``, so it is final once ``s[p]`` is
+    known."""
+    a = s[p - 1]
+    b = s[p]
+    # Fast paths. Nothing below U+0300 can attach to what precedes it (no Extend, ZWJ,
+    # SpacingMark or regional indicator), and nothing below U+0600 attaches to what follows it
+    # (no Prepend, no ZWJ, no Hangul jamo); only CR LF stays together. Then: two characters
+    # whose break property is Other/Control/LF (CJK ideographs, kana, Thai consonants,
+    # Cyrillic letters...) always have a boundary between them.
+    if b < "\u0300" and a < "\u0600":
+        return not (a == "\r" and b == "\n")
+    pa = _PLAIN.get(a)
+    if pa is None:
+        pa = _plain(a)
+    if pa:
+        pb = _PLAIN.get(b)
+        if pb is None:
+            pb = _plain(b)
+        if pb:
+            return True
+    x = _X if _X is not None else _grapheme_re()
+    return len(x.findall(s, lo, p + 1)[-1]) == 1
+
+
+def _max_cut(s: str, lo: int, limit: int) -> int:
+    """The largest grapheme boundary ``q`` with ``lo < q <= limit`` (``s[limit]`` must exist;
+    ``lo`` is a boundary). When the cluster at ``lo`` is longer than that, the end of that
+    cluster if it is complete (followed by another character), else ``-1``."""
+    if _is_boundary(s, lo, limit):
+        return limit
+    x = _X if _X is not None else _grapheme_re()
+    ends = [m.end() for m in x.finditer(s, lo, limit + 1)]
+    if len(ends) >= 2:
+        return ends[-2]  # type: ignore[no-any-return]
+    q: int = x.match(s, lo).end()
+    return q if q < len(s) else -1
+
+
+def _safe_len(s: str) -> int:
+    """How much of ``s`` may be emitted when time runs out: all of it, unless its last
+    grapheme cluster could still be extended by the next delta (it ends in a ZWJ, an emoji
+    that could take a skin tone or a ZWJ, a lone regional indicator, a Prepend, a virama,
+    a leading Hangul jamo). Letters that could still take a combining mark are not held."""
+    z = s[-1]
+    if z < "\u00a9" and z != "\r":  # ASCII, Latin-1 up to U+00A8: only a mark could extend them
+        return len(s)
+    x = _X if _X is not None else _grapheme_re()
+    last: str = x.findall(s)[-1]
+    if _UNSAFE_TAIL.search(last):
+        return len(s) - len(last)
+    return len(s)
+
+
+def _make(src: Any, text: str) -> Any:
+    """A delta of ``src``'s class with ``src``'s envelope and block id and ``text``."""
+    cls = src.__class__
+    if text == src.delta:
+        return src  # the chunk is exactly this delta: pass it on, no copy
+    if cls is TextDelta or cls is ReasoningDelta:
+        # Both are plain slots dataclasses without __post_init__: filling the slots directly
+        # builds the same object as the constructor at a third of the cost.
+        out: Any = object.__new__(cls)
+        out.run_id = src.run_id
+        out.agent = src.agent
+        out.seq = src.seq
+        out.ts = src.ts
+        out.raw = src.raw
+        out.kind = src.kind
+        out.delta = text
+        out.block_id = src.block_id
+        return out
+    return replace(src, delta=text)
+
+
+_Chunker = tuple[Push, End, Callable[[], None], Callable[[], bool]]
+
+
+def _chunker(
+    by: str | re.Pattern[str], max_chars: int, kinds: tuple[type[Any], ...]
+) -> Callable[[Push, End], _Chunker]:
+    """The sans-IO re-chunker: ``bind(down, end)`` returns ``(push, end, flush_soft, held)``.
+
+    ``flush_soft()`` emits the held text except a last grapheme cluster that could still grow
+    (used when ``max_delay`` runs out); ``held()`` says whether any text is held.
+    """
+    if by == "word":
+        pattern, local = _WORD, True
+    elif by == "line":
+        pattern, local = _LINE, True
+    elif by == "sentence":
+        pattern, local = _SENTENCE, False
+    elif by == "grapheme":
+        pattern, local = None, False
+    elif isinstance(by, re.Pattern):
+        pattern, local = by, False
+    else:
+        raise ValueError(f"smooth(): by must be 'word', 'line', 'sentence', 'grapheme' or a compiled regex, got {by!r}")
+    user = isinstance(by, re.Pattern)
+    grapheme = by == "grapheme"
+
+    def bind(down: Push, end: End) -> _Chunker:
+        buf = ""  # text held for the current block; always starts on a grapheme boundary
+        cur: Any = None  # the last delta of the current block (None: no block yet)
+        kind_ok: dict[type[Any], bool] = {}
+        search = pattern.search if pattern is not None else None
+        new = object.__new__
+
+        def emit(s: str, lo: int, hi: int, src: Any) -> None:
+            # Emit s[lo:hi] (hi a boundary, or the end of the block) in chunks <= max_chars.
+            while hi - lo > max_chars:
+                q = _max_cut(s, lo, lo + max_chars)
+                if q < 0 or q > hi:
+                    q = hi
+                down(_make(src, s[lo:q]))
+                lo = q
+            if lo < hi:
+                down(_make(src, s[lo:hi]))
+
+        def split_held(n: int, e: Any, c: Any) -> None:
+            # The held text is longer than max_chars: emit max_chars-sized pieces (backed off
+            # to grapheme boundaries) and keep the rest.
+            nonlocal buf
+            s = buf
+            lo = 0
+            while len(s) - lo > max_chars:
+                q = _max_cut(s, lo, lo + max_chars)
+                if q < 0:
+                    break  # one grapheme cluster, not complete yet
+                down(_make(e if q > n else c, s[lo:q]))
+                lo = q
+            buf = s[lo:]
+
+        def flush() -> None:
+            nonlocal buf
+            if buf:
+                s = buf
+                buf = ""
+                emit(s, 0, len(s), cur)
+
+        def begin(e: Any) -> bool:
+            # ``e`` is not the next delta of the current block: flush the held text; say
+            # whether ``e`` is a delta to re-chunk (it then starts a new block).
+            nonlocal cur
+            cls = e.__class__
+            ok = kind_ok.get(cls)
+            if ok is None:
+                ok = kind_ok[cls] = issubclass(cls, kinds)
+            if buf:
+                flush()  # another event, another block: the held text goes out first
+            cur = None
+            if not ok:
+                down(e)
+            return ok
+
+        def push_local(e: Any) -> None:
+            # word / line: the hot path. Each match of the pattern ends just before a cut and
+            # looks at one character before it, so the search starts one character before
+            # the new text.
+            nonlocal buf, cur
+            c = cur
+            if c is None or not (
+                e.__class__ is c.__class__ and e.block_id == c.block_id and e.run_id == c.run_id and e.agent == c.agent
+            ):
+                if not begin(e):
+                    return
+                c = None
+            n = len(buf)
+            s = buf + e.delta if n else e.delta
+            m = search(s, n - 1 if n else 0)  # type: ignore[misc]
+            if m is not None:
+                # All-ASCII text (str.isascii() is O(1)) needs no grapheme check: the only
+                # ASCII cluster longer than one character is CR LF, and no built-in pattern
+                # cuts between CR and LF.
+                simple = s.isascii()
+                cls = e.__class__
+                fast = cls is TextDelta or cls is ReasoningDelta
+                last = 0
+                while m is not None:
+                    p = m.end()
+                    if simple or _is_boundary(s, last, p):
+                        src = e if p > n else c  # the delta that supplied the chunk's last character
+                        if p - last > max_chars:
+                            emit(s, last, p, src)
+                        elif fast:
+                            # _make, inlined: this runs for every chunk.
+                            t = s[last:p]
+                            if t == src.delta:
+                                down(src)
+                                last = p
+                                m = search(s, p)  # type: ignore[misc]
+                                continue
+                            o = new(cls)
+                            o.run_id = src.run_id
+                            o.agent = src.agent
+                            o.seq = src.seq
+                            o.ts = src.ts
+                            o.raw = src.raw
+                            o.kind = src.kind
+                            o.delta = t
+                            o.block_id = src.block_id
+                            down(o)
+                        else:
+                            down(_make(src, s[last:p]))
+                        last = p
+                    m = search(s, p)  # type: ignore[misc]
+                if last:
+                    s = s[last:]
+            buf = s
+            cur = e
+            if len(s) > max_chars:
+                split_held(n, e, c)
+
+        def push_other(e: Any) -> None:
+            # sentence / grapheme / a user regex.
+            nonlocal buf, cur
+            c = cur
+            if c is None or not (
+                e.__class__ is c.__class__ and e.block_id == c.block_id and e.run_id == c.run_id and e.agent == c.agent
+            ):
+                if not begin(e):
+                    return
+                c = None
+            n = len(buf)
+            s = buf + e.delta if n else e.delta
+            if grapheme:
+                x = _X if _X is not None else _grapheme_re()
+                clusters = x.findall(s)
+                pos = 0
+                for g in clusters[:-1]:
+                    pos += len(g)
+                    down(_make(e if pos > n else c, g))
+                buf = clusters[-1] if clusters else ""
+            elif not user:
+                # sentence: a match can start well before the new text: search the held text.
+                assert search is not None
+                last = 0
+                m = search(s)
+                while m is not None:
+                    p = m.end()
+                    if _is_boundary(s, last, p):
+                        emit(s, last, p, e if p > n else c)
+                        last = p
+                    m = search(s, p)
+                buf = s[last:] if last else s
+            else:
+                # A user regex: cut after each non-empty match that is followed by at least one
+                # more character; the held text is searched again from its start after a cut.
+                assert pattern is not None
+                buf = s
+                done = 0  # characters of s already emitted
+                while buf:
+                    cut = 0
+                    for m in pattern.finditer(buf):
+                        p = m.end()
+                        if p == 0:
+                            continue
+                        if p >= len(buf):
+                            break
+                        if _is_boundary(buf, 0, p):
+                            cut = p
+                            break
+                    if not cut:
+                        break
+                    emit(buf, 0, cut, e if done + cut > n else c)
+                    done += cut
+                    buf = buf[cut:]
+            cur = e
+            if len(buf) > max_chars:
+                split_held(n, e, c)
+
+        push = push_local if local else push_other
+
+        def end_() -> None:
+            flush()
+            end()
+
+        def flush_soft() -> None:
+            nonlocal buf
+            s = buf
+            if s:
+                k = _safe_len(s)
+                if k:
+                    buf = s[k:]
+                    emit(s, 0, k, cur)
+
+        def held() -> bool:
+            return bool(buf)
+
+        return push, end_, flush_soft, held
+
+    return bind
+
+
+@overload
+def smooth(
+    by: Boundary | re.Pattern[str] = "word",
+    *,
+    max_chars: int = 256,
+    max_delay: None = None,
+    kinds: tuple[type[Any], ...] = (TextDelta, ReasoningDelta),
+) -> Stage[Any, Any]: ...
+@overload
+def smooth(
+    by: Boundary | re.Pattern[str] = "word",
+    *,
+    max_chars: int = 256,
+    max_delay: float,
+    kinds: tuple[type[Any], ...] = (TextDelta, ReasoningDelta),
+) -> Callable[[Stream[Any]], Stream[Any]]: ...
+def smooth(
+    by: Boundary | re.Pattern[str] = "word",
+    *,
+    max_chars: int = 256,
+    max_delay: float | None = None,
+    kinds: tuple[type[Any], ...] = (TextDelta, ReasoningDelta),
+) -> Stage[Any, Any] | Callable[[Stream[Any]], Stream[Any]]:
+    """Re-chunk text and reasoning deltas so that each chunk ends on a boundary.
+
+    The deltas of one block (same class, ``block_id``, ``run_id`` and ``agent``) are held and
+    re-emitted as new deltas that end on a boundary of ``by``:
+
+    - ``"word"`` (default): after a run of whitespace, just before the next non-whitespace
+      character; the whitespace stays with the word before it (``"Hello, "`` then
+      ``"world"``). Each character of a script written without spaces (CJK ideographs, kana,
+      CJK punctuation, Thai, Lao, Khmer, Myanmar) is a chunk of its own, with any whitespace
+      that follows it.
+    - ``"line"``: after a run of line breaks (``"\\n"``, with any ``"\\r"``), just before the
+      next character.
+    - ``"sentence"``: after ``.``, ``!``, ``?`` or ``…`` (and any closing quotes or
+      brackets) followed by whitespace, after that whitespace; after ``。``, ``！`` or
+      ``？`` even without whitespace. No abbreviation detection (``"e.g. x"`` is cut).
+    - ``"grapheme"``: after every user-perceived character (extended grapheme cluster).
+    - a compiled ``re.Pattern``: after each non-empty match in the held text (searched from
+      its start, like the Vercel AI SDK's ``smoothStream``).
+
+    A cut is made only once the character after it has arrived (a word is complete when the
+    next word starts), and only on a grapheme cluster boundary: emoji ZWJ sequences, skin
+    tones, flags, letters with combining marks are never split, in any mode. The text is
+    never changed: the output deltas of a block concatenate to its input deltas.
+
+    The held text is also flushed:
+
+    - when it exceeds ``max_chars`` characters (base64, code without spaces): pieces of at
+      most ``max_chars`` characters, backed off to a grapheme boundary (a single grapheme
+      cluster longer than that goes out whole); every chunk is at most ``max_chars`` long;
+    - before any event that is not one of ``kinds`` (a tool call never overtakes text);
+    - when the block changes (another ``block_id``, text <-> reasoning, another run or agent);
+    - at the end of the stream, or when the upstream fails (held text first, then the error);
+    - with ``max_delay``: when text has been held for ``max_delay`` seconds (see below).
+
+    Each output delta is a new delta of the same class with the envelope (``run_id``,
+    ``agent``, ``seq``, ``ts``, ``raw``) and ``block_id`` of the input delta that supplied its
+    last character (an input delta that already is exactly one chunk passes through as it
+    is). Events of other kinds pass through unchanged; empty deltas are dropped.
+
+    Without ``max_delay`` this is a fusable :class:`~streamops.Stage` (no task, no clock).
+    With ``max_delay`` (seconds), no text is held longer than ``max_delay`` seconds after its
+    first character arrived: when the time runs out, everything held is emitted, except a
+    last grapheme cluster that the next delta could still extend (it ends in a ZWJ, an emoji
+    that could take a skin tone, a lone regional indicator...), which waits for the next
+    delta or the end. This form reads the upstream in a task: it must be iterated by a
+    terminal that hosts tasks (``collect()``, ``run()``, ``first()``, ``last()``,
+    ``async with stream.iterate()``); a bare ``async for`` raises
+    :class:`~streamops._host.TaskHostRequired`.
+
+    - Emits: a chunk when its boundary is confirmed (the next character arrived), when
+      ``max_chars`` is exceeded, before a non-text event, at a block change, at the end, and
+      when ``max_delay`` runs out; other events as they arrive, after the held text.
+    - Completes: when the upstream completes, after emitting the held text.
+    - Fails: when the upstream fails, after emitting the held text.
+    - Cancels: when the downstream stops; with ``max_delay`` the reading task is cancelled
+      and the upstream closed before the stream's close returns.
+    - Buffers: the held text of the current block: at most ``max_chars`` characters (plus the
+      delta being split); with ``max_delay``, also at most one upstream event in flight.
+
+    Marble: ``"Hel" "lo, wo" "rld" T "!" | smooth()`` gives ``"Hello, " "world" T "!"``
+    (``T`` a tool call; ``"world"`` goes out before it, ``"!"`` at the end).
+    ``"你好" "世界" | smooth()`` gives ``"你" "好" "世" "界"``.
+
+    Raises:
+        ValueError: an unknown ``by``, ``max_chars < 1``, or ``max_delay <= 0``.
+    """
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+        raise ValueError(f"smooth(): max_chars must be an int >= 1, got {max_chars!r}")
+    if max_delay is not None and not max_delay > 0:
+        raise ValueError(f"smooth(): max_delay must be > 0 seconds, got {max_delay!r}")
+    bind_full = _chunker(by, max_chars, tuple(kinds))
+    label = by if isinstance(by, str) else f"re({by.pattern!r})"
+
+    if max_delay is None:
+
+        def bind(down: Push, end: End) -> tuple[Push, End]:
+            push, end_, _, _ = bind_full(down, end)
+            return push, end_
+
+        return Stage(bind, f"smooth({label})")
+
+    delay = float(max_delay)
+    name = f"smooth({label}, max_delay={delay:g})"
+
+    def op(up: Stream[Any]) -> Stream[Any]:
+        return Stream(_GenSource(_timed, up, bind_full, delay, name))
+
+    return op
+
+
+async def _timed(
+    up: Stream[Any], bind_full: Callable[[Push, End], _Chunker], delay: float, name: str
+) -> AsyncGenerator[Any, None]:
+    """``smooth`` with ``max_delay``: a pump task of the terminal's host reads the upstream
+    (see :mod:`streamops._pump`); this generator waits for the next item with a deadline (a
+    wait that times out loses nothing, and no cancel scope is held across a ``yield``) and
+    flushes the held text when the deadline passes."""
+    import anyio
+
+    from .._pump import TIMED_OUT, Pump
+
+    pump: Pump[Any] = Pump(up, name)
+    pump.start()
+    out: list[Any] = []
+    push, end, flush_soft, held = bind_full(out.append, _noop)
+    clock = anyio.current_time
+    deadline: float | None = None  # when the held text must go out
+    try:
+        while True:
+            try:
+                x = await pump.get(deadline)
+            except StopAsyncIteration:
+                break
+            except Exception:
+                end()  # the held text goes out before the upstream's error
+                for y in out:
+                    yield y
+                out.clear()
+                raise
+            if x is TIMED_OUT:
+                # Time is up: emit what may go out; the rest waits for the next delta.
+                flush_soft()
+                deadline = None
+            else:
+                push(x)
+                if not held():
+                    deadline = None
+                elif deadline is None or out:
+                    # The held text started with this delta (or its earlier part just went
+                    # out): its first character arrived now.
+                    deadline = clock() + delay
+            if out:
+                for y in out:
+                    yield y
+                out.clear()
+        end()
+        for y in out:
+            yield y
+        out.clear()
+    finally:
+        await pump.aclose()
+
+
+def _noop() -> None:
+    return None
