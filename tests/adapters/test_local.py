@@ -1,0 +1,344 @@
+"""The local model adapter, run for real: llama-cpp-python with SmolLM2-135M-Instruct.
+
+The model is loaded once for the module. Every generation is short (at most 60 tokens) and
+greedy (temperature 0), so answers are deterministic and comparable with llama-cpp's own
+non-streamed ``create_chat_completion``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+from streamops.adapters.local import (
+    DEFAULT_MODEL_NAME,
+    ContextWindowError,
+    LocalModel,
+    LocalModelError,
+    ModelNotInstalledError,
+    _Generation,
+    smollm2_path,
+)
+
+from streamops import Accumulator, RunEnd, RunStart, TextDelta, UsageEvent, from_json, to_json
+
+pytestmark = pytest.mark.slow
+
+SHORT = [{"role": "user", "content": "What is 2+2? Answer briefly."}]
+"""Ends on its own (finish reason stop) after about a dozen tokens."""
+FRENCH = [{"role": "user", "content": "Say hello in French, then write an emoji."}]
+JAPANESE = [{"role": "user", "content": "Write a short sentence in Japanese with an emoji."}]
+"""SmolLM2 answers in kana: most characters are split across two or three tokens."""
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[LocalModel]:
+    m = LocalModel()
+    m.load()
+    yield m
+    m.close()
+
+
+def _no_thread_busy() -> bool:
+    return anyio.to_thread.current_default_thread_limiter().borrowed_tokens == 0
+
+
+async def _collect(stream: Any) -> list[Any]:
+    return [ev async for ev in stream]
+
+
+def _check_well_formed(events: list[Any]) -> None:
+    assert isinstance(events[0], RunStart)
+    assert events[0].model == DEFAULT_MODEL_NAME
+    assert isinstance(events[-2], UsageEvent)
+    assert isinstance(events[-1], RunEnd)
+    assert all(isinstance(e, TextDelta) for e in events[1:-2])
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert len({e.run_id for e in events}) == 1
+
+
+@pytest.mark.anyio
+async def test_stream_matches_llama_non_streamed(model: LocalModel) -> None:
+    events = await _collect(model.stream(SHORT, max_tokens=48, temperature=0))
+    _check_well_formed(events)
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert len(deltas) >= 3
+
+    acc = Accumulator()
+    for e in events:
+        acc.add(e)
+    msg = acc.message()
+
+    ref: Any = model.llama.create_chat_completion(SHORT, max_tokens=48, temperature=0)
+    assert msg.text == ref["choices"][0]["message"]["content"]
+    assert msg.text.strip()
+    assert msg.finish_reason == ref["choices"][0]["finish_reason"] == "stop"
+    assert msg.raw_finish_reason == "stop"
+    assert msg.status == "completed"
+
+    # Usage: counted with the model's own tokenizer, and as llama-cpp counts it.
+    usage = events[-2].usage
+    assert events[-2].source == "provider"
+    assert events[-1].usage == usage == msg.usage
+    prompt_text, _ = model.format_prompt(SHORT)
+    assert usage.input_tokens == len(model.tokenize(prompt_text, special=True)) > 0
+    assert usage.input_tokens == ref["usage"]["prompt_tokens"]
+    assert usage.output_tokens == ref["usage"]["completion_tokens"] > 0
+    # Every sampled token is on exactly one delta, and they decode to the text.
+    tokens = [t for d in deltas for t in d.raw["tokens"]]
+    assert len(tokens) == usage.output_tokens
+    assert model.llama.detokenize(tokens).decode("utf-8") == msg.text
+    assert not model.busy
+    assert _no_thread_busy()
+
+
+@pytest.mark.anyio
+async def test_max_tokens_gives_length(model: LocalModel) -> None:
+    events = await _collect(model.stream(FRENCH, max_tokens=6, temperature=0))
+    _check_well_formed(events)
+    end = events[-1]
+    assert end.finish_reason == "length"
+    assert end.raw_finish_reason == "length"
+    assert end.status == "length"
+    assert end.usage.output_tokens == 6
+    text = "".join(e.delta for e in events if isinstance(e, TextDelta))
+    ref: Any = model.llama.create_chat_completion(FRENCH, max_tokens=6, temperature=0)
+    assert text == ref["choices"][0]["message"]["content"]
+    assert ref["choices"][0]["finish_reason"] == "length"
+
+
+@pytest.mark.anyio
+async def test_non_ascii_output_never_has_replacement_chars(model: LocalModel) -> None:
+    events = await _collect(model.stream(JAPANESE, max_tokens=40, temperature=0))
+    _check_well_formed(events)
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    text = "".join(d.delta for d in deltas)
+    assert any(ord(c) > 0x3000 for c in text), text  # the model did answer in kana/kanji
+    assert "\ufffd" not in text
+    # Some characters really were split across tokens: their delta carries several tokens,
+    # and no single one of those tokens decodes on its own.
+    split = [d for d in deltas if len(d.raw["tokens"]) > 1]
+    assert split
+    d = split[0]
+    with pytest.raises(UnicodeDecodeError):
+        model.llama.detokenize(d.raw["tokens"][:1]).decode("utf-8")
+    assert model.llama.detokenize(d.raw["tokens"]).decode("utf-8") == d.delta
+    assert events[-1].finish_reason == "length"
+    assert events[-1].usage.output_tokens == 40
+    # llama-cpp's create_chat_completion skips its max_tokens check while a character is
+    # incomplete, so it may run over max_tokens (it reports 41 completion tokens here) to end
+    # the character; the adapter keeps max_tokens and drops the partial character instead.
+    ref: Any = model.llama.create_chat_completion(JAPANESE, max_tokens=40, temperature=0)
+    ref_text = ref["choices"][0]["message"]["content"]
+    assert ref_text.startswith(text)
+    assert len(ref_text) - len(text) <= 1
+    assert ref["usage"]["completion_tokens"] >= 40
+
+
+class _ReplayLlama:
+    """Stands in for ``llama_cpp.Llama`` in the decode path: "generates" fixed token ids,
+    detokenizes them with the real model."""
+
+    def __init__(self, model: LocalModel, tokens: list[int]) -> None:
+        self._tokens = tokens
+        self.detokenize = model.llama.detokenize
+
+    def generate(self, prompt: list[int], **kwargs: Any) -> Iterator[int]:
+        return iter(self._tokens)
+
+
+def _replay(model: LocalModel, text: str, *, stop: list[str] | None = None, max_tokens: int = 100) -> Any:
+    tokens = model.tokenize(text)
+    gen = _Generation(
+        llm=_ReplayLlama(model, [*tokens, model.llama.token_eos()]),
+        prompt_tokens=[],
+        max_tokens=max_tokens,
+        stop=stop or [],
+        sampling={},
+        is_eog=lambda t: t == model.llama.token_eos(),
+    )
+    steps = []
+    while True:
+        step = gen.step()
+        steps.append(step)
+        if step.finish_reason is not None:
+            return tokens, steps
+
+
+def test_emoji_split_across_tokens_is_emitted_whole(model: LocalModel) -> None:
+    tokens, steps = _replay(model, "Party 🎉 time")
+    # The tokenizer splits the emoji's four bytes over three tokens.
+    pieces = [model.llama.detokenize([t]) for t in tokens]
+    assert any(b"\xf0" in p and not p.endswith(b"\xf0\x9f\x8e\x89") for p in pieces)
+    texts = [s.text for s in steps]
+    assert "".join(texts) == "Party 🎉 time"
+    assert any("🎉" in t for t in texts)
+    assert all("\ufffd" not in t for t in texts)
+    assert "" in texts[:-1]  # the tokens holding a partial emoji produced no text
+    assert steps[-1].finish_reason == "stop"
+
+
+def test_cut_inside_a_character_drops_the_partial_bytes(model: LocalModel) -> None:
+    tokens = model.tokenize("ok 🎉")
+    n_before_emoji = len(model.tokenize("ok"))
+    _, steps = _replay(model, "ok 🎉", max_tokens=n_before_emoji + 1)
+    assert len(tokens) > n_before_emoji + 1
+    # The space decodes; the emoji's first two bytes are dropped, never shown as U+FFFD.
+    assert "".join(s.text for s in steps) == "ok "
+    assert steps[-1].finish_reason == "length"
+
+
+def test_stop_strings_are_held_back_and_cut(model: LocalModel) -> None:
+    _, steps = _replay(model, "one two three four", stop=["thr", "zzz"])
+    assert "".join(s.text for s in steps) == "one two "
+    assert steps[-1].finish_reason == "stop"
+    # A prefix that turns out not to be a stop string is released.
+    _, steps = _replay(model, "one two three four", stop=["three five"])
+    assert "".join(s.text for s in steps) == "one two three four"
+    assert steps[-1].finish_reason == "stop"  # the end-of-generation token
+
+
+@pytest.mark.anyio
+async def test_early_close_stops_generation_within_one_token(model: LocalModel) -> None:
+    n_prompt = len(model.prompt_tokens(FRENCH))
+    consumed: list[int] = []
+    async with model.stream(FRENCH, max_tokens=60, temperature=0).iterate() as it:
+        async for ev in it:
+            if isinstance(ev, TextDelta):
+                consumed.extend(ev.raw["tokens"])
+                if len(consumed) >= 3:
+                    break
+    # Closed: the model is free and no worker thread is computing.
+    assert not model.busy
+    assert _no_thread_busy()
+    assert model.cancel_event is None
+    # llama.cpp evaluated at most the tokens we consumed (+1 in flight): nothing ran on.
+    assert model.llama.n_tokens - n_prompt <= len(consumed) + 1
+    # The model can be used again at once, and answers as before.
+    events = await _collect(model.stream(FRENCH, max_tokens=5, temperature=0))
+    _check_well_formed(events)
+    assert events[-1].finish_reason == "length"
+
+
+@pytest.mark.anyio
+async def test_cancellation_stops_generation(model: LocalModel) -> None:
+    n_prompt = len(model.prompt_tokens(FRENCH))
+    consumed = 0
+    with anyio.CancelScope() as scope:
+        async for ev in model.stream(FRENCH, max_tokens=60, temperature=0):
+            if isinstance(ev, TextDelta):
+                consumed += len(ev.raw["tokens"])
+                if consumed >= 2:
+                    scope.cancel()
+    assert scope.cancelled_caught
+    # The generator's finally ran when the cancelled await unwound it.
+    assert not model.busy
+    assert _no_thread_busy()
+    assert model.llama.n_tokens - n_prompt <= consumed + 1
+    events = await _collect(model.stream(SHORT, max_tokens=4, temperature=0))
+    _check_well_formed(events)
+
+
+@pytest.mark.anyio
+async def test_cancel_event_ends_the_run_as_cancelled(model: LocalModel) -> None:
+    events = []
+    async for ev in model.stream(FRENCH, max_tokens=60, temperature=0):
+        events.append(ev)
+        if isinstance(ev, TextDelta):
+            assert model.cancel_event is not None
+            # Another thread asks for the stop.
+            t = threading.Thread(target=model.cancel_event.set)
+            t.start()
+            t.join()
+    _check_well_formed(events)
+    end = events[-1]
+    assert end.status == "cancelled"
+    assert end.finish_reason == "cancelled"
+    assert end.raw_finish_reason is None
+    assert end.usage.output_tokens == 1
+    assert not model.busy
+
+
+@pytest.mark.anyio
+async def test_closing_a_busy_model_is_refused(model: LocalModel) -> None:
+    async with model.stream(SHORT, max_tokens=8, temperature=0).iterate() as it:
+        await it.__anext__()
+        assert model.busy
+        with pytest.raises(LocalModelError, match="busy"):
+            model.close()
+    assert not model.busy
+
+
+@pytest.mark.anyio
+async def test_concurrent_streams_take_turns(model: LocalModel) -> None:
+    results: dict[str, str] = {}
+
+    async def run(name: str, messages: list[dict[str, str]]) -> None:
+        acc = Accumulator()
+        async for ev in model.stream(messages, max_tokens=12, temperature=0):
+            acc.add(ev)
+        results[name] = acc.message().text
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run, "short", SHORT)
+        tg.start_soon(run, "french", FRENCH)
+    for name, messages in (("short", SHORT), ("french", FRENCH)):
+        ref: Any = model.llama.create_chat_completion(messages, max_tokens=12, temperature=0)
+        assert results[name] == ref["choices"][0]["message"]["content"]
+
+
+@pytest.mark.anyio
+async def test_prompt_string_and_events_round_trip_json(model: LocalModel) -> None:
+    prompt = "The capital of France is"
+    events = await _collect(model.stream(prompt, max_tokens=8, temperature=0, run_id="r1", agent="local"))
+    _check_well_formed(events)
+    assert {e.run_id for e in events} == {"r1"}
+    assert {e.agent for e in events} == {"local"}
+    text = "".join(e.delta for e in events if isinstance(e, TextDelta))
+    ref: Any = model.llama.create_completion(prompt, max_tokens=8, temperature=0)
+    assert text == ref["choices"][0]["text"]
+    assert events[-2].usage.input_tokens == ref["usage"]["prompt_tokens"]
+    for e in events:
+        back = from_json(to_json(e))
+        assert back == e
+        assert back.raw == e.raw
+
+
+@pytest.mark.anyio
+async def test_prompt_longer_than_the_context_window() -> None:
+    small = LocalModel(n_ctx=32)
+    try:
+        with pytest.raises(ContextWindowError) as info:
+            await _collect(small.stream("word " * 100, max_tokens=4))
+        assert info.value.n_ctx == 32
+        assert not small.busy
+    finally:
+        small.close()
+
+
+def test_model_file_is_located_without_importing_the_package() -> None:
+    path = smollm2_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.is_file()
+
+
+def test_missing_model_is_a_typed_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(ModelNotInstalledError, match=r"streamops\[local\]"):
+        smollm2_path()
+    with pytest.raises(FileNotFoundError):
+        LocalModel().load()
+    with pytest.raises(ModelNotInstalledError, match=r"streamops\[local\]"):
+        LocalModel(tmp_path / "absent.gguf").load()
+
+
+@pytest.mark.anyio
+async def test_missing_model_fails_the_stream() -> None:
+    with pytest.raises(ModelNotInstalledError):
+        await _collect(LocalModel("/nonexistent/model.gguf").stream("hi"))
