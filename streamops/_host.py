@@ -49,6 +49,7 @@ class TaskHostRequired(StreamopsError, RuntimeError):
 async def hosted() -> AsyncIterator[TaskGroup]:
     """Open a task group and make it the current host until the block exits.
 
+    On exit, tasks still running (started by an iterator that was never closed) are cancelled.
     An exception from the block (or a single failing task) propagates as itself, not wrapped
     in an exception group; several at once propagate as the group.
     """
@@ -61,6 +62,9 @@ async def hosted() -> AsyncIterator[TaskGroup]:
                 yield tg
             finally:
                 _HOST.reset(token)
+                # Operators cancel and await their own tasks when their stream is closed; what
+                # is still running here belongs to an iterator nobody closed: cancel it.
+                tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # anyio wraps even a lone exception of the block in a group: re-raise it as itself.
         if len(group.exceptions) == 1:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, aclosing
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar, overload
+
+from ._host import hosted
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -347,13 +349,23 @@ class Stream(Generic[T]):
 
     def iterate(self) -> AbstractAsyncContextManager[AsyncGenerator[T, None]]:
         """``async with stream.iterate() as it: async for x in it: ...``: the iterator is
-        closed (and with it every upstream source) when the block exits, however it exits."""
-        return aclosing(self._gen())
+        closed (and with it every upstream source) when the block exits, however it exits.
+
+        The block also hosts the tasks of operators that run tasks (``merge``, time windows):
+        they are started in a task group the block owns and are cancelled and awaited when it
+        exits (see :mod:`streamops._host`).
+        """
+        return self._iterate_hosted()
+
+    @asynccontextmanager
+    async def _iterate_hosted(self) -> AsyncIterator[AsyncGenerator[T, None]]:
+        async with hosted(), aclosing(self._gen()) as it:
+            yield it
 
     # ----------------------------------------------------------------------------- terminals
     async def collect(self) -> list[T]:
         """Run the stream to its end and return every item in a list."""
-        async with aclosing(self._gen()) as it:
+        async with hosted(), aclosing(self._gen()) as it:
             return [x async for x in it]
 
     async def first(self) -> T:
@@ -362,7 +374,7 @@ class Stream(Generic[T]):
         Raises:
             LookupError: the stream was empty.
         """
-        async with aclosing(self._gen()) as it:
+        async with hosted(), aclosing(self._gen()) as it:
             async for x in it:
                 return x
         raise LookupError("first(): the stream was empty")
@@ -375,7 +387,7 @@ class Stream(Generic[T]):
         """
         sentinel: Any = _EMPTY
         last: Any = sentinel
-        async with aclosing(self._gen()) as it:
+        async with hosted(), aclosing(self._gen()) as it:
             async for x in it:
                 last = x
         if last is sentinel:
@@ -394,7 +406,7 @@ class Stream(Generic[T]):
         is_async = inspect.iscoroutinefunction(fn)
         n = 0
         try:
-            async with aclosing(self._gen()) as it:
+            async with hosted(), aclosing(self._gen()) as it:
                 if is_async:
                     async for x in it:
                         await fn(x)

@@ -1,23 +1,47 @@
 """Operators over streams, one module per family (select, transform, aggregate, ...)."""
 
 from .aggregate import Accumulator, ErrorInfo, Message, ToolCall, accumulate, assemble
+from .combine import concat, merge
+from .metrics import RunStats, StreamMetrics, metrics
 from .select import filter, of_type, take, take_until
+from .share import DROPPED_DELTAS, ReplayUnavailableError, Shared, SlowConsumerError, share, tee
 from .text import smooth
+from .time import batch, debounce, throttle, timeout
+from .tokens import TokenCount, TokenCounter, budget, count_tokens
 from .transform import map, scan, tap
 
 __all__ = [
     "Accumulator",
+    "DROPPED_DELTAS",
     "ErrorInfo",
     "Message",
+    "ReplayUnavailableError",
+    "RunStats",
+    "Shared",
+    "SlowConsumerError",
+    "StreamMetrics",
+    "TokenCount",
+    "TokenCounter",
     "ToolCall",
     "accumulate",
     "assemble",
+    "batch",
+    "budget",
+    "concat",
+    "count_tokens",
+    "debounce",
     "filter",
     "map",
+    "merge",
+    "metrics",
     "of_type",
     "scan",
+    "share",
     "smooth",
     "take",
     "take_until",
     "tap",
+    "tee",
+    "throttle",
+    "timeout",
 ]
