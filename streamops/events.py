@@ -41,7 +41,10 @@ __all__ = [
     "CustomEvent",
     "ErrorEvent",
     "Event",
+    "FinalOutput",
     "FinishReason",
+    "ObjectDelta",
+    "PartialObject",
     "RawEvent",
     "ReasoningDelta",
     "ReasoningSignature",
@@ -389,6 +392,38 @@ class RawEvent(BaseEvent):
     """The payload."""
 
 
+@dataclass(slots=True, kw_only=True)
+class ObjectDelta(BaseEvent):
+    """A piece of a structured output's JSON, tagged with the path of the value it extends
+    (``$.city``, ``$.items[2].name``): string values stream as text deltas, other scalars
+    arrive whole when complete."""
+
+    kind: Literal["object-delta"] = "object-delta"
+    json_path: str
+    """JSONPath of the value (``$`` is the root, ``.key`` a member, ``[i]`` an array item)."""
+    delta: str
+    """The new characters of a string value, or the JSON text of a completed scalar."""
+
+
+@dataclass(slots=True, kw_only=True)
+class PartialObject(BaseEvent):
+    """The structured output parsed so far, emitted whenever a value completes: JSON data,
+    not yet validated."""
+
+    kind: Literal["partial-object"] = "partial-object"
+    value: Any = None
+    """The partial object as JSON data (dicts, lists, strings, numbers...)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class FinalOutput(BaseEvent):
+    """The run's structured output, validated against its output type (as JSON data)."""
+
+    kind: Literal["final-output"] = "final-output"
+    value: Any = None
+    """The validated output, dumped to JSON data."""
+
+
 Event: TypeAlias = Union[  # noqa: UP007
     RunStart,
     RunEnd,
@@ -409,6 +444,9 @@ Event: TypeAlias = Union[  # noqa: UP007
     ErrorEvent,
     CustomEvent,
     RawEvent,
+    ObjectDelta,
+    PartialObject,
+    FinalOutput,
 ]
 """Any streamops event; ``kind`` tells which."""
 
@@ -432,6 +470,9 @@ _EVENT_CLASSES: tuple[type[BaseEvent], ...] = (
     ErrorEvent,
     CustomEvent,
     RawEvent,
+    ObjectDelta,
+    PartialObject,
+    FinalOutput,
 )
 
 
