@@ -1,178 +1,74 @@
 """Combining operators: ``merge`` (several concurrent sources into one stream) and ``concat``
-(one source after another), plus :func:`task_scope`, where operators that own tasks put them.
+(one source after another), plus :func:`task_scope`, a task host for hand-written consumers.
 
-Structured concurrency (PEP 789). ``merge`` runs one task per source. Those tasks never live in
-a task group held across the ``yield`` of an async generator: the merged stream's iterator is a
-plain object whose ``__anext__`` takes the next item from a shared buffer, and the tasks are
-spawned into the innermost *task scope*, a task group opened by an async context manager
-(:func:`task_scope`, ``async with merged.iterate()``) or a terminal coroutine (``collect``,
-``first``, ``last``, ``run`` of a merged stream, and of any stream piped from one). Outside any
-scope (a bare ``async for``, ``iter_sync``), the iterator hosts its tasks itself (asyncio tasks,
-trio system tasks); either way each task runs in its own cancel scope, and closing the iterator
-(``aclose``, which the stream does when the consumer stops) cancels them and waits until every
-source has been closed.
+Structured concurrency (PEP 789). ``merge`` runs one task per source, and starts those tasks
+only in the task host of the terminal that pulls it (see :mod:`streamops._host`): a task group
+opened by ``collect()``, ``first()``, ``last()``, ``run()``, ``async with stream.iterate()``,
+``iter_sync()``/``to_list()`` (through ``iterate()``/``collect()`` on the bridge's loop), or
+by ``async with task_scope():`` around a consumer you wrote yourself. Every terminal works,
+also for streams piped from a merge. A bare ``async for`` over a merge outside any host raises
+:class:`~streamops.TaskHostRequired`. The merged stream's iterator is a plain object, not an
+async generator, so no task group or cancel scope is held across a ``yield``; each source task
+runs in its own cancel scope, and closing the iterator (``aclose``, which every terminal does
+when the consumer stops) cancels them and waits until every source has been closed.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import sys
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from .._stream import Stage, Stream, _aclose, _GenSource
+from .._host import current_host, hosted
+from .._stream import Stream, _aclose, _GenSource
 from ..events import BaseEvent, ErrorEvent
 
 if TYPE_CHECKING:
     import anyio
+    from anyio.abc import TaskGroup
 
 __all__ = ["concat", "merge", "task_scope"]
 
 T = TypeVar("T")
-U = TypeVar("U")
-
-try:  # the core's task host (terminals publish their task group there), when present
-    from .._host import _HOST as _SCOPE
-except ImportError:  # pragma: no cover - older core without streamops._host
-    _SCOPE = contextvars.ContextVar("streamops_task_scope", default=None)
-_HOSTED: set[asyncio.Task[Any]] = set()  # strong references to self-hosted asyncio tasks
 
 
 # --------------------------------------------------------------------------------- task scopes
-@asynccontextmanager
-async def task_scope() -> AsyncGenerator[None, None]:
-    """``async with task_scope(): ...``: a task group for the operators started inside it.
+def task_scope() -> AbstractAsyncContextManager[TaskGroup]:
+    """``async with task_scope(): ...``: a task host for a consumer you wrote yourself.
 
-    ``merge`` (and ``share`` without its own ``async with``) spawn their tasks into the
-    innermost open scope, found through a context variable, so the task group is opened here,
-    by a context manager, and never held across an async generator's ``yield`` (PEP 789). The
-    terminals of a merged stream open one for you; open one yourself around a bare
-    ``async for`` over a merged stream, or around a pipeline whose consumer you wrote as an
-    async generator.
+    The same host the terminals open (:func:`streamops._host.hosted`): a task group, opened by
+    this context manager in your frame and published in a context variable until the block
+    exits, where operators that run tasks (``merge``, time windows, prefetch) start them. Use it
+    around a bare ``async for`` over such a stream, or around a pipeline whose consumer is an
+    async generator; terminals (``collect()``, ``run()``, ``iterate()``...) need none.
 
     On exit, tasks still running (an iterator left unclosed) are cancelled, and their sources
     closed. An exception raised by the body leaves as itself, never wrapped in an
     ``ExceptionGroup`` (a group of one exception is unwrapped).
     """
-    import anyio  # imported on use: `import streamops` stays light
-
-    single: BaseException | None = None
-    try:
-        async with anyio.create_task_group() as tg:
-            token = _SCOPE.set(tg)
-            try:
-                yield
-            finally:
-                _SCOPE.reset(token)
-                tg.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) != 1:
-            raise
-        single = group.exceptions[0]
-    if single is not None:
-        raise single
+    return hosted()
 
 
-def _in_trio() -> bool:
-    trio = sys.modules.get("trio")
-    if trio is None:
-        return False
-    try:
-        trio.lowlevel.current_task()
-    except RuntimeError:
-        return False
-    return True
+class _MergedStream(Stream[T]):
+    """A merge with no stages after it: terminals iterate the merge directly.
 
-
-def _spawn(fn: Callable[..., Coroutine[Any, Any, None]], *args: Any, use_scope: bool = True) -> None:
-    """Start ``fn(*args)`` in the current task scope, or self-hosted outside any scope (or
-    with ``use_scope=False``).
-
-    ``fn`` must handle its own errors (it reports them to its owner) and must finish when its
-    own cancel scope is cancelled; the owner joins it. The task runs in a copy of the caller's
-    context.
-    """
-    tg = _SCOPE.get() if use_scope else None
-    if tg is not None:
-        tg.start_soon(fn, *args)
-    elif _in_trio():
-        import trio
-
-        trio.lowlevel.spawn_system_task(fn, *args, context=contextvars.copy_context())
-    else:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(fn(*args))
-        _HOSTED.add(task)
-        task.add_done_callback(_HOSTED.discard)
-
-
-class _ScopedStream(Stream[T]):
-    """A stream whose terminals open a :func:`task_scope` when none is open.
-
-    Piping keeps the class (stages and stream functions alike), so ``merge(a, b) | op`` still
-    opens the scope in its terminals, around the whole pipeline.
+    Terminals and ``iterate()`` always close what they iterate, so they can skip the stream's
+    async generator layer (one ``async for``/``yield`` less per item). A bare ``async for``
+    still gets the stream's async generator. Piping returns a plain :class:`Stream`.
     """
 
     __slots__ = ()
 
     def __aiter__(self) -> AsyncGenerator[T, None]:
-        # A bare ``async for`` gets the real async generator: the event loop's finalizer closes
-        # it (and the merge with it) if the consumer abandons it.
         return Stream._gen(self)
 
     def _gen(self) -> AsyncGenerator[T, None]:
-        # Terminals and ``iterate()`` always close what they iterate, so a merge with no stages
-        # after it is iterated directly (one async generator layer less per item).
         source = self._source
         if not self._stages and isinstance(source, _MergeSource):
             return source.__aiter__()
         return Stream._gen(self)
-
-    def __or__(self, op: Stage[T, U] | Callable[[Stream[T]], Stream[U]]) -> Stream[U]:
-        out = super().__or__(op)
-        if type(out) is Stream:
-            return _ScopedStream(out._source, out._stages)
-        return out
-
-    def iterate(self) -> AbstractAsyncContextManager[AsyncGenerator[T, None]]:
-        return _scoped_iterate(self)
-
-    async def collect(self) -> list[T]:
-        if _SCOPE.get() is not None:
-            return await super().collect()
-        async with task_scope():
-            return await super().collect()
-
-    async def first(self) -> T:
-        if _SCOPE.get() is not None:
-            return await super().first()
-        async with task_scope():
-            return await super().first()
-
-    async def last(self) -> T:
-        if _SCOPE.get() is not None:
-            return await super().last()
-        async with task_scope():
-            return await super().last()
-
-    async def run(self, sink: Callable[[T], Awaitable[object] | object] | Any) -> int:
-        if _SCOPE.get() is not None:
-            return await super().run(sink)
-        async with task_scope():
-            return await super().run(sink)
-
-
-@asynccontextmanager
-async def _scoped_iterate(stream: Stream[T]) -> AsyncGenerator[AsyncGenerator[T, None], None]:
-    if _SCOPE.get() is not None:
-        async with aclosing(stream._gen()) as it:
-            yield it
-        return
-    async with task_scope(), aclosing(stream._gen()) as it:
-        yield it
 
 
 # --------------------------------------------------------------------------------- merge
@@ -279,12 +175,14 @@ class _MergeIterator:
     def _start(self) -> None:
         import anyio  # imported on use: `import streamops` stays light
 
+        tg = current_host("merge()")  # raises TaskHostRequired under a bare `async for`
         self._started = True
         self._all_done = anyio.Event()
         if not self._sources:
             self._all_done.set()
+        run = self._run
         for src in self._sources:
-            _spawn(self._run, src)
+            tg.start_soon(run, src)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -324,8 +222,9 @@ class _MergeIterator:
                     self._source_failed(src, exc, last)
                 finally:
                     if it is not None:
-                        # Shielded only when cancelled (closing an exhausted source awaits nothing).
-                        with anyio.CancelScope(shield=scope.cancel_called):
+                        # Shielded: the source's own cleanup runs even when this task, or the
+                        # whole host, is being cancelled.
+                        with anyio.CancelScope(shield=True):
                             try:
                                 await _aclose(it)
                             except Exception as exc:
@@ -398,10 +297,12 @@ def merge(
 
     One task per source (not per item), each in its own cancel scope; a source's async
     generator runs in its own task from its first item to its last, so context variables it
-    sets persist across its items. The tasks live in the innermost :func:`task_scope`, which
-    the merged stream's terminals and ``iterate()`` open when none is open; a bare
-    ``async for`` outside any scope hosts them itself (see the module notes). No cancel scope
-    is held across a ``yield``.
+    sets persist across its items. The tasks live in the task host of the terminal that pulls
+    the stream: every terminal works (``collect()``, ``first()``, ``last()``, ``run()``,
+    ``async with stream.iterate()``, ``iter_sync()``, ``to_list()``), also for a stream piped
+    from a merge. For a bare ``async for``, open a host yourself:
+    ``async with task_scope(): async for x in merge(a, b): ...``; without one, the first pull
+    raises :class:`~streamops.TaskHostRequired`. No cancel scope is held across a ``yield``.
 
     - Emits: each item of each source, as soon as the source produces it; each source's order
       is kept; nothing is lost or duplicated. Sources interleave fairly: a source that never
@@ -427,6 +328,8 @@ def merge(
     Raises:
         ValueError: ``buffer`` < 1, an unknown ``on_error``, or a mapping mixed with
             positional sources.
+        TaskHostRequired: on the first pull, when no task host is open (a bare
+            ``async for`` outside ``task_scope()``).
     """
     if buffer < 1:
         raise ValueError(f"merge(): buffer must be >= 1, got {buffer}")
@@ -440,7 +343,7 @@ def merge(
             sources.extend((str(label), src) for label, src in s.items())
         else:
             sources.append(("", s))
-    return _ScopedStream(_MergeSource(sources, buffer, on_error))
+    return _MergedStream(_MergeSource(sources, buffer, on_error))
 
 
 # --------------------------------------------------------------------------------- concat
@@ -477,4 +380,4 @@ def concat(*streams: AsyncIterable[T]) -> Stream[T]:
 
     Marble: ``a: 1 2|`` and ``b: 3 4|`` give ``concat(a, b)``: ``1 2 3 4|``.
     """
-    return _ScopedStream(_GenSource(_concat, streams))
+    return Stream(_GenSource(_concat, streams))

@@ -4,24 +4,27 @@ One *pump* task pulls the source (once, for everybody) and hands each item to ev
 subscriber's bounded buffer; what happens when a subscriber's buffer is full is the
 slow-consumer policy. A bounded replay log lets a late subscriber start from a ``seq``.
 
-Where the pump runs (PEP 789): in the hub's own task group when the hub is used as an async
-context manager (``async with share(run) as hub:``), opened and closed by that block;
-otherwise the first subscriber to pull starts it self-hosted (an asyncio task, a trio system
-task, in its own cancel scope: no cancel scope is held across a ``yield``), and it is cancelled,
-and the source closed, when every subscriber has closed.
+Where the pump runs (PEP 789): in a task group owned by a context manager. Both operators are
+async context managers: ``async with share(run) as hub:`` and ``async with tee(run, 2) as
+(a, b):``. The block opens the task group and starts the pump; leaving it stops the pump,
+closes the source and waits for both. Subscriptions are iterated inside the block (with any
+terminal, or a bare ``async for``: the pump's task belongs to the block, not to them).
+Subscribing to a hub whose block is not open, or starting to iterate a subscription after its
+block has exited, raises :class:`~streamops.TaskHostRequired`.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 
+from .._host import TaskHostRequired
 from .._stream import Stream, _aclose
 from ..errors import StreamClosedError, StreamopsError
 from ..events import BaseEvent, CustomEvent, ReasoningDelta, TextDelta, ToolCallDelta
-from .combine import _spawn
 
 if TYPE_CHECKING:
     import anyio
@@ -169,8 +172,6 @@ class _Sub:
                 if hub._error is not None:
                     raise hub._error
                 raise StopAsyncIteration
-            if not hub._started:
-                hub._start_hosted()
             import anyio  # imported on use (only when waiting): `import streamops` stays light
 
             waiter = self.waiter = anyio.Event()
@@ -204,21 +205,44 @@ class _SubSource:
     def __aiter__(self) -> AsyncIterator[Any]:
         if self._used:
             raise StreamClosedError("a share()/tee() subscription can be iterated only once; subscribe() again")
+        hub = self._sub.hub
+        if not hub._open:
+            raise _not_open(hub._name)
         self._used = True
         return self._sub
 
 
+def _not_open(operator: str) -> TaskHostRequired:
+    """:class:`TaskHostRequired` saying how to open the hub's block."""
+    err = TaskHostRequired(operator)
+    how = "async with share(source) as hub:" if operator == "share()" else "async with tee(source, n) as (a, b, ...):"
+    err.args = (
+        f"{operator} runs its pump in a task owned by its `async with` block, which is not open: "
+        f"subscribe and iterate inside `{how}`",
+    )
+    return err
+
+
 class Shared(Generic[T]):
-    """A source shared by several subscribers; made by :func:`share`.
+    """A source shared by several subscribers; made by :func:`share`, used as
+    ``async with share(source) as hub:``.
 
     ``hub.subscribe()`` returns a :class:`~streamops.Stream` of the items from now on (or
-    from ``from_seq``, out of the replay log). Use ``async with share(source) as hub:`` to run
-    the pump in the block's own task group (closed, and the source with it, when the block
-    exits); without it the pump starts on the first pull and stops when every subscriber has
-    closed.
+    from ``from_seq``, out of the replay log). The block runs the pump in its own task group;
+    when it exits, the pump stops and the source is closed. Subscribing outside the block
+    raises :class:`~streamops.TaskHostRequired`.
     """
 
-    def __init__(self, source: AsyncIterable[T], *, buffer: int, policy: Policy, replay: int) -> None:
+    def __init__(
+        self,
+        source: AsyncIterable[T],
+        *,
+        buffer: int,
+        policy: Policy,
+        replay: int,
+        name: str = "share()",
+        close_when_unsubscribed: bool = False,
+    ) -> None:
         if buffer < 1:
             raise ValueError(f"share(): buffer must be >= 1, got {buffer}")
         if replay < 0:
@@ -240,6 +264,9 @@ class Shared(Generic[T]):
         self._scope: anyio.CancelScope | None = None
         self._finished: anyio.Event | None = None
         self._tg: TaskGroup | None = None
+        self._open = False  # inside the `async with` block
+        self._name = name
+        self._close_when_unsubscribed = close_when_unsubscribed  # tee: nobody can subscribe later
 
     # ----------------------------------------------------------------------------- subscribing
     def subscribe(self, *, from_seq: int | None = None) -> Stream[T]:
@@ -250,10 +277,13 @@ class Shared(Generic[T]):
         Raises:
             ReplayUnavailableError: ``from_seq`` is older than the oldest logged item (and items
                 have left the log, or there is no log).
-            StreamClosedError: every subscriber closed and the source was closed early.
+            StreamClosedError: the hub's block has exited (or the hub was closed).
+            TaskHostRequired: the hub's ``async with`` block was never entered.
         """
-        if self._closed:
-            raise StreamClosedError("this shared stream's source was closed (every subscriber closed)")
+        if self._closed or (self._started and not self._open):
+            raise StreamClosedError(f"this {self._name} hub was closed (its `async with` block exited, or aclose())")
+        if not self._open:
+            raise _not_open(self._name)
         replayed: list[Any] = []
         if from_seq is not None:
             log = self._log
@@ -271,18 +301,23 @@ class Shared(Generic[T]):
     async def __aenter__(self) -> Shared[T]:
         import anyio  # imported on use: `import streamops` stays light
 
+        if self._started:
+            raise StreamClosedError(
+                f"a {self._name} hub can be entered only once, and not after aclose(); call {self._name} again"
+            )
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
-        self._started = True
+        self._started = self._open = True
         self._finished = anyio.Event()
-        tg.start_soon(self._pump)
+        tg.start_soon(self._pump, name=f"streamops {self._name} pump")
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         tg = self._tg
+        self._open = False
         try:
             await self.aclose()
         finally:
@@ -307,18 +342,11 @@ class Shared(Generic[T]):
             with anyio.CancelScope(shield=True):
                 await self._finished.wait()
 
-    def _start_hosted(self) -> None:
-        import anyio  # imported on use: `import streamops` stays light
-
-        self._started = True
-        self._finished = anyio.Event()
-        _spawn(self._pump, use_scope=False)
-
     async def _unsubscribe(self, sub: _Sub) -> None:
         if sub in self._subs:
             self._subs = [s for s in self._subs if s is not sub]  # rebind: the pump may be iterating
             sub.wake()
-        if not self._subs and self._started and not self._done and self._tg is None:
+        if not self._subs and self._close_when_unsubscribed and self._started and not self._done:
             await self.aclose()
 
     # ----------------------------------------------------------------------------- the pump
@@ -425,8 +453,10 @@ def share(
     """Share one source among several consumers: each subscriber gets every item, the source
     is pulled once.
 
-    ``hub = share(run, replay=1000)``; ``hub.subscribe()`` gives a stream (each subscription
-    is iterated once; ``subscribe()`` again for another consumer).
+    ``async with share(run, replay=1000) as hub:`` then, inside the block,
+    ``hub.subscribe()`` gives a stream (each subscription is iterated once; ``subscribe()``
+    again for another consumer). The block owns the pump's task: it starts the pump on entry
+    and, on exit, stops it and closes the source.
 
     - Emits: to each subscriber, every item the source produces after it subscribed (after
       the replayed ones, with ``from_seq``), in order.
@@ -434,9 +464,12 @@ def share(
     - Fails: each subscriber, after its buffered items, with the source's exception (the same
       object); a ``policy="fail"`` subscriber that falls behind with
       :class:`SlowConsumerError`; ``subscribe(from_seq=...)`` with
-      :class:`ReplayUnavailableError` when the log no longer holds that ``seq``.
-    - Cancels: the source is closed when every subscriber has closed (or when the
-      ``async with`` block exits); one subscriber closing only unsubscribes it.
+      :class:`ReplayUnavailableError` when the log no longer holds that ``seq``;
+      ``subscribe()`` before the block is entered, or iterating a subscription first after it
+      exited, with :class:`~streamops.TaskHostRequired`.
+    - Cancels: the source is closed when the ``async with`` block exits (or on
+      ``hub.aclose()``); subscribers then get what they hold, then end. One subscriber closing
+      only unsubscribes it; the source goes on (a later subscriber may still replay it).
     - Buffers: up to ``buffer`` items per subscriber (default 64), and the last ``replay``
       items for late subscribers (default 0: no replay). When a subscriber's buffer is full,
       ``policy`` decides:
@@ -461,24 +494,53 @@ def share(
     return Shared(source, buffer=buffer, policy=policy, replay=replay)
 
 
+class _Tee(Generic[T]):
+    """What :func:`tee` returns: ``async with tee(run, 2) as (a, b):``."""
+
+    __slots__ = ("_hub", "_n")
+
+    def __init__(self, hub: Shared[T], n: int) -> None:
+        self._hub = hub
+        self._n = n
+
+    async def __aenter__(self) -> tuple[Stream[T], ...]:
+        hub = await self._hub.__aenter__()
+        return tuple(hub.subscribe() for _ in range(self._n))
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._hub.__aexit__(exc_type, exc, tb)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._unpacked()
+
+    def _unpacked(self) -> NoReturn:
+        raise TypeError("tee() is an async context manager: `async with tee(source, n) as (a, b, ...):`")
+
+
 def tee(
     source: AsyncIterable[T],
     n: int = 2,
     *,
     buffer: int = 64,
     policy: Policy = "block",
-) -> tuple[Stream[T], ...]:
-    """Split one source into ``n`` streams that each get every item (``a, b = tee(run)``).
+) -> AbstractAsyncContextManager[tuple[Stream[T], ...]]:
+    """Split one source into ``n`` streams that each get every item:
+    ``async with tee(run, 2) as (a, b): ...``.
 
-    The ``n`` subscriptions exist from the start, so none misses an item. This is
+    The block owns the pump's task (like :func:`share`'s) and the ``n`` branches exist from
+    its start, so none misses an item; iterate them inside the block. This is
     ``share(source, buffer=buffer, policy=policy)`` subscribed ``n`` times; see :func:`share`
     for the slow-consumer policies.
 
     - Emits: every item to every branch, in order.
     - Completes: each branch when the source completes.
     - Fails: each branch with the source's exception; a ``policy="fail"`` branch that falls
-      ``buffer`` items behind with :class:`SlowConsumerError`.
-    - Cancels: the source is closed when every branch has closed.
+      ``buffer`` items behind with :class:`SlowConsumerError`; a branch first iterated after
+      the block exited with :class:`~streamops.TaskHostRequired`.
+    - Cancels: the source is closed when every branch has closed, or when the block exits
+      (branches then get what they hold, then end).
     - Buffers: up to ``buffer`` items per branch (default 64). With ``policy="block"`` the
       branches must be consumed concurrently (a branch nobody reads stops the others once
       ``buffer`` items are waiting in it).
@@ -490,5 +552,5 @@ def tee(
     """
     if n < 1:
         raise ValueError(f"tee(): n must be >= 1, got {n}")
-    hub = Shared(source, buffer=buffer, policy=policy, replay=0)
-    return tuple(hub.subscribe() for _ in range(n))
+    hub = Shared(source, buffer=buffer, policy=policy, replay=0, name="tee()", close_when_unsubscribed=True)
+    return _Tee(hub, n)

@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import gc
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -14,8 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamops import ErrorEvent, Stream, TextDelta, ToolCallEnd
-from streamops.operators import filter, map
+from streamops import ErrorEvent, Stream, TaskHostRequired, TextDelta, ToolCallEnd
+from streamops import task_scope as exported_task_scope
+from streamops.operators import filter, map, take
 from streamops.operators.combine import concat, merge, task_scope
 
 pytestmark = pytest.mark.anyio
@@ -119,7 +121,7 @@ async def test_first_error_cancels_siblings_and_is_reraised_as_itself() -> None:
     assert sorted(log) == sorted(["closed bad"] + [f"closed slow{k}" for k in range(5)])
 
 
-async def test_error_not_wrapped_in_iterate_nor_bare_async_for() -> None:
+async def test_error_not_wrapped_in_iterate_nor_in_task_scope() -> None:
     err = Boom("x")
     with pytest.raises(Boom) as info:
         async with merge(gen("a", 5, fail_at=1, error=err), gen("b", 100, pauses=[1])).iterate() as it:
@@ -128,8 +130,9 @@ async def test_error_not_wrapped_in_iterate_nor_bare_async_for() -> None:
     assert info.value is err
     log: list[str] = []
     with pytest.raises(Boom) as info2:
-        async for _ in merge(gen("a", 5, fail_at=1, error=err, pauses=[2]), gen("b", 100, pauses=[1], log=log)):
-            pass
+        async with task_scope():
+            async for _ in merge(gen("a", 5, fail_at=1, error=err, pauses=[2]), gen("b", 100, pauses=[1], log=log)):
+                pass
     assert info2.value is err
     assert log == ["closed b"]
 
@@ -151,8 +154,9 @@ async def test_items_before_the_error_are_emitted() -> None:
 
     got: list[int] = []
     with pytest.raises(Boom):
-        async for x in merge(src()):
-            got.append(x)
+        async with task_scope():
+            async for x in merge(src()):
+                got.append(x)
     assert got == [1, 2]
 
 
@@ -184,7 +188,7 @@ def _tasks() -> set[Any]:
         return set()
 
 
-@pytest.mark.parametrize("mode", ["iterate", "bare", "take", "scope"])
+@pytest.mark.parametrize("mode", ["iterate", "take", "first", "scope", "scope_abandoned"])
 async def test_break_out_of_100_sources_closes_every_source(mode: str) -> None:
     before = _tasks()
     log: list[str] = []
@@ -197,27 +201,31 @@ async def test_break_out_of_100_sources_closes_every_source(mode: str) -> None:
                 got += 1
                 if got == 250:
                     break
-    elif mode == "bare":
-        agen = merged.__aiter__()
-        async for _ in agen:
-            got += 1
-            if got == 250:
-                break
-        await agen.aclose()  # what the loop's async generator finalizer does on garbage collection
     elif mode == "take":
-        from streamops.operators import take
-
         got = len(await (merged | take(250)).collect())
+    elif mode == "first":
+        await merged.first()
+        got = 250
+    elif mode == "scope":
+        # a bare `async for` in a hand-opened host, closed by the consumer
+        async with task_scope():
+            async with aclosing(merged.__aiter__()) as agen:
+                async for _ in agen:
+                    got += 1
+                    if got == 250:
+                        break
+            assert len(log) == 100  # closing the iterator closed every source, inside the scope
     else:
+        # a bare `async for` abandoned with `break`: leaving the scope cancels what the unclosed
+        # iterator left running, and every source is closed by then
         agen = merged.__aiter__()
         async with task_scope():
             async for _ in agen:
                 got += 1
                 if got == 250:
                     break
-        # leaving the scope cancelled what the unclosed iterator left running: all closed
         assert len(log) == 100
-        await agen.aclose()
+        await agen.aclose()  # nothing left to do, but the generator itself must be finished
     gc.collect()
     await anyio.sleep(0.01)
     assert got == 250
@@ -234,18 +242,60 @@ async def test_consumer_cancelled_closes_every_source() -> None:
     assert len(log) == 20
 
 
-async def test_bare_async_for_abandoned_is_closed_by_the_finalizer(anyio_backend: str) -> None:
-    if anyio_backend == "trio":
-        pytest.skip("trio closes an abandoned async generator too, but warns (ResourceWarning) that it should be")
+async def test_a_source_whose_close_awaits_is_closed_even_when_the_host_is_cancelled() -> None:
     log: list[str] = []
-    async for _ in merge(gen("a", 1000, log=log, pauses=[1]), gen("b", 1000, log=log, pauses=[1])):
-        break
-    for _ in range(50):
-        gc.collect()
-        if len(log) == 2:
-            break
-        await anyio.sleep(0.01)
+
+    async def slow_close(name: str) -> AsyncGenerator[int, None]:
+        try:
+            while True:
+                yield 1  # never awaits: its task waits for buffer space, the source at this yield
+        finally:
+            await anyio.sleep(0.001)  # cleanup that awaits (an HTTP connection's close, say)
+            log.append(f"closed {name}")
+
+    agen = merge(slow_close("a"), slow_close("b"), buffer=1).__aiter__()
+    async with task_scope():
+        async for _ in agen:
+            break  # abandoned: the scope's exit cancels the source tasks
+    await agen.aclose()
     assert sorted(log) == ["closed a", "closed b"]
+
+
+# ------------------------------------------------------------------------- task host
+async def test_bare_async_for_outside_a_host_raises_task_host_required() -> None:
+    before = _tasks()
+    log: list[str] = []
+    merged = merge(gen("a", 10, log=log), gen("b", 10, log=log))
+    for stream in (merged, merged | map(str)):
+        agen = stream.__aiter__()
+        with pytest.raises(TaskHostRequired, match=r"merge\(\)") as info:
+            async for _ in agen:
+                pytest.fail("a bare merge must not emit")
+        assert "iterate()" in str(info.value)
+        await agen.aclose()
+    assert log == []  # no source ran
+    assert _tasks() == before
+    # the same stream then works through a terminal, and with a hand-opened host
+    assert len(await merged.collect()) == 20
+    async with task_scope():
+        assert len([x async for x in merge(gen("c", 3), gen("d", 3))]) == 6
+
+
+async def test_task_scope_is_the_core_host_and_is_exported() -> None:
+    from streamops._host import _HOST
+
+    assert exported_task_scope is task_scope
+    assert _HOST.get() is None
+    async with task_scope() as tg:
+        assert _HOST.get() is tg
+        async with task_scope() as inner:  # nested: the innermost host is current
+            assert _HOST.get() is inner
+        assert _HOST.get() is tg
+    assert _HOST.get() is None
+
+
+async def test_concat_needs_no_host() -> None:
+    assert [x async for x in concat(gen("a", 2), gen("b", 1))] == [("a", 0), ("a", 1), ("b", 0)]
 
 
 # ------------------------------------------------------------------------- context variables
@@ -304,10 +354,24 @@ async def test_piping_keeps_the_scope_and_nested_merges_work() -> None:
     assert sorted(seen) == [1, 2, 3]
 
 
-def test_iter_sync_and_to_list_work_outside_any_loop() -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_iter_sync_and_to_list_work_outside_any_loop(backend: str) -> None:
     m = merge(Stream.from_iterable([1, 2]), Stream.from_iterable([3]))
-    assert sorted(m.to_list()) == [1, 2, 3]
-    assert sorted(m.iter_sync(backend="trio")) == [1, 2, 3]
+    assert sorted(m.to_list(backend=backend)) == [1, 2, 3]
+    assert sorted(m.iter_sync(backend=backend)) == [1, 2, 3]
+    piped = merge(Stream.from_iterable(range(10)), Stream.from_iterable(range(10, 20))) | map(lambda x: x * 2)
+    assert sorted(piped.to_list(backend=backend)) == [x * 2 for x in range(20)]
+    assert sorted(piped.iter_sync(backend=backend)) == [x * 2 for x in range(20)]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_iter_sync_stopped_early_closes_every_source(backend: str) -> None:
+    log: list[str] = []
+    it = merge(*[gen(f"s{k}", 10_000, log=log, pauses=[1]) for k in range(10)]).iter_sync(backend=backend)
+    got = [x for _, x in zip(range(25), it, strict=False)]
+    it.close()
+    assert len(got) == 25
+    assert sorted(log) == sorted(f"closed s{k}" for k in range(10))
 
 
 async def test_merge_rejects_bad_arguments() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from streamops import CustomEvent, RunEnd, RunStart, Stream, StreamClosedError, TextDelta, ToolCallEnd
+from streamops import CustomEvent, RunEnd, RunStart, Stream, StreamClosedError, TaskHostRequired, TextDelta, ToolCallEnd
 from streamops.operators.share import DROPPED_DELTAS, ReplayUnavailableError, SlowConsumerError, share, tee
 
 pytestmark = pytest.mark.anyio
@@ -44,13 +44,12 @@ async def source(
 async def test_tee_gives_every_branch_every_item() -> None:
     log: list[str] = []
     items = list(range(200))
-    a, b, c = tee(source(items, log), 3, buffer=4)
     results: dict[str, list[int]] = {}
 
     async def consume(name: str, s: Stream[int]) -> None:
         results[name] = await s.collect()
 
-    async with anyio.create_task_group() as tg:
+    async with tee(source(items, log), 3, buffer=4) as (a, b, c), anyio.create_task_group() as tg:
         for name, s in (("a", a), ("b", b), ("c", c)):
             tg.start_soon(consume, name, s)
     assert results == {"a": items, "b": items, "c": items}
@@ -60,7 +59,6 @@ async def test_tee_gives_every_branch_every_item() -> None:
 
 async def test_block_policy_paces_the_source_to_the_slowest_consumer() -> None:
     log: list[str] = []
-    fast, slow = tee(source(list(range(50)), log, pause=False), 2, buffer=3, policy="block")
     lag: list[int] = []
     produced = 0
 
@@ -68,8 +66,8 @@ async def test_block_policy_paces_the_source_to_the_slowest_consumer() -> None:
         nonlocal produced
         produced = sum(1 for e in log if e.startswith("produced"))
 
-    async def slow_consumer() -> list[int]:
-        out = []
+    async def slow_consumer(slow: Stream[int]) -> list[int]:
+        out: list[int] = []
         async with slow.iterate() as it:
             async for x in it:
                 count(x)
@@ -80,15 +78,16 @@ async def test_block_policy_paces_the_source_to_the_slowest_consumer() -> None:
 
     got: dict[str, list[int]] = {}
 
-    async def run_fast() -> None:
+    async def run_fast(fast: Stream[int]) -> None:
         got["fast"] = await fast.collect()
 
-    async def run_slow() -> None:
-        got["slow"] = await slow_consumer()
+    async def run_slow(slow: Stream[int]) -> None:
+        got["slow"] = await slow_consumer(slow)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run_fast)
-        tg.start_soon(run_slow)
+    teed = tee(source(list(range(50)), log, pause=False), 2, buffer=3, policy="block")
+    async with teed as (fast, slow), anyio.create_task_group() as tg:
+        tg.start_soon(run_fast, fast)
+        tg.start_soon(run_slow, slow)
     assert got["fast"] == got["slow"] == list(range(50))
     assert max(lag) <= 3 + 2  # its buffer, plus the item in hand and the one the pump holds
 
@@ -96,10 +95,10 @@ async def test_block_policy_paces_the_source_to_the_slowest_consumer() -> None:
 async def test_drop_deltas_keeps_every_non_delta_and_reports_the_gap() -> None:
     log: list[str] = []
     events = run_events(10)
-    hub = share(source(events, log), buffer=4, policy="drop_deltas")
-    fast, slow = hub.subscribe(), hub.subscribe()
-    assert await fast.collect() == events  # the fast subscriber drove the whole run
-    got = await slow.collect()  # the slow one had not pulled at all
+    async with share(source(events, log), buffer=4, policy="drop_deltas") as hub:
+        fast, slow = hub.subscribe(), hub.subscribe()
+        assert await fast.collect() == events  # the fast subscriber drove the whole run
+        got = await slow.collect()  # the slow one had not pulled at all
     gaps = [e for e in got if isinstance(e, CustomEvent) and e.name == DROPPED_DELTAS]
     kept_deltas = [e for e in got if isinstance(e, TextDelta)]
     assert [type(e) for e in got if not isinstance(e, (TextDelta, CustomEvent))] == [RunStart, ToolCallEnd, RunEnd]
@@ -118,13 +117,13 @@ async def test_drop_deltas_keeps_every_non_delta_and_reports_the_gap() -> None:
 async def test_fail_policy_gives_the_slow_consumer_a_typed_error() -> None:
     log: list[str] = []
     events = run_events(10)
-    hub = share(source(events, log), buffer=4, policy="fail")
-    fast, slow = hub.subscribe(), hub.subscribe()
-    assert await fast.collect() == events
     got: list[Any] = []
-    with pytest.raises(SlowConsumerError) as info:
-        async for e in slow:
-            got.append(e)
+    async with share(source(events, log), buffer=4, policy="fail") as hub:
+        fast, slow = hub.subscribe(), hub.subscribe()
+        assert await fast.collect() == events
+        with pytest.raises(SlowConsumerError) as info:
+            async for e in slow:  # a subscription needs no host of its own: the block owns the pump
+                got.append(e)
     assert info.value.capacity == 4
     assert got == events[:4]  # what it had buffered, then the error
 
@@ -132,13 +131,13 @@ async def test_fail_policy_gives_the_slow_consumer_a_typed_error() -> None:
 async def test_replay_from_seq_and_too_old_raises() -> None:
     log: list[str] = []
     events = run_events(10)  # seq 0..12
-    hub = share(source(events, log), replay=5)
-    first = hub.subscribe()
-    assert await first.collect() == events
-    late = hub.subscribe(from_seq=9)
-    assert await late.collect() == events[9:]
-    with pytest.raises(ReplayUnavailableError) as info:
-        hub.subscribe(from_seq=3)
+    async with share(source(events, log), replay=5) as hub:
+        first = hub.subscribe()
+        assert await first.collect() == events
+        late = hub.subscribe(from_seq=9)
+        assert await late.collect() == events[9:]
+        with pytest.raises(ReplayUnavailableError) as info:
+            hub.subscribe(from_seq=3)
     assert (info.value.requested, info.value.oldest) == (3, 8)
     assert isinstance(info.value, LookupError)
 
@@ -160,36 +159,36 @@ async def test_replay_mid_run_then_live_items() -> None:
 
 async def test_closing_every_consumer_closes_the_source_but_one_does_not() -> None:
     log: list[str] = []
-    a, b = tee(source(list(range(1000)), log), 2, buffer=2)
-    async with a.iterate() as ita, b.iterate() as itb:
-        assert await ita.__anext__() == 0
-        assert await itb.__anext__() == 0
-        await ita.aclose()
-        assert "source closed" not in log
-        assert [x async for x in itb][:3] == [1, 2, 3]
-    assert log[-1] == "source closed"
-    # and closing both early closes it
+    async with tee(source(list(range(1000)), log), 2, buffer=2) as (a, b):
+        async with a.iterate() as ita, b.iterate() as itb:
+            assert await ita.__anext__() == 0
+            assert await itb.__anext__() == 0
+            await ita.aclose()
+            assert "source closed" not in log
+            assert [x async for x in itb][:3] == [1, 2, 3]
+        assert log[-1] == "source closed"
+    # and closing both branches early closes it, inside the block
     log2: list[str] = []
-    c, d = tee(source(list(range(1000)), log2), 2)
-    async with c.iterate() as itc, d.iterate() as itd:
-        await itc.__anext__()
-        await itd.__anext__()
-    assert log2[-1] == "source closed"
+    async with tee(source(list(range(1000)), log2), 2) as (c, d):
+        async with c.iterate() as itc, d.iterate() as itd:
+            await itc.__anext__()
+            await itd.__anext__()
+        assert log2[-1] == "source closed"
     assert sum(1 for e in log2 if e.startswith("produced")) < 1000
 
 
 async def test_source_error_reaches_every_subscriber_as_itself() -> None:
     log: list[str] = []
     err = Boom("gone")
-    a, b = tee(source([1, 2], log, fail=err), 2)
     caught = []
-    for s in (a, b):
-        got = []
-        with pytest.raises(Boom) as info:
-            async for x in s:
-                got.append(x)
-        caught.append(info.value)
-        assert got == [1, 2]
+    async with tee(source([1, 2], log, fail=err), 2) as (a, b):
+        for s in (a, b):
+            got = []
+            with pytest.raises(Boom) as info:
+                async for x in s:
+                    got.append(x)
+            caught.append(info.value)
+            assert got == [1, 2]
     assert caught[0] is err and caught[1] is err
 
 
@@ -205,14 +204,82 @@ async def test_async_with_hub_owns_the_pump_and_closes_the_source() -> None:
 
 
 async def test_a_subscription_iterates_once_and_bad_arguments() -> None:
-    hub = share(Stream.from_iterable([1, 2]))
-    s = hub.subscribe()
-    assert await s.collect() == [1, 2]
-    with pytest.raises(StreamClosedError):
-        await s.collect()
+    async with share(Stream.from_iterable([1, 2])) as hub:
+        s = hub.subscribe()
+        assert await s.collect() == [1, 2]
+        with pytest.raises(StreamClosedError):
+            await s.collect()
     with pytest.raises(ValueError, match="policy"):
         share(Stream.from_iterable([1]), policy="drop")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="buffer"):
         share(Stream.from_iterable([1]), buffer=0)
     with pytest.raises(ValueError, match="n must"):
         tee(Stream.from_iterable([1]), 0)
+
+
+# ------------------------------------------------------------------------- the block owns the pump
+async def test_subscribing_outside_the_block_raises_task_host_required() -> None:
+    log: list[str] = []
+    hub = share(source([1, 2, 3], log))
+    with pytest.raises(TaskHostRequired, match=r"async with share\(source\) as hub") as info:
+        hub.subscribe()
+    assert "share()" in str(info.value)
+    assert log == []  # nothing was pulled
+    async with hub:  # the same hub then works inside its block
+        assert await hub.subscribe().collect() == [1, 2, 3]
+    with pytest.raises(StreamClosedError):
+        async with hub:  # a hub is entered once
+            pass
+
+
+async def test_iterating_a_subscription_after_its_block_raises_task_host_required() -> None:
+    log: list[str] = []
+    async with share(source(list(range(10)), log)) as hub:
+        late = hub.subscribe()
+    with pytest.raises(TaskHostRequired, match="share"):
+        await late.collect()
+    async with tee(source(list(range(10)), log), 2) as (a, _b):
+        pass
+    with pytest.raises(TaskHostRequired, match=r"async with tee\(source, n\) as \(a, b"):
+        async for _ in a:
+            pass
+
+
+async def test_a_subscriber_inside_the_block_when_it_exits_gets_what_it_holds_then_ends() -> None:
+    log: list[str] = []
+    got: list[int] = []
+    async with share(source(list(range(10**6)), log), buffer=8) as hub:
+        it = hub.subscribe().__aiter__()
+        got.append(await it.__anext__())
+        for _ in range(20):
+            await anyio.lowlevel.checkpoint()  # let the pump fill the buffer
+    assert log[-1] == "source closed"
+    got += [x async for x in it]  # the buffered items, then the end (no error)
+    assert got == list(range(len(got)))
+    assert 1 < len(got) <= 1 + 8 + 1
+
+
+async def test_tee_is_an_async_context_manager_only() -> None:
+    with pytest.raises(TypeError, match="async with tee"):
+        _a, _b = tee(Stream.from_iterable([1]))  # type: ignore[misc]
+    async with tee(Stream.from_iterable([1, 2]), 3) as branches:
+        assert len(branches) == 3
+        assert [await b.collect() for b in branches] == [[1, 2]] * 3
+
+
+async def test_a_bare_async_for_over_a_branch_runs_without_a_host() -> None:
+    log: list[str] = []
+    async with tee(source(list(range(5)), log), 1) as (only,):
+        assert [x async for x in only] == list(range(5))
+    assert log[-1] == "source closed"
+
+
+async def test_body_error_leaves_the_block_as_itself_and_closes_the_source() -> None:
+    log: list[str] = []
+    err = Boom("body")
+    with pytest.raises(Boom) as info:
+        async with tee(source(list(range(10**6)), log), 2) as (a, _b), a.iterate() as it:
+            await it.__anext__()
+            raise err
+    assert info.value is err
+    assert log[-1] == "source closed"
