@@ -41,7 +41,8 @@ class TaskHostRequired(StreamopsError, RuntimeError):
         super().__init__(
             f"{operator} runs tasks, which need an owner: iterate with "
             "`async with stream.iterate() as it: async for x in it: ...` "
-            "(or a terminal: collect(), run(sink), first(), last()) instead of a bare `async for`"
+            "(or a terminal: collect(), run(sink), first(), last(), to_list(), iter_sync()), or open "
+            "`async with streamops.task_scope():` around a bare `async for`"
         )
 
 

@@ -27,7 +27,7 @@ End: TypeAlias = Callable[[], None]
 the end on)."""
 
 
-class StageComplete(Exception):  # noqa: N818 - a control-flow signal, not an error
+class StageComplete(Exception):  # a control-flow signal, not an error
     """Raised by a stage's push to say it needs no more input (``take`` reached its count).
 
     The stage must call its downstream ``end`` before raising. The stream then stops pulling

@@ -85,4 +85,5 @@ def resolve_model(spec: str | Model | None = None) -> Model:
     """
     from .adapters.models import resolve
 
-    return resolve(spec)
+    model: Model = resolve(spec)
+    return model
