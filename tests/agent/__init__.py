@@ -1,0 +1,1 @@
+"""Tests of agent runs: the models an agent uses, tools, the agent loop."""
