@@ -31,6 +31,12 @@ Usage is counted from the token ids themselves: ``input_tokens`` is the length o
 tokenized prompt, ``output_tokens`` the number of tokens sampled (the end-of-generation token
 excluded, as llama-cpp counts). llama-cpp's own chat stream reports no usage at all.
 
+Agents: :class:`LocalModel` is a :class:`streamops.models.Model`. ``stream(...,
+output_schema=schema)`` constrains sampling with llama.cpp's grammar for that JSON Schema
+(``llama_cpp.LlamaGrammar.from_json_schema``): the text is JSON of that shape (unless
+``max_tokens`` cuts it short). ``tools`` are accepted and ignored: SmolLM2-135M has no tool
+calling, so a local run never emits tool calls (an agent on it gets text answers only).
+
 Thread safety: llama.cpp contexts are not thread-safe, so one :class:`LocalModel` runs one
 generation at a time; a second stream waits (without blocking the event loop) until the first
 ends or is closed.
@@ -40,6 +46,7 @@ from __future__ import annotations
 
 import codecs
 import importlib.util
+import json
 import os
 import random
 import threading
@@ -54,7 +61,7 @@ import anyio.to_thread
 
 from streamops._stream import Stream
 from streamops.errors import StreamopsError
-from streamops.events import Event, RunStart, TextDelta, Usage, UsageEvent
+from streamops.events import BaseEvent, Event, RunStart, TextDelta, Usage, UsageEvent
 
 from ._base import ParserBase
 
@@ -63,12 +70,15 @@ if TYPE_CHECKING:
 
     import llama_cpp
 
+    from streamops.models import ToolSpec
+
 __all__ = [
     "DEFAULT_MODEL_NAME",
     "ContextWindowError",
     "LocalModel",
     "LocalModelError",
     "ModelNotInstalledError",
+    "OutputSchemaError",
     "smollm2_path",
 ]
 
@@ -98,6 +108,11 @@ class ContextWindowError(LocalModelError, ValueError):
         )
         self.prompt_tokens = prompt_tokens
         self.n_ctx = n_ctx
+
+
+class OutputSchemaError(LocalModelError, ValueError):
+    """llama.cpp cannot turn the ``output_schema`` into a grammar (not a JSON Schema, or
+    one using features its converter does not support)."""
 
 
 def smollm2_path() -> Path:
@@ -130,6 +145,23 @@ def _import_llama_cpp() -> Any:
 
 def _never(token: int) -> bool:
     return False
+
+
+_STDIO_LOCK = threading.Lock()
+"""Held around llama-cpp calls made with ``verbose=False``: they silence output by pointing
+the process's file descriptors 1 and 2 at /dev/null and back, which is process-wide. Two such
+calls at once in two threads (two models loading together) can "restore" /dev/null and leave
+the process's stdout and stderr silenced for good, as seen with ``streamops run --agents 3``."""
+
+
+def _schema_grammar(schema_json: str) -> Any:
+    """llama.cpp's grammar for a JSON Schema (JSON text)."""
+    llama_cpp = _import_llama_cpp()
+    try:
+        with _STDIO_LOCK:
+            return llama_cpp.LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    except (AssertionError, AttributeError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise OutputSchemaError(f"llama.cpp cannot make a grammar of output_schema {schema_json[:200]}: {exc}") from exc
 
 
 @dataclass(slots=True)
@@ -363,7 +395,8 @@ class LocalModel:
                 kwargs["n_threads"] = n_threads
                 kwargs["n_threads_batch"] = n_threads
                 kwargs.update(self._llama_kwargs)
-                llm = llama_cpp.Llama(model_path=str(path), **kwargs)
+                with _STDIO_LOCK:
+                    llm = llama_cpp.Llama(model_path=str(path), **kwargs)
                 vocab = llama_cpp.llama_model_get_vocab(llm.model)
                 is_eog = llama_cpp.llama_vocab_is_eog
                 self._is_eog = lambda token: bool(is_eog(vocab, token))
@@ -457,8 +490,10 @@ class LocalModel:
     # ------------------------------------------------------------------ streaming
     def stream(
         self,
-        prompt: str | Sequence[Mapping[str, Any]],
+        messages: str | Sequence[Mapping[str, Any]],
         *,
+        tools: Sequence[ToolSpec] = (),
+        output_schema: Mapping[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float = 0.2,
         top_p: float = 0.95,
@@ -470,13 +505,18 @@ class LocalModel:
         run_id: str | None = None,
         agent: str = "",
         keep_raw: bool = True,
-    ) -> Stream[Event]:
-        """Stream the model's answer to ``prompt`` as events (lazily: nothing runs until the
+    ) -> Stream[BaseEvent]:
+        """Stream the model's answer to ``messages`` as events (lazily: nothing runs until the
         stream is iterated; each iteration is a new run).
 
         Args:
-            prompt: chat messages (``[{"role": "user", "content": "..."}]``, rendered with the
+            messages: chat messages (``[{"role": "user", "content": "..."}]``, rendered with the
                 model's chat template) or a raw prompt string.
+            tools: ignored (the :class:`~streamops.models.Model` protocol passes them):
+                SmolLM2 has no tool calling, so no tool call is ever emitted.
+            output_schema: a JSON Schema the answer must match: sampling is constrained by
+                llama.cpp's grammar for it, so the text is JSON of that shape (cut short only
+                by ``max_tokens`` or the context window: finish reason ``"length"``).
             max_tokens: most tokens to generate; ``None`` (or <= 0) means until the context
                 window (``n_ctx`` tokens) is full. Reaching it gives finish reason ``"length"``.
             temperature, top_p, top_k, min_p, repeat_penalty: llama.cpp sampling, with
@@ -498,12 +538,14 @@ class LocalModel:
             ModelNotInstalledError: the model file or llama-cpp-python is missing.
             ContextWindowError: the prompt does not fit in ``n_ctx`` tokens.
             LocalModelError: chat messages given but the model has no chat template.
+            OutputSchemaError: llama.cpp cannot make a grammar of ``output_schema``.
         """
+        del tools  # no tool calling in SmolLM2 (see above)
         stops = [] if stop is None else [stop] if isinstance(stop, str) else list(stop)
-        if isinstance(prompt, str):
-            request: str | list[dict[str, Any]] = prompt
+        if isinstance(messages, str):
+            request: str | list[dict[str, Any]] = messages
         else:
-            request = [dict(m) for m in prompt]
+            request = [dict(m) for m in messages]
         sampling: dict[str, Any] = {
             "temp": temperature,
             "top_p": top_p,
@@ -517,6 +559,7 @@ class LocalModel:
             stop=stops,
             sampling=sampling,
             seed=seed,
+            output_schema=None if output_schema is None else json.dumps(dict(output_schema)),
             run_id=run_id,
             agent=agent,
             keep_raw=keep_raw,
@@ -543,13 +586,16 @@ class LocalModel:
         max_tokens = options.max_tokens
         if max_tokens is None or max_tokens <= 0 or max_tokens > room:
             max_tokens = room
+        sampling = options.sampling
+        if options.output_schema is not None:
+            sampling = {**sampling, "grammar": _schema_grammar(options.output_schema)}
         llm.set_seed(options.seed if options.seed is not None else self._rng.randint(0, 2**32 - 1))
         return _Generation(
             llm=llm,
             prompt_tokens=prompt_tokens,
             max_tokens=max_tokens,
             stop=options.stop + template_stops,
-            sampling=options.sampling,
+            sampling=sampling,
             is_eog=self._is_eog,
         )
 
@@ -595,6 +641,8 @@ class _RunOptions:
     stop: list[str]
     sampling: dict[str, Any]
     seed: int | None
+    output_schema: str | None
+    """The JSON Schema (as JSON text) the answer is constrained to, if any."""
     run_id: str | None
     agent: str
     keep_raw: bool
