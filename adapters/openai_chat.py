@@ -234,6 +234,8 @@ class ChatCompletionsParser(ParserBase):
                     self._other_delta_field(key, delta[key])
         fr = choice.get("finish_reason")
         if fr is not None:
+            if type(fr) is not str:
+                raise TypeError(f"finish_reason is not a string: {fr!r}")
             self._finish_raw = fr
             self._end_calls()
         if self.seq == seq0 and (choice.get("content_filter_results") or choice.get("logprobs")):

@@ -324,6 +324,8 @@ class ResponsesParser(ParserBase):
                 raw_reason = reason
         elif status == "completed" and self._has_tool_calls:
             finish = "tool_calls"
+        if type(raw_reason) is not str:
+            raise TypeError(f"response status / incomplete reason is not a string: {raw_reason!r}")
         self.end_run(raw_finish_reason=raw_reason, finish_reason=finish, usage=usage, raw=p)
 
     def _error(self, p: dict[str, Any]) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -24,3 +27,23 @@ RECORDED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the damaged-stream outcome counts of ``tests/adapters/test_fuzz.py``, if it ran."""
+    mod = sys.modules.get("tests.adapters.test_fuzz")
+    counts = getattr(mod, "FUZZ_COUNTS", None)
+    if not counts:
+        return
+    outcomes: tuple[str, ...] = mod.OUTCOMES  # type: ignore[union-attr]
+    rows = sorted({(kind, policy) for kind, policy, _ in counts})
+    w = max(len(f"{k} / {p}") for k, p in rows)
+    tr = terminalreporter
+    tr.section("fuzz: damaged recorded streams, outcomes per damage kind / policy")
+    tr.write_line(f"{'damage / on_malformed':<{w}}  " + "  ".join(f"{o:>20}" for o in outcomes))
+    totals: Counter[str] = Counter()
+    for kind, policy in rows:
+        cells = [counts.get((kind, policy, o), 0) for o in outcomes]
+        totals.update(dict(zip(outcomes, cells, strict=True)))
+        tr.write_line(f"{f'{kind} / {policy}':<{w}}  " + "  ".join(f"{c:>20}" for c in cells))
+    tr.write_line(f"{'total':<{w}}  " + "  ".join(f"{totals[o]:>20}" for o in outcomes))
