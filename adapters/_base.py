@@ -1,17 +1,18 @@
-"""What every provider parser shares: the envelope, finish-reason normalization, the policy
-for malformed input, and the async driver that turns a byte stream into events."""
+"""What every provider parser shares: the envelope, the options (:class:`ParserOptions`),
+finish-reason normalization and the policy for malformed input. The async drivers that feed a
+parser are in :mod:`streamops.adapters._drive`."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypedDict, TypeVar
 
 from streamops.errors import StreamFormatError, TruncatedStreamError
 from streamops.events import BaseEvent, ErrorEvent, FinishReason, RawEvent, RunEnd, RunStatus, Usage
 
-__all__ = ["OnMalformed", "ParserBase", "normalize_finish_reason"]
+__all__ = ["OnMalformed", "ParserBase", "ParserOptions", "normalize_finish_reason"]
 
 E = TypeVar("E", bound=BaseEvent)
 
@@ -20,6 +21,22 @@ OnMalformed = Literal["raise", "event"]
 :class:`~streamops.errors.StreamFormatError` (after emitting everything before it), or emit an
 :class:`~streamops.events.ErrorEvent` (``error_type`` ``"malformed_stream"`` or
 ``"truncated_stream"``) and go on."""
+
+
+class ParserOptions(TypedDict, total=False):
+    """The keyword options of every parser, and of every function that makes one
+    (``parse_sse``, ``parse_chat_sse``, ``SSEParser``...). Subclasses of :class:`ParserBase`
+    take them as ``**options: Unpack[ParserOptions]`` and pass them on unchanged."""
+
+    run_id: str | None
+    """The ``run_id`` of every event (default ``None``: a fresh ``uuid4().hex``)."""
+    agent: str
+    """The ``agent`` of every event (default ``""``)."""
+    keep_raw: bool
+    """Put the wire payload each event came from in its ``raw`` (default ``True``)."""
+    on_malformed: OnMalformed
+    """What to do with malformed input (default ``"raise"``)."""
+
 
 _FINISH: dict[str, FinishReason] = {
     # OpenAI Chat Completions and compatibles
@@ -85,7 +102,10 @@ class ParserBase:
     Subclasses implement ``on_payload(event_type, payload)`` for one decoded JSON payload
     (``event_type`` is the SSE ``event:`` name, or ``None``) and ``on_close()`` for the end of
     the body; they call :meth:`emit` to build events. The envelope (``run_id``, ``agent``,
-    monotonic ``seq``, ``ts``, ``raw``) is filled in here.
+    monotonic ``seq``, ``ts``, ``raw``) is filled in here. The constructor takes the
+    :class:`ParserOptions` (this is where their defaults live); a subclass that keeps state
+    declares ``__init__(self, **options: Unpack[ParserOptions])`` and calls
+    ``super().__init__(**options)``.
     """
 
     api: ClassVar[str] = ""

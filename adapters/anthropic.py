@@ -77,10 +77,9 @@ Decisions:
 
 from __future__ import annotations
 
-import inspect
 import json
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any, Unpack
 
 from streamops.errors import StreamFormatError
 from streamops.events import (
@@ -98,11 +97,11 @@ from streamops.events import (
     UsageEvent,
 )
 
-from ._base import ParserBase
+from ._base import ParserBase, ParserOptions
+from ._drive import SSESource, drive_payloads, drive_sse
 
 if TYPE_CHECKING:
     from streamops.events import Event
-    from streamops.sse import SSEEvent
 
 __all__ = ["MessagesParser", "anthropic_usage", "parse_anthropic_sdk", "parse_anthropic_sse"]
 
@@ -111,10 +110,6 @@ _THINKING = 1
 _TOOL = 2
 _SERVER_TOOL = 3
 _OTHER = 4
-
-_SDK_HELPER_EVENTS = frozenset({"text", "thinking", "signature", "input_json", "citation"})
-"""Event types the ``anthropic`` SDK's ``MessageStream`` adds on top of the wire events (each
-repeats a delta with a snapshot); :func:`parse_anthropic_sdk` skips them."""
 
 
 def _int(v: Any) -> int | None:
@@ -166,8 +161,8 @@ class MessagesParser(ParserBase):
 
     api = "anthropic"
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, **options: Unpack[ParserOptions]) -> None:
+        super().__init__(**options)
         self._blocks: dict[int, _Block] = {}
         self._stop_reason: str | None = None
         self._usage_raw: dict[str, Any] = {}
@@ -397,137 +392,21 @@ class MessagesParser(ParserBase):
         self.end_run(raw_finish_reason=self._stop_reason, usage=self._usage, raw=payload)
 
 
-# ---------------------------------------------------------------------- async drivers
-def _feed_sse(parser: ParserBase, events: list[SSEEvent]) -> tuple[list[Event], StreamFormatError | None]:
-    """Feed decoded SSE events; on a format error return the events before it and the error."""
-    out: list[BaseEvent] = []
-    try:
-        for sse in events:
-            out.extend(parser.feed_json(sse.event, sse.data))
-    except StreamFormatError as exc:
-        out.extend(parser.out)
-        return cast("list[Event]", out), exc
-    return cast("list[Event]", out), None
-
-
-def _close(parser: ParserBase) -> tuple[list[Event], StreamFormatError | None]:
-    try:
-        return cast("list[Event]", parser.close()), None
-    except StreamFormatError as exc:
-        return cast("list[Event]", parser.out), exc
-
-
-async def drive_sse(parser: ParserBase, chunks: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncGenerator[Event, None]:
-    """Run ``parser`` over raw SSE byte chunks (shared by the Anthropic and Gemini drivers).
-
-    Yields every event; on malformed input (``on_malformed="raise"``) yields every event
-    before it, then raises. An async source is closed (``aclose()``) when iteration stops.
-    """
-    from streamops.sse import SSEDecoder
-
-    decoder = SSEDecoder()
-    if isinstance(chunks, AsyncIterable):
-        it = aiter(chunks)
-        try:
-            async for chunk in it:
-                out, exc = _feed_sse(parser, decoder.feed(chunk))
-                for ev in out:
-                    yield ev
-                if exc is not None:
-                    raise exc
-        finally:
-            aclose = getattr(it, "aclose", None)
-            if aclose is not None:
-                await aclose()
-    else:
-        for chunk in chunks:
-            out, exc = _feed_sse(parser, decoder.feed(chunk))
-            for ev in out:
-                yield ev
-            if exc is not None:
-                raise exc
-    out, exc = _feed_sse(parser, decoder.flush())
-    if exc is None:
-        tail, exc = _close(parser)
-        out.extend(tail)
-    for ev in out:
-        yield ev
-    if exc is not None:
-        raise exc
-
-
-async def drive_payloads(
-    parser: ParserBase, stream: Any, to_dict: Callable[[Any], Any], skip: frozenset[str] = frozenset()
-) -> AsyncGenerator[Event, None]:
-    """Run ``parser`` over an SDK stream (async or sync iterable of objects), each turned into
-    a dict by ``to_dict``; payloads whose ``type`` is in ``skip`` are ignored. The stream is
-    closed in ``finally`` (``close()`` or ``aclose()``, awaited when it returns an awaitable),
-    so cancellation reaches the provider."""
-    it: Any = None
-
-    def feed(obj: Any) -> tuple[list[Event], StreamFormatError | None]:
-        payload = to_dict(obj)
-        if skip and type(payload) is dict and payload.get("type") in skip:
-            return [], None
-        try:
-            return cast("list[Event]", parser.feed_payload(payload)), None
-        except StreamFormatError as exc:
-            return cast("list[Event]", parser.out), exc
-
-    try:
-        if isinstance(stream, AsyncIterable):
-            it = aiter(stream)
-            async for obj in it:
-                out, exc = feed(obj)
-                for ev in out:
-                    yield ev
-                if exc is not None:
-                    raise exc
-        else:
-            for obj in stream:
-                out, exc = feed(obj)
-                for ev in out:
-                    yield ev
-                if exc is not None:
-                    raise exc
-        out, exc = _close(parser)
-        for ev in out:
-            yield ev
-        if exc is not None:
-            raise exc
-    finally:
-        # The iterator first (``AsyncStream.__aiter__`` is an async generator of its own),
-        # then the stream, which closes the HTTP response.
-        aclose_it = getattr(it, "aclose", None)
-        if aclose_it is not None and it is not stream:
-            await aclose_it()
-        close = getattr(stream, "close", None) or getattr(stream, "aclose", None)
-        if close is not None:
-            r = close()
-            if inspect.isawaitable(r):
-                await r
-
-
-def _anthropic_dump(obj: Any) -> Any:
-    return obj if isinstance(obj, dict) else obj.model_dump()
-
-
-def parse_anthropic_sse(
-    chunks: AsyncIterable[bytes] | Iterable[bytes], **parser_kwargs: Any
-) -> AsyncGenerator[Event, None]:
+# ---------------------------------------------------------------------- async entry points (see _drive)
+def parse_anthropic_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
     """Events of an Anthropic Messages SSE body given as byte chunks split anywhere (an
     ``httpx`` response's ``aiter_raw()``, or a list of ``bytes``).
 
-    ``parser_kwargs`` go to :class:`MessagesParser` (``run_id``, ``agent``, ``keep_raw``,
+    ``options`` go to :class:`MessagesParser` (``run_id``, ``agent``, ``keep_raw``,
     ``on_malformed``). With ``on_malformed="raise"`` a
     :class:`~streamops.errors.StreamFormatError` (or
     :class:`~streamops.errors.TruncatedStreamError`) is raised after every event before the
     bad input. An async source is closed (``aclose()``) when the iteration stops early.
     """
-    return drive_sse(MessagesParser(**parser_kwargs), chunks)
+    return drive_sse(chunks, "anthropic", options)
 
 
-def parse_anthropic_sdk(stream: Any, **parser_kwargs: Any) -> AsyncGenerator[Event, None]:
+def parse_anthropic_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
     """Events of an ``anthropic`` SDK stream: the ``AsyncStream[RawMessageStreamEvent]`` of
     ``client.messages.create(..., stream=True)``, or the ``AsyncMessageStream`` entered from
     ``client.messages.stream(...)`` (its helper events ``text``, ``thinking``, ``signature``,
@@ -539,4 +418,4 @@ def parse_anthropic_sdk(stream: Any, **parser_kwargs: Any) -> AsyncGenerator[Eve
     SDK itself raise ``anthropic.APIStatusError``; it propagates unchanged, after every event
     before it.
     """
-    return drive_payloads(MessagesParser(**parser_kwargs), stream, _anthropic_dump, _SDK_HELPER_EVENTS)
+    return drive_payloads(stream, "anthropic", options, "anthropic")

@@ -74,8 +74,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any, Unpack
 
 from streamops.errors import StreamFormatError
 from streamops.events import (
@@ -90,8 +90,8 @@ from streamops.events import (
     UsageEvent,
 )
 
-from ._base import ParserBase
-from .anthropic import drive_payloads, drive_sse
+from ._base import ParserBase, ParserOptions
+from ._drive import SSESource, drive_payloads, drive_sse
 
 if TYPE_CHECKING:
     from streamops.events import Event
@@ -166,8 +166,8 @@ class GeminiParser(ParserBase):
 
     api = "gemini"
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, **options: Unpack[ParserOptions]) -> None:
+        super().__init__(**options)
         self._started = False
         self._finish: str | None = None
         self._usage: Usage | None = None
@@ -404,27 +404,19 @@ def _child(node: Any, tok: str | int, empty: Any) -> Any:
     return child
 
 
-# ---------------------------------------------------------------------- async drivers
-def _gemini_dump(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return obj
-    return obj.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def parse_gemini_sse(
-    chunks: AsyncIterable[bytes] | Iterable[bytes], **parser_kwargs: Any
-) -> AsyncGenerator[Event, None]:
+# ---------------------------------------------------------------------- async entry points (see _drive)
+def parse_gemini_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
     """Events of a Gemini ``streamGenerateContent?alt=sse`` body given as byte chunks split
-    anywhere. ``parser_kwargs`` go to :class:`GeminiParser`. With ``on_malformed="raise"`` a
+    anywhere. ``options`` go to :class:`GeminiParser`. With ``on_malformed="raise"`` a
     :class:`~streamops.errors.StreamFormatError` (or
     :class:`~streamops.errors.TruncatedStreamError`) is raised after every event before the
     bad input. An async source is closed (``aclose()``) when the iteration stops early."""
-    return drive_sse(GeminiParser(**parser_kwargs), chunks)
+    return drive_sse(chunks, "gemini", options)
 
 
-def parse_gemini_sdk(stream: Any, **parser_kwargs: Any) -> AsyncGenerator[Event, None]:
+def parse_gemini_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
     """Events of a google-genai stream (``await client.aio.models.generate_content_stream(...)``)
     or any iterable of chunk dicts. Each SDK chunk becomes a camelCase dict with
     ``model_dump(mode="json", by_alias=True, exclude_none=True)``. The stream is closed in
     ``finally`` when it has ``aclose()``/``close()``."""
-    return drive_payloads(GeminiParser(**parser_kwargs), stream, _gemini_dump)
+    return drive_payloads(stream, "gemini", options, "gemini")

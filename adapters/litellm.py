@@ -45,7 +45,7 @@ import importlib
 import os
 from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Unpack
 
 import anyio.to_thread
 
@@ -53,14 +53,12 @@ from streamops._stream import Stream
 from streamops.errors import StreamopsError
 from streamops.events import Event
 
-from ._base import OnMalformed
-from .openai_chat import ChatCompletionsParser, close_quietly, stream_error_body
+from ._base import OnMalformed, ParserOptions
+from ._drive import close_quietly, drive_payloads
 
 __all__ = ["LiteLLMNotInstalledError", "import_litellm", "litellm_stream", "parse_litellm"]
 
 _COST_MAP_ENV = "LITELLM_LOCAL_MODEL_COST_MAP"
-_MAX_CHAIN = 16
-"""How deep the exception chain is searched for the provider's error object."""
 
 
 class LiteLLMNotInstalledError(StreamopsError, ImportError):
@@ -84,36 +82,11 @@ def import_litellm() -> Any:
         raise LiteLLMNotInstalledError(f'litellm is not installed: pip install "streamops[litellm]" ({exc})') from exc
 
 
-def _chunk_dict(chunk: Any) -> Any:
-    """A LiteLLM chunk (``ModelResponseStream``) as the chat parser's dict."""
-    dump = getattr(chunk, "model_dump", None)
-    return dump() if dump is not None else chunk
-
-
-def _provider_error(exc: BaseException) -> dict[str, Any] | None:
-    """The provider's error object behind a LiteLLM exception, if the exception chain holds
-    the in-stream error the ``openai`` SDK raised (``openai.APIError`` with the error body);
-    ``None`` otherwise."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo and len(seen) < _MAX_CHAIN:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        body = stream_error_body(e)
-        if body is not None:
-            return body
-        original = getattr(e, "original_exception", None)
-        todo.extend([e.__context__, e.__cause__, original if isinstance(original, BaseException) else None])
-    return None
-
-
-async def parse_litellm(stream: AsyncIterable[Any], **parser_kwargs: Any) -> AsyncGenerator[Event, None]:
+def parse_litellm(stream: AsyncIterable[Any], **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
     """Parse the stream ``litellm.acompletion(..., stream=True)`` returned
     (``CustomStreamWrapper``, an async iterable of ``ModelResponseStream`` chunks) into events.
 
-    ``parser_kwargs`` go to :class:`~streamops.adapters.openai_chat.ChatCompletionsParser`:
+    ``options`` go to :class:`~streamops.adapters.openai_chat.ChatCompletionsParser`:
     ``run_id``, ``agent``, ``keep_raw`` (each chunk's dict in the events' ``raw``),
     ``on_malformed``.
 
@@ -125,31 +98,13 @@ async def parse_litellm(stream: AsyncIterable[Any], **parser_kwargs: Any) -> Asy
 
     Raises:
         Whatever LiteLLM raises other than an in-stream provider error (connection errors,
-        HTTP status errors, ``litellm.Timeout``...);
+        HTTP status errors, ``litellm.Timeout``...); an in-stream provider error (an
+        ``openai.APIError`` anywhere in the exception's chain) becomes an ``ErrorEvent`` and a
+        failed run end instead;
         :class:`~streamops.errors.TruncatedStreamError`: the stream ended with no finish reason
         (with ``on_malformed="raise"``, the default).
     """
-    parser = ChatCompletionsParser(**parser_kwargs)
-    it = stream.__aiter__()
-    ev: Any
-    try:
-        try:
-            async for chunk in it:
-                for ev in parser.feed_payload(_chunk_dict(chunk)):
-                    yield ev
-        except Exception as exc:
-            body = _provider_error(exc)
-            if body is None:
-                raise
-            for ev in parser.feed_payload({"error": body}, "error"):
-                yield ev
-        for ev in parser.close():
-            yield ev
-    finally:
-        if it is stream:
-            await close_quietly(stream)
-        else:
-            await close_quietly(it, stream)
+    return drive_payloads(stream, "openai-chat", options, "litellm")
 
 
 def litellm_stream(
@@ -177,28 +132,28 @@ def litellm_stream(
     :func:`parse_litellm` raises.
     """
     request = {"model": model, "messages": [dict(m) for m in messages], **kwargs, "stream": True}
-    parser_kwargs = {"run_id": run_id, "agent": agent, "keep_raw": keep_raw, "on_malformed": on_malformed}
-    return Stream(_LiteLLMSource(request, parser_kwargs))
+    options: ParserOptions = {"run_id": run_id, "agent": agent, "keep_raw": keep_raw, "on_malformed": on_malformed}
+    return Stream(_LiteLLMSource(request, options))
 
 
 class _LiteLLMSource:
     """Re-iterable source: each ``__aiter__`` sends a new request."""
 
-    __slots__ = ("_parser_kwargs", "_request")
+    __slots__ = ("_options", "_request")
 
-    def __init__(self, request: dict[str, Any], parser_kwargs: dict[str, Any]) -> None:
+    def __init__(self, request: dict[str, Any], options: ParserOptions) -> None:
         self._request = request
-        self._parser_kwargs = parser_kwargs
+        self._options = options
 
     def __aiter__(self) -> AsyncGenerator[Event, None]:
-        return _run(self._request, self._parser_kwargs)
+        return _run(self._request, self._options)
 
 
-async def _run(request: dict[str, Any], parser_kwargs: dict[str, Any]) -> AsyncGenerator[Event, None]:
+async def _run(request: dict[str, Any], options: ParserOptions) -> AsyncGenerator[Event, None]:
     litellm = await anyio.to_thread.run_sync(import_litellm)
     response = await litellm.acompletion(**request)
     try:
-        async with aclosing(parse_litellm(response, **parser_kwargs)) as events:
+        async with aclosing(parse_litellm(response, **options)) as events:
             async for ev in events:
                 yield ev
     finally:

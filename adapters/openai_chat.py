@@ -57,13 +57,13 @@ as the provider reports it.
 Two ways in: :meth:`ChatCompletionsParser.feed_json` for raw SSE data (the gateway path: one
 ``json.loads`` and dict lookups per chunk, no pydantic) and ``feed_payload`` for decoded chunks
 (``ChatCompletionChunk.model_dump()`` from the official ``openai`` SDK; ``None`` fields are
-treated as absent). :func:`parse_chat_sse` and :func:`parse_chat_sdk` are the async drivers.
+treated as absent). :func:`parse_chat_sse` and :func:`parse_chat_sdk` are the async entry points.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any, ClassVar, Unpack
 
 from streamops.events import (
     ErrorEvent,
@@ -78,7 +78,8 @@ from streamops.events import (
     UsageEvent,
 )
 
-from ._base import OnMalformed, ParserBase
+from ._base import ParserBase, ParserOptions
+from ._drive import SSESource, drive_payloads, drive_sse
 
 if TYPE_CHECKING:
     from streamops.events import Event
@@ -145,15 +146,8 @@ class ChatCompletionsParser(ParserBase):
 
     api: ClassVar[str] = "openai-chat"
 
-    def __init__(
-        self,
-        *,
-        run_id: str | None = None,
-        agent: str = "",
-        keep_raw: bool = True,
-        on_malformed: OnMalformed = "raise",
-    ) -> None:
-        super().__init__(run_id=run_id, agent=agent, keep_raw=keep_raw, on_malformed=on_malformed)
+    def __init__(self, **options: Unpack[ParserOptions]) -> None:
+        super().__init__(**options)
         self._started = False
         self._pending: list[Any] = []
         self._calls: dict[int, _Call] = {}
@@ -349,110 +343,19 @@ class ChatCompletionsParser(ParserBase):
         self.end_run(raw_finish_reason=self._finish_raw, usage=self._usage)
 
 
-# ---------------------------------------------------------------------- async drivers
-async def drive_sse(parser: ParserBase, chunks: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncIterator[Any]:
-    """Decode SSE bytes with :class:`streamops.sse.SSEDecoder` and feed each event's data to
-    ``parser.feed_json``; yield the events, then those of ``parser.close()``.
-
-    The default event type ``"message"`` is passed as ``None``. Comments and ``id``/``retry``
-    fields are the decoder's business. Reading stops once the parser has ended the run.
-    Closing this generator closes ``chunks`` when it is an async generator.
-    """
-    from streamops.sse import SSEDecoder
-
-    decoder = SSEDecoder()
-    feed = parser.feed_json
-    if isinstance(chunks, AsyncIterable):
-        ait = chunks.__aiter__()
-        try:
-            async for chunk in ait:
-                for ev in decoder.feed(chunk):
-                    for out in feed(None if ev.event == "message" else ev.event, ev.data):
-                        yield out
-                if parser.ended:
-                    break
-        finally:
-            await close_quietly(ait)
-    else:
-        for chunk in chunks:
-            for ev in decoder.feed(chunk):
-                for out in feed(None if ev.event == "message" else ev.event, ev.data):
-                    yield out
-            if parser.ended:
-                break
-    if not parser.ended:
-        for ev in decoder.flush():
-            for out in feed(None if ev.event == "message" else ev.event, ev.data):
-                yield out
-    for out in parser.close():
-        yield out
-
-
-async def parse_chat_sse(chunks: AsyncIterable[bytes] | Iterable[bytes], **parser_kwargs: Any) -> AsyncIterator[Event]:
+# ---------------------------------------------------------------------- async entry points (see _drive)
+def parse_chat_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
     """Parse a Chat Completions SSE body (bytes, in any split) into events.
 
-    ``parser_kwargs`` go to :class:`ChatCompletionsParser` (``run_id``, ``agent``,
-    ``keep_raw``, ``on_malformed``). Malformed input raises
-    :class:`~streamops.errors.StreamFormatError` (after the events before it) unless
-    ``on_malformed="event"``.
+    ``options`` go to :class:`ChatCompletionsParser` (``run_id``, ``agent``, ``keep_raw``,
+    ``on_malformed``). Malformed input raises :class:`~streamops.errors.StreamFormatError`
+    (after the events before it) unless ``on_malformed="event"``. Reading stops at ``[DONE]``
+    (or an error); the source is then closed.
     """
-    ev: Any
-    async for ev in drive_sse(ChatCompletionsParser(**parser_kwargs), chunks):
-        yield ev
+    return drive_sse(chunks, "openai-chat", options)
 
 
-_CLEANUP_SECONDS = 5.0
-"""Cleanup (closing a source or an SDK stream) runs shielded from cancellation, for at most
-this long, so a cancelled consumer still releases the provider's connection."""
-
-
-async def close_quietly(*objs: Any) -> None:
-    """Close each of ``objs`` that can be closed (``aclose()``, else ``close()``; awaited when
-    it returns an awaitable), shielded from cancellation for at most a few seconds."""
-    import anyio
-
-    with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
-        for obj in objs:
-            close = getattr(obj, "aclose", None) or getattr(obj, "close", None)
-            if close is not None:
-                res = close()
-                if hasattr(res, "__await__"):
-                    await res
-
-
-async def iterate_sdk_stream(stream: Any) -> AsyncGenerator[Any, None]:
-    """Iterate an ``openai`` SDK stream object and close it when done, stopped or cancelled.
-
-    Closes the iterator it took, the SDK's internal generator (``AsyncStream._iterator``, whose
-    ``finally`` closes the HTTP response) and the stream (``close()``), shielded from
-    cancellation, so the provider sees the cancellation at once rather than at garbage
-    collection.
-    """
-    it = stream.__aiter__()
-    try:
-        async for item in it:
-            yield item
-    finally:
-        await close_quietly(it, getattr(stream, "_iterator", None), stream)
-
-
-def stream_error_body(exc: BaseException) -> dict[str, Any] | None:
-    """The error object of an in-stream error the ``openai`` SDK raised as a plain
-    ``openai.APIError`` (it raises on any chunk with an ``error`` field); ``None`` for other
-    exceptions (connection and HTTP status errors propagate)."""
-    try:
-        import openai
-    except ImportError:  # pragma: no cover - only called with the SDK installed
-        return None
-    if type(exc) is not openai.APIError:
-        return None
-    body = exc.body
-    if isinstance(body, dict):
-        return body
-    return {"message": exc.message, "type": "api_error"}
-
-
-async def parse_chat_sdk(stream: Any, **parser_kwargs: Any) -> AsyncIterator[Event]:
+def parse_chat_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
     """Parse the ``openai`` SDK's async chat stream (``await client.chat.completions.create(...,
     stream=True)``) into events.
 
@@ -462,21 +365,4 @@ async def parse_chat_sdk(stream: Any, **parser_kwargs: Any) -> AsyncIterator[Eve
     raw path. The SDK stream is closed in ``finally`` (also when the consumer stops early or is
     cancelled), so the HTTP response is released and the provider sees the cancellation.
     """
-    parser = ChatCompletionsParser(**parser_kwargs)
-    ev: Any
-    chunks = iterate_sdk_stream(stream)
-    try:
-        try:
-            async for chunk in chunks:
-                for ev in parser.feed_payload(chunk.model_dump(warnings=False)):
-                    yield ev
-        except Exception as exc:
-            body = stream_error_body(exc)
-            if body is None:
-                raise
-            for ev in parser.feed_payload({"error": body}, "error"):
-                yield ev
-        for ev in parser.close():
-            yield ev
-    finally:
-        await chunks.aclose()
+    return drive_payloads(stream, "openai-chat", options, "openai-chat")

@@ -63,8 +63,8 @@ an ``ErrorEvent`` with ``on_malformed="event"``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, Unpack
 
 from streamops.events import (
     ErrorEvent,
@@ -81,8 +81,8 @@ from streamops.events import (
     UsageEvent,
 )
 
-from ._base import OnMalformed, ParserBase
-from .openai_chat import drive_sse, iterate_sdk_stream, stream_error_body
+from ._base import ParserBase, ParserOptions
+from ._drive import SSESource, drive_payloads, drive_sse
 
 if TYPE_CHECKING:
     from streamops.events import Event
@@ -148,15 +148,8 @@ class ResponsesParser(ParserBase):
 
     api: ClassVar[str] = "openai-responses"
 
-    def __init__(
-        self,
-        *,
-        run_id: str | None = None,
-        agent: str = "",
-        keep_raw: bool = True,
-        on_malformed: OnMalformed = "raise",
-    ) -> None:
-        super().__init__(run_id=run_id, agent=agent, keep_raw=keep_raw, on_malformed=on_malformed)
+    def __init__(self, **options: Unpack[ParserOptions]) -> None:
+        super().__init__(**options)
         self._started = False
         self._calls: dict[str, _Call] = {}
         self._errored: tuple[str, str] | None = None
@@ -191,26 +184,6 @@ class ResponsesParser(ParserBase):
 
     def _skip(self, payload: dict[str, Any]) -> None:
         pass
-
-    def _text(self, p: dict[str, Any]) -> None:
-        d = p["delta"]
-        if d:
-            self.emit(TextDelta, p, delta=d, block_id=f"{p.get('item_id')}:{p.get('content_index', 0)}")
-
-    def _refusal(self, p: dict[str, Any]) -> None:
-        d = p["delta"]
-        if d:
-            self.emit(RefusalDelta, p, delta=d, block_id=f"{p.get('item_id')}:{p.get('content_index', 0)}")
-
-    def _summary(self, p: dict[str, Any]) -> None:
-        d = p["delta"]
-        if d:
-            self.emit(ReasoningDelta, p, delta=d, block_id=f"{p.get('item_id')}:summary:{p.get('summary_index', 0)}")
-
-    def _reasoning(self, p: dict[str, Any]) -> None:
-        d = p["delta"]
-        if d:
-            self.emit(ReasoningDelta, p, delta=d, block_id=f"{p.get('item_id')}:{p.get('content_index', 0)}")
 
     def _item_added(self, p: dict[str, Any]) -> None:
         item = p["item"]
@@ -368,11 +341,26 @@ class ResponsesParser(ParserBase):
         )
 
 
-_HANDLERS: dict[str, Callable[[ResponsesParser, dict[str, Any]], None]] = {
-    "response.output_text.delta": ResponsesParser._text,
-    "response.refusal.delta": ResponsesParser._refusal,
-    "response.reasoning_summary_text.delta": ResponsesParser._summary,
-    "response.reasoning_text.delta": ResponsesParser._reasoning,
+_Handler: TypeAlias = Callable[[ResponsesParser, dict[str, Any]], None]
+
+
+def _delta_handler(cls: type[TextDelta | RefusalDelta | ReasoningDelta], index_key: str, infix: str = "") -> _Handler:
+    """The handler of a text-like ``*.delta`` event: a ``cls`` event of the non-empty
+    ``delta``, ``block_id`` ``"<item_id>:<infix><index_key's value>"``."""
+
+    def handler(self: ResponsesParser, p: dict[str, Any]) -> None:
+        d = p["delta"]
+        if d:
+            self.emit(cls, p, delta=d, block_id=f"{p.get('item_id')}:{infix}{p.get(index_key, 0)}")
+
+    return handler
+
+
+_HANDLERS: dict[str, _Handler] = {
+    "response.output_text.delta": _delta_handler(TextDelta, "content_index"),
+    "response.refusal.delta": _delta_handler(RefusalDelta, "content_index"),
+    "response.reasoning_summary_text.delta": _delta_handler(ReasoningDelta, "summary_index", "summary:"),
+    "response.reasoning_text.delta": _delta_handler(ReasoningDelta, "content_index"),
     "response.function_call_arguments.delta": ResponsesParser._args_delta,
     "response.function_call_arguments.done": ResponsesParser._args_done,
     "response.custom_tool_call_input.delta": ResponsesParser._args_delta,
@@ -399,21 +387,17 @@ _HANDLERS: dict[str, Callable[[ResponsesParser, dict[str, Any]], None]] = {
 """Payload ``type`` -> handler; any other type becomes a :class:`RawEvent`."""
 
 
-async def parse_responses_sse(
-    chunks: AsyncIterable[bytes] | Iterable[bytes], **parser_kwargs: Any
-) -> AsyncIterator[Event]:
+def parse_responses_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
     """Parse a Responses SSE body (bytes, in any split) into events.
 
-    ``parser_kwargs`` go to :class:`ResponsesParser` (``run_id``, ``agent``, ``keep_raw``,
+    ``options`` go to :class:`ResponsesParser` (``run_id``, ``agent``, ``keep_raw``,
     ``on_malformed``). Malformed input raises :class:`~streamops.errors.StreamFormatError`
     (after the events before it) unless ``on_malformed="event"``.
     """
-    ev: Any
-    async for ev in drive_sse(ResponsesParser(**parser_kwargs), chunks):
-        yield ev
+    return drive_sse(chunks, "openai-responses", options)
 
 
-async def parse_responses_sdk(stream: Any, **parser_kwargs: Any) -> AsyncIterator[Event]:
+def parse_responses_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
     """Parse the ``openai`` SDK's async Responses stream (``await client.responses.create(...,
     stream=True)``, or the stream of ``client.responses.stream(...)``) into events.
 
@@ -423,21 +407,4 @@ async def parse_responses_sdk(stream: Any, **parser_kwargs: Any) -> AsyncIterato
     failed run end, as on the raw path. The SDK stream is closed in ``finally`` (also on early
     exit or cancellation), so the provider sees the cancellation.
     """
-    parser = ResponsesParser(**parser_kwargs)
-    ev: Any
-    sdk_events = iterate_sdk_stream(stream)
-    try:
-        try:
-            async for sdk_event in sdk_events:
-                for ev in parser.feed_payload(sdk_event.model_dump(warnings=False)):
-                    yield ev
-        except Exception as exc:
-            body = stream_error_body(exc)
-            if body is None:
-                raise
-            for ev in parser.feed_payload({"type": "error", "error": body}):
-                yield ev
-        for ev in parser.close():
-            yield ev
-    finally:
-        await sdk_events.aclose()
+    return drive_payloads(stream, "openai-responses", options, "openai-responses")

@@ -1,0 +1,227 @@
+"""The sans-IO front of the adapters: which parser serves an API (:func:`parser_for`), telling
+the API of a stream, and the two feeders the async drivers (:mod:`._drive`) run:
+:class:`SSEParser` (raw SSE bytes) and :class:`PayloadParser` (decoded payloads).
+
+Both feeders keep ``out``: the events of the current ``feed``/``close`` call, so that after a
+:class:`~streamops.errors.StreamFormatError` the caller still has every event before the bad
+input; and ``ended``: the run end was emitted, nothing more needs reading.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, TypeAlias, Unpack
+
+from streamops.errors import StreamFormatError
+from streamops.events import BaseEvent
+from streamops.sse import SSEDecoder, SSEEvent
+
+from ._base import ParserBase, ParserOptions
+
+__all__ = ["API", "APIS", "PayloadParser", "SSEParser", "detect_one", "parser_for"]
+
+API: TypeAlias = Literal["openai-chat", "openai-responses", "anthropic", "gemini"]
+"""The wire APIs streamops parses."""
+
+APIS: tuple[API, ...] = ("openai-chat", "openai-responses", "anthropic", "gemini")
+
+_ANTHROPIC_TYPES = frozenset(
+    {
+        "message_start",
+        "message_delta",
+        "message_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "ping",
+    }
+)
+
+
+def parser_for(api: API, **options: Unpack[ParserOptions]) -> ParserBase:
+    """A fresh sans-IO parser for ``api``.
+
+    Raises:
+        ValueError: ``api`` is not one of :data:`APIS`.
+    """
+    if api == "openai-chat":
+        from .openai_chat import ChatCompletionsParser
+
+        return ChatCompletionsParser(**options)
+    if api == "openai-responses":
+        from .openai_responses import ResponsesParser
+
+        return ResponsesParser(**options)
+    if api == "anthropic":
+        from .anthropic import MessagesParser
+
+        return MessagesParser(**options)
+    if api == "gemini":
+        from .gemini import GeminiParser
+
+        return GeminiParser(**options)
+    raise ValueError(f"unknown api {api!r}; expected one of {', '.join(APIS)}")
+
+
+def detect_one(event_type: str | None, payload: Any) -> API | None:
+    """The API one SSE event (or decoded payload) belongs to, or ``None`` if it can't tell."""
+    if event_type is not None:
+        if event_type.startswith("response."):
+            return "openai-responses"
+        if event_type in _ANTHROPIC_TYPES:
+            return "anthropic"
+    if not isinstance(payload, dict):
+        return None
+    ptype = payload.get("type")
+    if isinstance(ptype, str):
+        if ptype.startswith("response."):
+            return "openai-responses"
+        if ptype in _ANTHROPIC_TYPES:
+            return "anthropic"
+    if payload.get("object") == "chat.completion.chunk" or "choices" in payload:
+        return "openai-chat"
+    if "candidates" in payload or "usageMetadata" in payload or "modelVersion" in payload:
+        return "gemini"
+    return None
+
+
+class SSEParser:
+    """Sans-IO: raw SSE bytes in, events out, for one response body.
+
+    ``feed(chunk)`` returns the events completed by that chunk; ``close()`` the rest, ending
+    with the run end. With ``api="auto"`` the API is detected from the first SSE events
+    (their ``event:`` names and payload shapes); events seen before the API is known are held
+    and replayed to the parser (a body that opens with an ``error`` event waits for the next).
+    Keyword options: :class:`~streamops.adapters._base.ParserOptions`.
+
+    Raises (from ``feed``/``close``; :attr:`out` then holds the events of that call before
+    the bad input):
+        StreamFormatError: the body holds no SSE event with data, or its API cannot be told;
+            or a parser found malformed input (see ``on_malformed``).
+        TruncatedStreamError: the body ended before the provider said it was done.
+    """
+
+    def __init__(self, api: API | Literal["auto"] = "auto", **options: Unpack[ParserOptions]) -> None:
+        self._decoder = SSEDecoder()
+        self._options = options
+        self.parser: ParserBase | None = None if api == "auto" else parser_for(api, **options)
+        self._pending: list[SSEEvent] = []
+        self.out: list[BaseEvent] = []
+        """The events of the current (or last) ``feed``/``close`` call."""
+
+    @property
+    def api(self) -> str | None:
+        """The API in use, once known."""
+        return None if self.parser is None else self.parser.api
+
+    @property
+    def ended(self) -> bool:
+        """True once the run end was emitted: the rest of the body can be left unread."""
+        return self.parser is not None and self.parser.ended
+
+    def feed(self, chunk: bytes) -> list[BaseEvent]:
+        """Feed raw bytes (any split); return the events they completed."""
+        self.out = []
+        self._route(self._decoder.feed(chunk))
+        return self.out
+
+    def close(self) -> list[BaseEvent]:
+        """The body ended: return the remaining events, ending with the run end."""
+        self.out = []
+        self._route(self._decoder.flush())
+        parser = self.parser
+        if parser is None:
+            if not any(sse.data for sse in self._pending):
+                raise StreamFormatError("not an event stream: the body holds no SSE event with data")
+            # Only ambiguous events (an error payload, [DONE]): the chat parser reports them.
+            parser = self._start("openai-chat")
+        try:
+            self.out += parser.close()
+        except StreamFormatError:
+            self.out += parser.out
+            raise
+        return self.out
+
+    def _route(self, events: list[SSEEvent]) -> None:
+        parser = self.parser
+        if parser is None:
+            self._pending.extend(events)
+            api = self._detect()
+            if api is not None:
+                self._start(api)
+            return
+        out = self.out
+        try:
+            for sse in events:
+                name = sse.event
+                out += parser.feed_json(None if name == "message" else name, sse.data)
+        except StreamFormatError:
+            out += parser.out
+            raise
+
+    def _start(self, api: API) -> ParserBase:
+        """Make the parser of ``api`` and replay the events held until now."""
+        parser = self.parser = parser_for(api, **self._options)
+        pending, self._pending = self._pending, []
+        self._route(pending)
+        return parser
+
+    def _detect(self) -> API | None:
+        for sse in self._pending:
+            name = None if sse.event == "message" else sse.event
+            if name is not None and detect_one(name, None) is not None:
+                return detect_one(name, None)
+            try:
+                payload = json.loads(sse.data)
+            except ValueError:
+                continue
+            api = detect_one(name, payload)
+            if api is not None:
+                return api
+        return None
+
+
+class PayloadParser:
+    """Sans-IO: already-decoded payloads in (an SDK object's ``model_dump()``, a dict), events
+    out. With ``api="auto"`` the API is detected from the first payload. Keyword options:
+    :class:`~streamops.adapters._base.ParserOptions`.
+
+    Raises (from ``feed``/``close``; :attr:`out` then holds the events of that call before
+    the bad input):
+        StreamFormatError: the first payload is of no known API; or a parser found malformed
+            input (see ``on_malformed``).
+        TruncatedStreamError: the stream ended before the provider said it was done.
+    """
+
+    def __init__(self, api: API | Literal["auto"] = "auto", **options: Unpack[ParserOptions]) -> None:
+        self._options = options
+        self.parser: ParserBase | None = None if api == "auto" else parser_for(api, **options)
+
+    @property
+    def out(self) -> list[BaseEvent]:
+        """The events of the current (or last) ``feed``/``close`` call."""
+        return [] if self.parser is None else self.parser.out
+
+    @property
+    def ended(self) -> bool:
+        """True once the run end was emitted: the rest of the stream can be left unread."""
+        return self.parser is not None and self.parser.ended
+
+    def feed(self, payload: Any, event_type: str | None = None) -> list[BaseEvent]:
+        """Feed one payload (``event_type``: the SSE event name, when there is one); return
+        the new events."""
+        parser = self.parser
+        if parser is None:
+            api = detect_one(None, payload)
+            if api is None:
+                raise StreamFormatError(
+                    f"cannot tell the API of payload {str(payload)[:80]!r}; pass api=...",
+                    data=str(payload)[:200],
+                )
+            parser = self.parser = parser_for(api, **self._options)
+        return parser.feed_payload(payload, event_type)
+
+    def close(self) -> list[BaseEvent]:
+        """The stream ended: the remaining events, ending with the run end (none at all if
+        no payload ever came and the API was left to detection)."""
+        return [] if self.parser is None else self.parser.close()
