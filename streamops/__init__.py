@@ -8,6 +8,7 @@ parts live in their own modules and import their dependencies lazily:
 from . import events
 from ._host import TaskHostRequired
 from ._stream import Operator, Stage, StageComplete, Stream
+from .agent import Agent, AgentStream, Hooks, RunResult
 from .errors import (
     BufferOverflowError,
     EventValidationError,
@@ -27,7 +28,10 @@ from .events import (
     CustomEvent,
     ErrorEvent,
     Event,
+    FinalOutput,
     FinishReason,
+    ObjectDelta,
+    PartialObject,
     RawEvent,
     ReasoningDelta,
     ReasoningSignature,
@@ -50,6 +54,8 @@ from .events import (
     from_json,
     to_json,
 )
+from .jsonstream import JsonDelta, JsonStreamError, JsonStreamParser, JsonValueEnd
+from .models import Model, ToolSpec, resolve_model
 from .operators import (
     DROPPED_DELTAS,
     Accumulator,
@@ -78,6 +84,7 @@ from .operators import (
     scan,
     share,
     smooth,
+    structured,
     take,
     take_until,
     tap,
@@ -86,11 +93,14 @@ from .operators import (
     timeout,
 )
 from .operators.combine import task_scope
+from .tools import Tool, ToolArgumentsError, ToolCallTimeout, ToolContext, tool
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Accumulator",
+    "Agent",
+    "AgentStream",
     "BaseEvent",
     "BufferOverflowError",
     "CustomEvent",
@@ -99,11 +109,20 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "EventValidationError",
+    "FinalOutput",
     "FinishReason",
     "FirstEventTimeout",
+    "Hooks",
     "IdleTimeout",
+    "JsonDelta",
+    "JsonStreamError",
+    "JsonStreamParser",
+    "JsonValueEnd",
     "Message",
+    "Model",
+    "ObjectDelta",
     "Operator",
+    "PartialObject",
     "RawEvent",
     "ReasoningDelta",
     "ReasoningSignature",
@@ -111,6 +130,7 @@ __all__ = [
     "RefusalDelta",
     "ReplayUnavailableError",
     "RunEnd",
+    "RunResult",
     "RunStart",
     "RunStats",
     "RunStatus",
@@ -131,13 +151,18 @@ __all__ = [
     "TextDelta",
     "TokenCount",
     "TokenCounter",
+    "Tool",
+    "ToolArgumentsError",
     "ToolCall",
     "ToolCallDelta",
     "ToolCallEnd",
     "ToolCallStart",
+    "ToolCallTimeout",
+    "ToolContext",
     "ToolError",
     "ToolProgress",
     "ToolResult",
+    "ToolSpec",
     "ToolTimeout",
     "TotalTimeout",
     "TruncatedStreamError",
@@ -158,9 +183,11 @@ __all__ = [
     "merge",
     "metrics",
     "of_type",
+    "resolve_model",
     "scan",
     "share",
     "smooth",
+    "structured",
     "take",
     "take_until",
     "tap",
@@ -169,4 +196,5 @@ __all__ = [
     "throttle",
     "timeout",
     "to_json",
+    "tool",
 ]

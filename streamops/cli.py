@@ -12,7 +12,7 @@ import sys
 from collections.abc import AsyncGenerator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -119,6 +119,138 @@ def replay(
         _fail(f"{path}: {exc}")
     if summary:
         typer.echo(json.dumps(acc.message().summary(), ensure_ascii=False))
+
+
+class SmoothChoice(StrEnum):
+    """``--smooth`` values."""
+
+    word = "word"
+    line = "line"
+    none = "none"
+
+
+def _stats_line(name: str, run: Any, count: Any) -> str:
+    """One agent's stats: time to first token, tokens per second, tokens estimated/reported."""
+    ttft = "-" if run is None or run.time_to_first_token is None else f"{run.time_to_first_token:.2f}s"
+    est = "-" if count is None else str(count.estimated_output)
+    reported = "-"
+    if count is not None and count.provider is not None and count.provider.output_tokens is not None:
+        reported = str(count.provider.output_tokens)
+    tps = "-"
+    if run is not None and run.first_chunk_at is not None and run.last_chunk_at is not None and count is not None:
+        span = run.last_chunk_at - run.first_chunk_at
+        if span > 0:
+            tps = f"{count.output_tokens / span:.1f}"
+    label = f"{name}: " if name else ""
+    return f"{label}time to first token {ttft}, {tps} tokens/s, tokens {est} estimated / {reported} reported"
+
+
+@app.command()
+def run(
+    prompt: Annotated[str, typer.Argument(help="What to ask.")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="local (default: SmolLM2, offline), a LiteLLM model (openai/gpt-4o), or replay:a.sse,b.sse."),
+    ] = None,
+    agents: Annotated[int, typer.Option(min=1, max=16, help="Agents to run concurrently, merged live.")] = 1,
+    smooth: Annotated[
+        SmoothChoice | None,
+        typer.Option(help="Re-chunk text: word, line or none (default: word; line with --agents > 1)."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print NDJSON events instead of rendering.")] = False,
+    max_tokens: Annotated[int, typer.Option(help="Most tokens per answer (local model).")] = 256,
+    instructions: Annotated[str | None, typer.Option(help="System message.")] = None,
+) -> None:
+    """Stream one or several agents' answers live, then print a stats line per agent.
+
+    Ctrl-C cancels the runs cleanly (each ends with a cancelled run end) and still prints the
+    stats.
+    """
+    import signal
+
+    import anyio
+    import anyio.to_thread
+
+    from streamops._host import hosted
+    from streamops.agent import Agent
+    from streamops.events import RunEnd, to_json
+    from streamops.operators.combine import merge
+    from streamops.operators.metrics import StreamMetrics, metrics
+    from streamops.operators.text import smooth as smooth_op
+    from streamops.operators.tokens import TokenCounter, count_tokens
+
+    mode = smooth or (SmoothChoice.line if agents > 1 else SmoothChoice.word)
+    names = ["agent"] if agents == 1 else [f"agent-{i + 1}" for i in range(agents)]
+    settings: dict[str, Any] = {}
+    if model is None or model in ("local", "smollm2"):
+        from streamops.adapters.local import LocalModel
+
+        models: list[Any] = [LocalModel(seed=i) for i in range(agents)]  # one per agent: they run in parallel
+        settings["max_tokens"] = max_tokens
+    else:
+        models = [model] * agents
+    crew = [
+        Agent(m, name=n, instructions=instructions, model_settings=settings) for m, n in zip(models, names, strict=True)
+    ]
+    streams = [a.stream(prompt) for a in crew]
+    counter = TokenCounter()
+    stats = StreamMetrics()
+    ends: list[RunEnd] = []
+
+    async def main() -> None:
+        for m in models:  # load local models up front (one at a time), so the agents start together
+            load = getattr(m, "load", None)
+            if load is not None:
+                await anyio.to_thread.run_sync(load)
+        source: Any = streams[0] if agents == 1 else merge(dict(zip(names, streams, strict=True)))
+        pipeline = source | count_tokens(counter, emit_every=None) | metrics(stats)
+        if mode is not SmoothChoice.none:
+            by: Literal["word", "line"] = "word" if mode is SmoothChoice.word else "line"
+            pipeline = pipeline | smooth_op(by, max_delay=0.25)
+        async with hosted() as tg:
+            done = anyio.Event()
+
+            async def watch_signals() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        for s in streams:
+                            s.cancel()
+                        break
+                await done.wait()
+
+            tg.start_soon(watch_signals)
+            try:
+                if json_out:
+                    out = sys.stdout
+                    async with pipeline.iterate() as it:
+                        async for ev in it:
+                            if isinstance(ev, RunEnd):
+                                ends.append(ev)
+                            out.write(to_json(ev).decode() + "\n")
+                            out.flush()
+                else:
+                    from streamops.render import TerminalRenderer
+
+                    renderer = TerminalRenderer(labels=agents > 1)
+                    async with pipeline.iterate() as it:
+                        async for ev in it:
+                            if isinstance(ev, RunEnd):
+                                ends.append(ev)
+                            renderer.send(ev)
+                    renderer.close()
+            finally:
+                done.set()
+                tg.cancel_scope.cancel()
+
+    try:
+        anyio.run(main)
+    except KeyboardInterrupt:
+        typer.echo("\ncancelled", err=True)
+    stream_out = sys.stderr if json_out else sys.stdout
+    for name in names:
+        run_stats = next((r for r in stats.runs.values() if r.agent == name), None)
+        count = next((c for c in counter.runs.values() if c.agent == name), None)
+        print(_stats_line(name if agents > 1 else "", run_stats, count), file=stream_out)
 
 
 def main(argv: list[str] | None = None) -> Any:

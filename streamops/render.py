@@ -31,19 +31,21 @@ _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 class TerminalRenderer:
     """A sink (``await stream.run(TerminalRenderer())``) that renders events on a terminal.
 
-    ``file`` defaults to standard output; colours are used when it is a terminal.
+    ``file`` defaults to standard output; colours are used when it is a terminal. With
+    ``labels`` (the default) each agent's output is prefixed with its name.
     """
 
-    def __init__(self, file: IO[str] | None = None, *, show_reasoning: bool = True) -> None:
+    def __init__(self, file: IO[str] | None = None, *, show_reasoning: bool = True, labels: bool = True) -> None:
         from rich.console import Console
 
         self.console = Console(file=file, highlight=False, soft_wrap=True)
         self.show_reasoning = show_reasoning
+        self.labels = labels
         self._mode: tuple[str, str] | None = None  # (agent, "text" | "reasoning")
         self._colours: dict[str, str] = {}
 
     def _label(self, agent: str) -> str:
-        if not agent:
+        if not agent or not self.labels:
             return ""
         colour = self._colours.setdefault(agent, _COLOURS[len(self._colours) % len(_COLOURS)])
         return f"[bold {colour}]{agent}[/] "

@@ -5,6 +5,7 @@ from .combine import concat, merge
 from .metrics import RunStats, StreamMetrics, metrics
 from .select import filter, of_type, take, take_until
 from .share import DROPPED_DELTAS, ReplayUnavailableError, Shared, SlowConsumerError, share, tee
+from .structured import structured
 from .text import smooth
 from .time import batch, debounce, throttle, timeout
 from .tokens import TokenCount, TokenCounter, budget, count_tokens
@@ -38,6 +39,7 @@ __all__ = [
     "scan",
     "share",
     "smooth",
+    "structured",
     "take",
     "take_until",
     "tap",

@@ -1,0 +1,5 @@
+"""``python -m streamops``: the command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,676 @@
+"""Agent runs as streams: a model plus tools, every step streamed.
+
+``Agent(model=..., tools=[...], instructions=..., output_type=...)``; ``agent.stream(prompt)``
+is a :class:`AgentStream` of the whole run's events::
+
+    RunStart
+      StepStart(0)  deltas...  tool-call start/delta/end...  UsageEvent  StepEnd(0)
+      ToolProgress...  ToolResult | ToolError  (one per call, as each finishes)
+      StepStart(1)  deltas...  StepEnd(1)
+      [ObjectDelta... PartialObject... FinalOutput]   (with an output_type)
+    RunEnd(status, finish_reason, usage=total)
+
+Every event carries the agent's ``run_id`` and ``agent`` name and a ``seq`` monotonic over the
+whole run. The calls of one step run concurrently (sync tools in worker threads), each result
+keyed by its ``call_id``. ``await agent.run(prompt)`` builds a :class:`RunResult` from the same
+stream; ``agent.stream_sync(prompt)`` iterates it from synchronous code.
+
+Cancellation, three ways, one terminal event (``RunEnd(status="cancelled")`` with the partial
+output and the usage so far):
+
+- **stop consuming** (``break``, closing the stream, a client that went away): the model
+  request and the running tools are cancelled and closed; the run end goes to the hooks and to
+  ``stream.result`` (the consumer left, so it cannot receive it);
+- **cancel now**: ``stream.cancel()``: the model request and the tools are cancelled at once;
+  the stream ends with the run end;
+- **cancel after the step**: ``stream.cancel_after_step()``: the current model call and its
+  tools finish, then the stream ends with the run end.
+
+The agent's tasks (tool calls) live in the task group of the terminal that pulls the stream
+(``iterate()``, ``collect()``, ``run()``...), so a bare ``async for`` raises
+``TaskHostRequired``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import uuid
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._host import current_host
+from ._stream import Stream
+from .events import (
+    BaseEvent,
+    ErrorEvent,
+    FinalOutput,
+    ObjectDelta,
+    PartialObject,
+    RunEnd,
+    RunStart,
+    RunStatus,
+    StepEnd,
+    StepStart,
+    TextDelta,
+    ToolError,
+    ToolProgress,
+    ToolResult,
+    Usage,
+)
+from .operators.aggregate import Accumulator, Message
+
+if TYPE_CHECKING:
+    import anyio
+
+    from .models import ChatMessage, Model
+    from .tools import Tool
+
+__all__ = ["Agent", "AgentStream", "Hooks", "RunResult"]
+
+Hook = Callable[[Any], Awaitable[object] | object]
+
+
+@dataclass(slots=True, kw_only=True)
+class Hooks:
+    """Callbacks for push-style users; each may be sync or async.
+
+    A hook that raises does not stop the run: the error is reported as an
+    ``ErrorEvent(error_type="hook_error")`` in the stream (and to ``on_error``, unless it is
+    ``on_error`` itself that failed).
+    """
+
+    on_stream_start: Hook | None = None
+    """Called with the ``RunStart`` event."""
+    on_chunk: Hook | None = None
+    """Called with every event, before the consumer gets it."""
+    on_stream_end: Hook | None = None
+    """Called with the ``RunEnd`` event, however the run ended (also when the consumer left)."""
+    on_error: Hook | None = None
+    """Called with every ``ErrorEvent`` and ``ToolError`` (provider errors, failed tools,
+    failed hooks, output validation)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class RunResult:
+    """What :meth:`Agent.run` returns."""
+
+    output: Any
+    """The validated output object with an ``output_type``, else the final answer's text."""
+    text: str
+    """The text of the last step (the final answer)."""
+    message: Message
+    """The whole run folded: all text, reasoning, tool calls and results (keyed by call id)."""
+    status: RunStatus
+    """How the run ended."""
+    usage: Usage
+    """Total usage over all steps."""
+    steps: int
+    """Model calls made."""
+    events: list[BaseEvent] = field(default_factory=list, repr=False)
+    """Every event of the run, in order."""
+
+
+class _Control:
+    """The verbs of one run in progress."""
+
+    __slots__ = ("after_step", "cancelled", "end", "scope")
+
+    def __init__(self) -> None:
+        self.after_step = False
+        self.cancelled = False
+        self.scope: anyio.CancelScope | None = None
+        self.end: RunEnd | None = None
+
+
+class AgentStream(Stream[BaseEvent]):
+    """The events of one agent run, with the cancellation verbs.
+
+    Each iteration starts a new run (a new ``run_id``); :meth:`cancel` and
+    :meth:`cancel_after_step` act on the run in progress, and :attr:`result_end` holds the
+    last run's ``RunEnd``, also when the consumer stopped early.
+    """
+
+    __slots__ = ("_agent", "_controls", "_messages", "_run_id")
+
+    def __init__(self, agent: Agent, messages: list[ChatMessage], run_id: str | None) -> None:
+        self._agent = agent
+        self._messages = messages
+        self._run_id = run_id
+        self._controls: list[_Control] = []
+        super().__init__(_RunSource(self))
+
+    def cancel(self) -> None:
+        """Cancel now: stop the model request and the running tools; the stream ends with
+        ``RunEnd(status="cancelled")``. Call it from the event loop's thread."""
+        for c in self._controls:
+            c.cancelled = True
+            if c.scope is not None:
+                c.scope.cancel()
+
+    def cancel_after_step(self) -> None:
+        """Let the current step (model call and its tools) finish, then end the run with
+        ``RunEnd(status="cancelled")``."""
+        for c in self._controls:
+            c.after_step = True
+
+    @property
+    def result_end(self) -> RunEnd | None:
+        """The ``RunEnd`` of the latest run, once it ended (however it ended)."""
+        for c in reversed(self._controls):
+            if c.end is not None:
+                return c.end
+        return None
+
+
+class _RunSource:
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: AgentStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> AsyncGenerator[BaseEvent, None]:
+        s = self._stream
+        control = _Control()
+        s._controls = [*s._controls[-3:], control]
+        return _Run(s._agent, list(s._messages), s._run_id, control).events()
+
+
+class Agent:
+    """A model plus tools, run step by step as one stream of events.
+
+    Args:
+        model: a :class:`~streamops.models.Model`, a model string (``"local"``, an LiteLLM
+            name such as ``"openai/gpt-4o"``, ``"replay:a.sse,b.sse"``), or ``None`` for the
+            local SmolLM2 model (see :func:`~streamops.models.resolve_model`).
+        tools: :class:`~streamops.tools.Tool` objects or plain functions (wrapped with
+            :func:`~streamops.tools.tool`).
+        instructions: the system message.
+        output_type: a pydantic model (or any type pydantic validates): the final answer is
+            parsed as JSON, streamed as ``ObjectDelta``/``PartialObject`` events and validated
+            into ``FinalOutput``; a failure is an ``ErrorEvent(error_type="output_validation")``.
+        name: the agent's name, stamped on every event as ``agent``.
+        max_steps: model calls at most; a run that still wants tools after that ends with
+            ``RunEnd(status="max_steps")``.
+        tool_timeout: seconds a tool call may take when the tool sets no timeout of its own.
+        hooks: see :class:`Hooks`.
+        model_settings: model-specific keyword arguments for each ``model.stream(...)`` call
+            (``max_tokens``, ``temperature``... as that model accepts them).
+
+    Raises:
+        ValueError: ``max_steps`` < 1.
+    """
+
+    def __init__(
+        self,
+        model: str | Model | None = None,
+        *,
+        tools: Sequence[Tool[Any] | Callable[..., Any]] = (),
+        instructions: str | None = None,
+        output_type: Any = None,
+        name: str = "agent",
+        max_steps: int = 8,
+        tool_timeout: float | None = None,
+        hooks: Hooks | None = None,
+        model_settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        if max_steps < 1:
+            raise ValueError(f"Agent: max_steps must be >= 1, got {max_steps}")
+        from .models import resolve_model
+        from .tools import Tool, tool
+
+        self.model: Model = resolve_model(model)
+        self.tools: dict[str, Tool[Any]] = {}
+        for t in tools:
+            tt = t if isinstance(t, Tool) else tool(t)
+            self.tools[tt.name] = tt
+        self.instructions = instructions
+        self.output_type = output_type
+        self.name = name
+        self.max_steps = max_steps
+        self.tool_timeout = tool_timeout
+        self.hooks = hooks or Hooks()
+        self.model_settings: dict[str, Any] = dict(model_settings or {})
+
+    def _messages(self, prompt: str | Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
+        msgs: list[ChatMessage] = []
+        if self.instructions:
+            msgs.append({"role": "system", "content": self.instructions})
+        if isinstance(prompt, str):
+            msgs.append({"role": "user", "content": prompt})
+        else:
+            msgs.extend(dict(m) for m in prompt)
+        return msgs
+
+    def stream(self, prompt: str | Sequence[Mapping[str, Any]], *, run_id: str | None = None) -> AgentStream:
+        """The run's events as a lazy stream (nothing runs until it is iterated).
+
+        ``prompt`` is the user's text, or a list of chat messages (the conversation so far).
+        """
+        return AgentStream(self, self._messages(prompt), run_id)
+
+    async def run(self, prompt: str | Sequence[Mapping[str, Any]], *, run_id: str | None = None) -> RunResult:
+        """Run to the end and return the :class:`RunResult` (built from the same stream)."""
+        events = await self.stream(prompt, run_id=run_id).collect()
+        return _result(events)
+
+    def stream_sync(
+        self, prompt: str | Sequence[Mapping[str, Any]], *, run_id: str | None = None
+    ) -> Generator[BaseEvent, None, None]:
+        """Iterate the run's events from synchronous code (see :meth:`Stream.iter_sync`)."""
+        return self.stream(prompt, run_id=run_id).iter_sync()
+
+
+def _result(events: list[BaseEvent]) -> RunResult:
+    acc = Accumulator()
+    last_text: list[str] = []
+    output: Any = None
+    has_output = False
+    steps = 0
+    for ev in events:
+        acc.add(ev)
+        if isinstance(ev, StepStart):
+            last_text = []
+            steps += 1
+        elif isinstance(ev, TextDelta):
+            last_text.append(ev.delta)
+        elif isinstance(ev, FinalOutput):
+            output, has_output = ev.value, True
+    msg = acc.message()
+    text = "".join(last_text)
+    return RunResult(
+        output=output if has_output else text,
+        text=text,
+        message=msg,
+        status=msg.status or "cancelled",
+        usage=msg.usage or Usage(),
+        steps=steps,
+        events=events,
+    )
+
+
+class _Mailbox:
+    """Tool tasks put their events here; the run waits for them."""
+
+    __slots__ = ("items", "pending", "waiter")
+
+    def __init__(self) -> None:
+        self.items: deque[BaseEvent] = deque()
+        self.pending = 0
+        self.waiter: anyio.Event | None = None
+
+    def put(self, ev: BaseEvent) -> None:
+        self.items.append(ev)
+        w = self.waiter
+        if w is not None:
+            self.waiter = None
+            w.set()
+
+
+class _Run:
+    """One run in progress: the loop behind :meth:`Agent.stream`."""
+
+    def __init__(self, agent: Agent, messages: list[ChatMessage], run_id: str | None, control: _Control) -> None:
+        self.agent = agent
+        self.messages = messages
+        self.run_id = run_id or uuid.uuid4().hex
+        self.control = control
+        self.seq = 0
+        self.usage = Usage()
+        self.partial = Accumulator()
+        self.tool_scopes: list[anyio.CancelScope] = []
+        self.tools_done: anyio.Event | None = None
+
+    # ------------------------------------------------------------------ events and hooks
+    def make(self, cls: type[BaseEvent], **fields: Any) -> Any:
+        ev = cls(run_id=self.run_id, agent=self.agent.name, seq=self.seq, **fields)
+        self.seq += 1
+        return ev
+
+    def stamp(self, ev: BaseEvent) -> BaseEvent:
+        # Model events are built for this run (run_id and agent given to the model); only
+        # the step-local seq is renumbered. They are fresh objects nobody else holds.
+        ev.seq = self.seq
+        ev.run_id = self.run_id
+        ev.agent = self.agent.name
+        self.seq += 1
+        return ev
+
+    async def call_hook(self, name: str, arg: Any) -> list[BaseEvent]:
+        """Call one hook; return the error events it caused (none if it succeeded)."""
+        hook = getattr(self.agent.hooks, name)
+        if hook is None:
+            return []
+        try:
+            r = hook(arg)
+            if inspect.isawaitable(r):
+                await r
+        except Exception as exc:
+            err = self.make(ErrorEvent, error_type="hook_error", message=f"{name} raised {type(exc).__name__}: {exc}")
+            out = [err]
+            if name != "on_error":
+                out += await self.call_hook("on_error", err)
+            return out
+        return []
+
+    async def emit(self, ev: BaseEvent) -> list[BaseEvent]:
+        """Fold ``ev`` and run its hooks; return ``ev`` plus any hook errors, to be yielded."""
+        self.partial.add(ev)
+        out = [ev]
+        hooks = self.agent.hooks
+        if hooks.on_chunk is not None:
+            out += await self.call_hook("on_chunk", ev)
+        if isinstance(ev, RunStart):
+            out += await self.call_hook("on_stream_start", ev)
+        elif isinstance(ev, (ErrorEvent, ToolError)):
+            out += await self.call_hook("on_error", ev)
+        elif isinstance(ev, RunEnd):
+            self.control.end = ev
+            out += await self.call_hook("on_stream_end", ev)
+        for extra in out[1:]:
+            self.partial.add(extra)
+        return out
+
+    def run_end(self, status: RunStatus, message: Message | None = None) -> RunEnd:
+        m = message
+        return self.make(  # type: ignore[no-any-return]
+            RunEnd,
+            status=status,
+            finish_reason=(m.finish_reason if m is not None else None)
+            if status != "cancelled"
+            else "cancelled",
+            raw_finish_reason=m.raw_finish_reason if m is not None else None,
+            usage=self.usage,
+        )
+
+    # ------------------------------------------------------------------ the loop
+    async def events(self) -> AsyncGenerator[BaseEvent, None]:
+        agent = self.agent
+        ended = False
+        try:
+            for ev in await self.emit(self.make(RunStart, model=agent.model.name)):
+                yield ev
+            specs = [t.spec for t in agent.tools.values()]
+            schema = _schema_of(agent.output_type)
+            last: Message | None = None
+            for step in range(agent.max_steps):
+                if self.control.cancelled or self.control.after_step:
+                    break
+                for ev in await self.emit(self.make(StepStart, step=step)):
+                    yield ev
+                acc = Accumulator()
+                parser = _OutputParser(agent.output_type) if agent.output_type is not None else None
+                model_stream = agent.model.stream(
+                    self.messages,
+                    tools=specs,
+                    output_schema=schema,
+                    run_id=self.run_id,
+                    agent=agent.name,
+                    **agent.model_settings,
+                )
+                model_end: RunEnd | None = None
+                async with aclosing(model_stream.__aiter__()) as it:
+                    while True:
+                        ev_or_none = await self._next(it)
+                        if ev_or_none is None:
+                            break
+                        ev = ev_or_none
+                        acc.add(ev)
+                        if isinstance(ev, RunStart):
+                            continue
+                        if isinstance(ev, RunEnd):
+                            model_end = ev
+                            continue
+                        for out in await self.emit(self.stamp(ev)):
+                            yield out
+                        if parser is not None and isinstance(ev, TextDelta):
+                            for out in parser.feed(self, ev.delta):
+                                for o in await self.emit(out):
+                                    yield o
+                if self.control.cancelled:
+                    self.usage = self.usage + (acc.message().usage or Usage())  # the partial step's
+                    break
+                last = msg = acc.message()
+                step_usage = msg.usage or Usage()
+                self.usage = self.usage + step_usage
+                for ev in await self.emit(
+                    self.make(
+                        StepEnd,
+                        step=step,
+                        finish_reason=msg.finish_reason,
+                        raw_finish_reason=msg.raw_finish_reason,
+                        usage=step_usage,
+                    )
+                ):
+                    yield ev
+                if (model_end is not None and model_end.status == "failed") or msg.error is not None:
+                    end = self.run_end("failed", msg)
+                    ended = True
+                    for ev in await self.emit(end):
+                        yield ev
+                    return
+                calls = [c for c in msg.tool_calls if c.name]
+                if calls:
+                    self.messages.append(_assistant_message(msg))
+                    async for ev in self._run_tools(calls):
+                        for out in await self.emit(ev):
+                            yield out
+                    if self.control.cancelled:
+                        break
+                    continue
+                if parser is not None:
+                    for out in parser.finish(self):
+                        for o in await self.emit(out):
+                            yield o
+                status: RunStatus = "length" if msg.finish_reason == "length" else "completed"
+                ended = True
+                for ev in await self.emit(self.run_end(status, msg)):
+                    yield ev
+                return
+            cancelled = self.control.cancelled or self.control.after_step
+            ended = True
+            for ev in await self.emit(self.run_end("cancelled" if cancelled else "max_steps", last)):
+                yield ev
+        finally:
+            await self._stop_tools()
+            if not ended and self.control.end is None:
+                # The consumer left (or the run failed): record the end for the hooks and
+                # ``stream.result_end``; nobody can receive it in the stream.
+                end = self.run_end("cancelled")
+                self.control.end = end
+                import anyio
+
+                with anyio.CancelScope(shield=True):
+                    await self.call_hook("on_stream_end", end)
+
+    async def _next(self, it: Any) -> BaseEvent | None:
+        """The model stream's next event, or ``None`` at its end or when cancelled now."""
+        import anyio
+
+        with anyio.CancelScope() as scope:
+            self.control.scope = scope
+            if self.control.cancelled:
+                scope.cancel()
+            try:
+                ev: BaseEvent = await it.__anext__()
+            except StopAsyncIteration:
+                return None
+            finally:
+                self.control.scope = None
+        if scope.cancelled_caught:
+            return None
+        return ev
+
+    # ------------------------------------------------------------------ tools
+    async def _run_tools(self, calls: list[Any]) -> AsyncGenerator[BaseEvent, None]:
+        import anyio
+
+        box = _Mailbox()
+        results: dict[str, str] = {}
+        tg = current_host("Agent.stream()")
+        self.tools_done = anyio.Event()
+        box.pending = len(calls)
+        for call in calls:
+            tg.start_soon(self._tool_task, call, box, results)
+        while box.pending or box.items:
+            while box.items:
+                yield box.items.popleft()
+            if not box.pending:
+                break
+            w = box.waiter = anyio.Event()
+            with anyio.CancelScope() as scope:
+                self.control.scope = scope
+                if self.control.cancelled:
+                    scope.cancel()
+                await w.wait()
+            self.control.scope = None
+            if scope.cancelled_caught:
+                await self._stop_tools()
+                return
+        for call in calls:
+            key = call.id or call.name
+            self.messages.append({"role": "tool", "tool_call_id": key, "content": results.get(key, "")})
+
+    async def _tool_task(self, call: Any, box: _Mailbox, results: dict[str, str]) -> None:
+        import anyio
+
+        agent = self.agent
+        call_id = call.id or call.name
+        scope = anyio.CancelScope()
+        self.tool_scopes.append(scope)
+        try:
+            with scope:
+                tool = agent.tools.get(call.name)
+                if tool is None:
+                    msg = f"unknown tool {call.name!r}; available: {', '.join(agent.tools) or 'none'}"
+                    results[call_id] = msg
+                    box.put(
+                        self.make(ToolError, call_id=call_id, name=call.name, message=msg, error_type="UnknownTool")
+                    )
+                    return
+
+                def progress(data: Any) -> None:
+                    box.put(self.make(ToolProgress, call_id=call_id, name=call.name, data=data))
+
+                try:
+                    if agent.tool_timeout is not None and tool.timeout is None:
+                        with anyio.fail_after(agent.tool_timeout):
+                            value = await tool.invoke(call.arguments, call_id=call_id, progress=progress)
+                    else:
+                        value = await tool.invoke(call.arguments, call_id=call_id, progress=progress)
+                except TimeoutError as exc:
+                    text = str(exc) or f"tool {call.name!r} timed out after {agent.tool_timeout} s"
+                    results[call_id] = text
+                    box.put(
+                        self.make(ToolError, call_id=call_id, name=call.name, message=text, error_type="TimeoutError")
+                    )
+                except Exception as exc:
+                    text = f"{type(exc).__name__}: {exc}"
+                    results[call_id] = text
+                    box.put(
+                        self.make(
+                            ToolError, call_id=call_id, name=call.name, message=text, error_type=type(exc).__name__
+                        )
+                    )
+                else:
+                    results[call_id] = value if isinstance(value, str) else json.dumps(value, default=str)
+                    box.put(self.make(ToolResult, call_id=call_id, name=call.name, result=value))
+        finally:
+            box.pending -= 1
+            if box.waiter is not None:
+                w, box.waiter = box.waiter, None
+                w.set()
+            if self.tools_done is not None and box.pending == 0:
+                self.tools_done.set()
+
+    async def _stop_tools(self) -> None:
+        import anyio
+
+        for scope in self.tool_scopes:
+            scope.cancel()
+        if self.tools_done is not None:
+            with anyio.CancelScope(shield=True):
+                await self.tools_done.wait()
+
+
+def _assistant_message(msg: Message) -> ChatMessage:
+    return {
+        "role": "assistant",
+        "content": msg.text or None,
+        "tool_calls": [
+            {"id": c.id or c.name, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
+            for c in msg.tool_calls
+            if c.name
+        ],
+    }
+
+
+def _schema_of(output_type: Any) -> dict[str, Any] | None:
+    if output_type is None:
+        return None
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(output_type).json_schema()
+
+
+class _OutputParser:
+    """Streams the final answer's JSON as object deltas and validates it at the end."""
+
+    def __init__(self, output_type: Any) -> None:
+        from .jsonstream import JsonStreamParser
+
+        self.output_type = output_type
+        self.parser = JsonStreamParser()
+        self.text: list[str] = []
+        self.error: str | None = None
+
+    def feed(self, run: _Run, text: str) -> list[BaseEvent]:
+        self.text.append(text)
+        if self.error is not None:
+            return []
+        from .jsonstream import JsonStreamError
+
+        try:
+            events = self.parser.feed(text)
+        except JsonStreamError as exc:
+            self.error = str(exc)
+            return []
+        return self._convert(run, events)
+
+    def _convert(self, run: _Run, events: list[Any]) -> list[BaseEvent]:
+        from .jsonstream import JsonDelta
+
+        out: list[BaseEvent] = []
+        for e in events:
+            if isinstance(e, JsonDelta):
+                out.append(run.make(ObjectDelta, json_path=e.path, delta=e.delta))
+            else:
+                out.append(run.make(PartialObject, value=self.parser.partial))
+        return out
+
+    def finish(self, run: _Run) -> list[BaseEvent]:
+        from pydantic import TypeAdapter, ValidationError
+
+        from .jsonstream import JsonStreamError
+
+        out: list[BaseEvent] = []
+        if self.error is None:
+            try:
+                out += self._convert(run, self.parser.close())
+            except JsonStreamError as exc:
+                self.error = str(exc)
+        if self.error is not None:
+            out.append(run.make(ErrorEvent, error_type="output_json", message=self.error))
+            return out
+        adapter = TypeAdapter(self.output_type)
+        try:
+            value = adapter.validate_python(self.parser.partial)
+        except ValidationError as exc:
+            out.append(run.make(ErrorEvent, error_type="output_validation", message=str(exc)))
+            return out
+        out.append(run.make(FinalOutput, value=adapter.dump_python(value, mode="json")))
+        return out
+
