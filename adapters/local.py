@@ -148,18 +148,33 @@ def _never(token: int) -> bool:
 
 
 _STDIO_LOCK = threading.Lock()
-"""Held around llama-cpp calls made with ``verbose=False``: they silence output by pointing
-the process's file descriptors 1 and 2 at /dev/null and back, which is process-wide. Two such
-calls at once in two threads (two models loading together) can "restore" /dev/null and leave
-the process's stdout and stderr silenced for good, as seen with ``streamops run --agents 3``."""
+"""Held while a model loads. llama-cpp-python's ``verbose=False`` silences a load by pointing
+the process's file descriptors 1 and 2 at /dev/null and back: whatever another thread writes
+to stdout meanwhile is lost (``streamops run --agents 3`` lost a whole agent's output that
+way while the next model loaded), and two loads at once can leave stdout silenced for good.
+So models load with ``verbose=True`` and only Python's ``sys.stderr`` is captured, one load
+at a time; llama.cpp's own log is then set back to errors only."""
+
+
+def _quiet_llama(llama_cpp: Any, path: str, kwargs: dict[str, Any]) -> Any:
+    """``llama_cpp.Llama(path, **kwargs)`` without touching the process's file descriptors."""
+    import contextlib
+    import io
+
+    from llama_cpp._logger import set_verbose
+
+    with _STDIO_LOCK, contextlib.redirect_stderr(io.StringIO()):
+        llm = llama_cpp.Llama(model_path=path, **{**kwargs, "verbose": True})
+        set_verbose(False)
+    llm.verbose = False
+    return llm
 
 
 def _schema_grammar(schema_json: str) -> Any:
     """llama.cpp's grammar for a JSON Schema (JSON text)."""
     llama_cpp = _import_llama_cpp()
     try:
-        with _STDIO_LOCK:
-            return llama_cpp.LlamaGrammar.from_json_schema(schema_json, verbose=False)
+        return llama_cpp.LlamaGrammar.from_json_schema(schema_json, verbose=False)
     except (AssertionError, AttributeError, KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise OutputSchemaError(f"llama.cpp cannot make a grammar of output_schema {schema_json[:200]}: {exc}") from exc
 
@@ -395,8 +410,7 @@ class LocalModel:
                 kwargs["n_threads"] = n_threads
                 kwargs["n_threads_batch"] = n_threads
                 kwargs.update(self._llama_kwargs)
-                with _STDIO_LOCK:
-                    llm = llama_cpp.Llama(model_path=str(path), **kwargs)
+                llm = _quiet_llama(llama_cpp, str(path), kwargs)
                 vocab = llama_cpp.llama_model_get_vocab(llm.model)
                 is_eog = llama_cpp.llama_vocab_is_eog
                 self._is_eog = lambda token: bool(is_eog(vocab, token))
