@@ -203,7 +203,14 @@ def run(
             if load is not None:
                 await anyio.to_thread.run_sync(load)
         source: Any = streams[0] if agents == 1 else merge(dict(zip(names, streams, strict=True)))
-        pipeline = source | count_tokens(counter, emit_every=None) | metrics(stats)
+        tokenizer = None
+        tokenize = getattr(models[0], "tokenize", None)
+        if tokenize is not None:  # a local model: count with its own tokenizer (no litellm needed)
+
+            def tokenizer(text: str) -> int:
+                return len(tokenize(text))
+
+        pipeline = source | count_tokens(counter, emit_every=None, tokenizer=tokenizer) | metrics(stats)
         if mode is not SmoothChoice.none:
             by: Literal["word", "line"] = "word" if mode is SmoothChoice.word else "line"
             pipeline = pipeline | smooth_op(by, max_delay=0.25)
