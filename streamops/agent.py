@@ -514,7 +514,11 @@ class _Run:
         self.tools_done = anyio.Event()
         box.pending = len(calls)
         for call in calls:
-            tg.start_soon(self._tool_task, call, box, results)
+            # The scope exists before the task starts, so stopping the tools cancels a task
+            # that has not started yet too.
+            scope = anyio.CancelScope()
+            self.tool_scopes.append(scope)
+            tg.start_soon(self._tool_task, call, box, results, scope)
         while box.pending or box.items:
             while box.items:
                 yield box.items.popleft()
@@ -534,13 +538,11 @@ class _Run:
             key = call.id or call.name
             self.messages.append({"role": "tool", "tool_call_id": key, "content": results.get(key, "")})
 
-    async def _tool_task(self, call: Any, box: _Mailbox, results: dict[str, str]) -> None:
+    async def _tool_task(self, call: Any, box: _Mailbox, results: dict[str, str], scope: anyio.CancelScope) -> None:
         import anyio
 
         agent = self.agent
         call_id = call.id or call.name
-        scope = anyio.CancelScope()
-        self.tool_scopes.append(scope)
         try:
             with scope:
                 tool = agent.tools.get(call.name)

@@ -252,6 +252,7 @@ async def test_cancel_now_ends_the_stream_with_a_cancelled_run_end() -> None:
     model = SlowModel([f"w{i} " for i in range(1000)], pause=0.01)
     stream = Agent(model).stream("x")
     events: list[so.BaseEvent] = []
+    before = _tasks()
     with anyio.fail_after(5):
         async with stream.iterate() as it:
             async for ev in it:
@@ -264,6 +265,7 @@ async def test_cancel_now_ends_the_stream_with_a_cancelled_run_end() -> None:
     assert end.finish_reason == "cancelled"
     assert sum(isinstance(e, so.TextDelta) for e in events) == 3
     assert model.closed == 1
+    assert _tasks() == before
 
 
 @pytest.mark.anyio
@@ -280,6 +282,7 @@ async def test_cancel_after_step_lets_the_tools_finish_then_ends() -> None:
     model = SlowModel(["never"], tool_call=("job", '{"x": 7}'))
     stream = Agent(model, tools=[job]).stream("x")
     events: list[so.BaseEvent] = []
+    before = _tasks()
     async with stream.iterate() as it:
         async for ev in it:
             events.append(ev)
@@ -288,9 +291,11 @@ async def test_cancel_after_step_lets_the_tools_finish_then_ends() -> None:
     assert ran == [7]
     assert any(isinstance(e, so.ToolResult) for e in events)
     assert model.calls == 1  # no second step
+    assert model.closed == 1
     end = events[-1]
     assert isinstance(end, so.RunEnd)
     assert end.status == "cancelled"
+    assert _tasks() == before
 
 
 @pytest.mark.anyio
@@ -384,3 +389,36 @@ def test_stream_sync_and_bare_async_for_rule() -> None:
     events = list(Agent(SlowModel(["x", "y"], pause=0)).stream_sync("hi"))
     assert kinds(events)[0] == "run-start"
     assert kinds(events)[-1] == "run-end"
+
+
+@pytest.mark.anyio
+async def test_cancel_now_while_a_tool_runs_cancels_the_tool() -> None:
+    stopped: list[str] = []
+
+    @tool
+    async def forever(x: int) -> int:
+        """Never returns by itself."""
+        try:
+            await anyio.sleep(3600)
+        finally:
+            stopped.append("tool")
+        return x
+
+    model = SlowModel(["never"], tool_call=("forever", '{"x": 1}'))
+    stream = Agent(model, tools=[forever]).stream("x")
+    events: list[so.BaseEvent] = []
+    before = _tasks()
+    with anyio.fail_after(5):
+        async with stream.iterate() as it:
+            async for ev in it:
+                events.append(ev)
+                if isinstance(ev, so.StepEnd):
+                    stream.cancel()
+    assert stopped == ["tool"]
+    assert not any(isinstance(e, so.ToolResult) for e in events)
+    end = events[-1]
+    assert isinstance(end, so.RunEnd)
+    assert end.status == "cancelled"
+    assert end.usage is not None
+    assert end.usage.output_tokens == 3  # the partial run's usage is kept
+    assert _tasks() == before
