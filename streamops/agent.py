@@ -18,6 +18,10 @@ stream; ``agent.stream_sync(prompt)`` iterates it from synchronous code.
 Cancellation, three ways, one terminal event (``RunEnd(status="cancelled")`` with the partial
 output and the usage so far):
 
+An exception from the model stream (a connection error, malformed wire data) ends the run
+like a provider error: an ``ErrorEvent`` (``error_type`` = the exception's class name) and
+``RunEnd(status="failed")``, after everything received before it.
+
 - **stop consuming** (``break``, closing the stream, a client that went away): the model
   request and the running tools are cancelled and closed; the run end goes to the hooks and to
   ``stream.result`` (the consumer left, so it cannot receive it);
@@ -376,12 +380,15 @@ class _Run:
 
     def run_end(self, status: RunStatus, message: Message | None = None) -> RunEnd:
         m = message
+        finish = m.finish_reason if m is not None else None
+        if status == "cancelled":
+            finish = "cancelled"
+        elif status == "failed":
+            finish = "error"
         return self.make(  # type: ignore[no-any-return]
             RunEnd,
             status=status,
-            finish_reason=(m.finish_reason if m is not None else None)
-            if status != "cancelled"
-            else "cancelled",
+            finish_reason=finish,
             raw_finish_reason=m.raw_finish_reason if m is not None else None,
             usage=self.usage,
         )
@@ -473,6 +480,17 @@ class _Run:
             cancelled = self.control.cancelled or self.control.after_step
             ended = True
             for ev in await self.emit(self.run_end("cancelled" if cancelled else "max_steps", last)):
+                yield ev
+        except Exception as exc:
+            # The model stream (or the machinery around it) failed: the run ends like a
+            # provider error, with an error event and a failed run end, keeping what came before.
+            if ended:
+                raise
+            ended = True
+            err = self.make(ErrorEvent, error_type=type(exc).__name__, message=str(exc) or repr(exc))
+            for ev in await self.emit(err):
+                yield ev
+            for ev in await self.emit(self.run_end("failed")):
                 yield ev
         finally:
             await self._stop_tools()

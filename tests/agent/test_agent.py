@@ -422,3 +422,21 @@ async def test_cancel_now_while_a_tool_runs_cancels_the_tool() -> None:
     assert end.usage is not None
     assert end.usage.output_tokens == 3  # the partial run's usage is kept
     assert _tasks() == before
+
+
+@pytest.mark.anyio
+async def test_a_model_stream_that_raises_ends_the_run_failed_keeping_what_came_before() -> None:
+    class Broken(SlowModel):
+        async def _gen(self, call: Any, run_id: str, agent: str) -> AsyncGenerator[so.BaseEvent, None]:
+            yield so.RunStart(model="broken", run_id=run_id, agent=agent)
+            yield so.TextDelta(delta="partial ", run_id=run_id, agent=agent)
+            raise so.StreamFormatError("invalid JSON in SSE data", data="{oops")
+
+    events = await Agent(Broken([])).stream("x").collect()
+    assert "".join(e.delta for e in events if isinstance(e, so.TextDelta)) == "partial "
+    err = next(e for e in events if isinstance(e, so.ErrorEvent))
+    assert err.error_type == "StreamFormatError"
+    end = events[-1]
+    assert isinstance(end, so.RunEnd)
+    assert end.status == "failed"
+    assert end.finish_reason == "error"
