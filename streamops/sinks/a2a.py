@@ -1,0 +1,557 @@
+"""A2A (Agent2Agent protocol) ``message/stream``: agent runs as A2A tasks over JSON-RPC + SSE.
+
+The wire format is A2A protocol 0.3 (a2a-protocol.org, ``specification/json/a2a.json`` in
+github.com/a2aproject/A2A): JSON-RPC 2.0 methods ``message/stream``, ``message/send``,
+``tasks/get`` and ``tasks/cancel`` on one endpoint, each streamed event a JSON-RPC response
+whose ``result`` is a ``Task``, a ``TaskStatusUpdateEvent`` or a ``TaskArtifactUpdateEvent``;
+the agent card is served at ``/.well-known/agent-card.json``. Every object is built with the
+pydantic models of the ``a2a-sdk`` package: ``a2a.compat.v0_3.types`` in a2a-sdk 1.x (which
+speaks protocol 1.0 natively and keeps the 0.3 types for compatibility), ``a2a.types`` in
+a2a-sdk 0.3.
+
+Mapping (:class:`A2AEncoder`):
+
+=====================================  ==================================================
+streamops event                        A2A results
+=====================================  ==================================================
+first event (``RunStart``)             ``Task`` (status ``working``, the user message as
+                                       history)
+``TextDelta``, ``RefusalDelta``,       ``TaskArtifactUpdateEvent`` per delta: one artifact
+``ReasoningDelta``                     per block (name ``text``, ``refusal`` or
+                                       ``reasoning``), ``append`` false on its first chunk
+                                       and true after; when the block ends an empty
+                                       chunk with ``lastChunk: true``
+``ToolCallEnd``, ``ToolResult``,       ``TaskStatusUpdateEvent`` (``working``, not final)
+``ToolError``, ``ToolProgress``,       whose status message is a ``DataPart`` (``type``:
+``CustomEvent``                        ``tool-call``, ``tool-result``...)
+``FinalOutput``                        an ``output`` artifact with a ``DataPart``
+``RunEnd``                             ``TaskStatusUpdateEvent`` ``final: true``, state
+                                       ``completed`` / ``failed`` (message: the last
+                                       error) / ``canceled``; metadata: streamops status,
+                                       finish reason and usage
+=====================================  ==================================================
+
+Step events, tool-call fragments, usage, raw events and partial objects give no result.
+
+:func:`a2a_routes` serves an agent: ``POST /a2a`` (JSON-RPC) and the agent card. A
+``tasks/cancel`` cancels the running :class:`~streamops.agent.AgentStream` (``cancel()``), and
+the task's stream ends with the ``canceled`` final status.
+
+Requires the ``a2a-sdk`` package (extra ``a2a``); it is imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from ..events import (
+    BaseEvent,
+    CustomEvent,
+    ErrorEvent,
+    FinalOutput,
+    ReasoningDelta,
+    RefusalDelta,
+    RunEnd,
+    StepEnd,
+    StepStart,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolError,
+    ToolProgress,
+    ToolResult,
+)
+
+if TYPE_CHECKING:
+    import anyio
+    from a2a.compat.v0_3 import types as a2a_types
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from ..agent import Agent, AgentStream
+
+    Result: TypeAlias = "a2a_types.Task | a2a_types.TaskStatusUpdateEvent | a2a_types.TaskArtifactUpdateEvent"
+
+__all__ = ["PROTOCOL_VERSION", "A2AEncoder", "a2a_routes", "a2a_types_module"]
+
+PROTOCOL_VERSION = "0.3.0"
+"""The A2A protocol version spoken here."""
+
+_types: ModuleType | None = None
+
+
+def a2a_types_module() -> ModuleType:
+    """The a2a-sdk module holding the protocol 0.3 pydantic models (imported on first call).
+
+    Raises:
+        ImportError: a2a-sdk is not installed (``pip install 'streamops[a2a]'``).
+    """
+    global _types
+    if _types is None:
+        try:
+            _types = importlib.import_module("a2a.compat.v0_3.types")  # a2a-sdk >= 1.0
+        except ImportError:
+            _types = importlib.import_module("a2a.types")  # a2a-sdk 0.3
+    return _types
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _data(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {"value": value}
+
+
+class A2AEncoder:
+    """Turns streamops events into A2A ``message/stream`` results (sans-IO, one task).
+
+    Args:
+        task_id: the task's id; default a fresh uuid.
+        context_id: the conversation's id; default a fresh uuid.
+        user_message: the ``Message`` that started the task, kept as the task's history.
+
+    Attributes:
+        finished: the final status has been encoded.
+    """
+
+    def __init__(
+        self,
+        task_id: str | None = None,
+        context_id: str | None = None,
+        *,
+        user_message: a2a_types.Message | None = None,
+    ) -> None:
+        self.t = a2a_types_module()
+        self.task_id = task_id or uuid.uuid4().hex
+        self.context_id = context_id or uuid.uuid4().hex
+        self.user_message = user_message
+        self.finished = False
+        self._started = False
+        self._status: a2a_types.TaskStatus = self.t.TaskStatus(state=self.t.TaskState.submitted, timestamp=_now())
+        self._open: tuple[str, str, str | None] | None = None  # (name, artifact id, source block id)
+        self._artifacts: OrderedDict[str, tuple[str, list[Any]]] = OrderedDict()  # id -> (name, parts)
+        self._n = 0
+        self._last_error: ErrorEvent | None = None
+
+    # ---------------------------------------------------------------- task snapshot
+    @property
+    def task(self) -> a2a_types.Task:
+        """The task as it stands: status, artifacts (chunks joined), history."""
+        t = self.t
+        artifacts = []
+        for aid, (name, parts) in self._artifacts.items():
+            text = "".join(p.text for p in parts if getattr(p, "kind", None) == "text")
+            data = [p for p in parts if getattr(p, "kind", None) == "data"]
+            out_parts = [t.Part(root=p) for p in data] if data else [t.Part(root=t.TextPart(text=text))]
+            artifacts.append(t.Artifact(artifact_id=aid, name=name, parts=out_parts))
+        return t.Task(  # type: ignore[no-any-return]
+            id=self.task_id,
+            context_id=self.context_id,
+            status=self._status,
+            artifacts=artifacts or None,
+            history=[self.user_message] if self.user_message is not None else None,
+        )
+
+    # ---------------------------------------------------------------- helpers
+    def _status_update(self, state: Any, *, final: bool, message: Any = None, metadata: Any = None) -> Any:
+        self._status = self.t.TaskStatus(state=state, message=message, timestamp=_now())
+        return self.t.TaskStatusUpdateEvent(
+            task_id=self.task_id, context_id=self.context_id, status=self._status, final=final, metadata=metadata
+        )
+
+    def _agent_message(self, part: Any) -> Any:
+        return self.t.Message(
+            role=self.t.Role.agent,
+            parts=[self.t.Part(root=part)],
+            message_id=uuid.uuid4().hex,
+            task_id=self.task_id,
+            context_id=self.context_id,
+        )
+
+    def _progress(self, data: dict[str, Any]) -> Any:
+        msg = self._agent_message(self.t.DataPart(data=data))
+        return self._status_update(self.t.TaskState.working, final=False, message=msg)
+
+    def _chunk(self, aid: str, name: str, part: Any, *, append: bool, last: bool) -> Any:
+        self._artifacts.setdefault(aid, (name, []))[1].append(part)
+        return self.t.TaskArtifactUpdateEvent(
+            task_id=self.task_id,
+            context_id=self.context_id,
+            artifact=self.t.Artifact(artifact_id=aid, name=name, parts=[self.t.Part(root=part)]),
+            append=append,
+            last_chunk=last,
+        )
+
+    def _close(self, out: list[Any]) -> None:
+        if self._open is not None:
+            name, aid, _ = self._open
+            self._open = None
+            out.append(self._chunk(aid, name, self.t.TextPart(text=""), append=True, last=True))
+
+    def _text(self, out: list[Any], name: str, source: str | None, delta: str) -> None:
+        if self._open is not None and self._open[0] == name and self._open[2] == source:
+            out.append(self._chunk(self._open[1], name, self.t.TextPart(text=delta), append=True, last=False))
+            return
+        self._close(out)
+        aid = f"{self.task_id}-{name}-{self._n}"
+        self._n += 1
+        self._open = (name, aid, source)
+        out.append(self._chunk(aid, name, self.t.TextPart(text=delta), append=False, last=False))
+
+    def _ensure_start(self, out: list[Any]) -> None:
+        if not self._started:
+            self._started = True
+            self._status = self.t.TaskStatus(state=self.t.TaskState.working, timestamp=_now())
+            out.append(self.task)
+
+    # ---------------------------------------------------------------- encoding
+    def encode(self, event: BaseEvent) -> list[Result]:
+        """The results for one event (possibly none); nothing after the final status."""
+        out: list[Any] = []
+        if self.finished:
+            return out
+        self._ensure_start(out)
+        if isinstance(event, TextDelta):
+            self._text(out, "text", event.block_id, event.delta)
+        elif isinstance(event, RefusalDelta):
+            self._text(out, "refusal", event.block_id, event.delta)
+        elif isinstance(event, ReasoningDelta):
+            self._text(out, "reasoning", event.block_id, event.delta)
+        elif isinstance(event, ToolCallEnd):
+            self._close(out)
+            out.append(
+                self._progress(
+                    {
+                        "type": "tool-call",
+                        "toolCallId": event.call_id,
+                        "toolName": event.name,
+                        "arguments": event.arguments,
+                    }
+                )
+            )
+        elif isinstance(event, ToolResult):
+            self._close(out)
+            out.append(
+                self._progress(
+                    {"type": "tool-result", "toolCallId": event.call_id, "toolName": event.name, "result": event.result}
+                )
+            )
+        elif isinstance(event, ToolError):
+            self._close(out)
+            out.append(
+                self._progress(
+                    {
+                        "type": "tool-error",
+                        "toolCallId": event.call_id,
+                        "toolName": event.name,
+                        "errorType": event.error_type,
+                        "message": event.message,
+                    }
+                )
+            )
+        elif isinstance(event, ToolProgress):
+            self._close(out)
+            out.append(
+                self._progress(
+                    {"type": "tool-progress", "toolCallId": event.call_id, "toolName": event.name, "data": event.data}
+                )
+            )
+        elif isinstance(event, CustomEvent):
+            self._close(out)
+            out.append(self._progress({"type": "custom", "name": event.name, "data": event.data}))
+        elif isinstance(event, FinalOutput):
+            self._close(out)
+            aid = f"{self.task_id}-output"
+            out.append(self._chunk(aid, "output", self.t.DataPart(data=_data(event.value)), append=False, last=True))
+        elif isinstance(event, ErrorEvent):
+            self._last_error = event
+        elif isinstance(event, RunEnd):
+            out += self._end(event)
+        elif isinstance(event, (StepStart, StepEnd, ToolCallStart, ToolCallDelta)):
+            self._close(out)
+        return out
+
+    def _end(self, event: RunEnd | None) -> list[Any]:
+        t = self.t
+        out: list[Any] = []
+        self._ensure_start(out)
+        self._close(out)
+        self.finished = True
+        status = event.status if event is not None else "cancelled"
+        message = None
+        if status == "cancelled":
+            state = t.TaskState.canceled
+        elif status == "failed":
+            state = t.TaskState.failed
+            err = self._last_error
+            text = f"{err.error_type}: {err.message}" if err is not None else "the run failed"
+            message = self._agent_message(t.TextPart(text=text))
+        else:
+            state = t.TaskState.completed
+        meta: dict[str, Any] = {"status": status}
+        if event is not None:
+            if event.finish_reason is not None:
+                meta["finishReason"] = event.finish_reason
+            if event.usage is not None:
+                u = event.usage
+                meta["usage"] = {
+                    k: v
+                    for k, v in {
+                        "inputTokens": u.input_tokens,
+                        "outputTokens": u.output_tokens,
+                        "reasoningTokens": u.reasoning_tokens,
+                        "cacheReadTokens": u.cache_read_tokens,
+                        "cacheWriteTokens": u.cache_write_tokens,
+                    }.items()
+                    if v is not None
+                }
+        out.append(self._status_update(state, final=True, message=message, metadata={"streamops": meta}))
+        return out
+
+    def close(self) -> list[Result]:
+        """Results that end a task whose stream stopped without a ``RunEnd`` (final status
+        ``canceled``); nothing if the final status was encoded."""
+        if self.finished:
+            return []
+        return self._end(None)
+
+    # ---------------------------------------------------------------- framing
+    def response(self, result: Result, request_id: str | int | None) -> a2a_types.SendStreamingMessageSuccessResponse:
+        """``result`` as the JSON-RPC response to request ``request_id``."""
+        return self.t.SendStreamingMessageSuccessResponse(id=request_id, result=result)  # type: ignore[no-any-return]
+
+    def sse(self, result: Result, request_id: str | int | None) -> bytes:
+        """``result`` as one SSE message: ``data: {JSON-RPC response}``."""
+        body = self.response(result, request_id).model_dump_json(by_alias=True, exclude_none=True)
+        return b"data: " + body.encode() + b"\n\n"
+
+    async def encode_stream(
+        self, stream: AsyncIterable[BaseEvent], request_id: str | int | None
+    ) -> AsyncIterator[bytes]:
+        """The SSE body of a ``message/stream`` response for ``stream``."""
+        async for event in stream:
+            for r in self.encode(event):
+                yield self.sse(r, request_id)
+        for r in self.close():
+            yield self.sse(r, request_id)
+
+
+# ==================================================================================== server
+class _Entry:
+    __slots__ = ("cancel_requested", "done", "encoder", "stream")
+
+    def __init__(self, stream: AgentStream, encoder: A2AEncoder) -> None:
+        import anyio as _anyio
+
+        self.stream = stream
+        self.encoder = encoder
+        self.done: anyio.Event = _anyio.Event()
+        self.cancel_requested = False
+
+
+class _RpcError(Exception):
+    def __init__(self, error: Any) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    from starlette.responses import Response
+
+    return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type="application/json")
+
+
+def a2a_routes(
+    agent_factory: Callable[[], Agent],
+    *,
+    path: str = "/a2a",
+    name: str = "streamops agent",
+    description: str = "An agent run by streamops, streamed over A2A.",
+    version: str = "0.1.0",
+    max_tasks: int = 1000,
+    cancel_timeout: float = 10.0,
+) -> list[Route]:
+    """Starlette routes serving an agent over A2A (protocol 0.3, JSON-RPC transport).
+
+    - ``POST {path}``: JSON-RPC 2.0. ``message/stream`` runs ``agent_factory()`` on the
+      message's text and streams the task (SSE, one JSON-RPC response per event);
+      ``message/send`` runs it to the end and returns the final task; ``tasks/get`` returns a
+      task as it stands; ``tasks/cancel`` cancels a running task (``AgentStream.cancel()``),
+      waits up to ``cancel_timeout`` seconds for its run to end and returns it (state
+      ``canceled``).
+    - ``GET /.well-known/agent-card.json``: the agent card (``url``: this server's ``path``).
+
+    ``agent_factory`` is called once per task (agents with stateful models, such as
+    :class:`~streamops.adapters.replay.ReplayModel`, need a fresh one each time). The
+    latest ``max_tasks`` tasks are kept for ``tasks/get``. A client that disconnects from a
+    stream cancels its run.
+    """
+    from starlette.routing import Route
+
+    t = a2a_types_module()
+    tasks: OrderedDict[str, _Entry] = OrderedDict()
+
+    def error_response(req_id: Any, error: Any) -> Response:
+        return _json(
+            t.JSONRPCErrorResponse(id=req_id, error=error).model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+
+    def validate(model: Any, data: Any) -> Any:
+        from pydantic import ValidationError
+
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise _RpcError(
+                t.InvalidParamsError(message=f"invalid params: {exc.errors(include_url=False)[:3]}")
+            ) from exc
+
+    def entry_for(task_id: str) -> _Entry:
+        entry = tasks.get(task_id)
+        if entry is None:
+            raise _RpcError(t.TaskNotFoundError())
+        return entry
+
+    def start(req: Any) -> tuple[_Entry, Any]:
+        msg = req.params.message
+        text = "\n".join(p.root.text for p in msg.parts if getattr(p.root, "kind", None) == "text")
+        if not text:
+            raise _RpcError(t.InvalidParamsError(message="the message has no text part"))
+        encoder = A2AEncoder(context_id=msg.context_id, user_message=msg)
+        entry = _Entry(agent_factory().stream(text), encoder)
+        tasks[encoder.task_id] = entry
+        while len(tasks) > max_tasks:
+            tasks.popitem(last=False)
+        return entry, req.id
+
+    async def run(entry: _Entry, emit: Callable[[Any], Awaitable[None]]) -> None:
+        """Run the task, passing each result to ``emit``; if this is cancelled (the client
+        left), the run is cancelled and its end recorded."""
+        enc = entry.encoder
+        try:
+            async with entry.stream.iterate() as it:
+                async for ev in it:
+                    if entry.cancel_requested:
+                        entry.stream.cancel()  # the cancel came before the run started
+                    for r in enc.encode(ev):
+                        await emit(r)
+            for r in enc.close():
+                await emit(r)
+        finally:
+            if not enc.finished:  # the consumer left: record how the run ended
+                enc.encode(entry.stream.result_end or RunEnd(status="cancelled"))
+            entry.done.set()
+
+    async def message_stream(req: Any) -> Response:
+        from ._producer import ProducerResponse, Write
+
+        entry, req_id = start(req)
+
+        async def produce(write: Write) -> None:
+            async def emit(r: Any) -> None:
+                await write(entry.encoder.sse(r, req_id))
+
+            await run(entry, emit)
+
+        return ProducerResponse(produce, headers={"cache-control": "no-cache"})
+
+    async def message_send(req: Any) -> Response:
+        entry, req_id = start(req)
+
+        async def ignore(r: Any) -> None:
+            return None
+
+        await run(entry, ignore)
+        return _json(
+            t.SendMessageSuccessResponse(id=req_id, result=entry.encoder.task).model_dump(
+                mode="json", by_alias=True, exclude_none=True
+            )
+        )
+
+    async def tasks_get(req: Any) -> Response:
+        entry = entry_for(req.params.id)
+        task = entry.encoder.task
+        n = req.params.history_length
+        if n is not None and task.history is not None:
+            task.history = task.history[-n:] if n > 0 else []
+        return _json(
+            t.GetTaskSuccessResponse(id=req.id, result=task).model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+
+    async def tasks_cancel(req: Any) -> Response:
+        import anyio
+
+        entry = entry_for(req.params.id)
+        if entry.encoder.finished or entry.done.is_set():
+            raise _RpcError(t.TaskNotCancelableError())
+        entry.cancel_requested = True
+        entry.stream.cancel()
+        with anyio.move_on_after(cancel_timeout):
+            await entry.done.wait()
+        return _json(
+            t.CancelTaskSuccessResponse(id=req.id, result=entry.encoder.task).model_dump(
+                mode="json", by_alias=True, exclude_none=True
+            )
+        )
+
+    methods: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+        "message/stream": (t.SendStreamingMessageRequest, message_stream),
+        "message/send": (t.SendMessageRequest, message_send),
+        "tasks/get": (t.GetTaskRequest, tasks_get),
+        "tasks/cancel": (t.CancelTaskRequest, tasks_cancel),
+    }
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            data = json.loads(await request.body())
+        except ValueError:
+            return error_response(None, t.JSONParseError())
+        if not isinstance(data, dict) or data.get("jsonrpc") != "2.0" or not isinstance(data.get("method"), str):
+            return error_response(data.get("id") if isinstance(data, dict) else None, t.InvalidRequestError())
+        req_id = data.get("id")
+        method = methods.get(data["method"])
+        if method is None:
+            return error_response(req_id, t.MethodNotFoundError())
+        model, handler = method
+        try:
+            return await handler(validate(model, data))  # type: ignore[no-any-return]
+        except _RpcError as exc:
+            return error_response(req_id, exc.error)
+
+    async def agent_card(request: Request) -> Response:
+        base = str(request.base_url).rstrip("/")
+        card = t.AgentCard(
+            name=name,
+            description=description,
+            url=base + path,
+            version=version,
+            protocol_version=PROTOCOL_VERSION,
+            preferred_transport="JSONRPC",
+            capabilities=t.AgentCapabilities(streaming=True, push_notifications=False),
+            default_input_modes=["text/plain"],
+            default_output_modes=["text/plain", "application/json"],
+            skills=[
+                t.AgentSkill(
+                    id="chat",
+                    name="chat",
+                    description="Answers a text message, streaming its reasoning, tool calls and answer.",
+                    tags=["chat"],
+                )
+            ],
+        )
+        return _json(card.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+    return [
+        Route(path, endpoint, methods=["POST"], name="a2a"),
+        Route("/.well-known/agent-card.json", agent_card, methods=["GET"], name="a2a_agent_card"),
+    ]
