@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import anyio.to_thread
@@ -161,7 +162,7 @@ class _LiteLLMModelSource:
             if broken:
                 kwargs = {**kwargs, "_skip_mcp_handler": True}
         stream = litellm_stream(self._model, self._messages, run_id=self._run_id, agent=self._agent, **kwargs)
-        async with stream.iterate() as events:
+        async with aclosing(stream.__aiter__()) as events:  # no task group across a yield (PEP 789)
             async for event in events:
                 yield event
 

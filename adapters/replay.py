@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -144,7 +145,7 @@ class _Delayed:
 
     async def _play(self) -> AsyncGenerator[BaseEvent, None]:
         first = True
-        async with self._events.iterate() as it:
+        async with aclosing(self._events.__aiter__()) as it:  # no task group across a yield (PEP 789)
             async for event in it:
                 if not first:
                     await anyio.sleep(self._delay)
