@@ -260,6 +260,41 @@ def run(
         print(_stats_line(name if agents > 1 else "", run_stats, count), file=stream_out)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    model: Annotated[
+        str | None,
+        typer.Option(help="local (default: SmolLM2, offline), a LiteLLM model (openai/gpt-4o), or replay:a.sse,b.sse."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=16, help="Local model instances: local generations at once.")
+    ] = 2,
+    max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens when a request gives none.")] = 256,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, and each run's
+    events at GET /runs/{id}/events (see streamops.server).
+
+    Exit status 0 on Ctrl-C / SIGTERM; 2 with a one-line message when the model cannot be set
+    up (a missing replay file) or the server extra is not installed.
+    """
+    try:
+        import uvicorn
+
+        from streamops.server import create_app
+    except ImportError as exc:
+        _fail(f"the server needs the server extra (pip install 'streamops[server]'): {exc}")
+        return
+    try:
+        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot set up the model {model!r}: {exc}")
+        return
+    uvicorn.run(application, host=host, port=port, log_level=log_level)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``streamops`` console script."""
     return app(args=argv)

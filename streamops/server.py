@@ -1,0 +1,612 @@
+"""``streamops serve``: an OpenAI-compatible Chat Completions endpoint backed by an agent, with
+the run's own event stream beside it.
+
+:func:`create_app` builds a Starlette application::
+
+    POST /v1/chat/completions    OpenAI Chat Completions (stream or not); header X-Streamops-Run-Id
+    GET  /runs/{run_id}/events   the run's streamops events as SSE (Last-Event-ID resume; 404 unknown)
+    GET  /                       streamops/static/index.html, or a placeholder page
+    GET  /healthz                {"status": "ok", "model": ..., "runs": ...}
+
+Request (OpenAI API reference, "Create chat completion"): ``messages`` (required), ``model``
+(informational: the server's model answers; echoed in nothing, the chunks carry the model's
+own name), ``stream``, ``stream_options.include_usage``, ``max_tokens`` /
+``max_completion_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed`` (passed to the model
+when its ``stream`` accepts them), ``tools`` (function tools: offered to the model, see below),
+``n`` (only 1). Other fields are accepted and ignored. A body that is not JSON or not a valid
+request gets ``400 {"error": {"message", "type": "invalid_request_error", "param", "code"}}``,
+as OpenAI answers; a server that is at its run limit answers 503 in the same shape.
+
+Responses: ``stream: true`` -> ``text/event-stream`` of ``chat.completion.chunk`` objects and
+``data: [DONE]`` (see :mod:`streamops.sinks.openai` for the mapping, the non-OpenAI finish
+reasons ``error``/``cancelled`` and the error chunk); ``stream: false`` -> one
+``chat.completion`` object (``choices[0].message`` with ``content`` and ``tool_calls``,
+``finish_reason``, ``usage``). Both carry ``X-Streamops-Run-Id``: the run's id for
+``GET /runs/{run_id}/events``.
+
+Tools: tool calls for tools the *client* declared in ``tools`` are the client's to execute, as
+with any OpenAI endpoint: they are returned to the client and never executed here. The
+client's tools are offered to the model (as :class:`~streamops.models.ToolSpec` s); when a step
+asks for a tool the agent does not have, the run ends right after that step with
+``RunEnd(status="completed", finish_reason="tool_calls")`` (the run log shows it; the agent's
+own hooks see the run cancelled, since its consumer stopped). Tools the *agent* has (an
+``agent_factory`` agent built with tools) run server-side as usual; their calls, results and
+intermediate steps stay in the run log and are not sent as ``tool_calls`` to the client,
+which receives the text of every step and the final finish reason.
+
+Runs: every completion is one agent run owned by a :class:`~streamops.sinks.runlog.RunRegistry`
+(opened by the app's lifespan), so it keeps its events for ``GET /runs/{id}/events`` (the last
+``max_runs`` runs, ``capacity`` events each). A client that disconnects from
+``/v1/chat/completions`` cancels its run: the model request is closed (the provider sees the
+connection closed; the local model stops within one token).
+
+Models: ``model`` is ``None`` / ``"local"`` / ``"smollm2"`` (the default): a pool of ``workers``
+:class:`~streamops.adapters.local.LocalModel` instances (SmolLM2-135M-Instruct, offline).
+llama.cpp is not thread-safe, so one instance runs one generation at a time; the pool lets
+``workers`` requests generate at once (each instance costs its memory, about 0.2 GB for
+SmolLM2, and its threads: keep ``workers`` at or below the cores), and further requests wait
+for a free instance. Any other string is resolved per request with
+:func:`~streamops.models.resolve_model` (so ``"replay:a.sse,b.sse"`` replays from the first
+body for every request, and a LiteLLM name makes one client per request); a
+:class:`~streamops.models.Model` object is shared by all requests as it is.
+
+Per request the agent is ``Agent(model, model_settings={"max_tokens": max_tokens or 256,
+...})``; settings the model's ``stream`` does not accept are left out (a replay takes none).
+``agent_factory(request)`` replaces that: it gets the :class:`ChatCompletionRequest` and returns
+an :class:`~streamops.Agent` (a new one per request: the server wraps its model to offer the
+client's tools).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import aclosing, asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ._stream import Stream
+from .agent import Agent, AgentStream
+from .events import (
+    BaseEvent,
+    ErrorEvent,
+    RunEnd,
+    StepEnd,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+)
+from .models import Model, ToolSpec, resolve_model
+from .operators.aggregate import Accumulator
+from .sinks.openai import ChunkEncoder, completion_object
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from .sinks.runlog import RunRegistry
+
+__all__ = ["ChatCompletionRequest", "StreamOptions", "create_app"]
+
+DEFAULT_MAX_TOKENS = 256
+"""``max_tokens`` when the request gives none (the local model would otherwise run to its
+context window)."""
+
+RUN_ID_HEADER = "X-Streamops-Run-Id"
+
+
+class StreamOptions(BaseModel):
+    """``stream_options`` of a Chat Completions request."""
+
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+    """Send a last chunk with ``choices: []`` and ``usage``."""
+
+
+class ChatCompletionRequest(BaseModel):
+    """The fields of an OpenAI ``POST /v1/chat/completions`` body the server reads (others are
+    accepted and ignored)."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    tools: list[dict[str, Any]] | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = Field(default=None, ge=1, le=1)
+
+    @property
+    def output_limit(self) -> int | None:
+        """``max_completion_tokens``, else ``max_tokens`` (tokens), else ``None``."""
+        return self.max_completion_tokens or self.max_tokens
+
+    def tool_specs(self) -> list[ToolSpec]:
+        """The function tools of ``tools`` as :class:`ToolSpec` s (other tool types skipped)."""
+        out = []
+        for t in self.tools or ():
+            fn = t.get("function") if t.get("type", "function") == "function" else None
+            if isinstance(fn, dict) and fn.get("name"):
+                out.append(
+                    ToolSpec(
+                        name=str(fn["name"]),
+                        description=str(fn.get("description") or ""),
+                        parameters=fn.get("parameters") or {"type": "object", "properties": {}},
+                    )
+                )
+        return out
+
+    def chat_messages(self) -> list[dict[str, Any]]:
+        """The messages, with list-of-text-parts ``content`` joined into one string (chat
+        templates of local models take strings); other content is left as sent."""
+        out = []
+        for m in self.messages:
+            c = m.get("content")
+            if isinstance(c, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in c):
+                m = {**m, "content": "".join(str(p.get("text", "")) for p in c)}
+            out.append(m)
+        return out
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class _ClientTools:
+    """A model that offers the client's tools beside the agent's own."""
+
+    def __init__(self, inner: Model, specs: Sequence[ToolSpec]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.specs = list(specs)
+
+    def stream(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        **kwargs: Any,
+    ) -> Stream[BaseEvent]:
+        return self.inner.stream(messages, tools=[*tools, *self.specs], **kwargs)
+
+
+def _accepted(model: Model, wanted: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``wanted`` that ``model.stream`` takes as keywords."""
+    try:
+        params = inspect.signature(model.stream).parameters
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return wanted
+    return {k: v for k, v in wanted.items() if k in params}
+
+
+class _Pool:
+    """``size`` local models; ``acquire`` waits for a free one."""
+
+    def __init__(self, size: int) -> None:
+        from .adapters.local import LocalModel
+
+        self.models: list[Any] = [LocalModel(seed=i) for i in range(size)]
+        self._free = list(self.models)
+        self._sem: Any = None
+
+    async def open(self) -> None:
+        import anyio
+        import anyio.to_thread
+
+        self._sem = anyio.Semaphore(len(self.models))
+        for m in self.models:  # one at a time (the local model loads one at a time anyway)
+            try:
+                await anyio.to_thread.run_sync(m.load)
+            except Exception:  # reported per request instead (ModelNotInstalledError...)
+                break
+
+    async def acquire(self) -> Any:
+        await self._sem.acquire()
+        return self._free.pop()
+
+    def release(self, model: Any) -> None:
+        self._free.append(model)
+        self._sem.release()
+
+    def close(self) -> None:
+        for m in self.models:
+            try:
+                m.close()
+            except Exception:
+                pass
+
+
+class _RunSource:
+    """One completion's agent run: checks out a model (from the pool), builds the agent, and
+    ends the run at the first step that calls a client tool."""
+
+    def __init__(self, app_state: _State, request: ChatCompletionRequest, run_id: str) -> None:
+        self.state = app_state
+        self.request = request
+        self.run_id = run_id
+        self.agent: Agent | None = None
+        self.agent_stream: AgentStream | None = None
+        self.cancelled = False
+        self._wait: Any = None
+
+    def __aiter__(self) -> AsyncGenerator[BaseEvent, None]:
+        return self._run()
+
+    def cancel(self) -> None:
+        """Cancel now: the agent's own cancel (it logs ``RunEnd(status="cancelled")``), or, while
+        the run still waits for a free local model, stop waiting (the run then logs nothing)."""
+        self.cancelled = True
+        if self.agent_stream is not None:
+            self.agent_stream.cancel()
+        elif self._wait is not None:
+            self._wait.cancel()
+
+    async def _run(self) -> AsyncGenerator[BaseEvent, None]:
+        import anyio
+
+        st = self.state
+        model: Any = None
+        try:
+            if st.pool is not None and st.agent_factory is None:
+                with anyio.CancelScope() as self._wait:
+                    if self.cancelled:
+                        self._wait.cancel()
+                    model = await st.pool.acquire()
+                self._wait = None
+                if model is None:
+                    return
+            agent = self.agent = st.make_agent(self.request, model)
+            stream = self.agent_stream = agent.stream(self.request.chat_messages(), run_id=self.run_id)
+            if self.cancelled:
+                stream.cancel()
+            last_seq = 0
+            usage = Usage()
+            client_calls = False
+            async with aclosing(stream.__aiter__()) as it:
+                async for ev in it:
+                    last_seq = ev.seq
+                    if isinstance(ev, (ToolCallStart, ToolCallEnd)) and ev.name and ev.name not in agent.tools:
+                        client_calls = True
+                    yield ev
+                    if isinstance(ev, StepEnd):
+                        usage = usage + (ev.usage or Usage())
+                        if client_calls:
+                            break
+            if client_calls:
+                # The client's tool calls are the client's to run: the run ends here (closing
+                # the agent's stream above stopped it before it would run them).
+                yield RunEnd(
+                    run_id=self.run_id,
+                    agent=agent.name,
+                    seq=last_seq + 1,
+                    status="completed",
+                    finish_reason="tool_calls",
+                    raw_finish_reason="tool_calls",
+                    usage=usage,
+                )
+        finally:
+            if model is not None and st.pool is not None:
+                st.pool.release(model)
+
+
+class _RunStream(Stream[BaseEvent]):
+    """The stream a registry runs: :meth:`cancel` is what ``RunHandle.cancel()`` calls first."""
+
+    __slots__ = ("_run_source",)
+
+    def __init__(self, source: _RunSource) -> None:
+        super().__init__(source)
+        self._run_source = source
+
+    def cancel(self) -> None:
+        self._run_source.cancel()
+
+
+class _State:
+    """What the routes share (built by :func:`create_app`, opened by the lifespan)."""
+
+    def __init__(
+        self,
+        model: str | Model | None,
+        agent_factory: Callable[[ChatCompletionRequest], Agent] | None,
+        workers: int,
+        default_max_tokens: int,
+    ) -> None:
+        self.agent_factory = agent_factory
+        self.default_max_tokens = default_max_tokens
+        self.pool: _Pool | None = None
+        self.spec: str | None = None
+        self.shared: Model | None = None
+        local = model is None or (isinstance(model, str) and model.strip().lower() in ("local", "smollm2"))
+        if agent_factory is None and local:
+            self.pool = _Pool(workers)
+            self.model_name = self.pool.models[0].name
+        elif isinstance(model, str):
+            self.spec = model
+            self.model_name = model.split(":", 1)[0] if model.lower().startswith("replay:") else model
+            resolve_model(model)  # fail now on a bad spec (missing replay file...), not per request
+        elif model is not None:
+            self.shared = model
+            self.model_name = model.name
+        else:
+            self.model_name = "agent"
+        self.registry: RunRegistry | None = None
+
+    def make_agent(self, request: ChatCompletionRequest, pooled: Model | None) -> Agent:
+        specs = request.tool_specs()
+        if self.agent_factory is not None:
+            agent = self.agent_factory(request)
+            if specs:
+                agent.model = _ClientTools(agent.model, specs)
+            return agent
+        model: Model = pooled if pooled is not None else self.shared or resolve_model(self.spec)
+        wanted: dict[str, Any] = {"max_tokens": request.output_limit or self.default_max_tokens}
+        for k in ("temperature", "top_p", "stop", "seed"):
+            v = getattr(request, k)
+            if v is not None:
+                wanted[k] = v
+        settings = _accepted(model, wanted)
+        return Agent(_ClientTools(model, specs) if specs else model, model_settings=settings)
+
+
+# ---------------------------------------------------------------------------- routes
+
+
+def _error(status: int, message: str, *, etype: str = "invalid_request_error", param: str | None = None) -> Response:
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(
+        {"error": {"message": message, "type": etype, "param": param, "code": None}}, status_code=status
+    )
+
+
+def _client_events(source: AsyncIterator[BaseEvent], server_tools: Mapping[str, Any]) -> AsyncIterator[BaseEvent]:
+    """The events the client sees: tool calls of the agent's own tools left out."""
+
+    async def gen() -> AsyncGenerator[BaseEvent, None]:
+        hidden: set[str] = set()
+        async for ev in source:
+            if isinstance(ev, (ToolCallStart, ToolCallEnd)) and ev.name in server_tools:
+                hidden.add(ev.call_id)
+                continue
+            if isinstance(ev, (ToolCallDelta, ToolCallStart, ToolCallEnd)) and ev.call_id in hidden:
+                continue
+            yield ev
+
+    return gen()
+
+
+def create_app(
+    *,
+    model: str | Model | None = None,
+    agent_factory: Callable[[ChatCompletionRequest], Agent] | None = None,
+    workers: int = 2,
+    max_runs: int = 256,
+    capacity: int = 10_000,
+    heartbeat: float = 15.0,
+    retry_ms: int = 1000,
+    default_max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> Starlette:
+    """The OpenAI-compatible streamops server as a Starlette app (see the module docstring).
+
+    Args:
+        model: the model that answers: ``None``/``"local"`` (a pool of ``workers`` local
+            SmolLM2 models), a model string resolved per request (``"replay:a.sse"``, a LiteLLM
+            name), or a :class:`~streamops.models.Model` shared by all requests.
+        agent_factory: builds the agent for a request instead (``model`` is then unused).
+        workers: local model instances, i.e. local generations at once (>= 1).
+        max_runs: runs whose events are kept for ``/runs/{id}/events`` (oldest ended first out).
+        capacity: events kept per run.
+        heartbeat: seconds between SSE comment heartbeats on ``/runs/{id}/events``.
+        retry_ms: the SSE ``retry`` (reconnection delay, milliseconds) sent to event clients.
+        default_max_tokens: ``max_tokens`` when a request gives none.
+
+    Raises:
+        ValueError: ``workers`` < 1, or a bad model string.
+        OSError: a ``replay:`` file cannot be read.
+    """
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse, JSONResponse
+    from starlette.routing import Route
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, not {workers}")
+    state = _State(model, agent_factory, workers, default_max_tokens)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from .sinks.runlog import RunRegistry
+
+        if state.pool is not None:
+            await state.pool.open()
+        async with RunRegistry(max_runs=max_runs, capacity=capacity) as registry:
+            state.registry = registry
+            try:
+                yield
+            finally:
+                state.registry = None
+        if state.pool is not None:
+            state.pool.close()
+
+    async def chat_completions(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "the request body is not valid JSON")
+        try:
+            req = ChatCompletionRequest.model_validate(body)
+        except ValidationError as exc:
+            e = exc.errors(include_url=False)[0]
+            loc = ".".join(str(p) for p in e["loc"])
+            return _error(400, f"{loc}: {e['msg']}", param=loc or None)
+        registry = state.registry
+        assert registry is not None, "the app's lifespan did not run"
+        run_id = uuid.uuid4().hex
+        source = _RunSource(state, req, run_id)
+        try:
+            handle = registry.start(_RunStream(source), run_id=run_id, on_disconnect="cancel")
+        except Exception as exc:  # the registry is full of live runs
+            return _error(503, f"cannot start a run: {exc}", etype="server_error")
+        completion_id = f"chatcmpl-{run_id}"
+        model_name = state.model_name
+        headers = {RUN_ID_HEADER: run_id}
+
+        def server_tools() -> Mapping[str, Any]:
+            return source.agent.tools if source.agent is not None else {}
+
+        if not req.stream:
+            acc = Accumulator()
+            async with aclosing(handle.follow(None)) as it:
+                async for ev in _client_events(_events_of(it), _Lazy(server_tools)):
+                    acc.add(ev)
+            msg = acc.message()
+            if msg.error is not None and not msg.text and not msg.tool_calls:
+                return _error(502, f"{msg.error.type}: {msg.error.message}", etype="server_error")
+            obj = completion_object(msg, model=model_name, completion_id=completion_id)
+            return JSONResponse(obj, headers=headers)
+
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+
+        async def body_iter() -> AsyncGenerator[bytes, None]:
+            enc = ChunkEncoder(model=model_name, completion_id=completion_id, include_usage=include_usage)
+            try:
+                async with aclosing(handle.follow(None)) as it:
+                    async for ev in _client_events(_events_of(it), _Lazy(server_tools)):
+                        b = enc.encode_sse(ev)
+                        if b:
+                            yield b
+            except Exception as exc:  # the run failed outside the stream (a model that raised)
+                if not enc.ended:
+                    yield enc.encode_sse(
+                        ErrorEvent(run_id=run_id, error_type=type(exc).__name__, message=str(exc) or repr(exc))
+                    )
+            finally:
+                if not handle.done:
+                    handle.cancel()
+            for chunk in enc.finish():
+                yield enc.sse(chunk)
+            yield enc.done()
+
+        return _ClosingStream(body_iter(), media_type="text/event-stream", headers={**headers, **_SSE_HEADERS})
+
+    async def run_events(request: Request) -> Response:
+        from .sinks.runlog import UnknownRunError
+        from .sinks.sse import sse_response
+
+        registry = state.registry
+        assert registry is not None
+        run_id = request.path_params["run_id"]
+        try:
+            handle = registry.get(run_id)
+        except UnknownRunError as exc:
+            return _error(404, str(exc), etype="not_found_error")
+        # The response reads Last-Event-ID itself (a stale id gives 409 Conflict). A watcher
+        # going away never cancels the run: only the completion's own client does.
+        return sse_response(handle, heartbeat=heartbeat, retry_ms=retry_ms, on_disconnect="continue")
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(_index_html())
+
+    async def healthz(request: Request) -> Response:
+        registry = state.registry
+        return JSONResponse(
+            {"status": "ok", "model": state.model_name, "runs": 0 if registry is None else len(registry)}
+        )
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/runs/{run_id}/events", run_events, methods=["GET"]),
+            Route("/", index, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class _Lazy(Mapping[str, Any]):
+    """A mapping read through a function at each lookup (the agent exists once the run starts)."""
+
+    def __init__(self, fn: Callable[[], Mapping[str, Any]]) -> None:
+        self._fn = fn
+
+    def __getitem__(self, key: str) -> Any:
+        return self._fn()[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._fn())
+
+    def __len__(self) -> int:
+        return len(self._fn())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._fn()
+
+
+async def _events_of(it: AsyncIterator[Any]) -> AsyncGenerator[BaseEvent, None]:
+    """The events of a run handle's ``follow`` iterator (items may be ``(id, event)`` pairs)."""
+    async for item in it:
+        yield item[1] if isinstance(item, tuple) else item
+
+
+def _index_html() -> str:
+    from importlib.resources import files
+
+    try:
+        return (files("streamops") / "static" / "index.html").read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError, OSError):
+        return _PLACEHOLDER
+
+
+_PLACEHOLDER = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>streamops</title></head>
+<body><h1>streamops</h1>
+<p>OpenAI-compatible endpoint: <code>POST /v1/chat/completions</code>.
+A run's events: <code>GET /runs/{run_id}/events</code> (the id is in the
+<code>X-Streamops-Run-Id</code> response header).</p></body></html>
+"""
+
+
+@functools.cache
+def _closing_stream_cls() -> type:
+    from starlette.responses import StreamingResponse
+
+    class ClosingStream(StreamingResponse):
+        """A streaming response that always closes its body iterator (``aclose()``), also when
+        the client disconnects mid-stream: the iterator's ``finally`` (which cancels the run)
+        runs then and there rather than whenever the garbage collector finalizes it."""
+
+        async def stream_response(self, send: Any) -> None:
+            it = self.body_iterator
+            try:
+                await super().stream_response(send)
+            finally:
+                aclose = getattr(it, "aclose", None)
+                if aclose is not None:
+                    import anyio
+
+                    with anyio.CancelScope(shield=True):
+                        await aclose()
+
+    return ClosingStream
+
+
+def _ClosingStream(body: AsyncIterator[bytes], *, media_type: str, headers: dict[str, str]) -> Response:  # noqa: N802
+    cls: Any = _closing_stream_cls()
+    resp: Response = cls(body, media_type=media_type, headers=headers)
+    return resp

@@ -1,0 +1,517 @@
+"""Events -> OpenAI ``chat.completion.chunk`` objects: a drop-in OpenAI-compatible stream.
+
+Source of the format: OpenAI API reference, "Chat Completions" -> "The chat completion chunk
+object" and "The chat completion object" (``POST /v1/chat/completions``; with ``stream: true``
+the body is Server-Sent Events, one ``data: <chunk JSON>`` per chunk, ended by
+``data: [DONE]``).
+
+:class:`ChunkEncoder` is sans-IO: ``encode(event)`` returns the chunks (plain ``dict``\\ s, JSON
+ready) that one event gives, ``sse(chunk)`` frames one as SSE bytes, ``done()`` is the
+terminator, and ``finish()`` flushes what a stream that ended without a run end still owes.
+Every chunk has the same envelope::
+
+    {"id": "chatcmpl-...", "object": "chat.completion.chunk", "created": <unix seconds>,
+     "model": "<model>", "choices": [...]}
+
+Mapping (one choice, ``index`` 0):
+
+===========================  ===============================================================
+event                        chunk(s)
+===========================  ===============================================================
+RunStart                     ``delta: {"role": "assistant", "content": ""}`` (sent once;
+                             also sent before the first content chunk if no run start came)
+TextDelta                    ``delta: {"content": text}``
+ReasoningDelta               ``delta: {"reasoning_content": text}``: not an OpenAI field; it
+                             is what DeepSeek, vLLM, Z.ai, Together and others send, and what
+                             OpenAI-compatible clients read (the ``openai`` SDK keeps it as an
+                             extra attribute of the delta)
+RefusalDelta                 ``delta: {"refusal": text}``
+ToolCallStart                ``delta: {"tool_calls": [{"index": i, "id": call_id,
+                             "type": "function", "function": {"name": name,
+                             "arguments": ""}}]}``
+ToolCallDelta                ``delta: {"tool_calls": [{"index": i, "function":
+                             {"arguments": fragment}}]}``
+ToolCallEnd                  nothing when the fragments sent add up to its ``arguments``;
+                             else the missing tail as one more fragment (a call with no
+                             deltas sends its whole arguments here; a call with no start
+                             sends id, name and arguments in one fragment)
+UsageEvent                   nothing (folded: cumulative reports overlay, increments add)
+StepEnd                      nothing (its finish reason is remembered)
+RunEnd                       ``delta: {}, finish_reason: <reason>``, then (``include_usage``
+                             and some usage known) ``choices: [], usage: {...}``
+ErrorEvent                   one error chunk (below); nothing is encoded after it
+anything else                nothing (reasoning signatures, redacted reasoning, tool results
+                             and errors, progress, raw and custom events, structured-output
+                             events: the chunk format has no place for them)
+===========================  ===============================================================
+
+Tool-call indexes are stable per ``call_id``: ``0, 1, 2...`` in order of first appearance over
+the whole stream (an agent run with several steps numbers on; the events' own ``index`` is not
+used, since it restarts with each step). ``id`` and ``name`` go in the first fragment only.
+
+Finish reason: the run end's normalized ``finish_reason``, else the last step end's, else one
+implied by the run end's ``status`` (``completed`` -> ``stop``, ``length`` -> ``length``,
+``failed`` -> ``error``, ``cancelled`` -> ``cancelled``, ``max_steps`` -> ``tool_calls``,
+``budget_exceeded`` -> ``length``). Values: ``stop``, ``length``, ``tool_calls``,
+``content_filter`` (OpenAI's), and two that OpenAI does not define: ``error`` (the run failed)
+and ``cancelled`` (the run was cancelled). The ``openai`` SDK does not validate the field, so
+clients receive them as strings. A run end with no finish reason, no step end reason and no
+status-implied one sends ``finish_reason: null`` in the final chunk.
+
+Usage chunk (``stream_options.include_usage`` in the OpenAI API): ``usage`` =
+``{"prompt_tokens", "completion_tokens", "total_tokens"}`` (tokens; an unknown count is sent
+as 0 only when the other one is known), plus ``completion_tokens_details.reasoning_tokens``
+and ``prompt_tokens_details.cached_tokens`` when known. The run end's usage wins over the
+reports in the stream (they are overlaid, as :class:`~streamops.Accumulator` does). When no
+usage was ever reported, no usage chunk is sent.
+
+Error chunk: OpenAI itself ends a failed stream with an HTTP error or an ``error`` SSE event;
+OpenAI-compatible servers (OpenRouter, vLLM, LiteLLM's proxy) send a chunk with an ``error``
+object, which the ``openai`` SDK turns into an ``openai.APIError``. This encoder does the
+latter::
+
+    {"id", "object": "chat.completion.chunk", "created", "model", "choices": [],
+     "error": {"message": str, "type": str, "code": str | null},
+     ["usage": {...}]}       # the usage known so far, when include_usage and known
+
+``done()`` (``data: [DONE]``) should still follow it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterable
+from typing import Any
+
+from streamops._stream import End, Push, Stage, Stream
+from streamops.events import (
+    BaseEvent,
+    ErrorEvent,
+    FinishReason,
+    ReasoningDelta,
+    RefusalDelta,
+    RunEnd,
+    RunStart,
+    RunStatus,
+    StepEnd,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageEvent,
+)
+from streamops.operators.aggregate import Message
+
+__all__ = ["DONE", "ChunkEncoder", "completion_object", "encode_stream", "openai_usage"]
+
+DONE = b"data: [DONE]\n\n"
+"""The SSE frame that ends an OpenAI chat completion stream."""
+
+_STATUS_FINISH: dict[RunStatus, FinishReason] = {
+    "completed": "stop",
+    "length": "length",
+    "failed": "error",
+    "cancelled": "cancelled",
+    "max_steps": "tool_calls",
+    "budget_exceeded": "length",
+}
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def openai_usage(usage: Usage) -> dict[str, Any]:
+    """A :class:`~streamops.events.Usage` as an OpenAI ``usage`` object (counts in tokens).
+
+    ``input_tokens`` -> ``prompt_tokens``, ``output_tokens`` -> ``completion_tokens``, their
+    sum -> ``total_tokens`` (an unknown count counts as 0); ``reasoning_tokens`` ->
+    ``completion_tokens_details.reasoning_tokens`` and ``cache_read_tokens`` ->
+    ``prompt_tokens_details.cached_tokens``, each only when known.
+    """
+    prompt = usage.input_tokens or 0
+    completion = usage.output_tokens or 0
+    out: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if usage.reasoning_tokens is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    if usage.cache_read_tokens is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cache_read_tokens}
+    return out
+
+
+def _has_usage(u: Usage | None) -> bool:
+    return u is not None and (u.input_tokens is not None or u.output_tokens is not None)
+
+
+class _Call:
+    __slots__ = ("index", "sent")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.sent: list[str] = []
+
+
+class ChunkEncoder:
+    """Sans-IO encoder of events into OpenAI ``chat.completion.chunk`` objects (see the module
+    docstring for the mapping).
+
+    Args:
+        model: the ``model`` field of every chunk.
+        completion_id: the ``id`` of every chunk; default ``"chatcmpl-" + uuid4().hex``.
+        created: the ``created`` field (Unix time, seconds); default now.
+        include_usage: send the final usage chunk (``choices: []``, ``usage``), as OpenAI does
+            with ``stream_options: {"include_usage": true}``.
+
+    One encoder is one completion: feed it one run's events in order. ``encode`` never raises
+    on an event kind it does not map (it returns ``[]``); after an :class:`ErrorEvent` or a
+    :class:`RunEnd` it returns ``[]`` for everything.
+    """
+
+    __slots__ = (
+        "_calls",
+        "_end_usage",
+        "_ended",
+        "_finish",
+        "_role_sent",
+        "_usage",
+        "completion_id",
+        "created",
+        "include_usage",
+        "model",
+    )
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        completion_id: str | None = None,
+        created: int | None = None,
+        include_usage: bool = True,
+    ) -> None:
+        self.model = model
+        self.completion_id = completion_id or f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time()) if created is None else created
+        self.include_usage = include_usage
+        self._role_sent = False
+        self._ended = False
+        self._calls: dict[str, _Call] = {}
+        self._finish: FinishReason | None = None
+        self._usage: Usage | None = None
+        self._end_usage: Usage | None = None
+
+    # ------------------------------------------------------------------ chunk shapes
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
+
+    def _empty_chunk(self) -> dict[str, Any]:
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+        }
+
+    def _role(self, out: list[dict[str, Any]]) -> None:
+        self._role_sent = True
+        out.append(self._chunk({"role": "assistant", "content": ""}))
+
+    @property
+    def usage(self) -> Usage | None:
+        """The usage folded so far (run end's overlaid on the stream's reports), or ``None``."""
+        u = self._usage
+        if self._end_usage is not None:
+            u = self._end_usage if u is None else u.merged(self._end_usage)
+        return u
+
+    @property
+    def ended(self) -> bool:
+        """True once a run end or an error was encoded: nothing more will be."""
+        return self._ended
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, event: BaseEvent) -> list[dict[str, Any]]:
+        """The chunks for one event (often one, sometimes none or two)."""
+        if self._ended:
+            return []
+        out: list[dict[str, Any]] = []
+        t = type(event)
+        if t is TextDelta:
+            if not self._role_sent:
+                self._role(out)
+            out.append(self._chunk({"content": event.delta}))  # type: ignore[attr-defined]
+        elif t is ToolCallDelta:
+            self._tool_delta(event, out)  # type: ignore[arg-type]
+        elif t is ReasoningDelta:
+            if not self._role_sent:
+                self._role(out)
+            out.append(self._chunk({"reasoning_content": event.delta}))  # type: ignore[attr-defined]
+        elif t is RefusalDelta:
+            if not self._role_sent:
+                self._role(out)
+            out.append(self._chunk({"refusal": event.delta}))  # type: ignore[attr-defined]
+        elif t is ToolCallStart:
+            self._tool_start(event, out)  # type: ignore[arg-type]
+        elif t is ToolCallEnd:
+            self._tool_end(event, out)  # type: ignore[arg-type]
+        elif t is UsageEvent:
+            ev: UsageEvent = event  # type: ignore[assignment]
+            if self._usage is None:
+                self._usage = ev.usage
+            elif ev.cumulative:
+                self._usage = self._usage.merged(ev.usage)
+            else:
+                self._usage = self._usage + ev.usage
+        elif t is RunStart:
+            if not self._role_sent:
+                self._role(out)
+        elif t is StepEnd:
+            se: StepEnd = event  # type: ignore[assignment]
+            if se.finish_reason is not None:
+                self._finish = se.finish_reason
+        elif t is RunEnd:
+            re: RunEnd = event  # type: ignore[assignment]
+            if re.usage is not None:
+                self._end_usage = re.usage
+            finish = re.finish_reason or self._finish or _STATUS_FINISH.get(re.status)
+            self._end(finish, out)
+        elif t is ErrorEvent:
+            self._error(event, out)  # type: ignore[arg-type]
+        return out
+
+    def finish(self, finish_reason: FinishReason | None = None) -> list[dict[str, Any]]:
+        """The chunks a stream that ended without a :class:`RunEnd` still owes: the finish
+        chunk (``finish_reason``, else the last step end's, else ``"stop"``) and the usage
+        chunk. ``[]`` when the run end (or an error) was already encoded."""
+        if self._ended:
+            return []
+        out: list[dict[str, Any]] = []
+        self._end(finish_reason or self._finish or "stop", out)
+        return out
+
+    def _end(self, finish: str | None, out: list[dict[str, Any]]) -> None:
+        self._ended = True
+        if not self._role_sent:
+            self._role(out)
+        out.append(self._chunk({}, finish))
+        u = self.usage
+        if self.include_usage and _has_usage(u):
+            assert u is not None
+            chunk = self._empty_chunk()
+            chunk["usage"] = openai_usage(u)
+            out.append(chunk)
+
+    def _error(self, ev: ErrorEvent, out: list[dict[str, Any]]) -> None:
+        self._ended = True
+        chunk = self._empty_chunk()
+        chunk["error"] = {"message": ev.message, "type": ev.error_type, "code": ev.code}
+        u = self.usage
+        if self.include_usage and _has_usage(u):
+            assert u is not None
+            chunk["usage"] = openai_usage(u)
+        out.append(chunk)
+
+    def _new_call(self, call_id: str) -> _Call:
+        call = self._calls[call_id] = _Call(len(self._calls))
+        return call
+
+    def _tool_start(self, ev: ToolCallStart, out: list[dict[str, Any]]) -> None:
+        if not self._role_sent:
+            self._role(out)
+        call = self._calls.get(ev.call_id)
+        if call is None:
+            call = self._new_call(ev.call_id)
+            out.append(
+                self._chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": call.index,
+                                "id": ev.call_id,
+                                "type": "function",
+                                "function": {"name": ev.name, "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
+        elif ev.name:  # a repeated start: only a name is news
+            out.append(self._chunk({"tool_calls": [{"index": call.index, "function": {"name": ev.name}}]}))
+
+    def _tool_delta(self, ev: ToolCallDelta, out: list[dict[str, Any]]) -> None:
+        call = self._calls.get(ev.call_id)
+        if call is None:  # a delta with no start: open the call with its id
+            if not self._role_sent:
+                self._role(out)
+            call = self._new_call(ev.call_id)
+            out.append(
+                self._chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": call.index,
+                                "id": ev.call_id,
+                                "type": "function",
+                                "function": {"arguments": ev.delta},
+                            }
+                        ]
+                    }
+                )
+            )
+        else:
+            out.append(self._chunk({"tool_calls": [{"index": call.index, "function": {"arguments": ev.delta}}]}))
+        call.sent.append(ev.delta)
+
+    def _tool_end(self, ev: ToolCallEnd, out: list[dict[str, Any]]) -> None:
+        call = self._calls.get(ev.call_id)
+        if call is None:
+            if not self._role_sent:
+                self._role(out)
+            call = self._new_call(ev.call_id)
+            call.sent.append(ev.arguments)
+            out.append(
+                self._chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": call.index,
+                                "id": ev.call_id,
+                                "type": "function",
+                                "function": {"name": ev.name, "arguments": ev.arguments},
+                            }
+                        ]
+                    }
+                )
+            )
+            return
+        sent = "".join(call.sent)
+        if sent == ev.arguments:
+            return
+        if ev.arguments.startswith(sent):
+            # Only the missing tail can be sent: chunks cannot take back what was streamed.
+            # (When the whole text differs from the fragments, the fragments stand.)
+            rest = ev.arguments[len(sent) :]
+            call.sent = [ev.arguments]
+            out.append(self._chunk({"tool_calls": [{"index": call.index, "function": {"arguments": rest}}]}))
+
+    # ------------------------------------------------------------------ framing
+    @staticmethod
+    def sse(chunk: dict[str, Any]) -> bytes:
+        """One chunk as an SSE frame: ``b"data: <compact UTF-8 JSON>\\n\\n"``.
+
+        JSON text never holds a raw CR or LF (they are escaped in strings), so a chunk is
+        always exactly one ``data`` line.
+        """
+        return b"data: " + _dumps(chunk).encode("utf-8") + b"\n\n"
+
+    @staticmethod
+    def done() -> bytes:
+        """The terminator frame, ``b"data: [DONE]\\n\\n"``."""
+        return DONE
+
+    def encode_sse(self, event: BaseEvent) -> bytes:
+        """``encode(event)`` framed as SSE, concatenated (``b""`` when it gives no chunk)."""
+        chunks = self.encode(event)
+        if not chunks:
+            return b""
+        if len(chunks) == 1:
+            return self.sse(chunks[0])
+        return b"".join(map(self.sse, chunks))
+
+
+def encode_stream(
+    stream: AsyncIterable[BaseEvent],
+    *,
+    model: str,
+    completion_id: str | None = None,
+    created: int | None = None,
+    include_usage: bool = True,
+) -> Stream[bytes]:
+    """A stream of OpenAI chat-completion SSE bytes for one run's events.
+
+    Each item is the SSE frames of one event (events that give no chunk give no item); after
+    the source ends, whatever :meth:`ChunkEncoder.finish` owes, then ``data: [DONE]``. The
+    result is a lazy :class:`~streamops.Stream` (iterate it with ``async with s.iterate() as
+    it``, or a terminal, so operators upstream that own tasks have a host); the encoding is a
+    fused stage (no extra ``await`` per event). Arguments as for :class:`ChunkEncoder`; a new
+    encoder is made per iteration.
+    """
+
+    def bind(down: Push, end: End) -> tuple[Push, End]:
+        enc = ChunkEncoder(model=model, completion_id=completion_id, created=created, include_usage=include_usage)
+        sse = enc.sse
+
+        def push(ev: Any) -> None:
+            chunks = enc.encode(ev)
+            if chunks:
+                down(b"".join(map(sse, chunks)))
+
+        def flush() -> None:
+            tail = enc.finish()
+            if tail:
+                down(b"".join(map(sse, tail)))
+            down(DONE)
+            end()
+
+        return push, flush
+
+    return Stream.from_async_iterable(stream) | Stage(bind, "openai_chunks")
+
+
+def completion_object(
+    message: Message,
+    *,
+    model: str,
+    completion_id: str | None = None,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """A folded message as one OpenAI ``chat.completion`` object (the ``stream: false``
+    response)::
+
+        {"id", "object": "chat.completion", "created", "model",
+         "choices": [{"index": 0, "message": {"role": "assistant", "content": str | null,
+                      "refusal": str | null, ["reasoning_content": str,]
+                      ["tool_calls": [{"id", "type": "function",
+                                       "function": {"name", "arguments"}}]]},
+                      "logprobs": null, "finish_reason": str | null}],
+         "usage": {...}}     # when known (see openai_usage)
+
+    ``content`` is ``null`` when the message has no text and has tool calls (as OpenAI sends
+    it), else the text. The finish reason is the message's normalized one, else implied by its
+    status (as for the stream).
+    """
+    msg: dict[str, Any] = {
+        "role": "assistant",
+        "content": message.text if (message.text or not message.tool_calls) else None,
+        "refusal": message.refusal,
+    }
+    if message.reasoning is not None:
+        msg["reasoning_content"] = message.reasoning
+    if message.tool_calls:
+        msg["tool_calls"] = [
+            {"id": c.id or f"call-{i}", "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for i, c in enumerate(message.tool_calls)
+        ]
+    finish = message.finish_reason or (_STATUS_FINISH.get(message.status) if message.status else None)
+    out: dict[str, Any] = {
+        "id": completion_id or f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": model,
+        "choices": [{"index": 0, "message": msg, "logprobs": None, "finish_reason": finish}],
+    }
+    if _has_usage(message.usage):
+        assert message.usage is not None
+        out["usage"] = openai_usage(message.usage)
+    return out
