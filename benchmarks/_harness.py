@@ -46,7 +46,48 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Case", "CaseResult", "ContenderResult", "verdict", "write_json"]
+__all__ = ["Case", "CaseResult", "ContenderResult", "Target", "verdict", "write_json"]
+
+ROUND_HOOK: Callable[[str, int, int], None] | None = None
+"""If set, called after every round of every :meth:`Case.run` as ``hook(case_name, round,
+total)`` (``round`` counts the warmup rounds too, from 1): the suite runner's progress bar."""
+
+
+@dataclass
+class Target:
+    """A target from the issues, judged on one measured value (printed, never asserted)."""
+
+    name: str
+    value: float
+    limit: float
+    op: str
+    """How ``value`` must compare with ``limit``: ``"<="``, ``"<"`` or ``">="``."""
+    unit: str = "x"
+
+    @property
+    def passed(self) -> bool:
+        if self.op == "<=":
+            return self.value <= self.limit
+        if self.op == "<":
+            return self.value < self.limit
+        if self.op == ">=":
+            return self.value >= self.limit
+        raise ValueError(f"unknown comparison {self.op!r}")
+
+    def line(self) -> str:
+        u = self.unit
+        return f"{verdict(self.passed)}  {self.name} = {self.value:.2f}{u} (target {self.op} {self.limit:g}{u})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "op": self.op,
+            "limit": self.limit,
+            "unit": self.unit,
+            "pass": self.passed,
+            "line": self.line(),
+        }
 
 
 @dataclass
@@ -94,6 +135,11 @@ class CaseResult:
     contenders: list[ContenderResult] = field(default_factory=list)
     unit: str = "item"
     clock: str = "cpu"
+    key: str = ""
+    """A short id of the case (``core``, ``merge``...), set by the suite runner."""
+    targets: list[Target] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    """Further figures and checks of the case (written into the JSON)."""
 
     def __getitem__(self, name: str) -> ContenderResult:
         for c in self.contenders:
@@ -146,6 +192,7 @@ class CaseResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "key": self.key,
             "name": self.name,
             "items": self.items,
             "unit": self.unit,
@@ -166,6 +213,8 @@ class CaseResult:
                 }
                 for c in self.contenders
             ],
+            "targets": [t.to_dict() for t in self.targets],
+            "info": self.info,
         }
 
 
@@ -217,6 +266,8 @@ class Case:
                     if r >= warmup:
                         timings[c.name].append((cpu_ns if clock == "cpu" else wall_ns) / self.items)
                         walls[c.name].append(wall_ns / self.items)
+                if ROUND_HOOK is not None:
+                    ROUND_HOOK(self.name, r + 1, warmup + rounds)
                 if progress:
                     tag = "warmup" if r < warmup else f"round {r - warmup + 1}/{rounds}"
                     print(f"    .. {self.name}: {tag} done", file=sys.stderr, flush=True)

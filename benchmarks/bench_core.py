@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Case, CaseResult, verdict, write_json
+from _harness import Case, CaseResult, Target, verdict, write_json
 
 from streamops import Stage, Stream
 from streamops.events import (
@@ -362,18 +362,19 @@ def json_case(events: list[BaseEvent]) -> tuple[Case, bool]:
 # ------------------------------------------------------------------------------------ main
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help="100,000 events, fewer rounds (well under 30 s)")
-    p.add_argument("--events", type=int, default=None, help="events through the pipeline (default 1,000,000)")
-    p.add_argument("--rounds", type=int, default=None, help="timed rounds per case (default 7, quick 5)")
-    p.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
-    p.add_argument("--progress", action="store_true", help="report each round on stderr")
-    args = p.parse_args(argv)
-
-    n = args.events or (100_000 if args.quick else 1_000_000)
-    rounds = args.rounds or (5 if args.quick else 7)
-    n_construct = max(10_000, n // 10 if args.quick else n // 5)
+def run(
+    quick: bool = False,
+    *,
+    n: int | None = None,
+    rounds: int | None = None,
+    parts: tuple[str, ...] = ("pipeline", "construction", "json"),
+    progress: bool = False,
+) -> list[CaseResult]:
+    """Run the cases named in ``parts`` and print them; returns their results (targets and
+    checks attached: ``result.targets``, ``result.info["checks"]``). The suite runner's entry."""
+    n = n or (100_000 if quick else 1_000_000)
+    rounds = rounds or (5 if quick else 7)
+    n_construct = max(10_000, n // 10 if quick else n // 5)
     n_json = max(2_000, n // 50)
     started = time.perf_counter()
 
@@ -391,65 +392,89 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Mix:   {n:,} events, {exp[0]:,} TextDelta ({exp[0] / n:.0%}), expected (count, sum) = {exp}\n")
 
     results: list[CaseResult] = []
-    checks: dict[str, Any] = {}
 
-    pcase, notes = pipeline_case(events)
-    pres = pcase.run(rounds=rounds, progress=args.progress)
-    results.append(pres)
-    print(pres.table())
-    for note in notes:
-        print(f"  note: {note}")
-    ok_eq, msg = pres.check_equal()
-    ok_exp = pres.contenders[0].result == exp
-    print(f"  check: {verdict(ok_eq and ok_exp)}  {msg}; expected {exp}")
-    r_hand = pres.ratio("streamops")
-    r_stages = pres.ratio("streamops", "per-stage agens")
-    pass_hand = r_hand <= TARGET_VS_HAND
-    pass_stages = r_stages < 1.0
-    m_hand = pres["streamops"].min / pres["hand-written"].min
-    m_stages = pres["streamops"].min / pres["per-stage agens"].min
-    print(
-        f"  target: {verdict(pass_hand)}  streamops / hand-written = {r_hand:.2f}x "
-        f"(target <= {TARGET_VS_HAND}x; ratio of the mins {m_hand:.2f}x)"
-    )
-    print(
-        f"  target: {verdict(pass_stages)}  streamops / per-stage agens = {r_stages:.2f}x "
-        f"(target < 1.00x; ratio of the mins {m_stages:.2f}x)"
-    )
-    for peer in ("reactivex (sync)", "aiostream"):
-        if any(c.name == peer for c in pres.contenders):
-            print(f"  info:   {peer} / streamops = {pres.ratio(peer, 'streamops'):.2f}x")
-    checks["pipeline"] = {
-        "results_equal": ok_eq and ok_exp,
-        "streamops_vs_hand_written": r_hand,
-        "streamops_vs_per_stage": r_stages,
-        "streamops_vs_hand_written_min": m_hand,
-        "streamops_vs_per_stage_min": m_stages,
-        "target_vs_hand_written": TARGET_VS_HAND,
-        "pass_vs_hand_written": pass_hand,
-        "pass_vs_per_stage": pass_stages,
-    }
-    print()
+    if "pipeline" in parts:
+        pcase, notes = pipeline_case(events)
+        pres = pcase.run(rounds=rounds, progress=progress)
+        results.append(pres)
+        print(pres.table())
+        for note in notes:
+            print(f"  note: {note}")
+        ok_eq, msg = pres.check_equal()
+        ok_exp = pres.contenders[0].result == exp
+        print(f"  check: {verdict(ok_eq and ok_exp)}  {msg}; expected {exp}")
+        r_hand = pres.ratio("streamops")
+        r_stages = pres.ratio("streamops", "per-stage agens")
+        pass_hand = r_hand <= TARGET_VS_HAND
+        pass_stages = r_stages < 1.0
+        m_hand = pres["streamops"].min / pres["hand-written"].min
+        m_stages = pres["streamops"].min / pres["per-stage agens"].min
+        print(
+            f"  target: {verdict(pass_hand)}  streamops / hand-written = {r_hand:.2f}x "
+            f"(target <= {TARGET_VS_HAND}x; ratio of the mins {m_hand:.2f}x)"
+        )
+        print(
+            f"  target: {verdict(pass_stages)}  streamops / per-stage agens = {r_stages:.2f}x "
+            f"(target < 1.00x; ratio of the mins {m_stages:.2f}x)"
+        )
+        for peer in ("reactivex (sync)", "aiostream"):
+            if any(c.name == peer for c in pres.contenders):
+                print(f"  info:   {peer} / streamops = {pres.ratio(peer, 'streamops'):.2f}x")
+        pres.targets += [
+            Target("core: streamops / hand-written generator", r_hand, TARGET_VS_HAND, "<="),
+            Target("core: streamops / per-stage generators", r_stages, 1.0, "<"),
+        ]
+        pres.info["checks"] = {
+            "pipeline": {
+                "results_equal": ok_eq and ok_exp,
+                "streamops_vs_hand_written": r_hand,
+                "streamops_vs_per_stage": r_stages,
+                "streamops_vs_hand_written_min": m_hand,
+                "streamops_vs_per_stage_min": m_stages,
+                "target_vs_hand_written": TARGET_VS_HAND,
+                "pass_vs_hand_written": pass_hand,
+                "pass_vs_per_stage": pass_stages,
+            }
+        }
+        print()
 
-    ccase = construction_case(n_construct)
-    cres = ccase.run(rounds=rounds, progress=args.progress)
-    results.append(cres)
-    print(cres.table())
-    loop = cres["loop only"].median
-    net = {c.name: c.median - loop for c in cres.contenders if c.name != "loop only"}
-    print("  net of loop: " + ", ".join(f"{k} {v:.0f} ns" for k, v in net.items()))
-    checks["construction_net_ns"] = net
-    print()
+    if "construction" in parts:
+        ccase = construction_case(n_construct)
+        cres = ccase.run(rounds=rounds, progress=progress)
+        results.append(cres)
+        print(cres.table())
+        loop = cres["loop only"].median
+        net = {c.name: c.median - loop for c in cres.contenders if c.name != "loop only"}
+        print("  net of loop: " + ", ".join(f"{k} {v:.0f} ns" for k, v in net.items()))
+        cres.info["checks"] = {"construction_net_ns": net}
+        print()
 
-    jcase, rt_ok = json_case(events[:n_json])
-    jres = jcase.run(rounds=rounds, progress=args.progress)
-    results.append(jres)
-    print(jres.table())
-    print(f"  check: {verdict(rt_ok)}  from_json(to_json(e)) == e for all {n_json:,} events")
-    checks["json_roundtrip_ok"] = rt_ok
+    if "json" in parts:
+        jcase, rt_ok = json_case(events[:n_json])
+        jres = jcase.run(rounds=rounds, progress=progress)
+        results.append(jres)
+        print(jres.table())
+        print(f"  check: {verdict(rt_ok)}  from_json(to_json(e)) == e for all {n_json:,} events")
+        jres.info["checks"] = {"json_roundtrip_ok": rt_ok}
     print(f"\nTotal wall time {time.perf_counter() - started:.1f} s")
+    return results
 
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--quick", action="store_true", help="100,000 events, fewer rounds (well under 30 s)")
+    p.add_argument("--events", type=int, default=None, help="events through the pipeline (default 1,000,000)")
+    p.add_argument("--rounds", type=int, default=None, help="timed rounds per case (default 7, quick 5)")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
+    p.add_argument("--progress", action="store_true", help="report each round on stderr")
+    args = p.parse_args(argv)
+    n = args.events or (100_000 if args.quick else 1_000_000)
+    rounds = args.rounds or (5 if args.quick else 7)
+    results = run(args.quick, n=n, rounds=rounds, progress=args.progress)
     if args.json:
+        checks: dict[str, Any] = {}
+        for r in results:
+            checks.update(r.info.get("checks", {}))
         write_json(args.json, results, {"checks": checks, "events": n, "rounds": rounds})
         print(f"Wrote {args.json}")
     return 0

@@ -26,6 +26,10 @@ Contenders (interleaved round by round, process CPU time, medians; see ``_harnes
   mocked AsyncOpenAI>)``: LiteLLM's ``CustomStreamWrapper`` over the SDK stream (its logging
   tasks are awaited inside the pass, so they are billed to LiteLLM).
 
+A third case does the OpenAI Responses bodies: ``SSEParser("openai-responses")`` against the
+``openai`` SDK's ``responses.create(stream=True)`` (unit: every SSE event with data; the body
+whose error event makes the SDK raise is excluded and named).
+
 A second case does the Anthropic Messages bodies: ``SSEParser("anthropic")`` against
 ``anthropic.AsyncAnthropic(...).messages.create(stream=True)`` (over ``httpx2.MockTransport``:
 the installed ``anthropic`` uses ``httpx2``); there the unit is every SSE event with data
@@ -52,7 +56,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Case, CaseResult, verdict, write_json
+from _harness import Case, CaseResult, Target, verdict, write_json
 from streamops.adapters import SSEParser, parse_sse
 
 from streamops.events import BaseEvent, TextDelta, ToolCallDelta
@@ -326,6 +330,77 @@ def anthropic_case(bodies: list[Body]) -> Case:
     return case
 
 
+def fold_responses_events(events: list[Any]) -> tuple[str, str]:
+    text = [e.delta for e in events if e.type == "response.output_text.delta"]
+    args = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
+    return "".join(text), "".join(args)
+
+
+def responses_case(bodies: list[Body]) -> Case:
+    """The Responses API bodies: ``SSEParser("openai-responses")`` against the ``openai`` SDK's
+    ``client.responses.create(stream=True)``; the unit is one SSE event with data."""
+    import openai
+
+    items = sum(b.chunks for b in bodies)
+    case = Case(
+        f"ingest: OpenAI Responses SSE bytes -> events ({len(bodies)} recorded bodies)",
+        items=items,
+        baseline="openai SDK",
+        unit="chunk",
+    )
+
+    def run_parser() -> Any:
+        out = []
+        for b in bodies:
+            p = SSEParser("openai-responses")
+            evs: list[BaseEvent] = []
+            for r in b.reads:
+                evs += p.feed(r)
+            evs += p.close()
+            out.append(fold_events(evs))
+        return out
+
+    router = Router(bodies)
+    client = openai_client(router)
+
+    async def run_sdk() -> Any:
+        out = []
+        for i in range(len(bodies)):
+            stream = await client.responses.create(
+                model="gpt-4o", input="hi", stream=True, extra_headers={"x-body": str(i)}
+            )
+            out.append(fold_responses_events([ev async for ev in stream]))
+        return out
+
+    case.add("streamops SSEParser", run_parser, note="sans-IO feed(1-4 KiB reads) + close()")
+    case.add("openai SDK", run_sdk, note=f"openai {openai.__version__} responses.create(stream=True)")
+    return case
+
+
+def responses_parsed(bodies: list[Body]) -> tuple[list[Body], list[str]]:
+    """The Responses bodies the OpenAI SDK parses, and why the others are left out."""
+    client = openai_client(Router(bodies))
+    keep, why = [], []
+
+    async def probe() -> None:
+        for i, b in enumerate(bodies):
+            try:
+                stream = await client.responses.create(
+                    model="gpt-4o", input="hi", stream=True, extra_headers={"x-body": str(i)}
+                )
+                n = len([ev async for ev in stream])
+            except Exception as exc:  # the SDK raises openai.APIError on an error event
+                why.append(f"{b.file}: the SDK raises {type(exc).__name__} ({str(exc)[:60]!r})")
+                continue
+            if n != b.chunks:
+                why.append(f"{b.file}: the SDK yields {n} events, the body holds {b.chunks}")
+                continue
+            keep.append(b)
+
+    asyncio.run(probe())
+    return keep, why
+
+
 # ------------------------------------------------------------------------------------ main
 
 
@@ -358,6 +433,132 @@ def paired(a: list[float], b: list[float], op: Any) -> float:
     return statistics.median(op(x, y) for x, y in zip(a, b, strict=True))
 
 
+def run(
+    quick: bool = False,
+    *,
+    rounds: int | None = None,
+    litellm: bool = True,
+    apis: tuple[str, ...] = ("chat", "anthropic", "responses"),
+    progress: bool = False,
+) -> list[CaseResult]:
+    """Run the cases named in ``apis`` and print them; returns their results (targets and checks
+    attached). The suite runner's entry."""
+    rounds = rounds or (3 if quick else 9)
+    started = time.perf_counter()
+    if not litellm:
+        sys.modules["litellm"] = None  # type: ignore[assignment]
+
+    results: list[CaseResult] = []
+    print(
+        f"streamops bench_ingest: {rounds} timed rounds (+1 warmup) per case, contenders interleaved, "
+        "process CPU time, medians; GC off during timed passes."
+    )
+    if "chat" in apis:
+        chat_all = load("chat.completions")
+        chat, excluded = sdk_excluded(chat_all)
+        print(
+            f"Input: {len(chat)} of {len(chat_all)} recorded chat.completions bodies "
+            f"({sum(b.chunks for b in chat):,} chunks, {sum(len(b.data) for b in chat):,} bytes), "
+            "each pre-split into 1-4 KiB reads (seeded)."
+        )
+        for why in excluded:
+            print(f"  excluded: {why}")
+        print("Unit: one chunk = one SSE event with data ([DONE] excluded) = one ChatCompletionChunk.\n")
+
+        notes: list[str] = []
+        case = chat_case(chat, notes)
+        res = case.run(rounds=rounds, progress=progress)
+        results.append(res)
+        print(res.table())
+        for note in notes:
+            print(f"  note: {note}")
+
+        names = [c.name for c in res.contenders]
+        ok_eq, msg = CaseResult(
+            res.name, res.items, res.rounds, None, [c for c in res.contenders if c.name != "openai SDK empty body"]
+        ).check_equal()
+        print(f"  check: {verdict(ok_eq)}  {msg if not ok_eq else 'text and tool arguments equal for every body'}")
+        sdk = res["openai SDK"].ns_per_item
+        empty = res["openai SDK empty body"].ns_per_item
+        sans = res["streamops SSEParser"].ns_per_item
+        asy = res["streamops parse_sse"].ns_per_item
+        r_sans = paired(sdk, sans, lambda x, y: x / y)
+        r_async = paired(sdk, asy, lambda x, y: x / y)
+        net = paired(sdk, empty, lambda x, y: x - y)
+        r_net = (
+            paired(sdk, sans, lambda x, y: x / y)
+            if net <= 0
+            else statistics.median((x - e) / y for x, e, y in zip(sdk, empty, sans, strict=True))
+        )
+        print()
+        print(f"  openai SDK:              {statistics.median(sdk) / 1000:8.1f} us/chunk (request included)")
+        print(f"  openai SDK net:          {net / 1000:8.1f} us/chunk (minus the empty-body request)")
+        print(f"  streamops SSEParser:     {statistics.median(sans) / 1000:8.2f} us/chunk")
+        print(f"  streamops parse_sse:     {statistics.median(asy) / 1000:8.2f} us/chunk")
+        checks: dict[str, Any] = {"excluded": excluded}
+        if "litellm" in names:
+            lit = res["litellm"].ns_per_item
+            print(f"  litellm:                 {statistics.median(lit) / 1000:8.1f} us/chunk")
+            r_lit = paired(lit, sans, lambda x, y: x / y)
+            print(f"  info:   litellm / streamops SSEParser = {r_lit:.1f}x")
+            checks["litellm_vs_sansio"] = r_lit
+        pass_sans = r_sans >= TARGET
+        print(
+            f"  target: {verdict(pass_sans)}  openai SDK / streamops SSEParser = {r_sans:.1f}x faster "
+            f"(target >= {TARGET:.0f}x)"
+        )
+        print(f"  info:   openai SDK net / streamops SSEParser = {r_net:.1f}x (request overhead removed)")
+        print(
+            f"  info:   openai SDK / streamops parse_sse (async) = {r_async:.1f}x "
+            f"(target >= {TARGET:.0f}x: {verdict(r_async >= TARGET)})"
+        )
+        checks["chat"] = {
+            "results_equal": ok_eq,
+            "sdk_vs_sansio": r_sans,
+            "sdk_vs_parse_sse": r_async,
+            "sdk_net_vs_sansio": r_net,
+            "sdk_net_ns_per_chunk": net,
+            "target": TARGET,
+            "pass": pass_sans,
+        }
+        res.targets.append(Target("ingest: openai SDK / streamops SSEParser (times faster)", r_sans, TARGET, ">="))
+        res.info["checks"] = checks
+        print()
+
+    if "anthropic" in apis:
+        try:
+            acase = anthropic_case(load("messages"))
+        except ImportError:
+            print("anthropic not installed: Anthropic case skipped")
+        else:
+            ares = acase.run(rounds=rounds, progress=progress)
+            results.append(ares)
+            print(ares.table())
+            ok_a, msg_a = ares.check_equal()
+            print(f"  check: {verdict(ok_a)}  {msg_a if not ok_a else 'text equal for every body'}")
+            r_a = ares.ratio("anthropic SDK", "streamops SSEParser")
+            print(f"  info:   anthropic SDK / streamops SSEParser = {r_a:.1f}x")
+            ares.info["checks"] = {"anthropic": {"results_equal": ok_a, "sdk_vs_sansio": r_a}}
+            print()
+
+    if "responses" in apis:
+        resp_all = load("responses")
+        resp, excluded_r = responses_parsed(resp_all)
+        for why in excluded_r:
+            print(f"  excluded: {why}")
+        rres = responses_case(resp).run(rounds=rounds, progress=progress)
+        results.append(rres)
+        print(rres.table())
+        ok_r, msg_r = rres.check_equal()
+        print(f"  check: {verdict(ok_r)}  {msg_r if not ok_r else 'text and tool arguments equal for every body'}")
+        r_r = rres.ratio("openai SDK", "streamops SSEParser")
+        print(f"  info:   openai SDK / streamops SSEParser = {r_r:.1f}x")
+        rres.info["checks"] = {"responses": {"results_equal": ok_r, "sdk_vs_sansio": r_r, "excluded": excluded_r}}
+
+    print(f"\nTotal wall time {time.perf_counter() - started:.1f} s")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--quick", action="store_true", help="3 timed rounds (under 30 s)")
@@ -367,100 +568,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--progress", action="store_true", help="report each round on stderr")
     args = p.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 9)
-    started = time.perf_counter()
-    if args.no_litellm:
-        sys.modules["litellm"] = None  # type: ignore[assignment]
-
-    chat_all = load("chat.completions")
-    chat, excluded = sdk_excluded(chat_all)
-    print(
-        f"streamops bench_ingest: {rounds} timed rounds (+1 warmup) per case, contenders interleaved, "
-        "process CPU time, medians; GC off during timed passes."
-    )
-    print(
-        f"Input: {len(chat)} of {len(chat_all)} recorded chat.completions bodies "
-        f"({sum(b.chunks for b in chat):,} chunks, {sum(len(b.data) for b in chat):,} bytes), "
-        "each pre-split into 1-4 KiB reads (seeded)."
-    )
-    for why in excluded:
-        print(f"  excluded: {why}")
-    print("Unit: one chunk = one SSE event with data ([DONE] excluded) = one ChatCompletionChunk.\n")
-
-    results: list[CaseResult] = []
-    checks: dict[str, Any] = {"excluded": excluded}
-    notes: list[str] = []
-    case = chat_case(chat, notes)
-    res = case.run(rounds=rounds, progress=args.progress)
-    results.append(res)
-    print(res.table())
-    for note in notes:
-        print(f"  note: {note}")
-
-    names = [c.name for c in res.contenders]
-    ok_eq, msg = CaseResult(
-        res.name, res.items, res.rounds, None, [c for c in res.contenders if c.name != "openai SDK empty body"]
-    ).check_equal()
-    print(f"  check: {verdict(ok_eq)}  {msg if not ok_eq else 'text and tool arguments equal for every body'}")
-    sdk = res["openai SDK"].ns_per_item
-    empty = res["openai SDK empty body"].ns_per_item
-    sans = res["streamops SSEParser"].ns_per_item
-    asy = res["streamops parse_sse"].ns_per_item
-    r_sans = paired(sdk, sans, lambda x, y: x / y)
-    r_async = paired(sdk, asy, lambda x, y: x / y)
-    net = paired(sdk, empty, lambda x, y: x - y)
-    r_net = (
-        paired(sdk, sans, lambda x, y: x / y)
-        if net <= 0
-        else statistics.median((x - e) / y for x, e, y in zip(sdk, empty, sans, strict=True))
-    )
-    print()
-    print(f"  openai SDK:              {statistics.median(sdk) / 1000:8.1f} us/chunk (request included)")
-    print(f"  openai SDK net:          {net / 1000:8.1f} us/chunk (minus the empty-body request)")
-    print(f"  streamops SSEParser:     {statistics.median(sans) / 1000:8.2f} us/chunk")
-    print(f"  streamops parse_sse:     {statistics.median(asy) / 1000:8.2f} us/chunk")
-    if "litellm" in names:
-        lit = res["litellm"].ns_per_item
-        print(f"  litellm:                 {statistics.median(lit) / 1000:8.1f} us/chunk")
-        r_lit = paired(lit, sans, lambda x, y: x / y)
-        print(f"  info:   litellm / streamops SSEParser = {r_lit:.1f}x")
-        checks["litellm_vs_sansio"] = r_lit
-    pass_sans = r_sans >= TARGET
-    print(
-        f"  target: {verdict(pass_sans)}  openai SDK / streamops SSEParser = {r_sans:.1f}x faster "
-        f"(target >= {TARGET:.0f}x)"
-    )
-    print(f"  info:   openai SDK net / streamops SSEParser = {r_net:.1f}x (request overhead removed)")
-    print(
-        f"  info:   openai SDK / streamops parse_sse (async) = {r_async:.1f}x "
-        f"(target >= {TARGET:.0f}x: {verdict(r_async >= TARGET)})"
-    )
-    checks["chat"] = {
-        "results_equal": ok_eq,
-        "sdk_vs_sansio": r_sans,
-        "sdk_vs_parse_sse": r_async,
-        "sdk_net_vs_sansio": r_net,
-        "sdk_net_ns_per_chunk": net,
-        "target": TARGET,
-        "pass": pass_sans,
-    }
-    print()
-
-    try:
-        acase = anthropic_case(load("messages"))
-    except ImportError:
-        print("anthropic not installed: Anthropic case skipped")
-    else:
-        ares = acase.run(rounds=rounds, progress=args.progress)
-        results.append(ares)
-        print(ares.table())
-        ok_a, msg_a = ares.check_equal()
-        print(f"  check: {verdict(ok_a)}  {msg_a if not ok_a else 'text equal for every body'}")
-        r_a = ares.ratio("anthropic SDK", "streamops SSEParser")
-        print(f"  info:   anthropic SDK / streamops SSEParser = {r_a:.1f}x")
-        checks["anthropic"] = {"results_equal": ok_a, "sdk_vs_sansio": r_a}
-
-    print(f"\nTotal wall time {time.perf_counter() - started:.1f} s")
+    results = run(args.quick, rounds=rounds, litellm=not args.no_litellm, progress=args.progress)
     if args.json:
+        checks: dict[str, Any] = {}
+        for r in results:
+            checks.update(r.info.get("checks", {}))
         write_json(args.json, results, {"checks": checks, "rounds": rounds})
         print(f"Wrote {args.json}")
     return 0

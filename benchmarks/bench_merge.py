@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
 import time
 import tracemalloc
@@ -33,7 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Case, verdict, write_json
+import _harness
+from _harness import Case, CaseResult, ContenderResult, Target, verdict, write_json
 
 from streamops.operators.combine import merge
 
@@ -133,17 +135,16 @@ async def many_sources(n: int, per_source: int) -> tuple[float, float, int]:
     return per_source_bytes, dt * 1e9 / count, count
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller run, under ~30 s")
-    parser.add_argument("--json", help="write the results to this file")
-    args = parser.parse_args()
+def run_merge(
+    quick: bool = False, *, per_source: int | None = None, rounds: int | None = None, progress: bool = False
+) -> list[CaseResult]:
+    """Case 1 (100-way merge), printed; returns its result with the targets attached."""
     n_sources = 100
-    per_source = 1_000 if args.quick else 10_000
-    rounds = 3 if args.quick else 5
+    per_source = per_source or (1_000 if quick else 10_000)
+    rounds = rounds or (3 if quick else 5)
 
     case = contenders(n_sources, per_source)
-    result = case.run(rounds=rounds, warmup=1, progress=not args.quick)
+    result = case.run(rounds=rounds, warmup=1, progress=progress)
     print(result.table())
     ok_equal, msg = result.check_equal()
     print(("ok: " if ok_equal else "") + msg)
@@ -152,27 +153,72 @@ def main() -> None:
     ratio_q = result.ratio("streamops merge")
     checks["within 1.5x of asyncio.Queue merge"] = ratio_q <= 1.5
     print(f"  streamops / asyncio.Queue = {ratio_q:.2f}x (target <= 1.5x): {verdict(ratio_q <= 1.5)}")
+    result.targets.append(Target("merge: streamops / asyncio.Queue merge", ratio_q, 1.5, "<="))
     try:
         ratio_aio = result.ratio("aiostream merge", to="streamops merge")
         checks["10x faster than aiostream"] = ratio_aio >= 10
         print(f"  aiostream / streamops = {ratio_aio:.1f}x (target >= 10x): {verdict(ratio_aio >= 10)}")
+        result.targets.append(Target("merge: aiostream / streamops (times faster)", ratio_aio, 10, ">="))
     except KeyError:
         pass
+    result.info["checks"] = checks
+    result.info["results_equal"] = ok_equal
+    return [result]
 
-    n = 10_000
-    per = 5 if args.quick else 20
-    bytes_per, ns_item, items = asyncio.run(many_sources(n, per))
+
+def run_sources(quick: bool = False, *, n: int = 10_000, per: int | None = None, rounds: int = 1) -> list[CaseResult]:
+    """Case 2 (``n`` concurrent sources), printed: memory per idle source and throughput once
+    released, ``rounds`` times (the memory figure is the median); as a result whose one
+    contender is the throughput, with the memory target attached."""
+    per = per or (5 if quick else 20)
+    mems: list[float] = []
+    nss: list[float] = []
+    items = 0
+    for _ in range(rounds):
+        bytes_per, ns_item, items = asyncio.run(many_sources(n, per))
+        mems.append(bytes_per)
+        nss.append(ns_item)
+        if _harness.ROUND_HOOK is not None:
+            _harness.ROUND_HOOK(f"merge: {n:,} sources", len(mems), rounds)
+    bytes_per = statistics.median(mems)
+    ns_item = statistics.median(nss)
     print(f"\nmerge: {n:,} concurrent sources x {per} items")
     print(
         f"  memory per idle source: {bytes_per / 1024:.2f} KiB (tracemalloc; target < 8 KiB): "
         f"{verdict(bytes_per < 8192)}"
     )
     print(f"  throughput once released: {ns_item:.0f} ns/item ({items:,} items, {1e9 / ns_item:,.0f} items/s)")
+    result = CaseResult(
+        f"merge: {n:,} concurrent sources x {per} items", items=items, rounds=rounds, baseline=None, clock="wall"
+    )
+    result.contenders.append(
+        ContenderResult("streamops merge", f"{bytes_per / 1024:.2f} KiB per idle source (tracemalloc)", nss, nss, items)
+    )
+    result.targets.append(Target("sources: memory per idle source", bytes_per / 1024, 8, "<", unit=" KiB"))
+    result.info.update({"idle_source_bytes": bytes_per, "idle_source_bytes_rounds": mems, "sources": n})
+    return [result]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller run, under ~30 s")
+    parser.add_argument("--json", help="write the results to this file")
+    args = parser.parse_args()
+    [result] = run_merge(args.quick, progress=not args.quick)
+    checks: dict[str, bool] = dict(result.info["checks"])
+    [many] = run_sources(args.quick)
+    bytes_per = many.info["idle_source_bytes"]
     checks["under 8 KiB per idle source"] = bytes_per < 8192
     print("\nsummary: " + ", ".join(f"{k}: {verdict(v)}" for k, v in checks.items()))
     if args.json:
         write_json(
-            args.json, [result], {"checks": checks, "idle_source_bytes": bytes_per, "many_sources_ns_per_item": ns_item}
+            args.json,
+            [result],
+            {
+                "checks": checks,
+                "idle_source_bytes": bytes_per,
+                "many_sources_ns_per_item": many["streamops merge"].median,
+            },
         )
 
 
