@@ -269,6 +269,7 @@ def run_cases(
             run.results += results
     finally:
         _harness.ROUND_HOOK = saved_hook
+        gc.unfreeze()
     run.wall_s = time.perf_counter() - t_suite
     return run
 

@@ -238,13 +238,16 @@ def run(
                 else:
                     from streamops.render import TerminalRenderer
 
-                    renderer = TerminalRenderer(labels=agents > 1)
-                    async with pipeline.iterate() as it:
-                        async for ev in it:
-                            if isinstance(ev, RunEnd):
-                                ends.append(ev)
-                            renderer.send(ev)
-                    renderer.close()
+                    # live Markdown on a terminal (one panel per agent with --agents N), plain text otherwise
+                    renderer = TerminalRenderer(labels=agents > 1, agents=names if agents > 1 else None)
+                    try:
+                        async with pipeline.iterate() as it:
+                            async for ev in it:
+                                if isinstance(ev, RunEnd):
+                                    ends.append(ev)
+                                renderer.send(ev)
+                    finally:
+                        renderer.close()  # always stop the live display (it hides the cursor)
             finally:
                 done.set()
                 tg.cancel_scope.cancel()
@@ -294,6 +297,53 @@ def serve(
         return
     uvicorn.run(application, host=host, port=port, log_level=log_level)
 
+
+def _bench_runner() -> Path | None:
+    """``benchmarks/run.py`` of a source checkout: in ``$STREAMOPS_BENCHMARKS`` when set, else
+    beside the ``streamops`` package folder (an editable install); ``None`` when absent."""
+    import os
+
+    folder = os.environ.get("STREAMOPS_BENCHMARKS")
+    base = Path(folder) if folder else Path(__file__).resolve().parent.parent / "benchmarks"
+    runner = base / "run.py"
+    return runner if runner.is_file() else None
+
+
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes, fewer rounds: under a minute.")] = False,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write machine-readable results here.")] = None,
+    only: Annotated[
+        str | None, typer.Option(help="Comma-separated cases (core, pipeline, smooth, ingest, merge, ...).")
+    ] = None,
+) -> None:
+    """Run the benchmark suite: streamops and its peers side by side, in one process.
+
+    The cases live in the ``benchmarks/`` folder of a source checkout (they need the recorded
+    fixtures, and the peer libraries of the package's "bench" extra); they are not installed
+    with the package. This runs ``benchmarks/run.py`` found beside the package, or in the
+    folder named by ``$STREAMOPS_BENCHMARKS``. Exit status: the runner's (0 even when a
+    target fails; 2 when the runner cannot be found).
+    """
+    import subprocess
+
+    runner = _bench_runner()
+    if runner is None:
+        _fail(
+            "the benchmark suite is not installed with the package: streamops bench needs a source "
+            "checkout (git clone the repository, pip install -e '.[bench]', run it there), or "
+            "STREAMOPS_BENCHMARKS set to its benchmarks/ folder"
+        )
+        return
+    argv = [sys.executable, str(runner)]
+    if quick:
+        argv.append("--quick")
+    if json_file is not None:
+        argv += ["--json", str(json_file)]
+    if only:
+        argv += ["--only", only]
+    typer.echo(f"running {runner}", err=True)
+    raise typer.Exit(subprocess.call(argv))
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``streamops`` console script."""
