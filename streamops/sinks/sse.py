@@ -1,0 +1,206 @@
+"""Server-Sent Events out: events as a ``text/event-stream`` body, and back.
+
+The format is the WHATWG HTML Living Standard, section 9.2 "Server-sent events" (the same spec
+:mod:`streamops.sse` decodes). Each event is written as::
+
+    id: {run_id}:{seq}
+    event: {kind}
+    data: {to_json(event)}
+    <empty line>
+
+- ``id`` is :func:`~streamops.sinks.runlog.event_id`: the run id percent-encoded, so it is
+  printable ASCII and can be sent back as ``Last-Event-ID`` to resume (see
+  :class:`~streamops.sinks.runlog.RunRegistry`);
+- ``event`` is the event's ``kind`` (one of :data:`streamops.events.EVENT_KINDS`), so a browser
+  ``EventSource`` can ``addEventListener("text-delta", ...)``;
+- ``data`` is the event's compact JSON, on one line.
+
+Injection is impossible by construction: the spec ends a line at CR, LF or CRLF and the decoder
+drops an ``id`` holding NUL. JSON escapes all three inside ``data``; the ``id`` is percent-encoded;
+the ``event`` name is checked against the fixed list of kinds. A hostile run id or delta
+(``"\\r\\n\\r\\ndata: evil"``) stays inside its own field.
+
+:func:`sse_response` serves a stream (or a run in a registry) from starlette with heartbeats,
+a ``retry:`` hint, resume from ``Last-Event-ID``, and a policy for a client that goes away;
+:func:`sse_events` decodes such a body back into events, so a remote agent's stream can be
+merged like a local one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .._stream import Stream, _GenSource
+from ..errors import EventValidationError
+from ..events import EVENT_KINDS, BaseEvent, from_json, to_json
+from .runlog import DisconnectPolicy, ResumeUnavailableError, RunHandle, event_id
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+
+__all__ = ["SSEEncoder", "sse_events", "sse_response"]
+
+SSE_HEADERS: dict[str, str] = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+    "Connection": "keep-alive",
+}
+"""The response headers of an event stream (``X-Accel-Buffering: no`` stops nginx buffering it)."""
+
+
+class SSEEncoder:
+    """Sans-IO encoder of events into ``text/event-stream`` bytes (UTF-8).
+
+    Args:
+        retry_ms: the reconnection time to suggest to clients, in milliseconds (sent once by
+            :meth:`preamble`); ``None`` sends none. Must be >= 0.
+
+    Raises:
+        ValueError: ``retry_ms`` is negative.
+    """
+
+    __slots__ = ("retry_ms",)
+
+    def __init__(self, *, retry_ms: int | None = None) -> None:
+        if retry_ms is not None and (not isinstance(retry_ms, int) or retry_ms < 0):
+            raise ValueError(f"retry_ms must be a non-negative int, got {retry_ms!r}")
+        self.retry_ms = retry_ms
+
+    def encode(self, event: BaseEvent) -> bytes:
+        """One event as ``id:``, ``event:`` and ``data:`` lines and an empty line (bytes).
+
+        Raises:
+            EventValidationError: ``event`` is not one of the event kinds (:data:`EVENT_KINDS`).
+        """
+        kind = getattr(event, "kind", None)
+        if kind not in EVENT_KINDS or type(event) is not EVENT_KINDS[kind]:
+            raise EventValidationError(f"not a streamops event: {type(event).__name__} (kind {kind!r})")
+        return b"".join(
+            (
+                b"id: ",
+                event_id(event).encode("ascii"),
+                b"\nevent: ",
+                kind.encode(),
+                b"\ndata: ",
+                to_json(event),
+                b"\n\n",
+            )
+        )
+
+    def heartbeat(self) -> bytes:
+        """A comment line and an empty line: keeps proxies from timing the connection out;
+        clients ignore it (it dispatches nothing)."""
+        return b": ping\n\n"
+
+    def preamble(self) -> bytes:
+        """What starts the body: the ``retry:`` hint if :attr:`retry_ms` is set, else ``b""``."""
+        if self.retry_ms is None:
+            return b""
+        return b"retry: %d\n\n" % self.retry_ms
+
+
+# ----------------------------------------------------------------------------------- decoding
+
+
+async def _decode_sse(chunks: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncGenerator[BaseEvent, None]:
+    from ..sse import aiter_sse
+
+    events = aiter_sse(chunks)
+    try:
+        async for sse in events:
+            yield from_json(sse.data)
+    finally:
+        await events.aclose()
+
+
+def sse_events(chunks: AsyncIterable[bytes] | Iterable[bytes]) -> Stream[BaseEvent]:
+    """Decode a ``text/event-stream`` body written by :class:`SSEEncoder` back into events.
+
+    ``chunks``: the body as bytes chunks split anywhere (a sync or async iterable, such as
+    ``response.aiter_bytes()`` of httpx). Decoding follows the WHATWG rules
+    (:class:`streamops.sse.SSEDecoder`): comments (heartbeats) and ``retry:`` are skipped, an
+    unfinished last event is dropped. The ``data`` of each event is read with
+    :func:`~streamops.events.from_json`.
+
+    Raises (while iterating, after every event before the bad one):
+        EventValidationError: an event's data is not a valid event.
+        TypeError: ``chunks`` is a bytes object itself (pass ``[body]``).
+    """
+    return Stream(_GenSource(_decode_sse, chunks))
+
+
+# ----------------------------------------------------------------------------------- responses
+
+
+def sse_response(
+    source: Stream[BaseEvent] | RunHandle,
+    *,
+    last_event_id: str | None = None,
+    heartbeat: float | None = 15.0,
+    retry_ms: int | None = 3000,
+    on_disconnect: DisconnectPolicy = "cancel",
+) -> Response:
+    """A starlette response streaming ``source`` as Server-Sent Events.
+
+    Args:
+        source: a stream (iterated by the response itself, from its start), or a
+            :class:`~streamops.sinks.runlog.RunHandle` of a :class:`~streamops.sinks.runlog.RunRegistry`
+            (followed: replayed after ``last_event_id``, then tailed live until the run ends).
+        last_event_id: resume after this event id (the ``Last-Event-ID`` request header). For a
+            run handle, when ``None``, the request's own ``Last-Event-ID`` header is used; ``""``
+            means from the start.
+        heartbeat: seconds of silence after which a comment line is sent (keeps proxies and
+            load balancers from closing an idle connection); ``None`` sends none.
+        retry_ms: the reconnection delay suggested to the client, in milliseconds (a ``retry:``
+            line at the start); ``None`` sends none.
+        on_disconnect: when the client goes away mid-stream. ``"cancel"``: a stream is closed at
+            once (its ``finally`` blocks run, the provider request is closed); a run handle is
+            cancelled (:meth:`~streamops.sinks.runlog.RunHandle.cancel`) unless it was started
+            with ``on_disconnect="continue"`` or other clients still follow it. ``"continue"``:
+            a run handle keeps running in its registry, to be re-joined with
+            ``Last-Event-ID``; a stream keeps being iterated to its end by this response, its
+            events discarded (there is nobody to re-join it: use a registry for that).
+
+    Needs starlette (the ``server`` extra); :class:`SSEEncoder` and :func:`sse_events` do not.
+
+    Headers: ``Content-Type: text/event-stream``, ``Cache-Control: no-cache``,
+    ``X-Accel-Buffering: no``, ``Connection: keep-alive``. If the stream raises, an ``ErrorEvent``
+    (``error_type`` the exception's class name) is sent last.
+
+    Raises:
+        ResumeUnavailableError: ``last_event_id`` was given and the events after it cannot be
+            delivered exactly once (evicted, another run's, malformed), or it was given with a
+            stream (only a run handle can resume). When the id comes from the request header
+            instead, the response is ``409 Conflict`` (an ``EventSource`` does not retry that).
+        ValueError: ``heartbeat`` is not positive, ``retry_ms`` is negative, or
+            ``on_disconnect`` is not ``"cancel"``/``"continue"``.
+    """
+    from ._asgi import EventStreamResponse, RunFollowResponse, stream_producer
+
+    if heartbeat is not None and not heartbeat > 0:
+        raise ValueError(f"heartbeat must be a positive number of seconds or None, got {heartbeat!r}")
+    if on_disconnect not in ("cancel", "continue"):
+        raise ValueError(f"on_disconnect must be 'cancel' or 'continue', got {on_disconnect!r}")
+    encoder = SSEEncoder(retry_ms=retry_ms)
+    common: dict[str, Any] = {
+        "headers": dict(SSE_HEADERS),
+        "preamble": encoder.preamble(),
+        "heartbeat": encoder.heartbeat() if heartbeat is not None else None,
+        "heartbeat_interval": heartbeat,
+    }
+    if isinstance(source, RunHandle):
+        if last_event_id is not None:
+            source.log.check(last_event_id)
+        return RunFollowResponse(source, encoder.encode, last_event_id, on_disconnect, common)
+    if last_event_id:
+        raise ResumeUnavailableError(
+            "a plain stream cannot be resumed from Last-Event-ID: start it in a RunRegistry and serve the RunHandle",
+            last_event_id,
+        )
+    return EventStreamResponse(
+        stream_producer(source, encoder.encode),
+        continue_on_disconnect=on_disconnect == "continue",
+        **common,
+    )
