@@ -7,12 +7,21 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any, ClassVar, Literal, TypedDict, TypeVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal, TypeAlias, TypedDict, TypeVar
 
 from streamops.errors import StreamFormatError, TruncatedStreamError
-from streamops.events import BaseEvent, ErrorEvent, FinishReason, RawEvent, RunEnd, RunStatus, Usage
+from streamops.events import BaseEvent, ErrorEvent, FinishReason, RawEvent, RunEnd, RunStart, RunStatus, Usage
 
-__all__ = ["OnMalformed", "ParserBase", "ParserOptions", "normalize_finish_reason"]
+__all__ = [
+    "IntCheck",
+    "OnMalformed",
+    "ParserBase",
+    "ParserOptions",
+    "lenient_int",
+    "normalize_finish_reason",
+    "type_name",
+]
 
 E = TypeVar("E", bound=BaseEvent)
 
@@ -83,6 +92,36 @@ def normalize_finish_reason(raw: str | None) -> FinishReason | None:
     if raw is None:
         return None
     return _FINISH.get(raw)
+
+
+_TYPE_NAMES: dict[type, str] = {
+    str: "string",
+    bool: "bool",
+    int: "int",
+    float: "float",
+    list: "list",
+    dict: "dict",
+    type(None): "null",
+}
+
+
+def type_name(value: Any) -> str:
+    """The JSON-ish name of ``value``'s type, for messages: ``string``, ``int``, ``float``,
+    ``bool``, ``list``, ``dict``, ``null`` (else the Python type name)."""
+    t = type(value)
+    return _TYPE_NAMES.get(t) or t.__name__
+
+
+IntCheck: TypeAlias = Callable[[Any, str], "int | None"]
+"""``(value, where) -> int | None``: :func:`lenient_int` or a parser's
+:meth:`ParserBase.opt_int`."""
+
+
+def lenient_int(value: Any, where: str) -> int | None:
+    """``value`` if it is an ``int`` (not a ``bool``), else ``None``, silently: the checker the
+    public ``*_usage()`` mappers use by default (parsers pass their reporting
+    :meth:`ParserBase.opt_int` instead)."""
+    return value if type(value) is int else None
 
 
 def status_for(finish: FinishReason | None) -> RunStatus:
@@ -184,6 +223,60 @@ class ParserBase:
         )
         if truncated:
             self.end_run(status="failed", finish_reason="error")
+
+    # -------------------------------------------------------------------- wire field types
+    # The checks of every wire value a parser copies into an event: cheap (one ``type`` /
+    # ``isinstance`` test on the good path, no allocation); a value of the wrong type is
+    # malformed input, reported through :meth:`malformed` with ``where`` (the field's path,
+    # e.g. ``"choices[0].delta.content"``) and the type found, and ``None`` comes back so the
+    # caller skips that field's event (or leaves an optional field out) and goes on.
+    def wrong_type(self, value: Any, where: str, expected: str) -> None:
+        """Report ``value`` at ``where`` as malformed: not of the ``expected`` type."""
+        self.malformed(f"{self.api}: {where}: expected {expected}, got {type_name(value)}", repr(value))
+
+    def text(self, value: Any, where: str) -> str | None:
+        """An optional string field: ``value`` if a ``str``, ``None`` if absent/null; any
+        other type is reported (``None``)."""
+        if value is None or isinstance(value, str):
+            return value
+        self.wrong_type(value, where, "string")
+        return None
+
+    def req_text(self, value: Any, where: str) -> str | None:
+        """A required string field: ``value`` if a ``str``; anything else (null included) is
+        reported (``None``)."""
+        if isinstance(value, str):
+            return value
+        self.wrong_type(value, where, "string")
+        return None
+
+    def opt_int(self, value: Any, where: str) -> int | None:
+        """An optional integer field (an index, a token count): ``value`` if an ``int`` and
+        not a ``bool``, ``None`` if absent/null; any other type is reported (``None``)."""
+        if value is None or type(value) is int:
+            return value
+        self.wrong_type(value, where, "int")
+        return None
+
+    def req_int(self, value: Any, where: str) -> int | None:
+        """A required integer field: ``value`` if an ``int`` (not a ``bool``); anything else
+        (null included) is reported (``None``)."""
+        if type(value) is int:
+            return value
+        self.wrong_type(value, where, "int")
+        return None
+
+    def start_run(self, raw: Any, model: Any, response_id: Any, model_where: str, id_where: str) -> None:
+        """Emit the :class:`RunStart` (an empty ``model`` / ``response_id`` is ``None``). A value
+        of the wrong type is left out and reported right after the run start, so the run start
+        stays the first event."""
+        m = model if isinstance(model, str) else None
+        r = response_id if isinstance(response_id, str) else None
+        self.emit(RunStart, raw, model=m or None, response_id=r or None)
+        if m is None and model is not None:
+            self.wrong_type(model, model_where, "string")
+        if r is None and response_id is not None:
+            self.wrong_type(response_id, id_where, "string")
 
     def unknown(self, event_type: str | None, payload: Any) -> None:
         """Keep a payload that has no event kind of its own as a :class:`RawEvent`."""

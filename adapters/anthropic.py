@@ -88,7 +88,6 @@ from streamops.events import (
     ReasoningDelta,
     ReasoningSignature,
     RedactedReasoning,
-    RunStart,
     TextDelta,
     ToolCallDelta,
     ToolCallEnd,
@@ -110,6 +109,10 @@ _THINKING = 1
 _TOOL = 2
 _SERVER_TOOL = 3
 _OTHER = 4
+
+
+_USAGE_INTS = frozenset({"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"})
+"""The ``usage`` counts :func:`anthropic_usage` reads (checked as ints by the parser)."""
 
 
 def _int(v: Any) -> int | None:
@@ -241,7 +244,7 @@ class MessagesParser(ParserBase):
     # ------------------------------------------------------------------ events
     def _message_start(self, payload: dict[str, Any]) -> None:
         msg = payload["message"]
-        self.emit(RunStart, payload, model=msg.get("model"), response_id=msg.get("id"))
+        self.start_run(payload, msg.get("model"), msg.get("id"), "message.model", "message.id")
         usage = msg.get("usage")
         if type(usage) is dict:
             self._update_usage(usage, payload)
@@ -250,6 +253,9 @@ class MessagesParser(ParserBase):
         raw = self._usage_raw
         for k, v in usage.items():
             if v is not None:
+                if k in _USAGE_INTS and type(v) is not int:
+                    self.wrong_type(v, "usage." + k, "int")
+                    continue
                 raw[k] = v
         self._usage = u = anthropic_usage(raw)
         self.emit(UsageEvent, payload, usage=u, cumulative=True)
@@ -257,43 +263,53 @@ class MessagesParser(ParserBase):
     def _message_delta(self, payload: dict[str, Any]) -> None:
         delta = payload.get("delta")
         if type(delta) is dict:
-            reason = delta.get("stop_reason")
+            reason = self.text(delta.get("stop_reason"), "message_delta.delta.stop_reason")
             if reason is not None:
-                self._stop_reason = str(reason)
+                self._stop_reason = reason
         usage = payload.get("usage")
         if type(usage) is dict:
             self._update_usage(usage, payload)
 
     def _start(self, payload: dict[str, Any]) -> None:
-        index = payload["index"]
+        index = self.req_int(payload["index"], "content_block_start.index")
         cb = payload["content_block"]
-        bt = cb["type"]
+        bt = self.req_text(cb["type"], "content_block.type")
+        if index is None or bt is None:
+            return
         if bt == "text":
             blk = _Block(index, _TEXT, bt)
             self._blocks[index] = blk
-            text = cb.get("text")
+            text = self.text(cb.get("text"), "content_block.text")
             if text:
                 self.emit(TextDelta, payload, delta=text, block_id=blk.bid)
         elif bt == "thinking":
             blk = _Block(index, _THINKING, bt)
             self._blocks[index] = blk
-            text = cb.get("thinking")
+            text = self.text(cb.get("thinking"), "content_block.thinking")
             if text:
                 self.emit(ReasoningDelta, payload, delta=text, block_id=blk.bid)
-            sig = cb.get("signature")
+            sig = self.text(cb.get("signature"), "content_block.signature")
             if sig:
                 self.emit(ReasoningSignature, payload, signature=sig, block_id=blk.bid)
         elif bt == "tool_use":
+            call_id = self.req_text(cb["id"], "content_block.id")
+            name = self.req_text(cb["name"], "content_block.name")
+            if call_id is None or name is None:
+                # reported; the block's deltas are kept as RawEvents, no call is made up
+                self._blocks[index] = _Block(index, _OTHER, bt)
+                return
             blk = _Block(index, _TOOL, bt)
-            blk.call_id = str(cb["id"])
-            blk.name = str(cb["name"])
+            blk.call_id = call_id
+            blk.name = name
             blk.input = cb.get("input")
             self._blocks[index] = blk
             self.emit(ToolCallStart, payload, call_id=blk.call_id, name=blk.name, index=index)
         elif bt == "redacted_thinking":
             blk = _Block(index, _OTHER, bt)
             self._blocks[index] = blk
-            self.emit(RedactedReasoning, payload, data=cb.get("data", ""), block_id=blk.bid)
+            data = self.req_text(cb.get("data", ""), "content_block.data")
+            if data is not None:
+                self.emit(RedactedReasoning, payload, data=data, block_id=blk.bid)
         elif bt.endswith("_tool_use"):
             blk = _Block(index, _SERVER_TOOL, bt)
             blk.call_id = str(cb.get("id", ""))
@@ -305,12 +321,14 @@ class MessagesParser(ParserBase):
             self.emit(RawEvent, payload, event_type=bt, data=cb)
 
     def _delta(self, payload: dict[str, Any]) -> None:
-        index = payload["index"]
+        index = self.req_int(payload["index"], "content_block_delta.index")
+        if index is None:
+            return
         d = payload["delta"]
         dt = d["type"]
         blk = self._blocks.get(index)
         if dt == "text_delta":
-            text = d["text"]
+            text = self.req_text(d["text"], "text_delta.text")
             if text:
                 self.emit(TextDelta, payload, delta=text, block_id=str(index) if blk is None else blk.bid)
         elif dt == "input_json_delta":
@@ -321,8 +339,8 @@ class MessagesParser(ParserBase):
                     json.dumps(payload)[:200],
                 )
                 return
-            if type(part) is not str:
-                raise TypeError("partial_json is not a string")
+            if self.req_text(part, "input_json_delta.partial_json") is None:
+                return
             if blk.kind == _TOOL:
                 blk.parts.append(part)
                 if part:
@@ -332,21 +350,21 @@ class MessagesParser(ParserBase):
             else:
                 self.emit(RawEvent, payload, event_type=dt, data=d)
         elif dt == "thinking_delta":
-            text = d["thinking"]
+            text = self.req_text(d["thinking"], "thinking_delta.thinking")
             if text:
                 self.emit(ReasoningDelta, payload, delta=text, block_id=str(index) if blk is None else blk.bid)
         elif dt == "signature_delta":
-            self.emit(
-                ReasoningSignature,
-                payload,
-                signature=d["signature"],
-                block_id=str(index) if blk is None else blk.bid,
-            )
-        else:
+            sig = self.req_text(d["signature"], "signature_delta.signature")
+            if sig is not None:
+                self.emit(ReasoningSignature, payload, signature=sig, block_id=str(index) if blk is None else blk.bid)
+        elif self.req_text(dt, "content_block_delta.delta.type") is not None:
             self.emit(RawEvent, payload, event_type=dt, data=d)
 
     def _stop(self, payload: dict[str, Any]) -> None:
-        blk = self._blocks.pop(payload["index"], None)
+        index = self.req_int(payload["index"], "content_block_stop.index")
+        if index is None:
+            return
+        blk = self._blocks.pop(index, None)
         if blk is None:
             return
         if blk.kind == _TOOL:

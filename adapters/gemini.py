@@ -62,6 +62,10 @@ Decisions:
   grounding, fed back to the model) is in neither: it stays in the raw chunk, and
   ``input_tokens + output_tokens + toolUsePromptTokenCount == totalTokenCount`` on every
   recorded stream.
+- **Wire types.** A copied value of the wrong type (a numeric ``text``, a list
+  ``finishReason``, a string token count, non-object ``args``...) is malformed input, reported
+  with the field's path and the type found and never copied into an event (with
+  ``on_malformed="event"`` that part or field is skipped and the stream goes on).
 - **End of body.** The run ends at :meth:`close` (chunks may follow the one with
   ``finishReason``): normally if a ``finishReason`` (or ``blockReason``) was seen, else the
   body is truncated (:class:`~streamops.errors.TruncatedStreamError`, or an ``ErrorEvent``
@@ -82,7 +86,6 @@ from streamops.events import (
     RawEvent,
     ReasoningDelta,
     ReasoningSignature,
-    RunStart,
     TextDelta,
     ToolCallEnd,
     ToolCallStart,
@@ -90,7 +93,7 @@ from streamops.events import (
     UsageEvent,
 )
 
-from ._base import ParserBase, ParserOptions
+from ._base import IntCheck, ParserBase, ParserOptions, lenient_int
 from ._drive import SSESource, drive_payloads, drive_sse
 
 if TYPE_CHECKING:
@@ -105,17 +108,15 @@ _PATHS: dict[str, list[str | int]] = {}
 """Parsed ``jsonPath`` strings (bounded cache shared by all parsers; lists are never mutated)."""
 
 
-def _int(v: Any) -> int | None:
-    return v if type(v) is int else None
-
-
-def gemini_usage(meta: dict[str, Any]) -> Usage | None:
+def gemini_usage(meta: dict[str, Any], num: IntCheck = lenient_int) -> Usage | None:
     """streamops :class:`~streamops.events.Usage` from a Gemini ``usageMetadata`` object, or
-    ``None`` when it holds no token count (Vertex's first chunk has only ``trafficType``)."""
-    prompt = _int(meta.get("promptTokenCount"))
-    cand = _int(meta.get("candidatesTokenCount"))
-    thoughts = _int(meta.get("thoughtsTokenCount"))
-    cached = _int(meta.get("cachedContentTokenCount"))
+    ``None`` when it holds no token count (Vertex's first chunk has only ``trafficType``).
+    ``num(value, where)`` checks each count (see
+    :func:`~streamops.adapters.openai_chat.chat_usage`)."""
+    prompt = num(meta.get("promptTokenCount"), "usageMetadata.promptTokenCount")
+    cand = num(meta.get("candidatesTokenCount"), "usageMetadata.candidatesTokenCount")
+    thoughts = num(meta.get("thoughtsTokenCount"), "usageMetadata.thoughtsTokenCount")
+    cached = num(meta.get("cachedContentTokenCount"), "usageMetadata.cachedContentTokenCount")
     if prompt is None and cand is None and thoughts is None:
         return None
     inp = prompt
@@ -211,7 +212,9 @@ class GeminiParser(ParserBase):
             return
         if not self._started:
             self._started = True
-            self.emit(RunStart, payload, model=payload.get("modelVersion"), response_id=payload.get("responseId"))
+            self.start_run(
+                payload, payload.get("modelVersion"), payload.get("responseId"), "modelVersion", "responseId"
+            )
         candidates = payload.get("candidates")
         if candidates:
             cand = candidates[0]
@@ -226,17 +229,18 @@ class GeminiParser(ParserBase):
             grounding = cand.get("groundingMetadata")
             if grounding is not None:
                 self.emit(RawEvent, payload, event_type="groundingMetadata", data=grounding)
-            reason = cand.get("finishReason")
+            reason = self.text(cand.get("finishReason"), "candidates[0].finishReason")
             if reason is not None:
-                self._finish = str(reason)
+                self._finish = reason
                 self._end_call(payload)
         else:
             feedback = payload.get("promptFeedback")
-            if feedback and feedback.get("blockReason") is not None:
-                self._finish = str(feedback["blockReason"])
+            reason = self.text(feedback.get("blockReason"), "promptFeedback.blockReason") if feedback else None
+            if reason is not None:
+                self._finish = reason
         meta = payload.get("usageMetadata")
         if meta:
-            usage = gemini_usage(meta)
+            usage = gemini_usage(meta, self.opt_int)
             if usage is not None and usage != self._usage:
                 self._usage = usage
                 self.emit(UsageEvent, payload, usage=usage, cumulative=True)
@@ -265,6 +269,7 @@ class GeminiParser(ParserBase):
         bid = ""
         text = part.get("text")
         if text is not None:
+            text = self.text(text, "candidates[0].content.parts[].text")  # None: reported, skipped
             if part.get("thought"):
                 bid = self._block("reasoning")
                 if text:
@@ -283,24 +288,29 @@ class GeminiParser(ParserBase):
                         bid = self._block(key)
                         self.emit(RawEvent, payload, event_type=key, data=value)
                         break
-        sig = part.get("thoughtSignature")
+        sig = self.text(part.get("thoughtSignature"), "candidates[0].content.parts[].thoughtSignature")
         if sig:
             self.emit(ReasoningSignature, payload, signature=sig, block_id=bid or self._block("signature"))
 
     # ------------------------------------------------------------------ function calls
     def _function_call(self, fc: dict[str, Any], payload: dict[str, Any]) -> str:
         name = fc.get("name")
+        if name is not None and self.text(name, "functionCall.name") is None:
+            return ""  # reported
         call = self._call
         if name:
+            args = fc.get("args")
+            if not (args is None or type(args) is dict):
+                self.wrong_type(args, "functionCall.args", "object")
+                return ""
             if call is not None:
                 self._end_call(payload)
             n = self._ncalls
             self._ncalls += 1
-            call_id = fc.get("id")
+            call_id = self.text(fc.get("id"), "functionCall.id")  # wrong type: reported, made up
             if not call_id:
                 call_id = f"{name}-{n}"
                 self.synthesized_ids.append(call_id)
-            args = fc.get("args")
             self._block_kind = ""
             self.emit(ToolCallStart, payload, call_id=call_id, name=name, index=n)
             partial = fc.get("partialArgs")
@@ -324,7 +334,9 @@ class GeminiParser(ParserBase):
         return call.call_id
 
     def _apply(self, call: _Call, arg: dict[str, Any]) -> None:
-        path = arg["jsonPath"]
+        path = self.req_text(arg["jsonPath"], "functionCall.partialArgs[].jsonPath")
+        if path is None:
+            return
         tokens = _PATHS.get(path)
         if tokens is None:
             if len(_PATHS) >= 4096:
@@ -332,16 +344,23 @@ class GeminiParser(ParserBase):
             tokens = _PATHS[path] = _parse_path(path)
         appending = path in call.open_paths
         if "stringValue" in arg:
-            value: Any = arg["stringValue"]
-            if type(value) is not str:
-                raise TypeError("stringValue is not a string")
+            value: Any = self.req_text(arg["stringValue"], "functionCall.partialArgs[].stringValue")
+            if value is None:
+                return
         elif "numberValue" in arg:
             value = arg["numberValue"]
-            if type(value) is float and value.is_integer():
-                value = int(value)
+            if type(value) is float:
+                if value.is_integer():
+                    value = int(value)
+            elif type(value) is not int:
+                self.wrong_type(value, "functionCall.partialArgs[].numberValue", "number")
+                return
             appending = False
         elif "boolValue" in arg:
-            value = bool(arg["boolValue"])
+            value = arg["boolValue"]
+            if type(value) is not bool:
+                self.wrong_type(value, "functionCall.partialArgs[].boolValue", "bool")
+                return
             appending = False
         elif "nullValue" in arg:
             value = None

@@ -48,6 +48,12 @@ Mapping (:class:`ChatCompletionsParser`):
   :class:`RawEvent` ``"delta.<field>"``. ``delta.role``, ``delta.channel`` and text-only
   ``reasoning_details`` (a copy of ``delta.reasoning``) are skipped.
 
+Wire values of the wrong type (``delta.content: 1``, a ``bool`` token count, a numeric tool
+call ``id``...) are malformed input: each field copied into an event is checked with the
+:class:`~streamops.adapters._base.ParserBase` helpers (``text``, ``opt_int``...), reported
+through ``malformed()`` with its path and the type found, and never copied; with
+``on_malformed="event"`` that field's event is skipped and the stream goes on.
+
 Multiple choices (``n > 1``): choice 0 is the message (text, reasoning, refusal, tool calls,
 finish reason). Every other choice's chunk is kept whole as a :class:`RawEvent` with
 ``event_type="choice"`` and ``data`` the choice object (its ``index`` tells which), so other
@@ -65,11 +71,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, ClassVar, Unpack
 
+from streamops.errors import StreamFormatError
 from streamops.events import (
     ErrorEvent,
     ReasoningDelta,
     RefusalDelta,
-    RunStart,
     TextDelta,
     ToolCallDelta,
     ToolCallEnd,
@@ -78,7 +84,7 @@ from streamops.events import (
     UsageEvent,
 )
 
-from ._base import ParserBase, ParserOptions
+from ._base import IntCheck, ParserBase, ParserOptions, lenient_int
 from ._drive import SSESource, drive_payloads, drive_sse
 
 if TYPE_CHECKING:
@@ -95,8 +101,12 @@ _KNOWN_DELTA = frozenset(
 _BLOCK = "choice-0"
 
 
-def chat_usage(u: dict[str, Any]) -> Usage:
+def chat_usage(u: dict[str, Any], num: IntCheck = lenient_int) -> Usage:
     """Map a Chat Completions ``usage`` object to :class:`Usage`.
+
+    ``num(value, where)`` checks each count: by default a value that is not an ``int`` (a
+    ``bool`` included) is left out silently; the parser passes its
+    :meth:`~streamops.adapters._base.ParserBase.opt_int`, which reports it as malformed input.
 
     ``prompt_tokens`` -> ``input_tokens``; ``completion_tokens`` -> ``output_tokens``;
     ``completion_tokens_details.reasoning_tokens`` -> ``reasoning_tokens``;
@@ -106,17 +116,21 @@ def chat_usage(u: dict[str, Any]) -> Usage:
     """
     pd = u.get("prompt_tokens_details")
     cd = u.get("completion_tokens_details")
-    cached = pd.get("cached_tokens") if pd else None
+    cached = num(pd.get("cached_tokens"), "usage.prompt_tokens_details.cached_tokens") if pd else None
+    hit = num(u.get("prompt_cache_hit_tokens"), "usage.prompt_cache_hit_tokens")  # every count is checked
+    top = num(u.get("cached_tokens"), "usage.cached_tokens")
     if cached is None:
-        cached = u.get("prompt_cache_hit_tokens")
-        if cached is None:
-            cached = u.get("cached_tokens")
+        cached = hit if hit is not None else top
     return Usage(
-        input_tokens=u.get("prompt_tokens"),
-        output_tokens=u.get("completion_tokens"),
-        reasoning_tokens=cd.get("reasoning_tokens") if cd else None,
+        input_tokens=num(u.get("prompt_tokens"), "usage.prompt_tokens"),
+        output_tokens=num(u.get("completion_tokens"), "usage.completion_tokens"),
+        reasoning_tokens=num(cd.get("reasoning_tokens"), "usage.completion_tokens_details.reasoning_tokens")
+        if cd
+        else None,
         cache_read_tokens=cached,
-        cache_write_tokens=pd.get("cache_write_tokens") if pd else None,
+        cache_write_tokens=num(pd.get("cache_write_tokens"), "usage.prompt_tokens_details.cache_write_tokens")
+        if pd
+        else None,
     )
 
 
@@ -167,6 +181,8 @@ class ChatCompletionsParser(ParserBase):
             return
         try:
             self._chunk(event_type, payload)
+        except StreamFormatError:
+            raise
         except (AttributeError, TypeError, ValueError) as exc:
             self.malformed(f"chat completion chunk of the wrong shape ({self.api}): {exc}", repr(payload))
 
@@ -188,19 +204,14 @@ class ChatCompletionsParser(ParserBase):
         elif not usage and not err and event_type != "error":
             self.unknown("chunk", payload)
         if usage:
-            u = self._usage = chat_usage(usage)
+            u = self._usage = chat_usage(usage, self.opt_int)
             self.emit(UsageEvent, payload, usage=u)
         if err or event_type == "error":
             self._error(err if err is not None else payload, payload)
 
     def _start(self, payload: dict[str, Any]) -> None:
         self._started = True
-        self.emit(
-            RunStart,
-            payload,
-            model=payload.get("model") or None,
-            response_id=payload.get("id") or None,
-        )
+        self.start_run(payload, payload.get("model"), payload.get("id"), "model", "id")
         if self._pending:
             for p in self._pending:
                 self.unknown("chunk", p)
@@ -211,13 +222,16 @@ class ChatCompletionsParser(ParserBase):
         delta = choice.get("delta")
         if delta:
             emit = self.emit
-            r = delta.get("reasoning_content") or delta.get("reasoning")
-            if r and type(r) is str:
+            text = self.text
+            r = text(delta.get("reasoning_content"), "choices[0].delta.reasoning_content") or text(
+                delta.get("reasoning"), "choices[0].delta.reasoning"
+            )
+            if r:
                 emit(ReasoningDelta, payload, delta=r, block_id=_BLOCK)
-            c = delta.get("content")
+            c = text(delta.get("content"), "choices[0].delta.content")
             if c:
                 emit(TextDelta, payload, delta=c, block_id=_BLOCK)
-            rf = delta.get("refusal")
+            rf = text(delta.get("refusal"), "choices[0].delta.refusal")
             if rf:
                 emit(RefusalDelta, payload, delta=rf, block_id=_BLOCK)
             tcs = delta.get("tool_calls")
@@ -226,10 +240,8 @@ class ChatCompletionsParser(ParserBase):
             for key in delta:
                 if key not in _KNOWN_DELTA:
                     self._other_delta_field(key, delta[key])
-        fr = choice.get("finish_reason")
+        fr = self.text(choice.get("finish_reason"), "choices[0].finish_reason")
         if fr is not None:
-            if type(fr) is not str:
-                raise TypeError(f"finish_reason is not a string: {fr!r}")
             self._finish_raw = fr
             self._end_calls()
         if self.seq == seq0 and (choice.get("content_filter_results") or choice.get("logprobs")):
@@ -248,9 +260,13 @@ class ChatCompletionsParser(ParserBase):
 
     def _tool_calls(self, tcs: list[dict[str, Any]], payload: dict[str, Any]) -> None:
         calls = self._calls
+        text = self.text
         for tc in tcs:
             idx = tc.get("index")
-            tid = tc.get("id")
+            if idx is not None and type(idx) is not int:
+                self.wrong_type(idx, "choices[0].delta.tool_calls[].index", "int")
+                continue  # whose call it belongs to is unknown
+            tid = text(tc.get("id"), "choices[0].delta.tool_calls[].id")
             if idx is None:
                 # Some compatibles omit ``index``: a new id starts a new call, else continue the
                 # last one.
@@ -262,8 +278,8 @@ class ChatCompletionsParser(ParserBase):
                 call = calls[idx] = _Call(idx)
             self._last_call = call
             fn = tc.get("function")
-            name = fn.get("name") if fn else None
-            args = fn.get("arguments") if fn else None
+            name = text(fn.get("name"), "choices[0].delta.tool_calls[].function.name") if fn else None
+            args = text(fn.get("arguments"), "choices[0].delta.tool_calls[].function.arguments") if fn else None
             if not call.started:
                 if tid:
                     call.call_id = tid

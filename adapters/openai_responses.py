@@ -56,6 +56,11 @@ encrypted reasoning above) and ``.done`` of ``function_call`` items already ende
 ``response.refusal.done``, ``response.reasoning_summary_part.added`` / ``.done``,
 ``response.reasoning_summary_text.done``, ``response.reasoning_text.done``.
 
+Wire values of the wrong type (a numeric ``delta``, a list ``call_id``, a ``bool`` token
+count...) are malformed input, reported with the field's path and the type found and never
+copied into an event (with ``on_malformed="event"`` that field's event is skipped and the
+stream goes on).
+
 A body that ends without a terminal event (``response.completed`` / ``incomplete`` /
 ``failed``, or an ``error``) is truncated: :class:`~streamops.errors.TruncatedStreamError`, or
 an ``ErrorEvent`` with ``on_malformed="event"``.
@@ -66,13 +71,13 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, Unpack
 
+from streamops.errors import StreamFormatError
 from streamops.events import (
     ErrorEvent,
     FinishReason,
     ReasoningDelta,
     RedactedReasoning,
     RefusalDelta,
-    RunStart,
     TextDelta,
     ToolCallDelta,
     ToolCallEnd,
@@ -81,7 +86,7 @@ from streamops.events import (
     UsageEvent,
 )
 
-from ._base import ParserBase, ParserOptions
+from ._base import IntCheck, ParserBase, ParserOptions, lenient_int
 from ._drive import SSESource, drive_payloads, drive_sse
 
 if TYPE_CHECKING:
@@ -93,18 +98,25 @@ _TOOL_ITEMS = frozenset({"function_call", "custom_tool_call"})
 _SILENT_ITEMS = frozenset({"message", "reasoning"})
 
 
-def responses_usage(u: dict[str, Any]) -> Usage:
+def responses_usage(u: dict[str, Any], num: IntCheck = lenient_int) -> Usage:
     """Map a Responses ``usage`` object to :class:`Usage` (``input_tokens``, ``output_tokens``,
     ``output_tokens_details.reasoning_tokens``, ``input_tokens_details.cached_tokens`` and
-    ``cache_write_tokens``)."""
+    ``cache_write_tokens``). ``num(value, where)`` checks each count (see
+    :func:`~streamops.adapters.openai_chat.chat_usage`)."""
     idt = u.get("input_tokens_details")
     odt = u.get("output_tokens_details")
     return Usage(
-        input_tokens=u.get("input_tokens"),
-        output_tokens=u.get("output_tokens"),
-        reasoning_tokens=odt.get("reasoning_tokens") if odt else None,
-        cache_read_tokens=idt.get("cached_tokens") if idt else None,
-        cache_write_tokens=idt.get("cache_write_tokens") if idt else None,
+        input_tokens=num(u.get("input_tokens"), "response.usage.input_tokens"),
+        output_tokens=num(u.get("output_tokens"), "response.usage.output_tokens"),
+        reasoning_tokens=num(odt.get("reasoning_tokens"), "response.usage.output_tokens_details.reasoning_tokens")
+        if odt
+        else None,
+        cache_read_tokens=num(idt.get("cached_tokens"), "response.usage.input_tokens_details.cached_tokens")
+        if idt
+        else None,
+        cache_write_tokens=num(idt.get("cache_write_tokens"), "response.usage.input_tokens_details.cache_write_tokens")
+        if idt
+        else None,
     )
 
 
@@ -172,6 +184,8 @@ class ResponsesParser(ParserBase):
                 self.unknown(t if type(t) is str else None, payload)
             else:
                 handler(self, payload)
+        except StreamFormatError:
+            raise
         except (AttributeError, TypeError, ValueError, KeyError) as exc:
             self.malformed(f"responses event {t!r} of the wrong shape ({self.api}): {exc}", repr(payload))
 
@@ -180,7 +194,7 @@ class ResponsesParser(ParserBase):
         resp = payload.get("response")
         if type(resp) is not dict:
             resp = {}
-        self.emit(RunStart, payload, model=resp.get("model") or None, response_id=resp.get("id") or None)
+        self.start_run(payload, resp.get("model"), resp.get("id"), "response.model", "response.id")
 
     def _skip(self, payload: dict[str, Any]) -> None:
         pass
@@ -189,16 +203,35 @@ class ResponsesParser(ParserBase):
         item = p["item"]
         itype = item.get("type")
         if itype in _TOOL_ITEMS:
-            call = self._call_for(item.get("id") or item.get("call_id") or "", p.get("output_index"))
+            key = self._item_key(item, "response.output_item.added.item")
+            if key is None:
+                return
+            call = self._call_for(key, self.opt_int(p.get("output_index"), "output_index"))
             if call.started:
                 return  # a repeated added event
             self._start_call(call, item, p)
-            args = item.get("arguments") if itype == "function_call" else item.get("input")
+            if itype == "function_call":
+                args = self.text(item.get("arguments"), "response.output_item.added.item.arguments")
+            else:
+                args = self.text(item.get("input"), "response.output_item.added.item.input")
             if args:
                 call.parts.append(args)
                 self.emit(ToolCallDelta, p, call_id=call.call_id, delta=args, index=call.index)
         elif itype not in _SILENT_ITEMS:
             self.unknown(p.get("type"), p)
+
+    def _item_key(self, item: dict[str, Any], where: str) -> str | None:
+        """A tool item's key: its ``id``, else its ``call_id`` (both checked strings), else
+        ``""``; ``None`` (reported) when either has the wrong type."""
+        iid = item.get("id")
+        cid = item.get("call_id")
+        if (iid is None or isinstance(iid, str)) and (cid is None or isinstance(cid, str)):
+            return iid or cid or ""
+        if iid is not None and not isinstance(iid, str):
+            self.wrong_type(iid, where + ".id", "string")
+        else:
+            self.wrong_type(cid, where + ".call_id", "string")
+        return None
 
     def _call_for(self, item_id: str, index: int | None) -> _Call:
         call = self._calls.get(item_id)
@@ -211,8 +244,9 @@ class ResponsesParser(ParserBase):
         """Emit the call's start once its ``call_id`` is known (from the item; a call whose item
         was never seen, in a resumed stream, falls back to the item id)."""
         if item is not None:
+            # call_id / id were checked by _item_key (or come from our own {"id": item_id})
             call.call_id = item.get("call_id") or call.call_id or item.get("id") or ""
-            call.name = item.get("name") or call.name
+            call.name = self.text(item.get("name"), "item.name") or call.name
         if not call.call_id:
             call.call_id = f"call-{call.index}"
         call.started = True
@@ -221,8 +255,12 @@ class ResponsesParser(ParserBase):
             self.emit(ToolCallDelta, raw, call_id=call.call_id, delta="".join(call.parts), index=call.index)
 
     def _args_delta(self, p: dict[str, Any]) -> None:
-        call = self._call_for(p.get("item_id") or "", p.get("output_index"))
-        d = p["delta"]
+        item_id = self.text(p.get("item_id"), "item_id")
+        index = self.opt_int(p.get("output_index"), "output_index")
+        d = self.req_text(p["delta"], "delta")
+        if item_id is None and p.get("item_id") is not None:
+            return  # reported: whose call it is is unknown
+        call = self._call_for(item_id or "", index)
         if d:
             call.parts.append(d)
             if call.started:
@@ -230,15 +268,19 @@ class ResponsesParser(ParserBase):
         # else: a resumed stream joined after the item was added; wait for its call_id
 
     def _args_done(self, p: dict[str, Any]) -> None:
-        call = self._call_for(p.get("item_id") or "", p.get("output_index"))
+        item_id = self.text(p.get("item_id"), "item_id")
+        index = self.opt_int(p.get("output_index"), "output_index")
+        if item_id is None and p.get("item_id") is not None:
+            return  # reported: whose call it is is unknown
+        call = self._call_for(item_id or "", index)
         args = p.get("arguments")
-        if args is None:
-            args = p.get("input")
+        args = self.text(args, "arguments") if args is not None else self.text(p.get("input"), "input")
         if not call.started:  # resumed: the item's output_item.done will say the call_id
-            if type(args) is str:
+            if args is not None:
                 call.parts = [args]
-            if p.get("name"):
-                call.name = p["name"]
+            name = self.text(p.get("name"), "name")
+            if name:
+                call.name = name
             return
         self._end_call(call, args, p)
 
@@ -254,17 +296,26 @@ class ResponsesParser(ParserBase):
         item = p["item"]
         itype = item.get("type")
         if itype in _TOOL_ITEMS:
-            call = self._call_for(item.get("id") or item.get("call_id") or "", p.get("output_index"))
+            key = self._item_key(item, "response.output_item.done.item")
+            if key is None:
+                return
+            call = self._call_for(key, self.opt_int(p.get("output_index"), "output_index"))
             if not call.started:
                 call.parts = []  # the item holds the whole arguments
                 self._start_call(call, item, p)
-            elif not call.name and item.get("name"):
-                call.name = item["name"]
-            self._end_call(call, item.get("arguments") if itype == "function_call" else item.get("input"), p)
+            elif not call.name:
+                name = self.text(item.get("name"), "item.name")
+                if name:
+                    call.name = name
+            if itype == "function_call":
+                args = self.text(item.get("arguments"), "response.output_item.done.item.arguments")
+            else:
+                args = self.text(item.get("input"), "response.output_item.done.item.input")
+            self._end_call(call, args, p)
         elif itype == "reasoning":
-            enc = item.get("encrypted_content")
+            enc = self.text(item.get("encrypted_content"), "item.encrypted_content")
             if enc:
-                self.emit(RedactedReasoning, p, data=enc, block_id=item.get("id"))
+                self.emit(RedactedReasoning, p, data=enc, block_id=self.text(item.get("id"), "item.id"))
         elif itype != "message":
             self.unknown(p.get("type"), p)
 
@@ -276,6 +327,8 @@ class ResponsesParser(ParserBase):
                 item = None
                 if type(output) is list:
                     item = next((o for o in output if type(o) is dict and o.get("id") == item_id), None)
+                if item is not None and self._item_key(item, "response.output[]") is None:
+                    item = None
                 self._start_call(call, item if item is not None else {"id": item_id}, None)
             self._end_call(call, None, None)
 
@@ -285,20 +338,18 @@ class ResponsesParser(ParserBase):
         u = resp.get("usage")
         usage = None
         if u:
-            usage = responses_usage(u)
+            usage = responses_usage(u, self.opt_int)
             self.emit(UsageEvent, p, usage=usage)
-        status = resp.get("status") or p["type"].removeprefix("response.")
+        status = self.text(resp.get("status"), "response.status") or str(p["type"]).removeprefix("response.")
         raw_reason = status
         finish: FinishReason | None = None
         if status == "incomplete":
             details = resp.get("incomplete_details")
-            reason = details.get("reason") if details else None
+            reason = self.text(details.get("reason"), "response.incomplete_details.reason") if details else None
             if reason:
                 raw_reason = reason
         elif status == "completed" and self._has_tool_calls:
             finish = "tool_calls"
-        if type(raw_reason) is not str:
-            raise TypeError(f"response status / incomplete reason is not a string: {raw_reason!r}")
         self.end_run(raw_finish_reason=raw_reason, finish_reason=finish, usage=usage, raw=p)
 
     def _error(self, p: dict[str, Any]) -> None:
@@ -319,7 +370,7 @@ class ResponsesParser(ParserBase):
         elif self._errored is None:
             self.emit(ErrorEvent, p, error_type="response_failed", message="the response failed")
         u = resp.get("usage")
-        usage = responses_usage(u) if u else None
+        usage = responses_usage(u, self.opt_int) if u else None
         if usage is not None:
             self.emit(UsageEvent, p, usage=usage)
         self.end_run(status="failed", raw_finish_reason="failed", finish_reason="error", usage=usage, raw=p)
@@ -344,23 +395,35 @@ class ResponsesParser(ParserBase):
 _Handler: TypeAlias = Callable[[ResponsesParser, dict[str, Any]], None]
 
 
-def _delta_handler(cls: type[TextDelta | RefusalDelta | ReasoningDelta], index_key: str, infix: str = "") -> _Handler:
-    """The handler of a text-like ``*.delta`` event: a ``cls`` event of the non-empty
-    ``delta``, ``block_id`` ``"<item_id>:<infix><index_key's value>"``."""
+def _delta_handler(
+    cls: type[TextDelta | RefusalDelta | ReasoningDelta], etype: str, index_key: str, infix: str = ""
+) -> _Handler:
+    """The handler of a text-like ``*.delta`` event of type ``etype``: a ``cls`` event of the
+    non-empty ``delta``, ``block_id`` ``"<item_id>:<infix><index_key's value>"``. A ``delta``,
+    ``item_id`` or index of the wrong type is reported and no event is emitted."""
+    w_delta = f"{etype}.delta"
+    w_item = f"{etype}.item_id"
+    w_index = f"{etype}.{index_key}"
 
     def handler(self: ResponsesParser, p: dict[str, Any]) -> None:
-        d = p["delta"]
+        d = self.req_text(p["delta"], w_delta)
         if d:
-            self.emit(cls, p, delta=d, block_id=f"{p.get('item_id')}:{infix}{p.get(index_key, 0)}")
+            item_id = p.get("item_id")
+            idx = self.req_int(p.get(index_key, 0), w_index)
+            if idx is None or (item_id is not None and self.text(item_id, w_item) is None):
+                return
+            self.emit(cls, p, delta=d, block_id=f"{item_id}:{infix}{idx}")
 
     return handler
 
 
 _HANDLERS: dict[str, _Handler] = {
-    "response.output_text.delta": _delta_handler(TextDelta, "content_index"),
-    "response.refusal.delta": _delta_handler(RefusalDelta, "content_index"),
-    "response.reasoning_summary_text.delta": _delta_handler(ReasoningDelta, "summary_index", "summary:"),
-    "response.reasoning_text.delta": _delta_handler(ReasoningDelta, "content_index"),
+    "response.output_text.delta": _delta_handler(TextDelta, "response.output_text.delta", "content_index"),
+    "response.refusal.delta": _delta_handler(RefusalDelta, "response.refusal.delta", "content_index"),
+    "response.reasoning_summary_text.delta": _delta_handler(
+        ReasoningDelta, "response.reasoning_summary_text.delta", "summary_index", "summary:"
+    ),
+    "response.reasoning_text.delta": _delta_handler(ReasoningDelta, "response.reasoning_text.delta", "content_index"),
     "response.function_call_arguments.delta": ResponsesParser._args_delta,
     "response.function_call_arguments.done": ResponsesParser._args_done,
     "response.custom_tool_call_input.delta": ResponsesParser._args_delta,

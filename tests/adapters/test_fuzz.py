@@ -20,7 +20,16 @@ few through the async ``parse_sse``. What must hold:
   (kind, deltas, ids...) as in the undamaged parse;
 - the text out (text, reasoning, refusal, tool-argument deltas, tool arguments) holds no
   character that is not in the input (as UTF-8 or as a JSON escape), except U+FFFD where bytes
-  were damaged.
+  were damaged;
+- every event's fields have their declared types (:func:`ill_typed`, from
+  ``typing.get_type_hints`` of the event dataclass: an ``int`` is never a ``bool``): a wire
+  value of the wrong type is malformed input, never copied into an event.
+
+A second sweep (:func:`test_wrong_typed_field`) takes, per API, every wire field a parser
+copies into an event (:data:`FIELDS`), replaces it in a recorded payload with values of every
+other JSON type, and checks that the parser reports exactly that field (``StreamFormatError``
+naming it, or an ``ErrorEvent``), that everything emitted validates
+(:func:`streamops.events.validate_event` and :func:`ill_typed`), and that the run still ends.
 
 Outcomes are counted per damage kind and policy (``ok`` / ``StreamFormatError`` /
 ``TruncatedStreamError`` / ``error events``: no exception, at least one ``ErrorEvent``) and
@@ -34,15 +43,19 @@ import csv
 import dataclasses
 import json
 import random
+import types
+import typing
+import warnings
 import zlib
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, Union
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from streamops.adapters import SSEParser, parse_sse
+from streamops.adapters._sansio import parser_for
 
 from streamops.errors import StreamFormatError, TruncatedStreamError
 from streamops.events import (
@@ -54,6 +67,8 @@ from streamops.events import (
     TextDelta,
     ToolCallDelta,
     ToolCallEnd,
+    to_dict,
+    validate_event,
 )
 from streamops.sse import SSEDecoder
 from tests.conftest import RECORDED
@@ -65,9 +80,8 @@ FILES = [r["file"] for r in ROWS]
 FUZZ_COUNTS: Counter[tuple[str, str, str]] = Counter()
 """(damage kind, policy, outcome) -> count; printed by ``tests/conftest.py`` at the end."""
 
-OUTCOMES = ("ok", "StreamFormatError", "TruncatedStreamError", "error events", "ill-typed fields")
-"""The first four are exclusive; the last counts variants (any outcome) where an event field
-meant to be text or an int holds another JSON type (see :func:`ill_typed`)."""
+OUTCOMES = ("ok", "StreamFormatError", "TruncatedStreamError", "error events")
+"""Exclusive outcomes of one damaged variant under one policy."""
 
 # ------------------------------------------------------------------------------------ damage
 
@@ -301,24 +315,66 @@ def out_text(events: list[BaseEvent]) -> str:
             parts.append(e.delta)
         elif isinstance(e, ToolCallEnd):
             parts.append(e.arguments)
-    return "".join(x for x in parts if isinstance(x, str))  # ill-typed ones: see ill_typed()
+    return "".join(parts)
 
 
-_STR_FIELDS = ("delta", "call_id", "name", "arguments", "signature", "model", "response_id", "block_id", "message")
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    """``value`` is of the declared type ``tp`` (strictly: an ``int`` is not a ``bool``, a
+    ``float`` not a ``str``...)."""
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in typing.get_args(tp))
+    if origin is Union or origin is types.UnionType:
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is int:
+        return type(value) is int
+    if tp is float:
+        return type(value) in (float, int)
+    if tp is bool:
+        return type(value) is bool
+    if dataclasses.is_dataclass(tp):
+        return isinstance(value, tp) and not _field_type_errors(value)
+    return isinstance(value, tp)
+
+
+def _field_type_errors(obj: Any) -> list[str]:
+    cls = type(obj)
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return [
+        f"{getattr(obj, 'kind', cls.__name__)}.{f.name}={getattr(obj, f.name)!r:.60}"
+        for f in dataclasses.fields(obj)
+        if not _type_ok(getattr(obj, f.name), hints[f.name])
+    ]
 
 
 def ill_typed(events: list[BaseEvent]) -> list[str]:
-    """Event fields that should be text (or an int ``index``) but hold another JSON type: a
-    payload of the wrong shape whose value the parser passed through unchecked."""
+    """Event fields whose value is not of the field's declared type (``typing.get_type_hints``
+    of the event dataclass, ``Usage`` included): a wire value of the wrong type that a parser
+    copied through unchecked."""
+    return [bad for e in events for bad in _field_type_errors(e)]
+
+
+def invalid_events(events: list[BaseEvent]) -> list[str]:
+    """Events that :func:`streamops.events.validate_event` rejects once dumped with
+    :func:`streamops.events.to_dict` (pydantic, lax: it would accept ``True`` for an int, hence
+    :func:`ill_typed` too)."""
     bad = []
-    for e in events:
-        for f in _STR_FIELDS:
-            v = getattr(e, f, None)
-            if v is not None and not isinstance(v, str):
-                bad.append(f"{e.kind}.{f}={v!r:.40}")
-        v = getattr(e, "index", None)
-        if v is not None and type(v) is not int:
-            bad.append(f"{e.kind}.index={v!r:.40}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydantic's serializer warns on an ill-typed field
+        for e in events:
+            try:
+                validate_event(to_dict(e))
+            except Exception as exc:
+                bad.append(f"{e.kind}: {exc}")
     return bad
 
 
@@ -366,9 +422,8 @@ def check_variant(file: str, kind: str, damaged: bytes, d: int, policy: str) -> 
     body = BODIES[file]
     events, exc = run_parser(damaged, policy, seed=d)
     FUZZ_COUNTS[(kind, policy, outcome(events, exc))] += 1
-    if ill_typed(events):
-        FUZZ_COUNTS[(kind, policy, "ill-typed fields")] += 1  # reported, not asserted: see the xfail below
     where = f"{file} [{kind} at byte {d}, on_malformed={policy!r}]"
+    assert not ill_typed(events), f"{where}: ill-typed event fields: {ill_typed(events)}"
 
     # 1. Only the documented typed errors.
     if exc is not None and not isinstance(exc, StreamFormatError):
@@ -435,39 +490,393 @@ def test_damaged_bodies_hypothesis(file: str, kind: str, seed: int, policy: str)
 
 
 _WRONG_TYPES = [
-    # (body, what is wrong): valid JSON whose value has the wrong type for its field.
+    # (body, what is wrong, how many wrong-typed fields): valid JSON whose values have the wrong
+    # type for their fields; each is reported once.
     (
         b'data: {"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":1}}]}\n\n'
         b'data: {"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n',
         "chat delta.content is a number",
+        1,
     ),
     (
         b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
         b'"delta":{"type":"text_delta","text":["a"]}}\n\n',
         "anthropic text_delta.text is a list",
+        1,
     ),
     (
         b'data: {"candidates":[{"content":{"parts":[{"text":true}]},"finishReason":"STOP"}],"modelVersion":1}\n\n',
         "gemini part text is a bool, modelVersion a number",
+        2,
     ),
     (
         b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":{"a":1}}\n\n',
         "responses output_text.delta is an object",
+        1,
+    ),
+    (
+        b'data: {"id":"c1","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":true,"id":"a",'
+        b'"function":{"name":"f","arguments":"{}"}}]}}]}\n\n'
+        b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":false,"completion_tokens":2.0}}\n\ndata: [DONE]\n\n',
+        "chat tool_calls[].index is a bool, usage counts a bool and a float",
+        3,
+    ),
+    (
+        b'event: response.incomplete\ndata: {"type":"response.incomplete","response":{"id":"r","status":"incomplete",'
+        b'"incomplete_details":{"reason":5}}}\n\n',
+        "responses incomplete_details.reason is a number",
+        1,
+    ),
+    (
+        b'data: {"modelVersion":"g","candidates":[{"content":{"parts":[{"functionCall":{"name":"f","partialArgs":'
+        b'[{"jsonPath":"$.a","numberValue":"3"},{"jsonPath":"$.b","boolValue":1},{"jsonPath":7,"stringValue":"x"}]'
+        b'}}]}}]}\n\ndata: {"promptFeedback":{"blockReason":["SAFETY"]},"usageMetadata":{"promptTokenCount":"4"}}\n\n',
+        "gemini partialArgs numberValue a string, boolValue a number, jsonPath a number; blockReason a list",
+        5,
+    ),
+    (
+        b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","model":"c","usage":{}}}\n\n'
+        b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+        b'"content_block":{"type":"redacted_thinking","data":{"a":1}}}\n\n'
+        b'event: content_block_start\ndata: {"type":"content_block_start","index":1,'
+        b'"content_block":{"type":"tool_use","id":1,"name":"f","input":{}}}\n\n'
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":1,'
+        b'"delta":{"type":"input_json_delta","partial_json":"{}"}}\n\n'
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"}}\n\n',
+        "anthropic redacted_thinking data is an object, tool_use id a number",
+        2,
     ),
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parsers pass wrong-typed JSON values into event fields unchecked (delta, call_id, name, "
-    "model, response_id, index...): no exception, but ill-typed events; see FUZZ_COUNTS 'ill-typed fields'",
-)
-@pytest.mark.parametrize(("body", "what"), _WRONG_TYPES, ids=[w for _, w in _WRONG_TYPES])
-def test_wrong_typed_values_never_reach_events(body: bytes, what: str) -> None:
+@pytest.mark.parametrize(("body", "what", "n"), _WRONG_TYPES, ids=[w for _, w, _ in _WRONG_TYPES])
+def test_wrong_typed_values_never_reach_events(body: bytes, what: str, n: int) -> None:
     for policy in ("raise", "event"):
         events, exc = run_parser(body, policy)
-        assert exc is None or isinstance(exc, StreamFormatError), what
         assert not ill_typed(events), f"{what}: {ill_typed(events)}"
+        assert not invalid_events(events), f"{what}: {invalid_events(events)}"
+        if policy == "raise":
+            assert isinstance(exc, StreamFormatError), what
+            assert "expected " in str(exc), f"{what}: {exc}"
+        else:
+            assert exc is None, what
+            errs = [e.message for e in events if isinstance(e, ErrorEvent)]
+            assert len([m for m in errs if "expected " in m]) == n, f"{what}: {errs}"
+
+
+# ------------------------------------------------------------------------------------ wrong-typed fields
+
+_API_OF = {
+    "chat.completions": "openai-chat",
+    "responses": "openai-responses",
+    "messages": "anthropic",
+    "gemini": "gemini",
+}
+FILES_BY_API: dict[str, list[str]] = {}
+for _r in ROWS:
+    FILES_BY_API.setdefault(_API_OF[_r["api"]], []).append(_r["file"])
+
+
+def _is(ptype: str, item_type: str | None = None) -> Callable[[Any], bool]:
+    """A payload predicate: its ``type`` is ``ptype`` (and its ``item.type`` / ``delta.type`` /
+    ``content_block.type`` is ``item_type``)."""
+
+    def pred(p: Any) -> bool:
+        if p.get("type") != ptype:
+            return False
+        if item_type is None:
+            return True
+        inner = p.get("item") or p.get("content_block") or p.get("delta") or {}
+        return bool(inner.get("type") == item_type)
+
+    return pred
+
+
+def _any(p: Any) -> bool:
+    return True
+
+
+Field = tuple[str, Callable[[Any], bool], tuple[Any, ...], str, bool]
+"""(label, payload predicate, path (``"*"``: any list position), expected type, null allowed)."""
+
+C0 = ("choices", 0)
+TC = (*C0, "delta", "tool_calls", "*")
+FIELDS: dict[str, list[Field]] = {
+    "openai-chat": [
+        ("id", _any, ("id",), "string", True),
+        ("model", _any, ("model",), "string", True),
+        ("delta.content", _any, (*C0, "delta", "content"), "string", True),
+        ("delta.reasoning_content", _any, (*C0, "delta", "reasoning_content"), "string", True),
+        ("delta.reasoning", _any, (*C0, "delta", "reasoning"), "string", True),
+        ("delta.refusal", _any, (*C0, "delta", "refusal"), "string", True),
+        ("tool_calls[].index", _any, (*TC, "index"), "int", True),
+        ("tool_calls[].id", _any, (*TC, "id"), "string", True),
+        ("tool_calls[].function.name", _any, (*TC, "function", "name"), "string", True),
+        ("tool_calls[].function.arguments", _any, (*TC, "function", "arguments"), "string", True),
+        ("finish_reason", _any, (*C0, "finish_reason"), "string", True),
+        ("usage.prompt_tokens", _any, ("usage", "prompt_tokens"), "int", True),
+        ("usage.completion_tokens", _any, ("usage", "completion_tokens"), "int", True),
+        (
+            "usage.reasoning_tokens",
+            _any,
+            ("usage", "completion_tokens_details", "reasoning_tokens"),
+            "int",
+            True,
+        ),
+        ("usage.cached_tokens", _any, ("usage", "prompt_tokens_details", "cached_tokens"), "int", True),
+        ("usage.prompt_cache_hit_tokens", _any, ("usage", "prompt_cache_hit_tokens"), "int", True),
+    ],
+    "openai-responses": [
+        ("response.model", _any, ("response", "model"), "string", True),
+        ("response.id", _any, ("response", "id"), "string", True),
+        ("output_text.delta", _is("response.output_text.delta"), ("delta",), "string", False),
+        ("output_text.item_id", _is("response.output_text.delta"), ("item_id",), "string", True),
+        ("output_text.content_index", _is("response.output_text.delta"), ("content_index",), "int", False),
+        ("summary.delta", _is("response.reasoning_summary_text.delta"), ("delta",), "string", False),
+        ("summary.summary_index", _is("response.reasoning_summary_text.delta"), ("summary_index",), "int", False),
+        ("args.delta", _is("response.function_call_arguments.delta"), ("delta",), "string", False),
+        ("args.item_id", _is("response.function_call_arguments.delta"), ("item_id",), "string", True),
+        ("args.output_index", _is("response.function_call_arguments.delta"), ("output_index",), "int", True),
+        ("args_done.arguments", _is("response.function_call_arguments.done"), ("arguments",), "string", True),
+        ("added.item.call_id", _is("response.output_item.added", "function_call"), ("item", "call_id"), "string", True),
+        ("added.item.id", _is("response.output_item.added", "function_call"), ("item", "id"), "string", True),
+        ("added.item.name", _is("response.output_item.added", "function_call"), ("item", "name"), "string", True),
+        (
+            "added.item.arguments",
+            _is("response.output_item.added", "function_call"),
+            ("item", "arguments"),
+            "string",
+            True,
+        ),
+        ("added.output_index", _is("response.output_item.added", "function_call"), ("output_index",), "int", True),
+        (
+            "reasoning.encrypted_content",
+            _is("response.output_item.done", "reasoning"),
+            ("item", "encrypted_content"),
+            "string",
+            True,
+        ),
+        ("completed.status", _is("response.completed"), ("response", "status"), "string", True),
+        ("usage.input_tokens", _is("response.completed"), ("response", "usage", "input_tokens"), "int", True),
+        ("usage.output_tokens", _is("response.completed"), ("response", "usage", "output_tokens"), "int", True),
+        (
+            "usage.reasoning_tokens",
+            _is("response.completed"),
+            ("response", "usage", "output_tokens_details", "reasoning_tokens"),
+            "int",
+            True,
+        ),
+        (
+            "usage.cached_tokens",
+            _is("response.completed"),
+            ("response", "usage", "input_tokens_details", "cached_tokens"),
+            "int",
+            True,
+        ),
+    ],
+    "anthropic": [
+        ("message.model", _is("message_start"), ("message", "model"), "string", True),
+        ("message.id", _is("message_start"), ("message", "id"), "string", True),
+        ("usage.input_tokens", _is("message_start"), ("message", "usage", "input_tokens"), "int", True),
+        ("usage.output_tokens", _is("message_start"), ("message", "usage", "output_tokens"), "int", True),
+        (
+            "usage.cache_read_input_tokens",
+            _is("message_start"),
+            ("message", "usage", "cache_read_input_tokens"),
+            "int",
+            True,
+        ),
+        (
+            "usage.cache_creation_input_tokens",
+            _is("message_start"),
+            ("message", "usage", "cache_creation_input_tokens"),
+            "int",
+            True,
+        ),
+        ("block_start.index", _is("content_block_start"), ("index",), "int", False),
+        ("block_start.type", _is("content_block_start"), ("content_block", "type"), "string", False),
+        ("text_block.text", _is("content_block_start", "text"), ("content_block", "text"), "string", True),
+        ("thinking.signature", _is("content_block_start", "thinking"), ("content_block", "signature"), "string", True),
+        ("tool_use.id", _is("content_block_start", "tool_use"), ("content_block", "id"), "string", False),
+        ("tool_use.name", _is("content_block_start", "tool_use"), ("content_block", "name"), "string", False),
+        ("block_delta.index", _is("content_block_delta"), ("index",), "int", False),
+        ("text_delta.text", _is("content_block_delta", "text_delta"), ("delta", "text"), "string", False),
+        (
+            "thinking_delta.thinking",
+            _is("content_block_delta", "thinking_delta"),
+            ("delta", "thinking"),
+            "string",
+            False,
+        ),
+        (
+            "signature_delta.signature",
+            _is("content_block_delta", "signature_delta"),
+            ("delta", "signature"),
+            "string",
+            False,
+        ),
+        (
+            "input_json_delta.partial_json",
+            _is("content_block_delta", "input_json_delta"),
+            ("delta", "partial_json"),
+            "string",
+            False,
+        ),
+        ("block_stop.index", _is("content_block_stop"), ("index",), "int", False),
+        ("stop_reason", _is("message_delta"), ("delta", "stop_reason"), "string", True),
+        ("delta_usage.output_tokens", _is("message_delta"), ("usage", "output_tokens"), "int", True),
+    ],
+    "gemini": [
+        ("modelVersion", _any, ("modelVersion",), "string", True),
+        ("responseId", _any, ("responseId",), "string", True),
+        ("part.text", _any, ("candidates", 0, "content", "parts", "*", "text"), "string", True),
+        (
+            "part.thoughtSignature",
+            _any,
+            ("candidates", 0, "content", "parts", "*", "thoughtSignature"),
+            "string",
+            True,
+        ),
+        ("functionCall.name", _any, ("candidates", 0, "content", "parts", "*", "functionCall", "name"), "string", True),
+        ("functionCall.id", _any, ("candidates", 0, "content", "parts", "*", "functionCall", "id"), "string", True),
+        ("functionCall.args", _any, ("candidates", 0, "content", "parts", "*", "functionCall", "args"), "object", True),
+        ("finishReason", _any, ("candidates", 0, "finishReason"), "string", True),
+        ("usage.promptTokenCount", _any, ("usageMetadata", "promptTokenCount"), "int", True),
+        ("usage.candidatesTokenCount", _any, ("usageMetadata", "candidatesTokenCount"), "int", True),
+        ("usage.thoughtsTokenCount", _any, ("usageMetadata", "thoughtsTokenCount"), "int", True),
+    ],
+}
+"""Per API, the wire fields whose value a parser copies into an event (or into a value it
+derives one from: a block id, a tool call's key, the finish reason)."""
+
+_VALUES: dict[str, tuple[Any, ...]] = {
+    "string": ("x", ""),
+    "int": (7, 0, -1),
+    "float": (1.5, 2.0),
+    "bool": (True, False),
+    "list": (["x"], []),
+    "dict": ({"a": "x"}, {}),
+    "null": (None,),
+}
+_KINDS_OK = {"string": ("string",), "int": ("int",), "object": ("dict",)}
+
+
+def wrong_values(expected: str, nullable: bool) -> list[Any]:
+    """Values of every JSON type other than ``expected`` (null only where it is not allowed),
+    truthy and falsy."""
+    ok = set(_KINDS_OK[expected]) | ({"null"} if nullable else set())
+    return [copy.deepcopy(v) for k, vs in _VALUES.items() if k not in ok for v in vs]
+
+
+def _expand(obj: Any, path: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+    """The concrete paths matching ``path`` (``"*"``: every list position) present in ``obj``."""
+    if not path:
+        yield ()
+        return
+    head, rest = path[0], path[1:]
+    if head == "*":
+        keys: list[Any] = list(range(len(obj))) if isinstance(obj, list) else []
+    elif (isinstance(obj, dict) and head in obj) or (isinstance(obj, list) and type(head) is int and head < len(obj)):
+        keys = [head]
+    else:
+        keys = []
+    for k in keys:
+        for sub in _expand(obj[k], rest):
+            yield (k, *sub)
+
+
+def _sse_payloads(file: str) -> list[tuple[str | None, str]]:
+    return [(None if e.event == "message" else e.event, e.data) for e in sse_events(BODIES[file])]
+
+
+_SSE: dict[str, list[tuple[str | None, str]]] = {}
+
+
+def field_cases(api: str, field: Field, per_field: int = 5) -> list[tuple[str, int, tuple[Any, ...]]]:
+    """(file, SSE event position, concrete path): the field's first occurrence in up to
+    ``per_field`` recorded bodies of ``api``."""
+    _, pred, path, _, _ = field
+    out = []
+    for file in FILES_BY_API[api]:
+        sse = _SSE.get(file)
+        if sse is None:
+            sse = _SSE[file] = _sse_payloads(file)
+        for i, (_, data) in enumerate(sse):
+            try:
+                payload = json.loads(data)
+            except ValueError:
+                continue
+            if not isinstance(payload, dict) or not pred(payload):
+                continue
+            found = next(_expand(payload, path), None)
+            if found is not None:
+                out.append((file, i, found))
+                break
+        if len(out) >= per_field:
+            break
+    return out
+
+
+def run_mutated(
+    api: str, file: str, pos: int, path: tuple[Any, ...], value: Any, policy: str
+) -> tuple[list[BaseEvent], BaseException | None]:
+    """Feed ``file``'s SSE events to the ``api`` parser with the value at ``path`` of event
+    ``pos`` replaced by ``value``, then close."""
+    p = parser_for(api, run_id="fuzz", on_malformed=policy)  # type: ignore[arg-type]
+    events: list[BaseEvent] = []
+    try:
+        for i, (etype, data) in enumerate(_SSE[file]):
+            if i == pos:
+                obj = json.loads(data)
+                cur = obj
+                for k in path[:-1]:
+                    cur = cur[k]
+                cur[path[-1]] = copy.deepcopy(value)
+                data = json.dumps(obj)
+            events += p.feed_json(etype, data)
+            if p.ended:
+                break
+        events += p.close()
+    except StreamFormatError as exc:
+        return events + p.out, exc
+    except Exception as exc:
+        return events, exc
+    return events, None
+
+
+WRONG_TYPE_COUNTS: Counter[str] = Counter()
+
+_FIELD_PARAMS = [pytest.param(api, field, id=f"{api}:{field[0]}") for api, fields in FIELDS.items() for field in fields]
+
+
+@pytest.mark.parametrize(("api", "field"), _FIELD_PARAMS)
+def test_wrong_typed_field(api: str, field: Field) -> None:
+    """Each copied wire field of a real recorded payload, replaced by values of every other JSON
+    type: reported as malformed input naming the field (a ``StreamFormatError`` under
+    ``"raise"``, an ``ErrorEvent`` under ``"event"``, after which the stream goes on to its run
+    end), and never copied into an event: every emitted event validates."""
+    label, _, _, expected, nullable = field
+    cases = field_cases(api, field)
+    if not cases:
+        pytest.skip(f"no recorded {api} payload has {label}")
+    key = str(field[2][-1])
+    for file, pos, path in cases:
+        for value in wrong_values(expected, nullable):
+            for policy in ("raise", "event"):
+                events, exc = run_mutated(api, file, pos, path, value, policy)
+                WRONG_TYPE_COUNTS[api] += 1
+                where = f"{file} event {pos} {'.'.join(map(str, path))}={value!r} on_malformed={policy!r}"
+                assert not ill_typed(events), f"{where}: {ill_typed(events)}"
+                assert not invalid_events(events), f"{where}: {invalid_events(events)}"
+                if policy == "raise":
+                    assert isinstance(exc, StreamFormatError), f"{where}: {exc!r}"
+                    assert key in str(exc) and "expected " in str(exc), f"{where}: {exc}"
+                else:
+                    assert exc is None, f"{where}: {exc!r}"
+                    msgs = [e.message for e in events if isinstance(e, ErrorEvent)]
+                    assert any(key in m and "expected " in m for m in msgs), f"{where}: {msgs}"
+                    ends = [i for i, e in enumerate(events) if isinstance(e, RunEnd)]
+                    assert ends == [len(events) - 1], f"{where}: run ends at {ends} of {len(events)}"
 
 
 ASYNC_FILES = [
