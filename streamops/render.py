@@ -1,54 +1,286 @@
-"""A terminal renderer: events -> text on a terminal, as they arrive (uses ``rich``).
+"""A terminal renderer: events -> a live view on a terminal, plain text down a pipe (``rich``).
 
-Text deltas are written as they come; reasoning is shown dimmed; tool calls, tool results,
-errors and the run end each get a line of their own. With several agents in one stream each
-agent's lines are labelled with its name in its own colour.
+:class:`TerminalRenderer` is a sink (``send(event)`` / ``close()``). It has two modes:
+
+- **live** (the default when the output is a terminal): the answer is shown as Markdown while
+  it streams, in a ``rich`` ``Live`` display refreshed at a bounded rate (``refresh_per_second``,
+  10 by default, on rich's refresh thread, whatever the event rate). Reasoning is dimmed, tool
+  calls (with their arguments as they stream) and tool results are panels, errors are red. With
+  one unlabelled agent each finished block (a paragraph run of text, a tool call, a result) is
+  printed for good above the live area, which only holds what is still streaming. With labelled
+  agents (a merged multi-agent stream) each agent gets a live panel of its own, in its own
+  colour, titled with its name: side by side when the terminal is wide enough, else stacked;
+  while streaming each panel shows the tail of its content that fits, the last frame shows all.
+- **plain** (when the output is not a terminal, or ``live=False``): text deltas are written as
+  they come, byte for byte; reasoning, tool calls, tool results, errors and the run end each get
+  a line of their own, prefixed with the agent's name when ``labels`` is on.
 """
 
 from __future__ import annotations
 
-from typing import IO, Any
+import functools
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from .events import (
     BaseEvent,
+    CustomEvent,
     ErrorEvent,
+    FinalOutput,
+    ObjectDelta,
+    PartialObject,
+    RawEvent,
     ReasoningDelta,
+    ReasoningSignature,
+    RedactedReasoning,
     RefusalDelta,
     RunEnd,
     RunStart,
     TextDelta,
+    ToolCallDelta,
     ToolCallEnd,
+    ToolCallStart,
     ToolError,
+    ToolProgress,
     ToolResult,
     UsageEvent,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+    from rich.live import Live
+    from rich.markdown import Markdown
+
 __all__ = ["TerminalRenderer"]
 
 _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")
+_MIN_COLUMN = 40  # narrowest panel for the side-by-side layout
+_MAX_RESULT_LINES = 20  # longest tool result shown in a panel
+# Events that neither start nor end a block of text (they may arrive in the middle of one).
+_TRANSPARENT = (UsageEvent, ToolProgress, ReasoningSignature, RawEvent, CustomEvent, ObjectDelta, PartialObject)
+
+BlockKind = Literal["text", "reasoning", "refusal"]
+
+
+def _run_end_line(event: RunEnd) -> str:
+    u = event.usage
+    tokens = "" if u is None else f", tokens in {u.input_tokens} out {u.output_tokens}"
+    return f"run end: {event.status}, finish {event.finish_reason} ({event.raw_finish_reason}){tokens}"
+
+
+def _pretty(value: Any, *, is_json_text: bool = False) -> str:
+    """A tool argument string or result as indented JSON when it is JSON, else as text."""
+    if is_json_text:
+        try:
+            value = json.loads(value)
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, default=repr)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _clip(text: str, lines: int) -> str:
+    parts = text.splitlines()
+    if len(parts) <= lines:
+        return text
+    return "\n".join([*parts[:lines], f"… ({len(parts) - lines} more lines)"])
+
+
+@dataclass
+class _Block:
+    """Text, reasoning or refusal still streaming in one agent's lane."""
+
+    kind: BlockKind
+    block_id: str | None
+    parts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Call:
+    """A tool call whose arguments are still streaming."""
+
+    name: str
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Lane:
+    """One agent's part of the display."""
+
+    name: str
+    colour: str
+    items: list[RenderableType] = field(default_factory=list)  # finished, in order
+    block: _Block | None = None
+    calls: dict[str, _Call] = field(default_factory=dict)
+    model: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class _LaneView:
+    """A lane copied under the lock, for rendering on rich's refresh thread."""
+
+    name: str
+    colour: str
+    items: tuple[RenderableType, ...]
+    block: tuple[BlockKind, str] | None
+    calls: tuple[tuple[str, str], ...]
+    model: str | None
+    status: str | None
+
+
+class _Tail:
+    """Render ``renderable`` and keep only its last ``height`` lines (``None``: all of them)."""
+
+    def __init__(self, renderable: RenderableType, height: int | None) -> None:
+        self.renderable = renderable
+        self.height = height
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.segment import Segment
+
+        # Wrapped whatever the console's soft_wrap (a panel would crop an unwrapped line).
+        lines = console.render_lines(
+            self.renderable, options.update(height=None, no_wrap=False, overflow="fold"), pad=False
+        )
+        while lines and not "".join(seg.text for seg in lines[0]).strip():
+            del lines[0]  # rich's Markdown starts a list with a blank line, even at the top
+        if self.height is not None and len(lines) > self.height:
+            hidden = len(lines) - self.height + 1
+            lines = [[Segment(f"⋮ {hidden} lines above", console.get_style("dim"))], *lines[-(self.height - 1) :]]
+        for line in lines:
+            yield from line
+            yield Segment.line()
+
+
+@functools.cache
+def _markdown_class() -> type[Markdown]:
+    from markdown_it import MarkdownIt
+    from rich.markdown import Markdown
+
+    # rich's own parser allows raw HTML, and rich then draws nothing for it: a model's
+    # "<think>" or "a <b> c" would vanish. With HTML off such tags are shown as text.
+    parser = MarkdownIt("commonmark", {"html": False}).enable("strikethrough").enable("table")
+
+    class TextMarkdown(Markdown):
+        def __init__(self, markup: str) -> None:
+            super().__init__("", hyperlinks=False)  # links as "text (url)": shown on every terminal
+            self.markup = markup
+            self.parsed = parser.parse(markup)
+
+    return TextMarkdown
+
+
+def _markdown(text: str) -> RenderableType:
+    """``text`` as rich Markdown, raw HTML shown as text."""
+    return _markdown_class()(text)
 
 
 class TerminalRenderer:
     """A sink (``await stream.run(TerminalRenderer())``) that renders events on a terminal.
 
-    ``file`` defaults to standard output; colours are used when it is a terminal. With
-    ``labels`` (the default) each agent's output is prefixed with its name.
+    Args:
+        file: where to write (standard output by default). Ignored when ``console`` is given.
+        console: a ``rich`` console to render on (its ``is_terminal`` chooses the mode).
+        show_reasoning: show reasoning deltas (dimmed).
+        labels: name each agent's output (a coloured panel title when live, a line prefix
+            when plain). Unlabelled output from one agent is shown without panels.
+        live: force the live (True) or plain (False) mode; by default live when the console
+            is a terminal (and not a dumb one).
+        agents: the names of the agents of a merged stream, in display order, so that their
+            panels are laid out from the start; others get a panel when they first appear.
+        refresh_per_second: the most redraws per second of the live display.
     """
 
-    def __init__(self, file: IO[str] | None = None, *, show_reasoning: bool = True, labels: bool = True) -> None:
+    def __init__(
+        self,
+        file: IO[str] | None = None,
+        *,
+        console: Console | None = None,
+        show_reasoning: bool = True,
+        labels: bool = True,
+        live: bool | None = None,
+        agents: Sequence[str] | None = None,
+        refresh_per_second: float = 10.0,
+    ) -> None:
         from rich.console import Console
 
-        self.console = Console(file=file, highlight=False, soft_wrap=True)
+        self.console = console if console is not None else Console(file=file, highlight=False)
         self.show_reasoning = show_reasoning
         self.labels = labels
-        self._mode: tuple[str, str] | None = None  # (agent, "text" | "reasoning")
+        self.live = live if live is not None else (self.console.is_terminal and not self.console.is_dumb_terminal)
+        if console is None and not self.live:
+            self.console.soft_wrap = True  # plain lines are not broken by rich (the live view wraps)
+        self.refresh_per_second = refresh_per_second
         self._colours: dict[str, str] = {}
+        # plain mode
+        self._mode: tuple[str, str] | None = None  # (agent, "text" | "reasoning")
+        # live mode
+        self._lock = threading.Lock()
+        self._lanes: dict[str, _Lane] = {}
+        self._panels = bool(labels and agents and len(agents) > 1)
+        self._live: Live | None = None
+        self._pending: list[RenderableType] = []
+        self._final = False
+        self._closed = False
+        for name in agents or ():
+            self._lane(name)
+
+    # -- shared -------------------------------------------------------------------------------
+
+    def _colour(self, agent: str) -> str:
+        return self._colours.setdefault(agent, _COLOURS[len(self._colours) % len(_COLOURS)])
+
+    def send(self, event: Any) -> None:
+        """Render one event."""
+        if self.live:
+            self._send_live(event)
+        else:
+            self._send_plain(event)
+
+    def close(self) -> None:
+        """Finish: end the last line (plain), or show the whole of every panel and stop (live).
+
+        Idempotent; safe to call in a ``finally``.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if not self.live:
+            if self._mode is not None:
+                self.console.print()
+                self._mode = None
+            return
+        with self._lock:
+            for lane in self._lanes.values():
+                self._finish_block(lane)
+            self._final = True
+            pending, self._pending = self._pending, []
+        for item in pending:
+            self.console.print(item, soft_wrap=False)
+        if self._live is not None:
+            self._live.stop()  # its last refresh draws the final frame, whole
+            self._live = None
+
+    def __enter__(self) -> TerminalRenderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plain mode ---------------------------------------------------------------------------
 
     def _label(self, agent: str) -> str:
         if not agent or not self.labels:
             return ""
-        colour = self._colours.setdefault(agent, _COLOURS[len(self._colours) % len(_COLOURS)])
-        return f"[bold {colour}]{agent}[/] "
+        return f"[bold {self._colour(agent)}]{agent}[/] "
 
     def _switch(self, agent: str, mode: str) -> None:
         if self._mode != (agent, mode):
@@ -66,8 +298,12 @@ class TerminalRenderer:
             self._mode = None
         self.console.print(self._label(agent) + markup)
 
-    def send(self, event: Any) -> None:
-        """Render one event."""
+    def _raw(self, text: str) -> None:
+        """Write text as it is: no markup, emoji codes, tab expansion or control-code stripping."""
+        self.console.file.write(text)
+        self.console.file.flush()
+
+    def _send_plain(self, event: Any) -> None:
         from rich.markup import escape
 
         if not isinstance(event, BaseEvent):
@@ -76,7 +312,7 @@ class TerminalRenderer:
         agent = event.agent
         if isinstance(event, TextDelta):
             self._switch(agent, "text")
-            self.console.print(escape(event.delta), end="")
+            self._raw(event.delta)
         elif isinstance(event, ReasoningDelta):
             if self.show_reasoning:
                 self._switch(agent, "reasoning")
@@ -95,18 +331,203 @@ class TerminalRenderer:
         elif isinstance(event, RunStart):
             if event.model:
                 self._line(agent, f"[dim]model {escape(event.model)}[/]")
-        elif isinstance(event, UsageEvent):
-            pass
         elif isinstance(event, RunEnd):
-            u = event.usage
-            tokens = "" if u is None else f", tokens in {u.input_tokens} out {u.output_tokens}"
-            self._line(
-                agent,
-                f"[dim]run end: {event.status}, finish {event.finish_reason} ({event.raw_finish_reason}){tokens}[/]",
-            )
+            self._line(agent, f"[dim]{escape(_run_end_line(event))}[/]")
 
-    def close(self) -> None:
-        """End the last line."""
-        if self._mode is not None:
-            self.console.print()
-            self._mode = None
+    # -- live mode: state (event-loop thread, under the lock) ---------------------------------
+
+    def _lane(self, agent: str) -> _Lane:
+        lane = self._lanes.get(agent)
+        if lane is None:
+            lane = self._lanes[agent] = _Lane(agent, self._colour(agent))
+            if self.labels and (agent or len(self._lanes) > 1):
+                self._panels = True
+        return lane
+
+    def _add(self, lane: _Lane, item: RenderableType) -> None:
+        """A finished item: printed for good above the live area, or kept in the lane's panel."""
+        if self._panels:
+            lane.items.append(item)
+        else:
+            self._pending.append(item)  # printed once the lock is released (rich's refresh takes it)
+
+    def _finish_block(self, lane: _Lane) -> None:
+        block, lane.block = lane.block, None
+        if block is not None and block.parts:
+            self._add(lane, self._block_renderable(block.kind, "".join(block.parts)))
+
+    @staticmethod
+    def _block_renderable(kind: BlockKind, text: str) -> RenderableType:
+        from rich.text import Text
+
+        if kind == "reasoning":
+            return Text(text, style="dim italic")
+        if kind == "refusal":
+            return Text(text, style="yellow")
+        return _markdown(text)
+
+    @staticmethod
+    def _tool_panel(title: str, body: str, colour: str) -> RenderableType:
+        from rich.panel import Panel
+        from rich.text import Text
+
+        return Panel(Text(body), title=Text(title, style=f"bold {colour}"), title_align="left", border_style=colour)
+
+    def _delta(self, lane: _Lane, kind: BlockKind, block_id: str | None, delta: str) -> None:
+        block = lane.block
+        if block is None or block.kind != kind or block.block_id != block_id:
+            self._finish_block(lane)
+            block = lane.block = _Block(kind, block_id)
+        block.parts.append(delta)
+
+    def _apply(self, event: Any) -> None:
+        from rich.text import Text
+
+        if not isinstance(event, BaseEvent):
+            lane = self._lane("")
+            self._finish_block(lane)
+            self._add(lane, Text(str(event)))
+            return
+        lane = self._lane(event.agent)
+        if isinstance(event, TextDelta):
+            self._delta(lane, "text", event.block_id, event.delta)
+            return
+        if isinstance(event, ReasoningDelta):
+            if self.show_reasoning:
+                self._delta(lane, "reasoning", event.block_id, event.delta)
+            return
+        if isinstance(event, RefusalDelta):
+            self._delta(lane, "refusal", event.block_id, event.delta)
+            return
+        if isinstance(event, _TRANSPARENT):
+            return
+        self._finish_block(lane)
+        if isinstance(event, RunStart):
+            lane.model = event.model
+            lane.status = "running"
+            if event.model and not self._panels:
+                self._add(lane, Text(f"model {event.model}", style="dim"))
+        elif isinstance(event, ToolCallStart):
+            lane.calls[event.call_id] = _Call(event.name)
+        elif isinstance(event, ToolCallDelta):
+            call = lane.calls.get(event.call_id)
+            if call is not None:
+                call.arguments.append(event.delta)
+        elif isinstance(event, ToolCallEnd):
+            lane.calls.pop(event.call_id, None)
+            body = _pretty(event.arguments, is_json_text=True)
+            self._add(lane, self._tool_panel(f"tool call · {event.name}", body, "blue"))
+        elif isinstance(event, ToolResult):
+            body = _clip(_pretty(event.result), _MAX_RESULT_LINES)
+            self._add(lane, self._tool_panel(f"tool result · {event.name}", body, "green"))
+        elif isinstance(event, ToolError):
+            body = f"{event.error_type}: {event.message}"
+            self._add(lane, self._tool_panel(f"tool error · {event.name}", body, "red"))
+        elif isinstance(event, ErrorEvent):
+            self._add(lane, Text(f"error {event.error_type}: {event.message}", style="bold red"))
+        elif isinstance(event, RedactedReasoning):
+            if self.show_reasoning:
+                self._add(lane, Text("(redacted reasoning)", style="dim italic"))
+        elif isinstance(event, FinalOutput):
+            self._add(lane, self._tool_panel("output", _clip(_pretty(event.value), _MAX_RESULT_LINES), "cyan"))
+        elif isinstance(event, RunEnd):
+            lane.status = event.status
+            self._add(lane, Text(_run_end_line(event), style="dim"))
+
+    def _send_live(self, event: Any) -> None:
+        if self._closed:
+            return
+        with self._lock:
+            self._apply(event)
+            pending, self._pending = self._pending, []
+        if self._live is None:
+            self._start()
+        for item in pending:
+            self.console.print(item, soft_wrap=False)  # above the live area, for good
+
+    def _start(self) -> None:
+        from rich.live import Live
+
+        self._live = Live(
+            console=self.console,
+            get_renderable=self._frame,
+            auto_refresh=True,
+            refresh_per_second=self.refresh_per_second,
+            redirect_stdout=False,
+            redirect_stderr=False,
+            transient=False,
+        )
+        self._live.start()
+
+    # -- live mode: frames (rich's refresh thread) --------------------------------------------
+
+    def _snapshot(self) -> tuple[list[_LaneView], bool, bool]:
+        with self._lock:
+            views = [
+                _LaneView(
+                    name=lane.name,
+                    colour=lane.colour,
+                    items=tuple(lane.items),
+                    block=None if lane.block is None else (lane.block.kind, "".join(lane.block.parts)),
+                    calls=tuple((c.name, "".join(c.arguments)) for c in lane.calls.values()),
+                    model=lane.model,
+                    status=lane.status,
+                )
+                for lane in self._lanes.values()
+            ]
+            return views, self._panels, self._final
+
+    def _open_parts(self, view: _LaneView) -> list[RenderableType]:
+        parts: list[RenderableType] = []
+        if view.block is not None:
+            parts.append(self._block_renderable(*view.block))
+        for name, arguments in view.calls:
+            parts.append(self._tool_panel(f"tool call · {name} …", arguments, "blue"))
+        return parts
+
+    def _frame(self) -> RenderableType:
+        """The live area now: what is still streaming, or one panel per agent."""
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
+        views, panels, final = self._snapshot()
+        height = self.console.height
+        if not panels:
+            parts = [p for v in views for p in self._open_parts(v)]
+            return _Tail(Group(*parts), None if final else max(1, height - 1))
+        if not views:
+            return Text("")
+        side = len(views) > 1 and self.console.width // len(views) >= _MIN_COLUMN
+        if final:
+            body_height: int | None = None
+        elif side or len(views) == 1:
+            body_height = max(1, height - 3)
+        else:
+            body_height = max(1, (height - 1) // len(views) - 2)
+        cells: list[RenderableType] = []
+        for v in views:
+            content: list[RenderableType] = [*v.items, *self._open_parts(v)]
+            if not content:
+                content = [Text("waiting…", style="dim")]
+            status = v.status or "waiting"
+            subtitle = f"{v.model} · {status}" if v.model else status
+            done = v.status is not None and v.status != "running"
+            cells.append(
+                Panel(
+                    _Tail(Group(*content), body_height),
+                    title=Text(v.name or "(unnamed)", style=f"bold {v.colour}"),
+                    title_align="left",
+                    subtitle=Text(subtitle, style="dim"),
+                    subtitle_align="right",
+                    border_style=f"dim {v.colour}" if done else v.colour,
+                )
+            )
+        if not side:
+            return Group(*cells)
+        grid = Table.grid(expand=True, padding=(0, 1))
+        for _ in cells:
+            grid.add_column(ratio=1)
+        grid.add_row(*cells)
+        return grid
