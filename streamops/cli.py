@@ -277,8 +277,9 @@ def serve(
     max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens when a request gives none.")] = 256,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
 ) -> None:
-    """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, and each run's
-    events at GET /runs/{id}/events (see streamops.server).
+    """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, each run's
+    events at GET /runs/{id}/events, and the agent over A2A at POST /a2a with its card at
+    GET /.well-known/agent-card.json when a2a-sdk is installed (see streamops.server).
 
     Exit status 0 on Ctrl-C / SIGTERM; 2 with a one-line message when the model cannot be set
     up (a missing replay file) or the server extra is not installed.

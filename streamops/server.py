@@ -7,6 +7,15 @@ the run's own event stream beside it.
     GET  /runs/{run_id}/events   the run's streamops events as SSE (Last-Event-ID resume; 404 unknown)
     GET  /                       streamops/static/index.html, or a placeholder page
     GET  /healthz                {"status": "ok", "model": ..., "runs": ...}
+    POST /a2a                    the same agent over A2A (JSON-RPC: message/stream, message/send,
+                                 tasks/get, tasks/cancel; see streamops.sinks.a2a)
+    GET  /.well-known/agent-card.json   its A2A agent card
+
+The A2A routes are there when the ``a2a-sdk`` package is installed (extra ``a2a``) and
+``create_app(a2a=True)`` (the default). An A2A task runs the agent a completion would get,
+built for :data:`A2A_REQUEST` (no client tools or sampling settings) on the message's text; a
+local model is checked out of the pool for the task's run. A2A tasks are not in the run
+registry (``tasks/get`` serves them).
 
 Request (OpenAI API reference, "Create chat completion"): ``messages`` (required), ``model``
 (informational: the server's model answers; echoed in nothing, the chunks carry the model's
@@ -59,7 +68,6 @@ client's tools).
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import uuid
@@ -69,11 +77,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._stream import Stream
+from ._stream import Stream, _GenSource
 from .agent import Agent, AgentStream
 from .events import (
     BaseEvent,
-    ErrorEvent,
     RunEnd,
     StepEnd,
     ToolCallDelta,
@@ -89,8 +96,9 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
+    from starlette.routing import Route
 
-    from .sinks.runlog import RunRegistry
+    from .sinks.runlog import RunHandle, RunRegistry
 
 __all__ = ["ChatCompletionRequest", "StreamOptions", "create_app"]
 
@@ -228,6 +236,32 @@ class _Pool:
                 pass
 
 
+class _PooledModel:
+    """A model that checks a local model out of the pool for each of its streams, and returns
+    it when the stream ends (the agent of an A2A task is built before its run starts)."""
+
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
+        self.name: str = pool.models[0].name
+
+    def stream(
+        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[ToolSpec] = (), **kwargs: Any
+    ) -> Stream[BaseEvent]:
+        return Stream(_GenSource(self._run, messages, tools, kwargs))
+
+    async def _run(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[ToolSpec], kwargs: dict[str, Any]
+    ) -> AsyncGenerator[BaseEvent, None]:
+        model = await self.pool.acquire()
+        try:
+            inner = model.stream(messages, tools=tools, **_accepted(model, kwargs))
+            async with aclosing(inner.__aiter__()) as it:
+                async for ev in it:
+                    yield ev
+        finally:
+            self.pool.release(model)
+
+
 class _RunSource:
     """One completion's agent run: checks out a model (from the pool), builds the agent, and
     ends the run at the first step that calls a client tool."""
@@ -360,6 +394,12 @@ class _State:
         settings = _accepted(model, wanted)
         return Agent(_ClientTools(model, specs) if specs else model, model_settings=settings)
 
+    def a2a_agent(self) -> Agent:
+        """The agent of one A2A task: built as for a completion with no client settings
+        (:data:`A2A_REQUEST`); a local model is checked out of the pool for its run."""
+        pooled = _PooledModel(self.pool) if self.pool is not None and self.agent_factory is None else None
+        return self.make_agent(A2A_REQUEST.model_copy(deep=True), pooled)
+
 
 # ---------------------------------------------------------------------------- routes
 
@@ -372,20 +412,18 @@ def _error(status: int, message: str, *, etype: str = "invalid_request_error", p
     )
 
 
-def _client_events(source: AsyncIterator[BaseEvent], server_tools: Mapping[str, Any]) -> AsyncIterator[BaseEvent]:
-    """The events the client sees: tool calls of the agent's own tools left out."""
-
-    async def gen() -> AsyncGenerator[BaseEvent, None]:
-        hidden: set[str] = set()
-        async for ev in source:
+async def _client_events(handle: RunHandle, server_tools: Mapping[str, Any]) -> AsyncGenerator[BaseEvent, None]:
+    """The run's events the client sees (followed from its start): tool calls of the agent's
+    own tools left out."""
+    hidden: set[str] = set()
+    async with aclosing(handle.follow(None)) as it:
+        async for ev in it:
             if isinstance(ev, (ToolCallStart, ToolCallEnd)) and ev.name in server_tools:
                 hidden.add(ev.call_id)
                 continue
             if isinstance(ev, (ToolCallDelta, ToolCallStart, ToolCallEnd)) and ev.call_id in hidden:
                 continue
             yield ev
-
-    return gen()
 
 
 def create_app(
@@ -398,6 +436,7 @@ def create_app(
     heartbeat: float = 15.0,
     retry_ms: int = 1000,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    a2a: bool = True,
 ) -> Starlette:
     """The OpenAI-compatible streamops server as a Starlette app (see the module docstring).
 
@@ -412,6 +451,8 @@ def create_app(
         heartbeat: seconds between SSE comment heartbeats on ``/runs/{id}/events``.
         retry_ms: the SSE ``retry`` (reconnection delay, milliseconds) sent to event clients.
         default_max_tokens: ``max_tokens`` when a request gives none.
+        a2a: also serve the agent over A2A (``POST /a2a``, ``GET
+            /.well-known/agent-card.json``) when the a2a-sdk package is installed.
 
     Raises:
         ValueError: ``workers`` < 1, or a bad model string.
@@ -420,6 +461,9 @@ def create_app(
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse, JSONResponse
     from starlette.routing import Route
+
+    from .sinks._asgi import EventStreamResponse, Write, stream_producer
+    from .sinks.sse import SSE_HEADERS
 
     if workers < 1:
         raise ValueError(f"workers must be >= 1, not {workers}")
@@ -468,8 +512,8 @@ def create_app(
 
         if not req.stream:
             acc = Accumulator()
-            async with aclosing(handle.follow(None)) as it:
-                async for ev in _client_events(_events_of(it), _Lazy(server_tools)):
+            async with aclosing(_client_events(handle, _Lazy(server_tools))) as events:
+                async for ev in events:
                     acc.add(ev)
             msg = acc.message()
             if msg.error is not None and not msg.text and not msg.tool_calls:
@@ -479,27 +523,16 @@ def create_app(
 
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
-        async def body_iter() -> AsyncGenerator[bytes, None]:
-            enc = ChunkEncoder(model=model_name, completion_id=completion_id, include_usage=include_usage)
-            try:
-                async with aclosing(handle.follow(None)) as it:
-                    async for ev in _client_events(_events_of(it), _Lazy(server_tools)):
-                        b = enc.encode_sse(ev)
-                        if b:
-                            yield b
-            except Exception as exc:  # the run failed outside the stream (a model that raised)
-                if not enc.ended:
-                    yield enc.encode_sse(
-                        ErrorEvent(run_id=run_id, error_type=type(exc).__name__, message=str(exc) or repr(exc))
-                    )
-            finally:
-                if not handle.done:
-                    handle.cancel()
-            for chunk in enc.finish():
-                yield enc.sse(chunk)
-            yield enc.done()
+        enc = ChunkEncoder(model=model_name, completion_id=completion_id, include_usage=include_usage)
+        produce = stream_producer(_client_events(handle, _Lazy(server_tools)), enc.encode_sse, finish=enc.finish_sse)
 
-        return _ClosingStream(body_iter(), media_type="text/event-stream", headers={**headers, **_SSE_HEADERS})
+        async def produce_then_cancel(write: Write) -> None:
+            try:
+                await produce(write)
+            finally:  # a client that left (or fell behind the log) stops the run; no-op once done
+                handle.cancel()
+
+        return EventStreamResponse(produce_then_cancel, headers={**SSE_HEADERS, **headers})
 
     async def run_events(request: Request) -> Response:
         from .sinks.runlog import UnknownRunError
@@ -525,18 +558,30 @@ def create_app(
             {"status": "ok", "model": state.model_name, "runs": 0 if registry is None else len(registry)}
         )
 
-    return Starlette(
-        routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/runs/{run_id}/events", run_events, methods=["GET"]),
-            Route("/", index, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
+    routes = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/runs/{run_id}/events", run_events, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    if a2a:
+        routes += _a2a_routes(state, heartbeat)
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+A2A_REQUEST = ChatCompletionRequest(messages=[{"role": "user", "content": ""}])
+"""The request an A2A task's agent is built for (``agent_factory`` is called with it): no
+client tools, no sampling settings (the run's input is the A2A message's text)."""
+
+
+def _a2a_routes(state: _State, heartbeat: float) -> list[Route]:
+    """The A2A routes serving the app's agent, or none without the a2a-sdk package."""
+    from .sinks.a2a import a2a_routes
+
+    try:
+        return a2a_routes(state.a2a_agent, name=f"streamops ({state.model_name})", heartbeat=heartbeat)
+    except ImportError:
+        return []
 
 
 class _Lazy(Mapping[str, Any]):
@@ -558,12 +603,6 @@ class _Lazy(Mapping[str, Any]):
         return key in self._fn()
 
 
-async def _events_of(it: AsyncIterator[Any]) -> AsyncGenerator[BaseEvent, None]:
-    """The events of a run handle's ``follow`` iterator (items may be ``(id, event)`` pairs)."""
-    async for item in it:
-        yield item[1] if isinstance(item, tuple) else item
-
-
 def _index_html() -> str:
     from importlib.resources import files
 
@@ -580,33 +619,3 @@ _PLACEHOLDER = """<!doctype html>
 A run's events: <code>GET /runs/{run_id}/events</code> (the id is in the
 <code>X-Streamops-Run-Id</code> response header).</p></body></html>
 """
-
-
-@functools.cache
-def _closing_stream_cls() -> type:
-    from starlette.responses import StreamingResponse
-
-    class ClosingStream(StreamingResponse):
-        """A streaming response that always closes its body iterator (``aclose()``), also when
-        the client disconnects mid-stream: the iterator's ``finally`` (which cancels the run)
-        runs then and there rather than whenever the garbage collector finalizes it."""
-
-        async def stream_response(self, send: Any) -> None:
-            it = self.body_iterator
-            try:
-                await super().stream_response(send)
-            finally:
-                aclose = getattr(it, "aclose", None)
-                if aclose is not None:
-                    import anyio
-
-                    with anyio.CancelScope(shield=True):
-                        await aclose()
-
-    return ClosingStream
-
-
-def _ClosingStream(body: AsyncIterator[bytes], *, media_type: str, headers: dict[str, str]) -> Response:  # noqa: N802
-    cls: Any = _closing_stream_cls()
-    resp: Response = cls(body, media_type=media_type, headers=headers)
-    return resp

@@ -1,3 +1,132 @@
-"""Sinks: where event streams go out (SSE, NDJSON, WebSocket, protocol re-serializations)."""
+"""Sinks: where event streams go out (SSE, NDJSON, WebSocket, protocol re-serializations).
 
-__all__: list[str] = []
+Every name below is importable from ``streamops.sinks`` itself; its module is imported on first
+use of the name (``import streamops.sinks`` imports no sink module, and no starlette, pydantic,
+ag-ui or a2a-sdk). Encoders and decoders are sans-IO; the ``*_response`` helpers and
+:func:`websocket_sink` need starlette (the ``server`` extra).
+
+Server-Sent Events (:mod:`streamops.sinks.sse`)
+    :class:`SSEEncoder`, :func:`sse_response`, :func:`sse_events`, :data:`SSE_HEADERS`.
+Newline-delimited JSON (:mod:`streamops.sinks.ndjson`)
+    :func:`ndjson_encode`, :func:`ndjson_response`, :func:`ndjson_events`,
+    :data:`NDJSON_HEADERS`.
+WebSocket (:mod:`streamops.sinks.websocket`)
+    :func:`websocket_sink`, :func:`origin_allowed`, close codes :data:`POLICY_VIOLATION`
+    and :data:`INTERNAL_ERROR`.
+Run logs and resume (:mod:`streamops.sinks.runlog`)
+    :class:`RunRegistry`, :class:`RunHandle`, :class:`RunLog`, :data:`DisconnectPolicy`,
+    :func:`event_id`, :func:`parse_event_id`, :class:`ResumeUnavailableError`,
+    :class:`UnknownRunError`.
+OpenAI Chat Completions chunks (:mod:`streamops.sinks.openai`)
+    :class:`ChunkEncoder`, :func:`openai_sse_stream`, :func:`completion_object`,
+    :func:`openai_usage`, :data:`DONE` (``data: [DONE]``, which ends the Vercel stream too).
+Vercel AI SDK UI message stream (:mod:`streamops.sinks.vercel`)
+    :class:`VercelEncoder`, :func:`vercel_response`, :data:`VERCEL_HEADERS`.
+AG-UI (:mod:`streamops.sinks.agui`, extra ``agui``)
+    :class:`AGUIEncoder`, :func:`agui_response`.
+A2A (:mod:`streamops.sinks.a2a`, extra ``a2a``)
+    :class:`A2AEncoder`, :func:`a2a_routes`, :func:`a2a_types_module`,
+    :data:`A2A_PROTOCOL_VERSION`.
+
+Every streamed HTTP body is one response class (``streamops.sinks._asgi.EventStreamResponse``):
+the stream is iterated in a producer task beside a disconnect watcher and optional
+heartbeats, ``on_disconnect`` cancels or continues it, a stream that raises ends with an
+``ErrorEvent``, and the stream is always closed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .a2a import A2A_PROTOCOL_VERSION, A2AEncoder, a2a_routes, a2a_types_module
+    from .agui import AGUIEncoder, agui_response
+    from .ndjson import NDJSON_HEADERS, ndjson_encode, ndjson_events, ndjson_response
+    from .openai import DONE, ChunkEncoder, completion_object, openai_sse_stream, openai_usage
+    from .runlog import (
+        DisconnectPolicy,
+        ResumeUnavailableError,
+        RunHandle,
+        RunLog,
+        RunRegistry,
+        UnknownRunError,
+        event_id,
+        parse_event_id,
+    )
+    from .sse import SSE_HEADERS, SSEEncoder, sse_events, sse_response
+    from .vercel import VERCEL_HEADERS, VercelEncoder, vercel_response
+    from .websocket import INTERNAL_ERROR, POLICY_VIOLATION, origin_allowed, websocket_sink
+
+_MODULES: dict[str, tuple[str, ...]] = {
+    "a2a": ("A2A_PROTOCOL_VERSION", "A2AEncoder", "a2a_routes", "a2a_types_module"),
+    "agui": ("AGUIEncoder", "agui_response"),
+    "ndjson": ("NDJSON_HEADERS", "ndjson_encode", "ndjson_events", "ndjson_response"),
+    "openai": ("DONE", "ChunkEncoder", "completion_object", "openai_sse_stream", "openai_usage"),
+    "runlog": (
+        "DisconnectPolicy",
+        "ResumeUnavailableError",
+        "RunHandle",
+        "RunLog",
+        "RunRegistry",
+        "UnknownRunError",
+        "event_id",
+        "parse_event_id",
+    ),
+    "sse": ("SSE_HEADERS", "SSEEncoder", "sse_events", "sse_response"),
+    "vercel": ("VERCEL_HEADERS", "VercelEncoder", "vercel_response"),
+    "websocket": ("INTERNAL_ERROR", "POLICY_VIOLATION", "origin_allowed", "websocket_sink"),
+}
+"""Which sink module defines each exported name."""
+
+_WHERE: dict[str, str] = {name: module for module, names in _MODULES.items() for name in names}
+
+__all__ = [
+    "A2AEncoder",
+    "A2A_PROTOCOL_VERSION",
+    "AGUIEncoder",
+    "ChunkEncoder",
+    "DONE",
+    "DisconnectPolicy",
+    "INTERNAL_ERROR",
+    "NDJSON_HEADERS",
+    "POLICY_VIOLATION",
+    "ResumeUnavailableError",
+    "RunHandle",
+    "RunLog",
+    "RunRegistry",
+    "SSEEncoder",
+    "SSE_HEADERS",
+    "UnknownRunError",
+    "VERCEL_HEADERS",
+    "VercelEncoder",
+    "a2a_routes",
+    "a2a_types_module",
+    "agui_response",
+    "completion_object",
+    "event_id",
+    "ndjson_encode",
+    "ndjson_events",
+    "ndjson_response",
+    "openai_sse_stream",
+    "openai_usage",
+    "origin_allowed",
+    "parse_event_id",
+    "sse_events",
+    "sse_response",
+    "vercel_response",
+    "websocket_sink",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

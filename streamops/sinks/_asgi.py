@@ -1,71 +1,133 @@
-"""The ASGI side of the streaming sinks (starlette): a response that produces its body in a
-task, watches for the client going away and sends heartbeats.
+"""The ASGI side of the streaming sinks (starlette): one response class for every streamed
+body (SSE, NDJSON, the OpenAI, Vercel, AG-UI and A2A streams, the server's completions).
 
-Kept apart from :mod:`streamops.sinks.sse` and :mod:`streamops.sinks.ndjson` so that their
-sans-IO encoders and decoders import without starlette (the ``server`` extra); this module is
-imported when a response is built.
+:class:`EventStreamResponse` produces its body with a *producer* coroutine, ``produce(write)``,
+run in a task beside one that watches for the client's ``http.disconnect`` and, optionally, one
+that sends heartbeats. Unlike a ``StreamingResponse`` body iterator, no task group or cancel
+scope is held across a ``yield``: a producer iterates its stream with ``stream.iterate()`` in its
+own frame, so operators that run tasks (``merge``, agents) have their owner, and a disconnect
+cancels the producer at once (its ``finally`` blocks run then, not when the garbage collector
+gets to an abandoned generator).
+
+:func:`stream_producer` is the producer of an event stream: it encodes each event, writes an
+``ErrorEvent`` if the stream raises, then what ``finish()`` owes (a protocol's closing frames),
+and always closes the source. :class:`RunFollowResponse` follows a run of a
+:class:`~streamops.sinks.runlog.RunRegistry`.
+
+Kept apart from the sink modules so that their sans-IO encoders import without starlette (the
+``server`` extra); this module is imported when a response is built.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 from starlette.responses import Response, StreamingResponse
 
+from .._stream import Stream
 from ..events import BaseEvent
 from .runlog import DisconnectPolicy, ResumeUnavailableError, RunHandle, error_event
 
 if TYPE_CHECKING:
+    from starlette.background import BackgroundTask
     from starlette.types import Receive, Scope, Send
 
-    from .._stream import Stream
+__all__ = [
+    "EventStreamResponse",
+    "Produce",
+    "RunFollowResponse",
+    "Write",
+    "SSE_HEARTBEAT",
+    "check_disconnect_policy",
+    "check_heartbeat",
+    "closing_events",
+    "stream_producer",
+]
 
-__all__ = ["EventStreamResponse", "RunFollowResponse", "Write", "stream_producer"]
+T = TypeVar("T")
 
 Write = Callable[[bytes], Awaitable[None]]
 """Sends one chunk of the body (a no-op once the client is gone)."""
 
+SSE_HEARTBEAT = b": ping\n\n"
+"""The default heartbeat: an SSE comment line (clients dispatch nothing for it)."""
+
+Produce = Callable[[Write], Awaitable[None]]
+"""A producer: writes the whole body with ``write``; the response ends when it returns."""
+
+
+def check_disconnect_policy(on_disconnect: str) -> None:
+    """Raises ``ValueError`` unless ``on_disconnect`` is ``"cancel"`` or ``"continue"``."""
+    if on_disconnect not in ("cancel", "continue"):
+        raise ValueError(f"on_disconnect must be 'cancel' or 'continue', got {on_disconnect!r}")
+
+
+def check_heartbeat(interval: float | None) -> None:
+    """Raises ``ValueError`` unless ``interval`` is ``None`` or a positive number of seconds."""
+    if interval is not None and not interval > 0:
+        raise ValueError(f"heartbeat must be a positive number of seconds or None, got {interval!r}")
+
 
 class EventStreamResponse(StreamingResponse):
-    """A streaming response whose body is produced by ``produce(write)`` in a task, beside a
-    task that watches for the client's ``http.disconnect`` and one that sends heartbeats.
+    """A streaming response whose body is written by ``produce(write)`` in a task.
 
-    Unlike a plain ``StreamingResponse`` body iterator, no task group or cancel scope is held
-    across a ``yield``: the stream is iterated with ``stream.iterate()`` inside the producer
-    task, so operators that run tasks (``merge``, agents) have their owner.
+    Args:
+        produce: the producer (see :func:`stream_producer`); the body ends when it returns.
+        headers: the response headers.
+        media_type: the ``Content-Type`` when ``headers`` has none.
+        preamble: bytes sent first (an SSE ``retry:`` hint).
+        heartbeat: what a heartbeat sends (default an SSE comment line, which every SSE client
+            skips).
+        heartbeat_interval: seconds without a write after which a heartbeat is sent (> 0);
+            ``None`` (the default) sends none.
+        on_disconnect: when the client goes away before the body is complete: ``"cancel"``
+            cancels the producer at once (closing the stream it iterates); ``"continue"`` lets
+            it run to its end, its writes discarded.
+        after_disconnect: called once the response is over, if the client went away.
+        background: a task run after the response, as for any starlette response.
+
+    Attributes:
+        disconnected: true once the client went away before the body was complete.
+
+    Raises:
+        ValueError: ``on_disconnect`` is not ``"cancel"``/``"continue"``, or
+            ``heartbeat_interval`` is not positive.
     """
 
     def __init__(
         self,
-        produce: Callable[[Write], Awaitable[None]],
+        produce: Produce,
         *,
         headers: dict[str, str],
+        media_type: str | None = None,
         preamble: bytes = b"",
-        heartbeat: bytes | None = None,
+        heartbeat: bytes = SSE_HEARTBEAT,
         heartbeat_interval: float | None = None,
-        continue_on_disconnect: bool = False,
+        on_disconnect: DisconnectPolicy = "cancel",
         after_disconnect: Callable[[], None] | None = None,
+        background: BackgroundTask | None = None,
     ) -> None:
-        super().__init__(_empty(), headers=headers)
+        check_disconnect_policy(on_disconnect)
+        check_heartbeat(heartbeat_interval)
+        super().__init__((), headers=headers, media_type=media_type, background=background)
         self._produce = produce
         self._preamble = preamble
         self._heartbeat = heartbeat
         self._interval = heartbeat_interval
-        self._continue = continue_on_disconnect
+        self._on_disconnect = on_disconnect
         self._after_disconnect = after_disconnect
         self.disconnected = False
-        """True once the client went away before the body was complete."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        import anyio
-
         lock = anyio.Lock()
         clock = {"last": anyio.current_time()}
         gone = anyio.Event()
 
         async def write(chunk: bytes) -> None:
-            if gone.is_set():
+            if gone.is_set() or not chunk:
                 return
             async with lock:
                 try:
@@ -75,8 +137,7 @@ class EventStreamResponse(StreamingResponse):
             clock["last"] = anyio.current_time()
 
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        if self._preamble:
-            await write(self._preamble)
+        await write(self._preamble)
 
         async with anyio.create_task_group() as tg:
 
@@ -91,7 +152,7 @@ class EventStreamResponse(StreamingResponse):
                     message = await receive()
                     if message["type"] == "http.disconnect":
                         gone.set()
-                if not self._continue:
+                if self._on_disconnect == "cancel":
                     tg.cancel_scope.cancel()
 
             async def beat(interval: float, payload: bytes) -> None:
@@ -102,7 +163,7 @@ class EventStreamResponse(StreamingResponse):
 
             tg.start_soon(produce)
             tg.start_soon(watch)
-            if self._heartbeat is not None and self._interval is not None:
+            if self._interval is not None:
                 tg.start_soon(beat, self._interval, self._heartbeat)
 
         if gone.is_set():
@@ -118,26 +179,50 @@ class EventStreamResponse(StreamingResponse):
             await self.background()
 
 
-async def _empty() -> AsyncGenerator[bytes, None]:
-    return
-    yield  # pragma: no cover
+@asynccontextmanager
+async def closing_events(source: AsyncIterable[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """Iterate ``source`` for the block, and close it however the block exits: a
+    :class:`~streamops.Stream` through ``iterate()`` (which also hosts its tasks), any other
+    async iterable by ``aclose()``-ing its iterator (shielded, so a cancelled producer still
+    runs the source's ``finally`` at once)."""
+    if isinstance(source, Stream):
+        async with source.iterate() as hosted_it:
+            yield hosted_it
+        return
+    it = aiter(source)
+    try:
+        yield it
+    finally:
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            with anyio.CancelScope(shield=True):
+                await aclose()
 
 
 def stream_producer(
-    source: Stream[BaseEvent], encode: Callable[[BaseEvent], bytes]
-) -> Callable[[Write], Awaitable[None]]:
-    """A producer for :class:`_EventStreamResponse`: iterates ``source`` (owning its tasks) and
-    writes each encoded event; if the source raises, writes an ``ErrorEvent`` for it and ends."""
+    source: AsyncIterable[BaseEvent],
+    encode: Callable[[BaseEvent], bytes],
+    *,
+    finish: Callable[[], bytes] | None = None,
+) -> Produce:
+    """A producer for :class:`EventStreamResponse`: iterates ``source`` (owning its tasks, see
+    :func:`closing_events`) and writes ``encode(event)`` for each event (``b""`` writes nothing);
+    if the source raises, writes the encoded ``ErrorEvent`` for it
+    (:func:`~streamops.sinks.runlog.error_event`); then writes ``finish()`` if given (the
+    frames that end the protocol's stream). A cancelled producer (the client left) writes
+    nothing more."""
 
     async def produce(write: Write) -> None:
         last: BaseEvent | None = None
         try:
-            async with source.iterate() as it:
+            async with closing_events(source) as it:
                 async for event in it:
                     last = event
                     await write(encode(event))
         except Exception as exc:
             await write(encode(error_event(exc, last)))
+        if finish is not None:
+            await write(finish())
 
     return produce
 
@@ -146,7 +231,8 @@ class RunFollowResponse(EventStreamResponse):
     """A response following a run handle (encoded by ``encode``); reads ``Last-Event-ID`` from
     the request if it was not given, and answers 409 when that id cannot be resumed. On
     disconnect the run is cancelled if both ``on_disconnect`` and the handle's own policy say
-    ``"cancel"`` and no other client follows it."""
+    ``"cancel"`` and no other client follows it. ``options``: those of
+    :class:`EventStreamResponse` (``headers``, ``preamble``, heartbeats...)."""
 
     def __init__(
         self,
@@ -154,15 +240,16 @@ class RunFollowResponse(EventStreamResponse):
         encode: Callable[[BaseEvent], bytes],
         last_event_id: str | None,
         on_disconnect: DisconnectPolicy,
-        common: dict[str, Any],
+        **options: Any,
     ) -> None:
         self._handle = handle
         self._last_event_id = last_event_id
 
         async def produce(write: Write) -> None:
             try:
-                async for event in handle.follow(self._last_event_id):
-                    await write(encode(event))
+                async with closing_events(handle.follow(self._last_event_id)) as it:
+                    async for event in it:
+                        await write(encode(event))
             except ResumeUnavailableError:
                 # Fell behind the log's capacity mid-stream: end the body; the client
                 # reconnects with the last id it got and is told then (409).
@@ -172,7 +259,8 @@ class RunFollowResponse(EventStreamResponse):
             if on_disconnect == "cancel" and handle.on_disconnect == "cancel" and handle.followers == 0:
                 handle.cancel()
 
-        super().__init__(produce, after_disconnect=after_disconnect, **common)
+        check_disconnect_policy(on_disconnect)
+        super().__init__(produce, after_disconnect=after_disconnect, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._last_event_id is None:

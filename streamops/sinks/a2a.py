@@ -81,9 +81,9 @@ if TYPE_CHECKING:
 
     Result: TypeAlias = "a2a_types.Task | a2a_types.TaskStatusUpdateEvent | a2a_types.TaskArtifactUpdateEvent"
 
-__all__ = ["PROTOCOL_VERSION", "A2AEncoder", "a2a_routes", "a2a_types_module"]
+__all__ = ["A2A_PROTOCOL_VERSION", "A2AEncoder", "a2a_routes", "a2a_types_module"]
 
-PROTOCOL_VERSION = "0.3.0"
+A2A_PROTOCOL_VERSION = "0.3.0"
 """The A2A protocol version spoken here."""
 
 _types: ModuleType | None = None
@@ -380,6 +380,7 @@ def a2a_routes(
     version: str = "0.1.0",
     max_tasks: int = 1000,
     cancel_timeout: float = 10.0,
+    heartbeat: float | None = None,
 ) -> list[Route]:
     """Starlette routes serving an agent over A2A (protocol 0.3, JSON-RPC transport).
 
@@ -394,10 +395,18 @@ def a2a_routes(
     ``agent_factory`` is called once per task (agents with stateful models, such as
     :class:`~streamops.adapters.replay.ReplayModel`, need a fresh one each time). The
     latest ``max_tasks`` tasks are kept for ``tasks/get``. A client that disconnects from a
-    stream cancels its run.
+    stream cancels its run. ``heartbeat``: seconds of silence after which a stream sends an
+    SSE comment line (``None``: never).
+
+    Raises:
+        ImportError: a2a-sdk is not installed.
+        ValueError: ``heartbeat`` is not positive.
     """
     from starlette.routing import Route
 
+    from ._asgi import check_heartbeat
+
+    check_heartbeat(heartbeat)
     t = a2a_types_module()
     tasks: OrderedDict[str, _Entry] = OrderedDict()
 
@@ -453,7 +462,8 @@ def a2a_routes(
             entry.done.set()
 
     async def message_stream(req: Any) -> Response:
-        from ._producer import ProducerResponse, Write
+        from ._asgi import EventStreamResponse, Write
+        from .sse import SSE_HEADERS
 
         entry, req_id = start(req)
 
@@ -463,7 +473,7 @@ def a2a_routes(
 
             await run(entry, emit)
 
-        return ProducerResponse(produce, headers={"cache-control": "no-cache"})
+        return EventStreamResponse(produce, headers=dict(SSE_HEADERS), heartbeat_interval=heartbeat)
 
     async def message_send(req: Any) -> Response:
         entry, req_id = start(req)
@@ -535,7 +545,7 @@ def a2a_routes(
             description=description,
             url=base + path,
             version=version,
-            protocol_version=PROTOCOL_VERSION,
+            protocol_version=A2A_PROTOCOL_VERSION,
             preferred_transport="JSONRPC",
             capabilities=t.AgentCapabilities(streaming=True, push_notifications=False),
             default_input_modes=["text/plain"],

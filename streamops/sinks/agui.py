@@ -77,6 +77,8 @@ if TYPE_CHECKING:
     from ag_ui.core import BaseEvent as AGUIEvent
     from starlette.responses import StreamingResponse
 
+    from .runlog import DisconnectPolicy
+
 __all__ = ["AGUIEncoder", "agui_response"]
 
 
@@ -340,6 +342,15 @@ class AGUIEncoder:
 
         return EventEncoder().encode(event).encode()
 
+    def encode_sse(self, event: BaseEvent) -> bytes:
+        """The AG-UI events of one streamops event, each framed by :meth:`sse`, concatenated
+        (``b""`` for none)."""
+        return b"".join(map(self.sse, self.encode(event)))
+
+    def close_sse(self) -> bytes:
+        """:meth:`close`'s events framed (``b""`` if the run end was encoded)."""
+        return b"".join(map(self.sse, self.close()))
+
     async def encode_stream(self, stream: AsyncIterable[BaseEvent]) -> AsyncIterator[bytes]:
         """The whole SSE body for ``stream`` (closed with :meth:`close` if it had no run end)."""
         async for event in stream:
@@ -350,14 +361,32 @@ class AGUIEncoder:
 
 
 def agui_response(
-    stream: AsyncIterable[BaseEvent], *, thread_id: str | None = None, run_id: str | None = None
+    stream: AsyncIterable[BaseEvent],
+    *,
+    thread_id: str | None = None,
+    run_id: str | None = None,
+    heartbeat: float | None = None,
+    on_disconnect: DisconnectPolicy = "cancel",
 ) -> StreamingResponse:
     """A Starlette response streaming ``stream`` as AG-UI events over SSE.
 
-    A :class:`~streamops.Stream` (an agent run included) is iterated inside its own terminal;
-    a client that goes away cancels the body, which closes the stream and cancels the run.
+    A :class:`~streamops.Stream` (an agent run included) is iterated inside its own terminal.
+    When the client goes away, ``on_disconnect="cancel"`` closes the stream at once (cancelling
+    the run); ``"continue"`` iterates it to its end, discarding the events. If the stream
+    raises, a ``CUSTOM`` ``error`` event and the run's end follow. ``heartbeat``: seconds of
+    silence after which an SSE comment line is sent (``None``: never).
+
+    Raises:
+        ValueError: ``heartbeat`` is not positive, or ``on_disconnect`` is not
+            ``"cancel"``/``"continue"``.
     """
-    from ._producer import ProducerResponse, frames_producer
+    from ._asgi import EventStreamResponse, stream_producer
+    from .sse import SSE_HEADERS
 
     encoder = AGUIEncoder(thread_id=thread_id, run_id=run_id)
-    return ProducerResponse(frames_producer(stream, encoder.encode_stream), headers={"cache-control": "no-cache"})
+    return EventStreamResponse(
+        stream_producer(stream, encoder.encode_sse, finish=encoder.close_sse),
+        headers=dict(SSE_HEADERS),
+        heartbeat_interval=heartbeat,
+        on_disconnect=on_disconnect,
+    )

@@ -18,7 +18,7 @@ from .runlog import DisconnectPolicy
 if TYPE_CHECKING:
     from starlette.responses import StreamingResponse
 
-__all__ = ["ndjson_encode", "ndjson_events", "ndjson_response"]
+__all__ = ["NDJSON_HEADERS", "ndjson_encode", "ndjson_events", "ndjson_response"]
 
 NDJSON_HEADERS: dict[str, str] = {
     "Content-Type": "application/x-ndjson",
@@ -47,12 +47,8 @@ def ndjson_response(stream: Stream[BaseEvent], *, on_disconnect: DisconnectPolic
     """
     from ._asgi import EventStreamResponse, stream_producer
 
-    if on_disconnect not in ("cancel", "continue"):
-        raise ValueError(f"on_disconnect must be 'cancel' or 'continue', got {on_disconnect!r}")
     return EventStreamResponse(
-        stream_producer(stream, ndjson_encode),
-        headers=dict(NDJSON_HEADERS),
-        continue_on_disconnect=on_disconnect == "continue",
+        stream_producer(stream, ndjson_encode), headers=dict(NDJSON_HEADERS), on_disconnect=on_disconnect
     )
 
 

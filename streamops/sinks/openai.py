@@ -105,7 +105,7 @@ from streamops.events import (
 )
 from streamops.operators.aggregate import Message
 
-__all__ = ["DONE", "ChunkEncoder", "completion_object", "encode_stream", "openai_usage"]
+__all__ = ["DONE", "ChunkEncoder", "completion_object", "openai_sse_stream", "openai_usage"]
 
 DONE = b"data: [DONE]\n\n"
 """The SSE frame that ends an OpenAI chat completion stream."""
@@ -118,6 +118,13 @@ _STATUS_FINISH: dict[RunStatus, FinishReason] = {
     "max_steps": "tool_calls",
     "budget_exceeded": "length",
 }
+
+_DELTA_FIELDS: dict[type[BaseEvent], str] = {
+    TextDelta: "content",
+    ReasoningDelta: "reasoning_content",
+    RefusalDelta: "refusal",
+}
+"""The ``delta`` field each content delta event goes in."""
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -205,15 +212,6 @@ class ChunkEncoder:
         self._end_usage: Usage | None = None
 
     # ------------------------------------------------------------------ chunk shapes
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        return {
-            "id": self.completion_id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-        }
-
     def _empty_chunk(self) -> dict[str, Any]:
         return {
             "id": self.completion_id,
@@ -223,9 +221,33 @@ class ChunkEncoder:
             "choices": [],
         }
 
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        chunk = self._empty_chunk()
+        chunk["choices"].append({"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason})
+        return chunk
+
+    def _usage_chunk(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        """``chunk`` with the usage folded so far, when ``include_usage`` and some is known."""
+        u = self.usage
+        if self.include_usage and u is not None and _has_usage(u):
+            chunk["usage"] = openai_usage(u)
+        return chunk
+
     def _role(self, out: list[dict[str, Any]]) -> None:
-        self._role_sent = True
-        out.append(self._chunk({"role": "assistant", "content": ""}))
+        """The role chunk, once, before the first content chunk."""
+        if not self._role_sent:
+            self._role_sent = True
+            out.append(self._chunk({"role": "assistant", "content": ""}))
+
+    def _tool_chunk(self, index: int, function: dict[str, str], call_id: str | None = None) -> dict[str, Any]:
+        """A ``tool_calls`` delta of one call; with ``call_id`` the call's first fragment (id and
+        type go in it only)."""
+        call: dict[str, Any] = {"index": index}
+        if call_id is not None:
+            call["id"] = call_id
+            call["type"] = "function"
+        call["function"] = function
+        return self._chunk({"tool_calls": [call]})
 
     @property
     def usage(self) -> Usage | None:
@@ -247,20 +269,12 @@ class ChunkEncoder:
             return []
         out: list[dict[str, Any]] = []
         t = type(event)
-        if t is TextDelta:
-            if not self._role_sent:
-                self._role(out)
-            out.append(self._chunk({"content": event.delta}))  # type: ignore[attr-defined]
+        field = _DELTA_FIELDS.get(t)
+        if field is not None:  # text, reasoning or refusal
+            self._role(out)
+            out.append(self._chunk({field: event.delta}))  # type: ignore[attr-defined]
         elif t is ToolCallDelta:
             self._tool_delta(event, out)  # type: ignore[arg-type]
-        elif t is ReasoningDelta:
-            if not self._role_sent:
-                self._role(out)
-            out.append(self._chunk({"reasoning_content": event.delta}))  # type: ignore[attr-defined]
-        elif t is RefusalDelta:
-            if not self._role_sent:
-                self._role(out)
-            out.append(self._chunk({"refusal": event.delta}))  # type: ignore[attr-defined]
         elif t is ToolCallStart:
             self._tool_start(event, out)  # type: ignore[arg-type]
         elif t is ToolCallEnd:
@@ -274,8 +288,7 @@ class ChunkEncoder:
             else:
                 self._usage = self._usage + ev.usage
         elif t is RunStart:
-            if not self._role_sent:
-                self._role(out)
+            self._role(out)
         elif t is StepEnd:
             se: StepEnd = event  # type: ignore[assignment]
             if se.finish_reason is not None:
@@ -302,98 +315,46 @@ class ChunkEncoder:
 
     def _end(self, finish: str | None, out: list[dict[str, Any]]) -> None:
         self._ended = True
-        if not self._role_sent:
-            self._role(out)
+        self._role(out)
         out.append(self._chunk({}, finish))
-        u = self.usage
-        if self.include_usage and _has_usage(u):
-            assert u is not None
-            chunk = self._empty_chunk()
-            chunk["usage"] = openai_usage(u)
-            out.append(chunk)
+        usage = self._usage_chunk(self._empty_chunk())
+        if "usage" in usage:
+            out.append(usage)
 
     def _error(self, ev: ErrorEvent, out: list[dict[str, Any]]) -> None:
         self._ended = True
         chunk = self._empty_chunk()
         chunk["error"] = {"message": ev.message, "type": ev.error_type, "code": ev.code}
-        u = self.usage
-        if self.include_usage and _has_usage(u):
-            assert u is not None
-            chunk["usage"] = openai_usage(u)
-        out.append(chunk)
+        out.append(self._usage_chunk(chunk))
 
-    def _new_call(self, call_id: str) -> _Call:
+    def _open_call(self, call_id: str, function: dict[str, str], out: list[dict[str, Any]]) -> _Call:
+        """A call seen for the first time: its index, and its first fragment (id, type and
+        ``function``) after the role chunk if none was sent."""
+        self._role(out)
         call = self._calls[call_id] = _Call(len(self._calls))
+        out.append(self._tool_chunk(call.index, function, call_id))
         return call
 
     def _tool_start(self, ev: ToolCallStart, out: list[dict[str, Any]]) -> None:
-        if not self._role_sent:
-            self._role(out)
         call = self._calls.get(ev.call_id)
         if call is None:
-            call = self._new_call(ev.call_id)
-            out.append(
-                self._chunk(
-                    {
-                        "tool_calls": [
-                            {
-                                "index": call.index,
-                                "id": ev.call_id,
-                                "type": "function",
-                                "function": {"name": ev.name, "arguments": ""},
-                            }
-                        ]
-                    }
-                )
-            )
+            self._open_call(ev.call_id, {"name": ev.name, "arguments": ""}, out)
         elif ev.name:  # a repeated start: only a name is news
-            out.append(self._chunk({"tool_calls": [{"index": call.index, "function": {"name": ev.name}}]}))
+            out.append(self._tool_chunk(call.index, {"name": ev.name}))
 
     def _tool_delta(self, ev: ToolCallDelta, out: list[dict[str, Any]]) -> None:
         call = self._calls.get(ev.call_id)
         if call is None:  # a delta with no start: open the call with its id
-            if not self._role_sent:
-                self._role(out)
-            call = self._new_call(ev.call_id)
-            out.append(
-                self._chunk(
-                    {
-                        "tool_calls": [
-                            {
-                                "index": call.index,
-                                "id": ev.call_id,
-                                "type": "function",
-                                "function": {"arguments": ev.delta},
-                            }
-                        ]
-                    }
-                )
-            )
+            call = self._open_call(ev.call_id, {"arguments": ev.delta}, out)
         else:
-            out.append(self._chunk({"tool_calls": [{"index": call.index, "function": {"arguments": ev.delta}}]}))
+            out.append(self._tool_chunk(call.index, {"arguments": ev.delta}))
         call.sent.append(ev.delta)
 
     def _tool_end(self, ev: ToolCallEnd, out: list[dict[str, Any]]) -> None:
         call = self._calls.get(ev.call_id)
         if call is None:
-            if not self._role_sent:
-                self._role(out)
-            call = self._new_call(ev.call_id)
+            call = self._open_call(ev.call_id, {"name": ev.name, "arguments": ev.arguments}, out)
             call.sent.append(ev.arguments)
-            out.append(
-                self._chunk(
-                    {
-                        "tool_calls": [
-                            {
-                                "index": call.index,
-                                "id": ev.call_id,
-                                "type": "function",
-                                "function": {"name": ev.name, "arguments": ev.arguments},
-                            }
-                        ]
-                    }
-                )
-            )
             return
         sent = "".join(call.sent)
         if sent == ev.arguments:
@@ -403,7 +364,7 @@ class ChunkEncoder:
             # (When the whole text differs from the fragments, the fragments stand.)
             rest = ev.arguments[len(sent) :]
             call.sent = [ev.arguments]
-            out.append(self._chunk({"tool_calls": [{"index": call.index, "function": {"arguments": rest}}]}))
+            out.append(self._tool_chunk(call.index, {"arguments": rest}))
 
     # ------------------------------------------------------------------ framing
     @staticmethod
@@ -429,8 +390,12 @@ class ChunkEncoder:
             return self.sse(chunks[0])
         return b"".join(map(self.sse, chunks))
 
+    def finish_sse(self) -> bytes:
+        """What ends the body: :meth:`finish` framed as SSE, then ``data: [DONE]``."""
+        return b"".join(map(self.sse, self.finish())) + DONE
 
-def encode_stream(
+
+def openai_sse_stream(
     stream: AsyncIterable[BaseEvent],
     *,
     model: str,
@@ -450,17 +415,17 @@ def encode_stream(
 
     def bind(down: Push, end: End) -> tuple[Push, End]:
         enc = ChunkEncoder(model=model, completion_id=completion_id, created=created, include_usage=include_usage)
-        sse = enc.sse
+        encode_sse = enc.encode_sse
 
         def push(ev: Any) -> None:
-            chunks = enc.encode(ev)
-            if chunks:
-                down(b"".join(map(sse, chunks)))
+            frames = encode_sse(ev)
+            if frames:
+                down(frames)
 
         def flush() -> None:
-            tail = enc.finish()
+            tail = b"".join(map(enc.sse, enc.finish()))
             if tail:
-                down(b"".join(map(sse, tail)))
+                down(tail)
             down(DONE)
             end()
 

@@ -39,7 +39,7 @@ from .runlog import DisconnectPolicy, ResumeUnavailableError, RunHandle, event_i
 if TYPE_CHECKING:
     from starlette.responses import Response
 
-__all__ = ["SSEEncoder", "sse_events", "sse_response"]
+__all__ = ["SSE_HEADERS", "SSEEncoder", "sse_events", "sse_response"]
 
 SSE_HEADERS: dict[str, str] = {
     "Content-Type": "text/event-stream",
@@ -177,30 +177,24 @@ def sse_response(
         ValueError: ``heartbeat`` is not positive, ``retry_ms`` is negative, or
             ``on_disconnect`` is not ``"cancel"``/``"continue"``.
     """
-    from ._asgi import EventStreamResponse, RunFollowResponse, stream_producer
+    from ._asgi import EventStreamResponse, RunFollowResponse, check_disconnect_policy, check_heartbeat, stream_producer
 
-    if heartbeat is not None and not heartbeat > 0:
-        raise ValueError(f"heartbeat must be a positive number of seconds or None, got {heartbeat!r}")
-    if on_disconnect not in ("cancel", "continue"):
-        raise ValueError(f"on_disconnect must be 'cancel' or 'continue', got {on_disconnect!r}")
+    check_heartbeat(heartbeat)
+    check_disconnect_policy(on_disconnect)
     encoder = SSEEncoder(retry_ms=retry_ms)
-    common: dict[str, Any] = {
+    options: dict[str, Any] = {
         "headers": dict(SSE_HEADERS),
         "preamble": encoder.preamble(),
-        "heartbeat": encoder.heartbeat() if heartbeat is not None else None,
+        "heartbeat": encoder.heartbeat(),
         "heartbeat_interval": heartbeat,
     }
     if isinstance(source, RunHandle):
         if last_event_id is not None:
             source.log.check(last_event_id)
-        return RunFollowResponse(source, encoder.encode, last_event_id, on_disconnect, common)
+        return RunFollowResponse(source, encoder.encode, last_event_id, on_disconnect, **options)
     if last_event_id:
         raise ResumeUnavailableError(
             "a plain stream cannot be resumed from Last-Event-ID: start it in a RunRegistry and serve the RunHandle",
             last_event_id,
         )
-    return EventStreamResponse(
-        stream_producer(source, encoder.encode),
-        continue_on_disconnect=on_disconnect == "continue",
-        **common,
-    )
+    return EventStreamResponse(stream_producer(source, encoder.encode), on_disconnect=on_disconnect, **options)

@@ -41,8 +41,8 @@ streamops event                        UI message chunks
 ``finish`` chunk's metadata; the partial objects carry what the object deltas say).
 
 :class:`VercelEncoder` is sans-IO: ``encode(event)`` returns chunk dicts, :meth:`sse` frames
-one, :meth:`close` ends a stream that stopped without a run end; :func:`vercel_response` is
-the Starlette helper.
+one (:meth:`encode_sse` frames an event's chunks), :meth:`close` ends a stream that stopped
+without a run end; :func:`vercel_response` is the Starlette helper.
 """
 
 from __future__ import annotations
@@ -74,23 +74,21 @@ from ..events import (
     ToolResult,
     Usage,
 )
+from .openai import DONE
+from .sse import SSE_HEADERS
 
 if TYPE_CHECKING:
     from starlette.responses import StreamingResponse
 
-__all__ = ["DONE", "HEADERS", "VercelEncoder", "vercel_response"]
+    from .runlog import DisconnectPolicy
 
-HEADERS: dict[str, str] = {
-    "content-type": "text/event-stream",
-    "cache-control": "no-cache",
-    "connection": "keep-alive",
-    "x-vercel-ai-ui-message-stream": "v1",
-    "x-accel-buffering": "no",
-}
-"""Response headers of a UI message stream (the AI SDK's ``UI_MESSAGE_STREAM_HEADERS``)."""
+__all__ = ["DONE", "VERCEL_HEADERS", "VercelEncoder", "vercel_response"]
 
-DONE = b"data: [DONE]\n\n"
-"""The stream's last SSE message."""
+VERCEL_HEADERS: dict[str, str] = {**SSE_HEADERS, "x-vercel-ai-ui-message-stream": "v1"}
+"""Response headers of a UI message stream: those of the AI SDK's ``UI_MESSAGE_STREAM_HEADERS``
+(``content-type: text/event-stream``, ``cache-control: no-cache``, ``connection: keep-alive``,
+``x-accel-buffering: no``: the SSE sink's :data:`~streamops.sinks.sse.SSE_HEADERS`) and
+``x-vercel-ai-ui-message-stream: v1``."""
 
 _FINISH_REASONS: dict[str, str] = {
     "stop": "stop",
@@ -304,6 +302,14 @@ class VercelEncoder:
         """One chunk as an SSE message (``data: {json}``; compact JSON has no line breaks)."""
         return b"data: " + json.dumps(part, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
+    def encode_sse(self, event: BaseEvent) -> bytes:
+        """The chunks of one event, each framed by :meth:`sse`, concatenated (``b""`` for none)."""
+        return b"".join(map(self.sse, self.encode(event)))
+
+    def close_sse(self) -> bytes:
+        """The frames that end the stream: :meth:`close`'s chunks, then ``data: [DONE]``."""
+        return b"".join(map(self.sse, self.close())) + DONE
+
     async def encode_stream(self, stream: AsyncIterable[BaseEvent]) -> AsyncIterator[bytes]:
         """The whole SSE body for ``stream``: every chunk, then ``data: [DONE]``.
 
@@ -318,15 +324,33 @@ class VercelEncoder:
         yield DONE
 
 
-def vercel_response(stream: AsyncIterable[BaseEvent], *, message_id: str | None = None) -> StreamingResponse:
-    """A Starlette response streaming ``stream`` as a UI message stream (with :data:`HEADERS`).
+def vercel_response(
+    stream: AsyncIterable[BaseEvent],
+    *,
+    message_id: str | None = None,
+    heartbeat: float | None = None,
+    on_disconnect: DisconnectPolicy = "cancel",
+) -> StreamingResponse:
+    """A Starlette response streaming ``stream`` as a UI message stream (with
+    :data:`VERCEL_HEADERS`).
 
     A :class:`~streamops.Stream` (an agent run included) is iterated inside its own terminal,
-    so its tasks are hosted and it is closed when the response ends; when the client goes
-    away Starlette cancels the body, which closes the stream and cancels the run.
+    so its tasks are hosted and it is closed when the response ends. When the client goes
+    away, ``on_disconnect="cancel"`` closes the stream at once (cancelling the run);
+    ``"continue"`` iterates it to its end, discarding the chunks. If the stream raises, an
+    ``error`` chunk and an ``abort`` end it. ``heartbeat``: seconds of silence after which an
+    SSE comment line is sent (``None``: never).
+
+    Raises:
+        ValueError: ``heartbeat`` is not positive, or ``on_disconnect`` is not
+            ``"cancel"``/``"continue"``.
     """
-    from ._producer import ProducerResponse, frames_producer
+    from ._asgi import EventStreamResponse, stream_producer
 
     encoder = VercelEncoder(message_id)
-    headers = {k: v for k, v in HEADERS.items() if k != "content-type"}
-    return ProducerResponse(frames_producer(stream, encoder.encode_stream), headers=headers)
+    return EventStreamResponse(
+        stream_producer(stream, encoder.encode_sse, finish=encoder.close_sse),
+        headers=dict(VERCEL_HEADERS),
+        heartbeat_interval=heartbeat,
+        on_disconnect=on_disconnect,
+    )

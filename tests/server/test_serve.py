@@ -378,6 +378,57 @@ def test_local_model_stream_equals_a_direct_run() -> None:
     assert chunks[-2].choices[0].finish_reason in ("stop", "length")
 
 
+# ---------------------------------------------------------------------------------- A2A
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a2a_message_stream_through_create_app(anyio_backend: str) -> None:
+    """The app speaks A2A with the model its completions use: the SDK's own v0.3 JSON-RPC client
+    streams a task whose text is the replayed answer, then gets it and reads the card. asyncio
+    only: uvicorn runs the app in this test's own loop (helpers of tests/sinks/test_a2a.py)."""
+    pytest.importorskip("a2a.compat.v0_3.jsonrpc_transport")
+    from a2a.compat.v0_3.jsonrpc_transport import CompatJsonRpcTransport
+    from a2a.types import GetTaskRequest, TaskState
+
+    from tests.sinks._uvicorn import serve as serve_async
+    from tests.sinks.test_a2a import T, send_request
+
+    expected = fold(parse_sse_bytes(EMOJI.read_bytes())).text
+    async with serve_async(create_app(model=f"replay:{EMOJI}")) as base, httpx.AsyncClient(timeout=30) as http:
+        card = (await http.get(f"{base}/.well-known/agent-card.json")).json()
+        card_model = T.AgentCard.model_validate(card)
+        assert card_model.url == f"{base}/a2a" and card_model.capabilities.streaming
+        assert card_model.name == "streamops (replay)"
+        client = CompatJsonRpcTransport(http, None, card["url"])
+        for _ in range(2):  # a fresh agent (and replay) per task
+            responses = [r async for r in client.send_message_streaming(send_request("Tell me a joke"))]
+            kinds = [r.WhichOneof("payload") for r in responses]
+            assert kinds[0] == "task" and kinds[-1] == "status_update" and "artifact_update" in kinds
+            text = "".join(
+                p.text
+                for r in responses
+                if r.WhichOneof("payload") == "artifact_update"
+                for p in r.artifact_update.artifact.parts
+            )
+            assert text == expected
+            final = responses[-1].status_update
+            assert final.status.state == TaskState.TASK_STATE_COMPLETED
+            got = await client.get_task(GetTaskRequest(id=responses[0].task.id))
+            assert got.status.state == TaskState.TASK_STATE_COMPLETED
+            assert [p.text for p in got.history[0].parts] == ["Tell me a joke"]
+        # the OpenAI endpoint beside it is unchanged
+        r = await http.post(f"{base}/v1/chat/completions", json={"messages": MESSAGES})
+        assert r.json()["choices"][0]["message"]["content"] == expected
+
+
+def test_a2a_routes_can_be_left_out() -> None:
+    paths = {getattr(r, "path", None) for r in create_app(model=f"replay:{TEXT}", a2a=False).routes}
+    assert "/a2a" not in paths and "/.well-known/agent-card.json" not in paths
+    paths = {getattr(r, "path", None) for r in create_app(model=f"replay:{TEXT}").routes}
+    assert {"/a2a", "/.well-known/agent-card.json", "/v1/chat/completions"} <= paths
+
+
 # ---------------------------------------------------------------------------------- the CLI
 
 
@@ -408,6 +459,7 @@ def test_streamops_serve_command() -> None:
             time.sleep(0.1)
         _, chunks = stream_completion(client(base))
         assert text_of(chunks) == fold(parse_sse_bytes(TEXT.read_bytes())).text
+        assert httpx.get(f"{base}/.well-known/agent-card.json").json()["url"] == f"{base}/a2a"
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -29,7 +29,7 @@ from streamops.events import (
     UsageEvent,
 )
 from streamops.operators.aggregate import Message
-from streamops.sinks.openai import DONE, ChunkEncoder, completion_object, encode_stream
+from streamops.sinks.openai import DONE, ChunkEncoder, completion_object, openai_sse_stream
 from tests.conftest import RECORDED
 
 ROWS = list(csv.DictReader((RECORDED / "INDEX.tsv").read_text(encoding="utf-8").splitlines(), delimiter="\t"))
@@ -250,10 +250,10 @@ def test_completion_object() -> None:
 
 
 @pytest.mark.anyio
-async def test_encode_stream_is_a_lazy_stream_of_frames() -> None:
+async def test_openai_sse_stream_is_a_lazy_stream_of_frames() -> None:
     body = (RECORDED / "anthropic/messages_parallel_tool_use_fantasy.sse").read_bytes()
     events = parse_sse_bytes(body)
-    frames = await encode_stream(Stream.from_iterable(events), model="m").collect()
+    frames = await openai_sse_stream(Stream.from_iterable(events), model="m").collect()
     assert frames[-1] == DONE
     wire = b"".join(frames)
     assert key(fold(parse_sse_bytes(wire, api="openai-chat"))) == key(fold(events))

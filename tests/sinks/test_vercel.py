@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 import streamops as so
-from streamops.sinks.vercel import DONE, HEADERS, VercelEncoder, vercel_response
+from streamops.sinks.vercel import DONE, VERCEL_HEADERS, VercelEncoder, vercel_response
 from tests.sinks._runs import AGENTS, RECORDED_FILES, STATUSES, agent_events, every_kind_run, recorded_events
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "vercel_ui_message_chunk.schema.json").read_text())
@@ -181,7 +181,7 @@ async def test_vercel_response_runs_an_agent_over_http() -> None:
     app = Starlette(routes=[Route("/chat", chat, methods=["POST"])])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         r = await client.post("/chat")
-    assert r.headers["x-vercel-ai-ui-message-stream"] == HEADERS["x-vercel-ai-ui-message-stream"] == "v1"
+    assert r.headers["x-vercel-ai-ui-message-stream"] == VERCEL_HEADERS["x-vercel-ai-ui-message-stream"] == "v1"
     assert r.headers["content-type"].startswith("text/event-stream")
     frames = [f for f in r.text.split("\n\n") if f]
     assert frames[-1] == "data: [DONE]"
