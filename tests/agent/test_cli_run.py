@@ -45,7 +45,10 @@ def test_run_answers_with_real_tokens_and_prints_stats() -> None:
 
 
 def test_run_three_agents_overlap_in_time() -> None:
-    r = streamops("run", "--agents", "3", "--json", "--max-tokens", "64", "Name three colors.")
+    # word chunks (not the line chunks --agents picks for a terminal) and a prompt with a long
+    # answer: each agent's text deltas then span its whole generation, not one line's instant
+    prompt = "Describe the ocean in a long paragraph."
+    r = streamops("run", "--agents", "3", "--json", "--smooth", "word", "--max-tokens", "64", prompt)
     assert r.returncode == 0, r.stderr
     events = ndjson(r.stdout)
     agents = {e["agent"] for e in events}
