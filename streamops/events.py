@@ -355,6 +355,15 @@ class UsageEvent(BaseEvent):
     """True when the figures are totals so far (they replace earlier ones); False when they
     are increments to add."""
 
+    def folded(self, total: Usage | None) -> Usage:
+        """``total`` (the usage known before this report, ``None`` for none) with this report
+        folded in: overlaid when :attr:`cumulative` (see :meth:`Usage.merged`), added when not.
+        The one rule every consumer of usage reports follows (accumulate, token counters,
+        the OpenAI chunk encoder)."""
+        if total is None:
+            return self.usage
+        return total.merged(self.usage) if self.cumulative else total + self.usage
+
 
 @dataclass(slots=True, kw_only=True)
 class ErrorEvent(BaseEvent):

@@ -164,12 +164,7 @@ class Accumulator:
                 self._refusal = []
             self._refusal.append(event.delta)
         elif isinstance(event, UsageEvent):
-            if self._usage is None:
-                self._usage = event.usage
-            elif event.cumulative:
-                self._usage = self._usage.merged(event.usage)
-            else:
-                self._usage = self._usage + event.usage
+            self._usage = event.folded(self._usage)
         elif isinstance(event, (ToolResult, ToolError)):
             m.tool_results[event.call_id] = event
         elif isinstance(event, ReasoningSignature):

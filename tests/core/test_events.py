@@ -329,3 +329,21 @@ def test_usage_examples() -> None:
     _ = a + Usage(input_tokens=2)
     _ = a.merged(Usage(input_tokens=5))
     assert a == Usage(input_tokens=1)
+
+
+@settings(max_examples=50)
+@given(total=st.one_of(st.none(), usages), report=usages, cumulative=st.booleans())
+def test_usage_event_folded_overlays_cumulative_and_adds_increments(
+    total: Usage | None, report: Usage, cumulative: bool
+) -> None:
+    got = UsageEvent(usage=report, cumulative=cumulative).folded(total)
+    for name in USAGE_FIELDS:
+        new = getattr(report, name)
+        old = None if total is None else getattr(total, name)
+        if total is None:
+            want = new
+        elif cumulative:
+            want = old if new is None else new
+        else:
+            want = _ref_add(old, new)
+        assert getattr(got, name) == want, name
