@@ -263,38 +263,10 @@ def debounce(seconds: float) -> Callable[[Stream[T]], Stream[T]]:
     """
     _positive("seconds", seconds)
 
-    async def gen(up: Stream[T]) -> AsyncGenerator[T, None]:
-        import anyio
+    def arrive(now: float, holding: bool) -> float | None:
+        return now + seconds  # hold the newest item, the quiet period starts again
 
-        pump: Pump[T] = Pump(up, "debounce()")
-        pump.start()
-        pending: list[T] = []
-        deadline: float | None = None
-        try:
-            while True:
-                try:
-                    x = await pump.get(deadline)
-                except StopAsyncIteration:
-                    break
-                except Exception:
-                    if pending:
-                        yield pending.pop()
-                    raise
-                if x is TIMED_OUT:
-                    deadline = None
-                    yield pending.pop()
-                    continue
-                pending[:] = [x]  # type: ignore[list-item]
-                deadline = anyio.current_time() + seconds
-            if pending:
-                yield pending.pop()
-        finally:
-            await pump.aclose()
-
-    def op(up: Stream[T]) -> Stream[T]:
-        return Stream(_GenSource(gen, up))
-
-    return op
+    return _latest_gate("debounce()", lambda: (arrive, _ignore))
 
 
 def throttle(seconds: float) -> Callable[[Stream[T]], Stream[T]]:
@@ -319,16 +291,48 @@ def throttle(seconds: float) -> Callable[[Stream[T]], Stream[T]]:
     """
     _positive("seconds", seconds)
 
+    def policy() -> tuple[Callable[[float, bool], float | None], Callable[[float], None]]:
+        last: list[float] = []  # the time of the last emission, per iteration
+
+        def arrive(now: float, holding: bool) -> float | None:
+            if not holding and (not last or now - last[0] >= seconds):
+                last[:] = [now]
+                return None  # emit at once: the window is open
+            return last[0] + seconds  # hold it until the window closes
+
+        def fired(now: float) -> None:
+            last[:] = [now]
+
+        return arrive, fired
+
+    return _latest_gate("throttle()", policy)
+
+
+def _ignore(now: float) -> None:
+    pass
+
+
+def _latest_gate(
+    name: str, policy: Callable[[], tuple[Callable[[float, bool], float | None], Callable[[float], None]]]
+) -> Callable[[Stream[T]], Stream[T]]:
+    """The loop of ``debounce`` and ``throttle``: one pending item, replaced by newer ones.
+
+    ``policy()`` (called per iteration, for fresh state) gives ``arrive(now, holding)``, which
+    returns ``None`` to emit an arriving item at once or the deadline (seconds, the clock of
+    ``anyio.current_time()``) until which to hold it, and ``fired(now)``, told when a held item
+    is emitted at its deadline. A pending item is emitted at once when the upstream ends or
+    fails (before the error is re-raised)."""
+
     async def gen(up: Stream[T]) -> AsyncGenerator[T, None]:
         import anyio
 
-        pump: Pump[T] = Pump(up, "throttle()")
+        arrive, fired = policy()
+        pump: Pump[T] = Pump(up, name)
         pump.start()
         pending: list[T] = []
-        last_emit: float | None = None
+        deadline: float | None = None
         try:
             while True:
-                deadline = None if not pending or last_emit is None else last_emit + seconds
                 try:
                     x = await pump.get(deadline)
                 except StopAsyncIteration:
@@ -339,14 +343,16 @@ def throttle(seconds: float) -> Callable[[Stream[T]], Stream[T]]:
                     raise
                 now = anyio.current_time()
                 if x is TIMED_OUT:
-                    last_emit = now
+                    deadline = None
+                    fired(now)
                     yield pending.pop()
                     continue
-                if not pending and (last_emit is None or now - last_emit >= seconds):
-                    last_emit = now
+                hold = arrive(now, bool(pending))
+                if hold is None:
                     yield x  # type: ignore[misc]
                 else:
                     pending[:] = [x]  # type: ignore[list-item]
+                    deadline = hold
             if pending:
                 yield pending.pop()
         finally:

@@ -3,12 +3,13 @@ the tests take milliseconds."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import anyio
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streamops as so
@@ -266,3 +267,55 @@ def test_virtual_clock_loop_jumps_instead_of_sleeping() -> None:
     with asyncio.Runner(loop_factory=VirtualClockEventLoop) as runner:
         assert runner.run(main()) == pytest.approx(3600)
     assert time.perf_counter() - wall < 5
+
+
+def _debounce_model(arrivals: list[float], w: float) -> list[tuple[float, int]]:
+    """Reference: item i is emitted ``w`` after it arrived when the next one comes later than
+    that; the last one when the source ends (at its arrival)."""
+    out = [(t + w, i) for i, (t, nxt) in enumerate(itertools.pairwise(arrivals)) if nxt - t > w]
+    return [*out, (arrivals[-1], len(arrivals) - 1)]
+
+
+def _throttle_model(arrivals: list[float], w: float) -> list[tuple[float, int]]:
+    """Reference: an item is emitted at once when ``w`` passed since the last emission, else
+    the latest held item when the window closes; the held one at once when the source ends."""
+    out: list[tuple[float, int]] = []
+    last: float | None = None
+    held: int | None = None
+    for i, t in enumerate(arrivals):
+        if held is not None and last is not None and last + w < t:
+            last = last + w
+            out.append((last, held))
+            held = None
+        if held is None and (last is None or t - last >= w):
+            last = t
+            out.append((t, i))
+        else:
+            held = i
+    if held is not None:
+        out.append((arrivals[-1], held))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    gaps=st.lists(st.integers(min_value=0, max_value=6), min_size=1, max_size=12),
+    window=st.integers(min_value=0, max_value=4),
+    which=st.sampled_from(["debounce", "throttle"]),
+)
+def test_debounce_and_throttle_match_their_reference_for_any_arrivals(gaps: list[int], window: int, which: str) -> None:
+    """Property on the virtual clock: what is emitted, and when, equals a reference model of
+    the marble diagram. Arrivals are whole seconds, the window is off that grid (and off its
+    own multiples' ties with it) by 0.37 s, so no deadline ties with an arrival."""
+    w = window + 0.37
+    arrivals = list(itertools.accumulate(float(g) for g in gaps))
+    op = debounce(w) if which == "debounce" else throttle(w)
+    want = _debounce_model(arrivals, w) if which == "debounce" else _throttle_model(arrivals, w)
+
+    async def run() -> list[tuple[float, Any]]:
+        return await timed(Source([float(g) for g in gaps]).stream() | op)
+
+    for backend, options in virtual_backends():
+        got = anyio.run(run, backend=backend, backend_options=options)
+        assert [x for _, x in got] == [i for _, i in want]
+        assert [t for t, _ in got] == pytest.approx([t for t, _ in want], abs=1e-6)
