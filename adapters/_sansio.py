@@ -145,8 +145,8 @@ class SSEParser:
     def _route(self, events: list[SSEEvent]) -> None:
         parser = self.parser
         if parser is None:
+            api = self._detect(events)
             self._pending.extend(events)
-            api = self._detect()
             if api is not None:
                 self._start(api)
             return
@@ -166,11 +166,15 @@ class SSEParser:
         self._route(pending)
         return parser
 
-    def _detect(self) -> API | None:
-        for sse in self._pending:
+    def _detect(self, events: list[SSEEvent]) -> API | None:
+        """The API the first telling one of ``events`` shows (the events held before them told
+        nothing: each event is looked at once)."""
+        for sse in events:
             name = None if sse.event == "message" else sse.event
-            if name is not None and detect_one(name, None) is not None:
-                return detect_one(name, None)
+            if name is not None:
+                api = detect_one(name, None)
+                if api is not None:
+                    return api
             try:
                 payload = json.loads(sse.data)
             except ValueError:
