@@ -99,32 +99,33 @@ def timeout(
             step_started: float | None = None
             calls: dict[str, float] = {}
             while True:
-                deadline: float | None = None
-                limit = ""
-                detail = ""
-
-                def consider(at: float, name: str, why: str = "") -> None:
-                    nonlocal deadline, limit, detail
-                    if deadline is None or at < deadline:
-                        deadline, limit, detail = at, name, why
-
+                # the earliest of the limits that apply now: (deadline in seconds, limit, detail)
+                soonest: tuple[float, str, str] | None = None
                 if first is not None and last is None:
-                    consider(start + first, "first")
+                    soonest = (start + first, "first", "")
                 if idle is not None and (last is not None or first is None):
-                    consider((start if last is None else last) + idle, "idle")
-                if total is not None:
-                    consider(start + total, "total")
+                    at = (start if last is None else last) + idle
+                    if soonest is None or at < soonest[0]:
+                        soonest = (at, "idle", "")
+                if total is not None and (soonest is None or start + total < soonest[0]):
+                    soonest = (start + total, "total", "")
                 if step is not None and step_started is not None:
-                    consider(step_started + step, "step")
+                    at = step_started + step
+                    if soonest is None or at < soonest[0]:
+                        soonest = (at, "step", "")
                 if tool is not None and calls:
-                    call_id, issued = min(calls.items(), key=lambda kv: kv[1])
-                    consider(issued + tool, "tool", f"call_id {call_id!r}")
+                    call_id, issued = min(calls.items(), key=_second)
+                    if soonest is None or issued + tool < soonest[0]:
+                        soonest = (issued + tool, "tool", f"call_id {call_id!r}")
+                deadline = None if soonest is None else soonest[0]
                 try:
                     x = await pump.get(deadline)
                 except StopAsyncIteration:
                     return
                 if x is TIMED_OUT:
                     await pump.aclose()
+                    assert soonest is not None
+                    _, limit, detail = soonest
                     seconds = limits[limit]
                     assert seconds is not None
                     raise errors[limit](seconds, detail)
@@ -306,6 +307,10 @@ def throttle(seconds: float) -> Callable[[Stream[T]], Stream[T]]:
         return arrive, fired
 
     return _latest_gate("throttle()", policy)
+
+
+def _second(kv: tuple[str, float]) -> float:
+    return kv[1]
 
 
 def _ignore(now: float) -> None:
