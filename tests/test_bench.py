@@ -75,3 +75,17 @@ def test_cli_bench_finds_the_runner() -> None:
     from streamops.cli import _bench_runner
 
     assert _bench_runner() == BENCH / "run.py"
+
+
+def test_sse_decoder_bench_runs_and_both_decoders_agree() -> None:
+    import subprocess
+
+    r = subprocess.run(
+        [sys.executable, str(BENCH / "bench_sse.py"), "--rounds", "1"], capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("67 recorded bodies")
+    rows = [line for line in lines if "x   (" in line]
+    assert len(rows) == 3
+    assert all("(67/67 bodies)" in row for row in rows)  # same events from both decoders on every body
