@@ -51,6 +51,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from .._stream import _aclose
 from ..events import (
     BaseEvent,
     CustomEvent,
@@ -69,6 +70,7 @@ from ..events import (
     ToolProgress,
     ToolResult,
 )
+from .runlog import error_event
 
 if TYPE_CHECKING:
     import anyio
@@ -338,12 +340,38 @@ class A2AEncoder:
     async def encode_stream(
         self, stream: AsyncIterable[BaseEvent], request_id: str | int | None
     ) -> AsyncIterator[bytes]:
-        """The SSE body of a ``message/stream`` response for ``stream``."""
-        async for event in stream:
-            for r in self.encode(event):
+        """The SSE body of a ``message/stream`` response for ``stream`` (ended with
+        :meth:`close` if it had no run end).
+
+        If ``stream`` raises (an ``Exception``), the ``ErrorEvent`` for the failure
+        (:func:`~streamops.sinks.runlog.error_event`) is encoded and the task ends with the
+        final status ``failed`` (its message: the error), unless a final status was already
+        sent; then the exception is re-raised. ``stream`` is always closed (``aclose()`` of its
+        iterator, when it has one): at its end, on its failure, and when this generator is
+        closed early (``break`` then ``aclose()``, or cancellation). Iterate it inside the
+        terminal that hosts ``stream`` when the stream runs tasks (an agent run).
+        """
+        it = aiter(stream)
+        last: BaseEvent | None = None
+        failure: Exception | None = None
+        try:
+            async for last in it:
+                for r in self.encode(last):
+                    yield self.sse(r, request_id)
+        except Exception as exc:
+            failure = exc
+        finally:
+            await _aclose(it)
+        if failure is not None:
+            err = error_event(failure, last)
+            ends = self.encode(err)
+            ends += self.encode(RunEnd(run_id=err.run_id, agent=err.agent, seq=err.seq + 1, status="failed"))
+            for r in ends:
                 yield self.sse(r, request_id)
         for r in self.close():
             yield self.sse(r, request_id)
+        if failure is not None:
+            raise failure
 
 
 # ==================================================================================== server

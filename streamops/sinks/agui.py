@@ -49,6 +49,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from .._stream import _aclose
 from ..events import (
     BaseEvent,
     CustomEvent,
@@ -72,6 +73,7 @@ from ..events import (
     ToolProgress,
     ToolResult,
 )
+from .runlog import error_event
 
 if TYPE_CHECKING:
     from ag_ui.core import BaseEvent as AGUIEvent
@@ -352,12 +354,34 @@ class AGUIEncoder:
         return b"".join(map(self.sse, self.close()))
 
     async def encode_stream(self, stream: AsyncIterable[BaseEvent]) -> AsyncIterator[bytes]:
-        """The whole SSE body for ``stream`` (closed with :meth:`close` if it had no run end)."""
-        async for event in stream:
-            for ev in self.encode(event):
+        """The whole SSE body for ``stream`` (closed with :meth:`close` if it had no run end).
+
+        If ``stream`` raises (an ``Exception``), the body ends as :func:`agui_response` ends it:
+        the ``CUSTOM`` ``error`` event of the ``ErrorEvent`` for the failure
+        (:func:`~streamops.sinks.runlog.error_event`), then :meth:`close`'s events; then the
+        exception is re-raised. ``stream`` is always closed (``aclose()`` of its iterator, when
+        it has one): at its end, on its failure, and when this generator is closed early
+        (``break`` then ``aclose()``, or cancellation). Iterate it inside the terminal that
+        hosts ``stream`` when the stream runs tasks (an agent run).
+        """
+        it = aiter(stream)
+        last: BaseEvent | None = None
+        failure: Exception | None = None
+        try:
+            async for last in it:
+                for ev in self.encode(last):
+                    yield self.sse(ev)
+        except Exception as exc:
+            failure = exc
+        finally:
+            await _aclose(it)
+        if failure is not None:
+            for ev in self.encode(error_event(failure, last)):
                 yield self.sse(ev)
         for ev in self.close():
             yield self.sse(ev)
+        if failure is not None:
+            raise failure
 
 
 def agui_response(

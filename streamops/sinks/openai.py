@@ -74,7 +74,8 @@ latter::
      "error": {"message": str, "type": str, "code": str | null},
      ["usage": {...}]}       # the usage known so far, when include_usage and known
 
-``done()`` (``data: [DONE]``) should still follow it.
+``done()`` (``data: [DONE]``) should still follow it. :func:`openai_sse_stream` sends one, then
+``data: [DONE]``, when its source raises (and then re-raises), never an invented finish chunk.
 """
 
 from __future__ import annotations
@@ -82,10 +83,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any
 
-from streamops._stream import End, Push, Stage, Stream
+from streamops._stream import End, Push, Stage, Stream, _aclose, _GenSource
 from streamops.events import (
     BaseEvent,
     ErrorEvent,
@@ -104,6 +105,7 @@ from streamops.events import (
     UsageEvent,
 )
 from streamops.operators.aggregate import Message
+from streamops.sinks.runlog import error_event
 
 __all__ = ["DONE", "ChunkEncoder", "completion_object", "openai_sse_stream", "openai_usage"]
 
@@ -405,12 +407,22 @@ def openai_sse_stream(
 ) -> Stream[bytes]:
     """A stream of OpenAI chat-completion SSE bytes for one run's events.
 
-    Each item is the SSE frames of one event (events that give no chunk give no item); after
-    the source ends, whatever :meth:`ChunkEncoder.finish` owes, then ``data: [DONE]``. The
-    result is a lazy :class:`~streamops.Stream` (iterate it with ``async with s.iterate() as
-    it``, or a terminal, so operators upstream that own tasks have a host); the encoding is a
-    fused stage (no extra ``await`` per event). Arguments as for :class:`ChunkEncoder`; a new
-    encoder is made per iteration.
+    - When the source emits: each item is the SSE frames of one event (events that give no
+      chunk give no item).
+    - When it completes: whatever :meth:`ChunkEncoder.finish` owes (the finish chunk and the
+      usage chunk, unless a run end or an error event was encoded), then ``data: [DONE]``.
+    - When it fails (raises an ``Exception``): the error chunk of the ``ErrorEvent`` for it
+      (:func:`~streamops.sinks.runlog.error_event`: ``type`` the exception's class name,
+      ``message`` its text; nothing if a run end or an error was already encoded), never a
+      finish chunk, then ``data: [DONE]``; then the exception is re-raised to the consumer (the
+      items first, then the raise, as everywhere in a :class:`~streamops.Stream`).
+    - When the consumer stops early (``break``, ``aclose()``, cancellation): nothing more is
+      emitted, and the source is closed.
+
+    The result is a lazy :class:`~streamops.Stream` (iterate it with ``async with s.iterate()
+    as it``, or a terminal, so operators upstream that own tasks have a host); the encoding is
+    a fused stage, behind one async generator that watches the source for a failure.
+    Arguments as for :class:`ChunkEncoder`; a new encoder is made per iteration.
     """
 
     def bind(down: Push, end: End) -> tuple[Push, End]:
@@ -431,7 +443,24 @@ def openai_sse_stream(
 
         return push, flush
 
-    return Stream.from_async_iterable(stream) | Stage(bind, "openai_chunks")
+    return Stream(_GenSource(_then_error_event, stream)) | Stage(bind, "openai_chunks")
+
+
+async def _then_error_event(source: AsyncIterable[BaseEvent]) -> AsyncGenerator[BaseEvent, None]:
+    """The events of ``source``; if it raises, the ``ErrorEvent`` for the failure
+    (:func:`~streamops.sinks.runlog.error_event`) and then the exception again. The source is
+    closed however this stops (end, failure, an early ``aclose()``)."""
+    it = aiter(source)
+    last: BaseEvent | None = None
+    try:
+        async for last in it:
+            yield last
+    except Exception as exc:
+        await _aclose(it)
+        yield error_event(exc, last)
+        raise
+    finally:
+        await _aclose(it)
 
 
 def completion_object(

@@ -51,6 +51,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from .._stream import _aclose
 from ..events import (
     BaseEvent,
     CustomEvent,
@@ -75,6 +76,7 @@ from ..events import (
     Usage,
 )
 from .openai import DONE
+from .runlog import error_event
 from .sse import SSE_HEADERS
 
 if TYPE_CHECKING:
@@ -311,17 +313,39 @@ class VercelEncoder:
         return b"".join(map(self.sse, self.close())) + DONE
 
     async def encode_stream(self, stream: AsyncIterable[BaseEvent]) -> AsyncIterator[bytes]:
-        """The whole SSE body for ``stream``: every chunk, then ``data: [DONE]``.
+        """The whole SSE body for ``stream``: every chunk, then :meth:`close`'s, then
+        ``data: [DONE]``.
+
+        If ``stream`` raises (an ``Exception``), the body ends as :func:`vercel_response` ends
+        it: the ``error`` chunk of the ``ErrorEvent`` for the failure
+        (:func:`~streamops.sinks.runlog.error_event`), the closing chunks (``abort`` unless the
+        run end was encoded) and ``data: [DONE]``; then the exception is re-raised. ``stream``
+        is always closed (``aclose()`` of its iterator, when it has one): at its end, on its
+        failure, and when this generator is closed early (``break`` then ``aclose()``, or
+        cancellation).
 
         Iterate it inside the terminal that hosts ``stream`` when the stream runs tasks (an
         agent run): :func:`vercel_response` does that.
         """
-        async for event in stream:
-            for part in self.encode(event):
+        it = aiter(stream)
+        last: BaseEvent | None = None
+        failure: Exception | None = None
+        try:
+            async for last in it:
+                for part in self.encode(last):
+                    yield self.sse(part)
+        except Exception as exc:
+            failure = exc
+        finally:
+            await _aclose(it)
+        if failure is not None:
+            for part in self.encode(error_event(failure, last)):
                 yield self.sse(part)
         for part in self.close():
             yield self.sse(part)
         yield DONE
+        if failure is not None:
+            raise failure
 
 
 def vercel_response(
