@@ -282,13 +282,7 @@ class ChunkEncoder:
         elif t is ToolCallEnd:
             self._tool_end(event, out)  # type: ignore[arg-type]
         elif t is UsageEvent:
-            ev: UsageEvent = event  # type: ignore[assignment]
-            if self._usage is None:
-                self._usage = ev.usage
-            elif ev.cumulative:
-                self._usage = self._usage.merged(ev.usage)
-            else:
-                self._usage = self._usage + ev.usage
+            self._usage = event.folded(self._usage)  # type: ignore[attr-defined]
         elif t is RunStart:
             self._role(out)
         elif t is StepEnd:
