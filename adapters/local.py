@@ -156,15 +156,32 @@ So models load with ``verbose=True`` and only Python's ``sys.stderr`` is capture
 at a time; llama.cpp's own log is then set back to errors only."""
 
 
-def _quiet_llama(llama_cpp: Any, path: str, kwargs: dict[str, Any]) -> Any:
-    """``llama_cpp.Llama(path, **kwargs)`` without touching the process's file descriptors."""
+def _quiet_llama(llama_cpp: Any, path: str, kwargs: dict[str, Any], *, use_extra_bufts: bool = False) -> Any:
+    """``llama_cpp.Llama(path, **kwargs)`` without touching the process's file descriptors.
+
+    ``use_extra_bufts`` is llama.cpp's model parameter of that name (weights repacked into the
+    CPU backend's extra buffer types, AMX among them), which ``llama_cpp.Llama`` does not take
+    as an argument: it is set on the default model parameters while this load runs (under
+    :data:`_STDIO_LOCK`, so one load at a time sees the change)."""
     import contextlib
     import io
 
+    import llama_cpp.llama_cpp as low_level
     from llama_cpp._logger import set_verbose
 
+    defaults = low_level.llama_model_default_params
+
+    def model_params() -> Any:
+        params = defaults()
+        params.use_extra_bufts = use_extra_bufts
+        return params
+
     with _STDIO_LOCK, contextlib.redirect_stderr(io.StringIO()):
-        llm = llama_cpp.Llama(model_path=path, **{**kwargs, "verbose": True})
+        low_level.llama_model_default_params = model_params
+        try:
+            llm = llama_cpp.Llama(model_path=path, **{**kwargs, "verbose": True})
+        finally:
+            low_level.llama_model_default_params = defaults
         set_verbose(False)
     llm.verbose = False
     return llm
@@ -338,6 +355,14 @@ class LocalModel:
             default evaluates prompts on every core, and its threads meet at spinning
             barriers: on a busy 2-core machine that made a 41-token prompt take 5-6 s instead
             of 0.75 s. Pass ``n_threads_batch`` in ``llama_kwargs`` to override.
+        use_extra_bufts: llama.cpp's ``use_extra_bufts`` model parameter: repack the weights
+            for the CPU's extra buffer types (AMX tiles, AVX2/AVX-512 layouts for Q4_0, Q4_K,
+            IQ4_NL). Off by default: on an AMX CPU under a hypervisor that does not enable the
+            tile state (seen on a Firecracker VM, Linux 6.18, Xeon with ``amx_tile``), llama.cpp
+            0.3.36's AMX kernel dies with a general protection fault at ``ldtilecfg`` on the
+            first prompt of two or more tokens, and that machine's kernel grants the tile
+            permission (``arch_prctl``), so there is no cheap way to tell beforehand. With it
+            off, the bundled SmolLM2 (Q4_1) generates at about 50 tokens/s on that machine.
         llama_kwargs: further keyword arguments for ``llama_cpp.Llama``.
 
     The model is loaded on first use (about 0.2 s for SmolLM2; importing llama_cpp about
@@ -355,6 +380,7 @@ class LocalModel:
         n_ctx: int = 2048,
         seed: int = 0,
         n_threads: int | None = None,
+        use_extra_bufts: bool = False,
         **llama_kwargs: Any,
     ) -> None:
         self._model_path = None if model_path is None else Path(model_path)
@@ -365,6 +391,7 @@ class LocalModel:
         self.seed = seed
         self._n_threads = n_threads
         self._llama_kwargs = llama_kwargs
+        self.use_extra_bufts = use_extra_bufts
         self._rng = random.Random(seed)
         self._llm: llama_cpp.Llama | None = None
         self._is_eog: Callable[[int], bool] = _never
@@ -410,7 +437,7 @@ class LocalModel:
                 kwargs["n_threads"] = n_threads
                 kwargs["n_threads_batch"] = n_threads
                 kwargs.update(self._llama_kwargs)
-                llm = _quiet_llama(llama_cpp, str(path), kwargs)
+                llm = _quiet_llama(llama_cpp, str(path), kwargs, use_extra_bufts=self.use_extra_bufts)
                 vocab = llama_cpp.llama_model_get_vocab(llm.model)
                 is_eog = llama_cpp.llama_vocab_is_eog
                 self._is_eog = lambda token: bool(is_eog(vocab, token))

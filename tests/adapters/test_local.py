@@ -342,3 +342,17 @@ def test_missing_model_is_a_typed_error(monkeypatch: pytest.MonkeyPatch, tmp_pat
 async def test_missing_model_fails_the_stream() -> None:
     with pytest.raises(ModelNotInstalledError):
         await _collect(LocalModel("/nonexistent/model.gguf").stream("hi"))
+
+
+def test_extra_buffer_types_are_off_by_default_and_the_defaults_restored(model: LocalModel) -> None:
+    """The model loads with llama.cpp's ``use_extra_bufts`` off (its AMX kernel faults on some
+    VMs: see ``LocalModel``), and the load leaves llama-cpp's default parameters as they were."""
+    import llama_cpp.llama_cpp as low_level
+
+    llm: Any = model.load()
+    assert model.use_extra_bufts is False
+    assert llm.model_params.use_extra_bufts is False
+    assert low_level.llama_model_default_params().use_extra_bufts is True
+    # A prompt of many tokens is evaluated as one batch: the path that faulted.
+    out = llm.create_completion("Why is the sky blue? " * 8, max_tokens=4, temperature=0)
+    assert out["usage"]["prompt_tokens"] > 8
