@@ -315,15 +315,22 @@ class Shared(Generic[T]):
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    ) -> bool:
+        """Stop the pump, close the source, then exit the task group with the block's own
+        exception (so it cancels and reports as for an error exit); ``True`` only if the task
+        group handled it (its own cancellation)."""
         tg = self._tg
+        self._tg = None
         self._open = False
         try:
             await self.aclose()
-        finally:
+        except BaseException as close_exc:
             if tg is not None:
-                self._tg = None
-                await tg.__aexit__(None, None, None)
+                await _exit_task_group(tg, close_exc)
+            raise
+        if tg is None:
+            return False
+        return await _exit_task_group(tg, exc)
 
     async def aclose(self) -> None:
         """Stop the pump and close the source now; subscribers get what they hold, then end."""
@@ -352,6 +359,7 @@ class Shared(Generic[T]):
     # ----------------------------------------------------------------------------- the pump
     async def _pump(self) -> None:
         import anyio  # imported on use: `import streamops` stays light
+        from anyio.lowlevel import checkpoint
 
         it: AsyncIterator[Any] | None = None
         log = self._log if self.replay else None
@@ -371,7 +379,12 @@ class Shared(Generic[T]):
                         self._last_seq = seq
                         if log is not None:
                             log.append((seq, x))
-                        for sub in self._subs:
+                        subs = self._subs
+                        if not subs:
+                            # Nobody to wait for: yield to the loop anyway, or a source that
+                            # never awaits would spin here and starve the block's own exit.
+                            await checkpoint()
+                        for sub in subs:
                             if sub.n < buffer:
                                 sub.q.append(x)
                                 sub.n += 1
@@ -494,6 +507,29 @@ def share(
     return Shared(source, buffer=buffer, policy=policy, replay=replay)
 
 
+async def _exit_task_group(tg: TaskGroup, exc: BaseException | None) -> bool:
+    """``tg.__aexit__`` with ``exc`` (the exception leaving the block, or ``None``): what it
+    returns (``True``: it handled ``exc``). A task group reports the block's exception wrapped
+    in an exception group (or raises it again); when that is nothing but ``exc`` itself,
+    ``False`` is returned instead, so ``exc`` propagates unchanged (same object, not wrapped).
+    Anything else the task group raises (a failed task) propagates."""
+    try:
+        if exc is None:
+            handled = await tg.__aexit__(None, None, None)
+        else:
+            handled = await tg.__aexit__(type(exc), exc, exc.__traceback__)
+    except BaseException as raised:
+        if exc is not None and (raised is exc or (isinstance(raised, BaseExceptionGroup) and _only(raised, exc))):
+            return False
+        raise
+    return bool(handled)
+
+
+def _only(group: BaseExceptionGroup[BaseException], exc: BaseException) -> bool:
+    """Whether every leaf of ``group`` is ``exc``."""
+    return all(e is exc or (isinstance(e, BaseExceptionGroup) and _only(e, exc)) for e in group.exceptions)
+
+
 class _Tee(Generic[T]):
     """What :func:`tee` returns: ``async with tee(run, 2) as (a, b):``."""
 
@@ -509,8 +545,8 @@ class _Tee(Generic[T]):
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._hub.__aexit__(exc_type, exc, tb)
+    ) -> bool:
+        return await self._hub.__aexit__(exc_type, exc, tb)
 
     def __iter__(self) -> Iterator[Any]:
         return self._unpacked()
