@@ -5,7 +5,9 @@ them; what differs between SDKs is a row of :data:`SDK_HOOKS`.
 
 Both drivers:
 
-- accept a sync or async iterable (``drive_sse`` also one ``bytes`` body);
+- accept a sync or async iterable (``drive_sse`` also one ``bytes`` body); a sync one that
+  is not an in-memory container (a sync SDK stream, ``httpx``'s ``iter_raw()``) is read in
+  worker threads, one ``next()`` per item, so a blocking read never blocks the event loop;
 - yield each event as soon as the input completing it is read, and stop reading once the
   parser has emitted the run end;
 - on malformed input (``on_malformed="raise"``) yield every event before it, then raise the
@@ -14,18 +16,22 @@ Both drivers:
   shielded from cancellation for at most :data:`CLEANUP_SECONDS`: the iterator they took, an
   ``openai``/``anthropic`` ``AsyncStream``'s internal generator (whose ``finally`` closes the
   HTTP response), and the source object itself. A sync iterator is closed only if it is a
-  generator, so a file object passed in is left open.
+  generator, so a file object passed in is left open; if the consumer left while a worker
+  thread was inside ``next()``, that thread closes them when ``next()`` returns. Every close
+  is attempted even if one raises (:func:`close_quietly`).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
+import threading
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 
 import anyio
+import anyio.to_thread
 
 from streamops.errors import StreamFormatError
 from streamops.events import BaseEvent
@@ -66,19 +72,114 @@ _MAX_CHAIN = 16
 async def close_quietly(*objs: Any) -> None:
     """Close each of ``objs`` that can be closed (``aclose()``, else ``close()``; awaited when
     it returns an awaitable; ``None`` is skipped), shielded from cancellation for at most
-    :data:`CLEANUP_SECONDS`."""
+    :data:`CLEANUP_SECONDS`.
+
+    Every close is attempted, also after an earlier one raised (a failing SDK stream must not
+    leave the HTTP response or the source open). Then the first error is re-raised, with a note
+    for each later one. Closes cut short by the :data:`CLEANUP_SECONDS` deadline end quietly:
+    the shielding scope absorbs its own cancellation, as it always did.
+    """
+    first: BaseException | None = None
+    cancelled: BaseException | None = None  # the deadline's: the shielded scope absorbs it
     with anyio.move_on_after(CLEANUP_SECONDS, shield=True):
+        cancelled_exc = anyio.get_cancelled_exc_class()
         for obj in objs:
             close = getattr(obj, "aclose", None) or getattr(obj, "close", None)
-            if close is not None:
+            if close is None:
+                continue
+            try:
                 res = close()
                 if inspect.isawaitable(res):
                     await res
+            except cancelled_exc as exc:  # the deadline passed: the rest still get a (cancelled) close
+                cancelled = cancelled or exc
+            except BaseException as exc:
+                if first is None:
+                    first = exc
+                else:
+                    first.add_note(f"closing {type(obj).__name__} also raised {type(exc).__name__}: {exc}")
+        error, first, cancelled = first or cancelled, None, None
+        if error is not None:
+            try:
+                raise error
+            finally:
+                del error  # no reference cycle through this frame
+
+
+_IN_MEMORY: tuple[type[Any], ...] = (
+    list, tuple, range, dict, set, frozenset, str, bytes, type(iter(())), type(iter([])),
+)  # fmt: skip
+"""Sync iterables whose iteration cannot block (no I/O behind ``next()``): iterated on the
+event loop. Any other sync iterable is read in a worker thread (see :class:`_SyncReader`)."""
+
+_END: Any = object()
+"""What :meth:`_SyncReader.next` returns at the end (``StopIteration`` cannot cross a thread
+boundary into a future)."""
+
+
+class _SyncReader:
+    """Reads a sync iterator in worker threads, one ``next()`` per
+    ``anyio.to_thread.run_sync`` call, so a blocking read (an SDK's sync stream, ``httpx``'s
+    ``iter_raw()``, a socket) never blocks the event loop.
+
+    A cancelled wait abandons the thread (``abandon_on_cancel``): the consumer goes on at once,
+    and the ``next()`` still running finishes in its thread, which then sees :meth:`stop` and
+    closes the iterator and the source there (it cannot be closed from the loop while a thread
+    is inside it: a generator would raise ``ValueError: generator already executing``).
+    """
+
+    __slots__ = ("_busy", "_it", "_lock", "_objs", "_stopped")
+
+    def __init__(self, it: Iterator[Any], closeable: tuple[Any, ...]) -> None:
+        self._it = it
+        self._objs = closeable
+        self._lock = threading.Lock()
+        self._busy = False
+        self._stopped = False
+
+    def next(self) -> Any:
+        """The next item, or :data:`_END` (runs in a worker thread)."""
+        with self._lock:
+            if self._stopped:
+                return _END
+            self._busy = True
+        try:
+            return next(self._it, _END)
+        finally:
+            with self._lock:
+                self._busy = False
+                stopped = self._stopped
+            if stopped:  # the consumer left while this next() ran: close here, in this thread
+                self._close_sync()
+
+    def stop(self) -> bool:
+        """No more reads; ``True`` if no ``next()`` is running (the caller closes the iterator),
+        ``False`` if one is (its thread closes the iterator when it returns)."""
+        with self._lock:
+            self._stopped = True
+            return not self._busy
+
+    def _close_sync(self) -> None:
+        for obj in self._objs:
+            close = getattr(obj, "close", None)
+            if close is None:
+                continue
+            try:
+                res = close()
+                if inspect.iscoroutine(res):  # an async close() cannot be awaited in this thread
+                    res.close()
+            except Exception:  # nobody is left to receive it (the consumer was cancelled)
+                pass
 
 
 async def _iterate(source: Iterable[T] | AsyncIterable[T]) -> AsyncGenerator[T, None]:
     """The items of a sync or async iterable; closes what it read from however it stops (see
-    the module docstring)."""
+    the module docstring).
+
+    A sync iterable is read in worker threads (one ``next()`` per item, see
+    :class:`_SyncReader`), except in-memory containers (:data:`_IN_MEMORY`: lists, tuples,
+    a whole ``bytes`` body...), whose iteration cannot block and is done on the loop.
+    """
     if isinstance(source, AsyncIterable):
         ait = aiter(source)
         try:
@@ -91,13 +192,26 @@ async def _iterate(source: Iterable[T] | AsyncIterable[T]) -> AsyncGenerator[T, 
                 inner if inspect.isasyncgen(inner) and inner is not ait else None,
                 None if source is ait else source,
             )
-    else:
-        it = iter(source)
+        return
+    it = iter(source)
+    closeable = (it if isinstance(it, GeneratorType) else None, None if source is it else source)
+    if isinstance(source, _IN_MEMORY):
         try:
             for item in it:
                 yield item
         finally:
-            await close_quietly(it if isinstance(it, GeneratorType) else None, None if source is it else source)
+            await close_quietly(*closeable)
+        return
+    reader = _SyncReader(it, closeable)
+    try:
+        while True:
+            item = await anyio.to_thread.run_sync(reader.next, abandon_on_cancel=True)
+            if item is _END:
+                break
+            yield item
+    finally:
+        if reader.stop():
+            await close_quietly(*closeable)
 
 
 def _step(
