@@ -398,8 +398,9 @@ class Stream(Generic[T]):
         """Run the stream into ``sink`` and return how many items it received.
 
         ``sink`` is a function (sync or async) called with each item, or an object with a
-        ``send(item)`` method (sync or async) and optionally ``aclose()``/``close()``, called
-        at the end (also on error or cancellation).
+        ``send(item)`` method (sync or async) and optionally ``aclose()``/``close()`` (sync or
+        async: awaited when it returns an awaitable), called at the end (also on error or
+        cancellation).
         """
         send = getattr(sink, "send", None)
         fn: Callable[[T], Any] = send if send is not None else sink
@@ -419,13 +420,11 @@ class Stream(Generic[T]):
                         n += 1
         finally:
             if send is not None:
-                aclose = getattr(sink, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-                else:
-                    close = getattr(sink, "close", None)
-                    if close is not None:
-                        close()
+                close = getattr(sink, "aclose", None) or getattr(sink, "close", None)
+                if close is not None:
+                    r = close()
+                    if inspect.isawaitable(r):  # ``async def close()`` (or a sync ``aclose``)
+                        await r
         return n
 
     def to_list(self, *, backend: str = "asyncio") -> list[T]:

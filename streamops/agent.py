@@ -12,8 +12,9 @@ is a :class:`AgentStream` of the whole run's events::
 
 Every event carries the agent's ``run_id`` and ``agent`` name and a ``seq`` monotonic over the
 whole run. The calls of one step run concurrently (sync tools in worker threads), each result
-keyed by its ``call_id``. ``await agent.run(prompt)`` builds a :class:`RunResult` from the same
-stream; ``agent.stream_sync(prompt)`` iterates it from synchronous code.
+keyed by its ``call_id`` (made up, unique in the run, for a call the model gave no id).
+``await agent.run(prompt)`` builds a :class:`RunResult` from the same stream;
+``agent.stream_sync(prompt)`` iterates it from synchronous code.
 
 Cancellation, three ways, one terminal event (``RunEnd(status="cancelled")`` with the partial
 output and the usage so far):
@@ -60,6 +61,9 @@ from .events import (
     StepEnd,
     StepStart,
     TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
     ToolError,
     ToolProgress,
     ToolResult,
@@ -419,12 +423,14 @@ class _Run:
                     **agent.model_settings,
                 )
                 model_end: RunEnd | None = None
+                call_ids = _CallIds(step)
                 async with aclosing(model_stream.__aiter__()) as it:
                     while True:
                         ev_or_none = await self._next(it)
                         if ev_or_none is None:
                             break
                         ev = ev_or_none
+                        call_ids.fix(ev)
                         acc.add(ev)
                         if isinstance(ev, RunStart):
                             continue
@@ -462,9 +468,12 @@ class _Run:
                 calls = [c for c in msg.tool_calls if c.name]
                 if calls:
                     self.messages.append(_assistant_message(msg))
-                    async for ev in self._run_tools(calls):
-                        for out in await self.emit(ev):
-                            yield out
+                    # aclosing: a consumer that leaves (or a cancellation) closes the tool loop
+                    # here, at once, not in the garbage collector's finalizer.
+                    async with aclosing(self._run_tools(calls)) as tool_events:
+                        async for ev in tool_events:
+                            for out in await self.emit(ev):
+                                yield out
                     if self.control.cancelled:
                         break
                     continue
@@ -537,30 +546,35 @@ class _Run:
             scope = anyio.CancelScope()
             self.tool_scopes.append(scope)
             tg.start_soon(self._tool_task, call, box, results, scope)
-        while box.pending or box.items:
-            while box.items:
-                yield box.items.popleft()
-            if not box.pending:
-                break
-            w = box.waiter = anyio.Event()
-            with anyio.CancelScope() as scope:
-                self.control.scope = scope
-                if self.control.cancelled:
-                    scope.cancel()
-                await w.wait()
-            self.control.scope = None
-            if scope.cancelled_caught:
+        try:
+            while box.pending or box.items:
+                while box.items:
+                    yield box.items.popleft()
+                if not box.pending:
+                    break
+                w = box.waiter = anyio.Event()
+                with anyio.CancelScope() as scope:
+                    self.control.scope = scope
+                    if self.control.cancelled:
+                        scope.cancel()
+                    await w.wait()
+                self.control.scope = None
+                if scope.cancelled_caught:
+                    return
+        finally:
+            if box.pending:
+                # Cancelled now, or closed early (the consumer left): this step's tools stop
+                # with the generator, and are awaited (shielded) before it returns.
+                self.control.scope = None
                 await self._stop_tools()
-                return
         for call in calls:
-            key = call.id or call.name
-            self.messages.append({"role": "tool", "tool_call_id": key, "content": results.get(key, "")})
+            self.messages.append({"role": "tool", "tool_call_id": call.id, "content": results.get(call.id, "")})
 
     async def _tool_task(self, call: Any, box: _Mailbox, results: dict[str, str], scope: anyio.CancelScope) -> None:
         import anyio
 
         agent = self.agent
-        call_id = call.id or call.name
+        call_id: str = call.id  # never empty: see _CallIds
         try:
             with scope:
                 tool = agent.tools.get(call.name)
@@ -616,12 +630,67 @@ class _Run:
                 await self.tools_done.wait()
 
 
+class _CallIds:
+    """Gives every tool call of one step a unique, non-empty ``call_id``.
+
+    A model may stream a tool call without an id (the adapters make one up for providers that
+    give none, a custom :class:`~streamops.models.Model` may not). Such a call's events get
+    ``call-{step}-{n}``: an event without an id belongs to the call with the same ``index``,
+    else (no ``index``) to the call still open (started, not yet ended), else it starts a new
+    call. The id is set on the events themselves, before anything else sees them, so the
+    consumer, the step's accumulator, the ``ToolResult``/``ToolError``/``ToolProgress`` events
+    and the tool messages sent back to the model all pair on the same id; two calls of the same
+    tool in one step never share one.
+    """
+
+    __slots__ = ("by_index", "n", "open", "seen", "step")
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.n = 0
+        self.by_index: dict[int, str] = {}
+        self.open: str | None = None  # the call started last and not ended yet
+        self.seen: set[str] = set()
+
+    def fix(self, ev: BaseEvent) -> None:
+        """Give ``ev`` (a tool-call start/delta/end) its call's id if it has none."""
+        if not isinstance(ev, (ToolCallStart, ToolCallDelta, ToolCallEnd)):
+            return
+        cid = ev.call_id
+        index = ev.index
+        if cid:
+            self.seen.add(cid)
+            if index is not None:
+                self.by_index.setdefault(index, cid)
+        elif index is not None and index in self.by_index:
+            cid = self.by_index[index]
+        elif index is None and self.open is not None and not isinstance(ev, ToolCallStart):
+            cid = self.open
+        else:
+            cid = self._new()
+            if index is not None:
+                self.by_index[index] = cid
+        ev.call_id = cid
+        if isinstance(ev, ToolCallStart):
+            self.open = cid
+        elif isinstance(ev, ToolCallEnd) and self.open == cid:
+            self.open = None
+
+    def _new(self) -> str:
+        while True:
+            cid = f"call-{self.step}-{self.n}"
+            self.n += 1
+            if cid not in self.seen:
+                self.seen.add(cid)
+                return cid
+
+
 def _assistant_message(msg: Message) -> ChatMessage:
     return {
         "role": "assistant",
         "content": msg.text or None,
         "tool_calls": [
-            {"id": c.id or c.name, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
             for c in msg.tool_calls
             if c.name
         ],
