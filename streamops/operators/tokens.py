@@ -4,14 +4,24 @@ and ``budget`` (end a run mid-stream when it spends too much).
 Tokenizer: the tiktoken encodings bundled with LiteLLM (``o200k_base``, ``cl100k_base``,
 ``p50k_base``), read from LiteLLM's package folder with tiktoken's cache variable, so nothing
 is downloaded. Neither litellm nor tiktoken is imported until an operator first runs; loading
-an encoding takes 0.5-2 s once per process and happens in a worker thread.
+an encoding takes 0.5-2 s once per process and happens in a worker thread, as does importing
+litellm for its price table (``budget(max_cost=...)`` without ``price``: 1-3 s, once).
+
+Live counting is incremental: each delta's text is counted once, in pieces cut where tiktoken's
+pre-tokenizer always cuts too (before a space after a non-space, after a line break, between a
+letter or digit and what follows it that is not one), so the sum of the pieces' counts is
+exactly the count of the whole text. The text after the last such cut is held until more
+arrives. Held text with no such cut point (a long run of CJK or Thai, a long word) is counted
+anyway once it exceeds :data:`MAX_HELD` characters, cut before its last character: each such
+cut can shift the estimate by about one token (see :attr:`TokenCount.approximate_cuts`). The
+cost is linear in the text: held text is never re-tokenized as it grows.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,12 +39,48 @@ from ..events import (
     UsageEvent,
 )
 
-__all__ = ["TokenCount", "TokenCounter", "budget", "count_tokens", "load_encoding"]
+__all__ = ["MAX_HELD", "TokenCount", "TokenCounter", "budget", "count_tokens", "load_encoding"]
 
 T = TypeVar("T")
 
 _ENCODINGS: dict[str, Any] = {}
 _LOCK = threading.Lock()
+
+MAX_HELD = 256
+"""Characters of one block's text held uncounted, at most, when it has no exact cut point."""
+
+_CUTS: Any = None
+"""Where tiktoken's pre-tokenizer (``o200k_base``, ``cl100k_base``, ``p50k_base``) always
+cuts: every piece it makes ends there, whatever text follows. Compiled on first use."""
+
+
+def _cuts() -> Any:
+    global _CUTS
+    if _CUTS is None:
+        import regex  # type: ignore[import-untyped]
+
+        _CUTS = regex.compile(
+            # Before a space that follows a non-space ("a b" -> "a", " b").
+            r"(?<=\S)(?= )"
+            # After a line break that follows a non-space, before a non-space ("a\nb" -> "a",
+            # "\n", "b"); not after a run of whitespace (p50k cuts "\n\nb" as "\n", "\n", "b"
+            # but "\n\n" as one piece), nor before "/" (o200k keeps "!\n/" as one piece).
+            r"|(?<=\S[\r\n])(?=[^\s/])"
+            # After a letter or digit, before punctuation or a symbol ("日本。" -> "日本", "。",
+            # "a," -> "a", ","); not before "'" (a contraction: "don't") or a combining mark.
+            r"|(?<=[\p{L}\p{N}])(?=[^\s\p{L}\p{N}\p{M}'])"
+            # Between a letter and a digit, either way ("a1" -> "a", "1").
+            r"|(?<=\p{L})(?=\p{N})|(?<=\p{N})(?=\p{L})"
+        )
+    return _CUTS
+
+
+def _last_cut(text: str, start: int) -> int:
+    """The last exact cut point of ``text`` at or after ``start`` (0 when none)."""
+    cut = 0
+    for m in _cuts().finditer(text, start):
+        cut = m.start()
+    return cut
 
 
 def load_encoding(name: str = "o200k_base") -> Callable[[str], int]:
@@ -85,7 +131,13 @@ class TokenCount:
     provider: Usage | None = None
     """The provider's own figures, once reported (cumulative reports overlaid, incremental
     ones added)."""
+    approximate_cuts: int = 0
+    """How many times held text with no exact cut point was counted in two parts anyway (after
+    :data:`MAX_HELD` characters of CJK, Thai, a long word...); each can shift
+    ``estimated_output`` by about one token. 0: the estimate is exactly the tokenizer's count
+    of the whole text."""
     _tails: dict[tuple[str, str | None], str] = field(default_factory=dict, repr=False)
+    """Per delta block: its text after the last cut, not counted yet (no cut point inside)."""
 
     @property
     def output_tokens(self) -> int:
@@ -139,26 +191,27 @@ def _observe(counter: TokenCounter, count: Callable[[str], int], event: Any) -> 
     if isinstance(event, (TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta)):
         c = counter.get(event)
         key = (event.kind, event.call_id if isinstance(event, ToolCallDelta) else event.block_id)
-        text = c._tails.get(key, "") + event.delta
-        # Count up to the last space that follows a non-space: tiktoken's pre-tokenizer never
-        # makes a piece that spans such a cut, so the count is exactly that of the whole text;
-        # the tail waits for more text.
-        cut = text.rfind(" ")
-        while cut > 0 and text[cut - 1].isspace():
-            cut = text.rfind(" ", 0, cut)
-        if cut > 0:
+        held = c._tails.get(key, "")
+        text = held + event.delta
+        # The held text has no cut point inside: look only where the new text starts. Each
+        # piece is tokenized once, so the cost is linear in the text.
+        cut = _last_cut(text, max(1, len(held)))
+        if cut:
             c.estimated_output += count(text[:cut])
+            text = text[cut:]
+        if len(text) > MAX_HELD:  # no exact cut in sight: count it anyway, all but the last char
+            cut = len(text) - 1
+            lowest = max(1, cut - 8)  # a pathological run of combining marks is cut anyway
+            while cut > lowest and _joined(text, cut):
+                cut -= 1
+            c.estimated_output += count(text[:cut])
+            c.approximate_cuts += 1
             text = text[cut:]
         c._tails[key] = text
         return c
     if isinstance(event, UsageEvent) and event.source == "provider":
         c = counter.get(event)
-        if c.provider is None:
-            c.provider = event.usage
-        elif event.cumulative:
-            c.provider = c.provider.merged(event.usage)
-        else:
-            c.provider = c.provider + event.usage
+        c.provider = event.folded(c.provider)
         return c
     if isinstance(event, RunEnd):
         c = counter.get(event)
@@ -170,6 +223,15 @@ def _observe(counter: TokenCounter, count: Callable[[str], int], event: Any) -> 
             c.provider = event.usage if c.provider is None else c.provider.merged(event.usage)
         return c
     return None
+
+
+def _joined(text: str, i: int) -> bool:
+    """Whether ``text[i]`` extends the character before it (a combining mark or variation
+    selector, an emoji skin tone, a zero-width joiner or the character after one)."""
+    import unicodedata
+
+    ch = text[i]
+    return unicodedata.category(ch)[0] == "M" or "\u200d" in (ch, text[i - 1]) or "\U0001f3fb" <= ch <= "\U0001f3ff"
 
 
 def count_tokens(
@@ -197,7 +259,8 @@ def count_tokens(
     - Fails: when the upstream fails; with ``RuntimeError`` at start when the tokenizer
       cannot be loaded.
     - Cancels: when the downstream stops.
-    - Buffers: per delta block, the text after its last whitespace (to count whole pieces).
+    - Buffers: per delta block, the text after its last exact cut point (to count whole
+      pieces; see the module docstring), at most :data:`MAX_HELD` characters.
 
     Marble: ``"Hello" " world" end | count_tokens(emit_every=None)`` gives the same events,
     and ``counter.total().output_tokens == 2``.
@@ -236,17 +299,44 @@ def count_tokens(
     return op
 
 
-def _price_of(model: str | None) -> tuple[float, float] | None:
-    """(input, output) USD per token from LiteLLM's local price table, or ``None``."""
+_PRICE_TABLE: Mapping[str, Any] | None = None
+_PRICE_LOCK = threading.Lock()
+
+
+def _load_price_table() -> Mapping[str, Any]:
+    """LiteLLM's local model price table (``litellm.model_cost``, read from the package with
+    ``LITELLM_LOCAL_MODEL_COST_MAP=True``: never fetched). Blocking: importing litellm takes
+    1-3 s, so call it in a worker thread; cached for the process.
+
+    Raises:
+        RuntimeError: litellm is not installed.
+    """
+    global _PRICE_TABLE
+    with _PRICE_LOCK:
+        if _PRICE_TABLE is None:
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            try:
+                import litellm
+            except ImportError as exc:
+                raise RuntimeError(
+                    'budget(max_cost=...) without price= reads litellm\'s price table: pip install "streamops[litellm]"'
+                ) from exc
+            _PRICE_TABLE = litellm.model_cost
+        return _PRICE_TABLE
+
+
+def _price_of(table: Mapping[str, Any], model: str | None) -> tuple[float, float] | None:
+    """(input, output) USD per token of ``model`` in LiteLLM's price table, or ``None``."""
     if not model:
         return None
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    info = litellm.model_cost.get(model) or litellm.model_cost.get(model.split("/")[-1])
+    info = table.get(model) or table.get(model.split("/")[-1])
     if not info:
         return None
     return float(info.get("input_cost_per_token") or 0.0), float(info.get("output_cost_per_token") or 0.0)
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def budget(
@@ -261,17 +351,23 @@ def budget(
     """End the stream when a run spends more than ``max_tokens`` or ``max_cost``.
 
     Tokens are input plus output, per run: the provider's figures where reported, the live
-    tokenizer estimate (see :func:`count_tokens`) for the output before that. Cost, in US
-    dollars, is tokens times ``price`` = (input, output) dollars per token, or LiteLLM's local
-    price table for the model named by the run start (``LITELLM_LOCAL_MODEL_COST_MAP=True``:
-    never fetched).
+    tokenizer estimate (see :func:`count_tokens`) for the output before that, held text
+    included, so a run of text without spaces (CJK) is stopped within a few tokens of the
+    limit too. Held text is only tokenized when it could tip the budget (its UTF-8 length
+    bounds its tokens: a custom ``tokenizer`` must not count more tokens than bytes). Cost, in
+    US dollars, is tokens times ``price`` = (input, output) dollars per token, or LiteLLM's
+    local price table for the model named by the run start (``LITELLM_LOCAL_MODEL_COST_MAP=True``:
+    never fetched). That table is loaded before the first event, in a worker thread (importing
+    litellm takes 1-3 s, once per process), never on the event loop.
 
     - Emits: every event until the budget is exceeded; then a
       ``RunEnd(status="budget_exceeded")`` for that run (with the usage so far) and nothing
       more.
     - Completes: right after that run end (the upstream is closed, which cancels the provider
       request), or when the upstream completes.
-    - Fails: when the upstream fails; ``ValueError`` at once for bad limits.
+    - Fails: when the upstream fails; ``ValueError`` at once for bad limits; with
+      ``RuntimeError`` at start when the tokenizer cannot be loaded, or when ``max_cost`` is
+      given without ``price`` and litellm is not installed.
     - Cancels: when the downstream stops.
     - Buffers: as :func:`count_tokens`.
 
@@ -294,22 +390,38 @@ def budget(
             import anyio.to_thread
 
             count = await anyio.to_thread.run_sync(load_encoding, encoding)
+        table: Mapping[str, Any] = {}
+        if max_cost is not None and price is None:
+            if _PRICE_TABLE is not None:
+                table = _PRICE_TABLE
+            else:  # import litellm off the event loop, once per process
+                import anyio.to_thread
+
+                table = await anyio.to_thread.run_sync(_load_price_table)
         prices: dict[tuple[str, str], tuple[float, float] | None] = {}
+
+        def exceeds(spent_in: int, spent_out: int, p: tuple[float, float] | None) -> bool:
+            if max_tokens is not None and spent_in + spent_out > max_tokens:
+                return True
+            return max_cost is not None and p is not None and spent_in * p[0] + spent_out * p[1] > max_cost
+
         async with aclosing(up.__aiter__()) as it:
             async for ev in it:
                 if isinstance(ev, RunStart) and max_cost is not None and price is None:
-                    prices[(ev.agent, ev.run_id)] = _price_of(ev.model)
+                    prices[(ev.agent, ev.run_id)] = _price_of(table, ev.model)
                 c = _observe(the_counter, count, ev) if isinstance(ev, BaseEvent) else None
                 if c is not None and not isinstance(ev, RunEnd):
                     spent_in = c.input_tokens or 0
                     spent_out = c.output_tokens
-                    if c.source == "estimated":  # count the held tails too: never undercount
-                        spent_out += sum(count(tail) for tail in c._tails.values() if tail)
-                    over = max_tokens is not None and spent_in + spent_out > max_tokens
-                    if max_cost is not None and not over:
-                        p = price if price is not None else prices.get((c.agent, c.run_id))
-                        if p is not None:
-                            over = spent_in * p[0] + spent_out * p[1] > max_cost
+                    p = price if price is not None else prices.get((c.agent, c.run_id))
+                    over = exceeds(spent_in, spent_out, p)
+                    if c.source == "estimated":
+                        # Count the held text too (never undercount), but tokenize it only when
+                        # its upper bound (one token per byte at most) could tip the budget.
+                        held = [tail for tail in c._tails.values() if tail]
+                        if held and (over or exceeds(spent_in, spent_out + sum(map(_utf8_len, held)), p)):
+                            spent_out += sum(map(count, held))
+                            over = exceeds(spent_in, spent_out, p)
                     if over:
                         yield RunEnd(
                             run_id=ev.run_id,
@@ -325,4 +437,3 @@ def budget(
         return Stream(_GenSource(gen, up))
 
     return op
-

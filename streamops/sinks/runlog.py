@@ -9,20 +9,36 @@
   lifespan opens it); :meth:`RunRegistry.get` finds a run again by its id, and
   :class:`RunHandle` follows or cancels it.
 
-Event ids: :func:`event_id` is ``{run_id}:{seq}`` with the run id percent-encoded (UTF-8, RFC
-3986 style) so that the id is printable ASCII without spaces: it can never break out of an SSE
-``id:`` line (no CR, LF or NUL), and it survives the trip back in an HTTP ``Last-Event-ID``
-header unchanged. :func:`parse_event_id` reverses it. A log holding a merged stream of several
-runs (``--agents N``) works too: ids are unique per ``(run_id, seq)``.
+Event ids are unique within a log (and within one SSE body), whatever the stream holds:
+
+- ``{run_id}:{seq}`` for an event whose ``seq`` is greater than that of every earlier event of
+  its run (the usual case: :func:`event_id`);
+- ``{run_id}:{seq}.{n}`` for any other event, ``n`` being its position in the log (0-based:
+  the number of events appended before it). Operators legitimately repeat a seq: ``smooth()``
+  splits one delta into several chunks that keep its seq, ``count_tokens()`` inserts an
+  estimated ``UsageEvent`` carrying the seq of the event after it; a merged stream of several
+  runs (``--agents N``) interleaves runs, each with its own seqs.
+
+A plain id is given once per ``(run_id, seq)`` (later events of that seq are not "greater"), a
+suffixed one once per position, and the two forms never look alike: no id is ever given twice
+by one log, evicted ones included, with memory for one seq per run. The run id is
+percent-encoded (UTF-8, RFC 3986 style) so that the id is printable ASCII without spaces: it
+can never break out of an SSE ``id:`` line (no CR, LF or NUL), and it survives the trip back in
+an HTTP ``Last-Event-ID`` header unchanged. :func:`parse_event_id` reads both forms.
+:meth:`RunLog.id_of` tells the id the log gave an event it yields; :meth:`RunLog.entries`
+returns ``(id, event)`` pairs.
 
 Everything here runs on asyncio and trio (anyio).
 """
 
 from __future__ import annotations
 
+import copy
+import re
 import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
+from itertools import islice
 from typing import TYPE_CHECKING, Literal, TypeAlias
 from urllib.parse import quote, unquote
 
@@ -54,15 +70,16 @@ DisconnectPolicy: TypeAlias = Literal["cancel", "continue"]
 
 # Printable ASCII except "%" (the escape) and " " (HTTP strips it at the ends of a header).
 _ID_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+# What follows the last colon of an id: the seq, then ".{n}" when the seq was repeated.
+_ID_TAIL = re.compile(r"(-?[0-9]+)(?:\.[0-9]+)?", re.ASCII)
 
 
 class ResumeUnavailableError(StreamopsError, LookupError):
     """The events after a ``Last-Event-ID`` cannot be delivered exactly once.
 
     Raised when the id was evicted from the bounded log (or a follower fell that far behind),
-    belongs to another run, was seen twice in the log (ambiguous), or is not an id streamops
-    wrote. ``last_event_id`` is the id asked for. Start over without it (a fresh ``GET``)
-    rather than risk a gap or a duplicate.
+    belongs to another run, or is not an id streamops wrote. ``last_event_id`` is the id asked
+    for. Start over without it (a fresh ``GET``) rather than risk a gap or a duplicate.
     """
 
     def __init__(self, message: str, last_event_id: str | None) -> None:
@@ -82,25 +99,52 @@ class UnknownRunError(StreamopsError, KeyError):
 
 
 def event_id(event: BaseEvent) -> str:
-    """The event's id for SSE ``id:`` / ``Last-Event-ID``: ``{run_id}:{seq}``.
+    """The event's plain id for SSE ``id:`` / ``Last-Event-ID``: ``{run_id}:{seq}``.
 
     The run id is percent-encoded (UTF-8), so the result is printable ASCII with no space,
     CR, LF or NUL, whatever the run id holds. ``":"`` in a run id is kept: the seq is after the
-    last colon.
+    last colon. A :class:`RunLog` or an SSE body gives this id to an event whose seq is new in
+    its run, and ``{run_id}:{seq}.{n}`` to one whose seq is not (see the module docstring).
     """
     return f"{quote(event.run_id, safe=_ID_SAFE)}:{event.seq}"
 
 
 def parse_event_id(value: str) -> tuple[str, int]:
-    """Split an id written by :func:`event_id` into ``(run_id, seq)``.
+    """Split an id written by a :class:`RunLog` or an SSE body into ``(run_id, seq)``.
+
+    Both forms are read: ``{run_id}:{seq}`` (:func:`event_id`) and ``{run_id}:{seq}.{n}``
+    (a repeated seq, ``n`` a position: a non-negative integer).
 
     Raises:
-        ValueError: ``value`` is not of the form ``{run_id}:{seq}`` with an integer seq.
+        ValueError: ``value`` is not of one of those forms with integers.
     """
-    run, colon, seq = value.rpartition(":")
-    if not colon or not (seq.isascii() and seq.lstrip("-").isdigit()):
+    run, colon, tail = value.rpartition(":")
+    m = _ID_TAIL.fullmatch(tail)
+    if not colon or m is None:
         raise ValueError(f"not a streamops event id: {value!r}")
-    return unquote(run), int(seq)
+    return unquote(run), int(m[1])
+
+
+class _EventIds:
+    """Gives each event of one sequence (a log, an SSE body) its unique id; see the module
+    docstring. Remembers the highest seq of each run: memory grows with runs, not events."""
+
+    __slots__ = ("_count", "_top")
+
+    def __init__(self) -> None:
+        self._top: dict[str, int] = {}
+        self._count = 0
+
+    def next_id(self, event: BaseEvent) -> str:
+        """The id of ``event``, the next event of the sequence."""
+        n = self._count
+        self._count = n + 1
+        run, seq = event.run_id, event.seq
+        top = self._top.get(run)
+        if top is None or seq > top:
+            self._top[run] = seq
+            return event_id(event)
+        return f"{event_id(event)}.{n}"
 
 
 class RunLog:
@@ -113,21 +157,23 @@ class RunLog:
             stream ends instead, so a merged stream whose next agent has not started yet is not
             cut short).
 
-    Events are kept in arrival order and indexed by :func:`event_id`. Not thread-safe: use it
-    from one event loop's thread.
+    Events are kept in arrival order, each under the unique id the log gave it (see the module
+    docstring: ``{run_id}:{seq}``, or ``{run_id}:{seq}.{n}`` for a repeated seq);
+    :meth:`id_of` tells it. Not thread-safe: use it from one event loop's thread.
     """
 
     __slots__ = (
         "_auto_close",
         "_capacity",
         "_closed",
-        "_count",
         "_ended",
-        "_events",
+        "_entries",
         "_first",
+        "_ids",
         "_index",
         "_runs",
         "_waiter",
+        "_where",
     )
 
     def __init__(self, capacity: int = 10_000, *, auto_close: bool = True) -> None:
@@ -135,10 +181,11 @@ class RunLog:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self._capacity = capacity
         self._auto_close = auto_close
-        self._events: deque[BaseEvent] = deque()
-        self._first = 0  # absolute position of self._events[0]
-        self._index: dict[str, int] = {}  # event id -> absolute position (the latest one)
-        self._count: dict[str, int] = {}  # event id -> how many retained events carry it
+        self._entries: deque[tuple[str, BaseEvent]] = deque()  # (id, event), oldest first
+        self._first = 0  # absolute position of self._entries[0]
+        self._ids = _EventIds()
+        self._index: dict[str, int] = {}  # id -> absolute position, of the retained events
+        self._where: dict[int, str] = {}  # id() of a retained event object -> its event id
         self._runs: set[str] = set()
         self._ended: set[str] = set()
         self._closed = False
@@ -162,37 +209,38 @@ class RunLog:
 
     def __len__(self) -> int:
         """Events currently kept."""
-        return len(self._events)
+        return len(self._entries)
 
-    def append(self, event: BaseEvent) -> None:
+    def append(self, event: BaseEvent) -> str:
         """Add the next event; evict the oldest beyond :attr:`capacity`; wake the followers.
+
+        Returns the id the log gave the event. An event object that is already in the log
+        (appended twice) is kept as a shallow copy, so that each object the log yields has
+        one id (:meth:`id_of`).
 
         Raises:
             StreamClosedError: the log is closed.
         """
         if self._closed:
             raise StreamClosedError("the run log is closed: the run has ended")
-        eid = event_id(event)
-        pos = self._first + len(self._events)
-        self._events.append(event)
-        self._index[eid] = pos
-        self._count[eid] = self._count.get(eid, 0) + 1
+        if id(event) in self._where:
+            event = copy.copy(event)
+        eid = self._ids.next_id(event)
+        self._index[eid] = self._first + len(self._entries)
+        self._where[id(event)] = eid
+        self._entries.append((eid, event))
         self._runs.add(event.run_id)
-        if len(self._events) > self._capacity:
-            old = self._events.popleft()
+        if len(self._entries) > self._capacity:
+            old_id, old = self._entries.popleft()
             self._first += 1
-            oid = event_id(old)
-            n = self._count[oid] - 1
-            if n:
-                self._count[oid] = n
-            else:
-                del self._count[oid]
-                del self._index[oid]
+            del self._index[old_id]
+            del self._where[id(old)]
         if isinstance(event, RunEnd):
             self._ended.add(event.run_id)
             if self._auto_close and self._ended >= self._runs:
                 self._closed = True
         self._wake()
+        return eid
 
     def close(self) -> None:
         """Mark the run as ended: followers get what is left, then stop. Idempotent."""
@@ -205,6 +253,25 @@ class RunLog:
             self._waiter = None
 
     # ------------------------------------------------------------------------------ reading
+    def id_of(self, event: BaseEvent) -> str:
+        """The id the log gave ``event``, an event object it holds (one that :meth:`after`,
+        :meth:`follow` or :meth:`entries` returned). This is the id to send with it (SSE
+        ``id:``) and to resume after. Ask at once, before the next ``await``: an event evicted
+        meanwhile has none.
+
+        Raises:
+            ResumeUnavailableError: ``event`` is not in the log (evicted, or never appended:
+                an equal event is not enough, it must be the object the log returned).
+        """
+        eid = self._where.get(id(event))
+        if eid is None:
+            raise ResumeUnavailableError(
+                f"this {type(event).__name__} is not in the run's log (evicted: capacity "
+                f"{self._capacity} events), so it has no id to resume after",
+                None,
+            )
+        return eid
+
     def _start(self, last_event_id: str | None) -> int:
         """The absolute position of the first event after ``last_event_id``."""
         if not last_event_id:
@@ -230,22 +297,34 @@ class RunLog:
                 f"{self._capacity} events), or was never sent",
                 last_event_id,
             )
-        if self._count[last_event_id] > 1:
-            raise ResumeUnavailableError(
-                f"Last-Event-ID {last_event_id!r} is ambiguous: several events of the log carry it",
-                last_event_id,
-            )
         return pos + 1
+
+    def _tail(self, start: int) -> list[tuple[str, BaseEvent]]:
+        """The retained entries from absolute position ``start`` on, copying only those."""
+        skip = start - self._first
+        keep = len(self._entries) - skip
+        if keep <= skip:  # nearer the end: walk back from it
+            tail = list(islice(reversed(self._entries), keep))
+            tail.reverse()
+            return tail
+        return list(islice(self._entries, skip, None))
 
     def after(self, last_event_id: str | None) -> list[BaseEvent]:
         """The events after ``last_event_id`` (all of them when it is ``None`` or ``""``), in order.
 
         Raises:
-            ResumeUnavailableError: the id was evicted, belongs to another run, is ambiguous or
+            ResumeUnavailableError: the id was evicted, belongs to another run, or is
                 malformed; or, with no id, the start of the run was evicted.
         """
-        start = self._start(last_event_id)
-        return list(self._events)[start - self._first :]
+        return [event for _, event in self._tail(self._start(last_event_id))]
+
+    def entries(self, last_event_id: str | None = None) -> list[tuple[str, BaseEvent]]:
+        """As :meth:`after`, with each event's id: ``(id, event)`` pairs, in order.
+
+        Raises:
+            ResumeUnavailableError: as :meth:`after`.
+        """
+        return self._tail(self._start(last_event_id))
 
     def check(self, last_event_id: str | None) -> None:
         """Raise :class:`ResumeUnavailableError` now if :meth:`after` would raise it."""
@@ -253,7 +332,7 @@ class RunLog:
 
     async def follow(self, last_event_id: str | None = None) -> AsyncIterator[BaseEvent]:
         """Replay the events after ``last_event_id``, then yield new ones as they are appended,
-        until the log is closed.
+        until the log is closed. :meth:`id_of` gives the id of each event yielded.
 
         Raises:
             ResumeUnavailableError: as :meth:`after` (on the first iteration), or later if this
@@ -262,17 +341,17 @@ class RunLog:
         import anyio
 
         pos = self._start(last_event_id)
-        last: BaseEvent | None = None
+        last_id = last_event_id
         while True:
             if pos < self._first:
                 raise ResumeUnavailableError(
                     f"this follower fell {self._first - pos} events behind the log's capacity "
                     f"({self._capacity}); resume with the last id it received",
-                    last_event_id if last is None else event_id(last),
+                    last_id,
                 )
-            events = self._events
-            while pos < self._first + len(events):
-                event = last = events[pos - self._first]
+            entries = self._entries
+            while pos < self._first + len(entries):
+                last_id, event = entries[pos - self._first]
                 pos += 1
                 yield event
                 if pos < self._first:
@@ -346,6 +425,7 @@ class RunHandle:
 
     async def follow(self, last_event_id: str | None = None) -> AsyncGenerator[BaseEvent, None]:
         """Replay the run's events after ``last_event_id``, then tail it live until it ends.
+        ``handle.log.id_of(event)`` is the id of an event yielded (see :meth:`RunLog.id_of`).
 
         Raises:
             ResumeUnavailableError: see :meth:`RunLog.follow`.

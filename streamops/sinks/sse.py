@@ -8,8 +8,12 @@ The format is the WHATWG HTML Living Standard, section 9.2 "Server-sent events" 
     data: {to_json(event)}
     <empty line>
 
-- ``id`` is :func:`~streamops.sinks.runlog.event_id`: the run id percent-encoded, so it is
-  printable ASCII and can be sent back as ``Last-Event-ID`` to resume (see
+- ``id`` is unique within the body: ``{run_id}:{seq}`` (:func:`~streamops.sinks.runlog.event_id`)
+  for an event whose seq is new in its run, ``{run_id}:{seq}.{n}`` for one that repeats a seq
+  (``smooth()`` chunks, ``count_tokens()`` estimates), ``n`` its position in the body, or in
+  the run's log when a run of a registry is followed (the log's own ids, so a resume is exact:
+  see :mod:`streamops.sinks.runlog`). The run id is percent-encoded, so the id is printable
+  ASCII and can be sent back as ``Last-Event-ID`` to resume (see
   :class:`~streamops.sinks.runlog.RunRegistry`);
 - ``event`` is the event's ``kind`` (one of :data:`streamops.events.EVENT_KINDS`), so a browser
   ``EventSource`` can ``addEventListener("text-delta", ...)``;
@@ -34,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from .._stream import Stream, _GenSource
 from ..errors import EventValidationError
 from ..events import EVENT_KINDS, BaseEvent, from_json, to_json
-from .runlog import DisconnectPolicy, ResumeUnavailableError, RunHandle, event_id
+from .runlog import DisconnectPolicy, ResumeUnavailableError, RunHandle, _EventIds
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -57,30 +61,46 @@ class SSEEncoder:
         retry_ms: the reconnection time to suggest to clients, in milliseconds (sent once by
             :meth:`preamble`); ``None`` sends none. Must be >= 0.
 
+    An encoder numbers the events it encodes to give each a unique id (see :meth:`encode`):
+    use one encoder per body (per response).
+
     Raises:
         ValueError: ``retry_ms`` is negative.
     """
 
-    __slots__ = ("retry_ms",)
+    __slots__ = ("_ids", "retry_ms")
 
     def __init__(self, *, retry_ms: int | None = None) -> None:
         if retry_ms is not None and (not isinstance(retry_ms, int) or retry_ms < 0):
             raise ValueError(f"retry_ms must be a non-negative int, got {retry_ms!r}")
         self.retry_ms = retry_ms
+        self._ids = _EventIds()
 
-    def encode(self, event: BaseEvent) -> bytes:
+    def encode(self, event: BaseEvent, *, eid: str | None = None) -> bytes:
         """One event as ``id:``, ``event:`` and ``data:`` lines and an empty line (bytes).
+
+        ``eid``: the ``id`` to send, as given by a :class:`~streamops.sinks.runlog.RunLog`
+        (:meth:`~streamops.sinks.runlog.RunLog.id_of`); it must be printable ASCII without
+        spaces. When ``None``, the encoder gives the next id of its body: ``{run_id}:{seq}``
+        when the seq is new in its run, else ``{run_id}:{seq}.{n}`` (``n``: how many events
+        this encoder numbered before), so no two events of a body share an id.
 
         Raises:
             EventValidationError: ``event`` is not one of the event kinds (:data:`EVENT_KINDS`).
+            ValueError: ``eid`` is empty, or holds a space or a character that is not
+                printable ASCII (one that could end the ``id:`` line).
         """
         kind = getattr(event, "kind", None)
         if kind not in EVENT_KINDS or type(event) is not EVENT_KINDS[kind]:
             raise EventValidationError(f"not a streamops event: {type(event).__name__} (kind {kind!r})")
+        if eid is None:
+            eid = self._ids.next_id(event)
+        elif not (eid and eid.isascii() and eid.isprintable()) or " " in eid:
+            raise ValueError(f"an SSE event id must be printable ASCII without spaces, got {eid!r}")
         return b"".join(
             (
                 b"id: ",
-                event_id(event).encode("ascii"),
+                eid.encode("ascii"),
                 b"\nevent: ",
                 kind.encode(),
                 b"\ndata: ",
@@ -191,7 +211,14 @@ def sse_response(
     if isinstance(source, RunHandle):
         if last_event_id is not None:
             source.log.check(last_event_id)
-        return RunFollowResponse(source, encoder.encode, last_event_id, on_disconnect, **options)
+        log = source.log
+
+        def encode_logged(event: BaseEvent) -> bytes:
+            # The event was just yielded by the log's follow(), with no await since: still in
+            # the log, under the id it was given there, the one a resume looks up.
+            return encoder.encode(event, eid=log.id_of(event))
+
+        return RunFollowResponse(source, encode_logged, last_event_id, on_disconnect, **options)
     if last_event_id:
         raise ResumeUnavailableError(
             "a plain stream cannot be resumed from Last-Event-ID: start it in a RunRegistry and serve the RunHandle",

@@ -49,10 +49,18 @@ def test_event_id_round_trips_and_is_header_safe(run_id: str, seq: int) -> None:
     assert parse_event_id(eid) == (run_id, seq)
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "r1:", "r1:x", "r1:1.5", ":"])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "abc", "r1:", "r1:x", ":", "r1:1.", "r1:.5", "r1:1.x", "r1:1.-5", "r1:1.5.6", "r1:--1", "r1: 1", "r1:\u0661"],
+)
 def test_parse_event_id_rejects_what_it_did_not_write(bad: str) -> None:
     with pytest.raises(ValueError, match="not a streamops event id"):
         parse_event_id(bad)
+
+
+def test_parse_event_id_reads_the_repeated_seq_form() -> None:
+    assert parse_event_id("r1:1.5") == ("r1", 1)
+    assert parse_event_id("a%20b:c:-3.12") == ("a b:c", -3)
 
 
 # ----------------------------------------------------------------------------------- RunLog.after
@@ -100,14 +108,19 @@ def test_an_id_of_another_run_or_not_an_id_is_refused() -> None:
     assert isinstance(err, StreamopsError) and isinstance(err, LookupError)
 
 
-def test_a_duplicated_id_is_ambiguous_not_guessed() -> None:
+def test_a_repeated_seq_gets_its_own_id_and_resumes_exactly() -> None:
     log = RunLog(auto_close=False)
-    log.append(TextDelta(seq=0, delta="a"))
-    log.append(TextDelta(seq=0, delta="b"))
-    log.append(TextDelta(seq=1, delta="c"))
-    with pytest.raises(ResumeUnavailableError, match="ambiguous"):
-        log.after(":0")
+    ids = [
+        log.append(TextDelta(seq=0, delta="a")),
+        log.append(TextDelta(seq=0, delta="b")),
+        log.append(TextDelta(seq=1, delta="c")),
+    ]
+    assert ids == [":0", ":0.1", ":1"]
+    assert [e.delta for e in log.after(":0")] == ["b", "c"]  # type: ignore[attr-defined]
+    assert [e.delta for e in log.after(":0.1")] == ["c"]  # type: ignore[attr-defined]
     assert [e.delta for e in log.after(":1")] == []  # type: ignore[attr-defined]
+    assert [log.id_of(e) for e in log.after(None)] == ids
+    assert log.entries(":0") == list(zip(ids[1:], log.after(":0"), strict=True))
 
 
 def test_a_merged_log_resumes_across_runs_and_closes_after_every_run_end() -> None:
