@@ -16,6 +16,7 @@ import streamops as so
 from streamops.agent import Agent, Hooks
 from streamops.models import ToolSpec
 from streamops.tools import ToolContext, tool
+from tests._tasks import live_tasks
 from tests.conftest import RECORDED
 
 OPENAI = RECORDED / "openai"
@@ -220,22 +221,13 @@ async def test_tool_progress_events() -> None:
 
 
 # --------------------------------------------------------------------------- cancellation
-def _tasks() -> set[Any]:
-    import asyncio
-
-    try:
-        return set(asyncio.all_tasks())
-    except RuntimeError:
-        return set()
-
-
 @pytest.mark.anyio
 async def test_stop_consuming_closes_the_model_and_records_a_cancelled_end() -> None:
     ends: list[so.RunEnd] = []
     model = SlowModel([f"w{i} " for i in range(100)], pause=0.01)
     agent = Agent(model, hooks=Hooks(on_stream_end=ends.append))
     stream = agent.stream("x")
-    before = _tasks()
+    before = live_tasks()
     async with stream.iterate() as it:
         async for ev in it:
             if isinstance(ev, so.TextDelta):
@@ -244,7 +236,7 @@ async def test_stop_consuming_closes_the_model_and_records_a_cancelled_end() -> 
     assert stream.result_end is not None
     assert stream.result_end.status == "cancelled"
     assert [e.status for e in ends] == ["cancelled"]
-    assert _tasks() == before
+    assert live_tasks() == before
 
 
 @pytest.mark.anyio
@@ -252,7 +244,7 @@ async def test_cancel_now_ends_the_stream_with_a_cancelled_run_end() -> None:
     model = SlowModel([f"w{i} " for i in range(1000)], pause=0.01)
     stream = Agent(model).stream("x")
     events: list[so.BaseEvent] = []
-    before = _tasks()
+    before = live_tasks()
     with anyio.fail_after(5):
         async with stream.iterate() as it:
             async for ev in it:
@@ -265,7 +257,7 @@ async def test_cancel_now_ends_the_stream_with_a_cancelled_run_end() -> None:
     assert end.finish_reason == "cancelled"
     assert sum(isinstance(e, so.TextDelta) for e in events) == 3
     assert model.closed == 1
-    assert _tasks() == before
+    assert live_tasks() == before
 
 
 @pytest.mark.anyio
@@ -282,7 +274,7 @@ async def test_cancel_after_step_lets_the_tools_finish_then_ends() -> None:
     model = SlowModel(["never"], tool_call=("job", '{"x": 7}'))
     stream = Agent(model, tools=[job]).stream("x")
     events: list[so.BaseEvent] = []
-    before = _tasks()
+    before = live_tasks()
     async with stream.iterate() as it:
         async for ev in it:
             events.append(ev)
@@ -295,7 +287,7 @@ async def test_cancel_after_step_lets_the_tools_finish_then_ends() -> None:
     end = events[-1]
     assert isinstance(end, so.RunEnd)
     assert end.status == "cancelled"
-    assert _tasks() == before
+    assert live_tasks() == before
 
 
 @pytest.mark.anyio
@@ -407,7 +399,7 @@ async def test_cancel_now_while_a_tool_runs_cancels_the_tool() -> None:
     model = SlowModel(["never"], tool_call=("forever", '{"x": 1}'))
     stream = Agent(model, tools=[forever]).stream("x")
     events: list[so.BaseEvent] = []
-    before = _tasks()
+    before = live_tasks()
     with anyio.fail_after(5):
         async with stream.iterate() as it:
             async for ev in it:
@@ -421,7 +413,7 @@ async def test_cancel_now_while_a_tool_runs_cancels_the_tool() -> None:
     assert end.status == "cancelled"
     assert end.usage is not None
     assert end.usage.output_tokens == 3  # the partial run's usage is kept
-    assert _tasks() == before
+    assert live_tasks() == before
 
 
 @pytest.mark.anyio

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import gc
+import sys
+import warnings
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
@@ -19,6 +20,7 @@ from streamops import ErrorEvent, Stream, TaskHostRequired, TextDelta, ToolCallE
 from streamops import task_scope as exported_task_scope
 from streamops.operators import filter, map, take
 from streamops.operators.combine import concat, merge, task_scope
+from tests._tasks import live_tasks
 
 pytestmark = pytest.mark.anyio
 
@@ -181,56 +183,60 @@ async def test_on_error_continue_emits_error_event_and_keeps_others() -> None:
 
 
 # ------------------------------------------------------------------------- closing / cancellation
-def _tasks() -> set[Any]:
-    try:
-        return set(asyncio.all_tasks())
-    except RuntimeError:  # not on asyncio
-        return set()
-
-
 @pytest.mark.parametrize("mode", ["iterate", "take", "first", "scope", "scope_abandoned"])
-async def test_break_out_of_100_sources_closes_every_source(mode: str) -> None:
-    before = _tasks()
-    log: list[str] = []
-    sources = [gen(f"s{k}", 10_000, log=log, pauses=[0, 1, 2]) for k in range(100)]
-    merged = merge(*sources)
-    got = 0
-    if mode == "iterate":
-        async with merged.iterate() as it:
-            async for _ in it:
-                got += 1
-                if got == 250:
-                    break
-    elif mode == "take":
-        got = len(await (merged | take(250)).collect())
-    elif mode == "first":
-        await merged.first()
-        got = 250
-    elif mode == "scope":
-        # a bare `async for` in a hand-opened host, closed by the consumer
-        async with task_scope():
-            async with aclosing(merged.__aiter__()) as agen:
+async def test_break_out_of_100_sources_closes_every_source(
+    mode: str, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)  # "Exception ignored in ..."
+    before = live_tasks()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        log: list[str] = []
+        sources = [gen(f"s{k}", 10_000, log=log, pauses=[0, 1, 2]) for k in range(100)]
+        merged = merge(*sources)
+        got = 0
+        if mode == "iterate":
+            async with merged.iterate() as it:
+                async for _ in it:
+                    got += 1
+                    if got == 250:
+                        break
+        elif mode == "take":
+            got = len(await (merged | take(250)).collect())
+        elif mode == "first":
+            await merged.first()
+            got = 250
+        elif mode == "scope":
+            # a bare `async for` in a hand-opened host, closed by the consumer
+            async with task_scope():
+                async with aclosing(merged.__aiter__()) as agen:
+                    async for _ in agen:
+                        got += 1
+                        if got == 250:
+                            break
+                assert len(log) == 100  # closing the iterator closed every source, inside the scope
+        else:
+            # a bare `async for` abandoned with `break`: leaving the scope cancels what the unclosed
+            # iterator left running, and every source is closed by then
+            agen = merged.__aiter__()
+            async with task_scope():
                 async for _ in agen:
                     got += 1
                     if got == 250:
                         break
-            assert len(log) == 100  # closing the iterator closed every source, inside the scope
-    else:
-        # a bare `async for` abandoned with `break`: leaving the scope cancels what the unclosed
-        # iterator left running, and every source is closed by then
-        agen = merged.__aiter__()
-        async with task_scope():
-            async for _ in agen:
-                got += 1
-                if got == 250:
-                    break
-        assert len(log) == 100
-        await agen.aclose()  # nothing left to do, but the generator itself must be finished
-    gc.collect()
-    await anyio.sleep(0.01)
+            assert len(log) == 100
+            await agen.aclose()  # nothing left to do, but the generator itself must be finished
+        gc.collect()
+        await anyio.sleep(0.01)
     assert got == 250
     assert sorted(log) == sorted(f"closed s{k}" for k in range(100))
-    assert _tasks() == before
+    assert live_tasks() == before
+    # and silently: no warning, nothing printed or logged, no exception swallowed by a finalizer
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
+    assert capfd.readouterr() == ("", "")
+    assert [r.getMessage() for r in caplog.records] == []
+    assert [f"{u.exc_type.__name__}: {u.exc_value} in {u.object!r}" for u in unraisable] == []
 
 
 async def test_consumer_cancelled_closes_every_source() -> None:
@@ -263,7 +269,7 @@ async def test_a_source_whose_close_awaits_is_closed_even_when_the_host_is_cance
 
 # ------------------------------------------------------------------------- task host
 async def test_bare_async_for_outside_a_host_raises_task_host_required() -> None:
-    before = _tasks()
+    before = live_tasks()
     log: list[str] = []
     merged = merge(gen("a", 10, log=log), gen("b", 10, log=log))
     for stream in (merged, merged | map(str)):
@@ -274,7 +280,7 @@ async def test_bare_async_for_outside_a_host_raises_task_host_required() -> None
         assert "iterate()" in str(info.value)
         await agen.aclose()
     assert log == []  # no source ran
-    assert _tasks() == before
+    assert live_tasks() == before
     # the same stream then works through a terminal, and with a hand-opened host
     assert len(await merged.collect()) == 20
     async with task_scope():

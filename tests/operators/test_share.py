@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from streamops import CustomEvent, RunEnd, RunStart, Stream, StreamClosedError, TaskHostRequired, TextDelta, ToolCallEnd
+from streamops import (
+    CustomEvent,
+    ReasoningDelta,
+    RunEnd,
+    RunStart,
+    Stream,
+    StreamClosedError,
+    TaskHostRequired,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    Usage,
+    UsageEvent,
+)
 from streamops.operators.share import DROPPED_DELTAS, ReplayUnavailableError, SlowConsumerError, share, tee
 
 pytestmark = pytest.mark.anyio
@@ -283,3 +299,219 @@ async def test_body_error_leaves_the_block_as_itself_and_closes_the_source() -> 
             raise err
     assert info.value is err
     assert log[-1] == "source closed"
+
+
+# ------------------------------------------------------------------------------ properties
+# Async @given tests: the anyio plugin runs each one on asyncio and on trio (conftest's
+# anyio_backend), hypothesis drawing its examples inside each backend's event loop.
+pauses_st = st.lists(st.integers(0, 3), min_size=1, max_size=5)
+"""Checkpoints to take before each item (cycled): how a source or a consumer is paced."""
+
+DELTA_TYPES = (TextDelta, ReasoningDelta, ToolCallDelta)
+
+
+async def _pause(n: int) -> None:
+    for _ in range(n):
+        await anyio.lowlevel.checkpoint()
+
+
+async def paced_source(items: list[Any], log: list[str], pauses: list[int]) -> AsyncGenerator[Any, None]:
+    try:
+        for i, x in enumerate(items):
+            await _pause(pauses[i % len(pauses)])
+            log.append("produced")
+            yield x
+    finally:
+        log.append("source closed")
+
+
+async def paced_collect(s: Stream[Any], pauses: list[int]) -> list[Any]:
+    out: list[Any] = []
+    async for x in s:
+        out.append(x)
+        await _pause(pauses[len(out) % len(pauses)])
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    items=st.lists(st.integers(), max_size=30),
+    n=st.integers(1, 4),
+    buffer=st.integers(1, 4),
+    via=st.sampled_from(["share", "tee"]),
+    source_pauses=pauses_st,
+    sub_pauses=st.lists(pauses_st, min_size=4, max_size=4),
+)
+async def test_block_policy_gives_every_subscriber_exactly_the_source_items(
+    items: list[int], n: int, buffer: int, via: str, source_pauses: list[int], sub_pauses: list[list[int]]
+) -> None:
+    """With policy="block", subscribers that exist before the source starts each get every
+    item, in order, whatever the pace of each; the source is pulled once and closed once."""
+    log: list[str] = []
+    objs = [object() for _ in items]  # identity: each subscriber gets the source's own objects
+    got: dict[int, list[Any]] = {}
+
+    async def consume(k: int, s: Stream[Any]) -> None:
+        got[k] = await paced_collect(s, sub_pauses[k])
+
+    src = paced_source(objs, log, source_pauses)
+    if via == "share":
+        async with share(src, buffer=buffer, policy="block") as hub, anyio.create_task_group() as tg:
+            for k, s in enumerate([hub.subscribe() for _ in range(n)]):
+                tg.start_soon(consume, k, s)
+    else:
+        async with tee(src, n, buffer=buffer, policy="block") as subs, anyio.create_task_group() as tg:
+            for k, s in enumerate(subs):
+                tg.start_soon(consume, k, s)
+    assert sorted(got) == list(range(n))
+    for k in range(n):
+        assert len(got[k]) == len(objs) and all(a is b for a, b in zip(got[k], objs, strict=True)), k
+    assert log == ["produced"] * len(items) + ["source closed"]
+
+
+def make_events(kinds: list[str]) -> list[Any]:
+    """One event per kind; seq = position, so a gap's seq range names the deltas it stands for."""
+    out: list[Any] = []
+    for i, k in enumerate(kinds):
+        if k == "text":
+            out.append(TextDelta(run_id="r", seq=i, delta=f"t{i}", block_id=f"b{i % 3}"))
+        elif k == "reasoning":
+            out.append(ReasoningDelta(run_id="r", seq=i, delta=f"r{i}", block_id="rb"))
+        elif k == "args":
+            out.append(ToolCallDelta(run_id="r", seq=i, call_id=f"c{i % 2}", delta="{"))
+        elif k == "tool-end":
+            out.append(ToolCallEnd(run_id="r", seq=i, call_id=f"c{i % 2}", name="t", arguments="{}"))
+        elif k == "usage":
+            out.append(UsageEvent(run_id="r", seq=i, usage=Usage(output_tokens=i)))
+        else:
+            out.append(RunEnd(run_id="r", seq=i))
+    return out
+
+
+def _unique(xs: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(x for x in xs if x is not None))
+
+
+def check_drop_deltas(source: list[Any], got: list[Any]) -> int:
+    """What a drop_deltas subscriber got is the source with runs of deltas replaced by
+    DROPPED_DELTAS events that count and describe them. Returns the number dropped."""
+    gaps = [e for e in got if isinstance(e, CustomEvent) and e.name == DROPPED_DELTAS]
+    rest = [e for e in got if not (isinstance(e, CustomEvent) and e.name == DROPPED_DELTAS)]
+    # every non-delta reaches it, in order (the very objects)
+    want_non_deltas = [e for e in source if not isinstance(e, DELTA_TYPES)]
+    got_non_deltas = [e for e in rest if not isinstance(e, DELTA_TYPES)]
+    assert [id(e) for e in got_non_deltas] == [id(e) for e in want_non_deltas]
+    # the deltas it got are a subsequence of the source's deltas
+    src_deltas = [e for e in source if isinstance(e, DELTA_TYPES)]
+    kept = [e for e in rest if isinstance(e, DELTA_TYPES)]
+    remaining = iter(src_deltas)
+    assert all(any(e is d for d in remaining) for e in kept), "kept deltas are not a subsequence"
+    kept_ids = {id(e) for e in kept}
+    missing = [e for e in src_deltas if id(e) not in kept_ids]
+    # the dropped counts add up to the deltas missing
+    assert sum(g.data["count"] for g in gaps) == len(missing)
+    # and each gap stands, in place, for the next run of missing deltas, which it describes
+    expanded: list[Any] = []
+    i = 0
+    for e in got:
+        if isinstance(e, CustomEvent) and e.name == DROPPED_DELTAS:
+            run = missing[i : i + e.data["count"]]
+            i += e.data["count"]
+            assert run
+            assert e.seq == e.data["first_seq"] == run[0].seq
+            assert e.data["last_seq"] == run[-1].seq
+            assert e.data["kinds"] == _unique([d.kind for d in run])
+            assert e.data["block_ids"] == _unique([getattr(d, "block_id", None) for d in run])
+            assert e.data["call_ids"] == _unique([getattr(d, "call_id", None) for d in run])
+            expanded += run
+        else:
+            expanded.append(e)
+    assert [id(e) for e in expanded] == [id(e) for e in source]
+    return len(missing)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(["text", "text", "reasoning", "args", "tool-end", "usage", "run-end"]), max_size=40),
+    buffer=st.integers(1, 3),
+    source_pauses=st.lists(st.integers(0, 1), min_size=1, max_size=4),
+    sub_pauses=st.lists(st.lists(st.integers(0, 6), min_size=1, max_size=5), min_size=1, max_size=3),
+)
+async def test_drop_deltas_never_loses_a_non_delta_and_accounts_for_every_dropped_delta(
+    kinds: list[str], buffer: int, source_pauses: list[int], sub_pauses: list[list[int]]
+) -> None:
+    """With policy="drop_deltas", subscribers of any pace with a small buffer each get every
+    non-delta in order, a subsequence of the deltas, and DROPPED_DELTAS events in place of the
+    rest whose counts (and seq ranges, kinds, ids) match the deltas missing."""
+    log: list[str] = []
+    events = make_events(kinds)
+    got: dict[int, list[Any]] = {}
+
+    async def consume(k: int, s: Stream[Any]) -> None:
+        got[k] = await paced_collect(s, sub_pauses[k])
+
+    src = paced_source(events, log, source_pauses)
+    async with share(src, buffer=buffer, policy="drop_deltas") as hub, anyio.create_task_group() as tg:
+        for k, s in enumerate([hub.subscribe() for _ in sub_pauses]):
+            tg.start_soon(consume, k, s)
+    assert sorted(got) == list(range(len(sub_pauses)))
+    for k in got:
+        check_drop_deltas(events, got[k])
+    assert log == ["produced"] * len(events) + ["source closed"]
+
+
+async def test_drop_deltas_check_sees_drops_from_a_stalled_subscriber() -> None:
+    """The property above does exercise drops: a subscriber stalled by pauses loses deltas."""
+    events = make_events(["text"] * 20 + ["tool-end"] + ["args"] * 10 + ["run-end"])
+    got: list[Any] = []
+
+    async def slow(s: Stream[Any]) -> None:
+        got.extend(await paced_collect(s, [5]))
+
+    async with share(paced_source(events, [], [0]), buffer=2, policy="drop_deltas") as hub:
+        s = hub.subscribe()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(slow, s)
+    assert check_drop_deltas(events, got) > 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    steps=st.lists(st.integers(1, 3), max_size=25),
+    start=st.integers(0, 3),
+    replay=st.integers(0, 30),
+    k=st.integers(-2, 80),
+    plain=st.booleans(),
+)
+async def test_replay_from_seq_after_the_end_gives_exactly_the_items_from_that_seq(
+    steps: list[int], start: int, replay: int, k: int, plain: bool
+) -> None:
+    """After the source ended, subscribe(from_seq=k) gives exactly the items whose seq is
+    >= k (an event's seq; a plain item's position) while the log still holds them all, and
+    raises ReplayUnavailableError when items at or after k have left the log."""
+    n = len(steps)
+    if plain:
+        seqs = list(range(n))
+        items: list[Any] = [f"x{i}" for i in range(n)]
+    else:
+        seqs = list(itertools.accumulate(steps, initial=start))[1:]
+        items = [
+            TextDelta(run_id="r", seq=s, delta=str(s))
+            if i % 3
+            else ToolCallEnd(run_id="r", seq=s, call_id="c", name="t", arguments="{}")
+            for i, s in enumerate(seqs)
+        ]
+    log: list[str] = []
+    async with share(paced_source(items, log, [1]), replay=replay) as hub:
+        assert await hub.subscribe().collect() == items  # drives the source to its end
+        evicted = n > replay
+        oldest = (seqs[n - replay] if replay else seqs[-1] + 1) if evicted else None
+        if oldest is not None and k < oldest:
+            with pytest.raises(ReplayUnavailableError) as info:
+                hub.subscribe(from_seq=k)
+            assert info.value.requested == k
+        else:
+            got = await hub.subscribe(from_seq=k).collect()
+            want = [x for x, s in zip(items, seqs, strict=True) if s >= k]
+            assert len(got) == len(want) and all(a is b for a, b in zip(got, want, strict=True))
+    assert log == ["produced"] * n + ["source closed"]

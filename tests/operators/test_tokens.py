@@ -6,7 +6,6 @@ import itertools
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +31,7 @@ def split(text: str, cuts: list[int]) -> list[str]:
     return [text[a:b] for a, b in itertools.pairwise(points)]
 
 
+@pytest.mark.anyio
 @settings(max_examples=150)
 @given(
     text=st.text(
@@ -40,10 +40,11 @@ def split(text: str, cuts: list[int]) -> list[str]:
     ),
     cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=12),
 )
-def test_live_estimate_equals_the_tokenizer_on_the_whole_text_for_any_split(text: str, cuts: list[int]) -> None:
+async def test_live_estimate_equals_the_tokenizer_on_the_whole_text_for_any_split(text: str, cuts: list[int]) -> None:
+    # runs on asyncio and on trio (the anyio plugin's backends), hypothesis inside each loop
     counter = TokenCounter()
     stream = so.Stream.from_iterable(deltas(split(text, cuts))) | count_tokens(counter, tokenizer=COUNT)
-    out = anyio.run(stream.collect)
+    out = await stream.collect()
     (c,) = counter.runs.values()
     assert c.estimated_output == COUNT(text)
     assert c.source == "estimated"
