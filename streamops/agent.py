@@ -16,8 +16,8 @@ keyed by its ``call_id`` (made up, unique in the run, for a call the model gave 
 ``await agent.run(prompt)`` builds a :class:`RunResult` from the same stream;
 ``agent.stream_sync(prompt)`` iterates it from synchronous code.
 
-Cancellation, three ways, one terminal event (``RunEnd(status="cancelled")`` with the partial
-output and the usage so far):
+Cancellation, three ways, one terminal event (``RunEnd(status="cancelled")`` with the usage
+so far; ``stream.result_message`` is the partial output):
 
 An exception from the model stream (a connection error, malformed wire data) ends the run
 like a provider error: an ``ErrorEvent`` (``error_type`` = the exception's class name) and
@@ -25,7 +25,7 @@ like a provider error: an ``ErrorEvent`` (``error_type`` = the exception's class
 
 - **stop consuming** (``break``, closing the stream, a client that went away): the model
   request and the running tools are cancelled and closed; the run end goes to the hooks and to
-  ``stream.result`` (the consumer left, so it cannot receive it);
+  ``stream.result_end`` (the consumer left, so it cannot receive it);
 - **cancel now**: ``stream.cancel()``: the model request and the tools are cancelled at once;
   the stream ends with the run end;
 - **cancel after the step**: ``stream.cancel_after_step()``: the current model call and its
@@ -125,21 +125,23 @@ class RunResult:
 class _Control:
     """The verbs of one run in progress."""
 
-    __slots__ = ("after_step", "cancelled", "end", "scope")
+    __slots__ = ("after_step", "cancelled", "end", "partial", "scope")
 
     def __init__(self) -> None:
         self.after_step = False
         self.cancelled = False
         self.scope: anyio.CancelScope | None = None
         self.end: RunEnd | None = None
+        self.partial: Accumulator | None = None
 
 
 class AgentStream(Stream[BaseEvent]):
     """The events of one agent run, with the cancellation verbs.
 
     Each iteration starts a new run (a new ``run_id``); :meth:`cancel` and
-    :meth:`cancel_after_step` act on the run in progress, and :attr:`result_end` holds the
-    last run's ``RunEnd``, also when the consumer stopped early.
+    :meth:`cancel_after_step` act on the run in progress; :attr:`result_end` holds the
+    last run's ``RunEnd`` and :attr:`result_message` what it said, also when the consumer
+    stopped early.
     """
 
     __slots__ = ("_agent", "_controls", "_messages", "_run_id")
@@ -171,6 +173,18 @@ class AgentStream(Stream[BaseEvent]):
         for c in reversed(self._controls):
             if c.end is not None:
                 return c.end
+        return None
+
+    @property
+    def result_message(self) -> Message | None:
+        """The latest run's output so far, folded from every event it emitted (text, reasoning,
+        tool calls, usage, finish reason: see :class:`~streamops.Accumulator`), ``None`` before
+        a run starts. After a cancellation or an early ``break`` it is the partial output:
+        what the run had produced when it stopped, including events the consumer did not
+        receive."""
+        for c in reversed(self._controls):
+            if c.partial is not None:
+                return c.partial.message()
         return None
 
 
@@ -328,7 +342,7 @@ class _Run:
         self.control = control
         self.seq = 0
         self.usage = Usage()
-        self.partial = Accumulator()
+        self.partial = control.partial = Accumulator()
         self.tool_scopes: list[anyio.CancelScope] = []
         self.tools_done: anyio.Event | None = None
 

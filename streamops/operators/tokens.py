@@ -375,7 +375,9 @@ def budget(
       ``RunEnd(status="budget_exceeded")`` for that run (with the usage so far) and nothing
       more.
     - Completes: right after that run end (the upstream is closed, which cancels the provider
-      request), or when the upstream completes.
+      request), or when the upstream completes. On a merged stream of several runs, one run
+      over budget ends the whole stream: the other runs are closed with it and get no run end
+      of their own here (apply ``budget`` to each run before ``merge`` to stop only that one).
     - Fails: when the upstream fails; ``ValueError`` at once for bad limits; with
       ``RuntimeError`` at start when the tokenizer cannot be loaded, or when ``max_cost`` is
       given without ``price`` and litellm is not installed.

@@ -237,6 +237,18 @@ async def test_stop_consuming_closes_the_model_and_records_a_cancelled_end() -> 
     assert stream.result_end.status == "cancelled"
     assert [e.status for e in ends] == ["cancelled"]
     assert live_tasks() == before
+    partial = stream.result_message
+    assert partial is not None and partial.text == "w0 "  # the partial output, what the run said
+
+
+@pytest.mark.anyio
+async def test_result_message_is_none_before_a_run_and_whole_after_one() -> None:
+    stream = Agent(SlowModel(["a ", "b"], pause=0)).stream("x")
+    assert stream.result_message is None
+    events = await stream.collect()
+    message = stream.result_message
+    assert message is not None
+    assert message.text == "a b" == "".join(e.delta for e in events if isinstance(e, so.TextDelta))
 
 
 @pytest.mark.anyio
