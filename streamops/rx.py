@@ -135,8 +135,10 @@ def to_observable(stream: Stream[T]) -> reactivex.Observable[T]:
     - Buffers: nothing; the stream is pulled only as fast as ``on_next`` returns.
 
     Subscribe from the thread of a running asyncio event loop (the loop an
-    ``AsyncIOScheduler`` would use). A stream built on a single-use source can be subscribed
-    only once.
+    ``AsyncIOScheduler`` would use). A ``scheduler`` passed to ``subscribe()`` is not used:
+    ``on_next`` is called from the pulling task, on that loop; pipe the observable through
+    ``ops.observe_on(scheduler)`` to deliver elsewhere. A stream built on a single-use source
+    can be subscribed only once.
 
     Raises:
         RuntimeError: on subscribe, when no asyncio loop runs in this thread (Rx hands it to

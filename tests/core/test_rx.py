@@ -396,6 +396,43 @@ async def test_to_observable_dropped_disposable_still_completes(anyio_backend: s
     assert rec.completed == 1
 
 
+@pytest.mark.anyio
+@asyncio_only
+async def test_an_asyncio_scheduler_timer_feeds_a_stream(anyio_backend: str) -> None:
+    """Rx's own ``AsyncIOScheduler`` drives the observable (its timer calls ``on_next`` from the
+    loop): the stream takes three ticks, then disposes the timer."""
+    from reactivex import operators as ops
+    from reactivex.scheduler.eventloop import AsyncIOScheduler
+
+    scheduler = AsyncIOScheduler(asyncio.get_running_loop())
+    pushed: list[int] = []
+    ticks = reactivex.interval(0.01, scheduler=scheduler).pipe(ops.do_action(on_next=pushed.append))
+    got = await asyncio.wait_for((Stream.from_observable(ticks) | take(3)).collect(), 5)
+    assert got == [0, 1, 2]
+    n = len(pushed)
+    await asyncio.sleep(0.1)  # ten more periods: a timer still subscribed would push again
+    assert len(pushed) == n <= 4
+
+
+@pytest.mark.anyio
+@asyncio_only
+async def test_to_observable_composes_with_rx_operators_on_an_asyncio_scheduler(anyio_backend: str) -> None:
+    """A stream's observable piped through Rx operators that hop onto ``AsyncIOScheduler``."""
+    from reactivex import operators as ops
+    from reactivex.scheduler.eventloop import AsyncIOScheduler
+
+    scheduler = AsyncIOScheduler(asyncio.get_running_loop())
+    probe = Probe(list(range(6)))
+    rec = Recorder()
+    rec.subscribe(
+        probe.stream().to_observable().pipe(ops.filter(lambda x: x % 2 == 0), ops.observe_on(scheduler)),
+    )
+    await asyncio.wait_for(rec.done.wait(), 5)
+    assert rec.items == [0, 2, 4]
+    assert (rec.completed, rec.errors) == (1, [])
+    assert probe.closed
+
+
 def test_to_observable_without_a_running_loop_reports_runtime_error() -> None:
     errors: list[BaseException] = []
     Stream.from_iterable([1]).to_observable().subscribe(on_next=lambda x: None, on_error=errors.append)
