@@ -363,3 +363,37 @@ async def test_take_then_accumulate_gives_the_partial_message() -> None:
     got, error = await drain(Stream.from_iterable(events) | take(2) | accumulate())
     assert error is None
     assert [m.text for m in got] == ["ab"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    items=st.lists(st.integers(min_value=-3, max_value=9), max_size=12),
+    chain=st.lists(ops.filter(lambda op: op[0] != "take"), max_size=4),
+    break_at=st.integers(min_value=0, max_value=12),
+)
+async def test_a_consumer_break_at_any_item_closes_the_source_before_the_block_ends(
+    items: list[int], chain: list[Any], break_at: int
+) -> None:
+    """``break`` out of ``async with stream.iterate()`` after any item: the items seen are the
+    reference's prefix, and the source's ``finally`` has run by the time the block exits (not
+    later, in a garbage collector's finalizer), leaving no task behind."""
+    from tests._tasks import live_tasks
+
+    probe = Probe(items)
+    expected, expected_error = reference(items, None, probe.error, chain)
+    before = live_tasks()
+    got: list[Any] = []
+    error: BaseException | None = None
+    try:
+        async with build(probe.stream(), chain).iterate() as it:
+            async for x in it:
+                got.append(x)
+                if len(got) > break_at:
+                    break
+    except Boom as exc:
+        error = exc
+    assert got == expected[: break_at + 1]
+    # a stage error is raised only when the consumer did not break before reaching it
+    assert error is (expected_error if len(expected) <= break_at else None)
+    assert probe.closed == probe.started
+    assert live_tasks() == before
