@@ -7,6 +7,7 @@ events, call ``end``), then once through a real ``Stream`` on asyncio and trio. 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 import regex
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from streamops import (
@@ -39,6 +40,12 @@ NS = re.compile(f"[{_NO_SPACE}]")
 VIRTUAL = pytest.mark.parametrize("anyio_backend", virtual_backends(), ids=["asyncio-virtual", "trio-virtual"])
 """Run an async test under a virtual clock: timers fire exactly on time, sleeps take no time."""
 EPS = 1e-6
+GROWS = regex.compile(
+    r"[\r\u200d\p{Extended_Pictographic}\p{Regional_Indicator}\p{GCB=Prepend}\p{InCB=Linker}\p{GCB=L}\p{GCB=V}]"
+    r"\p{GCB=Extend}*\Z"
+)
+"""Text whose last grapheme cluster the next character could still extend (a ZWJ, an emoji that
+could take a skin tone, a regional indicator, a CR, a Hangul jamo...): ``max_delay`` holds it."""
 MODES: list[Any] = ["word", "line", "sentence", "grapheme", re.compile(r"[,;]\s*"), re.compile(r"(?<=\d)")]
 
 
@@ -462,6 +469,57 @@ async def test_max_delay_keeps_the_text() -> None:
     out = await (Stream.from_async_iterable(_timed_source(script, [], [])) | smooth(max_delay=0.004)).collect()
     assert "".join(texts(out)) == text
     assert all(e.delta for e in out)
+
+
+@VIRTUAL
+@pytest.mark.anyio
+@settings(max_examples=80, deadline=None)
+@given(
+    text=text_st,
+    cuts=cuts_st,
+    gaps=st.lists(st.integers(min_value=0, max_value=20), min_size=1, max_size=8),
+    end_gap=st.integers(min_value=0, max_value=20),
+    delay=st.integers(min_value=0, max_value=15),
+)
+@example(text="Hello, world", cuts=[3, 9], gaps=[0, 100], end_gap=0, delay=5)
+@example(text="Hey👨\u200d👩 ok", cuts=[5], gaps=[0, 40], end_gap=0, delay=5)  # "👨\u200d" waits for "👩"
+@example(text="👍 x", cuts=[1, 2], gaps=[30], end_gap=30, delay=0)  # "👍" waits for " "
+async def test_max_delay_holds_no_text_longer_than_max_delay(
+    text: str, cuts: list[int], gaps: list[int], end_gap: int, delay: int
+) -> None:
+    """Property on the virtual clock: a chunk goes out at most ``max_delay`` after its first
+    character arrived, unless that character is in a last grapheme cluster that could still
+    grow when the time ran out: then at most ``max_delay`` after the next character (or the
+    end) arrived. Gaps are whole hundredths of a second, ``max_delay`` is off that grid."""
+    max_delay = delay / 100 + 0.005
+    script: list[Any] = []
+    for i, piece in enumerate(split_at(text, cuts)):
+        script += [gaps[i % len(gaps)] / 100, td(piece)]
+    script.append(end_gap / 100)
+    sent: list[tuple[float, str]] = []
+    got: list[tuple[float, str]] = []
+    src = _timed_source(script, sent, [])
+    async with (Stream.from_async_iterable(src) | smooth(max_delay=max_delay)).iterate() as it:
+        async for e in it:
+            got.append((anyio.current_time(), e.delta))
+    done = anyio.current_time()
+    assert "".join(d for _, d in got) == text
+    assert all(d for _, d in got)
+    arrived = [t for t, d in sent for _ in d]  # per character
+    clusters = sorted(grapheme_bounds(text))
+    pos = 0
+    for t, chunk in got:
+        due = arrived[pos] + max_delay
+        if t > due + EPS:
+            # Held back: when the time ran out (by ``due``), the text so far ended inside the
+            # grapheme cluster of ``pos``, in a prefix that could still grow; then it may wait
+            # for the character after that cluster (or the end), and ``max_delay`` from there.
+            end = next(b for b in clusters if b > pos)
+            tails = {bisect.bisect_right(arrived, a) for a in arrived if arrived[pos] <= a <= due}
+            grows = [k for k in tails if k < end or (k == end and GROWS.search(text[pos:k]))]
+            assert grows, (chunk, [text[pos:k] for k in sorted(tails)], t - due)
+            assert t <= (arrived[end] if end < len(text) else done) + max_delay + EPS, (chunk, t - due)
+        pos += len(chunk)
 
 
 @pytest.mark.anyio

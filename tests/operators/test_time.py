@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import streamops as so
@@ -251,6 +251,186 @@ def test_idle_timeout_fires_exactly_at_limit_for_any_gaps(gaps: list[int], limit
             assert failed_at is None
         else:
             assert failed_at == pytest.approx(fail)
+
+
+Outcome = tuple[list[Any], float | None, StreamTimeout | None, bool]
+"""What a run through ``timeout()`` gave: the items delivered, when (seconds from the start)
+it failed and with which error (``None``, ``None`` if it completed), whether the source closed."""
+
+
+def _run_timeout(delays: list[float], items: list[Any], **limits: float | None) -> list[Outcome]:
+    """Run ``Source(delays, items) | timeout(**limits)`` on each virtual clock (asyncio, trio)."""
+
+    async def run() -> Outcome:
+        src = Source(delays, items)
+        seen: list[Any] = []
+        t0 = anyio.current_time()
+        try:
+            await (src.stream() | timeout(**limits) | so.tap(seen.append)).collect()
+        except StreamTimeout as exc:
+            return seen, anyio.current_time() - t0, exc, src.closed
+        return seen, None, None, src.closed
+
+    return [anyio.run(run, backend=backend, backend_options=options) for backend, options in virtual_backends()]
+
+
+def _check_outcomes(
+    outcomes: list[Outcome],
+    items: list[Any],
+    arrivals: list[float],
+    fire: tuple[float, type[StreamTimeout], float, str] | None,
+) -> None:
+    """Compare each backend's run with the model: ``fire`` is ``None`` (every item, no error)
+    or ``(at, error class, seconds, detail)``: exactly that error exactly at ``at``, after the
+    items that arrived before ``at``."""
+    for seen, failed_at, exc, closed in outcomes:
+        assert closed
+        if fire is None:
+            assert (seen, failed_at, exc) == (items, None, None)
+            continue
+        at, error, seconds, detail = fire
+        assert type(exc) is error
+        assert exc.limit == error.limit
+        assert exc.seconds == seconds
+        assert detail in str(exc)
+        assert failed_at == pytest.approx(at, abs=1e-6)
+        assert seen == [x for x, t in zip(items, arrivals, strict=True) if t < at]
+
+
+# Arrivals are on a grid of tenths of a second; each limit is off it by 0.05 s, so no deadline
+# ties with an arrival.
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gaps=st.lists(st.integers(min_value=0, max_value=30), min_size=1, max_size=10),
+    first=st.integers(min_value=0, max_value=30),
+    idle=st.none() | st.integers(min_value=0, max_value=30),
+)
+@example(gaps=[31, 1], first=30, idle=None)  # fails just before the first item
+@example(gaps=[25, 40, 40], first=30, idle=None)  # in time; no limit after the first item
+@example(gaps=[25, 3, 9], first=30, idle=5)  # idle does not govern the first item when first is given
+def test_first_event_timeout_fires_exactly_at_its_limit_for_any_arrivals(
+    gaps: list[int], first: int, idle: int | None
+) -> None:
+    """Property on the virtual clock: ``first`` fails the stream exactly ``first`` seconds
+    after the start when the first item is later than that; otherwise every item comes, and
+    only ``idle`` (if given) governs the gaps after the first item."""
+    delays = [g / 10 for g in gaps]
+    arrivals = list(itertools.accumulate(delays))
+    lim = first / 10 + 0.05
+    gap_lim = None if idle is None else idle / 10 + 0.05
+    fire: tuple[float, type[StreamTimeout], float, str] | None = None
+    if arrivals[0] > lim:
+        fire = (lim, FirstEventTimeout, lim, "")
+    elif gap_lim is not None:
+        late = next((i for i in range(1, len(delays)) if delays[i] > gap_lim), None)
+        if late is not None:
+            fire = (arrivals[late - 1] + gap_lim, IdleTimeout, gap_lim, "")
+    items = list(range(len(gaps)))
+    _check_outcomes(_run_timeout(delays, items, first=lim, idle=gap_lim), items, arrivals, fire)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gaps=st.lists(st.integers(min_value=0, max_value=10), min_size=1, max_size=12),
+    total=st.integers(min_value=0, max_value=80),
+)
+@example(gaps=[4] * 10, total=10)  # fails between two items
+@example(gaps=[4] * 10, total=40)  # the last item 0.05 s before the limit
+def test_total_timeout_fires_exactly_at_its_limit_for_any_arrivals(gaps: list[int], total: int) -> None:
+    """Property on the virtual clock: ``total`` fails the stream exactly ``total`` seconds after
+    the start, after every item that arrived before, unless the source ends in time."""
+    delays = [g / 10 for g in gaps]
+    arrivals = list(itertools.accumulate(delays))
+    lim = total / 10 + 0.05
+    fire = (lim, TotalTimeout, lim, "") if arrivals[-1] > lim else None
+    items = list(range(len(gaps)))
+    _check_outcomes(_run_timeout(delays, items, total=lim), items, arrivals, fire)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    script=st.lists(
+        st.tuples(st.booleans(), st.integers(min_value=0, max_value=10)),
+        min_size=1,
+        max_size=14,
+    ),
+    step=st.integers(min_value=0, max_value=20),
+)
+@example(script=[(True, 1), (False, 1), (False, 1), (True, 1), (True, 1), (True, 20)], step=5)
+@example(script=[(True, 0), (False, 9), (True, 9), (False, 30), (True, 1)], step=10)
+def test_step_timeout_fires_exactly_at_its_limit_for_any_steps(script: list[tuple[bool, int]], step: int) -> None:
+    """Property on the virtual clock: ``script`` is (step boundary?, gap before it in tenths);
+    boundaries alternate ``step-start`` and ``step-end``, other items are text. ``step`` fails
+    the stream exactly ``step`` seconds after the start of the first step that does not end
+    within it (an open step is cut short by the source's end), and never between steps."""
+    delays = [g / 10 for _, g in script]
+    arrivals = list(itertools.accumulate(delays))
+    lim = step / 10 + 0.05
+    items: list[Any] = []
+    steps: list[tuple[float, float]] = []  # (start, end or the source's end) of each step
+    started: float | None = None
+    for (boundary, _), t in zip(script, arrivals, strict=True):
+        if not boundary:
+            items.append(so.TextDelta(delta="x", block_id="b"))
+        elif started is None:
+            items.append(so.StepStart(step=len(steps)))
+            started = t
+        else:
+            items.append(so.StepEnd(step=len(steps)))
+            steps.append((started, t))
+            started = None
+    if started is not None:
+        steps.append((started, arrivals[-1]))
+    fire = next(((s + lim, StepTimeout, lim, "") for s, e in steps if e - s > lim), None)
+    _check_outcomes(_run_timeout(delays, items, step=lim), items, arrivals, fire)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    script=st.lists(
+        st.tuples(st.none() | st.integers(min_value=0, max_value=2), st.integers(min_value=0, max_value=10)),
+        min_size=1,
+        max_size=14,
+    ),
+    tool=st.integers(min_value=0, max_value=20),
+)
+@example(script=[(0, 0), (1, 5), (0, 2), (1, 30)], tool=10)  # the second call is late
+@example(script=[(0, 0), (1, 0), (None, 30)], tool=10)  # two calls issued together, both late
+@example(script=[(0, 0), (None, 9), (0, 9), (None, 30)], tool=10)  # answered in time
+def test_tool_timeout_fires_exactly_at_its_limit_for_any_calls(script: list[tuple[int | None, int]], tool: int) -> None:
+    """Property on the virtual clock: ``script`` is (tool slot or ``None`` for text, gap before
+    it in tenths); a slot's occurrences alternate ``tool-call-end`` (a new call) and its
+    ``tool-result`` or ``tool-error``. ``tool`` fails the stream exactly ``tool`` seconds after
+    the earliest call not answered within it (naming it), whatever other calls are open."""
+    delays = [g / 10 for _, g in script]
+    arrivals = list(itertools.accumulate(delays))
+    lim = tool / 10 + 0.05
+    items: list[Any] = []
+    calls: dict[str, list[float]] = {}  # call_id -> [issued, answered or the source's end]
+    count: dict[int, int] = {}
+    for (slot, _), t in zip(script, arrivals, strict=True):
+        if slot is None:
+            items.append(so.TextDelta(delta="x", block_id="b"))
+            continue
+        n = count[slot] = count.get(slot, -1) + 1
+        call_id = f"c{slot}.{n // 2}"
+        if n % 2 == 0:
+            items.append(so.ToolCallEnd(call_id=call_id, name="f", arguments="{}"))
+            calls[call_id] = [t, arrivals[-1]]
+        else:
+            if n % 4 == 1:
+                items.append(so.ToolResult(call_id=call_id, name="f", result=n))
+            else:
+                items.append(so.ToolError(call_id=call_id, name="f", message="no"))
+            calls[call_id][1] = t
+    late = [(issued + lim, call_id) for call_id, (issued, end) in calls.items() if end - issued > lim]
+    fire = None
+    if late:
+        at, call_id = min(late, key=lambda c: c[0])  # ties: the call issued first
+        fire = (at, ToolTimeout, lim, f"call_id {call_id!r}")
+    _check_outcomes(_run_timeout(delays, items, tool=lim), items, arrivals, fire)
 
 
 def test_virtual_clock_loop_jumps_instead_of_sleeping() -> None:
