@@ -22,7 +22,8 @@ first chunk                              :class:`RunStart` (``model`` = ``modelV
                                          ``response_id`` = ``responseId``)
 part ``text``                            :class:`TextDelta`
 part ``text`` with ``thought: true``     :class:`ReasoningDelta`
-part ``thoughtSignature``                :class:`ReasoningSignature` (after the part's content)
+part ``thoughtSignature``                :class:`ReasoningSignature` (after the part's content;
+                                         standard base64, also from an SDK dump)
 part ``functionCall`` {name, args, id}   :class:`ToolCallStart` + :class:`ToolCallEnd`,
                                          ``arguments = json.dumps(args, ensure_ascii=False)``
 streamed ``functionCall.partialArgs``    :class:`ToolCallStart` at the first piece, one
@@ -103,6 +104,11 @@ __all__ = ["GeminiParser", "gemini_usage", "parse_gemini_sdk", "parse_gemini_sse
 
 _PATH_TOKEN = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]|\[\"((?:[^\"\\]|\\.)*)\"\]")
 
+
+_B64_STANDARD = str.maketrans("-_", "+/")
+"""URL-safe -> standard base64 alphabet. google-genai holds ``thoughtSignature`` as ``bytes``
+and its ``model_dump(mode="json")`` encodes them URL-safe (pydantic's ``ser_json_bytes="base64"``);
+the wire (proto3 JSON) has standard base64, so a signature is the same from either source."""
 
 _PATHS: dict[str, list[str | int]] = {}
 """Parsed ``jsonPath`` strings (bounded cache shared by all parsers; lists are never mutated)."""
@@ -290,6 +296,7 @@ class GeminiParser(ParserBase):
                         break
         sig = self.text(part.get("thoughtSignature"), "candidates[0].content.parts[].thoughtSignature")
         if sig:
+            sig = sig.translate(_B64_STANDARD)  # google-genai dumps bytes URL-safe (- _)
             self.emit(ReasoningSignature, payload, signature=sig, block_id=bid or self._block("signature"))
 
     # ------------------------------------------------------------------ function calls
@@ -435,7 +442,9 @@ def parse_gemini_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> Asy
 
 def parse_gemini_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
     """Events of a google-genai stream (``await client.aio.models.generate_content_stream(...)``)
-    or any iterable of chunk dicts. Each SDK chunk becomes a camelCase dict with
-    ``model_dump(mode="json", by_alias=True, exclude_none=True)``. The stream is closed in
+    or its sync ``client.models.generate_content_stream(...)``, or any iterable of chunk dicts.
+    Each SDK chunk becomes a camelCase dict with ``model_dump(mode="json", by_alias=True,
+    exclude_none=True)``; the events are those of the raw body but for ``raw`` (the SDK drops
+    fields it does not know, e.g. ``usageMetadata.serviceTier``). The stream is closed in
     ``finally`` when it has ``aclose()``/``close()``."""
     return drive_payloads(stream, "gemini", options, "gemini")

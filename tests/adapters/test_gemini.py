@@ -1,13 +1,19 @@
 """Gemini streamGenerateContent parser: every recorded stream against its expected.json, every
-byte split, streamed ``partialArgs``, SDK-style dicts, and hand-made bad inputs."""
+byte split, streamed ``partialArgs``, real google-genai objects and client, and hand-made bad
+inputs."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.abc
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -435,41 +441,159 @@ async def test_async_sse_driver_raises_after_earlier_events() -> None:
     assert fold(got).text == "Hello"
 
 
-class FakeSDKStream:
-    """Stands in for google-genai's async chunk iterator: objects with ``model_dump``."""
+# ---------------------------------------------------------------------------- google-genai
+def _drop(data: Any, loc: tuple[Any, ...]) -> None:
+    for step in loc[:-1]:
+        data = data[step]
+    del data[loc[-1]]
 
-    class Chunk:
-        def __init__(self, data: dict[str, Any]) -> None:
-            self.data = data
 
-        def model_dump(self, **kw: Any) -> dict[str, Any]:
-            assert kw == {"mode": "json", "by_alias": True, "exclude_none": True}
-            return self.data
+def sdk_responses(name: str) -> list[Any]:
+    """The recorded stream as real ``google.genai.types.GenerateContentResponse`` objects, one
+    per ``data:`` line. The SDK's models forbid unknown fields; its own response parsing drops
+    them first, so fields this SDK version does not know (``usageMetadata.serviceTier``) are
+    dropped here too."""
+    from google.genai import types
+    from pydantic import ValidationError
 
-    def __init__(self, payloads: list[dict[str, Any]]) -> None:
-        self.items = [self.Chunk(p) for p in payloads]
-        self.closed = False
+    out: list[Any] = []
+    dec = SSEDecoder()
+    for sse in dec.feed(body_of(name)) + dec.flush():
+        data = json.loads(sse.data)
+        while True:
+            try:
+                out.append(types.GenerateContentResponse.model_validate(data))
+                break
+            except ValidationError as exc:
+                errors = exc.errors()
+                if any(e["type"] != "extra_forbidden" for e in errors):
+                    raise
+                for e in errors:
+                    _drop(data, e["loc"])
+    return out
 
-    def __aiter__(self) -> Any:
-        return self._gen()
 
-    async def _gen(self) -> Any:
-        for it in self.items:
-            yield it
+def fields(events: list[BaseEvent]) -> list[dict[str, Any]]:
+    """Each event's fields but ``ts`` and ``raw`` (an SDK dump drops fields the SDK does not know)."""
+    return [{f.name: getattr(e, f.name) for f in dataclasses.fields(e) if f.name not in ("ts", "raw")} for e in events]
 
-    async def aclose(self) -> None:
-        self.closed = True
+
+async def sse_events(name: str) -> list[dict[str, Any]]:
+    """:func:`fields` of the events of the raw recorded bytes."""
+    return fields([e async for e in parse_gemini_sse(body_of(name), run_id="r")])
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", NAMES)
-async def test_sdk_chunks_give_the_same_message(name: str) -> None:
-    dec = SSEDecoder()
-    payloads = [json.loads(s.data) for s in dec.feed(body_of(name)) + dec.flush()]
-    stream = FakeSDKStream(payloads)
-    events = [e async for e in parse_gemini_sdk(stream, run_id="r")]
-    check(name, fold(events))
-    assert stream.closed
-    assert key(fold(events)) == key(fold(parse_chunks([body_of(name)])))
-    # plain dicts, sync iterable
-    check(name, fold([e async for e in parse_gemini_sdk(payloads)]))
+async def test_sdk_objects_give_the_same_events(name: str) -> None:
+    """Real SDK objects, async (``client.aio.models.generate_content_stream``) and sync
+    (``client.models.generate_content_stream``), give exactly the events of the raw bytes."""
+    objs = sdk_responses(name)
+    wire = await sse_events(name)
+
+    async def agen() -> Any:
+        for obj in objs:
+            yield obj
+
+    def gen() -> Any:
+        yield from objs
+
+    got = [e async for e in parse_gemini_sdk(agen(), run_id="r")]
+    assert fields(got) == wire
+    check(name, fold(got))
+    assert fields([e async for e in parse_gemini_sdk(gen(), run_id="r")]) == wire
+    # their REST camelCase dumps, as plain dicts; raw= is the dump
+    dumps = [o.model_dump(mode="json", by_alias=True, exclude_none=True) for o in objs]
+    assert fields([e async for e in parse_gemini_sdk(dumps, run_id="r")]) == wire
+    assert isinstance(got[0], RunStart) and got[0].raw == dumps[0]
+
+
+@pytest.mark.anyio
+async def test_sdk_stream_left_early_is_closed() -> None:
+    objs = sdk_responses(NAMES[0])
+
+    async def agen() -> Any:
+        for obj in objs:
+            yield obj
+
+    stream = agen()
+    events = parse_gemini_sdk(stream)
+    async for _ev in events:
+        break
+    await events.aclose()
+    assert stream.ag_frame is None  # the SDK's async generator was closed
+
+
+def test_url_safe_signature_of_an_sdk_dump_is_made_standard() -> None:
+    """google-genai holds ``thoughtSignature`` as bytes and dumps them URL-safe base64."""
+    part = {"text": "hi", "thoughtSignature": "ab-_cd=="}
+    payload = {"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP"}]}
+    sigs = [e.signature for e in run_payloads([payload]) if isinstance(e, ReasoningSignature)]
+    assert sigs == ["ab+/cd=="]
+
+
+class _Server:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.targets: list[str] = []
+
+
+@asynccontextmanager
+async def serve_body(body: bytes) -> AsyncIterator[_Server]:
+    """An HTTP/1.1 server on 127.0.0.1 answering every request with ``body`` as
+    ``text/event-stream``; it records each request target."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    server = _Server(f"http://127.0.0.1:{port}")
+
+    async def handle(conn: anyio.abc.SocketStream) -> None:
+        async with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += await conn.receive()
+            head, _, rest = buf.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            server.targets.append(lines[0].split(b" ")[1].decode())
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            while len(rest) < length:
+                rest += await conn.receive()
+            await conn.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n" + body)
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        try:
+            yield server
+        finally:
+            tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # google-genai's async client uses aiohttp
+# google-genai subclasses aiohttp.ClientSession, which aiohttp warns about; not ours to fix
+@pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
+@pytest.mark.parametrize(
+    ("name", "vertex"),
+    [(n, False) for n in NAMES] + [(n, True) for n in NAMES if "vertex" in n],
+)
+async def test_real_genai_client_over_http(name: str, vertex: bool) -> None:
+    """A real ``genai.Client`` (Gemini API, or Vertex AI express mode) streaming a recorded body
+    from 127.0.0.1: the SDK's own HTTP, SSE and response parsing, then the adapter."""
+    from google import genai
+
+    wire = await sse_events(name)
+    async with serve_body(body_of(name)) as server:
+        client = genai.Client(api_key="x", vertexai=vertex, http_options={"base_url": server.base_url})
+        async with client.aio as aclient:
+            stream = await aclient.models.generate_content_stream(model="gemini-2.5-flash", contents="hi")
+            got = fields([e async for e in parse_gemini_sdk(stream, run_id="r")])
+        assert got == wire
+        # the sync client, read by the adapter in worker threads
+        with client:
+            stream2 = client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi")
+            assert fields([e async for e in parse_gemini_sdk(stream2, run_id="r")]) == wire
+    assert len(server.targets) == 2
+    assert all(t.endswith(":streamGenerateContent?alt=sse") for t in server.targets)
