@@ -459,7 +459,7 @@ def create_app(
         OSError: a ``replay:`` file cannot be read.
     """
     from starlette.applications import Starlette
-    from starlette.responses import HTMLResponse, JSONResponse
+    from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
     from .sinks._asgi import EventStreamResponse, Write, stream_producer
@@ -511,10 +511,31 @@ def create_app(
             return source.agent.tools if source.agent is not None else {}
 
         if not req.stream:
+            import anyio
+
             acc = Accumulator()
-            async with aclosing(_client_events(handle, _Lazy(server_tools))) as events:
-                async for ev in events:
-                    acc.add(ev)
+            left = False
+
+            async def watch_disconnect(scope: anyio.CancelScope) -> None:
+                # The body was read: the next ASGI message is ``http.disconnect``, sent when the
+                # client goes away (or once the response is complete).
+                nonlocal left
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+                left = True
+                scope.cancel()
+
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watch_disconnect, tg.cancel_scope)
+                    async with aclosing(_client_events(handle, _Lazy(server_tools))) as events:
+                        async for ev in events:
+                            acc.add(ev)
+                    tg.cancel_scope.cancel()
+            finally:  # the client left, or this handler was cancelled: stop the run (no-op once done)
+                handle.cancel()
+            if left:  # nobody to answer; the status is for the access log
+                return Response(status_code=499, headers=headers)
             msg = acc.message()
             if msg.error is not None and not msg.text and not msg.tool_calls:
                 return _error(502, f"{msg.error.type}: {msg.error.message}", etype="server_error")

@@ -221,12 +221,6 @@ def test_a_run_events_watcher_leaving_keeps_the_provider_connection(provider: Fa
         assert provider.closed_at - left_at < LIMIT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="library bug: a non-stream completion whose client leaves is not cancelled (nothing watches "
-    "for http.disconnect while chat_completions folds the run), so the provider request stays open",
-)
 def test_non_stream_client_disconnect_closes_the_provider_connection(provider: FakeProvider) -> None:
     """The module docstring of streamops/server.py: "A client that disconnects from
     /v1/chat/completions cancels its run: the model request is closed". A non-stream client
