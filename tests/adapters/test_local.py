@@ -45,8 +45,12 @@ def model() -> Iterator[LocalModel]:
     m.close()
 
 
-def _no_thread_busy() -> bool:
-    return anyio.to_thread.current_default_thread_limiter().borrowed_tokens == 0
+def _no_thread_busy(model: LocalModel) -> bool:
+    """The model's own thread has no job running or queued, and no thread of anyio's pool is
+    taken (the model never uses one)."""
+    owner = model._owner
+    idle = owner is None or owner.idle
+    return idle and anyio.to_thread.current_default_thread_limiter().borrowed_tokens == 0
 
 
 async def _collect(stream: Any) -> list[Any]:
@@ -95,7 +99,7 @@ async def test_stream_matches_llama_non_streamed(model: LocalModel) -> None:
     assert len(tokens) == usage.output_tokens
     assert model.llama.detokenize(tokens).decode("utf-8") == msg.text
     assert not model.busy
-    assert _no_thread_busy()
+    assert _no_thread_busy(model)
 
 
 @pytest.mark.anyio
@@ -216,7 +220,7 @@ async def test_early_close_stops_generation_within_one_token(model: LocalModel) 
                     break
     # Closed: the model is free and no worker thread is computing.
     assert not model.busy
-    assert _no_thread_busy()
+    assert _no_thread_busy(model)
     assert model.cancel_event is None
     # llama.cpp evaluated at most the tokens we consumed (+1 in flight): nothing ran on.
     assert model.llama.n_tokens - n_prompt <= len(consumed) + 1
@@ -239,7 +243,7 @@ async def test_cancellation_stops_generation(model: LocalModel) -> None:
     assert scope.cancelled_caught
     # The generator's finally ran when the cancelled await unwound it.
     assert not model.busy
-    assert _no_thread_busy()
+    assert _no_thread_busy(model)
     assert model.llama.n_tokens - n_prompt <= consumed + 1
     events = await _collect(model.stream(SHORT, max_tokens=4, temperature=0))
     _check_well_formed(events)
@@ -356,3 +360,183 @@ def test_extra_buffer_types_are_off_by_default_and_the_defaults_restored(model: 
     # A prompt of many tokens is evaluated as one batch: the path that faulted.
     out = llm.create_completion("Why is the sky blue? " * 8, max_tokens=4, temperature=0)
     assert out["usage"]["prompt_tokens"] > 8
+
+
+# --------------------------------------------------------------------------- the model's thread
+_LLAMA_CALLS = ("tokenize", "detokenize", "eval", "sample", "generate", "close")
+
+
+@pytest.fixture
+def llama_threads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, threading.Thread]]:
+    """Records ``(call, id(llama), thread)`` for each load and each call of the llama methods
+    the adapter uses; fails any use of anyio's worker thread pool meanwhile. (Other tests'
+    ``Llama`` objects may be garbage collected meanwhile, calling ``close``: look at the calls
+    of the objects loaded here.)"""
+    import llama_cpp
+    import streamops.adapters.local as local_mod
+
+    calls: list[tuple[str, int, threading.Thread]] = []
+
+    def recorded(name: str, method: Any) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append((name, id(self), threading.current_thread()))
+            return method(self, *args, **kwargs)
+
+        return call
+
+    for name in _LLAMA_CALLS:
+        monkeypatch.setattr(llama_cpp.Llama, name, recorded(name, getattr(llama_cpp.Llama, name)))
+    quiet_llama = local_mod._quiet_llama
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        llm = quiet_llama(*args, **kwargs)
+        calls.append(("load", id(llm), threading.current_thread()))
+        return llm
+
+    monkeypatch.setattr(local_mod, "_quiet_llama", load)
+
+    async def no_pool(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("anyio's worker thread pool was used")
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", no_pool)
+    return calls
+
+
+def _model_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("streamops-local-")}
+
+
+@pytest.mark.anyio
+async def test_every_llama_call_of_a_model_runs_on_its_own_thread(
+    llama_threads: list[tuple[str, int, threading.Thread]],
+) -> None:
+    m = LocalModel(name="own-thread")
+    try:
+        for messages in (FRENCH, SHORT):  # two successive runs; the first one loads the model
+            events = await _collect(m.stream(messages, max_tokens=6, temperature=0))
+            assert isinstance(events[-1], RunEnd)
+            assert events[-1].usage.output_tokens >= 1
+        (loaded,) = [llm for name, llm, _ in llama_threads if name == "load"]
+        assert loaded == id(m.llama)
+        calls = [(name, t) for name, llm, t in llama_threads if llm == loaded]
+        names = [name for name, _ in calls]
+        assert names[0] == "load"
+        assert {"tokenize", "generate", "eval", "sample", "detokenize"} <= set(names)
+        assert names.count("generate") == 2
+        assert names.count("sample") >= 2 * 6
+        threads = {t for _, t in calls}
+        assert len(threads) == 1
+        (thread,) = threads
+        # Not the event loop's thread, not a pool thread: the model's own, named after it.
+        assert thread is not threading.current_thread()
+        assert thread is not threading.main_thread()
+        assert thread.name == "streamops-local-own-thread"
+        assert thread.daemon
+        assert thread.is_alive()
+        # The sync API runs there too (called here from the event loop's thread).
+        del llama_threads[:]
+        assert m.tokenize("hello")
+        assert m.prompt_tokens(SHORT)
+        assert {t for _, llm, t in llama_threads if llm == loaded} == {thread}
+        assert _no_thread_busy(m)
+    finally:
+        m.close()
+    # The model is closed on its thread, then the thread ends.
+    assert [t for name, llm, t in llama_threads if llm == loaded and name == "close"][:1] == [thread]
+    assert not thread.is_alive()
+
+
+@pytest.mark.anyio
+async def test_two_models_run_on_two_threads_in_parallel(
+    model: LocalModel, llama_threads: list[tuple[str, int, threading.Thread]]
+) -> None:
+    other = LocalModel(seed=1, name="other")
+    try:
+        texts: dict[str, str] = {}
+
+        async def run(name: str, m: LocalModel) -> None:
+            acc = Accumulator()
+            async for ev in m.stream(FRENCH, max_tokens=8, temperature=0):
+                acc.add(ev)
+            texts[name] = acc.message().text
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run, "model", model)
+            tg.start_soon(run, "other", other)
+        assert texts["model"] == texts["other"]  # greedy: the same answer
+        by_llama: dict[int, set[threading.Thread]] = {}
+        for _, llm, thread in llama_threads:
+            by_llama.setdefault(llm, set()).add(thread)
+        assert {id(model.llama), id(other.llama)} <= set(by_llama)
+        (t1,) = by_llama[id(model.llama)]
+        (t2,) = by_llama[id(other.llama)]
+        assert t1 is not t2
+        assert {t1.name, t2.name} == {f"streamops-local-{model.name}", "streamops-local-other"}
+    finally:
+        other.close()
+    assert not t2.is_alive()
+    assert t1.is_alive()  # the other model's thread is untouched
+
+
+def test_close_stops_and_joins_the_thread_and_the_model_reloads() -> None:
+    before = _model_threads()
+    m = LocalModel(name="closing")
+    assert _model_threads() == before  # the thread starts on first use
+    tokens = m.tokenize("Hello there")
+    (thread,) = _model_threads() - before
+    assert thread.name == "streamops-local-closing"
+    m.close()
+    assert thread not in threading.enumerate()
+    assert not thread.is_alive()
+    m.close()  # closing again is a no-op
+    # Used after close: a new thread, the model loaded again, the same answers.
+    assert m.tokenize("Hello there") == tokens
+    (again,) = _model_threads() - before
+    assert again is not thread
+    with m:
+        pass
+    assert again not in threading.enumerate()
+    assert _model_threads() == before
+
+
+def test_a_model_dropped_unclosed_ends_its_thread() -> None:
+    import gc
+
+    before = _model_threads()
+    m = LocalModel(name="dropped")
+    m.prompt_tokens("Hi")
+    (thread,) = _model_threads() - before
+    del m
+    gc.collect()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+@pytest.mark.anyio
+async def test_sync_calls_from_the_event_loop_during_a_run_do_not_deadlock(model: LocalModel) -> None:
+    """The CLI's token counter calls ``tokenize()`` from the event loop's thread while the
+    model's thread may be computing a token. That token's wake-up of the loop must not wait
+    for the loop (``anyio.from_thread.run_sync`` would: a deadlock, seen on both backends)."""
+    done = anyio.Event()
+    deltas = 0
+    counted = 0
+
+    async def consume() -> None:
+        nonlocal deltas
+        async for ev in model.stream(FRENCH, max_tokens=20, temperature=0):
+            deltas += isinstance(ev, TextDelta)
+        done.set()
+
+    async def count() -> None:
+        nonlocal counted
+        while not done.is_set():
+            counted += len(model.tokenize("hello world"))  # blocks the loop: a step may be in flight
+            await anyio.sleep(0.001)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        tg.start_soon(count)
+    assert deltas >= 10
+    assert counted > 0
+    assert not model.busy
+    assert _no_thread_busy(model)
