@@ -4,8 +4,10 @@ The protocol is the one ``useChat`` (``@ai-sdk/react``) and ``readUIMessageStrea
 SSE body of JSON "UI message chunks", one per ``data:`` line, ending with ``data: [DONE]``.
 The chunk types and their fields are those of ``uiMessageChunkSchema`` in the AI SDK
 (``packages/ai/src/ui-message-stream/ui-message-chunks.ts`` in github.com/vercel/ai; the
-stream-protocol page of ai-sdk.dev describes the same parts). Every chunk type is a strict
-object there: no field beyond those listed is accepted.
+stream-protocol page of ai-sdk.dev describes the same parts). The encoder sends only the
+fields listed there (the package itself, ``ai`` 6.0.325, would let extra fields through). The
+tests parse every encoded recorded stream with that npm package's own ``parseJsonEventStream``
+and ``readUIMessageStream`` under Node.js (``tests/sinks/test_vercel_ai_package.py``).
 
 Mapping (one streamops event may give several chunks; ``start``/``end`` chunks are
 synthesized from block ids: a ``text-start`` when a block begins, its ``text-end`` when the
