@@ -38,6 +38,7 @@ from streamops.events import (
     to_json,
 )
 from streamops.sse import SSEDecoder
+from tests._http import parse_head
 
 RECORDED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "recorded"
 with (RECORDED / "INDEX.tsv").open(encoding="utf-8") as _f:
@@ -549,17 +550,11 @@ async def serve_body(body: bytes) -> AsyncIterator[_Server]:
     async def handle(conn: anyio.abc.SocketStream) -> None:
         async with conn:
             buf = b""
-            while b"\r\n\r\n" not in buf:
+            while (req := parse_head(buf)) is None:
                 buf += await conn.receive()
-            head, _, rest = buf.partition(b"\r\n\r\n")
-            lines = head.split(b"\r\n")
-            server.targets.append(lines[0].split(b" ")[1].decode())
-            length = 0
-            for line in lines[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            while len(rest) < length:
+            server.targets.append(req.target)
+            rest = req.body
+            while len(rest) < req.content_length:
                 rest += await conn.receive()
             await conn.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n" + body)
 

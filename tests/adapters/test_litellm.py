@@ -22,6 +22,7 @@ import pytest
 from streamops.adapters.litellm import import_litellm, litellm_stream, parse_litellm
 
 from streamops import Accumulator, ErrorEvent, Message, RunEnd, RunStart, TextDelta
+from tests._http import parse_head
 
 pytestmark = [
     # LiteLLM 1.106 itself reads ``model_fields``/``model_computed_fields`` on an instance while building
@@ -79,15 +80,10 @@ async def serve_sse(body: bytes, *, stall_after: int | None = None) -> AsyncIter
     async def handle(conn: anyio.abc.SocketStream) -> None:
         async with conn:
             buf = b""
-            while b"\r\n\r\n" not in buf:
+            while (req := parse_head(buf)) is None:
                 buf += await conn.receive()
-            head, _, rest = buf.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            while len(rest) < length:
+            rest = req.body
+            while len(rest) < req.content_length:
                 rest += await conn.receive()
             server.requests.append(json.loads(rest))
             await conn.send(

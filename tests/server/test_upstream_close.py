@@ -27,6 +27,7 @@ from streamops.adapters.litellm import import_litellm
 from streamops.adapters.models import LiteLLMModel
 
 from streamops.server import create_app
+from tests._http import parse_head
 from tests.server.test_serve import run_log, serve
 
 pytestmark = [
@@ -102,15 +103,10 @@ class FakeProvider:
     def _handle(self, conn: socket.socket) -> None:
         with conn:
             buf = b""
-            while b"\r\n\r\n" not in buf:
+            while (req := parse_head(buf)) is None:
                 buf += conn.recv(65536)
-            head, _, body = buf.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            while len(body) < length:
+            body = req.body
+            while len(body) < req.content_length:
                 body += conn.recv(65536)
             self.requests.append(json.loads(body))
             conn.sendall(
