@@ -78,9 +78,9 @@ def parse_sse(
 
     ``source`` is a whole body, or a sync or async iterable of byte chunks split anywhere
     (``httpx.Response.aiter_raw()``). A sync iterable other than a list, tuple or other
-    in-memory container (a sync SDK stream, ``iter_raw()``, a generator) is read in worker
-    threads, one ``next()`` per chunk, so a blocking read never blocks the event loop: that
-    costs a thread hop per chunk (about 180 us on a shared 2-core VM, against 4 us per 64-byte
+    in-memory container (a sync SDK stream, ``iter_raw()``, a generator) is read on a thread
+    of its own, one ``next()`` per chunk, so a blocking read never blocks the event loop: that
+    costs a thread hop per chunk (about 110 us on a shared 2-core VM, against 4 us per 64-byte
     chunk from a list), nothing next to a network read, but pass a list or an async iterable
     for data already in memory. ``options``: ``run_id``, ``agent``, ``keep_raw``,
     ``on_malformed`` (:class:`ParserOptions`). Once the run end is parsed, or when the stream

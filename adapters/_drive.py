@@ -6,8 +6,9 @@ them; what differs between SDKs is a row of :data:`SDK_HOOKS`.
 Both drivers:
 
 - accept a sync or async iterable (``drive_sse`` also one ``bytes`` body); a sync one that
-  is not an in-memory container (a sync SDK stream, ``httpx``'s ``iter_raw()``) is read in
-  worker threads, one ``next()`` per item, so a blocking read never blocks the event loop;
+  is not an in-memory container (a sync SDK stream, ``httpx``'s ``iter_raw()``) is read on
+  a thread of its own, in one context, one ``next()`` per item, so a blocking read never
+  blocks the event loop (see :class:`_SyncReader`);
 - yield each event as soon as the input completing it is read, and stop reading once the
   parser has emitted the run end;
 - on malformed input (``on_malformed="raise"``) yield every event before it, then raise the
@@ -16,27 +17,28 @@ Both drivers:
   shielded from cancellation for at most :data:`CLEANUP_SECONDS`: the iterator they took, an
   ``openai``/``anthropic`` ``AsyncStream``'s internal generator (whose ``finally`` closes the
   HTTP response), and the source object itself. A sync iterator is closed only if it is a
-  generator, so a file object passed in is left open; if the consumer left while a worker
-  thread was inside ``next()``, that thread closes them when ``next()`` returns. Every close
-  is attempted even if one raises (:func:`close_quietly`).
+  generator, so a file object passed in is left open; if the consumer left while a sync
+  read was blocked, the source object is closed at once (aborting an HTTP read) and the
+  iterator on the reader's thread when that read returns. Every close is attempted even if
+  one raises (:func:`close_quietly`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import inspect
-import threading
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 
 import anyio
-import anyio.to_thread
 
 from streamops.errors import StreamFormatError
 from streamops.events import BaseEvent
 
 from ._base import ParserOptions
+from ._owner import OwnerThread, wait_for
 from ._sansio import API, PayloadParser, SSEParser
 
 if TYPE_CHECKING:
@@ -118,58 +120,85 @@ boundary into a future)."""
 
 
 class _SyncReader:
-    """Reads a sync iterator in worker threads, one ``next()`` per
-    ``anyio.to_thread.run_sync`` call, so a blocking read (an SDK's sync stream, ``httpx``'s
+    """Reads a sync iterator on a thread of its own (an :class:`OwnerThread`, started on the
+    first read), one ``next()`` per item, so a blocking read (an SDK's sync stream, ``httpx``'s
     ``iter_raw()``, a socket) never blocks the event loop.
 
-    A cancelled wait abandons the thread (``abandon_on_cancel``): the consumer goes on at once,
-    and the ``next()`` still running finishes in its thread, which then sees :meth:`stop` and
-    closes the iterator and the source there (it cannot be closed from the loop while a thread
-    is inside it: a generator would raise ``ValueError: generator already executing``).
+    Every ``next()`` and the final close run on that one thread and in one
+    :class:`contextvars.Context` (a copy of the reader's creator's): an iterator that sets a
+    context variable in one ``next()`` (a tracing span) sees it in the next and can reset it,
+    and one that is not thread-safe is never entered by two threads. An iterator bound to the
+    thread that made it (an sqlite cursor made on the loop's thread) cannot be read here:
+    pass a list or an async iterable instead.
+
+    :meth:`stop` ends the reading. If a ``next()`` is still blocked (the consumer was
+    cancelled), the source object (not the iterator: a generator cannot be closed while it
+    runs) is closed at once from the caller, which aborts the blocking read of an HTTP
+    response, and the iterator is closed on the reader's thread once that ``next()`` returns;
+    the thread then ends.
     """
 
-    __slots__ = ("_busy", "_it", "_lock", "_objs", "_stopped")
+    __slots__ = ("_it", "_objs", "_thread")
 
     def __init__(self, it: Iterator[Any], closeable: tuple[Any, ...]) -> None:
         self._it = it
         self._objs = closeable
-        self._lock = threading.Lock()
-        self._busy = False
-        self._stopped = False
+        self._thread: OwnerThread | None = None
 
-    def next(self) -> Any:
-        """The next item, or :data:`_END` (runs in a worker thread)."""
-        with self._lock:
-            if self._stopped:
-                return _END
-            self._busy = True
-        try:
-            return next(self._it, _END)
-        finally:
-            with self._lock:
-                self._busy = False
-                stopped = self._stopped
-            if stopped:  # the consumer left while this next() ran: close here, in this thread
-                self._close_sync()
+    async def next(self) -> Any:
+        """The next item, or :data:`_END`. A cancellation abandons the wait at once (the
+        ``next()`` runs on to its end on the reader's thread)."""
+        thread = self._thread
+        if thread is None:
+            thread = self._thread = OwnerThread("streamops-sync-source", context=contextvars.copy_context())
+            thread.start()
+        it = self._it
+        return await wait_for(thread.submit(lambda: next(it, _END)), shield=False)
 
-    def stop(self) -> bool:
-        """No more reads; ``True`` if no ``next()`` is running (the caller closes the iterator),
-        ``False`` if one is (its thread closes the iterator when it returns)."""
-        with self._lock:
-            self._stopped = True
-            return not self._busy
+    async def stop(self) -> None:
+        """Close the iterator and the source (on the reader's thread, waited for up to
+        :data:`CLEANUP_SECONDS`, shielded) and end the thread. If a ``next()`` is still
+        running, the source is closed from here first and the rest is not waited for."""
+        thread = self._thread
+        if thread is None:  # never read: nothing runs, close here
+            await close_quietly(*self._objs)
+            return
+        self._thread = None
+        busy = thread.running or not thread.jobs.empty()
+        if busy:
+            _close_now(self._objs[1])  # aborts a blocking HTTP read; the iterator waits its turn
+        closing = thread.submit(self._close_on_thread)
+        thread.stop()
+        if not busy:
+            with anyio.move_on_after(CLEANUP_SECONDS, shield=True):
+                await wait_for(closing, shield=True)
+            if closing.done() and closing.exception() is not None:
+                raise cast(BaseException, closing.exception())
 
-    def _close_sync(self) -> None:
+    def _close_on_thread(self) -> None:
+        first: BaseException | None = None
         for obj in self._objs:
-            close = getattr(obj, "close", None)
-            if close is None:
-                continue
             try:
-                res = close()
-                if inspect.iscoroutine(res):  # an async close() cannot be awaited in this thread
-                    res.close()
-            except Exception:  # nobody is left to receive it (the consumer was cancelled)
-                pass
+                _close_now(obj, swallow=False)
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
+
+def _close_now(obj: Any, *, swallow: bool = True) -> None:
+    """``obj.close()`` (a coroutine it returns is closed unawaited: no loop here), if it has
+    one; with ``swallow``, an exception is dropped (nobody is left to receive it)."""
+    close = getattr(obj, "close", None)
+    if close is None:
+        return
+    try:
+        res = close()
+        if inspect.iscoroutine(res):
+            res.close()
+    except Exception:
+        if not swallow:
+            raise
 
 
 async def _iterate(source: Iterable[T] | AsyncIterable[T]) -> AsyncGenerator[T, None]:
@@ -205,13 +234,12 @@ async def _iterate(source: Iterable[T] | AsyncIterable[T]) -> AsyncGenerator[T, 
     reader = _SyncReader(it, closeable)
     try:
         while True:
-            item = await anyio.to_thread.run_sync(reader.next, abandon_on_cancel=True)
+            item = await reader.next()
             if item is _END:
                 break
             yield item
     finally:
-        if reader.stop():
-            await close_quietly(*closeable)
+        await reader.stop()
 
 
 def _step(

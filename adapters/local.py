@@ -53,7 +53,6 @@ import codecs
 import importlib.util
 import json
 import os
-import queue
 import random
 import threading
 import uuid
@@ -72,6 +71,7 @@ from streamops.errors import StreamopsError
 from streamops.events import BaseEvent, Event, RunStart, TextDelta, Usage, UsageEvent
 
 from ._base import ParserBase, ParserOptions
+from ._owner import OwnerThread, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -350,72 +350,6 @@ class _LocalRun(ParserBase):
         self.malformed("the local generation ended without a finish reason", truncated=True)
 
 
-_Job = tuple[Callable[[], Any], "Future[Any]"]
-
-
-class _Owner(threading.Thread):
-    """The thread that owns one model's llama.cpp state: runs the jobs put on ``jobs``, one at
-    a time and in order, until it gets ``None``. A daemon thread: :meth:`LocalModel.close`
-    stops and joins it; if the model is dropped unclosed, a finalizer stops it."""
-
-    def __init__(self, name: str, key: object) -> None:
-        super().__init__(name=name, daemon=True)
-        self.key = key
-        """The owning model's ``_owner_key`` (not the model: the thread must not keep it alive)."""
-        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.running = False
-
-    @property
-    def idle(self) -> bool:
-        """No job is running or waiting."""
-        return not self.running and self.jobs.empty()
-
-    def submit(self, fn: Callable[[], _T]) -> Future[_T]:
-        future: Future[_T] = Future()
-        self.jobs.put((fn, future))
-        return future
-
-    def run(self) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            fn, future = job
-            del job
-            if future.set_running_or_notify_cancel():
-                self.running = True
-                try:
-                    result = fn()
-                except BaseException as exc:  # delivered to the waiter; the thread goes on
-                    self.running = False
-                    future.set_exception(exc)
-                else:
-                    self.running = False
-                    future.set_result(result)
-            # Drop the job's references (the model, its result) before waiting for the next.
-            del fn, future
-
-
-def _wake(token: anyio.lowlevel.EventLoopToken, event: anyio.Event) -> None:
-    """Set ``event`` in its event loop, from the model's thread, without waiting for the loop.
-
-    Not ``anyio.from_thread.run_sync``: it waits until the loop has run the call, and the loop
-    may itself be blocked waiting for the model's thread (a sync ``tokenize()`` called from the
-    loop while a run's step is in flight): a deadlock."""
-    backend: Any = token.backend_class
-    native: Any = token.native_token
-    try:
-        run_sync_soon = getattr(backend, "run_sync_soon", None)
-        if run_sync_soon is not None:  # anyio >= 4.16
-            run_sync_soon(event.set, (), native)
-        elif hasattr(native, "call_soon_threadsafe"):  # an asyncio loop
-            native.call_soon_threadsafe(event.set)
-        else:  # a trio token
-            native.run_sync_soon(event.set)
-    except RuntimeError:  # anyio.RunFinishedError, a closed loop: nobody is waiting any more
-        pass
-
-
 class LocalModel:
     """A GGUF model run by llama-cpp-python, streamed as streamops events.
 
@@ -482,7 +416,7 @@ class LocalModel:
         self._llm: llama_cpp.Llama | None = None
         self._is_eog: Callable[[int], bool] = _never
         self._formatter: Any = None
-        self._owner: _Owner | None = None
+        self._owner: OwnerThread | None = None
         self._owner_key = object()
         self._stop_owner: weakref.finalize[Any, LocalModel] | None = None
         self._owner_lock = threading.Lock()
@@ -568,13 +502,13 @@ class LocalModel:
                 if owner is None:
                     return  # never used, or already closed: nothing is loaded
                 if threading.current_thread() is owner:  # close() called by a job of the model
-                    owner.jobs.put(None)
+                    owner.stop()
                     self._unload()
                     return
                 # The unload runs after the jobs already queued, then the thread ends; a job
                 # queued from now on starts a new thread (once this one is joined).
                 done = owner.submit(self._unload)
-                owner.jobs.put(None)
+                owner.stop()
                 owner.join()
             done.result()
         finally:
@@ -602,11 +536,11 @@ class LocalModel:
         with self._owner_lock:
             owner = self._owner
             if owner is None:
-                owner = _Owner(f"streamops-local-{self.name}", self._owner_key)
+                owner = OwnerThread(f"streamops-local-{self.name}", self._owner_key)
                 owner.start()
                 self._owner = owner
                 # A model dropped without close(): its thread ends instead of waiting forever.
-                self._stop_owner = weakref.finalize(self, owner.jobs.put, None)
+                self._stop_owner = weakref.finalize(self, owner.stop)
             return owner.submit(fn)
 
     def _call_sync(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
@@ -621,15 +555,9 @@ class LocalModel:
         A cancellation before the call raises at once; once queued the call is never abandoned
         (a llama.cpp call cannot be interrupted): the wait is shielded, and the cancellation
         takes effect at the caller's next checkpoint. The model's thread wakes the loop with a
-        non-blocking call into it (see :func:`_wake`): no thread of anyio's pool is used."""
+        non-blocking call into it (see :func:`~streamops.adapters._owner.wake`): no thread of anyio's pool is used."""
         await anyio.lowlevel.checkpoint_if_cancelled()
-        token = anyio.lowlevel.current_token()
-        event = anyio.Event()
-        future = self._submit(lambda: fn(*args))
-        future.add_done_callback(lambda _: _wake(token, event))
-        with anyio.CancelScope(shield=True):
-            await event.wait()
-        return future.result()
+        return await wait_for(self._submit(lambda: fn(*args)), shield=True)
 
     # ------------------------------------------------------------------ tokens
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:

@@ -4,6 +4,7 @@ read does not block the event loop, and a cancelled read closes the iterator in 
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -199,9 +200,61 @@ async def test_cancelling_a_blocked_read_returns_at_once_and_the_thread_closes_t
 
 async def test_in_memory_sync_sources_are_read_on_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_threads(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("an in-memory source must not be read in a worker thread")
+        raise AssertionError("an in-memory source must not be read on a thread")
 
-    monkeypatch.setattr(_drive.anyio.to_thread, "run_sync", no_threads)
+    monkeypatch.setattr(_drive, "OwnerThread", no_threads)
     assert (await parse_sse(CHAT, api="openai-chat").collect())[-1].kind == "run-end"  # type: ignore[attr-defined]
     assert (await parse_sse(b"".join(CHAT)).collect())[-1].kind == "run-end"  # type: ignore[attr-defined]
     assert (await parse_payloads(tuple(PAYLOADS)).collect())[-1].kind == "run-end"  # type: ignore[attr-defined]
+
+
+CV: contextvars.ContextVar[str | None] = contextvars.ContextVar("CV", default=None)
+
+
+async def test_a_sync_source_keeps_its_thread_and_context_across_reads() -> None:
+    """Every ``next()`` of a sync source runs on the same thread and in the same context, so a
+    context variable set in one read (a tracing span) is seen by the next and can be reset."""
+    seen: list[tuple[int, str | None]] = []
+    reset: list[bool] = []
+
+    def chunks() -> Iterator[bytes]:
+        token = CV.set("in-source")
+        try:
+            for chunk in CHAT:
+                seen.append((threading.get_ident(), CV.get()))
+                yield chunk
+        finally:
+            CV.reset(token)  # raises ValueError in another context
+            reset.append(True)
+
+    events = await parse_sse(chunks(), api="openai-chat").collect()
+    assert events[-1].kind == "run-end"  # type: ignore[attr-defined]
+    assert len({ident for ident, _ in seen}) == 1
+    assert seen[0][0] != threading.get_ident()
+    assert [value for _, value in seen] == ["in-source"] * len(CHAT)
+    assert reset == [True]
+    assert CV.get() is None  # the caller's context was never touched
+
+
+class StalledResponse:
+    """A sync HTTP-response-like source: its first chunk, then a read that blocks until
+    ``close()`` (as closing an HTTP response aborts a blocking read)."""
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield CHAT[0]
+        self.closed.wait(5)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+async def test_a_consumer_cancelled_during_a_blocked_read_closes_the_source_at_once() -> None:
+    source = StalledResponse()
+    with anyio.move_on_after(0.2) as scope:
+        async for _ in parse_sse(source, api="openai-chat"):
+            pass
+    assert scope.cancelled_caught
+    assert source.closed.is_set()  # at once, not when the stalled upstream sends again
