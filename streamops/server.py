@@ -532,6 +532,10 @@ def create_app(
                         async for ev in events:
                             acc.add(ev)
                     tg.cancel_scope.cancel()
+            except BaseExceptionGroup as group:  # the run's own error, as the route raised it before
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
             finally:  # the client left, or this handler was cancelled: stop the run (no-op once done)
                 handle.cancel()
             if left:  # nobody to answer; the status is for the access log
