@@ -26,18 +26,26 @@ Contenders (interleaved round by round, process CPU time, medians; see ``_harnes
   mocked AsyncOpenAI>)``: LiteLLM's ``CustomStreamWrapper`` over the SDK stream (its logging
   tasks are awaited inside the pass, so they are billed to LiteLLM).
 
-A third case does the OpenAI Responses bodies: ``SSEParser("openai-responses")`` against the
-``openai`` SDK's ``responses.create(stream=True)`` (unit: every SSE event with data; the body
-whose error event makes the SDK raise is excluded and named).
-
 A second case does the Anthropic Messages bodies: ``SSEParser("anthropic")`` against
 ``anthropic.AsyncAnthropic(...).messages.create(stream=True)`` (over ``httpx2.MockTransport``:
-the installed ``anthropic`` uses ``httpx2``); there the unit is every SSE event with data
-(``ping`` included: the SDK decodes it too, then drops it).
+the installed ``anthropic`` uses ``httpx2``) and ``litellm.acompletion(model="anthropic/...",
+stream=True, client=<litellm AsyncHTTPHandler over httpx.MockTransport>)``: LiteLLM's own
+Anthropic path (``aiter_sse_lines(response.aiter_text())`` -> ``ModelResponseIterator
+.chunk_parser`` -> ``CustomStreamWrapper``), not the ``anthropic`` SDK. There the unit is every
+SSE event with data (``ping`` included: the SDK decodes it too, then drops it).
 
-Every contender returns, per body, choice 0's text and tool-call arguments (chat) or the text
-(Anthropic); they are checked equal. Target (printed as PASS/FAIL, never asserted): the sans-IO
-parser at least 10x faster per chunk than the OpenAI SDK.
+A third case does the OpenAI Responses bodies: ``SSEParser("openai-responses")`` against the
+``openai`` SDK's ``responses.create(stream=True)`` and ``litellm.aresponses(model="openai/gpt-4o",
+stream=True, client=<litellm AsyncHTTPHandler over httpx.MockTransport>)``: LiteLLM's
+``ResponsesAPIStreamingIterator`` (the SDK's ``SSEDecoder`` over ``response.aiter_bytes()``, then
+LiteLLM's own event parsing and logging). Unit: every SSE event with data; the body whose error
+event makes the SDK raise is excluded and named.
+
+Every contender returns, per body, choice 0's text and tool-call arguments (chat), the text and
+the arguments of ``tool_use`` blocks (Anthropic; server tool inputs such as code execution's are
+not tool calls), or the output text and function-call arguments (Responses); they are checked
+equal. Target (printed as PASS/FAIL, never asserted): the sans-IO parser at least 10x faster per
+chunk than the OpenAI SDK.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ import random
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +70,10 @@ from streamops.adapters import SSEParser, parse_sse
 
 from streamops.events import BaseEvent, TextDelta, ToolCallDelta
 from streamops.sse import SSEDecoder
+
+# LiteLLM fetches its model cost map over the network at import unless told not to; set before
+# any import of it (the suite runner preloads it after importing this module).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 TARGET = 10.0
 """The sans-IO parser must be at least this many times faster per chunk than the OpenAI SDK."""
@@ -182,6 +195,40 @@ def anthropic_client(router: Router) -> Any:
     )
 
 
+def import_litellm(notes: list[str]) -> Any:
+    """``litellm`` (imported once, outside the timing), or ``None`` when it is not installed (or
+    left out with ``--no-litellm``), with a note saying so."""
+    try:
+        t0 = time.perf_counter()
+        import litellm
+    except ImportError:
+        notes.append("litellm not installed: skipped (pip install litellm)")
+        return None
+    took = time.perf_counter() - t0
+    if took > 0.05:
+        notes.append(f"import litellm took {took:.1f} s (not timed)")
+    # LiteLLM's logging dumps its Responses events through pydantic, which warns on the usage
+    # field it fills in itself; the warning is still raised (and billed), only not shown.
+    warnings.filterwarnings("ignore", message="Pydantic serializer warnings", category=UserWarning)
+    return litellm
+
+
+def litellm_http_client(router: Router) -> Any:
+    """LiteLLM's own ``AsyncHTTPHandler`` (its httpx client) over an ``httpx.MockTransport``
+    answering with the router's reads: what ``acompletion`` uses for Anthropic and
+    ``aresponses`` for OpenAI, instead of the vendors' SDKs."""
+    import httpx
+    from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
+
+    return AsyncHTTPHandler(transport=httpx.MockTransport(lambda req: router.response(httpx, req)))
+
+
+def litellm_version() -> str:
+    from importlib.metadata import version
+
+    return version("litellm")
+
+
 async def drain_other_tasks() -> None:
     """Wait for the tasks a contender left on the loop (LiteLLM's logging), inside its pass."""
     me = asyncio.current_task()
@@ -254,14 +301,8 @@ def chat_case(bodies: list[Body], notes: list[str]) -> Case:
     case.add("openai SDK", run_sdk, note=f"openai {openai.__version__}, AsyncOpenAI over httpx.MockTransport")
     case.add("openai SDK empty body", run_sdk_empty, note="same requests, empty body: per-request cost")
 
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    try:
-        t0 = time.perf_counter()
-        from importlib.metadata import version
-
-        import litellm
-
-        notes.append(f"import litellm took {time.perf_counter() - t0:.1f} s (not timed)")
+    litellm = import_litellm(notes)
+    if litellm is not None:
 
         async def run_litellm() -> Any:
             router.empty = False
@@ -281,13 +322,11 @@ def chat_case(bodies: list[Body], notes: list[str]) -> Case:
             await drain_other_tasks()
             return out
 
-        case.add("litellm", run_litellm, note=f"litellm {version('litellm')} acompletion(stream=True), same client")
-    except ImportError:
-        notes.append("litellm not installed: skipped (pip install litellm)")
+        case.add("litellm", run_litellm, note=f"litellm {litellm_version()} acompletion(stream=True), same client")
     return case
 
 
-def anthropic_case(bodies: list[Body]) -> Case:
+def anthropic_case(bodies: list[Body], notes: list[str]) -> Case:
     import anthropic
 
     items = sum(b.chunks for b in bodies)
@@ -306,7 +345,7 @@ def anthropic_case(bodies: list[Body]) -> Case:
             for r in b.reads:
                 evs += p.feed(r)
             evs += p.close()
-            out.append(fold_events(evs)[0])
+            out.append(fold_events(evs))
         return out
 
     router = Router(bodies)
@@ -318,15 +357,52 @@ def anthropic_case(bodies: list[Body]) -> Case:
             stream = await client.messages.create(
                 model="claude", max_tokens=16, messages=MESSAGES, stream=True, extra_headers={"x-body": str(i)}
             )
-            text = []
+            text, args = [], []
+            tool_blocks = set()  # indexes of tool_use blocks (not server_tool_use)
             async for ev in stream:
-                if ev.type == "content_block_delta" and ev.delta.type == "text_delta":
-                    text.append(ev.delta.text)
-            out.append("".join(text))
+                if ev.type == "content_block_delta":
+                    if ev.delta.type == "text_delta":
+                        text.append(ev.delta.text)
+                    elif ev.delta.type == "input_json_delta" and ev.index in tool_blocks:
+                        args.append(ev.delta.partial_json)
+                elif ev.type == "content_block_start" and ev.content_block.type == "tool_use":
+                    tool_blocks.add(ev.index)
+            out.append(("".join(text), "".join(args)))
         return out
 
     case.add("streamops SSEParser", run_parser, note="sans-IO feed(1-4 KiB reads) + close()")
     case.add("anthropic SDK", run_sdk, note=f"anthropic {anthropic.__version__}, over httpx2.MockTransport")
+
+    litellm = import_litellm(notes)
+    if litellm is not None:
+        lrouter = Router(bodies)
+        lclient = litellm_http_client(lrouter)
+
+        async def run_litellm() -> Any:
+            out = []
+            for i in range(len(bodies)):
+                stream = await litellm.acompletion(
+                    # a model in LiteLLM's cost map: it looks the request's model up for max_tokens
+                    model="anthropic/claude-sonnet-4-5-20250929",
+                    api_base="http://test",
+                    api_key="x",
+                    max_tokens=16,
+                    messages=MESSAGES,
+                    stream=True,
+                    client=lclient,
+                    extra_headers={"x-body": str(i)},
+                )
+                chunks = [ch async for ch in stream]
+                out.append(fold_chat_chunks(chunks))
+            await drain_other_tasks()
+            return out
+
+        case.add(
+            "litellm",
+            run_litellm,
+            note=f"litellm {litellm_version()} acompletion(anthropic/, stream=True): its own SSE lines + "
+            "ModelResponseIterator, AsyncHTTPHandler over httpx.MockTransport",
+        )
     return case
 
 
@@ -336,9 +412,10 @@ def fold_responses_events(events: list[Any]) -> tuple[str, str]:
     return "".join(text), "".join(args)
 
 
-def responses_case(bodies: list[Body]) -> Case:
+def responses_case(bodies: list[Body], notes: list[str]) -> Case:
     """The Responses API bodies: ``SSEParser("openai-responses")`` against the ``openai`` SDK's
-    ``client.responses.create(stream=True)``; the unit is one SSE event with data."""
+    ``client.responses.create(stream=True)`` and ``litellm.aresponses(stream=True)``; the unit
+    is one SSE event with data."""
     import openai
 
     items = sum(b.chunks for b in bodies)
@@ -374,6 +451,34 @@ def responses_case(bodies: list[Body]) -> Case:
 
     case.add("streamops SSEParser", run_parser, note="sans-IO feed(1-4 KiB reads) + close()")
     case.add("openai SDK", run_sdk, note=f"openai {openai.__version__} responses.create(stream=True)")
+
+    litellm = import_litellm(notes)
+    if litellm is not None:
+        lrouter = Router(bodies)
+        lclient = litellm_http_client(lrouter)
+
+        async def run_litellm() -> Any:
+            out = []
+            for i in range(len(bodies)):
+                stream = await litellm.aresponses(
+                    model="openai/gpt-4o",
+                    api_base="http://test/v1",
+                    api_key="x",
+                    input="hi",
+                    stream=True,
+                    client=lclient,
+                    extra_headers={"x-body": str(i)},
+                )
+                out.append(fold_responses_events([ev async for ev in stream]))
+            await drain_other_tasks()
+            return out
+
+        case.add(
+            "litellm",
+            run_litellm,
+            note=f"litellm {litellm_version()} aresponses(stream=True): ResponsesAPIStreamingIterator, "
+            "AsyncHTTPHandler over httpx.MockTransport",
+        )
     return case
 
 
@@ -526,19 +631,28 @@ def run(
         print()
 
     if "anthropic" in apis:
+        anotes: list[str] = []
         try:
-            acase = anthropic_case(load("messages"))
+            acase = anthropic_case(load("messages"), anotes)
         except ImportError:
             print("anthropic not installed: Anthropic case skipped")
         else:
             ares = acase.run(rounds=rounds, progress=progress)
             results.append(ares)
             print(ares.table())
+            for note in anotes:
+                print(f"  note: {note}")
             ok_a, msg_a = ares.check_equal()
-            print(f"  check: {verdict(ok_a)}  {msg_a if not ok_a else 'text equal for every body'}")
+            what_a = "text and tool_use arguments equal for every body"
+            print(f"  check: {verdict(ok_a)}  {msg_a if not ok_a else what_a}")
             r_a = ares.ratio("anthropic SDK", "streamops SSEParser")
             print(f"  info:   anthropic SDK / streamops SSEParser = {r_a:.1f}x")
-            ares.info["checks"] = {"anthropic": {"results_equal": ok_a, "sdk_vs_sansio": r_a}}
+            achecks: dict[str, Any] = {"results_equal": ok_a, "sdk_vs_sansio": r_a}
+            if any(c.name == "litellm" for c in ares.contenders):
+                r_al = ares.ratio("litellm", "streamops SSEParser")
+                print(f"  info:   litellm / streamops SSEParser = {r_al:.1f}x")
+                achecks["litellm_vs_sansio"] = r_al
+            ares.info["checks"] = {"anthropic": achecks}
             print()
 
     if "responses" in apis:
@@ -546,14 +660,22 @@ def run(
         resp, excluded_r = responses_parsed(resp_all)
         for why in excluded_r:
             print(f"  excluded: {why}")
-        rres = responses_case(resp).run(rounds=rounds, progress=progress)
+        rnotes: list[str] = []
+        rres = responses_case(resp, rnotes).run(rounds=rounds, progress=progress)
         results.append(rres)
         print(rres.table())
+        for note in rnotes:
+            print(f"  note: {note}")
         ok_r, msg_r = rres.check_equal()
         print(f"  check: {verdict(ok_r)}  {msg_r if not ok_r else 'text and tool arguments equal for every body'}")
         r_r = rres.ratio("openai SDK", "streamops SSEParser")
         print(f"  info:   openai SDK / streamops SSEParser = {r_r:.1f}x")
-        rres.info["checks"] = {"responses": {"results_equal": ok_r, "sdk_vs_sansio": r_r, "excluded": excluded_r}}
+        rchecks: dict[str, Any] = {"results_equal": ok_r, "sdk_vs_sansio": r_r, "excluded": excluded_r}
+        if any(c.name == "litellm" for c in rres.contenders):
+            r_rl = rres.ratio("litellm", "streamops SSEParser")
+            print(f"  info:   litellm / streamops SSEParser = {r_rl:.1f}x")
+            rchecks["litellm_vs_sansio"] = r_rl
+        rres.info["checks"] = {"responses": rchecks}
 
     print(f"\nTotal wall time {time.perf_counter() - started:.1f} s")
     return results
