@@ -68,6 +68,7 @@ client's tools).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import uuid
@@ -83,6 +84,7 @@ from .events import (
     BaseEvent,
     RunEnd,
     StepEnd,
+    StepStart,
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
@@ -416,13 +418,23 @@ async def _client_events(handle: RunHandle, server_tools: Mapping[str, Any]) -> 
     """The run's events the client sees (followed from its start): tool calls of the agent's
     own tools left out."""
     hidden: set[str] = set()
+    shown = False  # a tool call of the current step (or, at the run end, the last one) was sent
     async with aclosing(handle.follow(None)) as it:
         async for ev in it:
             if isinstance(ev, (ToolCallStart, ToolCallEnd)) and ev.name in server_tools:
                 hidden.add(ev.call_id)
                 continue
-            if isinstance(ev, (ToolCallDelta, ToolCallStart, ToolCallEnd)) and ev.call_id in hidden:
-                continue
+            if isinstance(ev, (ToolCallDelta, ToolCallStart, ToolCallEnd)):
+                if ev.call_id in hidden:
+                    continue
+                shown = True
+            elif isinstance(ev, StepStart):
+                shown = False
+            elif isinstance(ev, (StepEnd, RunEnd)) and ev.finish_reason == "tool_calls" and not shown:
+                # Every call of the step was the server's own: to the client, no tool call was
+                # asked for. A run that ran out of steps there was cut short by a limit.
+                limited = isinstance(ev, RunEnd) and ev.status == "max_steps"
+                ev = dataclasses.replace(ev, finish_reason="length" if limited else None)
             yield ev
 
 
@@ -446,7 +458,8 @@ def create_app(
             name), or a :class:`~streamops.models.Model` shared by all requests.
         agent_factory: builds the agent for a request instead (``model`` is then unused).
         workers: local model instances, i.e. local generations at once (>= 1).
-        max_runs: runs whose events are kept for ``/runs/{id}/events`` (oldest ended first out).
+        max_runs: runs whose events are kept for ``/runs/{id}/events`` (oldest ended first
+            out); when that many are all still running, a new completion gets 503.
         capacity: events kept per run.
         heartbeat: seconds between SSE comment heartbeats on ``/runs/{id}/events``.
         retry_ms: the SSE ``retry`` (reconnection delay, milliseconds) sent to event clients.
@@ -499,9 +512,11 @@ def create_app(
         assert registry is not None, "the app's lifespan did not run"
         run_id = uuid.uuid4().hex
         source = _RunSource(state, req, run_id)
+        from .sinks.runlog import RunLimitError
+
         try:
             handle = registry.start(_RunStream(source), run_id=run_id, on_disconnect="cancel")
-        except Exception as exc:  # the registry is full of live runs
+        except RunLimitError as exc:  # the registry is full of live runs
             return _error(503, f"cannot start a run: {exc}", etype="server_error")
         completion_id = f"chatcmpl-{run_id}"
         model_name = state.model_name

@@ -16,7 +16,7 @@ WebSocket (:mod:`streamops.sinks.websocket`)
 Run logs and resume (:mod:`streamops.sinks.runlog`)
     :class:`RunRegistry`, :class:`RunHandle`, :class:`RunLog`, :data:`DisconnectPolicy`,
     :func:`event_id`, :func:`parse_event_id`, :class:`ResumeUnavailableError`,
-    :class:`UnknownRunError`.
+    :class:`UnknownRunError`, :class:`RunLimitError`.
 OpenAI Chat Completions chunks (:mod:`streamops.sinks.openai`)
     :class:`ChunkEncoder`, :func:`openai_sse_stream`, :func:`completion_object`,
     :func:`openai_usage`, :data:`DONE` (``data: [DONE]``, which ends the Vercel stream too).
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         DisconnectPolicy,
         ResumeUnavailableError,
         RunHandle,
+        RunLimitError,
         RunLog,
         RunRegistry,
         UnknownRunError,
@@ -67,6 +68,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "DisconnectPolicy",
         "ResumeUnavailableError",
         "RunHandle",
+        "RunLimitError",
         "RunLog",
         "RunRegistry",
         "UnknownRunError",
@@ -93,6 +95,7 @@ __all__ = [
     "POLICY_VIOLATION",
     "ResumeUnavailableError",
     "RunHandle",
+    "RunLimitError",
     "RunLog",
     "RunRegistry",
     "SSEEncoder",

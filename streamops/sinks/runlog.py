@@ -87,6 +87,16 @@ class ResumeUnavailableError(StreamopsError, LookupError):
         self.last_event_id = last_event_id
 
 
+class RunLimitError(StreamopsError, RuntimeError):
+    """The registry holds ``max_runs`` runs that are all still running: no room for another
+    (finished runs are evicted to make room, running ones never are). ``max_runs`` is the
+    limit. A server answers 503 and the client retries later."""
+
+    def __init__(self, max_runs: int) -> None:
+        super().__init__(f"{max_runs} runs are running, the registry's limit: none can start until one ends")
+        self.max_runs = max_runs
+
+
 class UnknownRunError(StreamopsError, KeyError):
     """No run with this id in the registry (never started, or evicted). ``run_id`` is the id."""
 
@@ -520,8 +530,9 @@ class RunRegistry:
     """Runs streams in the background and finds them again by id, for resumable endpoints.
 
     Args:
-        max_runs: runs kept; beyond that the oldest finished runs are evicted (running ones
-            never are). Must be >= 1.
+        max_runs: runs kept, running or finished; to start another, the oldest finished runs
+            are evicted (running ones never are), and when all ``max_runs`` are running,
+            :meth:`start` raises :class:`RunLimitError`. Must be >= 1.
         capacity: events kept per run (see :class:`RunLog`).
 
     Use it as an async context manager; the block owns the runs' tasks (structured
@@ -591,6 +602,7 @@ class RunRegistry:
                 make it ``async def``).
             ValueError: a run with this id is still in the registry, or ``on_disconnect`` is
                 not ``"cancel"`` or ``"continue"``.
+            RunLimitError: ``max_runs`` runs are in the registry and all still running.
         """
         if self._tg is None:
             raise RuntimeError("RunRegistry.start() needs an open registry: `async with registry: ...`")
@@ -601,9 +613,11 @@ class RunRegistry:
             run_id = uuid.uuid4().hex
         elif run_id in self._runs:
             raise ValueError(f"a run with id {run_id!r} is already in the registry")
+        self._evict(room=1)
+        if len(self._runs) >= self.max_runs:
+            raise RunLimitError(self.max_runs)
         handle = RunHandle(self, stream, run_id, RunLog(self.capacity, auto_close=False), on_disconnect)
         self._runs[run_id] = handle
-        self._evict()
         self._tg.start_soon(handle._pump, name=f"streamops run {run_id}")
         return handle
 
@@ -631,8 +645,10 @@ class RunRegistry:
     def _finished(self, handle: RunHandle) -> None:
         self._evict()
 
-    def _evict(self) -> None:
-        excess = len(self._runs) - self.max_runs
+    def _evict(self, room: int = 0) -> None:
+        """Evict the oldest finished runs until ``room`` more fit under ``max_runs`` (or none
+        finished is left)."""
+        excess = len(self._runs) + room - self.max_runs
         if excess <= 0:
             return
         for rid in [rid for rid, h in self._runs.items() if h.done][:excess]:

@@ -16,6 +16,7 @@ from streamops.errors import StreamClosedError, StreamopsError
 from streamops.events import BaseEvent, ErrorEvent, RunEnd, RunStart, TextDelta
 from streamops.sinks.runlog import (
     ResumeUnavailableError,
+    RunLimitError,
     RunLog,
     RunRegistry,
     UnknownRunError,
@@ -366,6 +367,23 @@ async def test_finished_runs_beyond_max_runs_are_evicted_running_ones_kept() -> 
         running.cancel()
     with pytest.raises(UnknownRunError):
         registry.get("done0")
+
+
+@pytest.mark.anyio
+async def test_a_registry_full_of_running_runs_refuses_another_until_one_ends() -> None:
+    closed: list[str] = []
+    async with RunRegistry(max_runs=2) as registry:
+        a = registry.start(so.Stream.from_async_iterable(forever(closed)), run_id="a")
+        registry.start(so.Stream.from_async_iterable(forever(closed)), run_id="b")
+        with pytest.raises(RunLimitError) as info:
+            registry.start(so.Stream.from_iterable(run_events(1)), run_id="c")
+        assert info.value.max_runs == 2 and isinstance(info.value, RuntimeError)
+        assert [h.run_id for h in registry.runs()] == ["a", "b"]  # nothing was evicted or added
+        a.cancel()
+        await a.wait()
+        registry.start(so.Stream.from_iterable(run_events(1)), run_id="c")  # the ended run made room
+        assert [h.run_id for h in registry.runs()] == ["b", "c"]
+        registry.get("b").cancel()
 
 
 @pytest.mark.anyio
