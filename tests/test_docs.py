@@ -19,6 +19,33 @@ def test_operator_reference_is_generated_from_current_docstrings() -> None:
     )
 
 
+def test_performance_page_is_generated_from_the_benchmark_results() -> None:
+    import json
+
+    spec = importlib.util.spec_from_file_location("gen_performance", ROOT / "docs" / "gen_performance.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    page = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    assert page == mod.render(), "docs/performance.md is stale: run python docs/gen_performance.py"
+    # A target that fails must be explained by hand under "Where a target holds only partly",
+    # naming the target or its case.
+    prose = mod.hand_written(page)
+    heading = "Where a target holds only partly"
+    assert heading in prose
+    partly = prose[prose.index(heading) :].split("\n## ", 1)[0]
+    data = json.loads((ROOT / "docs" / "performance.json").read_text(encoding="utf-8"))
+    assert data["targets"], "docs/performance.json has no targets: not a full run?"
+    assert not data["quick"], "docs/performance.json must come from a full run, not --quick"
+    labels = {c["key"]: mod.case_label(c) for c in data["cases"]}
+    for target in data["targets"]:
+        named = target["name"] in partly or labels.get(target["case"], target["name"]) in partly
+        assert target["pass"] or named, (
+            f"target {target['name']!r} fails in docs/performance.json: docs/performance.md must say "
+            f"why under {heading!r}, naming the target or its case"
+        )
+
+
 def test_every_operator_docstring_states_emits_completes_fails_cancels() -> None:
     import inspect
 
