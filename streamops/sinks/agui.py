@@ -22,7 +22,8 @@ streamops event                        AG-UI events
 ``ReasoningSignature``,                ``REASONING_ENCRYPTED_VALUE`` (subtype ``message``,
 ``RedactedReasoning``                  the reasoning message's id)
 ``ToolCallStart`` / ``Delta`` / ``End``  ``TOOL_CALL_START`` / ``TOOL_CALL_ARGS`` /
-                                       ``TOOL_CALL_END``
+                                       ``TOOL_CALL_END`` (a repeated start of an open
+                                       call gives nothing: one start per call)
 ``ToolResult`` / ``ToolError``         ``TOOL_CALL_RESULT`` (role ``tool``; content: the
                                        result as JSON text, or ``{"error": ...}``)
 ``ToolProgress``                       ``CUSTOM`` ``tool-progress``
@@ -33,7 +34,13 @@ streamops event                        AG-UI events
 ``RunEnd``                             ``RUN_FINISHED`` (outcome ``success``, or
                                        ``cancelled``; ``result``: the final output;
                                        ``usage``), or ``RUN_ERROR`` for a failed run
+no run end (``close()``)               ``RUN_ERROR`` if an ``ErrorEvent`` was encoded (a
+                                       source that raised ends so), else ``RUN_FINISHED``
+                                       (outcome ``cancelled``)
 =====================================  ==================================================
+
+A run ends with exactly one of ``RUN_FINISHED`` and ``RUN_ERROR``: the protocol ends a failed
+run with ``RUN_ERROR``, never with ``RUN_FINISHED``.
 
 Empty text and reasoning deltas are dropped (``*_CONTENT`` deltas must not be empty in the
 protocol's TypeScript schema). ``UsageEvent`` and ``ObjectDelta`` give no event: usage
@@ -211,8 +218,9 @@ class AGUIEncoder:
                 self._step = None
         elif isinstance(event, ToolCallStart):
             self._close(out)
-            self._calls.add(event.call_id)
-            out.append(ToolCallStartEvent(tool_call_id=event.call_id, tool_call_name=event.name))
+            if event.call_id not in self._calls:  # a repeated start of an open call: nothing
+                self._calls.add(event.call_id)
+                out.append(ToolCallStartEvent(tool_call_id=event.call_id, tool_call_name=event.name))
         elif isinstance(event, ToolCallDelta):
             self._close(out)
             if event.call_id in self._calls and event.delta:
@@ -303,7 +311,7 @@ class AGUIEncoder:
                     cache_write_input_tokens=u.cache_write_tokens,
                 )
             ]
-        if event is not None and event.status == "failed":
+        if (event is None and self._last_error is not None) or (event is not None and event.status == "failed"):
             err = self._last_error
             out.append(
                 RunErrorEvent(
@@ -330,8 +338,10 @@ class AGUIEncoder:
         return out
 
     def close(self) -> list[AGUIEvent]:
-        """Events that end a run which stopped without a ``RunEnd`` (``RUN_FINISHED``,
-        outcome ``cancelled``); nothing if the run end was encoded."""
+        """Events that end a run which stopped without a ``RunEnd``: ``RUN_ERROR`` (message
+        and code from the last ``ErrorEvent``) when an error was encoded, as when the source
+        failed, else ``RUN_FINISHED`` with outcome ``cancelled``; nothing if the run end was
+        encoded."""
         if self._finished:
             return []
         return self._end(None)
@@ -358,8 +368,8 @@ class AGUIEncoder:
 
         If ``stream`` raises (an ``Exception``), the body ends as :func:`agui_response` ends it:
         the ``CUSTOM`` ``error`` event of the ``ErrorEvent`` for the failure
-        (:func:`~streamops.sinks.runlog.error_event`), then :meth:`close`'s events; then the
-        exception is re-raised. ``stream`` is always closed (``aclose()`` of its iterator, when
+        (:func:`~streamops.sinks.runlog.error_event`), then :meth:`close`'s events (ending with
+        ``RUN_ERROR``); then the exception is re-raised. ``stream`` is always closed (``aclose()`` of its iterator, when
         it has one): at its end, on its failure, and when this generator is closed early
         (``break`` then ``aclose()``, or cancellation). Iterate it inside the terminal that
         hosts ``stream`` when the stream runs tasks (an agent run).
@@ -397,7 +407,7 @@ def agui_response(
     A :class:`~streamops.Stream` (an agent run included) is iterated inside its own terminal.
     When the client goes away, ``on_disconnect="cancel"`` closes the stream at once (cancelling
     the run); ``"continue"`` iterates it to its end, discarding the events. If the stream
-    raises, a ``CUSTOM`` ``error`` event and the run's end follow. ``heartbeat``: seconds of
+    raises, a ``CUSTOM`` ``error`` event and ``RUN_ERROR`` follow. ``heartbeat``: seconds of
     silence after which an SSE comment line is sent (``None``: never).
 
     Raises:

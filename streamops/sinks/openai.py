@@ -31,10 +31,12 @@ ToolCallStart                ``delta: {"tool_calls": [{"index": i, "id": call_id
                              "arguments": ""}}]}``
 ToolCallDelta                ``delta: {"tool_calls": [{"index": i, "function":
                              {"arguments": fragment}}]}``
-ToolCallEnd                  nothing when the fragments sent add up to its ``arguments``;
-                             else the missing tail as one more fragment (a call with no
-                             deltas sends its whole arguments here; a call with no start
-                             sends id, name and arguments in one fragment)
+ToolCallEnd                  nothing when the fragments sent add up to its ``arguments``
+                             and the call's name was sent; else one more fragment with the
+                             missing tail of the arguments and, when no name was sent yet
+                             (a call opened by a delta), the name (a call with no deltas
+                             sends its whole arguments here; a call with no start sends id,
+                             name and arguments in one fragment)
 UsageEvent                   nothing (folded: cumulative reports overlay, increments add)
 StepEnd                      nothing (its finish reason is remembered)
 RunEnd                       ``delta: {}, finish_reason: <reason>``, then (``include_usage``
@@ -47,7 +49,11 @@ anything else                nothing (reasoning signatures, redacted reasoning, 
 
 Tool-call indexes are stable per ``call_id``: ``0, 1, 2...`` in order of first appearance over
 the whole stream (an agent run with several steps numbers on; the events' own ``index`` is not
-used, since it restarts with each step). ``id`` and ``name`` go in the first fragment only.
+used, since it restarts with each step). ``id`` goes in the first fragment only, and the
+``name`` is sent once per call: in the first fragment, or (when a delta opened the call) in the
+first fragment after it becomes known (a later start, or the end). Clients concatenate every
+string fragment of a call, ``id`` and ``name`` included, so neither is ever sent twice; a
+repeated start is otherwise ignored.
 
 Finish reason: the run end's normalized ``finish_reason``, else the last step end's, else one
 implied by the run end's ``status`` (``completed`` -> ``stop``, ``length`` -> ``length``,
@@ -158,10 +164,11 @@ def _has_usage(u: Usage | None) -> bool:
 
 
 class _Call:
-    __slots__ = ("index", "sent")
+    __slots__ = ("index", "named", "sent")
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, named: bool) -> None:
         self.index = index
+        self.named = named  # a non-empty name was sent (clients concatenate name fragments)
         self.sent: list[str] = []
 
 
@@ -327,7 +334,7 @@ class ChunkEncoder:
         """A call seen for the first time: its index, and its first fragment (id, type and
         ``function``) after the role chunk if none was sent."""
         self._role(out)
-        call = self._calls[call_id] = _Call(len(self._calls))
+        call = self._calls[call_id] = _Call(len(self._calls), bool(function.get("name")))
         out.append(self._tool_chunk(call.index, function, call_id))
         return call
 
@@ -335,7 +342,8 @@ class ChunkEncoder:
         call = self._calls.get(ev.call_id)
         if call is None:
             self._open_call(ev.call_id, {"name": ev.name, "arguments": ""}, out)
-        elif ev.name:  # a repeated start: only a name is news
+        elif ev.name and not call.named:  # a repeated start: only a first name is news
+            call.named = True
             out.append(self._tool_chunk(call.index, {"name": ev.name}))
 
     def _tool_delta(self, ev: ToolCallDelta, out: list[dict[str, Any]]) -> None:
@@ -352,15 +360,18 @@ class ChunkEncoder:
             call = self._open_call(ev.call_id, {"name": ev.name, "arguments": ev.arguments}, out)
             call.sent.append(ev.arguments)
             return
+        function: dict[str, str] = {}
+        if ev.name and not call.named:  # a call opened by a delta: its name is known only now
+            call.named = True
+            function["name"] = ev.name
         sent = "".join(call.sent)
-        if sent == ev.arguments:
-            return
-        if ev.arguments.startswith(sent):
+        if sent != ev.arguments and ev.arguments.startswith(sent):
             # Only the missing tail can be sent: chunks cannot take back what was streamed.
             # (When the whole text differs from the fragments, the fragments stand.)
-            rest = ev.arguments[len(sent) :]
+            function["arguments"] = ev.arguments[len(sent) :]
             call.sent = [ev.arguments]
-            out.append(self._tool_chunk(call.index, {"arguments": rest}))
+        if function:
+            out.append(self._tool_chunk(call.index, function))
 
     # ------------------------------------------------------------------ framing
     @staticmethod

@@ -293,7 +293,7 @@ async def test_agui_encode_stream_source_failure() -> None:
     assert source.closed
     events = sse_json(frames)
     types = [e["type"] for e in events]
-    assert types[-3:] == ["TEXT_MESSAGE_END", "CUSTOM", "RUN_FINISHED"]
+    assert types[-3:] == ["TEXT_MESSAGE_END", "CUSTOM", "RUN_ERROR"]  # a failed run ends with RUN_ERROR
     assert events[-2]["name"] == "error"
     assert "boom" in json.dumps(events[-2]["value"])
 
