@@ -333,8 +333,13 @@ class A2AEncoder:
         return self.t.SendStreamingMessageSuccessResponse(id=request_id, result=result)  # type: ignore[no-any-return]
 
     def sse(self, result: Result, request_id: str | int | None) -> bytes:
-        """``result`` as one SSE message: ``data: {JSON-RPC response}``."""
-        body = self.response(result, request_id).model_dump_json(by_alias=True, exclude_none=True)
+        """``result`` as one SSE message: ``data: {JSON-RPC response}``.
+
+        Data that pydantic cannot serialise (a plain object in a tool result or a custom
+        event's data) is written as its ``repr()``, as the SSE and NDJSON sinks write it
+        (:func:`~streamops.events.to_json`); NaN and infinities are written as ``null``.
+        """
+        body = self.response(result, request_id).model_dump_json(by_alias=True, exclude_none=True, fallback=repr)
         return b"data: " + body.encode() + b"\n\n"
 
     async def encode_stream(
@@ -473,15 +478,28 @@ def a2a_routes(
 
     async def run(entry: _Entry, emit: Callable[[Any], Awaitable[None]]) -> None:
         """Run the task, passing each result to ``emit``; if this is cancelled (the client
-        left), the run is cancelled and its end recorded."""
+        left), the run is cancelled and its end recorded.
+
+        If the run or the encoding of a result raises (an ``Exception``), the run is closed
+        and the task ends as :meth:`A2AEncoder.encode_stream` ends it: the ``ErrorEvent`` for
+        the failure, then the final status ``failed`` (unless a final status was already
+        encoded); the exception is not re-raised, so the response body ends normally."""
         enc = entry.encoder
+        last: BaseEvent | None = None
         try:
-            async with entry.stream.iterate() as it:
-                async for ev in it:
-                    if entry.cancel_requested:
-                        entry.stream.cancel()  # the cancel came before the run started
-                    for r in enc.encode(ev):
-                        await emit(r)
+            try:
+                async with entry.stream.iterate() as it:
+                    async for last in it:
+                        if entry.cancel_requested:
+                            entry.stream.cancel()  # the cancel came before the run started
+                        for r in enc.encode(last):
+                            await emit(r)
+            except Exception as exc:
+                err = error_event(exc, last)
+                ends = enc.encode(err)
+                ends += enc.encode(RunEnd(run_id=err.run_id, agent=err.agent, seq=err.seq + 1, status="failed"))
+                for r in ends:
+                    await emit(r)
             for r in enc.close():
                 await emit(r)
         finally:
@@ -512,7 +530,7 @@ def a2a_routes(
         await run(entry, ignore)
         return _json(
             t.SendMessageSuccessResponse(id=req_id, result=entry.encoder.task).model_dump(
-                mode="json", by_alias=True, exclude_none=True
+                mode="json", by_alias=True, exclude_none=True, fallback=repr
             )
         )
 
@@ -523,7 +541,9 @@ def a2a_routes(
         if n is not None and task.history is not None:
             task.history = task.history[-n:] if n > 0 else []
         return _json(
-            t.GetTaskSuccessResponse(id=req.id, result=task).model_dump(mode="json", by_alias=True, exclude_none=True)
+            t.GetTaskSuccessResponse(id=req.id, result=task).model_dump(
+                mode="json", by_alias=True, exclude_none=True, fallback=repr
+            )
         )
 
     async def tasks_cancel(req: Any) -> Response:
@@ -538,7 +558,7 @@ def a2a_routes(
             await entry.done.wait()
         return _json(
             t.CancelTaskSuccessResponse(id=req.id, result=entry.encoder.task).model_dump(
-                mode="json", by_alias=True, exclude_none=True
+                mode="json", by_alias=True, exclude_none=True, fallback=repr
             )
         )
 

@@ -303,8 +303,16 @@ class VercelEncoder:
     # ---------------------------------------------------------------- framing
     @staticmethod
     def sse(part: dict[str, Any]) -> bytes:
-        """One chunk as an SSE message (``data: {json}``; compact JSON has no line breaks)."""
-        return b"data: " + json.dumps(part, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+        """One chunk as an SSE message (``data: {json}``; compact JSON has no line breaks).
+
+        Values are serialised as the SSE and NDJSON sinks serialise events (pydantic's JSON
+        mode, ``repr()`` for what it cannot dump: a ``datetime`` in a tool result becomes its
+        ISO string), and NaN and infinities become ``null``: JSON has no such numbers and the
+        AI SDK's ``JSON.parse`` rejects ``NaN``/``Infinity``.
+        """
+        from pydantic_core import to_json
+
+        return b"data: " + to_json(part, fallback=repr, inf_nan_mode="null") + b"\n\n"
 
     def encode_sse(self, event: BaseEvent) -> bytes:
         """The chunks of one event, each framed by :meth:`sse`, concatenated (``b""`` for none)."""
