@@ -59,7 +59,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,20 @@ async def areads(reads: list[bytes]) -> AsyncIterator[bytes]:
 
 
 # ------------------------------------------------------------------------------------ results
+
+
+def parse_bodies(bodies: list[Body], parser: Callable[[], SSEParser]) -> list[Any]:
+    """Each body's reads through a new sans-IO parser (``feed`` each read, then ``close``),
+    folded to what the case compares."""
+    out = []
+    for b in bodies:
+        p = parser()
+        evs: list[BaseEvent] = []
+        for r in b.reads:
+            evs += p.feed(r)
+        evs += p.close()
+        out.append(fold_events(evs))
+    return out
 
 
 def fold_events(events: list[BaseEvent]) -> tuple[str, str]:
@@ -253,15 +267,7 @@ def chat_case(bodies: list[Body], notes: list[str]) -> Case:
     )
 
     def run_parser() -> Any:
-        out = []
-        for b in bodies:
-            p = SSEParser("openai-chat")
-            evs: list[BaseEvent] = []
-            for r in b.reads:
-                evs += p.feed(r)
-            evs += p.close()
-            out.append(fold_events(evs))
-        return out
+        return parse_bodies(bodies, lambda: SSEParser("openai-chat"))
 
     async def run_parse_sse() -> Any:
         out = []
@@ -338,15 +344,8 @@ def anthropic_case(bodies: list[Body], notes: list[str]) -> Case:
     )
 
     def run_parser() -> Any:
-        out = []
-        for b in bodies:
-            p = SSEParser("anthropic", on_malformed="event")  # one recorded body is truncated
-            evs: list[BaseEvent] = []
-            for r in b.reads:
-                evs += p.feed(r)
-            evs += p.close()
-            out.append(fold_events(evs))
-        return out
+        # on_malformed="event": one recorded body is truncated
+        return parse_bodies(bodies, lambda: SSEParser("anthropic", on_malformed="event"))
 
     router = Router(bodies)
     client = anthropic_client(router)
@@ -427,15 +426,7 @@ def responses_case(bodies: list[Body], notes: list[str]) -> Case:
     )
 
     def run_parser() -> Any:
-        out = []
-        for b in bodies:
-            p = SSEParser("openai-responses")
-            evs: list[BaseEvent] = []
-            for r in b.reads:
-                evs += p.feed(r)
-            evs += p.close()
-            out.append(fold_events(evs))
-        return out
+        return parse_bodies(bodies, lambda: SSEParser("openai-responses"))
 
     router = Router(bodies)
     client = openai_client(router)
