@@ -78,7 +78,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 TARGET = 10.0
 """The sans-IO parser must be at least this many times faster per chunk than the OpenAI SDK."""
 
-RECORDED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "recorded"
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 # ------------------------------------------------------------------------------------ input

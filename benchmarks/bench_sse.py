@@ -6,7 +6,7 @@ Run::
     python benchmarks/bench_sse.py             # 15 rounds
     python benchmarks/bench_sse.py --rounds 5
 
-Input: every body in ``../shared/fixtures/recorded`` (67 real provider responses). Feeds:
+Input: every body in ``tests/fixtures/recorded`` (67 real provider responses). Feeds:
 each body whole; one chunk per SSE event (what a gateway usually reads); 64-byte chunks (a
 slow network). Prints microseconds per event (the best round: the decoder is pure CPU, the
 minimum is the least noisy estimate) and the OpenAI SDK decoder's time per event as a ratio.
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from streamops.sse import SSEDecoder
 
-RECORDED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "recorded"
 
 
 def bodies() -> list[bytes]:

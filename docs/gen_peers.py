@@ -185,7 +185,7 @@ def render() -> str:
         "",
         "Each example below redoes what a peer's streaming example shows, with streamops, offline: the",
         "model's side is either a recorded real provider stream replayed by `ReplayModel` (from",
-        "`../shared/fixtures/recorded`) or the local SmolLM2 model. Each file runs on its own",
+        "`tests/fixtures/recorded`) or the local SmolLM2 model. Each file runs on its own",
         "(`python docs/examples/hypertic_event_handlers.py`), and `tests/test_examples.py` runs every one",
         "on asyncio and trio and checks what it returns.",
         "",

@@ -33,7 +33,7 @@ says, :meth:`SSEDecoder.flush` does not dispatch it, but it keeps it in
 Speed: the decoder works on decoded text a chunk at a time with ``str`` methods (``split``,
 ``partition``, ``replace``); there is no per-character Python loop and no regex.
 ``python benchmarks/bench_sse.py`` times it over the 67 recorded provider bodies
-(``../shared/fixtures/recorded``, 3990 events) against the OpenAI SDK's own SSE decoder
+(``tests/fixtures/recorded``, 3990 events) against the OpenAI SDK's own SSE decoder
 (``openai._streaming.SSEDecoder``, no JSON parsing on either side), best of 15 rounds, on the
 shared 2-core machine under load (2026-11): 1.4 us per event with each body fed whole (SDK
 3.6 us, 2.5x), 2.2 us with one read per event, what a gateway usually sees (SDK 3.8 us, 1.7x),

@@ -20,8 +20,8 @@ settings.register_profile(
 )
 settings.load_profile("default")
 
-RECORDED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "recorded"
-"""The recorded provider streams (``../shared/fixtures/recorded`` beside the checkout)."""
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
+"""The recorded provider streams (``tests/fixtures/recorded``, vendored from the providers recordings)."""
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -13,7 +13,7 @@ from streamops.adapters.replay import ReplayModel
 
 import streamops as so
 
-RECORDED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "recorded" / "openai"
+RECORDED = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "recorded" / "openai"
 
 
 @so.tool

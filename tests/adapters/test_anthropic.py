@@ -38,7 +38,7 @@ from streamops.events import (
 )
 from streamops.sse import SSEDecoder
 
-RECORDED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "recorded"
 with (RECORDED / "INDEX.tsv").open(encoding="utf-8") as _f:
     ROWS = [r for r in csv.DictReader(_f, delimiter="\t") if r["api"] == "messages"]
 NAMES = [r["file"] for r in ROWS]

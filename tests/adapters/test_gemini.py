@@ -40,7 +40,7 @@ from streamops.events import (
 from streamops.sse import SSEDecoder
 from tests._http import parse_head
 
-RECORDED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "recorded"
 with (RECORDED / "INDEX.tsv").open(encoding="utf-8") as _f:
     ROWS = [r for r in csv.DictReader(_f, delimiter="\t") if r["api"] == "gemini"]
 NAMES = [r["file"] for r in ROWS]

@@ -31,7 +31,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Accessing the 'model_.*fields' attribute on the instance:DeprecationWarning"),
 ]
 
-RECORDED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "recorded"
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from streamops.sse import SSEDecoder, SSEEvent, aiter_sse, aiter_sse_response
 
-RECORDED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "recorded"
 BODIES = sorted(RECORDED.glob("*/*.sse"))
 
 
