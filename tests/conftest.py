@@ -20,7 +20,7 @@ settings.register_profile(
 )
 settings.load_profile("default")
 
-RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "recorded"
 """The recorded provider streams (``tests/fixtures/recorded``, vendored from the providers recordings)."""
 
 
