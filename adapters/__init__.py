@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable
 from typing import Any, Literal, Unpack
 
-from streamops._stream import Stream, _GenSource
+from streamops._stream import Stream
 from streamops.errors import StreamFormatError
 from streamops.events import BaseEvent
 
@@ -92,7 +92,7 @@ def parse_sse(
       :class:`~streamops.errors.TruncatedStreamError` on malformed input (after every event
       before it), unless ``on_malformed="event"``; with the source's own exception.
     """
-    return Stream(_GenSource(drive_sse, source, api, options))
+    return Stream.defer(drive_sse, source, api, options)
 
 
 def parse_payloads(
@@ -111,4 +111,4 @@ def parse_payloads(
     stops early the SDK stream is closed (``aclose()``/``close()``), which closes the
     provider's HTTP response.
     """
-    return Stream(_GenSource(drive_payloads, source, api, options, "generic"))
+    return Stream.defer(drive_payloads, source, api, options, "generic")

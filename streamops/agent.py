@@ -151,7 +151,14 @@ class AgentStream(Stream[BaseEvent]):
         self._messages = messages
         self._run_id = run_id
         self._controls: list[_Control] = []
-        super().__init__(_RunSource(self))
+        super().__init__(Stream.defer(self._start))
+
+    def _start(self) -> AsyncGenerator[BaseEvent, None]:
+        # Each iteration is a new run, with its own control (the last few are kept for
+        # ``result_end``/``result_message``).
+        control = _Control()
+        self._controls = [*self._controls[-3:], control]
+        return _Run(self._agent, list(self._messages), self._run_id, control).events()
 
     def cancel(self) -> None:
         """Cancel now: stop the model request and the running tools; the stream ends with
@@ -186,19 +193,6 @@ class AgentStream(Stream[BaseEvent]):
             if c.partial is not None:
                 return c.partial.message()
         return None
-
-
-class _RunSource:
-    __slots__ = ("_stream",)
-
-    def __init__(self, stream: AgentStream) -> None:
-        self._stream = stream
-
-    def __aiter__(self) -> AsyncGenerator[BaseEvent, None]:
-        s = self._stream
-        control = _Control()
-        s._controls = [*s._controls[-3:], control]
-        return _Run(s._agent, list(s._messages), s._run_id, control).events()
 
 
 class Agent:

@@ -28,7 +28,7 @@ import reactivex
 from reactivex import abc as rxabc
 from reactivex.disposable import Disposable
 
-from ._stream import Stream, _GenSource
+from ._stream import Stream
 from .errors import BufferOverflowError
 
 __all__ = ["from_observable", "to_observable"]
@@ -58,7 +58,7 @@ def from_observable(
     """
     if max_buffer < 1:
         raise ValueError(f"max_buffer must be >= 1, got {max_buffer}")
-    return Stream(_GenSource(_observe, observable, max_buffer, overflow))
+    return Stream.defer(_observe, observable, max_buffer, overflow)
 
 
 async def _observe(

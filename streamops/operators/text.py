@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import replace
 from typing import Any, Literal, overload
 
-from .._stream import End, Push, Stage, Stream, _GenSource
-from ..events import ReasoningDelta, TextDelta
+from .._stream import End, Push, Stage, Stream
+from ..events import ReasoningDelta, TextDelta, derive
 
 __all__ = ["smooth"]
 
@@ -156,23 +155,9 @@ def _safe_len(s: str) -> int:
 
 def _make(src: Any, text: str) -> Any:
     """A delta of ``src``'s class with ``src``'s envelope and block id and ``text``."""
-    cls = src.__class__
     if text == src.delta:
         return src  # the chunk is exactly this delta: pass it on, no copy
-    if cls is TextDelta or cls is ReasoningDelta:
-        # Both are plain slots dataclasses without __post_init__: filling the slots directly
-        # builds the same object as the constructor at a third of the cost.
-        out: Any = object.__new__(cls)
-        out.run_id = src.run_id
-        out.agent = src.agent
-        out.seq = src.seq
-        out.ts = src.ts
-        out.raw = src.raw
-        out.kind = src.kind
-        out.delta = text
-        out.block_id = src.block_id
-        return out
-    return replace(src, delta=text)
+    return derive(src, delta=text)
 
 
 _Chunker = tuple[Push, End, Callable[[], None], Callable[[], bool]]
@@ -206,7 +191,6 @@ def _chunker(
         cur: Any = None  # the last delta of the current block (None: no block yet)
         kind_ok: dict[type[Any], bool] = {}
         search = pattern.search if pattern is not None else None
-        new = object.__new__
 
         def emit(s: str, lo: int, hi: int, src: Any) -> None:
             # Emit s[lo:hi] (hi a boundary, or the end of the block) in chunks <= max_chars.
@@ -275,8 +259,6 @@ def _chunker(
                 # ASCII cluster longer than one character is CR LF, and no built-in pattern
                 # cuts between CR and LF.
                 simple = s.isascii()
-                cls = e.__class__
-                fast = cls is TextDelta or cls is ReasoningDelta
                 last = 0
                 while m is not None:
                     p = m.end()
@@ -284,24 +266,6 @@ def _chunker(
                         src = e if p > n else c  # the delta that supplied the chunk's last character
                         if p - last > max_chars:
                             emit(s, last, p, src)
-                        elif fast:
-                            # _make, inlined: this runs for every chunk.
-                            t = s[last:p]
-                            if t == src.delta:
-                                down(src)
-                                last = p
-                                m = search(s, p)  # type: ignore[misc]
-                                continue
-                            o = new(cls)
-                            o.run_id = src.run_id
-                            o.agent = src.agent
-                            o.seq = src.seq
-                            o.ts = src.ts
-                            o.raw = src.raw
-                            o.kind = src.kind
-                            o.delta = t
-                            o.block_id = src.block_id
-                            down(o)
                         else:
                             down(_make(src, s[last:p]))
                         last = p
@@ -502,7 +466,7 @@ def smooth(
     name = f"smooth({label}, max_delay={delay:g})"
 
     def op(up: Stream[Any]) -> Stream[Any]:
-        return Stream(_GenSource(_timed, up, bind_full, delay, name))
+        return Stream.defer(_timed, up, bind_full, delay, name)
 
     return op
 

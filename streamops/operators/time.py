@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar, overload
 
 from .._pump import TIMED_OUT, Pump
-from .._stream import End, Push, Stage, Stream, _GenSource
+from .._stream import End, Push, Stage, Stream
 from ..errors import (
     FirstEventTimeout,
     IdleTimeout,
@@ -146,7 +146,7 @@ def timeout(
             await pump.aclose()
 
     def op(up: Stream[T]) -> Stream[T]:
-        return Stream(_GenSource(gen, up))
+        return Stream.defer(gen, up)
 
     return op
 
@@ -240,7 +240,7 @@ def batch(
             await pump.aclose()
 
     def op(up: Stream[T]) -> Stream[list[T]]:
-        return Stream(_GenSource(gen, up))
+        return Stream.defer(gen, up)
 
     return op
 
@@ -364,6 +364,6 @@ def _latest_gate(
             await pump.aclose()
 
     def op(up: Stream[T]) -> Stream[T]:
-        return Stream(_GenSource(gen, up))
+        return Stream.defer(gen, up)
 
     return op
