@@ -55,7 +55,7 @@ from .events import (
     to_json,
 )
 from .jsonstream import JsonDelta, JsonStreamError, JsonStreamParser, JsonValueEnd
-from .models import Model, ToolSpec, resolve_model
+from .models import Model, ToolSpec
 from .operators import (
     DROPPED_DELTAS,
     Accumulator,
@@ -183,7 +183,6 @@ __all__ = [
     "merge",
     "metrics",
     "of_type",
-    "resolve_model",
     "scan",
     "share",
     "smooth",

@@ -201,7 +201,7 @@ class Agent:
     Args:
         model: a :class:`~streamops.models.Model`, a model string (``"local"``, an LiteLLM
             name such as ``"openai/gpt-4o"``, ``"replay:a.sse,b.sse"``), or ``None`` for the
-            local SmolLM2 model (see :func:`~streamops.models.resolve_model`).
+            local SmolLM2 model (see :func:`~streamops.adapters.models.resolve_model`).
         tools: :class:`~streamops.tools.Tool` objects or plain functions (wrapped with
             :func:`~streamops.tools.tool`).
         instructions: the system message.
@@ -235,7 +235,7 @@ class Agent:
     ) -> None:
         if max_steps < 1:
             raise ValueError(f"Agent: max_steps must be >= 1, got {max_steps}")
-        from .models import resolve_model
+        from .adapters.models import resolve_model
         from .tools import Tool, tool
 
         self.model: Model = resolve_model(model)

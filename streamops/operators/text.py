@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal, overload
 
 from .._stream import End, Push, Stage, Stream
-from ..events import ReasoningDelta, TextDelta, derive
+from ..events import ReasoningDelta, TextDelta, deriver
 
 __all__ = ["smooth"]
 
@@ -157,7 +157,7 @@ def _make(src: Any, text: str) -> Any:
     """A delta of ``src``'s class with ``src``'s envelope and block id and ``text``."""
     if text == src.delta:
         return src  # the chunk is exactly this delta: pass it on, no copy
-    return derive(src, delta=text)
+    return deriver(src.__class__, "delta")(src, text)
 
 
 _Chunker = tuple[Push, End, Callable[[], None], Callable[[], bool]]
@@ -259,6 +259,7 @@ def _chunker(
                 # ASCII cluster longer than one character is CR LF, and no built-in pattern
                 # cuts between CR and LF.
                 simple = s.isascii()
+                copy = deriver(e.__class__, "delta")  # e and c are of one class (one block)
                 last = 0
                 while m is not None:
                     p = m.end()
@@ -267,7 +268,8 @@ def _chunker(
                         if p - last > max_chars:
                             emit(s, last, p, src)
                         else:
-                            down(_make(src, s[last:p]))
+                            t = s[last:p]  # _make, inlined: this runs for every chunk
+                            down(src if t == src.delta else copy(src, t))
                         last = p
                     m = search(s, p)  # type: ignore[misc]
                 if last:
