@@ -54,7 +54,6 @@ from .events import (
     from_json,
     to_json,
 )
-from .jsonstream import JsonDelta, JsonStreamError, JsonStreamParser, JsonValueEnd
 from .models import Model, ToolSpec
 from .operators import (
     DROPPED_DELTAS,
@@ -93,7 +92,7 @@ from .operators import (
     timeout,
 )
 from .operators.combine import task_scope
-from .tools import Tool, ToolArgumentsError, ToolCallTimeout, ToolContext, tool
+from .tools import Tool, ToolArgumentsError, ToolContext, tool
 
 __version__ = "0.1.0"
 
@@ -114,10 +113,6 @@ __all__ = [
     "FirstEventTimeout",
     "Hooks",
     "IdleTimeout",
-    "JsonDelta",
-    "JsonStreamError",
-    "JsonStreamParser",
-    "JsonValueEnd",
     "Message",
     "Model",
     "ObjectDelta",
@@ -157,7 +152,6 @@ __all__ = [
     "ToolCallDelta",
     "ToolCallEnd",
     "ToolCallStart",
-    "ToolCallTimeout",
     "ToolContext",
     "ToolError",
     "ToolProgress",
