@@ -31,9 +31,14 @@ like a provider error: an ``ErrorEvent`` (``error_type`` = the exception's class
 - **cancel after the step**: ``stream.cancel_after_step()``: the current model call and its
   tools finish, then the stream ends with the run end.
 
-The agent's tasks (tool calls) live in the task group of the terminal that pulls the stream
-(``iterate()``, ``collect()``, ``run()``...), so a bare ``async for`` raises
-``TaskHostRequired``.
+Where the tool calls run: under a terminal that hosts tasks (``iterate()``, ``collect()``,
+``run()``, ``to_list()``...) they are tasks of its task group, and their ``ToolProgress``/
+``ToolResult``/``ToolError`` events reach the consumer live, as each call reports them. A bare
+``async for event in agent.stream(prompt)`` works too (asyncio and trio): the calls of a step
+still run concurrently, in a task group the run opens and closes within the step, but their
+events arrive together once the step's last call has finished (no live progress), and a
+``break`` cannot interrupt a step's tools (it takes effect at the next event). Use
+``iterate()`` for live tool progress.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._host import current_host
+from ._host import TaskHostRequired, current_host
 from ._stream import Stream
 from .events import (
     BaseEvent,
@@ -545,9 +550,45 @@ class _Run:
 
         box = _Mailbox()
         results: dict[str, str] = {}
-        tg = current_host("Agent.stream()")
         self.tools_done = anyio.Event()
         box.pending = len(calls)
+        try:
+            tg = current_host("Agent.stream()")
+        except TaskHostRequired:
+            # A bare ``async for``: no terminal hosts tasks. The step's calls still run
+            # concurrently, in a task group of the run's own that is closed before anything is
+            # yielded (PEP 789: no task group across a yield); their events (progress, results)
+            # come out together once the last call has finished.
+            with anyio.CancelScope() as outer:
+                self.control.scope = outer
+                if self.control.cancelled:
+                    outer.cancel()
+                async with anyio.create_task_group() as own:
+                    for call in calls:
+                        scope = anyio.CancelScope()
+                        self.tool_scopes.append(scope)
+                        own.start_soon(self._tool_task, call, box, results, scope)
+            self.control.scope = None
+            while box.items:
+                yield box.items.popleft()
+            if outer.cancelled_caught:
+                return
+        else:
+            async with aclosing(self._hosted_tools(tg, calls, box, results)) as evs:
+                async for ev in evs:
+                    yield ev
+            if self.control.cancelled:
+                return
+        for call in calls:
+            self.messages.append({"role": "tool", "tool_call_id": call.id, "content": results.get(call.id, "")})
+
+    async def _hosted_tools(
+        self, tg: Any, calls: list[Any], box: _Mailbox, results: dict[str, str]
+    ) -> AsyncGenerator[BaseEvent, None]:
+        """Run the step's calls as tasks of the terminal's task group; yield their events live,
+        as each call reports them."""
+        import anyio
+
         for call in calls:
             # The scope exists before the task starts, so stopping the tools cancels a task
             # that has not started yet too.
@@ -575,8 +616,6 @@ class _Run:
                 # with the generator, and are awaited (shielded) before it returns.
                 self.control.scope = None
                 await self._stop_tools()
-        for call in calls:
-            self.messages.append({"role": "tool", "tool_call_id": call.id, "content": results.get(call.id, "")})
 
     async def _tool_task(self, call: Any, box: _Mailbox, results: dict[str, str], scope: anyio.CancelScope) -> None:
         import anyio
