@@ -125,14 +125,20 @@ class RunResult:
     """Model calls made."""
     events: list[BaseEvent] = field(default_factory=list, repr=False)
     """Every event of the run, in order."""
+    messages: list[ChatMessage] = field(default_factory=list, repr=False)
+    """The conversation after this run, provider-neutral (OpenAI-style chat message dicts, see
+    :mod:`streamops.models`; the agent's ``instructions`` not included): the history given,
+    the prompt, each step's assistant message (with its tool calls), the tool results, and
+    the final answer. Pass it as ``history=`` to continue the conversation."""
 
 
 class _Control:
     """The verbs of one run in progress."""
 
-    __slots__ = ("after_step", "cancelled", "end", "partial", "scope")
+    __slots__ = ("after_step", "cancelled", "end", "messages", "partial", "scope")
 
     def __init__(self) -> None:
+        self.messages: list[ChatMessage] = []
         self.after_step = False
         self.cancelled = False
         self.scope: anyio.CancelScope | None = None
@@ -256,27 +262,55 @@ class Agent:
         self.hooks = hooks or Hooks()
         self.model_settings: dict[str, Any] = dict(model_settings or {})
 
-    def _messages(self, prompt: str | Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
+    def _messages(
+        self, prompt: str | Sequence[Mapping[str, Any]], history: Sequence[Mapping[str, Any]] = ()
+    ) -> list[ChatMessage]:
         msgs: list[ChatMessage] = []
         if self.instructions:
             msgs.append({"role": "system", "content": self.instructions})
+        msgs.extend(dict(m) for m in history)
         if isinstance(prompt, str):
             msgs.append({"role": "user", "content": prompt})
         else:
             msgs.extend(dict(m) for m in prompt)
         return msgs
 
-    def stream(self, prompt: str | Sequence[Mapping[str, Any]], *, run_id: str | None = None) -> AgentStream:
+    def stream(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        run_id: str | None = None,
+        history: Sequence[Mapping[str, Any]] = (),
+    ) -> AgentStream:
         """The run's events as a lazy stream (nothing runs until it is iterated).
 
-        ``prompt`` is the user's text, or a list of chat messages (the conversation so far).
+        ``prompt`` is the user's text, or a list of chat messages. ``history`` is the
+        conversation so far (a previous :attr:`RunResult.messages`, or OpenAI-style chat
+        message dicts), sent after the agent's ``instructions`` and before ``prompt``.
         """
-        return AgentStream(self, self._messages(prompt), run_id)
+        return AgentStream(self, self._messages(prompt, history), run_id)
 
-    async def run(self, prompt: str | Sequence[Mapping[str, Any]], *, run_id: str | None = None) -> RunResult:
-        """Run to the end and return the :class:`RunResult` (built from the same stream)."""
-        events = await self.stream(prompt, run_id=run_id).collect()
-        return _result(events)
+    async def run(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        run_id: str | None = None,
+        history: Sequence[Mapping[str, Any]] = (),
+    ) -> RunResult:
+        """Run to the end and return the :class:`RunResult` (built from the same stream).
+
+        Raises:
+            pydantic.ValidationError: never for the output itself (a failed validation is an
+                ``ErrorEvent`` in :attr:`RunResult.events` and ``output`` is then the text).
+        """
+        stream = self.stream(prompt, run_id=run_id, history=history)
+        events = await stream.collect()
+        result = _result(events, self.output_type)
+        if stream._controls:
+            sent = stream._controls[-1].messages
+            system = 1 if self.instructions else 0
+            result.messages = [dict(m) for m in sent[system:]]
+        return result
 
     def stream_sync(
         self, prompt: str | Sequence[Mapping[str, Any]], *, run_id: str | None = None
@@ -285,7 +319,7 @@ class Agent:
         return self.stream(prompt, run_id=run_id).iter_sync()
 
 
-def _result(events: list[BaseEvent]) -> RunResult:
+def _result(events: list[BaseEvent], output_type: Any = None) -> RunResult:
     acc = Accumulator()
     last_text: list[str] = []
     output: Any = None
@@ -302,6 +336,12 @@ def _result(events: list[BaseEvent]) -> RunResult:
             output, has_output = ev.value, True
     msg = acc.message()
     text = "".join(last_text)
+    if has_output and output_type is not None:
+        # FinalOutput carries JSON data (events stay serialisable); the result carries the
+        # validated instance (it validated once already, so this cannot fail).
+        from pydantic import TypeAdapter
+
+        output = TypeAdapter(output_type).validate_python(output)
     return RunResult(
         output=output if has_output else text,
         text=text,
@@ -339,6 +379,8 @@ class _Run:
         self.messages = messages
         self.run_id = run_id or uuid.uuid4().hex
         self.control = control
+        control.messages = messages  # the conversation as it grows (RunResult.messages)
+        self.open_step: Accumulator | None = None  # the step whose usage is not folded yet
         self.seq = 0
         self.usage = Usage()
         self.partial = control.partial = Accumulator()
@@ -425,7 +467,7 @@ class _Run:
                     break
                 for ev in await self.emit(self.make(StepStart, step=step)):
                     yield ev
-                acc = Accumulator()
+                acc = self.open_step = Accumulator()
                 parser = _OutputParser(agent.output_type) if agent.output_type is not None else None
                 model_stream = agent.model.stream(
                     self.messages,
@@ -458,10 +500,12 @@ class _Run:
                                     yield o
                 if self.control.cancelled:
                     self.usage = self.usage + (acc.message().usage or Usage())  # the partial step's
+                    self.open_step = None
                     break
                 last = msg = acc.message()
                 step_usage = msg.usage or Usage()
                 self.usage = self.usage + step_usage
+                self.open_step = None
                 for ev in await self.emit(
                     self.make(
                         StepEnd,
@@ -494,6 +538,7 @@ class _Run:
                     for out in parser.finish(self):
                         for o in await self.emit(out):
                             yield o
+                self.messages.append(_assistant_message(msg))
                 status: RunStatus = "length" if msg.finish_reason == "length" else "completed"
                 ended = True
                 for ev in await self.emit(self.run_end(status, msg)):
@@ -518,7 +563,11 @@ class _Run:
             await self._stop_tools()
             if not ended and self.control.end is None:
                 # The consumer left (or the run failed): record the end for the hooks and
-                # ``stream.result_end``; nobody can receive it in the stream.
+                # ``stream.result_end``; nobody can receive it in the stream. Its usage is
+                # the usage so far, the interrupted step's included.
+                if self.open_step is not None:
+                    self.usage = self.usage + (self.open_step.message().usage or Usage())
+                    self.open_step = None
                 end = self.run_end("cancelled")
                 self.control.end = end
                 import anyio
@@ -733,15 +782,15 @@ class _CallIds:
 
 
 def _assistant_message(msg: Message) -> ChatMessage:
-    return {
-        "role": "assistant",
-        "content": msg.text or None,
-        "tool_calls": [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
-            for c in msg.tool_calls
-            if c.name
-        ],
-    }
+    calls = [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
+        for c in msg.tool_calls
+        if c.name
+    ]
+    out: ChatMessage = {"role": "assistant", "content": msg.text or None}
+    if calls:
+        out["tool_calls"] = calls
+    return out
 
 
 def _schema_of(output_type: Any) -> dict[str, Any] | None:
