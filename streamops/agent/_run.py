@@ -64,6 +64,13 @@ class Run:
         self.control = control
         control.messages = messages  # the conversation as it grows (RunResult.messages)
         self.open_step: Accumulator | None = None  # the step whose usage is not folded yet
+        self.specs = [t.spec for t in agent.tools.values()]
+        self.schema = schema_of(agent.output_type)
+        self.parser: OutputParser | None = None  # the current step's
+        self.step_message: Message | None = None  # the finished step's folded output
+        self.step_failed = False  # the model's own run end said "failed"
+        self.outcome: tuple[RunStatus, Message | None] = ("cancelled", None)  # set by _steps
+        self.ended = False  # the RunEnd was emitted (or an error is on its way out)
         self.seq = 0
         self.usage = Usage()
         self.partial = control.partial = Accumulator()
@@ -137,106 +144,24 @@ class Run:
 
     # ------------------------------------------------------------------ the loop
     async def events(self) -> AsyncGenerator[BaseEvent, None]:
-        agent = self.agent
-        ended = False
+        """The run: ``RunStart``, the steps (:meth:`_steps`), then one ``RunEnd``. An exception
+        (from the model stream or the machinery around it) ends the run like a provider error:
+        an ``ErrorEvent`` and a failed ``RunEnd``, after everything before it. When the
+        consumer leaves, the run end goes to the hooks and ``result_end`` (:meth:`_left`)."""
         try:
-            for ev in await self.emit(self.make(RunStart, model=agent.model.name)):
+            for ev in await self.emit(self.make(RunStart, model=self.agent.model.name)):
                 yield ev
-            specs = [t.spec for t in agent.tools.values()]
-            schema = schema_of(agent.output_type)
-            last: Message | None = None
-            for step in range(agent.max_steps):
-                if self.control.cancelled or self.control.after_step:
-                    break
-                for ev in await self.emit(self.make(StepStart, step=step)):
+            async with aclosing(self._steps()) as steps:
+                async for ev in steps:
                     yield ev
-                acc = self.open_step = Accumulator()
-                parser = OutputParser(agent.output_type) if agent.output_type is not None else None
-                model_stream = agent.model.stream(
-                    self.messages,
-                    tools=specs,
-                    output_schema=schema,
-                    run_id=self.run_id,
-                    agent=agent.name,
-                    **agent.model_settings,
-                )
-                model_end: RunEnd | None = None
-                call_ids = CallIds(step)
-                async with aclosing(model_stream.__aiter__()) as it:
-                    while True:
-                        ev_or_none = await self._next(it)
-                        if ev_or_none is None:
-                            break
-                        ev = ev_or_none
-                        call_ids.fix(ev)
-                        acc.add(ev)
-                        if isinstance(ev, RunStart):
-                            continue
-                        if isinstance(ev, RunEnd):
-                            model_end = ev
-                            continue
-                        for out in await self.emit(self.stamp(ev)):
-                            yield out
-                        if parser is not None and isinstance(ev, TextDelta):
-                            for out in parser.feed(self, ev.delta):
-                                for o in await self.emit(out):
-                                    yield o
-                if self.control.cancelled:
-                    self.usage = self.usage + (acc.message().usage or Usage())  # the partial step's
-                    self.open_step = None
-                    break
-                last = msg = acc.message()
-                step_usage = msg.usage or Usage()
-                self.usage = self.usage + step_usage
-                self.open_step = None
-                for ev in await self.emit(
-                    self.make(
-                        StepEnd,
-                        step=step,
-                        finish_reason=msg.finish_reason,
-                        raw_finish_reason=msg.raw_finish_reason,
-                        usage=step_usage,
-                    )
-                ):
-                    yield ev
-                if (model_end is not None and model_end.status == "failed") or msg.error is not None:
-                    end = self.run_end("failed", msg)
-                    ended = True
-                    for ev in await self.emit(end):
-                        yield ev
-                    return
-                calls = [c for c in msg.tool_calls if c.name]
-                if calls:
-                    self.messages.append(assistant_message(msg))
-                    # aclosing: a consumer that leaves (or a cancellation) closes the tool loop
-                    # here, at once, not in the garbage collector's finalizer.
-                    async with aclosing(self._run_tools(calls)) as tool_events:
-                        async for ev in tool_events:
-                            for out in await self.emit(ev):
-                                yield out
-                    if self.control.cancelled:
-                        break
-                    continue
-                if parser is not None:
-                    for out in parser.finish(self):
-                        for o in await self.emit(out):
-                            yield o
-                self.messages.append(assistant_message(msg))
-                status: RunStatus = "length" if msg.finish_reason == "length" else "completed"
-                ended = True
-                for ev in await self.emit(self.run_end(status, msg)):
-                    yield ev
-                return
-            cancelled = self.control.cancelled or self.control.after_step
-            ended = True
-            for ev in await self.emit(self.run_end("cancelled" if cancelled else "max_steps", last)):
+            status, msg = self.outcome
+            self.ended = True
+            for ev in await self.emit(self.run_end(status, msg)):
                 yield ev
         except Exception as exc:
-            # The model stream (or the machinery around it) failed: the run ends like a
-            # provider error, with an error event and a failed run end, keeping what came before.
-            if ended:
+            if self.ended:
                 raise
-            ended = True
+            self.ended = True
             err = self.make(ErrorEvent, error_type=type(exc).__name__, message=str(exc) or repr(exc))
             for ev in await self.emit(err):
                 yield ev
@@ -244,19 +169,119 @@ class Run:
                 yield ev
         finally:
             await self._stop_tools()
-            if not ended and self.control.end is None:
-                # The consumer left (or the run failed): record the end for the hooks and
-                # ``stream.result_end``; nobody can receive it in the stream. Its usage is
-                # the usage so far, the interrupted step's included.
-                if self.open_step is not None:
-                    self.usage = self.usage + (self.open_step.message().usage or Usage())
-                    self.open_step = None
-                end = self.run_end("cancelled")
-                self.control.end = end
-                import anyio
+            if not self.ended and self.control.end is None:
+                await self._left()
 
-                with anyio.CancelScope(shield=True):
-                    await self.call_hook("on_stream_end", end)
+    async def _steps(self) -> AsyncGenerator[BaseEvent, None]:
+        """Model calls, each followed by its tool calls, until one decides the run's end: sets
+        :attr:`outcome` to the ``RunEnd``'s status and the message it reports."""
+        agent = self.agent
+        control = self.control
+        last: Message | None = None
+        for step in range(agent.max_steps):
+            if control.cancelled or control.after_step:
+                break
+            async with aclosing(self._model_call(step)) as model_events:
+                async for ev in model_events:
+                    yield ev
+            msg = self.step_message
+            if msg is None:  # cancelled now, during the model call
+                break
+            last = msg
+            if self.step_failed or msg.error is not None:
+                self.outcome = ("failed", msg)
+                return
+            calls = [c for c in msg.tool_calls if c.name]
+            if calls:
+                self.messages.append(assistant_message(msg))
+                # aclosing: a consumer that leaves (or a cancellation) closes the tool loop
+                # here, at once, not in the garbage collector's finalizer.
+                async with aclosing(self._run_tools(calls)) as tool_events:
+                    async for ev in tool_events:
+                        for out in await self.emit(ev):
+                            yield out
+                if control.cancelled:
+                    break
+                continue
+            if self.parser is not None:
+                for out in self.parser.finish(self):
+                    for o in await self.emit(out):
+                        yield o
+            self.messages.append(assistant_message(msg))
+            self.outcome = ("length" if msg.finish_reason == "length" else "completed", msg)
+            return
+        self.outcome = ("cancelled" if control.cancelled or control.after_step else "max_steps", last)
+
+    async def _model_call(self, step: int) -> AsyncGenerator[BaseEvent, None]:
+        """One step's model call: ``StepStart``, the model's events (renumbered into the run,
+        tool calls given ids, the output's JSON events after each text delta), ``StepEnd``.
+        Sets :attr:`step_message` (``None`` when cancelled now) and :attr:`step_failed`."""
+        agent = self.agent
+        self.step_message = None
+        self.step_failed = False
+        for ev in await self.emit(self.make(StepStart, step=step)):
+            yield ev
+        acc = self.open_step = Accumulator()
+        parser = self.parser = OutputParser(agent.output_type) if agent.output_type is not None else None
+        model_stream = agent.model.stream(
+            self.messages,
+            tools=self.specs,
+            output_schema=self.schema,
+            run_id=self.run_id,
+            agent=agent.name,
+            **agent.model_settings,
+        )
+        call_ids = CallIds(step)
+        async with aclosing(model_stream.__aiter__()) as it:
+            while True:
+                ev_or_none = await self._next(it)
+                if ev_or_none is None:
+                    break
+                ev = ev_or_none
+                call_ids.fix(ev)
+                acc.add(ev)
+                if isinstance(ev, RunStart):
+                    continue
+                if isinstance(ev, RunEnd):
+                    self.step_failed = ev.status == "failed"
+                    continue
+                for out in await self.emit(self.stamp(ev)):
+                    yield out
+                if parser is not None and isinstance(ev, TextDelta):
+                    for out in parser.feed(self, ev.delta):
+                        for o in await self.emit(out):
+                            yield o
+        self.open_step = None
+        msg = acc.message()
+        usage = msg.usage or Usage()
+        self.usage = self.usage + usage  # the partial step's too, when cancelled now
+        if self.control.cancelled:
+            return
+        for ev in await self.emit(
+            self.make(
+                StepEnd,
+                step=step,
+                finish_reason=msg.finish_reason,
+                raw_finish_reason=msg.raw_finish_reason,
+                usage=usage,
+            )
+        ):
+            yield ev
+        self.step_message = msg
+
+    async def _left(self) -> None:
+        """The consumer left (or the run failed past its end): record the run end for the
+        hooks and ``stream.result_end``; nobody can receive it in the stream. Its usage is
+        the usage so far, the interrupted step's included."""
+        import anyio
+
+        if self.open_step is not None:
+            self.usage = self.usage + (self.open_step.message().usage or Usage())
+            self.open_step = None
+        end = self.run_end("cancelled")
+        self.control.end = end
+        with anyio.CancelScope(shield=True):
+            await self.call_hook("on_stream_end", end)
 
     async def _next(self, it: Any) -> BaseEvent | None:
         """The model stream's next event, or ``None`` at its end or when cancelled now."""
