@@ -88,8 +88,9 @@ def timeout(
     Limits, in seconds, counted from when the consumer starts pulling:
 
     - ``first``: until the first item that ``first_counts`` accepts
-      (:class:`~streamops.errors.FirstEventTimeout`). By default (``"content"``) that is the first text, reasoning, refusal or tool-call delta (or
-      any item that is not an event): the ``run-start``/``step-start`` events an agent emits
+      (:class:`~streamops.errors.FirstEventTimeout`). By default (``"content"``) that is
+      the first text, reasoning, refusal or tool-call delta (or any item that is not an
+      event): the ``run-start``/``step-start`` events an agent emits
       before its model says anything do not count, so a silent model fails. ``"any"`` counts
       every item; a callable ``item -> bool`` chooses;
     - ``idle``: between consecutive items (of any kind), and until the first one when
