@@ -89,6 +89,7 @@ from .operators import (
     take_until,
     tap,
     tee,
+    think_tags,
     throttle,
     timeout,
 )
@@ -193,6 +194,7 @@ __all__ = [
     "tap",
     "task_scope",
     "tee",
+    "think_tags",
     "throttle",
     "timeout",
     "to_json",
