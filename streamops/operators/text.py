@@ -22,7 +22,7 @@ from typing import Any, Literal, overload
 from .._stream import End, Push, Stage, Stream, _GenSource
 from ..events import BaseEvent, ReasoningDelta, RunEnd, TextDelta
 
-__all__ = ["smooth", "think_tags"]
+__all__ = ["ThinkTagSplitter", "smooth", "think_tags"]
 
 Boundary = Literal["word", "line", "sentence", "grapheme"]
 """The built-in chunk boundaries of :func:`smooth`."""
@@ -568,8 +568,9 @@ def _noop() -> None:
 # ----------------------------------------------------------------------------- think_tags
 
 
-class _ThinkSplitter:
-    """Sans-IO splitter of one run's text into text and reasoning at inline tags.
+class ThinkTagSplitter:
+    """Sans-IO splitter of one run's text into text and reasoning at inline tags (the core of
+    :func:`think_tags`, for adapters that split while they parse).
 
     ``feed(text)`` returns the pieces that are certain, as ``(is_reasoning, text)`` pairs in
     order; a tail that could be the start of the next tag (``"<thi"``) is held until the next
@@ -578,13 +579,14 @@ class _ThinkSplitter:
 
     __slots__ = ("close", "inside", "open", "pending")
 
-    def __init__(self, open_tag: str, close_tag: str, inside: bool) -> None:
+    def __init__(self, open_tag: str = "<think>", close_tag: str = "</think>", inside: bool = False) -> None:
         self.open = open_tag
         self.close = close_tag
         self.inside = inside
         self.pending = ""
 
     def feed(self, text: str) -> list[tuple[bool, str]]:
+        """The certain pieces of the text so far, ``(is_reasoning, text)``, non-empty, in order."""
         s = self.pending + text if self.pending else text
         out: list[tuple[bool, str]] = []
         pos = 0
@@ -611,6 +613,7 @@ class _ThinkSplitter:
         return out
 
     def flush(self) -> list[tuple[bool, str]]:
+        """The held tail, as what it is now (the end of the text, or another event came)."""
         s, self.pending = self.pending, ""
         return [(self.inside, s)] if s else []
 
@@ -656,7 +659,7 @@ def think_tags(open_tag: str = "<think>", close_tag: str = "</think>", *, opened
         )
 
     def bind(down: Push, end: End) -> tuple[Push, End]:
-        runs: dict[tuple[str, str], tuple[_ThinkSplitter, list[Any]]] = {}
+        runs: dict[tuple[str, str], tuple[ThinkTagSplitter, list[Any]]] = {}
 
         def out(src: Any, pieces: list[tuple[bool, str]]) -> None:
             for reasoning, text in pieces:
@@ -681,7 +684,7 @@ def think_tags(open_tag: str = "<think>", close_tag: str = "</think>", *, opened
                 if e.__class__ is TextDelta:
                     state = runs.get(key)
                     if state is None:
-                        state = runs[key] = (_ThinkSplitter(open_tag, close_tag, opened), [None])
+                        state = runs[key] = (ThinkTagSplitter(open_tag, close_tag, opened), [None])
                     state[1][0] = e
                     out(e, state[0].feed(e.delta))
                     return
