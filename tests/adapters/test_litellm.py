@@ -282,7 +282,9 @@ async def test_think_tags_option_splits_inline_reasoning(litellm: Any) -> None:
     async with serve_sse(_body(name)) as server:
         model = LiteLLMModel("openai/deepseek-r1", api_base=server.base_url, api_key="sk-test", think_tags=True)
         events = await model.stream(MESSAGES).collect()
-        plain = await litellm_stream("openai/deepseek-r1", MESSAGES, api_base=server.base_url, api_key="sk-test").collect()
+        plain = await litellm_stream(
+            "openai/deepseek-r1", MESSAGES, api_base=server.base_url, api_key="sk-test"
+        ).collect()
     raw = "".join(e.delta for e in plain if isinstance(e, TextDelta))
     before, after = raw.removeprefix("<think>").split("</think>", 1)
     assert "".join(e.delta for e in events if isinstance(e, ReasoningDelta)) == before

@@ -59,7 +59,8 @@ def _chunk(content: str | None = None, finish: str | None = None, tool: bool = F
     if content is not None:
         delta["content"] = content
     if tool:
-        delta["tool_calls"] = [{"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+        call = {"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        delta["tool_calls"] = [call]
     payload = {"id": "x", "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
     return f"data: {json.dumps(payload)}\n\n"
 
