@@ -59,8 +59,9 @@ class LiteLLMModel:
         model: LiteLLM's model name, ``"provider/model"`` (``"openai/gpt-4o"``).
         defaults: keyword arguments for every request (``api_base``, ``api_key``,
             ``temperature``, ``max_tokens``...), passed to
-            :func:`~streamops.adapters.litellm.litellm_stream` (so ``keep_raw`` and
-            ``on_malformed`` go to the parser).
+            :func:`~streamops.adapters.litellm.litellm_stream` (so ``keep_raw``,
+            ``on_malformed`` and ``think_tags=True``, which splits inline
+            ``<think>...</think>`` reasoning into reasoning deltas, go to the parser).
 
     Each ``stream(...)`` call asks for usage (``stream_options={"include_usage": True}``,
     unless ``defaults`` has its own ``stream_options``), sends ``tools`` as OpenAI function

@@ -229,7 +229,10 @@ class Stream(Generic[T]):
         if isinstance(op, Stage):
             return Stream(self._source, (*self._stages, op))
         if callable(op):
-            return op(self)
+            out = op(self)
+            if not isinstance(out, Stream):
+                raise _not_a_stream(op, out)
+            return out
         return NotImplemented
 
     @overload
@@ -490,3 +493,19 @@ class Stream(Generic[T]):
 
 
 _EMPTY = object()
+
+
+def _not_a_stream(op: object, out: object) -> TypeError:
+    """The error for ``stream | op`` when ``op(stream)`` is not a :class:`Stream`."""
+    what = type(out)
+    msg = (
+        f"stream | op: the operator returned {what.__module__}.{what.__qualname__}, not a "
+        "Stream; an operator is a Stage or a callable Stream -> Stream"
+    )
+    if what.__module__.split(".")[0] == "reactivex":
+        msg += (
+            ". ReactiveX operators apply to observables, not streams: convert with "
+            "stream.to_observable(), pipe the Rx operators there, and come back with "
+            "Stream.from_observable(observable)"
+        )
+    return TypeError(msg)
