@@ -280,7 +280,7 @@ def serve(
 ) -> None:
     """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, each run's
     events at GET /runs/{id}/events, and the agent over A2A at POST /a2a with its card at
-    GET /.well-known/agent-card.json when a2a-sdk is installed (see streamops.server).
+    GET /.well-known/agent-card.json when a2a-sdk is installed (see streamops.serve.app).
 
     Exit status 0 on Ctrl-C / SIGTERM; 2 with a one-line message when the model cannot be set
     up (a missing replay file) or the server extra is not installed.
@@ -288,7 +288,7 @@ def serve(
     try:
         import uvicorn
 
-        from streamops.server import create_app
+        from streamops.serve.app import create_app
     except ImportError as exc:
         _fail(f"the server needs the server extra (pip install 'streamops[server]'): {exc}")
         return
