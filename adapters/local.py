@@ -47,8 +47,8 @@ llama.cpp grammar (GBNF) that allows exactly two shapes of answer: a tool call,
 schema>}</tool_call>``, or a text answer (which cannot start with ``<``; with
 ``output_schema``, JSON of that schema instead). The first character decides, and the run
 streams accordingly: ``TextDelta`` events, or ``ToolCallStart`` (once the name is complete),
-``ToolCallDelta`` (fragments of the arguments' JSON text) and ``ToolCallEnd``, with the call
-id ``call-<run_id>-0``, and finish reason ``"tool_calls"``. One call per response. Earlier
+``ToolCallDelta`` (fragments of the arguments' JSON text) and ``ToolCallEnd``, with a fresh
+call id ``call-<uuid4 hex>``, and finish reason ``"tool_calls"``. One call per response. Earlier
 tool calls and tool results in ``messages`` are written back in the same ``<tool_call>`` /
 ``<tool_response>`` form. Whether a 135M-parameter model calls the right tool with sensible
 arguments is up to the model; the grammar only guarantees the shape.
@@ -257,11 +257,12 @@ def _prefixed(gbnf: str, prefix: str) -> str:
     return _GBNF_TOKEN.sub(rename, gbnf)
 
 
-def _tools_gbnf(tools: Sequence[Mapping[str, Any]], answer_schema: str | None) -> str:
+def _tools_gbnf(tools: Sequence[Mapping[str, Any]], answer_schema: str | None, *, required: bool = False) -> str:
     """The GBNF grammar of an answer with tools: ``<tool_call>{"name": ..., "arguments":
     ...}</tool_call>`` (the name one of the tools, the arguments valid for its parameters
     schema, by llama.cpp's JSON-Schema-to-grammar converter), or a text answer that does not
-    start with ``<`` (or, with ``answer_schema``, JSON of that schema)."""
+    start with ``<`` (or, with ``answer_schema``, JSON of that schema); only the call when
+    ``required``."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     call_schema = {
@@ -280,15 +281,18 @@ def _tools_gbnf(tools: Sequence[Mapping[str, Any]], answer_schema: str | None) -
         answer = "answer ::= [^<] .*"
     else:
         answer = _prefixed(json_schema_to_gbnf(answer_schema), "answer-") + "\nanswer ::= answer-root"
-    root = f"root ::= {json.dumps(_CALL_OPEN)} call-root {json.dumps(_CALL_CLOSE)} | answer"
-    return "\n".join([root, call, answer]) + "\n"
+    root = f"root ::= {json.dumps(_CALL_OPEN)} call-root {json.dumps(_CALL_CLOSE)}"
+    if required:
+        return "\n".join([root, call]) + "\n"
+    return "\n".join([root + " | answer", call, answer]) + "\n"
 
 
-def _tools_grammar(tools: Sequence[Mapping[str, Any]], answer_schema: str | None) -> Any:
+def _tools_grammar(tools: Sequence[Mapping[str, Any]], answer_schema: str | None, required: bool) -> Any:
     """llama.cpp's grammar for an answer with tools (see :func:`_tools_gbnf`)."""
     llama_cpp = _import_llama_cpp()
     try:
-        return llama_cpp.LlamaGrammar.from_string(_tools_gbnf(tools, answer_schema), verbose=False)
+        text = _tools_gbnf(tools, answer_schema, required=required)
+        return llama_cpp.LlamaGrammar.from_string(text, verbose=False)
     except (AssertionError, AttributeError, KeyError, TypeError, ValueError, RuntimeError) as exc:
         names = [t["name"] for t in tools]
         raise ToolsNotSupportedError(f"llama.cpp cannot make a grammar of the tools {names}: {exc}") from exc
@@ -328,7 +332,7 @@ def _chat_messages(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mappin
                 text += f'{_CALL_OPEN}{{"name": {json.dumps(fn.get("name", ""))}, "arguments": {args}}}{_CALL_CLOSE}'
             msg = {"role": "assistant", "content": text}
         elif role == "tool":
-            msg = {"role": "user", "content": f"<tool_response>\n{text}\n</tool_response>"}
+            msg = {"role": "user", "content": f"<tool_response>\n{text}\n</tool_response>\n{_AFTER_RESULT}"}
         else:
             msg = {**{k: v for k, v in msg.items() if k != "tool_calls"}, "content": text}
         out.append(msg)
@@ -340,6 +344,9 @@ def _chat_messages(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mappin
             out.insert(0, {"role": "system", "content": prompt})
     return out
 
+
+_AFTER_RESULT = "Use this result to answer the question in plain text."
+"""Appended to a tool result: a small model otherwise repeats the call it sees in the history."""
 
 _CALL_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*')
 
@@ -529,7 +536,7 @@ class _LocalRun(ParserBase):
         self.completion_tokens = 0
         self._held: list[int] = []
         self._calls = _CallSplitter() if tools else None
-        self._call_id = f"call-{self.run_id}-0"
+        self._call_id = f"call-{uuid.uuid4().hex}"
         self._call_name = ""
 
     def start(self) -> list[Event]:
@@ -876,6 +883,7 @@ class LocalModel:
         agent: str = "",
         keep_raw: bool = True,
         think_tags: bool = False,
+        tool_choice: str | Mapping[str, Any] = "auto",
     ) -> Stream[BaseEvent]:
         """Stream the model's answer to ``messages`` as events (lazily: nothing runs until the
         stream is iterated; each iteration is a new run).
@@ -888,7 +896,7 @@ class LocalModel:
                 (``<tool_call>{"name": ..., "arguments": ...}</tool_call>``, arguments valid
                 for the tool's schema) or a text answer; a call streams as
                 ``ToolCallStart``/``ToolCallDelta``/``ToolCallEnd`` (id
-                ``call-<run_id>-0``) and ends the run with finish reason ``"tool_calls"``.
+                ``call-<uuid4 hex>``) and ends the run with finish reason ``"tool_calls"``.
             output_schema: a JSON Schema the answer must match: sampling is constrained by
                 llama.cpp's grammar for it, so the text is JSON of that shape (cut short only
                 by ``max_tokens`` or the context window: finish reason ``"length"``). With
@@ -904,6 +912,14 @@ class LocalModel:
             keep_raw: keep ``raw={"tokens": [ids]}`` on each text delta.
             think_tags: split reasoning written inline as ``<think>...</think>`` into
                 reasoning deltas (for reasoning GGUF models: DeepSeek-R1 distills, Qwen3).
+            tool_choice: as OpenAI's: ``"auto"`` (the model chooses between a call and a text
+                answer), ``"none"`` (text only; the tools are not shown), ``"required"`` (the
+                answer is a call), or a tool's name (or ``{"type": "function", "function":
+                {"name": ...}}``: a call of that tool). A small model such as SmolLM2-135M
+                rarely chooses a call by itself: ``"required"`` makes it call. A forced choice
+                applies only while the conversation does not end with a tool result, as the
+                OpenAI Agents SDK resets ``tool_choice`` after a call (``reset_tool_choice``),
+                so an agent gets its text answer after the tool ran instead of looping.
 
         Events: ``RunStart``; a ``TextDelta`` per piece of final text (``raw={"tokens": [...]}``
         holds the ids of the tokens that made it); ``UsageEvent`` (in tokens,
@@ -922,8 +938,24 @@ class LocalModel:
         Raises (at once):
             ToolsNotSupportedError: ``tools`` given with a raw prompt string (the model could
                 not be told about them).
+            ValueError: an unknown ``tool_choice``, or one naming a tool not in ``tools``.
         """
         specs = [{"name": t.name, "description": t.description, "parameters": dict(t.parameters)} for t in tools]
+        choice = tool_choice
+        if isinstance(choice, Mapping):
+            choice = str(choice.get("function", {}).get("name", ""))
+        required = False
+        if choice == "none":
+            specs = []
+        elif choice == "required":
+            required = True
+        elif choice != "auto":
+            named = [t for t in specs if t["name"] == choice]
+            if not named:
+                raise ValueError(f"tool_choice {tool_choice!r}: not 'auto', 'none', 'required' or a tool given")
+            specs, required = named, True
+        if required and not isinstance(messages, str) and messages and messages[-1].get("role") == "tool":
+            required = False  # a tool result came back: the model may now answer
         stops = [] if stop is None else [stop] if isinstance(stop, str) else list(stop)
         if isinstance(messages, str):
             if specs:
@@ -949,6 +981,7 @@ class LocalModel:
             seed=seed,
             output_schema=None if output_schema is None else json.dumps(dict(output_schema)),
             tools=specs,
+            call_required=required,
             run_id=run_id,
             agent=agent,
             keep_raw=keep_raw,
@@ -979,7 +1012,8 @@ class LocalModel:
             max_tokens = room
         sampling = options.sampling
         if options.tools:
-            sampling = {**sampling, "grammar": _tools_grammar(options.tools, options.output_schema)}
+            grammar = _tools_grammar(options.tools, options.output_schema, options.call_required)
+            sampling = {**sampling, "grammar": grammar}
         elif options.output_schema is not None:
             sampling = {**sampling, "grammar": _schema_grammar(options.output_schema)}
         llm.set_seed(options.seed if options.seed is not None else self._rng.randint(0, 2**32 - 1))
@@ -1045,6 +1079,8 @@ class _RunOptions:
     """The JSON Schema (as JSON text) the answer is constrained to, if any."""
     tools: list[dict[str, Any]]
     """The tools (``name``, ``description``, ``parameters``) the model may call."""
+    call_required: bool
+    """The answer must be a tool call (``tool_choice`` ``"required"`` or a tool's name)."""
     run_id: str | None
     agent: str
     keep_raw: bool
