@@ -28,6 +28,7 @@ from streamops.operators.text import ThinkTagSplitter
 __all__ = [
     "IntCheck",
     "OnMalformed",
+    "PARSERS",
     "ParserBase",
     "ParserOptions",
     "lenient_int",
@@ -149,6 +150,12 @@ def status_for(finish: FinishReason | None) -> RunStatus:
     if finish == "cancelled":
         return "cancelled"
     return "completed"
+
+
+PARSERS: dict[str, type[ParserBase]] = {}
+"""The sans-IO parser class of each wire API, by API name (``"openai-chat"`` ->
+``ChatCompletionsParser``...). Filled by the package (``streamops.adapters``), which imports
+every parser module; :func:`~streamops.adapters.parser_for` looks parsers up here."""
 
 
 class ParserBase:

@@ -987,7 +987,7 @@ class LocalModel:
             keep_raw=keep_raw,
             think_tags=think_tags,
         )
-        return Stream(_RunSource(self, options))
+        return Stream.defer(self._run, options)
 
     async def _acquire(self) -> None:
         """Take the run lock without blocking the event loop (polls: 1 ms doubling to 20 ms)."""
@@ -1085,16 +1085,3 @@ class _RunOptions:
     agent: str
     keep_raw: bool
     think_tags: bool
-
-
-class _RunSource:
-    """Re-iterable source: each ``__aiter__`` is a new run."""
-
-    __slots__ = ("_model", "_options")
-
-    def __init__(self, model: LocalModel, options: _RunOptions) -> None:
-        self._model = model
-        self._options = options
-
-    def __aiter__(self) -> AsyncGenerator[Event, None]:
-        return self._model._run(self._options)

@@ -54,8 +54,7 @@ from .events import (
     from_json,
     to_json,
 )
-from .jsonstream import JsonDelta, JsonStreamError, JsonStreamParser, JsonValueEnd
-from .models import Model, ToolSpec, resolve_model
+from .models import Model, ToolSpec
 from .operators import (
     DROPPED_DELTAS,
     Accumulator,
@@ -95,7 +94,7 @@ from .operators import (
     timeout,
 )
 from .operators.combine import task_scope
-from .tools import Tool, ToolArgumentsError, ToolCallTimeout, ToolContext, tool
+from .tools import Tool, ToolArgumentsError, ToolContext, tool
 
 __version__ = "0.1.0"
 
@@ -116,10 +115,6 @@ __all__ = [
     "FirstEventTimeout",
     "Hooks",
     "IdleTimeout",
-    "JsonDelta",
-    "JsonStreamError",
-    "JsonStreamParser",
-    "JsonValueEnd",
     "Message",
     "Model",
     "ObjectDelta",
@@ -160,7 +155,6 @@ __all__ = [
     "ToolCallDelta",
     "ToolCallEnd",
     "ToolCallStart",
-    "ToolCallTimeout",
     "ToolContext",
     "ToolError",
     "ToolProgress",
@@ -186,7 +180,6 @@ __all__ = [
     "merge",
     "metrics",
     "of_type",
-    "resolve_model",
     "scan",
     "share",
     "smooth",

@@ -3,7 +3,8 @@
 Rx pushes and has no backpressure; a :class:`~streamops.Stream` pulls. The bridges make the
 buffering between the two explicit:
 
-- :func:`from_observable` keeps pushed items in a bounded buffer (``max_buffer`` items) until
+- :func:`observe` (behind :meth:`Stream.from_observable <streamops.Stream.from_observable>`)
+  keeps pushed items in a bounded buffer (``max_buffer`` items) until
   the stream's consumer pulls them; a full buffer fails the stream or drops an item, as
   ``overflow`` says. Items may be pushed from any thread: off-loop pushes hop onto the event
   loop (and block the pushing thread until they are buffered).
@@ -20,7 +21,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import AsyncGenerator
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -29,42 +30,22 @@ import reactivex
 from reactivex import abc as rxabc
 from reactivex.disposable import Disposable
 
-from ._stream import Stream, _GenSource
 from .errors import BufferOverflowError
 
-__all__ = ["from_observable", "to_observable"]
+if TYPE_CHECKING:
+    from ._stream import Stream
+
+__all__ = ["observe", "to_observable"]
 
 T = TypeVar("T")
 
 
-def from_observable(
-    observable: reactivex.Observable[T],
-    *,
-    max_buffer: int = 1024,
-    overflow: Literal["error", "drop_oldest", "drop_newest"] = "error",
-) -> Stream[T]:
-    """A stream of the items an observable pushes, subscribed when the stream is iterated.
-
-    - Emits: each pushed item, in push order, when the consumer pulls.
-    - Completes: when the observable completes (after the buffer is drained).
-    - Fails: with the observable's error (after the buffer is drained), or with
-      :class:`~streamops.errors.BufferOverflowError` when more than ``max_buffer`` items wait
-      and ``overflow="error"``.
-    - Cancels: when the consumer stops, the subscription is disposed.
-    - Buffers: at most ``max_buffer`` items; ``"drop_oldest"`` drops the oldest waiting item
-      to make room, ``"drop_newest"`` drops the pushed one.
-
-    Raises:
-        ValueError: ``max_buffer`` is less than 1.
-    """
-    if max_buffer < 1:
-        raise ValueError(f"max_buffer must be >= 1, got {max_buffer}")
-    return Stream(_GenSource(_observe, observable, max_buffer, overflow))
-
-
-async def _observe(
-    observable: reactivex.Observable[T], max_buffer: int, overflow: str
+async def observe(
+    observable: reactivex.Observable[T], max_buffer: int = 1024, overflow: str = "error"
 ) -> AsyncGenerator[T, None]:
+    """The items ``observable`` pushes, as an async generator that subscribes when iterated:
+    the bridge behind :meth:`Stream.from_observable <streamops.Stream.from_observable>`, which
+    documents the buffering, ``overflow`` and errors (use that: it checks ``max_buffer``)."""
     token = anyio.lowlevel.current_token()
     loop_thread = threading.get_ident()
     buf: deque[T] = deque()

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal, TypeVar, overload
 
 from .._pump import TIMED_OUT, Pump
-from .._stream import End, Push, Stage, Stream, _GenSource
+from .._stream import End, Push, Stage, Stream
 from ..errors import (
     FirstEventTimeout,
     IdleTimeout,
@@ -205,7 +205,7 @@ def timeout(
             await pump.aclose()
 
     def op(up: Stream[T]) -> Stream[T]:
-        return Stream(_GenSource(gen, up))
+        return Stream.defer(gen, up)
 
     return op
 
@@ -299,7 +299,7 @@ def batch(
             await pump.aclose()
 
     def op(up: Stream[T]) -> Stream[list[T]]:
-        return Stream(_GenSource(gen, up))
+        return Stream.defer(gen, up)
 
     return op
 
@@ -423,6 +423,6 @@ def _latest_gate(
             await pump.aclose()
 
     def op(up: Stream[T]) -> Stream[T]:
-        return Stream(_GenSource(gen, up))
+        return Stream.defer(gen, up)
 
     return op
