@@ -547,7 +547,7 @@ async def test_every_policy_delivers_every_event_to_subscribers_that_keep_up_wit
     """k subscribers that all consume (a few loop turns per item at most) each get every
     event, under every policy, whatever the source's burst size (0: the whole stream in one
     burst): the slow-consumer policy is for a subscriber behind while others progress."""
-    events = make_events(kinds) + [RunEnd(run_id="r", seq=len(kinds))]
+    events = [*make_events(kinds), RunEnd(run_id="r", seq=len(kinds))]
     log: list[str] = []
     got: dict[int, list[Any]] = {}
 
