@@ -1,5 +1,6 @@
 """Text operators: ``smooth`` re-chunks text and reasoning deltas on word, line, sentence,
-regex or grapheme boundaries.
+regex or grapheme boundaries; ``think_tags`` splits reasoning written inline in the text
+(``<think>...</think>``) into reasoning deltas.
 
 Providers cut text where their tokenizer and network happen to cut it (``"Hel"``, ``"lo, w"``,
 ``"orld"``); a UI wants whole words, lines or sentences. ``smooth`` holds the text of the
@@ -15,13 +16,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import replace
 from typing import Any, Literal, overload
 
-from .._stream import End, Push, Stage, Stream, _GenSource
-from ..events import ReasoningDelta, TextDelta
+from .._stream import End, Push, Stage, Stream
+from ..events import BaseEvent, ReasoningDelta, RunEnd, TextDelta, deriver
 
-__all__ = ["smooth"]
+__all__ = ["ThinkTagSplitter", "smooth", "think_tags"]
 
 Boundary = Literal["word", "line", "sentence", "grapheme"]
 """The built-in chunk boundaries of :func:`smooth`."""
@@ -156,23 +156,9 @@ def _safe_len(s: str) -> int:
 
 def _make(src: Any, text: str) -> Any:
     """A delta of ``src``'s class with ``src``'s envelope and block id and ``text``."""
-    cls = src.__class__
     if text == src.delta:
         return src  # the chunk is exactly this delta: pass it on, no copy
-    if cls is TextDelta or cls is ReasoningDelta:
-        # Both are plain slots dataclasses without __post_init__: filling the slots directly
-        # builds the same object as the constructor at a third of the cost.
-        out: Any = object.__new__(cls)
-        out.run_id = src.run_id
-        out.agent = src.agent
-        out.seq = src.seq
-        out.ts = src.ts
-        out.raw = src.raw
-        out.kind = src.kind
-        out.delta = text
-        out.block_id = src.block_id
-        return out
-    return replace(src, delta=text)
+    return deriver(src.__class__, "delta")(src, text)
 
 
 _Chunker = tuple[Push, End, Callable[[], None], Callable[[], bool]]
@@ -206,7 +192,6 @@ def _chunker(
         cur: Any = None  # the last delta of the current block (None: no block yet)
         kind_ok: dict[type[Any], bool] = {}
         search = pattern.search if pattern is not None else None
-        new = object.__new__
 
         def emit(s: str, lo: int, hi: int, src: Any) -> None:
             # Emit s[lo:hi] (hi a boundary, or the end of the block) in chunks <= max_chars.
@@ -275,8 +260,7 @@ def _chunker(
                 # ASCII cluster longer than one character is CR LF, and no built-in pattern
                 # cuts between CR and LF.
                 simple = s.isascii()
-                cls = e.__class__
-                fast = cls is TextDelta or cls is ReasoningDelta
+                copy = deriver(e.__class__, "delta")  # e and c are of one class (one block)
                 last = 0
                 while m is not None:
                     p = m.end()
@@ -284,26 +268,9 @@ def _chunker(
                         src = e if p > n else c  # the delta that supplied the chunk's last character
                         if p - last > max_chars:
                             emit(s, last, p, src)
-                        elif fast:
-                            # _make, inlined: this runs for every chunk.
-                            t = s[last:p]
-                            if t == src.delta:
-                                down(src)
-                                last = p
-                                m = search(s, p)  # type: ignore[misc]
-                                continue
-                            o = new(cls)
-                            o.run_id = src.run_id
-                            o.agent = src.agent
-                            o.seq = src.seq
-                            o.ts = src.ts
-                            o.raw = src.raw
-                            o.kind = src.kind
-                            o.delta = t
-                            o.block_id = src.block_id
-                            down(o)
                         else:
-                            down(_make(src, s[last:p]))
+                            t = s[last:p]  # _make, inlined: this runs for every chunk
+                            down(src if t == src.delta else copy(src, t))
                         last = p
                     m = search(s, p)  # type: ignore[misc]
                 if last:
@@ -502,7 +469,7 @@ def smooth(
     name = f"smooth({label}, max_delay={delay:g})"
 
     def op(up: Stream[Any]) -> Stream[Any]:
-        return Stream(_GenSource(_timed, up, bind_full, delay, name))
+        return Stream.defer(_timed, up, bind_full, delay, name)
 
     return op
 
@@ -562,3 +529,144 @@ async def _timed(
 
 def _noop() -> None:
     return None
+
+
+# ----------------------------------------------------------------------------- think_tags
+
+
+class ThinkTagSplitter:
+    """Sans-IO splitter of one run's text into text and reasoning at inline tags (the core of
+    :func:`think_tags`, for adapters that split while they parse).
+
+    ``feed(text)`` returns the pieces that are certain, as ``(is_reasoning, text)`` pairs in
+    order; a tail that could be the start of the next tag (``"<thi"``) is held until the next
+    ``feed`` or ``flush()``, which emits it as what it then is (plain text or reasoning).
+    """
+
+    __slots__ = ("close", "inside", "open", "pending")
+
+    def __init__(self, open_tag: str = "<think>", close_tag: str = "</think>", inside: bool = False) -> None:
+        self.open = open_tag
+        self.close = close_tag
+        self.inside = inside
+        self.pending = ""
+
+    def feed(self, text: str) -> list[tuple[bool, str]]:
+        """The certain pieces of the text so far, ``(is_reasoning, text)``, non-empty, in order."""
+        s = self.pending + text if self.pending else text
+        out: list[tuple[bool, str]] = []
+        pos = 0
+        while True:
+            tag = self.close if self.inside else self.open
+            i = s.find(tag, pos)
+            if i < 0:
+                break
+            if i > pos:
+                out.append((self.inside, s[pos:i]))
+            self.inside = not self.inside
+            pos = i + len(tag)
+        # hold the longest tail that is a proper prefix of the tag looked for next
+        tag = self.close if self.inside else self.open
+        keep = 0
+        for k in range(min(len(tag) - 1, len(s) - pos), 0, -1):
+            if s.endswith(tag[:k]):
+                keep = k
+                break
+        cut = len(s) - keep
+        if cut > pos:
+            out.append((self.inside, s[pos:cut]))
+        self.pending = s[cut:]
+        return out
+
+    def flush(self) -> list[tuple[bool, str]]:
+        """The held tail, as what it is now (the end of the text, or another event came)."""
+        s, self.pending = self.pending, ""
+        return [(self.inside, s)] if s else []
+
+
+def think_tags(open_tag: str = "<think>", close_tag: str = "</think>", *, opened: bool = False) -> Stage[Any, Any]:
+    """Split reasoning written inline in the text (``<think>...</think>``) into reasoning deltas.
+
+    Models such as the DeepSeek-R1 distills and Qwen3 (and many open models behind
+    OpenAI-compatible servers) put their reasoning in the answer text between ``<think>`` and
+    ``</think>``. Text deltas between ``open_tag`` and ``close_tag`` become
+    :class:`~streamops.ReasoningDelta` events, the rest stays :class:`~streamops.TextDelta`;
+    the tags themselves are dropped, every other character is kept (whitespace included).
+    A tag may be split across deltas at any character: a delta's tail that could start a tag
+    is held until the next delta of the same run tells. Tags are recognised anywhere in the
+    text, each time (several think blocks in one answer are fine).
+
+    ``opened=True`` starts inside a think block: for chat templates that put the opening tag
+    in the prompt, so that the model writes only ``...</think>answer``.
+
+    The state is kept per run (``run_id`` and ``agent``), so merged runs are split
+    independently. Each output delta keeps the envelope (``run_id``, ``agent``, ``seq``,
+    ``ts``, ``raw``) and ``block_id`` of the input delta being split (the later one, for a
+    held tail). Other events, and reasoning deltas a provider already separated, pass through unchanged.
+
+    - Emits: the certain part of each text delta at once (as text or reasoning); a held
+      partial tag with the next delta of its run, before the next other event of its run,
+      or at the end.
+    - Completes: when the upstream completes, after emitting every held tail (as what it is
+      then: an unfinished ``"<thi"`` is text; an unclosed think block stays reasoning).
+    - Fails: when the upstream fails, after emitting the held tails.
+    - Cancels: when the downstream stops (a fused stage: nothing of its own to cancel).
+    - Buffers: per run, at most ``len(tag) - 1`` characters of a possible partial tag.
+
+    Marble: ``"<thi" "nk>hmm</th" "ink>Hi" | think_tags()`` gives ``R"hmm" "Hi"`` (``R`` a
+    reasoning delta).
+
+    Raises:
+        ValueError: an empty tag, or ``open_tag == close_tag``.
+    """
+    if not open_tag or not close_tag or open_tag == close_tag:
+        raise ValueError(
+            f"think_tags(): open_tag and close_tag must be different non-empty tags, got {open_tag!r}, {close_tag!r}"
+        )
+
+    def bind(down: Push, end: End) -> tuple[Push, End]:
+        runs: dict[tuple[str, str], tuple[ThinkTagSplitter, list[Any]]] = {}
+
+        def out(src: Any, pieces: list[tuple[bool, str]]) -> None:
+            for reasoning, text in pieces:
+                if reasoning:
+                    down(
+                        ReasoningDelta(
+                            run_id=src.run_id,
+                            agent=src.agent,
+                            seq=src.seq,
+                            ts=src.ts,
+                            raw=src.raw,
+                            delta=text,
+                            block_id=src.block_id,
+                        )
+                    )
+                else:
+                    down(_make(src, text))
+
+        def push(e: Any) -> None:
+            if isinstance(e, BaseEvent):
+                key = (e.run_id, e.agent)
+                if e.__class__ is TextDelta:
+                    state = runs.get(key)
+                    if state is None:
+                        state = runs[key] = (ThinkTagSplitter(open_tag, close_tag, opened), [None])
+                    state[1][0] = e
+                    out(e, state[0].feed(e.delta))
+                    return
+                state = runs.get(key)
+                if state is not None and state[0].pending:
+                    out(state[1][0], state[0].flush())
+                if isinstance(e, RunEnd):
+                    runs.pop(key, None)
+            down(e)
+
+        def end_() -> None:
+            for splitter, last in runs.values():
+                out(last[0], splitter.flush())
+            runs.clear()
+            end()
+
+        return push, end_
+
+    return Stage(bind, "think_tags")

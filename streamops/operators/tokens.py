@@ -26,7 +26,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .._stream import Stream, _GenSource
+from .._stream import Stream
 from ..events import (
     BaseEvent,
     ReasoningDelta,
@@ -305,7 +305,7 @@ def count_tokens(
                 yield ev
 
     def op(up: Stream[Any]) -> Stream[Any]:
-        return Stream(_GenSource(gen, up))
+        return Stream.defer(gen, up)
 
     return op
 
@@ -447,6 +447,6 @@ def budget(
                 yield ev
 
     def op(up: Stream[Any]) -> Stream[Any]:
-        return Stream(_GenSource(gen, up))
+        return Stream.defer(gen, up)
 
     return op
