@@ -43,6 +43,13 @@ CREATE TABLE IF NOT EXISTS events (
 _COLS = "run_id, agent, status, started, ended, events, first, error"
 
 
+def _one(cursor: sqlite3.Cursor) -> Any:
+    """The first row or ``None``, the cursor exhausted: a half-read cursor would keep its read
+    transaction open, and with it a stale snapshot of the file."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
+
+
 def _info(row: tuple[Any, ...]) -> RunInfo:
     return RunInfo(
         run_id=row[0],
@@ -91,9 +98,14 @@ class SQLiteStore(RunStore):
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Schema and WAL mode are set once per file: both take a write lock, which a live
+        # writer in another process would otherwise wait for (SQLite's busy wait sleeps in
+        # steps of up to a second).
+        if _one(conn.execute("PRAGMA journal_mode"))[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
+        if _one(conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'")) is None:
+            conn.executescript(_SCHEMA)
         return conn
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -165,7 +177,7 @@ class SQLiteStore(RunStore):
         def append(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute("SELECT status, events, first FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                row = _one(conn.execute("SELECT status, events, first FROM runs WHERE run_id = ?", (run_id,)))
                 if row is None:
                     raise UnknownRunError(run_id)
                 status, stored, kept = row
@@ -205,7 +217,7 @@ class SQLiteStore(RunStore):
             )
             if cur.rowcount:
                 return True
-            if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+            if _one(conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,))) is None:
                 raise UnknownRunError(run_id)
             return False
 
@@ -216,7 +228,7 @@ class SQLiteStore(RunStore):
     async def _info(self, run_id: str) -> RunInfo | None:
         def get(conn: sqlite3.Connection) -> RunInfo | None:
             self._expire(conn, time.time())
-            row = conn.execute(f"SELECT {_COLS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            row = _one(conn.execute(f"SELECT {_COLS} FROM runs WHERE run_id = ?", (run_id,)))
             return None if row is None else _info(row)
 
         return await self._run(get)
@@ -232,7 +244,7 @@ class SQLiteStore(RunStore):
         def read(conn: sqlite3.Connection) -> _Page | None:
             conn.execute("BEGIN")  # one snapshot for the run and its events
             try:
-                row = conn.execute(f"SELECT {_COLS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                row = _one(conn.execute(f"SELECT {_COLS} FROM runs WHERE run_id = ?", (run_id,)))
                 if row is None:
                     return None
                 items = conn.execute(
@@ -261,7 +273,7 @@ class SQLiteStore(RunStore):
 
     async def _lease_alive(self, info: RunInfo) -> bool:
         def get(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT lease_until FROM runs WHERE run_id = ?", (info.run_id,)).fetchone()
+            row = _one(conn.execute("SELECT lease_until FROM runs WHERE run_id = ?", (info.run_id,)))
             return row is None or time.time() < row[0]
 
         return await self._run(get)
@@ -270,7 +282,7 @@ class SQLiteStore(RunStore):
         import anyio
 
         def top(conn: sqlite3.Connection) -> int:
-            return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM runs").fetchone()[0])
+            return int(_one(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM runs"))[0])
 
         def newer(conn: sqlite3.Connection) -> tuple[int, list[RunInfo]]:
             rows = conn.execute(f"SELECT seq, {_COLS} FROM runs WHERE seq > ? ORDER BY seq", (cursor,)).fetchall()
