@@ -221,7 +221,8 @@ class RunStore(ABC):
             return []
         data = [_dump(e) for e in events]
         await self._append(run_id, first, data)
-        return [entry_id(run_id, first + i) for i in range(len(events))]
+        head = entry_id(run_id, 0)[:-1]  # "{run_id}:" percent-encoded once per batch
+        return [f"{head}{first + i}" for i in range(len(events))]
 
     async def end(self, run_id: str, status: RunState = "completed", *, error: str | None = None) -> bool:
         """Mark the run ended (followers stop after its last event) and start its TTL.
@@ -386,6 +387,7 @@ class _Follow:
         info = await store.info(run_id)
         pos = store._position(info, after)
         wait = min(store.lease / 3, 1.0)
+        waited = False  # the last wait brought nothing: time to look at the lease
         while True:
             page = await store._read(run_id, pos, 1000)
             if page is None:
@@ -396,6 +398,7 @@ class _Follow:
                     yield (eid, event) if self._ids else event
                 pos += len(entries)
                 after = entries[-1][0]
+                waited = False
                 continue
             info = page.info
             if pos < info.events:  # nothing from pos on, yet events there: evicted meanwhile
@@ -406,10 +409,11 @@ class _Follow:
                 )
             if info.status != "running":
                 return
-            if not await store._lease_alive(info):
+            if waited and not await store._lease_alive(info):
                 await store._lost(info)
                 continue
             await store._wait(run_id, pos, wait)
+            waited = True
 
 
 class _Watch:

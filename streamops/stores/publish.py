@@ -144,8 +144,13 @@ class _PublishSource:
             try:
                 async with aclosing(self._upstream.__aiter__()) as upstream:
                     async for event in upstream:
-                        try:
-                            await send.send(event)
+                        try:  # no checkpoint while the buffer has room: the writer gets batches
+                            send.send_nowait(event)
+                        except anyio.WouldBlock:
+                            try:
+                                await send.send(event)
+                            except anyio.BrokenResourceError:
+                                break
                         except anyio.BrokenResourceError:
                             break  # the writer failed: its error is raised below
                         last = event
