@@ -374,6 +374,10 @@ def serve(
     ] = 2,
     max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens when a request gives none.")] = 256,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+    store: Annotated[
+        str | None,
+        typer.Option(help="Run store the runs are published into: memory:, sqlite:PATH, redis://HOST:PORT/DB."),
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, each run's
     events at GET /runs/{id}/events, and the agent over A2A at POST /a2a with its card at
@@ -390,7 +394,7 @@ def serve(
         _fail(f"the server needs the server extra (pip install 'streamops[server]'): {exc}")
         return
     try:
-        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens)
+        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens, store=store)
     except (OSError, ValueError) as exc:
         _fail(f"cannot set up the model {model!r}: {exc}")
         return
