@@ -27,6 +27,7 @@ class FakeToolModel(BaseChatModel):
     reasoning: dict[int, str] = Field(default_factory=dict)
     fail_at: int | None = None
     calls: int = 0
+    sent: int = 0
 
     @property
     def _llm_type(self) -> str:
@@ -46,6 +47,7 @@ class FakeToolModel(BaseChatModel):
         for n, word in enumerate(re.findall(r"\s*\S+", text)):
             if self.fail_at == i and n == 1:
                 raise RuntimeError("model connection lost")
+            self.sent += 1
             yield AIMessageChunk(content=word)
         for k, tc in enumerate(msg.tool_calls):
             args = json.dumps(tc["args"])
