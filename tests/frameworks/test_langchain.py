@@ -13,14 +13,14 @@ import pytest
 
 pytest.importorskip("langgraph")
 
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel  # noqa: E402
-from langchain_core.messages import AIMessage  # noqa: E402
-from langchain_core.tools import tool  # noqa: E402
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.tools import tool
+from streamops.adapters.langchain import from_langchain
 
-import streamops as so  # noqa: E402
-from streamops.adapters.langchain import from_langchain  # noqa: E402
+import streamops as so
 
-from .lc_fake import FakeToolModel  # noqa: E402
+from .lc_fake import FakeToolModel
 
 pytestmark = pytest.mark.anyio
 
@@ -81,7 +81,10 @@ async def test_langgraph_run_two_parallel_tools_error_reasoning_usage() -> None:
     step_ends = [e for e in events if isinstance(e, so.StepEnd)]
     assert [s.finish_reason for s in step_ends] == ["tool_calls", "stop"]
     usage = [e for e in events if isinstance(e, so.UsageEvent)]
-    assert [(u.usage.input_tokens, u.usage.output_tokens, u.cumulative) for u in usage] == [(10, 5, False), (11, 6, False)]
+    assert [(u.usage.input_tokens, u.usage.output_tokens, u.cumulative) for u in usage] == [
+        (10, 5, False),
+        (11, 6, False),
+    ]
     end = events[-1]
     assert isinstance(end, so.RunEnd) and end.status == "completed" and end.finish_reason == "stop"
     assert end.usage is not None and (end.usage.input_tokens, end.usage.output_tokens) == (21, 11)
