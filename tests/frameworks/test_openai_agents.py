@@ -43,6 +43,7 @@ class _Server:
         self.base_url = base_url
         self.targets: list[str] = []
         self.closed = 0
+        self.closed_event = anyio.Event()
 
 
 @asynccontextmanager
@@ -76,6 +77,7 @@ async def replay(bodies: list[bytes], *, hang_after: int | None = None) -> Async
             except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
                 pass
             server.closed += 1
+            server.closed_event.set()
 
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, handle)
@@ -152,7 +154,6 @@ async def test_break_mid_run_cancels_and_closes_the_http_request() -> None:
                 async for ev in it:
                     if isinstance(ev, so.TextDelta):
                         break
-            while server.closed == 0:
-                await anyio.sleep(0.01)
+            await server.closed_event.wait()
     assert server.closed == 1
     assert run.is_complete
