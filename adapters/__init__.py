@@ -27,13 +27,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable
 from typing import Any, Literal, Unpack
 
-from streamops._stream import Stream, _GenSource
-from streamops.errors import StreamFormatError
+from streamops._stream import Stream
 from streamops.events import BaseEvent
 
-from ._base import OnMalformed, ParserOptions, normalize_finish_reason
+from ._base import PARSERS, OnMalformed, ParserOptions, normalize_finish_reason
 from ._drive import SSESource, drive_payloads, drive_sse
-from ._sansio import API, APIS, SSEParser, parser_for
+from ._sansio import API, APIS, SSEParser, detect_api, parser_for
+from .anthropic import MessagesParser
+from .gemini import GeminiParser
+from .openai_chat import ChatCompletionsParser
+from .openai_responses import ResponsesParser
+
+# The one table of wire API -> sans-IO parser (``parser_for`` looks it up).
+PARSERS.update({p.api: p for p in (ChatCompletionsParser, ResponsesParser, MessagesParser, GeminiParser)})
 
 __all__ = [
     "API",
@@ -59,19 +65,6 @@ def parse_sse_bytes(
     return p.feed(body) + p.close()
 
 
-def detect_api(body: bytes) -> API:
-    """The API of an SSE body, from its first events.
-
-    Raises:
-        StreamFormatError: the body is not an event stream of a known API.
-    """
-    p = SSEParser("auto")
-    p._route(p._decoder.feed(body) + p._decoder.flush())
-    if p.parser is None:
-        raise StreamFormatError("cannot tell the API of this body: no event of a known provider")
-    return p.parser.api  # type: ignore[return-value]
-
-
 def parse_sse(
     source: SSESource, *, api: API | Literal["auto"] = "auto", **options: Unpack[ParserOptions]
 ) -> Stream[BaseEvent]:
@@ -93,7 +86,7 @@ def parse_sse(
       :class:`~streamops.errors.TruncatedStreamError` on malformed input (after every event
       before it), unless ``on_malformed="event"``; with the source's own exception.
     """
-    return Stream(_GenSource(drive_sse, source, api, options))
+    return Stream.defer(drive_sse, source, api, options)
 
 
 def parse_payloads(
@@ -112,7 +105,7 @@ def parse_payloads(
     stops early the SDK stream is closed (``aclose()``/``close()``), which closes the
     provider's HTTP response.
     """
-    return Stream(_GenSource(drive_payloads, source, api, options, "generic"))
+    return Stream.defer(drive_payloads, source, api, options, "generic")
 
 
 def from_run(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:

@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from typing import Any, ClassVar, Unpack
 
-from streamops._stream import Stream, _GenSource
+from streamops._stream import Stream
 from streamops.events import (
     BaseEvent,
     CustomEvent,
@@ -226,7 +226,7 @@ def from_langchain(events: AsyncIterable[Any], **options: Unpack[ParserOptions])
       not an event dict (``on_malformed="raise"``).
     - Cancels: stopping early closes the iterator (``aclose()``), which cancels the run.
     """
-    return Stream(_GenSource(_drive, events, options))
+    return Stream.defer(_drive, events, options)
 
 
 def _drive(events: AsyncIterable[Any], options: ParserOptions) -> Any:

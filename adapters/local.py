@@ -693,7 +693,7 @@ class LocalModel:
             agent=agent,
             keep_raw=keep_raw,
         )
-        return Stream(_RunSource(self, options))
+        return Stream.defer(self._run, options)
 
     async def _acquire(self) -> None:
         """Take the run lock without blocking the event loop (polls: 1 ms doubling to 20 ms)."""
@@ -781,16 +781,3 @@ class _RunOptions:
     run_id: str | None
     agent: str
     keep_raw: bool
-
-
-class _RunSource:
-    """Re-iterable source: each ``__aiter__`` is a new run."""
-
-    __slots__ = ("_model", "_options")
-
-    def __init__(self, model: LocalModel, options: _RunOptions) -> None:
-        self._model = model
-        self._options = options
-
-    def __aiter__(self) -> AsyncGenerator[Event, None]:
-        return self._model._run(self._options)

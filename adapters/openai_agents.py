@@ -33,7 +33,7 @@ import dataclasses
 from contextlib import aclosing
 from typing import Any, ClassVar, Unpack
 
-from streamops._stream import Stream, _GenSource
+from streamops._stream import Stream
 from streamops.events import (
     BaseEvent,
     CustomEvent,
@@ -156,7 +156,7 @@ def from_openai_agents(run: Any, **options: Unpack[ParserOptions]) -> Stream[Bas
     - Cancels: stopping early calls the run's ``cancel()`` (its task is cancelled and its HTTP
       request closed) and closes the iterator.
     """
-    return Stream(_GenSource(_drive, run, options))
+    return Stream.defer(_drive, run, options)
 
 
 async def _drive(run: Any, options: ParserOptions) -> Any:

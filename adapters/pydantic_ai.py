@@ -38,7 +38,7 @@ from collections.abc import AsyncIterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing
 from typing import Any, ClassVar, Unpack
 
-from streamops._stream import Stream, _GenSource
+from streamops._stream import Stream
 from streamops.events import (
     BaseEvent,
     FinalOutput,
@@ -201,7 +201,7 @@ def from_pydantic_ai(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseE
       :class:`RunEnd`); ``TypeError`` at the first pull if ``run`` is none of the above.
     - Cancels: stopping early cancels the pydantic-ai run (``cancel()``, then ``aclose()``).
     """
-    return Stream(_GenSource(_drive, run, options))
+    return Stream.defer(_drive, run, options)
 
 
 async def _drive(run: Any, options: ParserOptions) -> Any:

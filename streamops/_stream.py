@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     import reactivex
 
-__all__ = ["Operator", "Push", "Stage", "Stream", "StageComplete"]
+__all__ = ["Operator", "Push", "Stage", "Stream", "StageComplete", "aclose_iterator"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -96,17 +96,20 @@ SKIP: Any = _Skip()
 """Returned by a stage's ``step`` function to emit nothing for this input."""
 
 
-class _GenSource(Generic[T]):
-    """An async iterable that calls ``fn(*args)`` for a fresh async iterator each time."""
+class _Deferred(Generic[T]):
+    """An async iterable that calls ``factory(*args)`` for a fresh async iterable each time."""
 
-    __slots__ = ("_args", "_fn")
+    __slots__ = ("_args", "_factory")
 
-    def __init__(self, fn: Callable[..., AsyncIterator[T]], *args: Any) -> None:
-        self._fn = fn
+    def __init__(self, factory: Callable[..., AsyncIterable[T]], args: tuple[Any, ...]) -> None:
+        self._factory = factory
         self._args = args
 
     def __aiter__(self) -> AsyncIterator[T]:
-        return self._fn(*self._args)
+        return self._factory(*self._args).__aiter__()
+
+    def __repr__(self) -> str:
+        return f"<defer {getattr(self._factory, '__qualname__', self._factory)!r}>"
 
 
 async def _from_sync_iterable(items: Iterable[T]) -> AsyncGenerator[T, None]:
@@ -114,7 +117,13 @@ async def _from_sync_iterable(items: Iterable[T]) -> AsyncGenerator[T, None]:
         yield item
 
 
-async def _aclose(it: object) -> None:
+async def aclose_iterator(it: object) -> None:
+    """Close an async iterator if it can be closed (``await it.aclose()`` when it has one).
+
+    What a hand-written operator calls on its source's iterator when it stops early, so the
+    provider's request is closed at once rather than by the garbage collector. Errors raised
+    by ``aclose()`` propagate.
+    """
     aclose = getattr(it, "aclose", None)
     if aclose is not None:
         await aclose()
@@ -153,7 +162,23 @@ class Stream(Generic[T]):
     @classmethod
     def from_iterable(cls, items: Iterable[T]) -> Stream[T]:
         """A stream of the items of a synchronous iterable (re-iterable if ``items`` is)."""
-        return cls(_GenSource(_from_sync_iterable, items))
+        return cls(_Deferred(_from_sync_iterable, (items,)))
+
+    @classmethod
+    def defer(cls, factory: Callable[..., AsyncIterable[T]], /, *args: Any) -> Stream[T]:
+        """A stream that calls ``factory(*args)`` anew for each iteration and streams what it
+        returns (an async generator, another :class:`Stream`, any async iterable).
+
+        This is how a source that does work when it starts (opens a request, takes a lock,
+        starts a run) stays lazy and re-iterable: nothing runs until a terminal pulls, and
+        each iteration is a fresh run. Errors raised by ``factory`` itself surface at the first
+        pull. Closing the stream closes the iterator ``factory`` gave.
+
+        Marble (``gen`` yields ``a b |`` each time it is called)::
+
+            Stream.defer(gen)    iteration 1: a b |    iteration 2: a b |
+        """
+        return cls(_Deferred(factory, args))
 
     @classmethod
     def from_async_iterable(cls, items: AsyncIterable[T]) -> Stream[T]:
@@ -170,16 +195,28 @@ class Stream(Generic[T]):
         max_buffer: int = 1024,
         overflow: Literal["error", "drop_oldest", "drop_newest"] = "error",
     ) -> Stream[T]:
-        """A stream of a ReactiveX observable's items (see :func:`streamops.rx.from_observable`).
+        """A stream of the items a ReactiveX observable pushes, subscribed when the stream is
+        iterated (each iteration subscribes anew). Requires the ``reactivex`` package (extra
+        ``rx``).
 
-        Rx pushes and has no backpressure, so items wait in a bounded buffer of ``max_buffer``
-        items; when it is full, ``overflow`` decides: ``"error"`` fails the stream with
-        :class:`~streamops.errors.BufferOverflowError`, ``"drop_oldest"``/``"drop_newest"``
-        drop an item. Requires the ``reactivex`` package (extra ``rx``).
+        - Emits: each pushed item, in push order, when the consumer pulls.
+        - Completes: when the observable completes (after the buffer is drained).
+        - Fails: with the observable's error (after the buffer is drained), or with
+          :class:`~streamops.errors.BufferOverflowError` when more than ``max_buffer`` items
+          wait and ``overflow="error"``.
+        - Cancels: when the consumer stops, the subscription is disposed.
+        - Buffers: Rx pushes and has no backpressure, so at most ``max_buffer`` items wait;
+          ``"drop_oldest"`` drops the oldest waiting item to make room, ``"drop_newest"`` the
+          pushed one. Items may be pushed from any thread (see :mod:`streamops.rx`).
+
+        Raises:
+            ValueError: ``max_buffer`` is less than 1.
         """
-        from .rx import from_observable
+        if max_buffer < 1:
+            raise ValueError(f"max_buffer must be >= 1, got {max_buffer}")
+        from .rx import observe
 
-        return from_observable(observable, max_buffer=max_buffer, overflow=overflow)
+        return cls.defer(observe, observable, max_buffer, overflow)
 
     def to_observable(self) -> reactivex.Observable[T]:
         """This stream as a ReactiveX observable (see :func:`streamops.rx.to_observable`)."""
@@ -192,7 +229,10 @@ class Stream(Generic[T]):
         if isinstance(op, Stage):
             return Stream(self._source, (*self._stages, op))
         if callable(op):
-            return op(self)
+            out = op(self)
+            if not isinstance(out, Stream):
+                raise _not_a_stream(op, out)
+            return out
         return NotImplemented
 
     @overload
@@ -325,7 +365,7 @@ class Stream(Generic[T]):
                     # Completed or failed: this push's outputs are yielded below, before the
                     # error is re-raised; the source is closed first, so the consumer gets
                     # control back with every upstream already closed (``take``).
-                    await _aclose(it)
+                    await aclose_iterator(it)
                     break
             except Exception as exc:
                 # The source failed: emit what the stages hold, then re-raise.
@@ -345,7 +385,7 @@ class Stream(Generic[T]):
             if failure is not None:
                 raise failure
         finally:
-            await _aclose(it)
+            await aclose_iterator(it)
 
     def iterate(self) -> AbstractAsyncContextManager[AsyncGenerator[T, None]]:
         """``async with stream.iterate() as it: async for x in it: ...``: the iterator is
@@ -453,3 +493,19 @@ class Stream(Generic[T]):
 
 
 _EMPTY = object()
+
+
+def _not_a_stream(op: object, out: object) -> TypeError:
+    """The error for ``stream | op`` when ``op(stream)`` is not a :class:`Stream`."""
+    what = type(out)
+    msg = (
+        f"stream | op: the operator returned {what.__module__}.{what.__qualname__}, not a "
+        "Stream; an operator is a Stage or a callable Stream -> Stream"
+    )
+    if what.__module__.split(".")[0] == "reactivex":
+        msg += (
+            ". ReactiveX operators apply to observables, not streams: convert with "
+            "stream.to_observable(), pipe the Rx operators there, and come back with "
+            "Stream.from_observable(observable)"
+        )
+    return TypeError(msg)

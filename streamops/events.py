@@ -16,7 +16,7 @@ AG-UI (``text-delta``, ``tool-call-start``, ...).
 Events are plain dataclasses rather than frozen ones: construction is on the hot path and a
 frozen dataclass costs about 3x as much to build (``benchmarks/bench_core.py`` prints both).
 Treat them as immutable: operators never mutate an event, they build a new one with
-:func:`dataclasses.replace`.
+:func:`derive` (every field copied, the envelope included, then the changes applied).
 
 JSON: :func:`to_json` and :func:`from_json` round-trip every event losslessly (``raw`` must
 hold JSON data for that); :func:`from_json` validates with a pydantic ``TypeAdapter`` and
@@ -27,8 +27,9 @@ first use, not at ``import streamops``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar, Union, get_args
 
 from .errors import EventValidationError
 
@@ -64,6 +65,8 @@ __all__ = [
     "ToolResult",
     "Usage",
     "UsageEvent",
+    "derive",
+    "deriver",
     "event_adapter",
     "from_json",
     "to_dict",
@@ -459,30 +462,7 @@ Event: TypeAlias = Union[  # noqa: UP007
 ]
 """Any streamops event; ``kind`` tells which."""
 
-_EVENT_CLASSES: tuple[type[BaseEvent], ...] = (
-    RunStart,
-    RunEnd,
-    StepStart,
-    StepEnd,
-    TextDelta,
-    ReasoningDelta,
-    ReasoningSignature,
-    RedactedReasoning,
-    RefusalDelta,
-    ToolCallStart,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolResult,
-    ToolError,
-    ToolProgress,
-    UsageEvent,
-    ErrorEvent,
-    CustomEvent,
-    RawEvent,
-    ObjectDelta,
-    PartialObject,
-    FinalOutput,
-)
+_EVENT_CLASSES: tuple[type[BaseEvent], ...] = get_args(Event)
 
 
 
@@ -563,3 +543,83 @@ def to_dict(event: BaseEvent) -> dict[str, Any]:
 def to_json(event: BaseEvent) -> bytes:
     """The event as compact UTF-8 JSON text. :func:`from_json` reverses it losslessly."""
     return event_adapter().dump_json(event, fallback=repr)
+
+
+E = TypeVar("E", bound=BaseEvent)
+
+_COPIERS: dict[type[Any], Any] = {}
+
+
+def _copier(cls: type[Any]) -> Any:
+    # One generated function per class, ``copy(event, *, field=<unchanged>...)``, that fills a
+    # new object's slots from the event's or from the keyword given (what the dataclass
+    # constructor does, minus defaults): about 2.5x faster than ``dataclasses.replace``
+    # (``benchmarks/bench_derive.py`` prints both). An unknown keyword is Python's own
+    # ``TypeError``.
+    from dataclasses import fields
+
+    names = [f.name for f in fields(cls) if f.name != "kind"]
+    params = ", ".join(f"{n}=_K" for n in names)
+    body = "".join(f"    o.{n} = e.{n} if {n} is _K else {n}\n" for n in names)
+    src = f"def derive(e, /, *, {params}):\n    o = new(cls)\n    o.kind = e.kind\n{body}    return o\n"
+    ns: dict[str, Any] = {"new": object.__new__, "cls": cls, "_K": _KEEP}
+    exec(src, ns)
+    fn = _COPIERS[cls] = ns["derive"]
+    return fn
+
+
+_KEEP = object()
+
+
+def derive(event: E, /, **changes: Any) -> E:
+    """A new event of ``event``'s class with all of its fields (the envelope ``run_id``,
+    ``agent``, ``seq``, ``ts``, ``raw`` included, and any field added later), then
+    ``changes`` applied: ``derive(delta, delta="Hel")``.
+
+    The one way to make an event from another: a copy that names the fields by hand would
+    silently drop a field added to the envelope. ``event`` itself is not changed; ``kind``
+    cannot be changed.
+
+    Raises:
+        TypeError: a name in ``changes`` is not a field of ``event``'s class (or is ``kind``).
+    """
+    copy = _COPIERS.get(event.__class__)
+    if copy is None:
+        copy = _copier(event.__class__)
+    try:
+        return copy(event, **changes)  # type: ignore[no-any-return]
+    except TypeError as exc:
+        bad = sorted(set(changes) - set(event.__class__.__dataclass_fields__)) or ["kind"]
+        raise TypeError(f"derive(): {event.__class__.__name__} has no changeable field {bad[0]!r}") from exc
+
+
+_DERIVERS: dict[tuple[type[Any], tuple[str, ...]], Any] = {}
+
+
+def deriver(cls: type[E], *names: str) -> Callable[..., E]:
+    """The hot-path form of :func:`derive` for events of exactly ``cls`` changing ``names``:
+    ``f = deriver(TextDelta, "delta")`` then ``f(event, "Hel")`` is ``derive(event,
+    delta="Hel")`` at the cost of the constructor's slot filling (about half of
+    :func:`derive`'s; ``benchmarks/bench_derive.py`` prints both). Generated once per
+    ``(cls, names)`` and cached. ``f`` must be given events of exactly ``cls``.
+
+    Raises:
+        TypeError: a name is not a field of ``cls`` (or is ``kind``).
+    """
+    key = (cls, names)
+    fn = _DERIVERS.get(key)
+    if fn is not None:
+        return fn  # type: ignore[no-any-return]
+    from dataclasses import fields
+
+    all_names = [f.name for f in fields(cls)]
+    for n in names:
+        if n not in all_names or n == "kind":
+            raise TypeError(f"deriver(): {cls.__name__} has no changeable field {n!r}")
+    args = "".join(f", {n}" for n in names)
+    body = "".join(f"    o.{n} = {n}\n" if n in names else f"    o.{n} = e.{n}\n" for n in all_names)
+    src = f"def derive(e{args}):\n    o = new(cls)\n{body}    return o\n"
+    ns: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    exec(src, ns)  # code built from the class's own field names only
+    fn = _DERIVERS[key] = ns["derive"]
+    return fn  # type: ignore[no-any-return]

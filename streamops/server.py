@@ -55,7 +55,7 @@ llama.cpp is not thread-safe, so one instance runs one generation at a time; the
 ``workers`` requests generate at once (each instance costs its memory, about 0.2 GB for
 SmolLM2, and its threads: keep ``workers`` at or below the cores), and further requests wait
 for a free instance. Any other string is resolved per request with
-:func:`~streamops.models.resolve_model` (so ``"replay:a.sse,b.sse"`` replays from the first
+:func:`~streamops.adapters.models.resolve_model` (so ``"replay:a.sse,b.sse"`` replays from the first
 body for every request, and a LiteLLM name makes one client per request); a
 :class:`~streamops.models.Model` object is shared by all requests as it is.
 
@@ -68,7 +68,6 @@ client's tools).
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 import uuid
@@ -78,7 +77,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._stream import Stream, _GenSource
+from ._stream import Stream
+from .adapters.models import resolve_model
 from .agent import Agent, AgentStream
 from .events import (
     BaseEvent,
@@ -89,8 +89,9 @@ from .events import (
     ToolCallEnd,
     ToolCallStart,
     Usage,
+    derive,
 )
-from .models import Model, ToolSpec, resolve_model
+from .models import Model, ToolSpec
 from .operators.aggregate import Accumulator
 from .sinks.openai import ChunkEncoder, completion_object
 
@@ -205,7 +206,7 @@ class _Pool:
     """``size`` local models; ``acquire`` waits for a free one."""
 
     def __init__(self, size: int) -> None:
-        from .adapters.local import LocalModel
+        from .adapters.models import LocalModel
 
         self.models: list[Any] = [LocalModel(seed=i) for i in range(size)]
         self._free = list(self.models)
@@ -249,7 +250,7 @@ class _PooledModel:
     def stream(
         self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[ToolSpec] = (), **kwargs: Any
     ) -> Stream[BaseEvent]:
-        return Stream(_GenSource(self._run, messages, tools, kwargs))
+        return Stream.defer(self._run, messages, tools, kwargs)
 
     async def _run(
         self, messages: Sequence[Mapping[str, Any]], tools: Sequence[ToolSpec], kwargs: dict[str, Any]
@@ -276,9 +277,6 @@ class _RunSource:
         self.agent_stream: AgentStream | None = None
         self.cancelled = False
         self._wait: Any = None
-
-    def __aiter__(self) -> AsyncGenerator[BaseEvent, None]:
-        return self._run()
 
     def cancel(self) -> None:
         """Cancel now: the agent's own cancel (it logs ``RunEnd(status="cancelled")``), or, while
@@ -343,7 +341,7 @@ class _RunStream(Stream[BaseEvent]):
     __slots__ = ("_run_source",)
 
     def __init__(self, source: _RunSource) -> None:
-        super().__init__(source)
+        super().__init__(Stream.defer(source._run))
         self._run_source = source
 
     def cancel(self) -> None:
@@ -434,7 +432,7 @@ async def _client_events(handle: RunHandle, server_tools: Mapping[str, Any]) -> 
                 # Every call of the step was the server's own: to the client, no tool call was
                 # asked for. A run that ran out of steps there was cut short by a limit.
                 limited = isinstance(ev, RunEnd) and ev.status == "max_steps"
-                ev = dataclasses.replace(ev, finish_reason="length" if limited else None)
+                ev = derive(ev, finish_reason="length" if limited else None)
             yield ev
 
 

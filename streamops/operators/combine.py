@@ -18,12 +18,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._host import current_host, hosted
-from .._stream import Stream, _aclose, _GenSource
-from ..events import BaseEvent, ErrorEvent
+from .._stream import Stream, aclose_iterator
+from ..events import BaseEvent, ErrorEvent, derive
 
 if TYPE_CHECKING:
     import anyio
@@ -207,7 +206,7 @@ class _MergeIterator:
                     if not self._closed:
                         async for x in it:
                             if stamp and isinstance(x, BaseEvent) and not x.agent:
-                                x = replace(x, agent=label)
+                                x = derive(x, agent=label)
                             last = x
                             q.append((src, x))
                             waiter = self._waiter
@@ -226,7 +225,7 @@ class _MergeIterator:
                         # whole host, is being cancelled.
                         with anyio.CancelScope(shield=True):
                             try:
-                                await _aclose(it)
+                                await aclose_iterator(it)
                             except Exception as exc:
                                 self._source_failed(src, exc, last)
         finally:
@@ -292,7 +291,7 @@ def merge(
 
     ``merge(a, b, c)`` or, to label the sources, ``merge({"researcher": a, "writer": b})``: an
     event from a labelled source whose ``agent`` is empty gets the label as its ``agent`` (a
-    copy made with :func:`dataclasses.replace`; events that name their agent, and non-events,
+    copy made with :func:`~streamops.events.derive`; events that name their agent, and non-events,
     pass unchanged). ``run_id`` and ``seq`` are never touched.
 
     One task per source (not per item), each in its own cancel scope; a source's async
@@ -361,7 +360,7 @@ async def _concat(sources: tuple[AsyncIterable[Any], ...]) -> AsyncGenerator[Any
         # closed too: the consumer stopped, nobody will run them.
         for src in sources[i:]:
             if isinstance(src, AsyncIterator):
-                await _aclose(src)
+                await aclose_iterator(src)
 
 
 def concat(*streams: AsyncIterable[T]) -> Stream[T]:
@@ -380,4 +379,4 @@ def concat(*streams: AsyncIterable[T]) -> Stream[T]:
 
     Marble: ``a: 1 2|`` and ``b: 3 4|`` give ``concat(a, b)``: ``1 2 3 4|``.
     """
-    return Stream(_GenSource(_concat, streams))
+    return Stream.defer(_concat, streams)

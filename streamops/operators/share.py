@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 
 from .._host import TaskHostRequired
-from .._stream import Stream, _aclose
+from .._stream import Stream, aclose_iterator
 from ..errors import StreamClosedError, StreamopsError
 from ..events import BaseEvent, CustomEvent, ReasoningDelta, TextDelta, ToolCallDelta
 
@@ -339,7 +339,7 @@ class Shared(Generic[T]):
         if not self._started:
             self._started = self._done = self._closed = True
             if isinstance(self._source, AsyncIterator):
-                await _aclose(self._source)
+                await aclose_iterator(self._source)
             return
         if not self._done:
             self._closed = True
@@ -406,7 +406,7 @@ class Shared(Generic[T]):
                     if it is not None:
                         with anyio.CancelScope(shield=True):
                             try:
-                                await _aclose(it)
+                                await aclose_iterator(it)
                             except Exception as exc:
                                 if self._error is None and not self._closed:
                                     self._error = exc

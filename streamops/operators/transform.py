@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, TypeVar, overload
 
-from .._stream import End, Push, Stage, Stream, _GenSource
+from .._stream import End, Push, Stage, Stream
 
 __all__ = ["map", "scan", "tap"]
 
@@ -50,7 +50,7 @@ def map(fn: Callable[[T], Any]) -> Stage[T, Any] | Callable[[Stream[T]], Stream[
                     yield await afn(x)
 
         def op(up: Stream[T]) -> Stream[Any]:
-            return Stream(_GenSource(gen, up))
+            return Stream.defer(gen, up)
 
         return op
 

@@ -51,7 +51,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .._stream import _aclose
+from .._stream import aclose_iterator
 from ..events import (
     BaseEvent,
     CustomEvent,
@@ -366,7 +366,7 @@ class A2AEncoder:
         except Exception as exc:
             failure = exc
         finally:
-            await _aclose(it)
+            await aclose_iterator(it)
         if failure is not None:
             err = error_event(failure, last)
             ends = self.encode(err)

@@ -56,7 +56,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from .._stream import _aclose
+from .._stream import aclose_iterator
 from ..events import (
     BaseEvent,
     CustomEvent,
@@ -384,7 +384,7 @@ class AGUIEncoder:
         except Exception as exc:
             failure = exc
         finally:
-            await _aclose(it)
+            await aclose_iterator(it)
         if failure is not None:
             for ev in self.encode(error_event(failure, last)):
                 yield self.sse(ev)

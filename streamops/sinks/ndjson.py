@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from types import GeneratorType
 from typing import TYPE_CHECKING
 
-from .._stream import Stream, _GenSource
+from .._stream import Stream
 from ..events import BaseEvent, from_json, to_json
 from .runlog import DisconnectPolicy
 
@@ -126,4 +126,4 @@ def ndjson_events(lines_or_chunks: AsyncIterable[bytes | str] | Iterable[bytes |
         EventValidationError: a line is not JSON, or not a valid event.
         TypeError: ``lines_or_chunks`` is one ``bytes``/``str`` body itself (pass ``[body]``).
     """
-    return Stream(_GenSource(_decode, lines_or_chunks))
+    return Stream.defer(_decode, lines_or_chunks)

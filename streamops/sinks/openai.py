@@ -92,7 +92,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any
 
-from streamops._stream import End, Push, Stage, Stream, _aclose, _GenSource
+from streamops._stream import End, Push, Stage, Stream, aclose_iterator
 from streamops.events import (
     BaseEvent,
     ErrorEvent,
@@ -448,7 +448,7 @@ def openai_sse_stream(
 
         return push, flush
 
-    return Stream(_GenSource(_then_error_event, stream)) | Stage(bind, "openai_chunks")
+    return Stream.defer(_then_error_event, stream) | Stage(bind, "openai_chunks")
 
 
 async def _then_error_event(source: AsyncIterable[BaseEvent]) -> AsyncGenerator[BaseEvent, None]:
@@ -461,11 +461,11 @@ async def _then_error_event(source: AsyncIterable[BaseEvent]) -> AsyncGenerator[
         async for last in it:
             yield last
     except Exception as exc:
-        await _aclose(it)
+        await aclose_iterator(it)
         yield error_event(exc, last)
         raise
     finally:
-        await _aclose(it)
+        await aclose_iterator(it)
 
 
 def completion_object(

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .._stream import Stream, _GenSource
+from .._stream import Stream
 from ..errors import EventValidationError
 from ..events import EVENT_KINDS, BaseEvent, from_json, to_json
 from .runlog import DisconnectPolicy, ResumeUnavailableError, RunHandle, _EventIds
@@ -148,7 +148,7 @@ def sse_events(chunks: AsyncIterable[bytes] | Iterable[bytes]) -> Stream[BaseEve
         EventValidationError: an event's data is not a valid event.
         TypeError: ``chunks`` is a bytes object itself (pass ``[body]``).
     """
-    return Stream(_GenSource(_decode_sse, chunks))
+    return Stream.defer(_decode_sse, chunks)
 
 
 # ----------------------------------------------------------------------------------- responses

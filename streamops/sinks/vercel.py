@@ -53,7 +53,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from .._stream import _aclose
+from .._stream import aclose_iterator
 from ..events import (
     BaseEvent,
     CustomEvent,
@@ -347,7 +347,7 @@ class VercelEncoder:
         except Exception as exc:
             failure = exc
         finally:
-            await _aclose(it)
+            await aclose_iterator(it)
         if failure is not None:
             for part in self.encode(error_event(failure, last)):
                 yield self.sse(part)

@@ -7,7 +7,6 @@ from contextlib import aclosing
 from typing import Any
 
 from streamops import Stream
-from streamops._stream import _GenSource
 
 
 class Boom(Exception):
@@ -105,7 +104,7 @@ class Flagged:
             self.log.append((self.name, "finally"))
 
     def __call__(self, up: Stream[Any]) -> Stream[Any]:
-        return Stream(_GenSource(self._gen, up))
+        return Stream.defer(self._gen, up)
 
 
 END = "end"

@@ -32,7 +32,6 @@ from streamops import (
     take_until,
     tap,
 )
-from streamops._stream import _GenSource
 
 from ._util import Counter, Probe
 
@@ -303,7 +302,7 @@ def unfused_map(fn: Any) -> Any:
         async for x in up:
             yield fn(x)
 
-    return lambda up: Stream(_GenSource(gen, up))
+    return lambda up: Stream.defer(gen, up)
 
 
 def test_stages_lists_fused_stages() -> None:
