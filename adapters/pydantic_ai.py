@@ -35,8 +35,10 @@ Mapping (the pydantic-ai object is each event's ``raw``):
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing
+from contextlib import AbstractAsyncContextManager, aclosing
 from typing import Any, ClassVar, Unpack
+
+import anyio
 
 from streamops._stream import Stream
 from streamops.events import (
@@ -206,9 +208,14 @@ def from_pydantic_ai(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseE
 
 async def _drive(run: Any, options: ParserOptions) -> Any:
     parser = PydanticAIParser(**options)
-    async with AsyncExitStack() as stack:
-        if isinstance(run, AbstractAsyncContextManager) and not isinstance(run, AsyncIterable):
-            run = await stack.enter_async_context(run)
+    # ``run_stream_events()``'s context manager starts the run as a task of its own (an
+    # asyncio task, not a cancel scope or task group of ours), so entering it here and
+    # leaving it when this generator closes holds no scope across a yield (PEP 789).
+    cm: Any = None
+    if isinstance(run, AbstractAsyncContextManager) and not isinstance(run, AsyncIterable):
+        cm = run
+        run = await cm.__aenter__()
+    try:
         if not isinstance(run, AsyncIterable):
             raise TypeError(f"from_pydantic_ai: expected a pydantic-ai run or event stream, got {type(run).__name__}")
         cancel = getattr(run, "cancel", None)
@@ -222,3 +229,7 @@ async def _drive(run: Any, options: ParserOptions) -> Any:
         async with aclosing(drive_framework(parser, run, _cancel)) as events:
             async for ev in events:
                 yield ev
+    finally:
+        if cm is not None:
+            with anyio.CancelScope(shield=True):
+                await cm.__aexit__(None, None, None)
