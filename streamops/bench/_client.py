@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import aclosing
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 
@@ -149,18 +150,19 @@ async def _http_events(
             return
         decoder = SSEDecoder()
         parser = parser_for("openai-responses" if target.api == "responses" else "openai-chat")
-        async for raw in resp.aiter_raw():
-            now = clock()
-            for sse in decoder.feed(raw):
-                if not sse.data:
-                    continue
-                events = parser.feed_json(None if sse.event == "message" else sse.event, sse.data)
-                if events:
-                    rec.feed(now, events)
-                    for ev in events:
-                        yield ev
-            if parser.ended:
-                return
+        async with aclosing(cast("AsyncGenerator[bytes, None]", resp.aiter_raw())) as received:
+            async for raw in received:
+                now = clock()
+                for sse in decoder.feed(raw):
+                    if not sse.data:
+                        continue
+                    events = parser.feed_json(None if sse.event == "message" else sse.event, sse.data)
+                    if events:
+                        rec.feed(now, events)
+                        for ev in events:
+                            yield ev
+                if parser.ended:
+                    return
         now = clock()
         for sse in decoder.flush():
             if sse.data:
