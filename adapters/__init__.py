@@ -28,12 +28,18 @@ from collections.abc import AsyncIterable, Iterable
 from typing import Any, Literal, Unpack
 
 from streamops._stream import Stream
-from streamops.errors import StreamFormatError
 from streamops.events import BaseEvent
 
-from ._base import OnMalformed, ParserOptions, normalize_finish_reason
+from ._base import PARSERS, OnMalformed, ParserOptions, normalize_finish_reason
 from ._drive import SSESource, drive_payloads, drive_sse
-from ._sansio import API, APIS, SSEParser, parser_for
+from ._sansio import API, APIS, SSEParser, detect_api, parser_for
+from .anthropic import MessagesParser
+from .gemini import GeminiParser
+from .openai_chat import ChatCompletionsParser
+from .openai_responses import ResponsesParser
+
+# The one table of wire API -> sans-IO parser (``parser_for`` looks it up).
+PARSERS.update({p.api: p for p in (ChatCompletionsParser, ResponsesParser, MessagesParser, GeminiParser)})
 
 __all__ = [
     "API",
@@ -56,19 +62,6 @@ def parse_sse_bytes(
     """Parse one whole SSE body into a list of events (see :class:`SSEParser` for errors)."""
     p = SSEParser(api, **options)
     return p.feed(body) + p.close()
-
-
-def detect_api(body: bytes) -> API:
-    """The API of an SSE body, from its first events.
-
-    Raises:
-        StreamFormatError: the body is not an event stream of a known API.
-    """
-    p = SSEParser("auto")
-    p._route(p._decoder.feed(body) + p._decoder.flush())
-    if p.parser is None:
-        raise StreamFormatError("cannot tell the API of this body: no event of a known provider")
-    return p.parser.api  # type: ignore[return-value]
 
 
 def parse_sse(

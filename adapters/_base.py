@@ -8,14 +8,27 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal, TypeAlias, TypedDict, TypeVar
+from typing import Any, ClassVar, Literal, TypeAlias, TypedDict, TypeVar, cast
 
 from streamops.errors import StreamFormatError, TruncatedStreamError
-from streamops.events import BaseEvent, ErrorEvent, FinishReason, RawEvent, RunEnd, RunStart, RunStatus, Usage
+from streamops.events import (
+    BaseEvent,
+    ErrorEvent,
+    FinishReason,
+    RawEvent,
+    ReasoningDelta,
+    RunEnd,
+    RunStart,
+    RunStatus,
+    TextDelta,
+    Usage,
+)
+from streamops.operators.text import ThinkTagSplitter
 
 __all__ = [
     "IntCheck",
     "OnMalformed",
+    "PARSERS",
     "ParserBase",
     "ParserOptions",
     "lenient_int",
@@ -45,6 +58,10 @@ class ParserOptions(TypedDict, total=False):
     """Put the wire payload each event came from in its ``raw`` (default ``True``)."""
     on_malformed: OnMalformed
     """What to do with malformed input (default ``"raise"``)."""
+    think_tags: bool
+    """Split reasoning the model writes inline in its text as ``<think>...</think>``
+    (DeepSeek-R1 distills, Qwen3) into reasoning deltas, as
+    :func:`streamops.think_tags` does (default ``False``)."""
 
 
 _FINISH: dict[str, FinishReason] = {
@@ -135,6 +152,12 @@ def status_for(finish: FinishReason | None) -> RunStatus:
     return "completed"
 
 
+PARSERS: dict[str, type[ParserBase]] = {}
+"""The sans-IO parser class of each wire API, by API name (``"openai-chat"`` ->
+``ChatCompletionsParser``...). Filled by the package (``streamops.adapters``), which imports
+every parser module; :func:`~streamops.adapters.parser_for` looks parsers up here."""
+
+
 class ParserBase:
     """Sans-IO base of the provider parsers.
 
@@ -156,8 +179,11 @@ class ParserBase:
         agent: str = "",
         keep_raw: bool = True,
         on_malformed: OnMalformed = "raise",
+        think_tags: bool = False,
     ) -> None:
         self.run_id = run_id if run_id is not None else uuid.uuid4().hex
+        self._think = ThinkTagSplitter() if think_tags else None
+        self._think_src: tuple[Any, str | None] = (None, None)  # raw, block_id of the last text
         self.agent = agent
         self.keep_raw = keep_raw
         self.on_malformed: OnMalformed = on_malformed
@@ -168,7 +194,31 @@ class ParserBase:
 
     # -------------------------------------------------------------------- building events
     def emit(self, cls: type[E], raw: Any = None, **fields: Any) -> E:
-        """Build an event of ``cls`` with the envelope filled in and append it to the output."""
+        """Build an event of ``cls`` with the envelope filled in and append it to the output.
+
+        With ``think_tags``, a text delta goes through the think-tag splitter: it may come out
+        as text and reasoning deltas, or be held in part until the next event (a possible
+        partial tag); the event returned is then the last one emitted, or a text delta that
+        was not emitted (everything held).
+        """
+        think = self._think
+        if think is not None:
+            if cls is TextDelta:
+                self._think_src = (raw, fields.get("block_id"))
+                last = self._think_pieces(think.feed(fields["delta"]))
+                return cast(E, last if last is not None else TextDelta(delta="", block_id=fields.get("block_id")))
+            if think.pending:
+                self._think_pieces(think.flush())
+        return self._build(cls, raw, **fields)
+
+    def _think_pieces(self, pieces: list[tuple[bool, str]]) -> BaseEvent | None:
+        raw, block_id = self._think_src
+        last: BaseEvent | None = None
+        for reasoning, text in pieces:
+            last = self._build(ReasoningDelta if reasoning else TextDelta, raw, delta=text, block_id=block_id)
+        return last
+
+    def _build(self, cls: type[E], raw: Any = None, **fields: Any) -> E:
         ev = cls(
             run_id=self.run_id,
             agent=self.agent,
@@ -309,6 +359,8 @@ class ParserBase:
     def close(self) -> list[BaseEvent]:
         """The body ended: emit what is pending and the run end (or report truncation)."""
         self.out = []
+        if self._think is not None and self._think.pending:
+            self._think_pieces(self._think.flush())
         if not self.ended:
             self.on_close()
         return self.out

@@ -16,9 +16,9 @@ from streamops.errors import StreamFormatError
 from streamops.events import BaseEvent
 from streamops.sse import SSEDecoder, SSEEvent
 
-from ._base import ParserBase, ParserOptions
+from ._base import PARSERS, ParserBase, ParserOptions
 
-__all__ = ["API", "APIS", "PayloadParser", "SSEParser", "detect_one", "parser_for"]
+__all__ = ["API", "APIS", "PayloadParser", "SSEParser", "detect_api", "detect_one", "parser_for"]
 
 API: TypeAlias = Literal["openai-chat", "openai-responses", "anthropic", "gemini"]
 """The wire APIs streamops parses."""
@@ -44,23 +44,23 @@ def parser_for(api: API, **options: Unpack[ParserOptions]) -> ParserBase:
     Raises:
         ValueError: ``api`` is not one of :data:`APIS`.
     """
-    if api == "openai-chat":
-        from .openai_chat import ChatCompletionsParser
+    cls = PARSERS.get(api)
+    if cls is None:
+        raise ValueError(f"unknown api {api!r}; expected one of {', '.join(APIS)}")
+    return cls(**options)
 
-        return ChatCompletionsParser(**options)
-    if api == "openai-responses":
-        from .openai_responses import ResponsesParser
 
-        return ResponsesParser(**options)
-    if api == "anthropic":
-        from .anthropic import MessagesParser
+def detect_api(body: bytes) -> API:
+    """The API of an SSE body, from its first events.
 
-        return MessagesParser(**options)
-    if api == "gemini":
-        from .gemini import GeminiParser
-
-        return GeminiParser(**options)
-    raise ValueError(f"unknown api {api!r}; expected one of {', '.join(APIS)}")
+    Raises:
+        StreamFormatError: the body is not an event stream of a known API.
+    """
+    p = SSEParser("auto")
+    p._route(p._decoder.feed(body) + p._decoder.flush())
+    if p.parser is None:
+        raise StreamFormatError("cannot tell the API of this body: no event of a known provider")
+    return p.parser.api  # type: ignore[return-value]
 
 
 def detect_one(event_type: str | None, payload: Any) -> API | None:

@@ -88,7 +88,7 @@ def parse_litellm(stream: AsyncIterable[Any], **options: Unpack[ParserOptions]) 
 
     ``options`` go to :class:`~streamops.adapters.openai_chat.ChatCompletionsParser`:
     ``run_id``, ``agent``, ``keep_raw`` (each chunk's dict in the events' ``raw``),
-    ``on_malformed``.
+    ``on_malformed``, ``think_tags``.
 
     Emits: ``RunStart``, then the deltas, ``UsageEvent`` (if LiteLLM passes usage), and
     ``RunEnd`` with the finish reason (see the module docstring for what LiteLLM changes).
@@ -115,6 +115,7 @@ def litellm_stream(
     agent: str = "",
     keep_raw: bool = True,
     on_malformed: OnMalformed = "raise",
+    think_tags: bool = False,
     **kwargs: Any,
 ) -> Stream[Event]:
     """A lazy stream of the events of ``litellm.acompletion(model=model, messages=messages,
@@ -124,15 +125,22 @@ def litellm_stream(
     a worker thread, so the event loop is not blocked for the seconds it takes), sends a new
     request and parses it with :func:`parse_litellm`. ``kwargs`` go to ``acompletion``
     (``api_base``, ``api_key``, ``temperature``, ``tools``, ``stream_options={"include_usage":
-    True}`` for usage...); ``stream=True`` is forced. ``run_id``, ``agent``, ``keep_raw`` and
-    ``on_malformed`` go to the parser.
+    True}`` for usage...); ``stream=True`` is forced. ``run_id``, ``agent``, ``keep_raw``,
+    ``on_malformed`` and ``think_tags`` (split inline ``<think>...</think>`` reasoning into
+    reasoning deltas, for models that write it in the text) go to the parser.
 
     Raises (while iterating): :class:`LiteLLMNotInstalledError`; whatever ``acompletion``
     raises before the stream starts (authentication, bad request, connection errors); what
     :func:`parse_litellm` raises.
     """
     request = {"model": model, "messages": [dict(m) for m in messages], **kwargs, "stream": True}
-    options: ParserOptions = {"run_id": run_id, "agent": agent, "keep_raw": keep_raw, "on_malformed": on_malformed}
+    options: ParserOptions = {
+        "run_id": run_id,
+        "agent": agent,
+        "keep_raw": keep_raw,
+        "on_malformed": on_malformed,
+        "think_tags": think_tags,
+    }
     return Stream(_LiteLLMSource(request, options))
 
 

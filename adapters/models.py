@@ -1,5 +1,5 @@
-"""The models an agent can use, by name: :func:`resolve` (behind
-:func:`streamops.models.resolve_model`) and :class:`LiteLLMModel`.
+"""The models an agent can use, by name: :func:`resolve_model` (what ``Agent(model=...)``,
+the CLI's ``--model`` and the server's ``model=`` go through) and :class:`LiteLLMModel`.
 
 - ``None``, ``"local"``, ``"smollm2"``: one shared :class:`~streamops.adapters.local.LocalModel`
   per process (SmolLM2-135M-Instruct; created on first request, loaded on first use);
@@ -28,7 +28,7 @@ from .litellm import import_litellm, litellm_stream
 from .local import LocalModel
 from .replay import ReplayModel
 
-__all__ = ["LOCAL_NAMES", "LiteLLMModel", "resolve", "shared_local_model"]
+__all__ = ["LOCAL_NAMES", "LiteLLMModel", "LocalModel", "resolve_model", "shared_local_model"]
 
 LOCAL_NAMES = frozenset({"local", "smollm2"})
 """The specs that name the shared local model (besides ``None``)."""
@@ -59,8 +59,9 @@ class LiteLLMModel:
         model: LiteLLM's model name, ``"provider/model"`` (``"openai/gpt-4o"``).
         defaults: keyword arguments for every request (``api_base``, ``api_key``,
             ``temperature``, ``max_tokens``...), passed to
-            :func:`~streamops.adapters.litellm.litellm_stream` (so ``keep_raw`` and
-            ``on_malformed`` go to the parser).
+            :func:`~streamops.adapters.litellm.litellm_stream` (so ``keep_raw``,
+            ``on_malformed`` and ``think_tags=True``, which splits inline
+            ``<think>...</think>`` reasoning into reasoning deltas, go to the parser).
 
     Each ``stream(...)`` call asks for usage (``stream_options={"include_usage": True}``,
     unless ``defaults`` has its own ``stream_options``), sends ``tools`` as OpenAI function
@@ -113,7 +114,7 @@ class LiteLLMModel:
         """A lazy stream of the model's response (each iteration sends a new request); see
         :func:`~streamops.adapters.litellm.litellm_stream` for the events and errors."""
         kwargs = self.request_kwargs(tools=tools, output_schema=output_schema)
-        return Stream(_LiteLLMModelSource(self.model, [dict(m) for m in messages], kwargs, run_id, agent))
+        return Stream.defer(_litellm_run, self.model, [dict(m) for m in messages], kwargs, run_id, agent)
 
 
 _mcp_check_broken: bool | None = None
@@ -136,38 +137,23 @@ def _mcp_check_is_broken() -> bool:
     return _mcp_check_broken
 
 
-class _LiteLLMModelSource:
-    """Re-iterable source: each ``__aiter__`` sends a new request."""
-
-    __slots__ = ("_agent", "_kwargs", "_messages", "_model", "_run_id")
-
-    def __init__(
-        self, model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any], run_id: str | None, agent: str
-    ) -> None:
-        self._model = model
-        self._messages = messages
-        self._kwargs = kwargs
-        self._run_id = run_id
-        self._agent = agent
-
-    def __aiter__(self) -> AsyncGenerator[BaseEvent, None]:
-        return self._run()
-
-    async def _run(self) -> AsyncGenerator[BaseEvent, None]:
-        kwargs = self._kwargs
-        if kwargs.get("tools") and "_skip_mcp_handler" not in kwargs:
-            broken = _mcp_check_broken
-            if broken is None:
-                broken = await anyio.to_thread.run_sync(_mcp_check_is_broken)
-            if broken:
-                kwargs = {**kwargs, "_skip_mcp_handler": True}
-        stream = litellm_stream(self._model, self._messages, run_id=self._run_id, agent=self._agent, **kwargs)
-        async with aclosing(stream.__aiter__()) as events:  # no task group across a yield (PEP 789)
-            async for event in events:
-                yield event
+async def _litellm_run(
+    model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any], run_id: str | None, agent: str
+) -> AsyncGenerator[BaseEvent, None]:
+    """One request (each iteration of :meth:`LiteLLMModel.stream`'s stream sends a new one)."""
+    if kwargs.get("tools") and "_skip_mcp_handler" not in kwargs:
+        broken = _mcp_check_broken
+        if broken is None:
+            broken = await anyio.to_thread.run_sync(_mcp_check_is_broken)
+        if broken:
+            kwargs = {**kwargs, "_skip_mcp_handler": True}
+    stream = litellm_stream(model, messages, run_id=run_id, agent=agent, **kwargs)
+    async with aclosing(stream.__aiter__()) as events:  # no task group across a yield (PEP 789)
+        async for event in events:
+            yield event
 
 
-def resolve(spec: str | Model | None = None) -> Model:
+def resolve_model(spec: str | Model | None = None) -> Model:
     """The model named by ``spec`` (see the module docstring).
 
     Raises:

@@ -54,8 +54,7 @@ from .events import (
     from_json,
     to_json,
 )
-from .jsonstream import JsonDelta, JsonStreamError, JsonStreamParser, JsonValueEnd
-from .models import Model, ToolSpec, resolve_model
+from .models import Model, ToolSpec
 from .operators import (
     DROPPED_DELTAS,
     Accumulator,
@@ -66,6 +65,7 @@ from .operators import (
     Shared,
     SlowConsumerError,
     StreamMetrics,
+    ThinkTagSplitter,
     TokenCount,
     TokenCounter,
     ToolCall,
@@ -89,11 +89,12 @@ from .operators import (
     take_until,
     tap,
     tee,
+    think_tags,
     throttle,
     timeout,
 )
 from .operators.combine import task_scope
-from .tools import Tool, ToolArgumentsError, ToolCallTimeout, ToolContext, tool
+from .tools import Tool, ToolArgumentsError, ToolContext, tool
 
 __version__ = "0.1.0"
 
@@ -114,10 +115,6 @@ __all__ = [
     "FirstEventTimeout",
     "Hooks",
     "IdleTimeout",
-    "JsonDelta",
-    "JsonStreamError",
-    "JsonStreamParser",
-    "JsonValueEnd",
     "Message",
     "Model",
     "ObjectDelta",
@@ -149,6 +146,7 @@ __all__ = [
     "StreamopsError",
     "TaskHostRequired",
     "TextDelta",
+    "ThinkTagSplitter",
     "TokenCount",
     "TokenCounter",
     "Tool",
@@ -157,7 +155,6 @@ __all__ = [
     "ToolCallDelta",
     "ToolCallEnd",
     "ToolCallStart",
-    "ToolCallTimeout",
     "ToolContext",
     "ToolError",
     "ToolProgress",
@@ -183,7 +180,6 @@ __all__ = [
     "merge",
     "metrics",
     "of_type",
-    "resolve_model",
     "scan",
     "share",
     "smooth",
@@ -193,6 +189,7 @@ __all__ = [
     "tap",
     "task_scope",
     "tee",
+    "think_tags",
     "throttle",
     "timeout",
     "to_json",

@@ -195,16 +195,28 @@ class Stream(Generic[T]):
         max_buffer: int = 1024,
         overflow: Literal["error", "drop_oldest", "drop_newest"] = "error",
     ) -> Stream[T]:
-        """A stream of a ReactiveX observable's items (see :func:`streamops.rx.from_observable`).
+        """A stream of the items a ReactiveX observable pushes, subscribed when the stream is
+        iterated (each iteration subscribes anew). Requires the ``reactivex`` package (extra
+        ``rx``).
 
-        Rx pushes and has no backpressure, so items wait in a bounded buffer of ``max_buffer``
-        items; when it is full, ``overflow`` decides: ``"error"`` fails the stream with
-        :class:`~streamops.errors.BufferOverflowError`, ``"drop_oldest"``/``"drop_newest"``
-        drop an item. Requires the ``reactivex`` package (extra ``rx``).
+        - Emits: each pushed item, in push order, when the consumer pulls.
+        - Completes: when the observable completes (after the buffer is drained).
+        - Fails: with the observable's error (after the buffer is drained), or with
+          :class:`~streamops.errors.BufferOverflowError` when more than ``max_buffer`` items
+          wait and ``overflow="error"``.
+        - Cancels: when the consumer stops, the subscription is disposed.
+        - Buffers: Rx pushes and has no backpressure, so at most ``max_buffer`` items wait;
+          ``"drop_oldest"`` drops the oldest waiting item to make room, ``"drop_newest"`` the
+          pushed one. Items may be pushed from any thread (see :mod:`streamops.rx`).
+
+        Raises:
+            ValueError: ``max_buffer`` is less than 1.
         """
-        from .rx import from_observable
+        if max_buffer < 1:
+            raise ValueError(f"max_buffer must be >= 1, got {max_buffer}")
+        from .rx import observe
 
-        return from_observable(observable, max_buffer=max_buffer, overflow=overflow)
+        return cls.defer(observe, observable, max_buffer, overflow)
 
     def to_observable(self) -> reactivex.Observable[T]:
         """This stream as a ReactiveX observable (see :func:`streamops.rx.to_observable`)."""
@@ -217,7 +229,10 @@ class Stream(Generic[T]):
         if isinstance(op, Stage):
             return Stream(self._source, (*self._stages, op))
         if callable(op):
-            return op(self)
+            out = op(self)
+            if not isinstance(out, Stream):
+                raise _not_a_stream(op, out)
+            return out
         return NotImplemented
 
     @overload
@@ -478,3 +493,19 @@ class Stream(Generic[T]):
 
 
 _EMPTY = object()
+
+
+def _not_a_stream(op: object, out: object) -> TypeError:
+    """The error for ``stream | op`` when ``op(stream)`` is not a :class:`Stream`."""
+    what = type(out)
+    msg = (
+        f"stream | op: the operator returned {what.__module__}.{what.__qualname__}, not a "
+        "Stream; an operator is a Stage or a callable Stream -> Stream"
+    )
+    if what.__module__.split(".")[0] == "reactivex":
+        msg += (
+            ". ReactiveX operators apply to observables, not streams: convert with "
+            "stream.to_observable(), pipe the Rx operators there, and come back with "
+            "Stream.from_observable(observable)"
+        )
+    return TypeError(msg)

@@ -182,8 +182,9 @@ def run(
     mode = smooth or (SmoothChoice.line if agents > 1 else SmoothChoice.word)
     names = ["agent"] if agents == 1 else [f"agent-{i + 1}" for i in range(agents)]
     settings: dict[str, Any] = {}
-    if model is None or model in ("local", "smollm2"):
-        from streamops.adapters.local import LocalModel
+    from streamops.adapters.models import LOCAL_NAMES, LocalModel
+
+    if model is None or model.lower() in LOCAL_NAMES:
 
         models: list[Any] = [LocalModel(seed=i) for i in range(agents)]  # one per agent: they run in parallel
         settings["max_tokens"] = max_tokens

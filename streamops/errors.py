@@ -124,8 +124,17 @@ class StepTimeout(StreamTimeout):
 
 
 class ToolTimeout(StreamTimeout):
-    """A tool call (``tool-call-end`` to its ``tool-result``/``tool-error``) took longer than
-    ``tool`` seconds."""
+    """A tool call took longer than its limit, ``seconds``: seen from the stream
+    (``timeout(tool=...)``: ``tool-call-end`` to its ``tool-result``/``tool-error``), or where
+    the tool runs (the tool's own ``timeout``; ``tool`` is then the tool's name, else ``None``:
+    an async tool has been cancelled, a sync tool's worker thread abandoned, see
+    :mod:`streamops.tools`)."""
 
     limit = "tool"
     _what = "tool call not answered within"
+
+    def __init__(self, seconds: float, detail: str = "", *, tool: str | None = None) -> None:
+        super().__init__(seconds, detail)
+        self.tool = tool
+        if tool is not None:
+            self.args = (f"tool {tool!r} did not finish within {seconds:g} s",)

@@ -1,5 +1,6 @@
-"""What an agent needs from a model: the :class:`Model` protocol, the message and tool-spec
-shapes, and :func:`resolve_model`, which turns ``--model`` strings into models.
+"""What an agent needs from a model: the :class:`Model` protocol and the message and
+tool-spec shapes. A pure contract: turning ``--model`` strings into models is the adapters'
+job (:func:`streamops.adapters.models.resolve_model`).
 
 Messages are OpenAI Chat Completions message dicts (the lingua franca LiteLLM and llama.cpp
 chat templates accept): ``{"role": "system" | "user" | "assistant" | "tool", "content": str}``,
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from ._stream import Stream
     from .events import BaseEvent
 
-__all__ = ["ChatMessage", "Model", "ToolSpec", "resolve_model"]
+__all__ = ["ChatMessage", "Model", "ToolSpec"]
 
 ChatMessage: TypeAlias = dict[str, Any]
 """One OpenAI-style chat message (see the module docstring)."""
@@ -67,23 +68,3 @@ class Model(Protocol):
         run_id: str | None = None,
         agent: str = "",
     ) -> Stream[BaseEvent]: ...
-
-
-def resolve_model(spec: str | Model | None = None) -> Model:
-    """The model named by ``spec``.
-
-    - ``None``, ``"local"`` or ``"smollm2"``: the local SmolLM2-135M-Instruct model (no key, no
-      network; one shared instance per process);
-    - ``"replay:PATH[,PATH...]"``: a :class:`~streamops.adapters.replay.ReplayModel` playing
-      recorded SSE bodies, one per call (step);
-    - any other string: a LiteLLM model (``openai/gpt-4o``, ``anthropic/claude-...``), which
-      needs the provider's key in the environment;
-    - a :class:`Model`: itself.
-
-    Raises:
-        ValueError: an empty string.
-    """
-    from .adapters.models import resolve
-
-    model: Model = resolve(spec)
-    return model

@@ -55,7 +55,7 @@ llama.cpp is not thread-safe, so one instance runs one generation at a time; the
 ``workers`` requests generate at once (each instance costs its memory, about 0.2 GB for
 SmolLM2, and its threads: keep ``workers`` at or below the cores), and further requests wait
 for a free instance. Any other string is resolved per request with
-:func:`~streamops.models.resolve_model` (so ``"replay:a.sse,b.sse"`` replays from the first
+:func:`~streamops.adapters.models.resolve_model` (so ``"replay:a.sse,b.sse"`` replays from the first
 body for every request, and a LiteLLM name makes one client per request); a
 :class:`~streamops.models.Model` object is shared by all requests as it is.
 
@@ -78,6 +78,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._stream import Stream
+from .adapters.models import resolve_model
 from .agent import Agent, AgentStream
 from .events import (
     BaseEvent,
@@ -90,7 +91,7 @@ from .events import (
     Usage,
     derive,
 )
-from .models import Model, ToolSpec, resolve_model
+from .models import Model, ToolSpec
 from .operators.aggregate import Accumulator
 from .sinks.openai import ChunkEncoder, completion_object
 
@@ -205,7 +206,7 @@ class _Pool:
     """``size`` local models; ``acquire`` waits for a free one."""
 
     def __init__(self, size: int) -> None:
-        from .adapters.local import LocalModel
+        from .adapters.models import LocalModel
 
         self.models: list[Any] = [LocalModel(seed=i) for i in range(size)]
         self._free = list(self.models)

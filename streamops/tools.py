@@ -67,13 +67,13 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from .errors import StreamopsError
+from .errors import StreamopsError, ToolTimeout
 from .models import ToolSpec
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-__all__ = ["Tool", "ToolArgumentsError", "ToolCallTimeout", "ToolContext", "tool"]
+__all__ = ["Tool", "ToolArgumentsError", "ToolContext", "tool"]
 
 R = TypeVar("R")
 
@@ -94,19 +94,6 @@ class ToolArgumentsError(StreamopsError, ValueError):
         super().__init__(message)
         self.tool = tool
         self.errors: list[dict[str, Any]] = errors or []
-
-
-class ToolCallTimeout(StreamopsError, TimeoutError):
-    """A tool call ran longer than the tool's ``timeout``.
-
-    ``tool`` is the tool's name, ``seconds`` the limit. An async tool has been cancelled; a sync
-    tool's worker thread has been abandoned and finishes on its own (see the module docstring).
-    """
-
-    def __init__(self, tool: str, seconds: float) -> None:
-        super().__init__(f"tool {tool!r} did not finish within {seconds:g} s")
-        self.tool = tool
-        self.seconds = seconds
 
 
 class ToolContext:
@@ -289,7 +276,7 @@ class Tool(Generic[R]):
 
         Raises:
             ToolArgumentsError: the arguments are invalid (the tool was not called).
-            ToolCallTimeout: the call ran longer than ``timeout`` seconds.
+            ToolTimeout: the call ran longer than ``timeout`` seconds (``tool`` set).
             Exception: whatever the tool raised, as itself.
         """
         import anyio
@@ -323,7 +310,7 @@ class Tool(Generic[R]):
         if scope.cancelled_caught:
             if context is not None:
                 context._cancelled.set()
-            raise ToolCallTimeout(self.name, self.timeout or 0.0)
+            raise ToolTimeout(self.timeout or 0.0, tool=self.name)
         return _to_json_data(result)
 
     @functools.cached_property

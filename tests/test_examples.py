@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from streamops.adapters.models import resolve_model
 
 import streamops as so
 from tests.conftest import RECORDED
@@ -25,7 +26,7 @@ def _free_the_local_model() -> Iterator[None]:
     """Close the shared local model the examples loaded (llama.cpp's finalizer fails when it
     runs at interpreter exit)."""
     yield
-    so.resolve_model(None).close()  # type: ignore[attr-defined]
+    resolve_model(None).close()  # type: ignore[attr-defined]
 
 
 def _load(path: Path, name: str) -> ModuleType:

@@ -1,6 +1,11 @@
-"""Structural rules the code must keep (PEP 789): no async generator in the library holds a
-task group or a terminal's iteration (which opens one) across a ``yield``; context managers
-(``@asynccontextmanager``) are the place for them."""
+"""Structural rules the code must keep.
+
+- PEP 789: no async generator in the library holds a task group or a terminal's iteration
+  (which opens one) across a ``yield``; context managers (``@asynccontextmanager``) are the
+  place for them.
+- Layering: events <- core <- operators <- adapters/agent <- sinks <- serve/cli; no module
+  imports a higher floor, and no import cycle exists, lazy (function-level) imports included.
+"""
 
 from __future__ import annotations
 
@@ -112,3 +117,175 @@ def test_the_rule_catches_what_it_forbids(tmp_path: Path) -> None:
     )
     found = _offenders([bad], tmp_path)
     assert [line.split(" ")[1].rstrip(":") for line in found] == ["a", "b", "c"]
+
+
+# ----------------------------------------------------------------------------- layering
+FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("events", ("streamops.errors", "streamops.events")),
+    (
+        "core",
+        (
+            "streamops._stream",
+            "streamops._host",
+            "streamops._bridge",
+            "streamops._pump",
+            "streamops.jsonstream",
+            "streamops.sse",
+            "streamops.rx",
+            "streamops.models",
+            "streamops.testing",
+        ),
+    ),
+    ("operators", ("streamops.operators",)),
+    ("adapters/agent", ("streamops.adapters", "streamops.agent", "streamops.tools")),
+    ("sinks", ("streamops.sinks", "streamops.render")),
+    ("serve/cli", ("streamops.serve", "streamops.server", "streamops.cli", "streamops.__main__")),
+)
+"""The floors, lowest first: a module may import its own floor and the floors below it, never
+one above (not even in a function). ``streamops`` itself (the re-export surface) sits above
+them all and nothing in the library may import it."""
+
+
+def _module_name(path: Path, root: Path) -> tuple[str, bool]:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[0] == "adapters":  # installed as streamops.adapters (pyproject's package-dir)
+        parts = ["streamops", *parts]
+    is_pkg = parts[-1] == "__init__"
+    if is_pkg:
+        parts = parts[:-1]
+    return ".".join(parts), is_pkg
+
+
+def _floor(module: str) -> int:
+    for i, (_, prefixes) in enumerate(FLOORS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return i
+    raise AssertionError(f"{module} is on no floor: add it to FLOORS in tests/test_structure.py")
+
+
+def _imports(root: Path) -> list[tuple[str, str, bool, int]]:
+    """Every import between library modules: ``(importer, imported, type_only, line)``, module
+    level or inside functions (lazy imports count); ``type_only``: under ``if TYPE_CHECKING``."""
+    files = [*sorted((root / "streamops").rglob("*.py")), *sorted((root / "adapters").rglob("*.py"))]
+    modules = {}
+    for p in files:
+        name, is_pkg = _module_name(p, root)
+        modules[name] = (p, is_pkg)
+    out = []
+    for name, (path, is_pkg) in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        type_only = {
+            id(x)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)
+            for b in n.body
+            for x in ast.walk(b)
+        }
+        package = name if is_pkg else name.rpartition(".")[0]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    pkg = package
+                    for _ in range(node.level - 1):
+                        pkg = pkg.rpartition(".")[0]
+                    base = f"{pkg}.{base}" if base else pkg
+                targets = [base, *(f"{base}.{a.name}" for a in node.names)]
+            else:
+                continue
+            for t in targets:
+                if t in modules and t != name:
+                    out.append((name, t, id(node) in type_only, node.lineno))
+    return out
+
+
+def _layer_violations(imports: list[tuple[str, str, bool, int]]) -> list[str]:
+    bad = []
+    for src, dst, _, line in imports:
+        if src == "streamops":
+            continue
+        if dst == "streamops":
+            bad.append(f"{src}:{line} imports the top-level package streamops")
+            continue
+        if _floor(dst) > _floor(src):
+            bad.append(f"{src}:{line} ({FLOORS[_floor(src)][0]}) imports {dst} ({FLOORS[_floor(dst)][0]})")
+    return bad
+
+
+def _cycles(imports: list[tuple[str, str, bool, int]]) -> list[list[str]]:
+    """The import cycles (strongly connected components of more than one module) among runtime
+    imports, lazy ones included (``TYPE_CHECKING`` imports never run, so they close no cycle)."""
+    graph: dict[str, set[str]] = {}
+    for src, dst, type_only, _ in imports:
+        if not type_only:
+            graph.setdefault(src, set()).add(dst)
+            graph.setdefault(dst, set())
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_module_imports_a_higher_floor() -> None:
+    imports = _imports(ROOT)
+    assert len(imports) > 100
+    bad = _layer_violations(imports)
+    assert not bad, "imports from a lower floor to a higher one:\n" + "\n".join(bad)
+
+
+def test_no_import_cycle_even_through_lazy_imports() -> None:
+    cycles = _cycles(_imports(ROOT))
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_layering_rules_catch_what_they_forbid(tmp_path: Path) -> None:
+    (tmp_path / "streamops" / "operators").mkdir(parents=True)
+    (tmp_path / "adapters").mkdir()
+    (tmp_path / "streamops" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "streamops" / "events.py").write_text(
+        "def f():\n    from .operators import text\n", encoding="utf-8"
+    )  # lazy, upward
+    (tmp_path / "streamops" / "operators" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "streamops" / "operators" / "text.py").write_text(
+        "from ..events import f\nimport streamops.sinks\n", encoding="utf-8"
+    )
+    (tmp_path / "adapters" / "__init__.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from streamops.operators import text\n",
+        encoding="utf-8",
+    )
+    imports = _imports(tmp_path)
+    assert ("streamops.adapters", "streamops.operators.text", True, 3) in imports
+    assert _layer_violations(imports) == [
+        "streamops.events:2 (events) imports streamops.operators (operators)",
+        "streamops.events:2 (events) imports streamops.operators.text (operators)",
+    ]
+    assert _cycles(imports) == [["streamops.events", "streamops.operators.text"]]

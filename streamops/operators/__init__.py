@@ -6,7 +6,7 @@ from .metrics import RunStats, StreamMetrics, metrics
 from .select import filter, of_type, take, take_until
 from .share import DROPPED_DELTAS, ReplayUnavailableError, Shared, SlowConsumerError, share, tee
 from .structured import structured
-from .text import smooth
+from .text import ThinkTagSplitter, smooth, think_tags
 from .time import batch, debounce, throttle, timeout
 from .tokens import TokenCount, TokenCounter, budget, count_tokens
 from .transform import map, scan, tap
@@ -21,6 +21,7 @@ __all__ = [
     "Shared",
     "SlowConsumerError",
     "StreamMetrics",
+    "ThinkTagSplitter",
     "TokenCount",
     "TokenCounter",
     "ToolCall",
@@ -44,6 +45,7 @@ __all__ = [
     "take_until",
     "tap",
     "tee",
+    "think_tags",
     "throttle",
     "timeout",
 ]

@@ -1,5 +1,6 @@
 """Text operators: ``smooth`` re-chunks text and reasoning deltas on word, line, sentence,
-regex or grapheme boundaries.
+regex or grapheme boundaries; ``think_tags`` splits reasoning written inline in the text
+(``<think>...</think>``) into reasoning deltas.
 
 Providers cut text where their tokenizer and network happen to cut it (``"Hel"``, ``"lo, w"``,
 ``"orld"``); a UI wants whole words, lines or sentences. ``smooth`` holds the text of the
@@ -18,9 +19,9 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal, overload
 
 from .._stream import End, Push, Stage, Stream
-from ..events import ReasoningDelta, TextDelta, derive
+from ..events import BaseEvent, ReasoningDelta, RunEnd, TextDelta, deriver
 
-__all__ = ["smooth"]
+__all__ = ["ThinkTagSplitter", "smooth", "think_tags"]
 
 Boundary = Literal["word", "line", "sentence", "grapheme"]
 """The built-in chunk boundaries of :func:`smooth`."""
@@ -157,7 +158,7 @@ def _make(src: Any, text: str) -> Any:
     """A delta of ``src``'s class with ``src``'s envelope and block id and ``text``."""
     if text == src.delta:
         return src  # the chunk is exactly this delta: pass it on, no copy
-    return derive(src, delta=text)
+    return deriver(src.__class__, "delta")(src, text)
 
 
 _Chunker = tuple[Push, End, Callable[[], None], Callable[[], bool]]
@@ -186,9 +187,15 @@ def _chunker(
     user = isinstance(by, re.Pattern)
     grapheme = by == "grapheme"
 
+    word = by == "word"
+
     def bind(down: Push, end: End) -> _Chunker:
+        # Each run (run_id, agent) has its own held text, so the runs of a merged stream are
+        # re-chunked independently. The run of the last delta is "current": its state lives in
+        # buf and cur (the hot path); the other runs' held text waits in ``parked``.
         buf = ""  # text held for the current block; always starts on a grapheme boundary
         cur: Any = None  # the last delta of the current block (None: no block yet)
+        parked: dict[tuple[str, str], tuple[str, Any]] = {}  # other runs: (held text, last delta)
         kind_ok: dict[type[Any], bool] = {}
         search = pattern.search if pattern is not None else None
 
@@ -224,16 +231,50 @@ def _chunker(
                 buf = ""
                 emit(s, 0, len(s), cur)
 
+        def flush_all() -> None:
+            # The other runs' held text (in the order they were parked), then the current's.
+            nonlocal cur
+            while parked:
+                s, c = parked.pop(next(iter(parked)))
+                emit(s, 0, len(s), c)
+            flush()
+            cur = None
+
+        def switch(e: Any) -> None:
+            # Make ``e``'s run the current one: park the current run's held text, take out
+            # ``e``'s run's.
+            nonlocal buf, cur
+            c = cur
+            if c is not None:
+                if c.run_id == e.run_id and c.agent == e.agent:
+                    return
+                if buf:
+                    parked[(c.run_id, c.agent)] = (buf, c)
+                    buf = ""
+                cur = None
+            if parked:
+                got = parked.pop((e.run_id, e.agent), None)
+                if got is not None:
+                    buf, cur = got
+
         def begin(e: Any) -> bool:
-            # ``e`` is not the next delta of the current block: flush the held text; say
-            # whether ``e`` is a delta to re-chunk (it then starts a new block).
+            # ``e`` is not the next delta of the current block. Switch to ``e``'s run; if
+            # ``e`` does not continue that run's held block, flush it (another event, another
+            # block: the held text goes out first). Say whether ``e`` is a delta to re-chunk.
             nonlocal cur
             cls = e.__class__
             ok = kind_ok.get(cls)
             if ok is None:
                 ok = kind_ok[cls] = issubclass(cls, kinds)
+            if isinstance(e, BaseEvent):
+                switch(e)
+            else:
+                flush_all()  # not an event of any run: everything held goes out first
+            c = cur
+            if ok and c is not None and cls is c.__class__ and e.block_id == c.block_id:
+                return True  # the next delta of its run's held block
             if buf:
-                flush()  # another event, another block: the held text goes out first
+                flush()
             cur = None
             if not ok:
                 down(e)
@@ -250,7 +291,7 @@ def _chunker(
             ):
                 if not begin(e):
                     return
-                c = None
+                c = cur
             n = len(buf)
             s = buf + e.delta if n else e.delta
             m = search(s, n - 1 if n else 0)  # type: ignore[misc]
@@ -259,19 +300,28 @@ def _chunker(
                 # ASCII cluster longer than one character is CR LF, and no built-in pattern
                 # cuts between CR and LF.
                 simple = s.isascii()
+                copy = deriver(e.__class__, "delta")  # e and c are of one class (one block)
                 last = 0
                 while m is not None:
                     p = m.end()
-                    if simple or _is_boundary(s, last, p):
+                    if word and s[last].isspace() and s[last:p].isspace():
+                        pass  # leading whitespace only: it goes out with the word after it
+                    elif simple or _is_boundary(s, last, p):
                         src = e if p > n else c  # the delta that supplied the chunk's last character
                         if p - last > max_chars:
                             emit(s, last, p, src)
                         else:
-                            down(_make(src, s[last:p]))
+                            t = s[last:p]  # _make, inlined: this runs for every chunk
+                            down(src if t == src.delta else copy(src, t))
                         last = p
                     m = search(s, p)  # type: ignore[misc]
                 if last:
                     s = s[last:]
+            if word and s and s[-1].isspace() and s[-1] != "\r" and not s.isspace():
+                # A word and the whitespace after it: the cut is certain, emit now (more
+                # whitespace in the next delta goes out with the next word).
+                emit(s, 0, len(s), e if e.delta else c)
+                s = ""
             buf = s
             cur = e
             if len(s) > max_chars:
@@ -286,7 +336,7 @@ def _chunker(
             ):
                 if not begin(e):
                     return
-                c = None
+                c = cur
             n = len(buf)
             s = buf + e.delta if n else e.delta
             if grapheme:
@@ -338,7 +388,7 @@ def _chunker(
         push = push_local if local else push_other
 
         def end_() -> None:
-            flush()
+            flush_all()
             end()
 
         def flush_soft() -> None:
@@ -349,9 +399,17 @@ def _chunker(
                 if k:
                     buf = s[k:]
                     emit(s, 0, k, cur)
+            for key, (s, c) in list(parked.items()):
+                k = _safe_len(s)
+                if k:
+                    emit(s, 0, k, c)
+                    if k < len(s):
+                        parked[key] = (s[k:], c)
+                    else:
+                        del parked[key]
 
         def held() -> bool:
-            return bool(buf)
+            return bool(buf) or bool(parked)
 
         return push, end_, flush_soft, held
 
@@ -384,13 +442,21 @@ def smooth(
     """Re-chunk text and reasoning deltas so that each chunk ends on a boundary.
 
     The deltas of one block (same class, ``block_id``, ``run_id`` and ``agent``) are held and
-    re-emitted as new deltas that end on a boundary of ``by``:
+    re-emitted as new deltas that end on a boundary of ``by``. Each run (``run_id``,
+    ``agent``) keeps its own held text, so the runs of a merged stream are re-chunked
+    independently: smoothing a merged stream gives, run by run, what smoothing each run alone
+    gives.
 
-    - ``"word"`` (default): after a run of whitespace, just before the next non-whitespace
-      character; the whitespace stays with the word before it (``"Hello, "`` then
-      ``"world"``). Each character of a script written without spaces (CJK ideographs, kana,
-      CJK punctuation, Thai, Lao, Khmer, Myanmar) is a chunk of its own, with any whitespace
-      that follows it.
+    - ``"word"`` (default): a word and the whitespace after it (``"Hello, "`` then
+      ``"world"``), emitted as soon as that whitespace arrives (the Vercel AI SDK's
+      ``smoothStream`` cuts the same way). Whitespace with no word before it in the held text
+      (at the start of a block, or arriving after the word went out) goes out with the next
+      word: ``" " " " "foo"`` gives ``"  foo"``, never a whitespace-only chunk (unless the
+      block is only whitespace). Because of that early cut, a combining mark that a later
+      delta puts on that whitespace starts the next chunk (the only cut that may not be a
+      grapheme boundary; see docs/decisions.md). Each character of a script written without
+      spaces (CJK ideographs, kana, CJK punctuation, Thai, Lao, Khmer, Myanmar) is a chunk of
+      its own, with any whitespace that follows it.
     - ``"line"``: after a run of line breaks (``"\\n"``, with any ``"\\r"``), just before the
       next character.
     - ``"sentence"``: after ``.``, ``!``, ``?`` or ``…`` (and any closing quotes or
@@ -400,9 +466,9 @@ def smooth(
     - a compiled ``re.Pattern``: after each non-empty match in the held text (searched from
       its start, like the Vercel AI SDK's ``smoothStream``).
 
-    A cut is made only once the character after it has arrived (a word is complete when the
-    next word starts), and only on a grapheme cluster boundary: emoji ZWJ sequences, skin
-    tones, flags, letters with combining marks are never split, in any mode. The text is
+    Except after a word's whitespace, a cut is made only once the character after it has
+    arrived, and only on a grapheme cluster boundary: emoji ZWJ sequences, skin tones, flags,
+    letters with combining marks are never split, in any mode. The text is
     never changed: the output deltas of a block concatenate to its input deltas.
 
     The held text is also flushed:
@@ -410,9 +476,13 @@ def smooth(
     - when it exceeds ``max_chars`` characters (base64, code without spaces): pieces of at
       most ``max_chars`` characters, backed off to a grapheme boundary (a single grapheme
       cluster longer than that goes out whole); every chunk is at most ``max_chars`` long;
-    - before any event that is not one of ``kinds`` (a tool call never overtakes text);
-    - when the block changes (another ``block_id``, text <-> reasoning, another run or agent);
-    - at the end of the stream, or when the upstream fails (held text first, then the error);
+    - before any event that is not one of ``kinds`` (a tool call never overtakes text), for
+      the event's run (an item that is not an event flushes every run);
+    - when the block of its run changes (another ``block_id``, text <-> reasoning); a delta
+      of another run or agent does not flush it;
+    - before any event of its run that is not one of ``kinds``;
+    - at the end of the stream, or when the upstream fails (held text first, then the error;
+      the runs in the order their text was set aside, the last run's last);
     - with ``max_delay``: when text has been held for ``max_delay`` seconds (see below).
 
     Each output delta is a new delta of the same class with the envelope (``run_id``,
@@ -430,18 +500,21 @@ def smooth(
     ``async with stream.iterate()``); a bare ``async for`` raises
     :class:`~streamops._host.TaskHostRequired`.
 
-    - Emits: a chunk when its boundary is confirmed (the next character arrived), when
-      ``max_chars`` is exceeded, before a non-text event, at a block change, at the end, and
-      when ``max_delay`` runs out; other events as they arrive, after the held text.
+    - Emits: a chunk when its boundary is confirmed (the whitespace after a word, or the
+      next character), when ``max_chars`` is exceeded, before a non-text event of its run,
+      at a block change, at the end, and when ``max_delay`` runs out; other events as they
+      arrive, after their run's held text.
     - Completes: when the upstream completes, after emitting the held text.
     - Fails: when the upstream fails, after emitting the held text.
     - Cancels: when the downstream stops; with ``max_delay`` the reading task is cancelled
       and the upstream closed before the stream's close returns.
-    - Buffers: the held text of the current block: at most ``max_chars`` characters (plus the
-      delta being split); with ``max_delay``, also at most one upstream event in flight.
+    - Buffers: per run, the held text of its current block: at most ``max_chars`` characters
+      (plus the delta being split); with ``max_delay``, also at most one upstream event in
+      flight.
 
     Marble: ``"Hel" "lo, wo" "rld" T "!" | smooth()`` gives ``"Hello, " "world" T "!"``
     (``T`` a tool call; ``"world"`` goes out before it, ``"!"`` at the end).
+    ``a:"Hel" b:"Bon" a:"lo " b:"jour"`` gives ``a:"Hello " b:"Bonjour"`` (two runs).
     ``"你好" "世界" | smooth()`` gives ``"你" "好" "世" "界"``.
 
     Raises:
@@ -526,3 +599,144 @@ async def _timed(
 
 def _noop() -> None:
     return None
+
+
+# ----------------------------------------------------------------------------- think_tags
+
+
+class ThinkTagSplitter:
+    """Sans-IO splitter of one run's text into text and reasoning at inline tags (the core of
+    :func:`think_tags`, for adapters that split while they parse).
+
+    ``feed(text)`` returns the pieces that are certain, as ``(is_reasoning, text)`` pairs in
+    order; a tail that could be the start of the next tag (``"<thi"``) is held until the next
+    ``feed`` or ``flush()``, which emits it as what it then is (plain text or reasoning).
+    """
+
+    __slots__ = ("close", "inside", "open", "pending")
+
+    def __init__(self, open_tag: str = "<think>", close_tag: str = "</think>", inside: bool = False) -> None:
+        self.open = open_tag
+        self.close = close_tag
+        self.inside = inside
+        self.pending = ""
+
+    def feed(self, text: str) -> list[tuple[bool, str]]:
+        """The certain pieces of the text so far, ``(is_reasoning, text)``, non-empty, in order."""
+        s = self.pending + text if self.pending else text
+        out: list[tuple[bool, str]] = []
+        pos = 0
+        while True:
+            tag = self.close if self.inside else self.open
+            i = s.find(tag, pos)
+            if i < 0:
+                break
+            if i > pos:
+                out.append((self.inside, s[pos:i]))
+            self.inside = not self.inside
+            pos = i + len(tag)
+        # hold the longest tail that is a proper prefix of the tag looked for next
+        tag = self.close if self.inside else self.open
+        keep = 0
+        for k in range(min(len(tag) - 1, len(s) - pos), 0, -1):
+            if s.endswith(tag[:k]):
+                keep = k
+                break
+        cut = len(s) - keep
+        if cut > pos:
+            out.append((self.inside, s[pos:cut]))
+        self.pending = s[cut:]
+        return out
+
+    def flush(self) -> list[tuple[bool, str]]:
+        """The held tail, as what it is now (the end of the text, or another event came)."""
+        s, self.pending = self.pending, ""
+        return [(self.inside, s)] if s else []
+
+
+def think_tags(open_tag: str = "<think>", close_tag: str = "</think>", *, opened: bool = False) -> Stage[Any, Any]:
+    """Split reasoning written inline in the text (``<think>...</think>``) into reasoning deltas.
+
+    Models such as the DeepSeek-R1 distills and Qwen3 (and many open models behind
+    OpenAI-compatible servers) put their reasoning in the answer text between ``<think>`` and
+    ``</think>``. Text deltas between ``open_tag`` and ``close_tag`` become
+    :class:`~streamops.ReasoningDelta` events, the rest stays :class:`~streamops.TextDelta`;
+    the tags themselves are dropped, every other character is kept (whitespace included).
+    A tag may be split across deltas at any character: a delta's tail that could start a tag
+    is held until the next delta of the same run tells. Tags are recognised anywhere in the
+    text, each time (several think blocks in one answer are fine).
+
+    ``opened=True`` starts inside a think block: for chat templates that put the opening tag
+    in the prompt, so that the model writes only ``...</think>answer``.
+
+    The state is kept per run (``run_id`` and ``agent``), so merged runs are split
+    independently. Each output delta keeps the envelope (``run_id``, ``agent``, ``seq``,
+    ``ts``, ``raw``) and ``block_id`` of the input delta being split (the later one, for a
+    held tail). Other events, and reasoning deltas a provider already separated, pass through unchanged.
+
+    - Emits: the certain part of each text delta at once (as text or reasoning); a held
+      partial tag with the next delta of its run, before the next other event of its run,
+      or at the end.
+    - Completes: when the upstream completes, after emitting every held tail (as what it is
+      then: an unfinished ``"<thi"`` is text; an unclosed think block stays reasoning).
+    - Fails: when the upstream fails, after emitting the held tails.
+    - Cancels: when the downstream stops (a fused stage: nothing of its own to cancel).
+    - Buffers: per run, at most ``len(tag) - 1`` characters of a possible partial tag.
+
+    Marble: ``"<thi" "nk>hmm</th" "ink>Hi" | think_tags()`` gives ``R"hmm" "Hi"`` (``R`` a
+    reasoning delta).
+
+    Raises:
+        ValueError: an empty tag, or ``open_tag == close_tag``.
+    """
+    if not open_tag or not close_tag or open_tag == close_tag:
+        raise ValueError(
+            f"think_tags(): open_tag and close_tag must be different non-empty tags, got {open_tag!r}, {close_tag!r}"
+        )
+
+    def bind(down: Push, end: End) -> tuple[Push, End]:
+        runs: dict[tuple[str, str], tuple[ThinkTagSplitter, list[Any]]] = {}
+
+        def out(src: Any, pieces: list[tuple[bool, str]]) -> None:
+            for reasoning, text in pieces:
+                if reasoning:
+                    down(
+                        ReasoningDelta(
+                            run_id=src.run_id,
+                            agent=src.agent,
+                            seq=src.seq,
+                            ts=src.ts,
+                            raw=src.raw,
+                            delta=text,
+                            block_id=src.block_id,
+                        )
+                    )
+                else:
+                    down(_make(src, text))
+
+        def push(e: Any) -> None:
+            if isinstance(e, BaseEvent):
+                key = (e.run_id, e.agent)
+                if e.__class__ is TextDelta:
+                    state = runs.get(key)
+                    if state is None:
+                        state = runs[key] = (ThinkTagSplitter(open_tag, close_tag, opened), [None])
+                    state[1][0] = e
+                    out(e, state[0].feed(e.delta))
+                    return
+                state = runs.get(key)
+                if state is not None and state[0].pending:
+                    out(state[1][0], state[0].flush())
+                if isinstance(e, RunEnd):
+                    runs.pop(key, None)
+            down(e)
+
+        def end_() -> None:
+            for splitter, last in runs.values():
+                out(last[0], splitter.flush())
+            runs.clear()
+            end()
+
+        return push, end_
+
+    return Stage(bind, "think_tags")

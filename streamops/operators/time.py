@@ -13,7 +13,7 @@ operators run under a virtual clock in tests (:mod:`streamops.testing`).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 from .._pump import TIMED_OUT, Pump
 from .._stream import End, Push, Stage, Stream
@@ -25,11 +25,48 @@ from ..errors import (
     ToolTimeout,
     TotalTimeout,
 )
-from ..events import StepEnd, StepStart, ToolCallEnd, ToolError, ToolResult
+from ..events import (
+    BaseEvent,
+    ReasoningDelta,
+    RedactedReasoning,
+    RefusalDelta,
+    StepEnd,
+    StepStart,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolError,
+    ToolResult,
+)
 
 __all__ = ["batch", "debounce", "throttle", "timeout"]
 
 T = TypeVar("T")
+
+
+_CONTENT_EVENTS = (
+    TextDelta,
+    ReasoningDelta,
+    RedactedReasoning,
+    RefusalDelta,
+    ToolCallStart,
+    ToolCallDelta,
+)
+
+
+def _is_content(item: object) -> bool:
+    """Whether ``item`` is model output for ``timeout(first=...)``: a text, reasoning,
+    refusal or tool-call delta (or tool-call start), or any item that is not an event.
+
+    Lifecycle and bookkeeping events (``run-start``, ``step-start``, ``usage``, ``error``,
+    ``custom``, ``raw``...) are not content: a model that says nothing still emits them.
+    """
+    return isinstance(item, _CONTENT_EVENTS) or not isinstance(item, BaseEvent)
+
+
+def _any_item(item: object) -> bool:
+    return True
 
 
 def _positive(name: str, value: float | None) -> None:
@@ -44,14 +81,21 @@ def timeout(
     total: float | None = None,
     step: float | None = None,
     tool: float | None = None,
+    first_counts: Literal["content", "any"] | Callable[[Any], bool] = "content",
 ) -> Callable[[Stream[T]], Stream[T]]:
     """Fail the stream when a time limit passes; each limit raises its own error.
 
     Limits, in seconds, counted from when the consumer starts pulling:
 
-    - ``first``: until the first item (:class:`~streamops.errors.FirstEventTimeout`);
-    - ``idle``: between consecutive items, and until the first one when ``first`` is not
-      given (:class:`~streamops.errors.IdleTimeout`);
+    - ``first``: until the first item that ``first_counts`` accepts
+      (:class:`~streamops.errors.FirstEventTimeout`). By default (``"content"``) that is
+      the first text, reasoning, refusal or tool-call delta (or any item that is not an
+      event): the ``run-start``/``step-start`` events an agent emits
+      before its model says anything do not count, so a silent model fails. ``"any"`` counts
+      every item; a callable ``item -> bool`` chooses;
+    - ``idle``: between consecutive items (of any kind), and until the first one when
+      ``first`` is not given; when ``first`` is given, ``idle`` starts once the first
+      counted item has arrived (:class:`~streamops.errors.IdleTimeout`);
     - ``total``: for the whole stream (:class:`~streamops.errors.TotalTimeout`);
     - ``step``: from a ``step-start`` event to its ``step-end``
       (:class:`~streamops.errors.StepTimeout`);
@@ -70,11 +114,22 @@ def timeout(
       not lost by the pull (the stream fails, but the source was not cancelled mid-item).
 
     Marble: ``a --(idle 2s)-- b | timeout(idle=1)`` gives ``a`` then ``IdleTimeout`` at 1 s
-    after ``a``.
+    after ``a``; ``run-start step-start --(3s)-- text | timeout(first=2)`` gives
+    ``run-start step-start`` then ``FirstEventTimeout`` at 2 s.
 
     Raises:
-        ValueError: a limit is not a positive number, or no limit is given.
+        ValueError: a limit is not a positive number, no limit is given, or ``first_counts``
+            is neither ``"content"``, ``"any"`` nor callable.
     """
+    counts: Callable[[Any], bool]
+    if first_counts == "content":
+        counts = _is_content
+    elif first_counts == "any":
+        counts = _any_item
+    elif callable(first_counts):
+        counts = first_counts
+    else:
+        raise ValueError(f"first_counts must be 'content', 'any' or a callable, got {first_counts!r}")
     limits = {"first": first, "idle": idle, "total": total, "step": step, "tool": tool}
     for name, value in limits.items():
         _positive(name, value)
@@ -96,14 +151,16 @@ def timeout(
         try:
             start = anyio.current_time()
             last: float | None = None
+            counted = first is None  # the first counted item has arrived (or no first limit)
             step_started: float | None = None
             calls: dict[str, float] = {}
             while True:
                 # the earliest of the limits that apply now: (deadline in seconds, limit, detail)
                 soonest: tuple[float, str, str] | None = None
-                if first is not None and last is None:
+                if not counted:
+                    assert first is not None
                     soonest = (start + first, "first", "")
-                if idle is not None and (last is not None or first is None):
+                if idle is not None and counted:
                     at = (start if last is None else last) + idle
                     if soonest is None or at < soonest[0]:
                         soonest = (at, "idle", "")
@@ -131,6 +188,8 @@ def timeout(
                     raise errors[limit](seconds, detail)
                 now = anyio.current_time()
                 last = now
+                if not counted and counts(x):
+                    counted = True
                 if step is not None:
                     if isinstance(x, StepStart):
                         step_started = now

@@ -268,3 +268,25 @@ async def test_cancellation_closes_the_http_connection(litellm: Any) -> None:
     assert seen >= 2
     assert server.disconnected_at is not None
     assert server.disconnected_at - cancelled_at < 1.0
+
+
+@pytest.mark.anyio
+async def test_think_tags_option_splits_inline_reasoning(litellm: Any) -> None:
+    """Issue 15 item 17: a DeepSeek-R1 body (recorded) whose reasoning is inline in the text;
+    ``LiteLLMModel(..., think_tags=True)`` gives it as reasoning deltas, the answer as text."""
+    from streamops.adapters.models import LiteLLMModel
+
+    from streamops import ReasoningDelta
+
+    name = "huggingface/chat_hf_together_think_tags_pyd"
+    async with serve_sse(_body(name)) as server:
+        model = LiteLLMModel("openai/deepseek-r1", api_base=server.base_url, api_key="sk-test", think_tags=True)
+        events = await model.stream(MESSAGES).collect()
+        plain = await litellm_stream(
+            "openai/deepseek-r1", MESSAGES, api_base=server.base_url, api_key="sk-test"
+        ).collect()
+    raw = "".join(e.delta for e in plain if isinstance(e, TextDelta))
+    before, after = raw.removeprefix("<think>").split("</think>", 1)
+    assert "".join(e.delta for e in events if isinstance(e, ReasoningDelta)) == before
+    assert "".join(e.delta for e in events if isinstance(e, TextDelta)) == after
+    assert "think>" not in after

@@ -348,7 +348,8 @@ async def test_structured_output_streams_json_paths_and_validates() -> None:
     result = await Agent(ReplayModel([OPENAI / "chat_json_schema_content_openai_python.sse"]), output_type=Weather).run(
         "weather?"
     )
-    assert result.output == {"city": "San Francisco", "temperature": 61, "units": "f"}
+    assert isinstance(result.output, Weather)  # the validated instance, not the JSON data
+    assert result.output.model_dump() == {"city": "San Francisco", "temperature": 61, "units": "f"}
 
 
 @pytest.mark.anyio

@@ -1,4 +1,4 @@
-"""The models an agent can use: ``resolve`` (``resolve_model``), ``ReplayModel``,
+"""The models an agent can use: ``resolve_model``, ``ReplayModel``,
 ``LiteLLMModel`` (offline, against a local HTTP server serving a recorded body) and the local
 SmolLM2 model with an output schema (for real)."""
 
@@ -16,12 +16,12 @@ import pytest
 import streamops.adapters.models as models_mod
 from streamops.adapters.litellm import import_litellm
 from streamops.adapters.local import LocalModel, OutputSchemaError
-from streamops.adapters.models import LiteLLMModel, resolve, shared_local_model
+from streamops.adapters.models import LiteLLMModel, resolve_model, shared_local_model
 from streamops.adapters.replay import ReplayExhaustedError, ReplayModel
 
 from streamops import Accumulator, Message, RunEnd, RunStart, TextDelta, ToolCallStart
 from streamops.errors import StreamopsError
-from streamops.models import Model, ToolSpec, resolve_model
+from streamops.models import Model, ToolSpec
 from streamops.testing import virtual_backends
 from tests.adapters.test_litellm import serve_sse
 from tests.conftest import RECORDED
@@ -78,12 +78,12 @@ def _check_envelope(events: list[Any], run_id: str, agent: str) -> None:
 
 
 def test_local_names_resolve_to_one_shared_local_model() -> None:
-    m = resolve(None)
+    m = resolve_model(None)
     assert isinstance(m, LocalModel)
     assert isinstance(m, Model)
-    assert resolve("local") is m
-    assert resolve("smollm2") is m
-    assert resolve(" Local ") is m
+    assert resolve_model("local") is m
+    assert resolve_model("smollm2") is m
+    assert resolve_model(" Local ") is m
     assert resolve_model() is m
     assert shared_local_model() is m
 
@@ -103,7 +103,7 @@ def test_shared_local_model_is_created_once_across_threads(monkeypatch: pytest.M
 
     def worker() -> None:
         barrier.wait()
-        got.append(resolve("local"))
+        got.append(resolve_model("local"))
 
     threads = [threading.Thread(target=worker) for _ in range(16)]
     for t in threads:
@@ -116,7 +116,7 @@ def test_shared_local_model_is_created_once_across_threads(monkeypatch: pytest.M
 
 
 def test_replay_spec_resolves_to_a_replay_model() -> None:
-    m = resolve(f"replay:{STEP1}, {STEP2}")
+    m = resolve_model(f"replay:{STEP1}, {STEP2}")
     assert isinstance(m, ReplayModel)
     assert m.name == "replay"
     assert m.paths == [STEP1, STEP2]
@@ -124,7 +124,7 @@ def test_replay_spec_resolves_to_a_replay_model() -> None:
 
 
 def test_other_names_resolve_to_litellm_models() -> None:
-    m = resolve("openai/gpt-4o")
+    m = resolve_model("openai/gpt-4o")
     assert isinstance(m, LiteLLMModel)
     assert isinstance(m, Model)
     assert m.name == "openai/gpt-4o"
@@ -132,24 +132,24 @@ def test_other_names_resolve_to_litellm_models() -> None:
 
 def test_a_model_resolves_to_itself() -> None:
     m = ReplayModel([STEP1])
-    assert resolve(m) is m
+    assert resolve_model(m) is m
     assert resolve_model(m) is m
 
 
 @pytest.mark.parametrize("spec", ["", "   ", "replay:", "replay: , "])
 def test_empty_specs_are_errors(spec: str) -> None:
     with pytest.raises(ValueError, match=r"empty model name|names no recorded body"):
-        resolve(spec)
+        resolve_model(spec)
 
 
 def test_a_non_model_is_a_type_error() -> None:
     with pytest.raises(TypeError):
-        resolve(42)  # type: ignore[arg-type]
+        resolve_model(42)  # type: ignore[arg-type]
 
 
 def test_missing_replay_file_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        resolve(f"replay:{tmp_path / 'nope.sse'}")
+        resolve_model(f"replay:{tmp_path / 'nope.sse'}")
 
 
 # --------------------------------------------------------------------------- replay

@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
-from streamops.errors import StreamopsError
+from streamops.errors import StreamopsError, ToolTimeout
 from streamops.models import ToolSpec
-from streamops.tools import Tool, ToolArgumentsError, ToolCallTimeout, ToolContext, tool
+from streamops.tools import Tool, ToolArgumentsError, ToolContext, tool
 
 # --- types the tools below use (module level: `from __future__ import annotations` resolves
 # hints in the module's namespace) ------------------------------------------------------------
@@ -497,7 +497,7 @@ async def test_async_tool_timeout_cancels_it() -> None:
             cleaned_up.append(True)
         return "late"
 
-    with anyio.fail_after(5), pytest.raises(ToolCallTimeout) as info:
+    with anyio.fail_after(5), pytest.raises(ToolTimeout) as info:
         await slow.invoke("{}", call_id="c")
     err = info.value
     assert isinstance(err, TimeoutError)
@@ -523,7 +523,7 @@ async def test_sync_tool_timeout_abandons_the_thread() -> None:
         return "late"
 
     try:
-        with anyio.fail_after(4), pytest.raises(ToolCallTimeout, match=r"'stuck' did not finish within 0\.05 s"):
+        with anyio.fail_after(4), pytest.raises(ToolTimeout, match=r"'stuck' did not finish within 0\.05 s"):
             await stuck.invoke("{}", call_id="c", progress=reports.append)
         assert contexts[0].cancelled
         assert not finished.is_set()  # invoke returned while the thread was still running
@@ -561,7 +561,7 @@ async def test_the_tools_own_timeout_error_is_not_a_tool_call_timeout() -> None:
 
     with pytest.raises(TimeoutError, match="upstream") as info:
         await f.invoke("{}", call_id="c")
-    assert not isinstance(info.value, ToolCallTimeout)
+    assert not isinstance(info.value, ToolTimeout)
 
 
 class Boom(Exception):

@@ -92,3 +92,13 @@ def test_import_is_fast() -> None:
     # absorbs scheduling noise on a busy machine.
     best = min(_import_in_subprocess()[0] for _ in range(3))
     assert best < 0.3, f"import streamops took {best:.3f} s"
+
+
+def test_parser_internals_and_second_names_are_not_top_level() -> None:
+    # Parser/codec internals are public in their own module only; one name per concept.
+    import streamops.jsonstream
+
+    for name in ("JsonDelta", "JsonStreamParser", "JsonValueEnd", "JsonStreamError", "ToolCallTimeout"):
+        assert name not in streamops.__all__ and not hasattr(streamops, name), name
+    assert streamops.jsonstream.JsonStreamParser is not None
+    assert streamops.ToolTimeout is streamops.errors.ToolTimeout

@@ -1,4 +1,4 @@
-"""ReactiveX interop: ``Stream.from_observable`` (both backends) and ``to_observable`` (asyncio)."""
+"""ReactiveX interop: ``Stream.from_observable`` and ``to_observable`` (asyncio and trio)."""
 
 from __future__ import annotations
 
@@ -276,8 +276,7 @@ async def test_subscribes_lazily_and_per_iteration() -> None:
 
 
 # ----------------------------------------------------------------------------- to_observable
-# asyncio only: to_observable runs each subscription in an asyncio task on the running
-# asyncio loop (the AsyncIOScheduler world); there is no such loop under trio.
+# asyncio-specific (asyncio tasks, AsyncIOScheduler); the both-backend tests are further down.
 
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
 
@@ -441,3 +440,86 @@ def test_to_observable_without_a_running_loop_reports_runtime_error() -> None:
     # without an on_error, Rx raises it from subscribe
     with pytest.raises(RuntimeError):
         Stream.from_iterable([1]).to_observable().subscribe(on_next=lambda x: None)
+
+
+# ----------------------------------------------------------------------------- both backends
+# issue 15 item 18: to_observable under trio (it failed with "no running event loop"), and a
+# ReactiveX operator in a stream pipe (it returned an Observable quietly).
+
+
+class AnyRecorder:
+    """Records an observer's calls; backend-neutral (poll with ``wait_for``)."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.errors: list[BaseException] = []
+        self.completed = 0
+
+    def subscribe(self, obs: reactivex.Observable[Any]) -> Any:
+        return obs.subscribe(on_next=self.items.append, on_error=self.errors.append, on_completed=self.completed_)
+
+    def completed_(self) -> None:
+        self.completed += 1
+
+    def done(self) -> bool:
+        return bool(self.completed or self.errors)
+
+
+@pytest.mark.anyio
+async def test_to_observable_on_both_backends_items_error_and_round_trip() -> None:
+    rec = AnyRecorder()
+    probe = Probe([1, 2, 3])
+    rec.subscribe((probe.stream() | map(lambda x: x * 10)).to_observable())
+    await wait_for(rec.done)
+    assert (rec.items, rec.completed, rec.errors) == ([10, 20, 30], 1, [])
+    assert probe.closed
+
+    failing = Probe(["a"], raise_at=1)
+    rec = AnyRecorder()
+    rec.subscribe(failing.stream().to_observable())
+    await wait_for(rec.done)
+    assert rec.items == ["a"]
+    assert rec.errors == [failing.error] and rec.completed == 0
+    assert failing.closed
+
+    back = Stream.from_observable((Stream.from_iterable(range(20)) | map(lambda x: -x)).to_observable(), max_buffer=32)
+    assert await back.collect() == [-x for x in range(20)]
+
+
+@pytest.mark.anyio
+async def test_to_observable_dispose_cancels_on_both_backends() -> None:
+    counter = Counter()
+
+    async def slow(x: int) -> int:
+        await anyio.sleep(0.001)
+        return x
+
+    rec = AnyRecorder()
+    disposable = rec.subscribe((counter.stream() | map(slow)).to_observable())
+    await wait_for(lambda: len(rec.items) >= 3)
+    disposable.dispose()
+    await wait_for(lambda: counter.closed)
+    n = len(rec.items)
+    await anyio.sleep(0.02)
+    assert len(rec.items) == n  # nothing after the disposal
+    assert (rec.completed, rec.errors) == (0, [])
+
+
+def test_to_observable_error_names_the_backends_when_no_loop_runs() -> None:
+    with pytest.raises(RuntimeError, match="asyncio event loop or trio"):
+        Stream.from_iterable([1]).to_observable().subscribe(on_next=lambda x: None)
+
+
+def test_an_rx_operator_in_a_stream_pipe_is_a_clear_type_error() -> None:
+    from reactivex import operators as ops
+
+    s = Stream.from_iterable([1, 2])
+    with pytest.raises(TypeError, match=r"to_observable\(\).*from_observable"):
+        s | ops.map(lambda x: x + 1)
+    with pytest.raises(TypeError, match="from_observable"):
+        s.pipe(map(lambda x: x), ops.filter(lambda x: x > 1))
+    with pytest.raises(TypeError, match=r"returned builtins\.list, not a Stream"):
+        s | (lambda st: [1])  # type: ignore[operator]
+    # the supported route: out to Rx, back to a stream
+    rx_piped = s.to_observable().pipe(ops.map(lambda x: x + 1))
+    assert isinstance(rx_piped, reactivex.Observable)

@@ -499,3 +499,70 @@ def test_debounce_and_throttle_match_their_reference_for_any_arrivals(gaps: list
         got = anyio.run(run, backend=backend, backend_options=options)
         assert [x for _, x in got] == [i for _, i in want]
         assert [t for t, _ in got] == pytest.approx([t for t, _ in want], abs=1e-6)
+
+
+# --- issue 15 item 13: ``first`` counts the first content event, not run-start/step-start ---
+
+
+def _lifecycle(i: int) -> Any:
+    return so.RunStart(run_id="r") if i == 0 else so.StepStart(run_id="r", step=i)
+
+
+@pytest.mark.anyio
+async def test_first_fires_on_a_silent_model_that_only_started_its_run() -> None:
+    """An agent run emits run-start and step-start at once, then its model says nothing:
+    ``first`` fails it on time (before, the lifecycle events counted as the first event)."""
+    src = Source([0.0, 0.0, 60.0], [so.RunStart(run_id="r"), so.StepStart(run_id="r"), so.TextDelta(delta="hi")])
+    t0 = anyio.current_time()
+    seen: list[Any] = []
+    with pytest.raises(FirstEventTimeout):
+        await (src.stream() | timeout(first=5.0) | so.tap(seen.append)).collect()
+    assert anyio.current_time() - t0 == pytest.approx(5.0)
+    assert [e.kind for e in seen] == ["run-start", "step-start"]  # nothing received is lost
+    assert src.closed
+
+
+@pytest.mark.anyio
+async def test_first_counts_any_item_when_asked() -> None:
+    items = [so.RunStart(run_id="r"), so.StepStart(run_id="r"), so.TextDelta(delta="hi")]
+    out = await (Source([0.0, 0.0, 60.0], items).stream() | timeout(first=5.0, first_counts="any")).collect()
+    assert out == items
+    by_step = timeout(first=5.0, first_counts=lambda e: isinstance(e, so.StepStart))
+    assert await (Source([0.0, 0.0, 60.0], items).stream() | by_step).collect() == items
+    with pytest.raises(ValueError, match="first_counts"):
+        timeout(first=1.0, first_counts="all")  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gaps=st.lists(st.integers(min_value=0, max_value=30), min_size=1, max_size=10),
+    content=st.lists(st.booleans(), min_size=10, max_size=10),
+    first=st.integers(min_value=0, max_value=30),
+    idle=st.none() | st.integers(min_value=0, max_value=30),
+)
+@example(gaps=[0, 0, 31], content=[False, False, True] + [False] * 7, first=30, idle=None)
+@example(gaps=[0, 10, 10, 10, 10], content=[False] * 4 + [True] * 6, first=30, idle=5)
+def test_first_counts_only_content_events_for_any_arrivals(
+    gaps: list[int], content: list[bool], first: int, idle: int | None
+) -> None:
+    """Property on the virtual clock, over streams mixing lifecycle events and text deltas:
+    ``first`` fails the stream exactly ``first`` seconds after the start unless a content
+    event arrived before; lifecycle events before it neither satisfy ``first`` nor start
+    ``idle``, which governs the gaps after the first content event only."""
+    delays = [g / 10 for g in gaps]
+    arrivals = list(itertools.accumulate(delays))
+    items = [so.TextDelta(run_id="r", delta=str(i)) if content[i] else _lifecycle(i) for i in range(len(gaps))]
+    lim = first / 10 + 0.05
+    gap_lim = None if idle is None else idle / 10 + 0.05
+    fire: tuple[float, type[StreamTimeout], float, str] | None = None
+    first_content = next((i for i in range(len(gaps)) if content[i]), None)
+    if first_content is None:
+        if arrivals[-1] > lim:
+            fire = (lim, FirstEventTimeout, lim, "")
+    elif arrivals[first_content] > lim:
+        fire = (lim, FirstEventTimeout, lim, "")
+    elif gap_lim is not None:
+        late = next((i for i in range(first_content + 1, len(delays)) if delays[i] > gap_lim), None)
+        if late is not None:
+            fire = (arrivals[late - 1] + gap_lim, IdleTimeout, gap_lim, "")
+    _check_outcomes(_run_timeout(delays, items, first=lim, idle=gap_lim), items, arrivals, fire)

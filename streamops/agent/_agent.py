@@ -1,0 +1,196 @@
+"""The agent and the stream of one of its runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._stream import Stream
+from ..events import (
+    BaseEvent,
+    RunEnd,
+)
+from ..operators.aggregate import Message
+
+if TYPE_CHECKING:
+    from ..models import ChatMessage, Model
+    from ..tools import Tool
+
+from ._hooks import Hooks
+from ._result import RunResult, result_of
+from ._run import Control, Run
+
+__all__ = ["Agent", "AgentStream"]
+
+
+class AgentStream(Stream[BaseEvent]):
+    """The events of one agent run, with the cancellation verbs.
+
+    Each iteration starts a new run (a new ``run_id``); :meth:`cancel` and
+    :meth:`cancel_after_step` act on the run in progress; :attr:`result_end` holds the
+    last run's ``RunEnd`` and :attr:`result_message` what it said, also when the consumer
+    stopped early.
+    """
+
+    __slots__ = ("_agent", "_controls", "_messages", "_run_id")
+
+    def __init__(self, agent: Agent, messages: list[ChatMessage], run_id: str | None) -> None:
+        self._agent = agent
+        self._messages = messages
+        self._run_id = run_id
+        self._controls: list[Control] = []
+        super().__init__(Stream.defer(self._start))
+
+    def _start(self) -> AsyncGenerator[BaseEvent, None]:
+        # Each iteration is a new run, with its own control (the last few are kept for
+        # ``result_end``/``result_message``).
+        control = Control()
+        self._controls = [*self._controls[-3:], control]
+        return Run(self._agent, list(self._messages), self._run_id, control).events()
+
+    def cancel(self) -> None:
+        """Cancel now: stop the model request and the running tools; the stream ends with
+        ``RunEnd(status="cancelled")``. Call it from the event loop's thread."""
+        for c in self._controls:
+            c.cancelled = True
+            if c.scope is not None:
+                c.scope.cancel()
+
+    def cancel_after_step(self) -> None:
+        """Let the current step (model call and its tools) finish, then end the run with
+        ``RunEnd(status="cancelled")``."""
+        for c in self._controls:
+            c.after_step = True
+
+    @property
+    def result_end(self) -> RunEnd | None:
+        """The ``RunEnd`` of the latest run, once it ended (however it ended)."""
+        for c in reversed(self._controls):
+            if c.end is not None:
+                return c.end
+        return None
+
+    @property
+    def result_message(self) -> Message | None:
+        """The latest run's output so far, folded from every event it emitted (text, reasoning,
+        tool calls, usage, finish reason: see :class:`~streamops.Accumulator`), ``None`` before
+        a run starts. After a cancellation or an early ``break`` it is the partial output:
+        what the run had produced when it stopped, including events the consumer did not
+        receive."""
+        for c in reversed(self._controls):
+            if c.partial is not None:
+                return c.partial.message()
+        return None
+
+
+class Agent:
+    """A model plus tools, run step by step as one stream of events.
+
+    Args:
+        model: a :class:`~streamops.models.Model`, a model string (``"local"``, an LiteLLM
+            name such as ``"openai/gpt-4o"``, ``"replay:a.sse,b.sse"``), or ``None`` for the
+            local SmolLM2 model (see :func:`~streamops.adapters.models.resolve_model`).
+        tools: :class:`~streamops.tools.Tool` objects or plain functions (wrapped with
+            :func:`~streamops.tools.tool`).
+        instructions: the system message.
+        output_type: a pydantic model (or any type pydantic validates): the final answer is
+            parsed as JSON, streamed as ``ObjectDelta``/``PartialObject`` events and validated
+            into ``FinalOutput``; a failure is an ``ErrorEvent(error_type="output_validation")``.
+        name: the agent's name, stamped on every event as ``agent``.
+        max_steps: model calls at most; a run that still wants tools after that ends with
+            ``RunEnd(status="max_steps")``.
+        tool_timeout: seconds a tool call may take when the tool sets no timeout of its own.
+        hooks: see :class:`Hooks`.
+        model_settings: model-specific keyword arguments for each ``model.stream(...)`` call
+            (``max_tokens``, ``temperature``... as that model accepts them).
+
+    Raises:
+        ValueError: ``max_steps`` < 1.
+    """
+
+    def __init__(
+        self,
+        model: str | Model | None = None,
+        *,
+        tools: Sequence[Tool[Any] | Callable[..., Any]] = (),
+        instructions: str | None = None,
+        output_type: Any = None,
+        name: str = "agent",
+        max_steps: int = 8,
+        tool_timeout: float | None = None,
+        hooks: Hooks | None = None,
+        model_settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        if max_steps < 1:
+            raise ValueError(f"Agent: max_steps must be >= 1, got {max_steps}")
+        from ..adapters.models import resolve_model
+        from ..tools import Tool, tool
+
+        self.model: Model = resolve_model(model)
+        self.tools: dict[str, Tool[Any]] = {}
+        for t in tools:
+            tt = t if isinstance(t, Tool) else tool(t)
+            self.tools[tt.name] = tt
+        self.instructions = instructions
+        self.output_type = output_type
+        self.name = name
+        self.max_steps = max_steps
+        self.tool_timeout = tool_timeout
+        self.hooks = hooks or Hooks()
+        self.model_settings: dict[str, Any] = dict(model_settings or {})
+
+    def _messages(
+        self, prompt: str | Sequence[Mapping[str, Any]], history: Sequence[Mapping[str, Any]] = ()
+    ) -> list[ChatMessage]:
+        msgs: list[ChatMessage] = []
+        if self.instructions:
+            msgs.append({"role": "system", "content": self.instructions})
+        msgs.extend(dict(m) for m in history)
+        if isinstance(prompt, str):
+            msgs.append({"role": "user", "content": prompt})
+        else:
+            msgs.extend(dict(m) for m in prompt)
+        return msgs
+
+    def stream(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        run_id: str | None = None,
+        history: Sequence[Mapping[str, Any]] = (),
+    ) -> AgentStream:
+        """The run's events as a lazy stream (nothing runs until it is iterated).
+
+        ``prompt`` is the user's text, or a list of chat messages. ``history`` is the
+        conversation so far (a previous :attr:`RunResult.messages`, or OpenAI-style chat
+        message dicts), sent after the agent's ``instructions`` and before ``prompt``.
+        """
+        return AgentStream(self, self._messages(prompt, history), run_id)
+
+    async def run(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        run_id: str | None = None,
+        history: Sequence[Mapping[str, Any]] = (),
+    ) -> RunResult:
+        """Run to the end and return the :class:`RunResult` (built from the same stream).
+
+        Raises:
+            pydantic.ValidationError: never for the output itself (a failed validation is an
+                ``ErrorEvent`` in :attr:`RunResult.events` and ``output`` is then the text).
+        """
+        stream = self.stream(prompt, run_id=run_id, history=history)
+        events = await stream.collect()
+        result = result_of(events, self.output_type)
+        if stream._controls:
+            sent = stream._controls[-1].messages
+            system = 1 if self.instructions else 0
+            result.messages = [dict(m) for m in sent[system:]]
+        return result
+
+    def stream_sync(
+        self, prompt: str | Sequence[Mapping[str, Any]], *, run_id: str | None = None
+    ) -> Generator[BaseEvent, None, None]:
+        """Iterate the run's events from synchronous code (see :meth:`Stream.iter_sync`)."""
+        return self.stream(prompt, run_id=run_id).iter_sync()
