@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import aclosing
 from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
@@ -38,7 +39,7 @@ class Target:
     - ``kind="http"``: an OpenAI-compatible server at ``url`` (its ``/v1`` base), Chat
       Completions (``api="chat"``) or Responses (``api="responses"``), model ``model``,
       bearer ``api_key`` (default ``$OPENAI_API_KEY``).
-    - ``kind="model"``: a streamops model as :func:`streamops.models.resolve_model` names it
+    - ``kind="model"``: a streamops model as :func:`streamops.adapters.models.resolve_model` names it
       (``local``, a LiteLLM name such as ``anthropic/claude-...``), or ``replay`` with
       ``replay`` (a recorded ``.sse`` body) played with ``delay`` seconds between events.
     """
@@ -55,22 +56,23 @@ class Target:
 
     def __post_init__(self) -> None:
         if not self.label:
-            self.label = self.url or (f"replay:{self.replay}" if self.replay else self.model)
+            self.label = self.url or (f"replay:{Path(self.replay).name}" if self.replay else self.model)
         if self.api_key is None:
             self.api_key = os.environ.get("OPENAI_API_KEY")
 
-    def resolve(self, requests: int) -> Model:
-        """The streamops model of a ``model`` target (made once; a replay plays its body
-        ``requests`` times)."""
+    def resolve(self) -> Model:
+        """The streamops model of a ``model`` target: made once, except a replay, made anew
+        for each request (a :class:`~streamops.adapters.replay.ReplayModel` plays its body
+        once)."""
+        if self.replay is not None:
+            from streamops.adapters.replay import ReplayModel
+
+            return ReplayModel([self.replay], delay=self.delay)
         if self._model is None:
-            if self.replay is not None:
-                from streamops.adapters.replay import ReplayModel
+            from streamops.adapters.models import resolve_model
 
-                self._model = ReplayModel([self.replay] * max(requests, 1), delay=self.delay)
-            else:
-                from streamops.models import resolve_model
-
-                self._model = resolve_model(self.model)
+            model: Model = resolve_model(self.model)
+            self._model = model
         return self._model
 
 
@@ -176,10 +178,8 @@ async def _http_events(
             yield ev
 
 
-async def _model_events(
-    target: Target, prompt: str, rec: Recorder, requests: int
-) -> AsyncGenerator[BaseEvent, None]:
-    model = target.resolve(requests)
+async def _model_events(target: Target, prompt: str, rec: Recorder) -> AsyncGenerator[BaseEvent, None]:
+    model = target.resolve()
     clock = time.perf_counter
     async for ev in model.stream([{"role": "user", "content": prompt}]):
         rec.feed(clock(), (ev,))
@@ -198,7 +198,6 @@ async def run_request(
     t0: float,
     count: Callable[[str], int] | None = None,
     pipeline: Pipeline | None = None,
-    requests: int = 1,
     keep: list[BaseEvent] | None = None,
 ) -> RequestTiming:
     """Run one request; return its timing (never raises for a failed request: its ``error``
@@ -213,7 +212,7 @@ async def run_request(
         if target.kind == "http":
             assert client is not None
             return _http_events(client, target, prompt, params, rec)
-        return _model_events(target, prompt, rec, requests)
+        return _model_events(target, prompt, rec)
 
     last_raw = 0.0
 

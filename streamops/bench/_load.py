@@ -107,7 +107,6 @@ async def run_step(
     timings: list[RequestTiming] = []
     clock = time.perf_counter
     start = prog.started = clock()
-    total = max(step.requests or 0, 1)
 
     async def one(target: Target, i: int, t_sched: float) -> None:
         t_send = clock()
@@ -124,7 +123,7 @@ async def run_step(
         try:
             await run_request(
                 client=client, target=target, prompt=prompts[i % len(prompts)], params=params,
-                timing=timing, t0=t_sched, count=count, pipeline=pipeline, requests=total, keep=events,
+                timing=timing, t0=t_sched, count=count, pipeline=pipeline, keep=events,
             )
         finally:
             prog.in_flight -= 1

@@ -48,14 +48,14 @@ def test_replay_and_pipeline(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     r = CliRunner().invoke(
         app,
-        ["bench", "--replay", str(TEXT), "--pace", "0.002", "--requests", "3", "--concurrency", "3",
-         "--warmup", "0", "--no-progress", "--pipeline", "smooth('word')", "--json", str(out)],
+        ["bench", "--replay", str(TEXT), "--pace", "0.002", "--requests", "3", "--concurrency", "1,3",
+         "--warmup", "1", "--no-progress", "--pipeline", "smooth('word')", "--json", str(out)],
     )
     assert r.exit_code == 0, r.output
     data = json.loads(out.read_text(encoding="utf-8"))
-    [s] = data["summaries"]
-    assert s["completed"] == 3 and s["failed"] == 0
-    assert s["pipeline_cpu_per_chunk_us"] is not None and s["pipeline_cpu_per_chunk_us"] >= 0
+    assert [(s["concurrency"], s["completed"], s["failed"]) for s in data["summaries"]] == [(1, 3, 0), (3, 3, 0)]
+    assert all(s["pipeline_cpu_per_chunk_us"] >= 0 for s in data["summaries"])
+    assert all(s["target"] == "replay:" + TEXT.name for s in data["summaries"])
     assert all(q["chunks"] > 1 and q["pipeline_s"] is not None for q in data["requests"])
     assert "pipeline CPU" in r.output
 
