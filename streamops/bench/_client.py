@@ -67,7 +67,8 @@ class Target:
         if self.replay is not None:
             from streamops.adapters.replay import ReplayModel
 
-            return ReplayModel([self.replay], delay=self.delay)
+            replay: Model = ReplayModel([self.replay], delay=self.delay)
+            return replay
         if self._model is None:
             from streamops.adapters.models import resolve_model
 
