@@ -197,7 +197,7 @@ async def run_request(
     params: RequestParams,
     timing: RequestTiming,
     t0: float,
-    count: Callable[[str], int] | None = None,
+    count: Callable[[str], int | None] | None = None,
     pipeline: Pipeline | None = None,
     keep: list[BaseEvent] | None = None,
 ) -> RequestTiming:

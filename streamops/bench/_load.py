@@ -82,7 +82,7 @@ async def run_step(
     step: LoadStep,
     *,
     seed: int = 0,
-    count: Callable[[str], int] | None = None,
+    count: Callable[[str], int | None] | None = None,
     pipeline: Pipeline | None = None,
     progress: Progress | None = None,
     keep: list[list[BaseEvent]] | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -168,17 +168,17 @@ class Recorder:
             self.timing.error = kind
             self.timing.error_detail = detail[:300]
 
-    def finish(self, now: float, count: Any = None) -> RequestTiming:
-        """End the request at ``now``; ``count`` (text -> tokens, or ``None``) counts output
-        tokens when the provider reported none. Returns the timing."""
+    def finish(self, now: float, count: Callable[[str], int | None] | None = None) -> RequestTiming:
+        """End the request at ``now``; ``count`` (text -> tokens, ``None`` when it cannot count)
+        counts output tokens when the provider reported none. Returns the timing."""
         timing = self.timing
         timing.e2e_s = now - self._t0
         timing.input_tokens = self._usage_in
         if self._usage_out is not None:
             timing.output_tokens = self._usage_out
             timing.tokens_source = "usage"
-        elif count is not None and self._parts:
-            timing.output_tokens = int(count(self.text))
+        elif count is not None and self._parts and (n := count(self.text)) is not None:
+            timing.output_tokens = n
             timing.tokens_source = "counted"
         return timing
 

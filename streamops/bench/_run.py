@@ -244,13 +244,26 @@ class BenchResult:
         return cls(config=data["config"], summaries=sums, requests=reqs, created=data.get("created", ""))
 
 
-def _counter() -> Callable[[str], int] | None:
-    try:
-        from streamops.operators.tokens import load_encoding
+class _LazyCounter:
+    """Counts tokens with ``count_tokens``' default encoding, loaded on first use (only when
+    a response reported no usage); ``None`` when the encoding cannot be loaded offline."""
 
-        return load_encoding()
-    except RuntimeError:
-        return None
+    def __init__(self) -> None:
+        self._count: Callable[[str], int] | None = None
+        self._failed = False
+
+    def __call__(self, text: str) -> int | None:
+        if self._count is None:
+            if self._failed:
+                return None
+            from streamops.operators.tokens import load_encoding
+
+            try:
+                self._count = load_encoding()
+            except RuntimeError:
+                self._failed = True
+                return None
+        return self._count(text)
 
 
 async def _pipeline_cpu(pipeline: Pipeline, captured: Sequence[Sequence[BaseEvent]]) -> float | None:
@@ -290,12 +303,14 @@ async def run_bench(
     """
     import httpx
 
-    count = _counter()
+    count = _LazyCounter()
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     timeout = httpx.Timeout(config.params.timeout, pool=None)
     requests: list[RequestTiming] = []
     summaries: list[Summary] = []
-    async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
+    # TLS certificates are loaded only when a target needs them (a client's CPU is measured).
+    verify = any(t.kind == "http" and t.url.startswith("https:") for t in config.targets)
+    async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False, verify=verify) as client:
         if config.warmup:
             await run_step(
                 client, config.targets, config.prompts, config.params,
