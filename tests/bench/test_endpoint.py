@@ -67,7 +67,7 @@ async def test_every_failure_is_counted_by_kind_and_the_run_goes_on() -> None:
     async with fake_server() as server:
         cfg = _config(
             server.base_url, "ok", "auth", "plain", "malformed", "nodone", "stall",
-            step=LoadStep(concurrency=1, requests=2), timeout=0.5,
+            step=LoadStep(concurrency=1, requests=2), timeout=1.5,
         )
         cfg.targets.append(
             Target(kind="http", url=f"http://127.0.0.1:{_closed_port()}/v1", model="ok", label="unreachable")
