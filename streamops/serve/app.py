@@ -101,6 +101,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from ..stores import RunStore
     from .runlog import RunHandle, RunRegistry
 
 __all__ = ["ChatCompletionRequest", "StreamOptions", "create_app"]
@@ -340,8 +341,13 @@ class _RunStream(Stream[BaseEvent]):
 
     __slots__ = ("_run_source",)
 
-    def __init__(self, source: _RunSource) -> None:
-        super().__init__(Stream.defer(source._run))
+    def __init__(self, source: _RunSource, store: RunStore | None = None, run_id: str = "") -> None:
+        stream: Stream[BaseEvent] = Stream.defer(source._run)
+        if store is not None:  # the run's events also go to the shared store, under run_id
+            from ..stores import publish
+
+            stream = stream | publish(store, run_id)
+        super().__init__(stream._source, stream._stages)
         self._run_source = source
 
     def cancel(self) -> None:
@@ -447,6 +453,7 @@ def create_app(
     retry_ms: int = 1000,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     a2a: bool = True,
+    store: RunStore | str | None = None,
 ) -> Starlette:
     """The OpenAI-compatible streamops server as a Starlette app (see the module docstring).
 
@@ -462,6 +469,11 @@ def create_app(
         heartbeat: seconds between SSE comment heartbeats on ``/runs/{id}/events``.
         retry_ms: the SSE ``retry`` (reconnection delay, milliseconds) sent to event clients.
         default_max_tokens: ``max_tokens`` when a request gives none.
+        store: a :class:`~streamops.stores.RunStore` (or its URL: ``memory:``, ``sqlite:PATH``,
+            ``redis://HOST:PORT/DB``) that every completion's events are published into, under
+            the run id; ``/runs/{id}/events`` is then served from it with the store's ids, so a
+            client resumes with ``Last-Event-ID`` on any process sharing the store and after a
+            restart. ``None``: runs live in this process's registry only.
         a2a: also serve the agent over A2A (``POST /a2a``, ``GET
             /.well-known/agent-card.json``) when the a2a-sdk package is installed.
 
@@ -479,6 +491,11 @@ def create_app(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, not {workers}")
     state = _State(model, agent_factory, workers, default_max_tokens)
+    if isinstance(store, str):
+        from ..stores import open_store
+
+        store = open_store(store)
+    run_store: RunStore | None = store
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -494,6 +511,8 @@ def create_app(
                 state.registry = None
         if state.pool is not None:
             state.pool.close()
+        if run_store is not None:
+            await run_store.aclose()
 
     async def chat_completions(request: Request) -> Response:
         try:
@@ -513,7 +532,7 @@ def create_app(
         from .runlog import RunLimitError
 
         try:
-            handle = registry.start(_RunStream(source), run_id=run_id, on_disconnect="cancel")
+            handle = registry.start(_RunStream(source, run_store, run_id), run_id=run_id, on_disconnect="cancel")
         except RunLimitError as exc:  # the registry is full of live runs
             return _error(503, f"cannot start a run: {exc}", etype="server_error")
         completion_id = f"chatcmpl-{run_id}"
@@ -579,6 +598,10 @@ def create_app(
         registry = state.registry
         assert registry is not None
         run_id = request.path_params["run_id"]
+        if run_store is not None:  # 404/409 as below, from the shared store
+            from ..stores.sse import store_sse_response
+
+            return store_sse_response(run_store, run_id, heartbeat=heartbeat, retry_ms=retry_ms)
         try:
             handle = registry.get(run_id)
         except UnknownRunError as exc:
