@@ -15,9 +15,9 @@ WebSocket (:mod:`streamops.sinks.websocket`)
     and :data:`INTERNAL_ERROR`.
 Resume (:mod:`streamops.sinks.resume`)
     :data:`DisconnectPolicy`, :func:`event_id`, :func:`parse_event_id`,
-    :class:`ResumeUnavailableError`, :class:`ResumableRun` and :class:`RunEventLog` (what a
-    resuming response follows;
-    the in-memory run registry that implements it is :mod:`streamops.serve.runlog`).
+    :class:`ResumeUnavailableError`, :class:`UnknownRunError`; :class:`ResumableRun` and
+    :class:`RunEventLog`, what a resuming response follows (implemented in memory by
+    :mod:`streamops.serve.runlog`, durably by :mod:`streamops.stores`).
 OpenAI Chat Completions chunks (:mod:`streamops.sinks.openai`)
     :class:`ChunkEncoder`, :func:`openai_sse_stream`, :func:`completion_object`,
     :func:`openai_usage`, :data:`DONE` (``data: [DONE]``, which ends the Vercel stream too).
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         ResumableRun,
         ResumeUnavailableError,
         RunEventLog,
+        UnknownRunError,
         event_id,
         parse_event_id,
     )
@@ -67,6 +68,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "ResumableRun",
         "ResumeUnavailableError",
         "RunEventLog",
+        "UnknownRunError",
         "event_id",
         "parse_event_id",
     ),
@@ -93,6 +95,7 @@ __all__ = [
     "RunEventLog",
     "SSEEncoder",
     "SSE_HEADERS",
+    "UnknownRunError",
     "VERCEL_HEADERS",
     "VercelEncoder",
     "a2a_types_module",

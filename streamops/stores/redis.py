@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import StreamopsError
-from ..sinks.runlog import UnknownRunError
+from ..sinks.resume import UnknownRunError
 from ._base import LeaseLostError, RunInfo, RunState, RunStore, _check_gap, _Page
 
 if TYPE_CHECKING:

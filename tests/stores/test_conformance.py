@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import streamops as so
 from streamops.events import BaseEvent, ErrorEvent, RunEnd, RunStart, TextDelta, to_json
-from streamops.sinks.runlog import ResumeUnavailableError, UnknownRunError
+from streamops.sinks.resume import ResumeUnavailableError, UnknownRunError
 from streamops.stores import LeaseLostError, RunStore, entry_id, follow_all, publish
 
 pytestmark = pytest.mark.anyio
