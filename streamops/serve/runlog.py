@@ -44,10 +44,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from ..errors import StreamClosedError, StreamopsError
+from ..errors import StreamClosedError, StreamopsError, UnknownRunError
 from ..events import BaseEvent, RunEnd
 from ..operators.errors import errors_as_events
-from ..sinks.resume import DisconnectPolicy, ResumeUnavailableError, UnknownRunError, _EventIds, parse_event_id
+from ..sinks.resume import DisconnectPolicy, ResumeUnavailableError, _EventIds, parse_event_id
 
 if TYPE_CHECKING:
     from types import TracebackType

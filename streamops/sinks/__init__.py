@@ -15,7 +15,7 @@ WebSocket (:mod:`streamops.sinks.websocket`)
     and :data:`INTERNAL_ERROR`.
 Resume (:mod:`streamops.sinks.resume`)
     :data:`DisconnectPolicy`, :func:`event_id`, :func:`parse_event_id`,
-    :class:`ResumeUnavailableError`, :class:`UnknownRunError`; :class:`ResumableRun` and
+    :class:`ResumeUnavailableError`; :class:`ResumableRun` and
     :class:`RunEventLog`, what a resuming response follows (implemented in memory by
     :mod:`streamops.serve.runlog`, durably by :mod:`streamops.stores`).
 OpenAI Chat Completions chunks (:mod:`streamops.sinks.openai`)
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
         ResumableRun,
         ResumeUnavailableError,
         RunEventLog,
-        UnknownRunError,
         event_id,
         parse_event_id,
     )
@@ -68,7 +67,6 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "ResumableRun",
         "ResumeUnavailableError",
         "RunEventLog",
-        "UnknownRunError",
         "event_id",
         "parse_event_id",
     ),
@@ -95,7 +93,6 @@ __all__ = [
     "RunEventLog",
     "SSEEncoder",
     "SSE_HEADERS",
-    "UnknownRunError",
     "VERCEL_HEADERS",
     "VercelEncoder",
     "a2a_types_module",

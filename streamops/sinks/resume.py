@@ -29,7 +29,6 @@ __all__ = [
     "ResumableRun",
     "ResumeUnavailableError",
     "RunEventLog",
-    "UnknownRunError",
     "event_id",
     "parse_event_id",
 ]
@@ -55,17 +54,6 @@ class ResumeUnavailableError(StreamopsError, LookupError):
     def __init__(self, message: str, last_event_id: str | None) -> None:
         super().__init__(message)
         self.last_event_id = last_event_id
-
-
-class UnknownRunError(StreamopsError, KeyError):
-    """No run with this id in the registry or store (never started, or evicted/expired). ``run_id`` is the id."""
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__(run_id)
-        self.run_id = run_id
-
-    def __str__(self) -> str:
-        return f"unknown run {self.run_id!r} (never started, or evicted)"
 
 
 def event_id(event: BaseEvent) -> str:

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import quote
 
 from .._stream import Stream
-from ..errors import StreamopsError
+from ..errors import StreamopsError, UnknownRunError
 from ..events import BaseEvent, ErrorEvent, RunEnd, from_json, to_json
-from ..sinks.resume import ResumeUnavailableError, UnknownRunError, parse_event_id
+from ..sinks.resume import ResumeUnavailableError, parse_event_id
 
 if TYPE_CHECKING:
     import anyio
