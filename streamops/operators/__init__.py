@@ -2,7 +2,7 @@
 
 from .aggregate import Accumulator, ErrorInfo, Message, ToolCall, accumulate, assemble
 from .combine import concat, merge
-from .errors import error_event, errors_as_events
+from .errors import errors_as_events
 from .metrics import RunStats, StreamMetrics, metrics
 from .select import filter, of_type, take, take_until
 from .share import DROPPED_DELTAS, ReplayUnavailableError, Shared, SlowConsumerError, share, tee
@@ -33,7 +33,6 @@ __all__ = [
     "concat",
     "count_tokens",
     "debounce",
-    "error_event",
     "errors_as_events",
     "filter",
     "map",

@@ -43,7 +43,7 @@ def errors_as_events(*, reraise: bool = False) -> Callable[[Stream[BaseEvent]], 
     - Cancels: when the downstream stops; the upstream is closed on every exit, before the
       ``ErrorEvent`` is emitted when it failed. Buffers nothing.
 
-    Marble (``a b`` then ``ValueError``)::
+    Marble: (``a b`` then a ``ValueError`` X; E its ``ErrorEvent``)::
 
         a b X  | errors_as_events()              ->  a b E |
         a b X  | errors_as_events(reraise=True)  ->  a b E X

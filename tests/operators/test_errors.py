@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from streamops import Stream
 from streamops.events import BaseEvent, ErrorEvent, TextDelta
-from streamops.operators import error_event, errors_as_events, take
+from streamops.operators import errors_as_events, take
+from streamops.operators.errors import error_event
 
 pytestmark = pytest.mark.anyio
 
