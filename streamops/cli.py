@@ -374,10 +374,14 @@ def serve(
     ] = 2,
     max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens when a request gives none.")] = 256,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+    store: Annotated[
+        str | None,
+        typer.Option(help="Run store the runs are published into: memory:, sqlite:PATH, redis://HOST:PORT/DB."),
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, each run's
     events at GET /runs/{id}/events, and the agent over A2A at POST /a2a with its card at
-    GET /.well-known/agent-card.json when a2a-sdk is installed (see streamops.server).
+    GET /.well-known/agent-card.json when a2a-sdk is installed (see streamops.serve.app).
 
     Exit status 0 on Ctrl-C / SIGTERM; 2 with a one-line message when the model cannot be set
     up (a missing replay file) or the server extra is not installed.
@@ -385,12 +389,12 @@ def serve(
     try:
         import uvicorn
 
-        from streamops.server import create_app
+        from streamops.serve.app import create_app
     except ImportError as exc:
         _fail(f"the server needs the server extra (pip install 'streamops[server]'): {exc}")
         return
     try:
-        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens)
+        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens, store=store)
     except (OSError, ValueError) as exc:
         _fail(f"cannot set up the model {model!r}: {exc}")
         return
@@ -408,15 +412,15 @@ def _bench_runner() -> Path | None:
     return runner if runner.is_file() else None
 
 
-@app.command()
-def bench(
+@app.command("bench-suite")
+def bench_suite(
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes, fewer rounds: under a minute.")] = False,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write machine-readable results here.")] = None,
     only: Annotated[
         str | None, typer.Option(help="Comma-separated cases (core, pipeline, smooth, ingest, merge, ...).")
     ] = None,
 ) -> None:
-    """Run the benchmark suite: streamops and its peers side by side, in one process.
+    """Run the library's own benchmark suite: streamops and its peers side by side, in one process.
 
     The cases live in the ``benchmarks/`` folder of a source checkout (they need the recorded
     fixtures, and the peer libraries of the package's "bench" extra); they are not installed
@@ -429,7 +433,7 @@ def bench(
     runner = _bench_runner()
     if runner is None:
         _fail(
-            "the benchmark suite is not installed with the package: streamops bench needs a source "
+            "the benchmark suite is not installed with the package: streamops bench-suite needs a source "
             "checkout (git clone the repository, pip install -e '.[bench]', run it there), or "
             "STREAMOPS_BENCHMARKS set to its benchmarks/ folder"
         )
@@ -443,6 +447,257 @@ def bench(
         argv += ["--only", only]
     typer.echo(f"running {runner}", err=True)
     raise typer.Exit(subprocess.call(argv))
+
+
+def _float_list(text: str, what: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        _fail(f"{what}: expected comma-separated numbers, got {text!r}")
+        raise
+    if not values or any(v <= 0 for v in values):
+        _fail(f"{what}: expected numbers > 0, got {text!r}")
+    return values
+
+
+def _config_targets(path: Path) -> list[Any]:
+    """``[[target]]`` tables of a TOML file: ``url`` + ``model`` (+ ``api``, ``label``,
+    ``api_key_env``), or ``model`` alone (local / LiteLLM), or ``replay`` (+ ``pace``)."""
+    import os
+    import tomllib
+
+    from streamops.bench import Target
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        _fail(f"cannot read the config {path}: {exc}")
+        raise
+    out = []
+    for n, t in enumerate(data.get("target", []), 1):
+        if not isinstance(t, dict) or not (t.get("url") or t.get("model") or t.get("replay")):
+            _fail(f"{path}: [[target]] #{n} needs url and model, a model, or a replay file")
+        key = os.environ.get(t["api_key_env"]) if "api_key_env" in t else None
+        if t.get("replay"):
+            out.append(
+                Target(
+                    kind="model",
+                    model="replay",
+                    replay=str(t["replay"]),
+                    delay=float(t.get("pace", 0.0)),
+                    label=str(t.get("label", "")),
+                )
+            )
+        else:
+            out.append(
+                Target(
+                    kind="http" if t.get("url") else "model",
+                    model=str(t.get("model", "")),
+                    url=str(t.get("url", "")),
+                    api=t.get("api", "chat"),
+                    api_key=key,
+                    label=str(t.get("label", "")),
+                )
+            )
+    if not out:
+        _fail(f"{path}: no [[target]] table")
+    return out
+
+
+@app.command()
+def bench(
+    url: Annotated[
+        list[str] | None,
+        typer.Option("--url", help="An OpenAI-compatible base URL (http://HOST/v1); repeat for several targets."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="The model name; without --url: 'local' or a LiteLLM name (anthropic/...).")
+    ] = None,
+    api: Annotated[str, typer.Option(help="chat (Chat Completions) or responses (Responses API).")] = "chat",
+    replay_file: Annotated[
+        list[Path] | None, typer.Option("--replay", help="A recorded .sse body to replay (repeatable).")
+    ] = None,
+    pace: Annotated[float, typer.Option(help="--replay: seconds between events (0: as fast as possible).")] = 0.0,
+    config: Annotated[Path | None, typer.Option(help="A TOML file of [[target]] tables.")] = None,
+    concurrency: Annotated[
+        str | None, typer.Option(help="Closed-loop sweep: requests in flight per target, e.g. 1,8,32.")
+    ] = None,
+    rate: Annotated[
+        str | None, typer.Option(help="Open-loop sweep: arrivals per second per target, e.g. 5 or 1,5,10.")
+    ] = None,
+    arrival: Annotated[str, typer.Option(help="--rate spacing: poisson or constant.")] = "poisson",
+    requests: Annotated[
+        int | None, typer.Option(help="Requests per target and step (default 20 without --duration).")
+    ] = None,
+    duration: Annotated[float | None, typer.Option(help="Seconds per step (requests started within it).")] = None,
+    warmup: Annotated[int, typer.Option(help="Warm-up requests per target, excluded from the results.")] = 1,
+    prompt_tokens: Annotated[int, typer.Option(help="Synthetic prompts of about this many tokens.")] = 64,
+    prompts: Annotated[Path | None, typer.Option(help="A JSONL file of prompts instead of synthetic ones.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="max_tokens of every request.")] = 128,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the prompts, the arrivals and the requests.")] = 0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds without a byte before a request fails (kind timeout).")
+    ] = 30.0,
+    slo: Annotated[
+        str | None, typer.Option(help="Goodput SLOs in seconds, e.g. ttft=0.5,tpot=0.05 (ttft ttfc tpot itl e2e).")
+    ] = None,
+    pipeline: Annotated[
+        str | None, typer.Option(help="Operators to measure: \"smooth('word') | count_tokens()\" or module:function.")
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write every request's timings here (schema streamops-bench/1).")
+    ] = None,
+    plot_file: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Save latency CDFs and throughput vs load as a PNG (needs matplotlib)."),
+    ] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None, typer.Option(help="Compare two --json results A B: print B/A ratios and exit.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show live progress (stderr).")] = True,
+    suite: Annotated[
+        bool, typer.Option("--suite", help="Run the library's own benchmark suite instead (as bench-suite).")
+    ] = False,
+) -> None:
+    """Benchmark an LLM streaming endpoint, model or pipeline: TTFT, inter-chunk latency, TPOT,
+    E2E, chunks/s and tokens/s under a concurrency sweep or an open-loop arrival rate.
+
+    Metrics are defined as vLLM's benchmark_serving defines them (docs/benchmarking.md).
+    Failed requests are counted by kind (connect, timeout, http-NNN, not-sse, malformed,
+    truncated, stream-error) and the run goes on. Exit status 0 when the run completed (even
+    with failed requests), 2 on bad options.
+    """
+    import os
+
+    import anyio
+    from rich.console import Console
+
+    from streamops import bench as sb
+
+    console = Console()
+    if suite:
+        bench_suite()
+        return
+    if compare is not None:
+        try:
+            a, b = (sb.BenchResult.load(p) for p in compare)
+        except (OSError, ValueError) as exc:
+            _fail(str(exc))
+            return
+        console.print(sb.compare_table(a, b))
+        return
+    targets: list[Any] = []
+    key = os.environ.get("OPENAI_API_KEY")
+    if api not in ("chat", "responses"):
+        _fail(f"--api must be chat or responses, got {api!r}")
+    for u in url or []:
+        if not model:
+            _fail("--url needs --model (the model name the server expects)")
+        targets.append(sb.Target(kind="http", url=u, model=model or "", api=api, api_key=key))  # type: ignore[arg-type]
+    for r in replay_file or []:
+        if not r.is_file():
+            _fail(f"--replay {r}: no such file")
+        targets.append(sb.Target(kind="model", model="replay", replay=str(r), delay=pace))
+    if model and not url:
+        targets.append(sb.Target(kind="model", model=model))
+    if config is not None:
+        targets += _config_targets(config)
+    if not targets:
+        _fail("nothing to benchmark: give --url and --model, --model, --replay or --config")
+    labels = [t.label for t in targets]
+    for t in targets:
+        if labels.count(t.label) > 1:
+            t.label = f"{t.label}#{labels[: targets.index(t)].count(t.label) + 1}"
+    if arrival not in ("poisson", "constant"):
+        _fail(f"--arrival must be poisson or constant, got {arrival!r}")
+    if requests is None and duration is None:
+        requests = 20
+    steps: list[sb.LoadStep] = []
+    if rate:
+        steps += [
+            sb.LoadStep(rate=r, arrival=arrival, requests=requests, duration=duration)  # type: ignore[arg-type]
+            for r in _float_list(rate, "--rate")
+        ]
+    if concurrency or not rate:
+        values = _float_list(concurrency or "1", "--concurrency")
+        steps += [sb.LoadStep(concurrency=int(c), requests=requests, duration=duration) for c in values]
+    try:
+        prompt_list = (
+            sb.load_prompts(prompts)
+            if prompts
+            else sb.synthetic_prompts(max(requests or 100, 1), prompt_tokens, seed=seed)
+        )
+        slo_map = sb.parse_slo(slo) if slo else {}
+        pipe = sb.load_pipeline(pipeline) if pipeline else None
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    cfg = sb.BenchConfig(
+        targets=targets,
+        prompts=prompt_list,
+        steps=steps,
+        warmup=warmup,
+        seed=seed,
+        slo=slo_map,
+        pipeline=pipe,
+        pipeline_spec=pipeline,
+        params=sb.RequestParams(max_tokens=max_tokens, temperature=temperature, seed=seed, timeout=timeout),
+    )
+    err = Console(stderr=True)
+
+    async def go() -> sb.BenchResult:
+        current: list[tuple[str, sb.Progress]] = []
+
+        def on_step(label: str, prog: sb.Progress) -> None:
+            current[:] = [(label, prog)]
+
+        if not progress:
+            return await sb.run_bench(cfg, progress=on_step)
+        from rich.live import Live
+
+        def render() -> str:
+            if not current:
+                return "warming up..."
+            label, p = current[0]
+            import time as _t
+
+            el = max(_t.perf_counter() - p.started, 1e-9)
+            return (
+                f"{label}: {p.done} done ({p.failed} failed), {p.in_flight} in flight, "
+                f"{p.done / el:.2f} req/s, {p.chunks / el:.0f} chunks/s"
+            )
+
+        with Live(render(), console=err, refresh_per_second=4, transient=True) as live:
+            async with anyio.create_task_group() as tg:
+
+                async def refresh() -> None:
+                    while True:
+                        live.update(render())
+                        await anyio.sleep(0.25)
+
+                tg.start_soon(refresh)
+                result = await sb.run_bench(cfg, progress=on_step)
+                tg.cancel_scope.cancel()
+        return result
+
+    try:
+        result = anyio.run(go)
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    for item in sb.summary_table(result.summaries):
+        console.print(item)
+    if json_file is not None:
+        sb.result_to_file(result, json_file)
+        err.print(f"wrote {json_file}")
+    if plot_file is not None:
+        try:
+            sb.plot(result, plot_file)
+        except RuntimeError as exc:
+            _fail(str(exc))
+        err.print(f"wrote {plot_file}")
+
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``streamops`` console script."""

@@ -81,7 +81,7 @@ def test_readme_names_every_test_file_that_needs_more_than_pip() -> None:
         src = path.read_text(encoding="utf-8")
         if path.name != "test_docs.py" and ("webdriver" in src or "check_ui_stream.mjs" in src):
             needs.add(path.relative_to(ROOT).as_posix())
-    assert "tests/server/test_browser.py" in needs
+    assert "tests/serve/test_browser.py" in needs
     for name in sorted(needs):
         assert name in readme, f"README.md does not say that {name} needs more than pip"
     for step in ("npm ci --prefix tests/js", "chromium-driver"):

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from streamops.server import create_app
+from streamops.serve import create_app
 from tests.conftest import RECORDED
 
 from .test_serve import MESSAGES, client, serve
