@@ -23,6 +23,9 @@ app = typer.Typer(
     help="LLM agent runs as composable, typed, async event streams.",
     no_args_is_help=True,
     add_completion=False,
+    # Markdown: docstring paragraphs are reflowed to the terminal's width (not cut where the
+    # source lines end) and `code` shows as code, not as literal backquotes.
+    rich_markup_mode="markdown",
 )
 
 
@@ -74,14 +77,14 @@ def replay(
     path: Annotated[Path, typer.Argument(help="A recorded SSE response body (.sse).")],
     api: Annotated[ApiChoice, typer.Option(help="The wire API; auto detects it from the body.")] = ApiChoice.auto,
     summary: Annotated[
-        bool, typer.Option("--summary", help="Print the assembled message as one JSON object.")
+        bool, typer.Option("--summary", metavar="", help="Print the assembled message as one JSON object.")
     ] = False,
     delay: Annotated[
         float | None,
         typer.Option(help="Seconds between events when rendering (default 0.02 on a terminal, else 0)."),
     ] = None,
     chunk_size: Annotated[int, typer.Option(help="Bytes per simulated network read.")] = 256,
-    events: Annotated[bool, typer.Option("--events", help="Print the events as NDJSON instead.")] = False,
+    events: Annotated[bool, typer.Option("--events", metavar="", help="Print the events as NDJSON instead.")] = False,
 ) -> None:
     """Replay a recorded provider stream as it would appear live.
 
@@ -198,7 +201,9 @@ def run(
         SmoothChoice | None,
         typer.Option(help="Re-chunk text: word, line or none (default: word; line with --agents > 1)."),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print NDJSON events instead of rendering.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", metavar="", help="Print NDJSON events instead of rendering.")
+    ] = False,
     max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens per answer (local model).")] = 256,
     instructions: Annotated[str | None, typer.Option(help="System message.")] = None,
 ) -> None:
@@ -414,7 +419,9 @@ def _bench_runner() -> Path | None:
 
 @app.command("bench-suite")
 def bench_suite(
-    quick: Annotated[bool, typer.Option("--quick", help="Small sizes, fewer rounds: under a minute.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", metavar="", help="Small sizes, fewer rounds: under a minute.")
+    ] = False,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write machine-readable results here.")] = None,
     only: Annotated[
         str | None, typer.Option(help="Comma-separated cases (core, pipeline, smooth, ingest, merge, ...).")
@@ -555,9 +562,10 @@ def bench(
     compare: Annotated[
         tuple[Path, Path] | None, typer.Option(help="Compare two --json results A B: print B/A ratios and exit.")
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show live progress (stderr).")] = True,
+    progress: Annotated[bool, typer.Option(metavar="", help="Show live progress (stderr).")] = True,
     suite: Annotated[
-        bool, typer.Option("--suite", help="Run the library's own benchmark suite instead (as bench-suite).")
+        bool,
+        typer.Option("--suite", metavar="", help="Run the library's own benchmark suite instead (as bench-suite)."),
     ] = False,
 ) -> None:
     """Benchmark an LLM streaming endpoint, model or pipeline: TTFT, inter-chunk latency, TPOT,
