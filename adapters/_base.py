@@ -5,6 +5,7 @@ parser are in :mod:`streamops.adapters._drive`."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -17,10 +18,12 @@ from streamops.events import (
     FinishReason,
     RawEvent,
     ReasoningDelta,
+    RefusalDelta,
     RunEnd,
     RunStart,
     RunStatus,
     TextDelta,
+    ToolCallDelta,
     Usage,
 )
 from streamops.operators.text import ThinkTagSplitter
@@ -152,6 +155,10 @@ def status_for(finish: FinishReason | None) -> RunStatus:
     return "completed"
 
 
+_DELTA_CLASSES = (TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta)
+_NO_KEY = object()
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 PARSERS: dict[str, type[ParserBase]] = {}
 """The sans-IO parser class of each wire API, by API name (``"openai-chat"`` ->
 ``ChatCompletionsParser``...). Filled by the package (``streamops.adapters``), which imports
@@ -191,6 +198,60 @@ class ParserBase:
         self.out: list[BaseEvent] = []
         self.ended = False
         """True once a run end was emitted; later payloads are ignored."""
+        self._hi: tuple[type[BaseEvent], Any, dict[str, Any]] | None = None  # a held high surrogate
+        self.replaced_surrogates = 0
+        """How many lone UTF-16 surrogates (JSON escapes such as ``"\\ud83d"`` with no other
+        half) this parser replaced by U+FFFD in the events' string fields."""
+
+    # -------------------------------------------------------------------- lone surrogates
+    def _unicode(self, cls: type[E], raw: Any, fields: dict[str, Any]) -> E | None:
+        """Make the string fields of an event about to be built valid Unicode, in place.
+
+        A provider that escapes non-BMP characters in JSON (``"\\ud83d\\ude00"``) may split
+        the pair across two chunks. A delta ending in a high surrogate holds it back, and the
+        next delta of the same kind and block/call prepends it, joining the pair. A held half
+        that finds no partner (another event comes first), and any other lone surrogate in any
+        string field, becomes U+FFFD, counted in :attr:`replaced_surrogates`. Returns an event
+        that was not emitted when the whole delta is held (it was nothing but the high half)."""
+        hi = self._hi
+        key = fields.get("block_id", fields.get("call_id")) if cls in _DELTA_CLASSES else _NO_KEY
+        if hi is not None:
+            self._hi = None
+            hcls, hkey, hfields = hi
+            delta = fields.get("delta")
+            low = isinstance(delta, str) and delta[:1] and "\udc00" <= delta[0] <= "\udfff"
+            if hcls is cls and hkey == key and low:
+                fields["delta"] = hfields["delta"] + delta
+            else:
+                self.replaced_surrogates += 1
+                hfields["delta"] = "\ufffd"
+                self._build(hcls, hfields.pop("_raw"), **{k: v for k, v in hfields.items() if k != "_raw"})
+        for name, value in fields.items():
+            if type(value) is str and not value.isascii():
+                if name == "delta" and key is not _NO_KEY and "\ud800" <= value[-1] <= "\udbff":
+                    value = value[:-1]
+                    self._hi = (cls, key, {**fields, "delta": fields["delta"][-1], "_raw": raw})
+                fields[name] = self._replace_lone(value)
+        if self._hi is not None and fields.get("delta") == "":
+            return cls(run_id=self.run_id, agent=self.agent, seq=self.seq, **fields)  # held whole: not emitted
+        return None
+
+    def _deep_replace(self, value: Any) -> Any:
+        """``value`` (decoded JSON data) with lone surrogates in its strings and keys replaced."""
+        if type(value) is str:
+            return value if value.isascii() else self._replace_lone(value)
+        if isinstance(value, dict):
+            return {self._deep_replace(k): self._deep_replace(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._deep_replace(v) for v in value]
+        return value
+
+    def _replace_lone(self, value: str) -> str:
+        if _SURROGATE.search(value) is None:
+            return value
+        fixed = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")  # joins pairs, replaces lone
+        self.replaced_surrogates += fixed.count("\ufffd") - value.count("\ufffd")
+        return fixed
 
     # -------------------------------------------------------------------- building events
     def emit(self, cls: type[E], raw: Any = None, **fields: Any) -> E:
@@ -219,6 +280,14 @@ class ParserBase:
         return last
 
     def _build(self, cls: type[E], raw: Any = None, **fields: Any) -> E:
+        if cls not in _DELTA_CLASSES:
+            for name, value in fields.items():
+                if isinstance(value, (dict, list)):
+                    fields[name] = self._deep_replace(value)
+        if self._hi is not None or not all(v.isascii() for v in fields.values() if type(v) is str):
+            held = self._unicode(cls, raw, fields)
+            if held is not None:
+                return held
         ev = cls(
             run_id=self.run_id,
             agent=self.agent,

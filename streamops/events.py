@@ -541,8 +541,46 @@ def to_dict(event: BaseEvent) -> dict[str, Any]:
 
 
 def to_json(event: BaseEvent) -> bytes:
-    """The event as compact UTF-8 JSON text. :func:`from_json` reverses it losslessly."""
-    return event_adapter().dump_json(event, fallback=repr)
+    """The event as compact UTF-8 JSON text. :func:`from_json` reverses it losslessly.
+
+    Never raises on text that is not valid Unicode: a lone UTF-16 surrogate (which UTF-8
+    cannot hold; a hostile or broken provider payload kept in ``raw``) is written as U+FFFD,
+    and NaN/infinities as ``null``. Parsers never put a lone surrogate in an event's own
+    fields (they join pairs split across deltas and replace the rest)."""
+    adapter = event_adapter()
+    try:
+        return adapter.dump_json(event, fallback=repr)
+    except ValueError:  # PydanticSerializationError: UnicodeEncodeError on a lone surrogate
+        changes = {
+            name: _valid_text(getattr(event, name))
+            for name in event.__dataclass_fields__
+            if name != "kind" and isinstance(getattr(event, name), (str, dict, list, tuple))
+        }
+        return adapter.dump_json(derive(event, **changes), fallback=repr)
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8; a lone surrogate (which UTF-8 cannot hold) becomes U+FFFD instead of
+    raising ``UnicodeEncodeError``. For the sinks' frames."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _fix_surrogates(text).encode("utf-8")
+
+
+def _fix_surrogates(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _valid_text(value: Any) -> Any:
+    """``value`` (strings, and lists, tuples and dicts of them) with lone surrogates replaced."""
+    if isinstance(value, str):
+        return _fix_surrogates(value)
+    if isinstance(value, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_valid_text(v) for v in value]
+    return value
 
 
 E = TypeVar("E", bound=BaseEvent)

@@ -69,6 +69,7 @@ from ..events import (
     ToolError,
     ToolProgress,
     ToolResult,
+    _utf8,
 )
 from .runlog import error_event
 
@@ -340,7 +341,7 @@ class A2AEncoder:
         (:func:`~streamops.events.to_json`); NaN and infinities are written as ``null``.
         """
         body = self.response(result, request_id).model_dump_json(by_alias=True, exclude_none=True, fallback=repr)
-        return b"data: " + body.encode() + b"\n\n"
+        return b"data: " + _utf8(body) + b"\n\n"
 
     async def encode_stream(
         self, stream: AsyncIterable[BaseEvent], request_id: str | int | None

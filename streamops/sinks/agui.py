@@ -79,6 +79,7 @@ from ..events import (
     ToolError,
     ToolProgress,
     ToolResult,
+    _utf8,
 )
 from .runlog import error_event
 
@@ -352,7 +353,7 @@ class AGUIEncoder:
         """One event as SSE, framed by ``ag_ui.encoder.EventEncoder`` (``data: {json}``)."""
         from ag_ui.encoder import EventEncoder
 
-        return EventEncoder().encode(event).encode()
+        return _utf8(EventEncoder().encode(event))
 
     def encode_sse(self, event: BaseEvent) -> bytes:
         """The AG-UI events of one streamops event, each framed by :meth:`sse`, concatenated

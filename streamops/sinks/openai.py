@@ -113,6 +113,8 @@ from streamops.events import (
 from streamops.operators.aggregate import Message
 from streamops.sinks.runlog import error_event
 
+from ..events import _utf8
+
 __all__ = ["DONE", "ChunkEncoder", "completion_object", "openai_sse_stream", "openai_usage"]
 
 DONE = b"data: [DONE]\n\n"
@@ -381,7 +383,7 @@ class ChunkEncoder:
         JSON text never holds a raw CR or LF (they are escaped in strings), so a chunk is
         always exactly one ``data`` line.
         """
-        return b"data: " + _dumps(chunk).encode("utf-8") + b"\n\n"
+        return b"data: " + _utf8(_dumps(chunk)) + b"\n\n"
 
     @staticmethod
     def done() -> bytes:
