@@ -412,18 +412,27 @@ class ParserBase:
             return self.out
         try:
             payload = json.loads(data)
-        except ValueError:
-            self.malformed(f"invalid JSON in SSE data ({self.api}): {data[:80]!r}", data)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested about 1,000 deep
+            why = "nested too deep" if isinstance(exc, RecursionError) else "invalid JSON"
+            self.malformed(f"{why} in SSE data ({self.api}): {data[:80]!r}", data)
             return self.out
-        self.on_payload(event_type, payload)
+        self._payload(event_type, payload)
         return self.out
 
     def feed_payload(self, payload: Any, event_type: str | None = None) -> list[BaseEvent]:
         """Feed one already-decoded payload (an SDK object's ``model_dump()``, a dict)."""
         self.out = []
         if not self.ended:
-            self.on_payload(event_type, payload)
+            self._payload(event_type, payload)
         return self.out
+
+    def _payload(self, event_type: str | None, payload: Any) -> None:
+        """``on_payload``, with a payload too deeply nested to walk reported as malformed."""
+        try:
+            self.on_payload(event_type, payload)
+        except RecursionError:
+            self._hi = None
+            self.malformed(f"{self.api}: payload nested too deep (over the interpreter's recursion limit)")
 
     def close(self) -> list[BaseEvent]:
         """The body ended: emit what is pending and the run end (or report truncation)."""

@@ -178,7 +178,7 @@ class MessagesParser(ParserBase):
         if event_type == "error" and not self.ended:
             try:
                 json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 self.out = []
                 self._close_tools()
                 self.provider_error("error", data.strip() or "provider error", raw=data)
@@ -384,7 +384,7 @@ class MessagesParser(ParserBase):
         if text:
             try:
                 inp = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 inp = text
         self.emit(
             RawEvent,

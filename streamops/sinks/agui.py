@@ -81,6 +81,7 @@ from ..events import (
     ToolResult,
     _utf8,
 )
+from ..events import _json_text as _model_json
 from .runlog import error_event
 
 if TYPE_CHECKING:
@@ -353,7 +354,10 @@ class AGUIEncoder:
         """One event as SSE, framed by ``ag_ui.encoder.EventEncoder`` (``data: {json}``)."""
         from ag_ui.encoder import EventEncoder
 
-        return _utf8(EventEncoder().encode(event))
+        try:
+            return _utf8(EventEncoder().encode(event))
+        except ValueError:  # a lone surrogate in a string: written as U+FFFD
+            return b"data: " + _utf8(_model_json(event, by_alias=True, exclude_none=True)) + b"\n\n"
 
     def encode_sse(self, event: BaseEvent) -> bytes:
         """The AG-UI events of one streamops event, each framed by :meth:`sse`, concatenated
