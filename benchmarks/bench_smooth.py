@@ -148,10 +148,14 @@ async def hand_written(source: AsyncIterator[BaseEvent], make: Any = _copy) -> A
             m = search(s, n - 1 if n else 0)
             while m is not None:
                 p = m.end()
-                yield make(e, s[pos:p])
-                pos = p
+                if not (s[pos].isspace() and s[pos:p].isspace()):  # leading whitespace waits for its word
+                    yield make(e, s[pos:p])
+                    pos = p
                 m = search(s, p)
             buf = s[pos:] if pos else s
+            if buf and buf[-1].isspace() and buf[-1] != "\r" and not buf.isspace():
+                yield make(e, buf)  # a word and its whitespace: emitted at once
+                buf = ""
             while len(buf) > MAX_CHARS:
                 yield make(e, buf[:MAX_CHARS])
                 buf = buf[MAX_CHARS:]

@@ -15,10 +15,11 @@ value of a round is the median over its streams; rounds are interleaved (order r
 off during each contender's streams. Wall clock (it is a latency; a few microseconds, below
 the resolution of the process CPU clock).
 
-The source's deltas are all available at once (no network): ``smooth("word")`` can only cut
-``"Hello, "`` once the next word has started, so its figure includes pulling the second delta
-(a few hundred nanoseconds here). In a live stream that wait is the gap between the model's
-first two deltas (or ``max_delay``, when set) — by design, not an overhead.
+The source's deltas are all available at once (no network): ``smooth("word")`` emits a word
+as soon as the whitespace after it arrives; a first delta that ends inside a word waits for
+the next delta (a few hundred nanoseconds here). In a live stream that wait is the gap
+between the model's first two deltas (or ``max_delay``, when set) — by design, not an
+overhead.
 
 Contenders: ``bare source`` (the baseline; ``async for`` straight over the source),
 ``Stream`` (``Stream.from_async_iterable(src)``, no operator), ``hand-written re-chunker``

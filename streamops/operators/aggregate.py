@@ -235,7 +235,7 @@ def accumulate() -> Stage[Any, Message]:
     """Fold each run's events into its final :class:`Message`.
 
     Runs are told apart by ``run_id`` (a merged stream of several agents gives one message per
-    run).
+    run); events with no run id (``""``) by ``agent``.
 
     - Emits: a run's message when its :class:`~streamops.events.RunEnd` arrives; at the end of
       the stream (or when the upstream fails), the message of every run that had no run end
@@ -248,10 +248,10 @@ def accumulate() -> Stage[Any, Message]:
     """
 
     def bind(down: Push, end: End) -> tuple[Push, End]:
-        runs: dict[str, Accumulator] = {}
+        runs: dict[tuple[str, str], Accumulator] = {}
 
         def push(x: Any) -> None:
-            key = x.run_id if isinstance(x, BaseEvent) else ""
+            key = ((x.run_id, "") if x.run_id else ("", x.agent)) if isinstance(x, BaseEvent) else ("", "")
             acc = runs.get(key)
             if acc is None:
                 acc = runs[key] = Accumulator()

@@ -187,9 +187,15 @@ def _chunker(
     user = isinstance(by, re.Pattern)
     grapheme = by == "grapheme"
 
+    word = by == "word"
+
     def bind(down: Push, end: End) -> _Chunker:
+        # Each run (run_id, agent) has its own held text, so the runs of a merged stream are
+        # re-chunked independently. The run of the last delta is "current": its state lives in
+        # buf and cur (the hot path); the other runs' held text waits in ``parked``.
         buf = ""  # text held for the current block; always starts on a grapheme boundary
         cur: Any = None  # the last delta of the current block (None: no block yet)
+        parked: dict[tuple[str, str], tuple[str, Any]] = {}  # other runs: (held text, last delta)
         kind_ok: dict[type[Any], bool] = {}
         search = pattern.search if pattern is not None else None
 
@@ -225,16 +231,50 @@ def _chunker(
                 buf = ""
                 emit(s, 0, len(s), cur)
 
+        def flush_all() -> None:
+            # The other runs' held text (in the order they were parked), then the current's.
+            nonlocal cur
+            while parked:
+                s, c = parked.pop(next(iter(parked)))
+                emit(s, 0, len(s), c)
+            flush()
+            cur = None
+
+        def switch(e: Any) -> None:
+            # Make ``e``'s run the current one: park the current run's held text, take out
+            # ``e``'s run's.
+            nonlocal buf, cur
+            c = cur
+            if c is not None:
+                if c.run_id == e.run_id and c.agent == e.agent:
+                    return
+                if buf:
+                    parked[(c.run_id, c.agent)] = (buf, c)
+                    buf = ""
+                cur = None
+            if parked:
+                got = parked.pop((e.run_id, e.agent), None)
+                if got is not None:
+                    buf, cur = got
+
         def begin(e: Any) -> bool:
-            # ``e`` is not the next delta of the current block: flush the held text; say
-            # whether ``e`` is a delta to re-chunk (it then starts a new block).
+            # ``e`` is not the next delta of the current block. Switch to ``e``'s run; if
+            # ``e`` does not continue that run's held block, flush it (another event, another
+            # block: the held text goes out first). Say whether ``e`` is a delta to re-chunk.
             nonlocal cur
             cls = e.__class__
             ok = kind_ok.get(cls)
             if ok is None:
                 ok = kind_ok[cls] = issubclass(cls, kinds)
+            if isinstance(e, BaseEvent):
+                switch(e)
+            else:
+                flush_all()  # not an event of any run: everything held goes out first
+            c = cur
+            if ok and c is not None and cls is c.__class__ and e.block_id == c.block_id:
+                return True  # the next delta of its run's held block
             if buf:
-                flush()  # another event, another block: the held text goes out first
+                flush()
             cur = None
             if not ok:
                 down(e)
@@ -251,7 +291,7 @@ def _chunker(
             ):
                 if not begin(e):
                     return
-                c = None
+                c = cur
             n = len(buf)
             s = buf + e.delta if n else e.delta
             m = search(s, n - 1 if n else 0)  # type: ignore[misc]
@@ -264,7 +304,9 @@ def _chunker(
                 last = 0
                 while m is not None:
                     p = m.end()
-                    if simple or _is_boundary(s, last, p):
+                    if word and s[last].isspace() and s[last:p].isspace():
+                        pass  # leading whitespace only: it goes out with the word after it
+                    elif simple or _is_boundary(s, last, p):
                         src = e if p > n else c  # the delta that supplied the chunk's last character
                         if p - last > max_chars:
                             emit(s, last, p, src)
@@ -275,6 +317,11 @@ def _chunker(
                     m = search(s, p)  # type: ignore[misc]
                 if last:
                     s = s[last:]
+            if word and s and s[-1].isspace() and s[-1] != "\r" and not s.isspace():
+                # A word and the whitespace after it: the cut is certain, emit now (more
+                # whitespace in the next delta goes out with the next word).
+                emit(s, 0, len(s), e if e.delta else c)
+                s = ""
             buf = s
             cur = e
             if len(s) > max_chars:
@@ -289,7 +336,7 @@ def _chunker(
             ):
                 if not begin(e):
                     return
-                c = None
+                c = cur
             n = len(buf)
             s = buf + e.delta if n else e.delta
             if grapheme:
@@ -341,7 +388,7 @@ def _chunker(
         push = push_local if local else push_other
 
         def end_() -> None:
-            flush()
+            flush_all()
             end()
 
         def flush_soft() -> None:
@@ -352,9 +399,17 @@ def _chunker(
                 if k:
                     buf = s[k:]
                     emit(s, 0, k, cur)
+            for key, (s, c) in list(parked.items()):
+                k = _safe_len(s)
+                if k:
+                    emit(s, 0, k, c)
+                    if k < len(s):
+                        parked[key] = (s[k:], c)
+                    else:
+                        del parked[key]
 
         def held() -> bool:
-            return bool(buf)
+            return bool(buf) or bool(parked)
 
         return push, end_, flush_soft, held
 
@@ -387,13 +442,21 @@ def smooth(
     """Re-chunk text and reasoning deltas so that each chunk ends on a boundary.
 
     The deltas of one block (same class, ``block_id``, ``run_id`` and ``agent``) are held and
-    re-emitted as new deltas that end on a boundary of ``by``:
+    re-emitted as new deltas that end on a boundary of ``by``. Each run (``run_id``,
+    ``agent``) keeps its own held text, so the runs of a merged stream are re-chunked
+    independently: smoothing a merged stream gives, run by run, what smoothing each run alone
+    gives.
 
-    - ``"word"`` (default): after a run of whitespace, just before the next non-whitespace
-      character; the whitespace stays with the word before it (``"Hello, "`` then
-      ``"world"``). Each character of a script written without spaces (CJK ideographs, kana,
-      CJK punctuation, Thai, Lao, Khmer, Myanmar) is a chunk of its own, with any whitespace
-      that follows it.
+    - ``"word"`` (default): a word and the whitespace after it (``"Hello, "`` then
+      ``"world"``), emitted as soon as that whitespace arrives (the Vercel AI SDK's
+      ``smoothStream`` cuts the same way). Whitespace with no word before it in the held text
+      (at the start of a block, or arriving after the word went out) goes out with the next
+      word: ``" " " " "foo"`` gives ``"  foo"``, never a whitespace-only chunk (unless the
+      block is only whitespace). Because of that early cut, a combining mark that a later
+      delta puts on that whitespace starts the next chunk (the only cut that may not be a
+      grapheme boundary; see docs/decisions.md). Each character of a script written without
+      spaces (CJK ideographs, kana, CJK punctuation, Thai, Lao, Khmer, Myanmar) is a chunk of
+      its own, with any whitespace that follows it.
     - ``"line"``: after a run of line breaks (``"\\n"``, with any ``"\\r"``), just before the
       next character.
     - ``"sentence"``: after ``.``, ``!``, ``?`` or ``…`` (and any closing quotes or
@@ -403,9 +466,9 @@ def smooth(
     - a compiled ``re.Pattern``: after each non-empty match in the held text (searched from
       its start, like the Vercel AI SDK's ``smoothStream``).
 
-    A cut is made only once the character after it has arrived (a word is complete when the
-    next word starts), and only on a grapheme cluster boundary: emoji ZWJ sequences, skin
-    tones, flags, letters with combining marks are never split, in any mode. The text is
+    Except after a word's whitespace, a cut is made only once the character after it has
+    arrived, and only on a grapheme cluster boundary: emoji ZWJ sequences, skin tones, flags,
+    letters with combining marks are never split, in any mode. The text is
     never changed: the output deltas of a block concatenate to its input deltas.
 
     The held text is also flushed:
@@ -413,9 +476,13 @@ def smooth(
     - when it exceeds ``max_chars`` characters (base64, code without spaces): pieces of at
       most ``max_chars`` characters, backed off to a grapheme boundary (a single grapheme
       cluster longer than that goes out whole); every chunk is at most ``max_chars`` long;
-    - before any event that is not one of ``kinds`` (a tool call never overtakes text);
-    - when the block changes (another ``block_id``, text <-> reasoning, another run or agent);
-    - at the end of the stream, or when the upstream fails (held text first, then the error);
+    - before any event that is not one of ``kinds`` (a tool call never overtakes text), for
+      the event's run (an item that is not an event flushes every run);
+    - when the block of its run changes (another ``block_id``, text <-> reasoning); a delta
+      of another run or agent does not flush it;
+    - before any event of its run that is not one of ``kinds``;
+    - at the end of the stream, or when the upstream fails (held text first, then the error;
+      the runs in the order their text was set aside, the last run's last);
     - with ``max_delay``: when text has been held for ``max_delay`` seconds (see below).
 
     Each output delta is a new delta of the same class with the envelope (``run_id``,
@@ -433,18 +500,21 @@ def smooth(
     ``async with stream.iterate()``); a bare ``async for`` raises
     :class:`~streamops._host.TaskHostRequired`.
 
-    - Emits: a chunk when its boundary is confirmed (the next character arrived), when
-      ``max_chars`` is exceeded, before a non-text event, at a block change, at the end, and
-      when ``max_delay`` runs out; other events as they arrive, after the held text.
+    - Emits: a chunk when its boundary is confirmed (the whitespace after a word, or the
+      next character), when ``max_chars`` is exceeded, before a non-text event of its run,
+      at a block change, at the end, and when ``max_delay`` runs out; other events as they
+      arrive, after their run's held text.
     - Completes: when the upstream completes, after emitting the held text.
     - Fails: when the upstream fails, after emitting the held text.
     - Cancels: when the downstream stops; with ``max_delay`` the reading task is cancelled
       and the upstream closed before the stream's close returns.
-    - Buffers: the held text of the current block: at most ``max_chars`` characters (plus the
-      delta being split); with ``max_delay``, also at most one upstream event in flight.
+    - Buffers: per run, the held text of its current block: at most ``max_chars`` characters
+      (plus the delta being split); with ``max_delay``, also at most one upstream event in
+      flight.
 
     Marble: ``"Hel" "lo, wo" "rld" T "!" | smooth()`` gives ``"Hello, " "world" T "!"``
     (``T`` a tool call; ``"world"`` goes out before it, ``"!"`` at the end).
+    ``a:"Hel" b:"Bon" a:"lo " b:"jour"`` gives ``a:"Hello " b:"Bonjour"`` (two runs).
     ``"你好" "世界" | smooth()`` gives ``"你" "好" "世" "界"``.
 
     Raises:

@@ -102,7 +102,10 @@ def load_encoding(name: str = "o200k_base") -> Callable[[str], int]:
         if enc is None:
             import importlib.util
 
-            spec = importlib.util.find_spec("litellm")
+            try:
+                spec = importlib.util.find_spec("litellm")  # located, never imported here
+            except (ImportError, ValueError):
+                spec = None
             if spec is None or not spec.submodule_search_locations:
                 raise RuntimeError(
                     'token counting needs the encodings bundled with litellm: pip install "streamops[litellm]"'
@@ -226,14 +229,22 @@ def _observe(counter: TokenCounter, count: Callable[[str], int], event: Any) -> 
         return c
     if isinstance(event, RunEnd):
         c = counter.get(event)
-        for tail in c._tails.values():
-            if tail:
-                c.estimated_output += count(tail)
-        c._tails.clear()
+        _count_tails(c, count)
         if event.usage is not None:
             c.provider = event.usage if c.provider is None else c.provider.merged(event.usage)
         return c
     return None
+
+
+def _count_tails(c: TokenCount, count: Callable[[str], int]) -> bool:
+    """Count the held text of every block of ``c``; say whether there was any."""
+    any_held = False
+    for tail in c._tails.values():
+        if tail:
+            c.estimated_output += count(tail)
+            any_held = True
+    c._tails.clear()
+    return any_held
 
 
 def _joined(text: str, i: int) -> bool:
@@ -266,7 +277,8 @@ def count_tokens(
       ``UsageEvent(source="estimated")`` for a run each time its estimate grows by
       ``emit_every`` tokens since the last one, and right before its run end when the
       provider gave no usage.
-    - Completes: when the upstream completes.
+    - Completes: when the upstream completes, after counting the text still held for runs
+      that got no run end (and, with ``emit_every``, one last estimate for each of them).
     - Fails: when the upstream fails; with ``RuntimeError`` at start when the tokenizer
       cannot be loaded.
     - Cancels: when the downstream stops.
@@ -285,9 +297,12 @@ def count_tokens(
 
             count = await anyio.to_thread.run_sync(load_encoding, encoding)
         reported: dict[tuple[str, str], int] = {}
+        last_seq: dict[tuple[str, str], int] = {}
         async with aclosing(up.__aiter__()) as it:
             async for ev in it:
                 c = _observe(the_counter, count, ev) if isinstance(ev, BaseEvent) else None
+                if c is not None:
+                    last_seq[(c.agent, c.run_id)] = ev.seq
                 if c is not None and emit_every is not None and c.source == "estimated":
                     key = (c.agent, c.run_id)
                     last = reported.get(key, 0)
@@ -303,6 +318,21 @@ def count_tokens(
                             cumulative=True,
                         )
                 yield ev
+        # The stream ended: runs that got no run end (a bare list of deltas, a stream cut
+        # short upstream) still hold their last piece; count it, and report the estimate.
+        for c in list(the_counter.runs.values()):
+            if _count_tails(c, count) and emit_every is not None and c.source == "estimated":
+                key = (c.agent, c.run_id)
+                if c.estimated_output != reported.get(key, 0):
+                    reported[key] = c.estimated_output
+                    yield UsageEvent(
+                        run_id=c.run_id,
+                        agent=c.agent,
+                        seq=last_seq.get(key, 0),
+                        usage=Usage(output_tokens=c.estimated_output),
+                        source="estimated",
+                        cumulative=True,
+                    )
 
     def op(up: Stream[Any]) -> Stream[Any]:
         return Stream.defer(gen, up)

@@ -387,3 +387,16 @@ async def test_assemble_propagates_a_source_error_and_closes() -> None:
         await assemble(probe.stream())
     assert info.value is probe.error
     assert probe.closed
+
+
+@pytest.mark.anyio
+async def test_agents_without_run_ids_fold_separately() -> None:
+    events = [
+        TextDelta(agent="alice", delta="Hel"),
+        TextDelta(agent="bob", delta="Hi"),
+        TextDelta(agent="alice", delta="lo"),
+        RunEnd(agent="bob", status="completed"),
+        RunEnd(agent="alice", status="completed"),
+    ]
+    msgs = await (Stream.from_iterable(events) | accumulate()).collect()
+    assert [(m.agent, m.text) for m in msgs] == [("bob", "Hi"), ("alice", "Hello")]

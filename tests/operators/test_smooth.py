@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 import regex
 from hypothesis import example, given, settings
@@ -122,9 +123,12 @@ def test_text_preserved_and_graphemes_whole(text: str, cuts: list[int], by: Any,
     chunks = texts(out)
     # The text comes out exactly as it went in, whitespace included.
     assert "".join(chunks) == text
-    # No empty chunk, no split grapheme cluster: chunk boundaries are grapheme boundaries.
+    # No empty chunk, no split grapheme cluster: chunk boundaries are grapheme boundaries,
+    # except (word mode) after whitespace that ended a delta: that cut is made at once, so a
+    # combining mark that a later delta puts on the space starts the next chunk.
     assert all(chunks)
-    assert chunk_bounds(chunks) <= grapheme_bounds(text)
+    eager = {len("".join(pieces[: i + 1])) for i, p in enumerate(pieces) if p[-1:].isspace()} if by == "word" else set()
+    assert chunk_bounds(chunks) <= grapheme_bounds(text) | eager
     # max_chars holds, unless the chunk is one grapheme cluster longer than it.
     for c in chunks:
         assert len(c) <= max_chars or len(GRAPHEME.findall(c)) == 1, (c, max_chars)
@@ -139,7 +143,7 @@ def test_word_chunks_end_on_a_boundary(text: str, cuts: list[int], max_chars: in
     chunks = texts(run_stage(smooth("word", max_chars=max_chars), [td(p) for p in split_at(text, cuts)]))
     for i, c in enumerate(chunks[:-1]):
         nxt = chunks[i + 1]
-        ends_ws = c[-1].isspace() and not nxt[0].isspace()
+        ends_ws = c[-1].isspace()
         ns = bool(NS.search(GRAPHEME.findall(c)[-1])) or bool(NS.match(nxt))
         at_max = len(c) + len(GRAPHEME.findall(nxt)[0]) > max_chars
         assert ends_ws or ns or at_max, (chunks, i)
@@ -200,12 +204,17 @@ def test_docstring_marble() -> None:
     ("by", "pieces", "expected"),
     [
         ("word", ["Hello, world"], ["Hello, ", "world"]),
-        ("word", ["  lead", "ing  sp", "aces\n\n", "x"], ["  ", "leading  ", "spaces\n\n", "x"]),
+        ("word", ["  lead", "ing  sp", "aces\n\n", "x"], ["  leading  ", "spaces\n\n", "x"]),
+        ("word", [" ", " ", " ", "foo"], ["   foo"]),  # leading whitespace goes with the next word
+        ("word", ["Hello, ", " ", "\n", "world"], ["Hello, ", " \nworld"]),
+        ("word", ["  \n\n"], ["  \n\n"]),  # a block of whitespace only: one chunk at the end
+        ("word", ["one\r", "\ntwo"], ["one\r\n", "two"]),  # CR LF is never split
         ("word", ["a\tb\r\nc"], ["a\t", "b\r\n", "c"]),
         ("word", ["Hi 👨\u200d", "👩\u200d👧 ok"], ["Hi ", "👨\u200d👩\u200d👧 ", "ok"]),
         ("word", ["กินข้าว ไหม"], ["กิ", "น", "ข้", "า", "ว ", "ไ", "ห", "ม"]),
         ("word", ["日本語です。Yes"], ["日", "本", "語", "で", "す", "。", "Yes"]),
-        ("word", ["a ", "\u0301b c"], ["a \u0301b ", "c"]),  # a mark on a space: never split off
+        ("word", ["a", "\u0301 b c"], ["a\u0301 ", "b ", "c"]),  # a mark on a letter: never split off
+        ("word", ["a ", "\u0301b c"], ["a ", "\u0301b ", "c"]),  # a mark on a space: the space went out
         ("line", ["one\ntw", "o\n\nthree\r\n", "four"], ["one\n", "two\n\n", "three\r\n", "four"]),
         (
             "sentence",
@@ -231,15 +240,25 @@ def test_cjk_and_thai_are_not_held_to_the_end() -> None:
     assert texts(out) == ["你", "好", "世", "界", "ภ", "า", "ษ"]
 
 
-def test_a_cut_waits_for_the_next_character() -> None:
+def test_a_word_goes_out_as_soon_as_whitespace_follows_it() -> None:
     out: list[Any] = []
     push, end = smooth().bind(out.append, lambda: None)
-    push(td("Hello, "))
-    assert out == []  # "Hello, " could still grow, or a mark could still attach to the space
+    push(td("Hello,"))
+    assert out == []  # "Hello," could still grow
+    push(td(" "))
+    assert texts(out) == ["Hello, "]  # the cut after whitespace is certain: no wait for "w"
+    push(td(" "))
     push(td("w"))
-    assert texts(out) == ["Hello, "]
+    assert texts(out) == ["Hello, "]  # the extra space waits with the next word
     end()
-    assert texts(out) == ["Hello, ", "w"]
+    assert texts(out) == ["Hello, ", " w"]
+    # the other boundaries still wait for the character after the cut
+    out.clear()
+    push, end = smooth("line").bind(out.append, lambda: None)
+    push(td("one\n"))
+    assert out == []
+    push(td("t"))
+    assert texts(out) == ["one\n"]
 
 
 def test_max_chars_splits_long_runs() -> None:
@@ -265,6 +284,7 @@ def test_block_and_kind_changes_flush() -> None:
             td("x y", "b"),
             td("z", "b", run_id="other"),
             td("w", "b", run_id="other", agent="sub"),
+            td("q", "b"),
         ],
     )
     assert [(type(e).__name__, e.block_id, e.run_id, e.agent, e.delta) for e in out] == [
@@ -274,9 +294,11 @@ def test_block_and_kind_changes_flush() -> None:
         ("ReasoningDelta", "b", "", "", "think "),
         ("ReasoningDelta", "b", "", "", "ing"),
         ("TextDelta", "b", "", "", "x "),
-        ("TextDelta", "b", "", "", "y"),
+        # another run or agent is not another block of this run: "y" stays held and "q"
+        # continues it; each run's held text goes out at the end
         ("TextDelta", "b", "other", "", "z"),
         ("TextDelta", "b", "other", "sub", "w"),
+        ("TextDelta", "b", "", "", "yq"),
     ]
 
 
@@ -339,7 +361,7 @@ def test_is_a_fused_stage() -> None:
 async def test_through_stream() -> None:
     evs = [td("The qui"), td("ck brown"), ToolCallStart(call_id="c", name="t"), td(" fox")]
     out = await (Stream.from_iterable(evs) | smooth()).collect()
-    assert [getattr(e, "delta", "T") for e in out] == ["The ", "quick ", "brown", "T", " ", "fox"]
+    assert [getattr(e, "delta", "T") for e in out] == ["The ", "quick ", "brown", "T", " fox"]
 
 
 @pytest.mark.anyio
@@ -618,3 +640,91 @@ def test_recorded_streams_keep_their_text(by: str) -> None:
         assert [e for e in out if not isinstance(e, other)] == [e for e in events if not isinstance(e, other)]
         checked += bool(a.text or a.reasoning)
     assert checked >= 10
+
+
+# ------------------------------------------------------------------------------ merged runs
+run_parts_st = st.lists(
+    st.one_of(text_st.filter(bool), st.sampled_from(["TOOL", "BLOCK", "REASON"])), min_size=1, max_size=12
+)
+
+
+def run_events(i: int, parts: list[str]) -> list[Any]:
+    """One run's events: ``run_id`` and ``agent`` from ``i``, blocks, reasoning, tool calls."""
+    events: list[Any] = []
+    block = 0
+    reason = False
+    env = {"run_id": f"r{i % 2}", "agent": f"a{i // 2}"}  # runs differ by run_id, agent or both
+    for p in parts:
+        if p == "TOOL":
+            events.append(ToolCallStart(call_id=f"c{len(events)}", name="t", seq=len(events), **env))
+        elif p == "BLOCK":
+            block += 1
+        elif p == "REASON":
+            reason = not reason
+        else:
+            cls = ReasoningDelta if reason else TextDelta
+            events.append(cls(delta=p, block_id=f"b{block}", seq=len(events), **env))
+    return events
+
+
+def shape(events: list[Any], run: tuple[str, str]) -> list[Any]:
+    return [
+        (type(e).__name__, getattr(e, "delta", None), getattr(e, "block_id", None), e.seq)
+        for e in events
+        if (e.run_id, e.agent) == run
+    ]
+
+
+@given(
+    runs=st.lists(run_parts_st, min_size=1, max_size=4),
+    order=st.lists(st.integers(min_value=0, max_value=3), max_size=60),
+    by=mode_st,
+    max_chars=st.sampled_from([3, 8, 256]),
+)
+@example(
+    runs=[["Hello wor", "ld, how", " are you"], ["Bonjour le", " mon", "de"]],
+    order=[0, 1, 0, 1, 0, 1],
+    by="word",
+    max_chars=256,
+)
+def test_merged_runs_are_smoothed_independently(
+    runs: list[list[str]], order: list[int], by: Any, max_chars: int
+) -> None:
+    # smoothing a merged stream equals merging the individually smoothed streams, run by run
+    per_run = [run_events(i, parts) for i, parts in enumerate(runs)]
+    queues = [list(evs) for evs in per_run]
+    merged: list[Any] = []
+    for k in order:  # the interleaving: take the next event of run k (if any left)
+        q = queues[k % len(queues)]
+        if q:
+            merged.append(q.pop(0))
+    for q in queues:
+        merged += q
+    out = run_stage(smooth(by, max_chars=max_chars), merged)
+    for i, evs in enumerate(per_run):
+        run = (f"r{i % 2}", f"a{i // 2}")
+        alone = run_stage(smooth(by, max_chars=max_chars), evs)
+        assert shape(out, run) == shape(alone, run)
+
+
+@pytest.mark.anyio
+async def test_merge_then_smooth_keeps_whole_words() -> None:
+    # the README's pattern: two agents merged, then smoothed: words are never cut
+    from streamops import merge
+
+    async def deltas(name: str, text: str) -> Any:
+        for i in range(0, len(text), 3):
+            yield td(text[i : i + 3], agent=name, run_id=name)
+            await anyio.lowlevel.checkpoint()  # let the other agent in: the merged stream interleaves
+
+    def agent(name: str, text: str) -> Stream[Any]:
+        return Stream.defer(deltas, name, text)
+
+    a = "the quick brown fox jumps over the lazy dog"
+    b = "pack my box with five dozen liquor jugs"
+    out = await (merge(agent("a", a), agent("b", b)) | smooth("word")).collect()
+    assert len({e.agent for e in out[:6]}) == 2, "the runs interleave"
+    for name, text in (("a", a), ("b", b)):
+        chunks = [e.delta for e in out if e.agent == name]
+        assert "".join(chunks) == text
+        assert chunks == [w + " " for w in text.split(" ")[:-1]] + [text.split(" ")[-1]]

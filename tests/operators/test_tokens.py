@@ -198,3 +198,22 @@ async def test_metrics_time_to_first_token_gaps_and_stalls() -> None:
 def test_metrics_rejects_bad_stall() -> None:
     with pytest.raises(ValueError, match="stall"):
         metrics(stall=0)
+
+
+@pytest.mark.anyio
+async def test_held_piece_is_counted_when_the_stream_ends_without_a_run_end() -> None:
+    # "Hello world world": tiktoken says 3; the last " world" is held until more text or the end
+    assert COUNT("Hello world world") == 3
+    evs = [so.TextDelta(delta=p, run_id="r", block_id="b") for p in ["Hello", " world", " world"]]
+    counter = TokenCounter()
+    out = await (so.Stream.from_iterable(evs) | count_tokens(counter, tokenizer=COUNT)).collect()
+    assert counter.total().output_tokens == 3
+    assert [e.delta for e in out if isinstance(e, so.TextDelta)] == ["Hello", " world", " world"]
+    last = out[-1]
+    assert isinstance(last, so.UsageEvent) and last.source == "estimated"
+    assert last.usage.output_tokens == 3
+    # without live estimates: the counter still gets the last piece, and no event is added
+    counter = TokenCounter()
+    out = await (so.Stream.from_iterable(evs) | count_tokens(counter, tokenizer=COUNT, emit_every=None)).collect()
+    assert counter.total().output_tokens == 3
+    assert out == evs
