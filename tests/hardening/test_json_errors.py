@@ -1,7 +1,7 @@
 """Issue 13 item 3: JSON nested about 1,000 deep, or holding a 5,000-digit integer, is a
 typed error from every parser (``StreamFormatError``, or an ``ErrorEvent`` with
-``on_malformed="event"``), never ``RecursionError``/``ValueError``; ``streamops replay`` shows
-it as an error event instead of a traceback."""
+``on_malformed="event"``), never ``RecursionError``/``ValueError``; ``streamops replay`` exits 2
+with one line."""
 
 from __future__ import annotations
 
@@ -54,14 +54,14 @@ def test_a_huge_integer_is_a_typed_error(api: str) -> None:
         p.feed_json(None, '{"type":"x","n":' + "9" * 5000 + "}")
 
 
-def test_replay_of_a_deeply_nested_body_reports_it_without_a_traceback(tmp_path: Path) -> None:
-    """replay parses with on_malformed="event": the bad event is an error event in the output
-    and the exit status is 0 (as for any stream carrying an error), not 1 with a traceback."""
+def test_replay_of_a_deeply_nested_body_exits_2_with_one_line(tmp_path: Path) -> None:
+    """A body of nothing but a deeply nested event holds no stream of a known API: exit 2 and
+    one line (was: exit 1 and a RecursionError traceback)."""
     f = tmp_path / "deep.sse"
     f.write_text("data: " + "[" * 5000 + "]" * 5000 + "\n\n")
     r = subprocess.run(
         [sys.executable, "-m", "streamops", "replay", str(f), "--events"], capture_output=True, text=True, timeout=60
     )
-    assert r.returncode == 0, r.stderr
-    assert r.stderr == ""
-    assert '"kind":"error"' in r.stdout and "nested too deep" in r.stdout
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("streamops: "), r.stderr
+    assert "Traceback" not in r.stderr
