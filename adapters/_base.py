@@ -398,8 +398,9 @@ class ParserBase:
             self.wrong_type(response_id, id_where, "string")
 
     def unknown(self, event_type: str | None, payload: Any) -> None:
-        """Keep a payload that has no event kind of its own as a :class:`RawEvent`."""
-        self.emit(RawEvent, None, event_type=event_type, data=payload)
+        """Keep a payload that has no event kind of its own as a :class:`RawEvent` (a
+        ``type`` that is not a string is left out: ``event_type`` ``None``)."""
+        self.emit(RawEvent, None, event_type=event_type if isinstance(event_type, str) else None, data=payload)
 
     # -------------------------------------------------------------------- feeding
     def feed_json(self, event_type: str | None, data: str) -> list[BaseEvent]:
@@ -413,6 +414,9 @@ class ParserBase:
         try:
             payload = json.loads(data)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested about 1,000 deep
+            if event_type == "error":
+                self.on_error_text(data)
+                return self.out
             why = "nested too deep" if isinstance(exc, RecursionError) else "invalid JSON"
             self.malformed(f"{why} in SSE data ({self.api}): {data[:80]!r}", data)
             return self.out
@@ -446,6 +450,12 @@ class ParserBase:
     # -------------------------------------------------------------------- to implement
     def on_payload(self, event_type: str | None, payload: Any) -> None:  # pragma: no cover
         raise NotImplementedError
+
+    def on_error_text(self, data: str) -> None:
+        """An SSE ``event: error`` whose data is not JSON: still a provider error (its text is
+        the message), the same in every parser: an :class:`ErrorEvent` (``error_type``
+        ``"error"``) and a failed run end, not malformed input."""
+        self.provider_error("error", data.strip()[:1000] or "provider error", raw=data)
 
     def on_done(self) -> None:
         """``data: [DONE]`` arrived (OpenAI-style streams): by default, close."""
