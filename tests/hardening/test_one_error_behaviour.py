@@ -9,6 +9,7 @@ import warnings
 
 import pytest
 from streamops.adapters._sansio import parser_for
+
 from streamops.events import ErrorEvent, RawEvent, RunEnd, from_json, to_json
 
 
