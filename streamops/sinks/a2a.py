@@ -67,6 +67,8 @@ from ..events import (
     ToolError,
     ToolProgress,
     ToolResult,
+    _json_text,
+    _utf8,
 )
 from ..operators.errors import errors_as_events
 
@@ -331,8 +333,8 @@ class A2AEncoder:
         event's data) is written as its ``repr()``, as the SSE and NDJSON sinks write it
         (:func:`~streamops.events.to_json`); NaN and infinities are written as ``null``.
         """
-        body = self.response(result, request_id).model_dump_json(by_alias=True, exclude_none=True, fallback=repr)
-        return b"data: " + body.encode() + b"\n\n"
+        body = _json_text(self.response(result, request_id), by_alias=True, exclude_none=True, fallback=repr)
+        return b"data: " + _utf8(body) + b"\n\n"
 
     async def encode_stream(
         self, stream: AsyncIterable[BaseEvent], request_id: str | int | None

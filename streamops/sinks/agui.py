@@ -79,7 +79,9 @@ from ..events import (
     ToolError,
     ToolProgress,
     ToolResult,
+    _utf8,
 )
+from ..events import _json_text as _model_json
 from ..operators.errors import errors_as_events
 
 if TYPE_CHECKING:
@@ -352,7 +354,10 @@ class AGUIEncoder:
         """One event as SSE, framed by ``ag_ui.encoder.EventEncoder`` (``data: {json}``)."""
         from ag_ui.encoder import EventEncoder
 
-        return EventEncoder().encode(event).encode()
+        try:
+            return _utf8(EventEncoder().encode(event))
+        except ValueError:  # a lone surrogate in a string: written as U+FFFD
+            return b"data: " + _utf8(_model_json(event, by_alias=True, exclude_none=True)) + b"\n\n"
 
     def encode_sse(self, event: BaseEvent) -> bytes:
         """The AG-UI events of one streamops event, each framed by :meth:`sse`, concatenated

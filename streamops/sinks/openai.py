@@ -112,6 +112,7 @@ from streamops.events import (
 )
 from streamops.operators.aggregate import Message
 
+from ..events import _utf8
 from ..operators.errors import errors_as_events
 
 __all__ = ["DONE", "ChunkEncoder", "completion_object", "openai_sse_stream", "openai_usage"]
@@ -382,7 +383,7 @@ class ChunkEncoder:
         JSON text never holds a raw CR or LF (they are escaped in strings), so a chunk is
         always exactly one ``data`` line.
         """
-        return b"data: " + _dumps(chunk).encode("utf-8") + b"\n\n"
+        return b"data: " + _utf8(_dumps(chunk)) + b"\n\n"
 
     @staticmethod
     def done() -> bytes:
