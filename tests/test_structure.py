@@ -139,6 +139,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("operators", ("streamops.operators",)),
     ("adapters/agent", ("streamops.adapters", "streamops.agent", "streamops.tools")),
     ("sinks", ("streamops.sinks", "streamops.render")),
+    ("stores", ("streamops.stores",)),
     ("serve/cli", ("streamops.serve", "streamops.server", "streamops.cli", "streamops.__main__")),
 )
 """The floors, lowest first: a module may import its own floor and the floors below it, never

@@ -10,11 +10,12 @@ from .._host import current_host
 from .._stream import Stream
 from ..events import BaseEvent
 from ..sinks.runlog import error_event
-from ._base import RunInfo, RunStore
 
 if TYPE_CHECKING:
     import anyio
     from anyio.streams.memory import MemoryObjectReceiveStream
+
+    from ._base import RunInfo, RunStore
 
 __all__ = ["publish", "publish_into"]
 
