@@ -169,6 +169,17 @@ SPECS: list[Spec] = [
         full={"n": 1_000_000, "rounds": 7},
     ),
 ]
+SPECS.append(
+    Spec(
+        "client",
+        "streamops bench's client: CPU per chunk vs an openai-SDK client; 500 streams at once",
+        "bench_client",
+        lambda m, q, kw: m.run(q, **kw),
+        quick={"rounds": 1, "requests": 16, "chunks": 50, "streams": 500},
+        full={"rounds": 5, "requests": 128, "chunks": 200, "streams": 1000},
+        preload=("openai", "httpx"),
+    )
+)
 NAMES = [s.key for s in SPECS]
 
 

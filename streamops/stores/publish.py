@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .._host import current_host
 from .._stream import Stream
 from ..events import BaseEvent
-from ..sinks.runlog import error_event
+from ..operators.errors import error_event
 
 if TYPE_CHECKING:
     import anyio
