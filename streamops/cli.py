@@ -409,13 +409,12 @@ def serve(
         import json
         import os
 
-        from streamops.server import SERVE_ENV
+        from streamops.serve.app import SERVE_ENV
 
         options = {"model": model, "workers": workers, "default_max_tokens": max_tokens, "store": store}
         os.environ[SERVE_ENV] = json.dumps(options)
-        uvicorn.run(
-            "streamops.server:app_from_env", factory=True, workers=processes, host=host, port=port, log_level=log_level
-        )
+        factory = "streamops.serve.app:app_from_env"
+        uvicorn.run(factory, factory=True, workers=processes, host=host, port=port, log_level=log_level)
         return
     uvicorn.run(application, host=host, port=port, log_level=log_level)
 
