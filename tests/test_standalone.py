@@ -59,3 +59,11 @@ def test_every_package_folder_is_listed_for_setuptools() -> None:
     for init in (ROOT / "adapters").rglob("__init__.py"):
         found.add(".".join(("streamops", "adapters", *init.parent.relative_to(ROOT / "adapters").parts)))
     assert found == listed
+
+
+def test_every_test_path_ci_names_exists() -> None:
+    # .ci/run names test folders for its newest-dependencies pass: a renamed folder would make
+    # that pass fail (or, with --ignore, silently test less).
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    paths = set(re.findall(r"(?<![\w/])(tests/[\w./-]+)", script))
+    assert paths and sorted(p for p in paths if not (ROOT / p.rstrip(".")).exists()) == []
