@@ -162,6 +162,14 @@ SPECS: list[Spec] = [
         preload=("agents", "pydantic_ai", "langchain_core"),
     ),
     Spec(
+        "stores",
+        "run stores: publish throughput (batched vs naive) and Redis latency",
+        "bench_stores",
+        lambda m, q, kw: m.run(q, **kw),
+        quick={"n": 2_000, "rounds": 2, "latency_n": 300},
+        full={"n": 50_000, "rounds": 5, "latency_n": 3_000},
+    ),
+    Spec(
         "events",
         "event construction and JSON encoding",
         "bench_core",
@@ -170,6 +178,17 @@ SPECS: list[Spec] = [
         full={"n": 1_000_000, "rounds": 7},
     ),
 ]
+SPECS.append(
+    Spec(
+        "client",
+        "streamops bench's client: CPU per chunk vs an openai-SDK client; 500 streams at once",
+        "bench_client",
+        lambda m, q, kw: m.run(q, **kw),
+        quick={"rounds": 1, "requests": 16, "chunks": 50, "streams": 500},
+        full={"rounds": 5, "requests": 128, "chunks": 200, "streams": 1000},
+        preload=("openai", "httpx"),
+    )
+)
 NAMES = [s.key for s in SPECS]
 
 

