@@ -48,6 +48,7 @@ __all__ = [
     "ParserOptions",
     "SSEParser",
     "detect_api",
+    "from_run",
     "normalize_finish_reason",
     "parse_payloads",
     "parse_sse",
@@ -105,3 +106,36 @@ def parse_payloads(
     provider's HTTP response.
     """
     return Stream.defer(drive_payloads, source, api, options, "generic")
+
+
+def from_run(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
+    """A stream of the events of an agent framework's run, the adapter picked from ``run``:
+
+    - an OpenAI Agents SDK ``RunResultStreaming`` (``Runner.run_streamed(...)``) ->
+      :func:`~streamops.adapters.openai_agents.from_openai_agents`;
+    - a pydantic-ai ``agent.run_stream_events(...)`` (the context manager or the run it yields)
+      -> :func:`~streamops.adapters.pydantic_ai.from_pydantic_ai`;
+    - the iterator of a LangChain / LangGraph ``astream_events(..., version="v2")`` ->
+      :func:`~streamops.adapters.langchain.from_langchain`.
+
+    ``options``: ``run_id``, ``agent``, ``keep_raw`` (:class:`ParserOptions`).
+
+    Raises:
+        TypeError: ``run`` is none of these (the message names the supported kinds); never a
+            silent empty stream.
+    """
+    from .langchain import from_langchain, is_langchain_events
+    from .openai_agents import from_openai_agents, is_openai_agents_run
+    from .pydantic_ai import from_pydantic_ai, is_pydantic_ai_run
+
+    if is_openai_agents_run(run):
+        return from_openai_agents(run, **options)
+    if is_pydantic_ai_run(run):
+        return from_pydantic_ai(run, **options)
+    if is_langchain_events(run):
+        return from_langchain(run, **options)
+    raise TypeError(
+        f"from_run: cannot tell the framework of a {type(run).__module__}.{type(run).__qualname__}; supported: "
+        "openai-agents Runner.run_streamed(...) (RunResultStreaming), pydantic-ai agent.run_stream_events(...), "
+        'LangChain/LangGraph runnable.astream_events(..., version="v2")'
+    )

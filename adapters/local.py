@@ -37,8 +37,21 @@ excluded, as llama-cpp counts). llama-cpp's own chat stream reports no usage at 
 Agents: :class:`LocalModel` is a :class:`streamops.models.Model`. ``stream(...,
 output_schema=schema)`` constrains sampling with llama.cpp's grammar for that JSON Schema
 (``llama_cpp.LlamaGrammar.from_json_schema``): the text is JSON of that shape (unless
-``max_tokens`` cuts it short). ``tools`` are accepted and ignored: SmolLM2-135M has no tool
-calling, so a local run never emits tool calls (an agent on it gets text answers only).
+``max_tokens`` cuts it short).
+
+Tools: SmolLM2-135M has no native tool calling (its chat template knows no tools), so
+``stream(..., tools=specs)`` does what llama-cpp-python's function-calling chat formats do for
+such models: the tools are described in a system message, and sampling is constrained by a
+llama.cpp grammar (GBNF) that allows exactly two shapes of answer: a tool call,
+``<tool_call>{"name": <one of the tools>, "arguments": <JSON valid for its parameters
+schema>}</tool_call>``, or a text answer (which cannot start with ``<``; with
+``output_schema``, JSON of that schema instead). The first character decides, and the run
+streams accordingly: ``TextDelta`` events, or ``ToolCallStart`` (once the name is complete),
+``ToolCallDelta`` (fragments of the arguments' JSON text) and ``ToolCallEnd``, with a fresh
+call id ``call-<uuid4 hex>``, and finish reason ``"tool_calls"``. One call per response. Earlier
+tool calls and tool results in ``messages`` are written back in the same ``<tool_call>`` /
+``<tool_response>`` form. Whether a 135M-parameter model calls the right tool with sensible
+arguments is up to the model; the grammar only guarantees the shape.
 
 Thread safety: llama.cpp contexts are not thread-safe, so one :class:`LocalModel` runs one
 generation at a time, and all its llama.cpp calls run on its own thread, one after the other
@@ -54,6 +67,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import threading
 import uuid
 import weakref
@@ -68,7 +82,17 @@ import anyio.lowlevel
 
 from streamops._stream import Stream
 from streamops.errors import StreamopsError
-from streamops.events import BaseEvent, Event, RunStart, TextDelta, Usage, UsageEvent
+from streamops.events import (
+    BaseEvent,
+    Event,
+    RunStart,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageEvent,
+)
 
 from ._base import ParserBase, ParserOptions
 from ._owner import OwnerThread, wait_for
@@ -87,6 +111,7 @@ __all__ = [
     "LocalModelError",
     "ModelNotInstalledError",
     "OutputSchemaError",
+    "ToolsNotSupportedError",
     "smollm2_path",
 ]
 
@@ -121,6 +146,12 @@ class ContextWindowError(LocalModelError, ValueError):
 class OutputSchemaError(LocalModelError, ValueError):
     """llama.cpp cannot turn the ``output_schema`` into a grammar (not a JSON Schema, or
     one using features its converter does not support)."""
+
+
+class ToolsNotSupportedError(LocalModelError, ValueError):
+    """Tools were given for a run that cannot call them: a raw prompt string (no chat messages
+    to tell the model about the tools), or a tool whose parameters schema llama.cpp cannot
+    turn into a grammar."""
 
 
 def smollm2_path() -> Path:
@@ -205,6 +236,195 @@ def _schema_grammar(schema_json: str) -> Any:
         return llama_cpp.LlamaGrammar.from_json_schema(schema_json, verbose=False)
     except (AssertionError, AttributeError, KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise OutputSchemaError(f"llama.cpp cannot make a grammar of output_schema {schema_json[:200]}: {exc}") from exc
+
+
+_CALL_OPEN = "<tool_call>"
+_CALL_CLOSE = "</tool_call>"
+_GBNF_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|\[(?:\\.|[^\]\\])*\]|[A-Za-z0-9-]+')
+_RULE = re.compile(r"^([A-Za-z0-9-]+) ::=", re.MULTILINE)
+
+
+def _prefixed(gbnf: str, prefix: str) -> str:
+    """A GBNF grammar with every rule name prefixed (so two grammars can share one file):
+    names are renamed where they are defined and referenced, never inside string literals or
+    character classes."""
+    names = set(_RULE.findall(gbnf))
+
+    def rename(m: re.Match[str]) -> str:
+        word = m.group(0)
+        return prefix + word if word in names else word
+
+    return _GBNF_TOKEN.sub(rename, gbnf)
+
+
+def _tools_gbnf(tools: Sequence[Mapping[str, Any]], answer_schema: str | None, *, required: bool = False) -> str:
+    """The GBNF grammar of an answer with tools: ``<tool_call>{"name": ..., "arguments":
+    ...}</tool_call>`` (the name one of the tools, the arguments valid for its parameters
+    schema, by llama.cpp's JSON-Schema-to-grammar converter), or a text answer that does not
+    start with ``<`` (or, with ``answer_schema``, JSON of that schema); only the call when
+    ``required``."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    call_schema = {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {"name": {"const": t["name"]}, "arguments": t["parameters"]},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+            for t in tools
+        ]
+    }
+    call = _prefixed(json_schema_to_gbnf(json.dumps(call_schema), prop_order=["name", "arguments"]), "call-")
+    if answer_schema is None:
+        answer = "answer ::= [^<] .*"
+    else:
+        answer = _prefixed(json_schema_to_gbnf(answer_schema), "answer-") + "\nanswer ::= answer-root"
+    root = f"root ::= {json.dumps(_CALL_OPEN)} call-root {json.dumps(_CALL_CLOSE)}"
+    if required:
+        return "\n".join([root, call]) + "\n"
+    return "\n".join([root + " | answer", call, answer]) + "\n"
+
+
+def _tools_grammar(tools: Sequence[Mapping[str, Any]], answer_schema: str | None, required: bool) -> Any:
+    """llama.cpp's grammar for an answer with tools (see :func:`_tools_gbnf`)."""
+    llama_cpp = _import_llama_cpp()
+    try:
+        text = _tools_gbnf(tools, answer_schema, required=required)
+        return llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+    except (AssertionError, AttributeError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        names = [t["name"] for t in tools]
+        raise ToolsNotSupportedError(f"llama.cpp cannot make a grammar of the tools {names}: {exc}") from exc
+
+
+def _tools_prompt(tools: Sequence[Mapping[str, Any]]) -> str:
+    """The system prompt that tells the model its tools and how to call one: the
+    ``<tools>``/``<tool_call>`` convention of SmolLM2's function-calling training data
+    (APIGen, in smoltalk) and Hermes-style models, one call per answer."""
+    listing = json.dumps([dict(t) for t in tools], ensure_ascii=False)
+    return (
+        "You are an expert in composing functions. You are given a question and a set of possible "
+        "functions. Based on the question, you will need to make a function/tool call to achieve "
+        "the purpose. If none of the functions can be used, answer in plain text.\n\n"
+        f"You have access to the following tools:\n<tools>{listing}</tools>\n\n"
+        "To call a tool, the output MUST strictly adhere to the following format, and NO other "
+        "text MUST be included:\n"
+        f'{_CALL_OPEN}{{"name": "func_name", "arguments": {{"argument1": "value1"}}}}{_CALL_CLOSE}'
+    )
+
+
+def _chat_messages(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI-style messages rendered for a chat template without tool support: the tools in
+    the system message, assistant tool calls as ``<tool_call>...</tool_call>`` text, tool
+    results as user turns in ``<tool_response>...</tool_response>``; ``None`` content is
+    ``""``."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        msg = dict(m)
+        content = msg.get("content")
+        text = "" if content is None else content if isinstance(content, str) else json.dumps(content)
+        role = msg.get("role")
+        if role == "assistant" and msg.get("tool_calls"):
+            for call in msg["tool_calls"]:
+                fn = call.get("function", {})
+                args = fn.get("arguments") or "{}"
+                text += f'{_CALL_OPEN}{{"name": {json.dumps(fn.get("name", ""))}, "arguments": {args}}}{_CALL_CLOSE}'
+            msg = {"role": "assistant", "content": text}
+        elif role == "tool":
+            msg = {"role": "user", "content": f"<tool_response>\n{text}\n</tool_response>\n{_AFTER_RESULT}"}
+        else:
+            msg = {**{k: v for k, v in msg.items() if k != "tool_calls"}, "content": text}
+        out.append(msg)
+    if tools:
+        prompt = _tools_prompt(tools)
+        if out and out[0].get("role") == "system":
+            out[0] = {**out[0], "content": f"{out[0]['content']}\n\n{prompt}"}
+        else:
+            out.insert(0, {"role": "system", "content": prompt})
+    return out
+
+
+_AFTER_RESULT = "Use this result to answer the question in plain text."
+"""Appended to a tool result: a small model otherwise repeats the call it sees in the history."""
+
+_CALL_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*')
+
+
+class _CallSplitter:
+    """Sans-IO: the text of an answer with tools, as it streams, split into text pieces or one
+    tool call (the answer's first character decides: ``<`` starts a call).
+
+    ``feed(text)`` and ``finish()`` return actions: ``("text", s)``, ``("start", name)``,
+    ``("args", fragment)``, ``("end", arguments)``. Argument fragments concatenate to the
+    arguments' JSON text; a tail that could be the closing ``}`` of the call or its
+    ``</tool_call>`` is held until it is certain.
+    """
+
+    __slots__ = ("buf", "ended", "head", "mode", "sent")
+
+    def __init__(self) -> None:
+        self.mode: str | None = None  # None (undecided), "text" or "call"
+        self.buf = ""  # the call's text after <tool_call>
+        self.head = -1  # where the arguments start in buf (-1: the name is not complete)
+        self.sent = 0  # characters of the arguments sent
+        self.ended = False
+
+    def feed(self, text: str) -> list[tuple[str, str]]:
+        if not text:
+            return []
+        if self.mode is None:
+            self.mode = "call" if text[0] == "<" else "text"
+        if self.mode == "text":
+            return [("text", text)]
+        if self.ended:
+            return []  # the grammar allows nothing after the call
+        self.buf += text
+        out: list[tuple[str, str]] = []
+        body = self.buf[len(_CALL_OPEN) :] if self.buf.startswith(_CALL_OPEN) else None
+        if body is None:
+            return out
+        if self.head < 0:
+            m = _CALL_HEAD.match(body)
+            if m is None:
+                return out
+            self.head = m.end()
+            out.append(("start", json.loads(m.group(1))))
+        args = body[self.head :].lstrip()
+        close = args.find(_CALL_CLOSE)
+        if close >= 0:
+            return out + self._end(args[:close])
+        keep = 0
+        for k in range(min(len(_CALL_CLOSE) - 1, len(args)), 0, -1):
+            if args.endswith(_CALL_CLOSE[:k]):
+                keep = k
+                break
+        certain = args[: len(args) - keep].rstrip("} \t\r\n")
+        if len(certain) > self.sent:
+            out.append(("args", certain[self.sent :]))
+            self.sent = len(certain)
+        return out
+
+    def _end(self, args: str) -> list[tuple[str, str]]:
+        full = args.rstrip()
+        if full.endswith("}"):
+            full = full[:-1].rstrip()  # the call object's own closing brace
+        self.ended = True
+        out = [("args", full[self.sent :])] if len(full) > self.sent else []
+        self.sent = len(full)
+        return [*out, ("end", full)]
+
+    def finish(self) -> list[tuple[str, str]]:
+        """The answer ended: what is still held (a call cut short ends with the arguments so
+        far; text that never became a call goes out as text)."""
+        if self.mode != "call" or self.ended:
+            return []
+        if self.head < 0:
+            text, self.buf = self.buf, ""
+            self.ended = True
+            return [("text", text)] if text else []
+        body = self.buf[len(_CALL_OPEN) :]
+        return self._end(body[self.head :].lstrip())
 
 
 @dataclass(slots=True)
@@ -307,12 +527,17 @@ class _LocalRun(ParserBase):
 
     api = "llama.cpp"
 
-    def __init__(self, model_name: str, prompt_tokens: int, **options: Unpack[ParserOptions]) -> None:
+    def __init__(
+        self, model_name: str, prompt_tokens: int, *, tools: bool = False, **options: Unpack[ParserOptions]
+    ) -> None:
         super().__init__(**options)
         self.model_name = model_name
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = 0
         self._held: list[int] = []
+        self._calls = _CallSplitter() if tools else None
+        self._call_id = f"call-{uuid.uuid4().hex}"
+        self._call_name = ""
 
     def start(self) -> list[Event]:
         """The run start."""
@@ -328,15 +553,38 @@ class _LocalRun(ParserBase):
         step: _Step = payload
         self.completion_tokens += len(step.tokens)
         self._held.extend(step.tokens)
+        finish = step.finish_reason
         if step.text:
             # raw: the ids of every token since the last delta (a character split across
             # tokens is emitted with the token that completes it).
-            self.emit(TextDelta, {"tokens": self._held}, delta=step.text)
+            if self._calls is None:
+                self.emit(TextDelta, {"tokens": self._held}, delta=step.text)
+            else:
+                self._act(self._calls.feed(step.text))
             self._held = []
-        if step.finish_reason is not None:
+        if finish is not None:
+            if self._calls is not None:
+                self._act(self._calls.finish())
+                if self._calls.ended and self._calls.head >= 0 and finish == "stop":
+                    finish = "tool_calls"
             usage = Usage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens)
             self.emit(UsageEvent, None, usage=usage, source="provider", cumulative=True)
-            self.end_run(raw_finish_reason=step.finish_reason, usage=usage)
+            self.end_run(raw_finish_reason=finish, usage=usage)
+
+    def _act(self, actions: list[tuple[str, str]]) -> None:
+        """Emit the events of the tool-call splitter's actions."""
+        raw = {"tokens": self._held}
+        cid = self._call_id
+        for what, value in actions:
+            if what == "text":
+                self.emit(TextDelta, raw, delta=value)
+            elif what == "start":
+                self._call_name = value
+                self.emit(ToolCallStart, raw, call_id=cid, name=value, index=0)
+            elif what == "args":
+                self.emit(ToolCallDelta, raw, call_id=cid, delta=value, index=0)
+            else:
+                self.emit(ToolCallEnd, raw, call_id=cid, name=self._call_name, arguments=value, index=0)
 
     def cancelled(self) -> list[Event]:
         """The run was stopped through ``cancel_event``: usage so far, then a cancelled end."""
@@ -634,6 +882,8 @@ class LocalModel:
         run_id: str | None = None,
         agent: str = "",
         keep_raw: bool = True,
+        think_tags: bool = False,
+        tool_choice: str | Mapping[str, Any] = "auto",
     ) -> Stream[BaseEvent]:
         """Stream the model's answer to ``messages`` as events (lazily: nothing runs until the
         stream is iterated; each iteration is a new run).
@@ -641,11 +891,16 @@ class LocalModel:
         Args:
             messages: chat messages (``[{"role": "user", "content": "..."}]``, rendered with the
                 model's chat template) or a raw prompt string.
-            tools: ignored (the :class:`~streamops.models.Model` protocol passes them):
-                SmolLM2 has no tool calling, so no tool call is ever emitted.
+            tools: tools the model may call (see the module docstring): described in a
+                system message, and sampling is constrained to either one tool call
+                (``<tool_call>{"name": ..., "arguments": ...}</tool_call>``, arguments valid
+                for the tool's schema) or a text answer; a call streams as
+                ``ToolCallStart``/``ToolCallDelta``/``ToolCallEnd`` (id
+                ``call-<uuid4 hex>``) and ends the run with finish reason ``"tool_calls"``.
             output_schema: a JSON Schema the answer must match: sampling is constrained by
                 llama.cpp's grammar for it, so the text is JSON of that shape (cut short only
-                by ``max_tokens`` or the context window: finish reason ``"length"``).
+                by ``max_tokens`` or the context window: finish reason ``"length"``). With
+                ``tools``, the answer is a tool call or JSON of this schema.
             max_tokens: most tokens to generate; ``None`` (or <= 0) means until the context
                 window (``n_ctx`` tokens) is full. Reaching it gives finish reason ``"length"``.
             temperature, top_p, top_k, min_p, repeat_penalty: llama.cpp sampling, with
@@ -655,6 +910,16 @@ class LocalModel:
             seed: sampler seed for this run; default one drawn from the instance's seed.
             run_id, agent: the events' envelope (``run_id`` default: a fresh uuid hex).
             keep_raw: keep ``raw={"tokens": [ids]}`` on each text delta.
+            think_tags: split reasoning written inline as ``<think>...</think>`` into
+                reasoning deltas (for reasoning GGUF models: DeepSeek-R1 distills, Qwen3).
+            tool_choice: as OpenAI's: ``"auto"`` (the model chooses between a call and a text
+                answer), ``"none"`` (text only; the tools are not shown), ``"required"`` (the
+                answer is a call), or a tool's name (or ``{"type": "function", "function":
+                {"name": ...}}``: a call of that tool). A small model such as SmolLM2-135M
+                rarely chooses a call by itself: ``"required"`` makes it call. A forced choice
+                applies only while the conversation does not end with a tool result, as the
+                OpenAI Agents SDK resets ``tool_choice`` after a call (``reset_tool_choice``),
+                so an agent gets its text answer after the tool ran instead of looping.
 
         Events: ``RunStart``; a ``TextDelta`` per piece of final text (``raw={"tokens": [...]}``
         holds the ids of the tokens that made it); ``UsageEvent`` (in tokens,
@@ -668,13 +933,39 @@ class LocalModel:
             ContextWindowError: the prompt does not fit in ``n_ctx`` tokens.
             LocalModelError: chat messages given but the model has no chat template.
             OutputSchemaError: llama.cpp cannot make a grammar of ``output_schema``.
+            ToolsNotSupportedError: llama.cpp cannot make a grammar of the tools' schemas.
+
+        Raises (at once):
+            ToolsNotSupportedError: ``tools`` given with a raw prompt string (the model could
+                not be told about them).
+            ValueError: an unknown ``tool_choice``, or one naming a tool not in ``tools``.
         """
-        del tools  # no tool calling in SmolLM2 (see above)
+        specs = [{"name": t.name, "description": t.description, "parameters": dict(t.parameters)} for t in tools]
+        choice = tool_choice
+        if isinstance(choice, Mapping):
+            choice = str(choice.get("function", {}).get("name", ""))
+        required = False
+        if choice == "none":
+            specs = []
+        elif choice == "required":
+            required = True
+        elif choice != "auto":
+            named = [t for t in specs if t["name"] == choice]
+            if not named:
+                raise ValueError(f"tool_choice {tool_choice!r}: not 'auto', 'none', 'required' or a tool given")
+            specs, required = named, True
+        if required and not isinstance(messages, str) and messages and messages[-1].get("role") == "tool":
+            required = False  # a tool result came back: the model may now answer
         stops = [] if stop is None else [stop] if isinstance(stop, str) else list(stop)
         if isinstance(messages, str):
+            if specs:
+                raise ToolsNotSupportedError(
+                    f"{self.name}: tools need chat messages, not a raw prompt string "
+                    f"(tools {[t['name'] for t in specs]} would be ignored)"
+                )
             request: str | list[dict[str, Any]] = messages
         else:
-            request = [dict(m) for m in messages]
+            request = _chat_messages(messages, specs)
         sampling: dict[str, Any] = {
             "temp": temperature,
             "top_p": top_p,
@@ -689,9 +980,12 @@ class LocalModel:
             sampling=sampling,
             seed=seed,
             output_schema=None if output_schema is None else json.dumps(dict(output_schema)),
+            tools=specs,
+            call_required=required,
             run_id=run_id,
             agent=agent,
             keep_raw=keep_raw,
+            think_tags=think_tags,
         )
         return Stream.defer(self._run, options)
 
@@ -717,7 +1011,10 @@ class LocalModel:
         if max_tokens is None or max_tokens <= 0 or max_tokens > room:
             max_tokens = room
         sampling = options.sampling
-        if options.output_schema is not None:
+        if options.tools:
+            grammar = _tools_grammar(options.tools, options.output_schema, options.call_required)
+            sampling = {**sampling, "grammar": grammar}
+        elif options.output_schema is not None:
             sampling = {**sampling, "grammar": _schema_grammar(options.output_schema)}
         llm.set_seed(options.seed if options.seed is not None else self._rng.randint(0, 2**32 - 1))
         return _Generation(
@@ -743,6 +1040,8 @@ class LocalModel:
                 run_id=options.run_id if options.run_id is not None else uuid.uuid4().hex,
                 agent=options.agent,
                 keep_raw=options.keep_raw,
+                think_tags=options.think_tags,
+                tools=bool(options.tools),
             )
             for event in run.start():
                 yield event
@@ -778,6 +1077,11 @@ class _RunOptions:
     seed: int | None
     output_schema: str | None
     """The JSON Schema (as JSON text) the answer is constrained to, if any."""
+    tools: list[dict[str, Any]]
+    """The tools (``name``, ``description``, ``parameters``) the model may call."""
+    call_required: bool
+    """The answer must be a tool call (``tool_choice`` ``"required"`` or a tool's name)."""
     run_id: str | None
     agent: str
     keep_raw: bool
+    think_tags: bool

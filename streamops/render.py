@@ -66,9 +66,18 @@ BlockKind = Literal["text", "reasoning", "refusal"]
 
 
 def _run_end_line(event: RunEnd) -> str:
+    """``run end: completed, finish stop (end_turn), tokens in 12 out 48``; what is unknown is
+    left out (never a literal ``None``)."""
+    parts = [f"run end: {event.status}"]
+    if event.finish_reason is not None:
+        raw = event.raw_finish_reason
+        parts.append(f"finish {event.finish_reason}" + (f" ({raw})" if raw and raw != event.finish_reason else ""))
     u = event.usage
-    tokens = "" if u is None else f", tokens in {u.input_tokens} out {u.output_tokens}"
-    return f"run end: {event.status}, finish {event.finish_reason} ({event.raw_finish_reason}){tokens}"
+    if u is not None:
+        figures = [f"{name} {n}" for name, n in (("in", u.input_tokens), ("out", u.output_tokens)) if n is not None]
+        if figures:
+            parts.append("tokens " + " ".join(figures))
+    return ", ".join(parts)
 
 
 def _pretty(value: Any, *, is_json_text: bool = False) -> str:
@@ -222,6 +231,7 @@ class TerminalRenderer:
         self._colours: dict[str, str] = {}
         # plain mode
         self._mode: tuple[str, str] | None = None  # (agent, "text" | "reasoning")
+        self._partial: dict[tuple[str, str], str] = {}  # labelled agents: their unfinished line
         # live mode
         self._lock = threading.Lock()
         self._lanes: dict[str, _Lane] = {}
@@ -254,6 +264,8 @@ class TerminalRenderer:
             return
         self._closed = True
         if not self.live:
+            for agent, mode in list(self._partial):
+                self._end_partial(agent, mode)
             if self._mode is not None:
                 self.console.print()
                 self._mode = None
@@ -298,6 +310,36 @@ class TerminalRenderer:
             self._mode = None
         self.console.print(self._label(agent) + markup)
 
+    def _lines(self, agent: str, mode: str, delta: str) -> None:
+        """Labelled plain output: whole lines per agent, each with its label (the agents of a
+        merged stream take turns line by line, never word by word)."""
+        key = (agent, mode)
+        text = self._partial.pop(key, "") + delta
+        *lines, rest = text.split("\n")
+        for line in lines:
+            self._whole_line(agent, mode, line)
+        if rest:
+            self._partial[key] = rest
+
+    def _whole_line(self, agent: str, mode: str, line: str) -> None:
+        from rich.markup import escape
+
+        if self._mode is not None:
+            self.console.print()
+            self._mode = None
+        if mode == "reasoning":
+            self.console.print(self._label(agent) + f"[dim]thinking:[/] [dim italic]{escape(line)}[/]")
+        else:
+            self.console.print(self._label(agent), end="")
+            self._raw(line + "\n")
+
+    def _end_partial(self, agent: str, mode: str | None = None) -> None:
+        """Print the unfinished line(s) of ``agent`` (of ``mode``, or of both modes)."""
+        for m in ("text", "reasoning") if mode is None else (mode,):
+            rest = self._partial.pop((agent, m), None)
+            if rest is not None:
+                self._whole_line(agent, m, rest)
+
     def _raw(self, text: str) -> None:
         """Write text as it is: no markup, emoji codes, tab expansion or control-code stripping."""
         self.console.file.write(text)
@@ -310,11 +352,24 @@ class TerminalRenderer:
             self._line("", escape(str(event)))
             return
         agent = event.agent
+        by_line = bool(self.labels and agent)
+        if by_line and self._partial and not isinstance(event, _TRANSPARENT):
+            if isinstance(event, TextDelta):
+                self._end_partial(agent, "reasoning")
+            elif isinstance(event, ReasoningDelta):
+                self._end_partial(agent, "text")
+            else:
+                self._end_partial(agent)
         if isinstance(event, TextDelta):
+            if by_line:
+                self._lines(agent, "text", event.delta)
+                return
             self._switch(agent, "text")
             self._raw(event.delta)
         elif isinstance(event, ReasoningDelta):
-            if self.show_reasoning:
+            if self.show_reasoning and by_line:
+                self._lines(agent, "reasoning", event.delta)
+            elif self.show_reasoning:
                 self._switch(agent, "reasoning")
                 self.console.print(f"[dim italic]{escape(event.delta)}[/]", end="")
         elif isinstance(event, RefusalDelta):

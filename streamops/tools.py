@@ -201,7 +201,7 @@ class Tool(Generic[R]):
         summary, param_docs = _parse_docstring(doc)
         self.description = description if description is not None else summary
         self._model, self._params, self._context_param = _build_arguments_model(fn, tool_name, param_docs, _localns)
-        self.parameters = _clean_schema(self._model.model_json_schema())
+        self.parameters = _clean_schema(self._model.model_json_schema(schema_generator=_schema_generator()))
         functools.update_wrapper(self, fn)
 
     @property
@@ -512,6 +512,39 @@ def _build_arguments_model(
     except (PydanticSchemaGenerationError, PydanticUserError) as exc:
         raise TypeError(f"tool {tool_name!r} has a parameter type pydantic cannot handle: {exc}") from exc
     return model, params, context_param
+
+
+_GENERATOR: Any = None
+
+
+def _schema_generator() -> Any:
+    """pydantic's JSON schema generator, made to say ``additionalProperties: false`` for a
+    nested dataclass or TypedDict whose validator rejects unknown keys (the tool's
+    ``extra="forbid"`` reaches them): pydantic says so itself from 2.14 on, earlier versions
+    left it out, so the schema is the same whichever pydantic is installed."""
+    global _GENERATOR
+    if _GENERATOR is None:
+        from pydantic.json_schema import GenerateJsonSchema
+
+        class _Generator(GenerateJsonSchema):
+            def dataclass_schema(self, schema: Any) -> Any:
+                return _forbid(schema, super().dataclass_schema(schema))
+
+            def typed_dict_schema(self, schema: Any) -> Any:
+                return _forbid(schema, super().typed_dict_schema(schema))
+
+        _GENERATOR = _Generator
+    return _GENERATOR
+
+
+def _forbid(core: Any, json_schema: Any) -> Any:
+    config = core.get("config") or {}
+    if config.get("extra_fields_behavior") == "forbid" and isinstance(json_schema, dict):
+        target = json_schema
+        if "$ref" in target and "type" not in target:  # a reference: mark the definition
+            return json_schema
+        target.setdefault("additionalProperties", False)
+    return json_schema
 
 
 def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:

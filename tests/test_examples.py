@@ -168,3 +168,32 @@ def test_peers_page_covers_every_example_and_the_eight_themes() -> None:
     assert [p["name"] for p in gen.PEERS] == ["hypertic", "opper-agents", "agentor", "tyler (slide)", "cogent"]
     for peer in gen.PEERS:
         assert peer["sources"] and peer["shows"] and peer["differently"], peer["name"]
+
+
+# --------------------------------------------------------------------------- docs/frameworks.md
+FRAMEWORK_EXAMPLE = EXAMPLES / "frameworks" / "merge_frameworks.py"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # openai-agents and pydantic-ai run asyncio tasks
+async def test_frameworks_example_merges_two_frameworks(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("agents")
+    pytest.importorskip("pydantic_ai")
+    out = await _load(FRAMEWORK_EXAMPLE, "docs_example_frameworks").main()
+    story = _expected("openai/responses_after_tool_utf8_llm")
+    assert out["text"] == {"storyteller": story["text"], "writer": "Streams from two frameworks, one pipeline."}
+    for agent, chunks in out["chunks"].items():
+        assert "".join(chunks) == out["text"][agent]
+        assert [c.strip() for c in chunks] == out["text"][agent].split()  # one chunk per word
+    body = out["sse"].decode()
+    assert body.count("event: run-end\n") == 2 and "event: error\n" not in body
+    assert '"agent":"storyteller"' in body and '"agent":"writer"' in body
+    assert out["usage"].output_tokens >= story["usage"]["output_tokens"]
+    assert capsys.readouterr().out.strip()
+
+
+def test_frameworks_page_shows_the_tested_example() -> None:
+    page = (ROOT / "docs" / "frameworks.md").read_text(encoding="utf-8")
+    assert FRAMEWORK_EXAMPLE.read_text(encoding="utf-8").rstrip("\n") in page
+    for kit in ("agentor", "slide-tyler", "hypertic", "opper-agents"):
+        assert f"**{kit}**" in page

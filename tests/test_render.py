@@ -25,6 +25,7 @@ from streamops.events import (
     TextDelta,
     ToolCallEnd,
     ToolResult,
+    Usage,
 )
 from streamops.operators.combine import merge
 from streamops.render import TerminalRenderer
@@ -267,3 +268,47 @@ def test_panels_wrap_long_lines_even_on_a_soft_wrap_console() -> None:
     renderer.close()
     shown = ANSI.sub("", buf.getvalue())
     assert shown.count("considered.") >= 3  # wrapped inside each panel, not cropped at its border
+
+
+def test_plain_mode_prints_whole_lines_per_agent() -> None:
+    # piped `streamops run --agents N`: the agents' deltas interleave word by word, the
+    # output takes turns line by line, each line whole and labelled
+    a = "Roses are red,\nviolets are blue,\nsugar is sweet"
+    b = "One fish\ntwo fish"
+    evs: list[Any] = []
+    for i in range(0, max(len(a), len(b)), 4):
+        if a[i : i + 4]:
+            evs.append(TextDelta(delta=a[i : i + 4], agent="alpha", block_id="t"))
+        if b[i : i + 4]:
+            evs.append(TextDelta(delta=b[i : i + 4], agent="beta", block_id="t"))
+    evs.append(RunEnd(agent="beta", status="completed", finish_reason="stop"))
+    buf = io.StringIO()
+    renderer = TerminalRenderer(buf)
+    for e in evs:
+        renderer.send(e)
+    renderer.close()
+    lines = buf.getvalue().splitlines()
+    assert [ln for ln in lines if ln.startswith("alpha ")] == [
+        "alpha Roses are red,",
+        "alpha violets are blue,",
+        "alpha sugar is sweet",
+    ]
+    assert [ln for ln in lines if ln.startswith("beta ")] == [
+        "beta One fish",
+        "beta two fish",
+        "beta run end: completed, finish stop",
+    ]
+    assert len(lines) == 6
+
+
+def test_run_end_line_never_shows_none() -> None:
+    buf = io.StringIO()
+    renderer = TerminalRenderer(buf, labels=False)
+    renderer.send(RunEnd(status="failed"))
+    renderer.send(RunEnd(status="completed", finish_reason="stop", raw_finish_reason="end_turn",
+                         usage=Usage(output_tokens=5)))  # fmt: skip
+    renderer.close()
+    assert buf.getvalue().splitlines() == [
+        "run end: failed",
+        "run end: completed, finish stop (end_turn), tokens out 5",
+    ]

@@ -42,7 +42,7 @@ async def main() -> dict[str, object]:
     agent = so.Agent(model, output_type=Weather, hooks=hooks)
     result = await agent.run("What's the weather like in San Francisco?")
     print(f"output: {result.output}")
-    return {"fields": fields, "output": result.output, "status": result.status}
+    return {"fields": fields, "output": result.output.model_dump(), "status": result.status}
 
 
 if __name__ == "__main__":

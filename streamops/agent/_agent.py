@@ -8,15 +8,21 @@ from typing import TYPE_CHECKING, Any
 from .._stream import Stream
 from ..events import (
     BaseEvent,
+    FinalOutput,
+    PartialObject,
     RunEnd,
 )
 from ..operators.aggregate import Message
+from ..operators.select import filter as filter_
+from ..operators.select import of_type
+from ..operators.transform import map as map_
 
 if TYPE_CHECKING:
     from ..models import ChatMessage, Model
     from ..tools import Tool
 
 from ._hooks import Hooks
+from ._output import partial_type
 from ._result import RunResult, result_of
 from ._run import Control, Run
 
@@ -69,6 +75,39 @@ class AgentStream(Stream[BaseEvent]):
             if c.end is not None:
                 return c.end
         return None
+
+    def outputs(self) -> Stream[Any]:
+        """The run's output as it grows, typed: a stream of one value per ``PartialObject``
+        of the run, validated as :func:`partial_type` of the agent's ``output_type`` (a model
+        with every field optional: ``PartialWeather(city="San Fra", temperature=None, ...)``;
+        a snapshot pydantic cannot validate yet is skipped), then the ``FinalOutput``'s value
+        validated as ``output_type`` itself. Without an ``output_type``: the JSON values as
+        they are. Iterating it runs the agent (each iteration a new run), like iterating the
+        stream; the other events are dropped (iterate the stream itself to see them).
+
+        Marble (``output_type=W``)::
+
+            stream:    PartialObject({c:"S"})  PartialObject({c:"SF",t:6})  FinalOutput({..})  RunEnd |
+            outputs(): PartialW(c="S")         PartialW(c="SF", t=6)        W(..)              |
+        """
+        output_type = self._agent.output_type
+        if output_type is None:
+            return self | of_type(PartialObject, FinalOutput) | map_(lambda e: e.value)
+        from pydantic import TypeAdapter, ValidationError
+
+        partial = TypeAdapter(partial_type(output_type))
+        final = TypeAdapter(output_type)
+
+        def typed(e: PartialObject | FinalOutput) -> Any:
+            if isinstance(e, FinalOutput):
+                return final.validate_python(e.value)
+            try:
+                return partial.validate_python(e.value, experimental_allow_partial=True)
+            except ValidationError:
+                return _SKIP
+
+        out: Stream[Any] = self | of_type(PartialObject, FinalOutput) | map_(typed) | filter_(lambda v: v is not _SKIP)
+        return out
 
     @property
     def result_message(self) -> Message | None:
@@ -194,3 +233,6 @@ class Agent:
     ) -> Generator[BaseEvent, None, None]:
         """Iterate the run's events from synchronous code (see :meth:`Stream.iter_sync`)."""
         return self.stream(prompt, run_id=run_id).iter_sync()
+
+
+_SKIP = object()

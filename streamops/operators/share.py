@@ -44,6 +44,10 @@ those of the first dropped delta."""
 
 _DELTAS = (TextDelta, ReasoningDelta, ToolCallDelta)
 
+_GRACE_TURNS = 8
+"""Event-loop turns a full ``drop_deltas``/``fail`` subscriber has to take an item, once no
+other subscriber is busy, before it counts as slow (see ``Shared._catch_up``)."""
+
 
 class SlowConsumerError(StreamopsError, RuntimeError):
     """A ``share``/``tee`` subscriber with ``policy="fail"`` fell ``capacity`` items behind.
@@ -71,7 +75,9 @@ class ReplayUnavailableError(StreamopsError, LookupError):
 
 
 class _Gap:
-    """Deltas a ``drop_deltas`` subscriber missed, in place in its buffer."""
+    """Deltas a ``drop_deltas`` subscriber missed, in place in its buffer. Kinds and ids are
+    kept in insertion-ordered dicts (used as sets): noting a delta is O(1), however many
+    distinct call ids a gap covers (issue 13, item 10)."""
 
     __slots__ = ("block_ids", "call_ids", "count", "first", "kinds", "last")
 
@@ -79,20 +85,19 @@ class _Gap:
         self.first = first
         self.last = first
         self.count = 1
-        self.kinds = [first.kind]
-        self.block_ids: list[str] = []
-        self.call_ids: list[str] = []
+        self.kinds: dict[str, None] = {first.kind: None}
+        self.block_ids: dict[str, None] = {}
+        self.call_ids: dict[str, None] = {}
         self._note(first)
 
     def _note(self, e: Any) -> None:
-        if e.kind not in self.kinds:
-            self.kinds.append(e.kind)
+        self.kinds[e.kind] = None
         bid = getattr(e, "block_id", None)
-        if bid is not None and bid not in self.block_ids:
-            self.block_ids.append(bid)
+        if bid is not None:
+            self.block_ids[bid] = None
         cid = getattr(e, "call_id", None)
-        if cid is not None and cid not in self.call_ids:
-            self.call_ids.append(cid)
+        if cid is not None:
+            self.call_ids[cid] = None
 
     def add(self, e: Any) -> None:
         self.count += 1
@@ -102,11 +107,9 @@ class _Gap:
     def absorb(self, other: _Gap) -> None:
         self.count += other.count
         self.last = other.last
-        for k in other.kinds:
-            if k not in self.kinds:
-                self.kinds.append(k)
-        self.block_ids += [b for b in other.block_ids if b not in self.block_ids]
-        self.call_ids += [c for c in other.call_ids if c not in self.call_ids]
+        self.kinds.update(other.kinds)
+        self.block_ids.update(other.block_ids)
+        self.call_ids.update(other.call_ids)
 
     def event(self) -> CustomEvent:
         first = self.first
@@ -129,7 +132,7 @@ class _Gap:
 class _Sub:
     """One subscriber: its buffer, and its async iterator (not an async generator)."""
 
-    __slots__ = ("error", "hub", "n", "q", "replay", "space", "stopped", "waiter")
+    __slots__ = ("error", "hub", "n", "q", "replay", "slow", "space", "stopped", "waiter")
 
     def __init__(self, hub: Shared[Any], replay: list[Any]) -> None:
         self.hub = hub
@@ -140,6 +143,7 @@ class _Sub:
         self.space: anyio.Event | None = None
         self.error: BaseException | None = None
         self.stopped = False
+        self.slow = False  # found slow (see Shared._catch_up) and has not yet reached its gap
 
     def __aiter__(self) -> _Sub:
         return self
@@ -152,6 +156,7 @@ class _Sub:
             if q:
                 x = q.popleft()
                 if type(x) is _Gap:
+                    self.slow = False
                     return x.event()
                 self.n -= 1
                 space = self.space
@@ -174,6 +179,10 @@ class _Sub:
                 raise StopAsyncIteration
             import anyio  # imported on use (only when waiting): `import streamops` stays light
 
+            kick = hub._kick
+            if kick is not None:  # the pump waits to see whether another subscriber catches up
+                hub._kick = None
+                kick.set()
             waiter = self.waiter = anyio.Event()
             await waiter.wait()
 
@@ -263,6 +272,7 @@ class Shared(Generic[T]):
         self._closed = False  # the source was closed before its end (no more subscribers)
         self._scope: anyio.CancelScope | None = None
         self._finished: anyio.Event | None = None
+        self._kick: anyio.Event | None = None  # set when a subscriber waits for items or leaves
         self._tg: TaskGroup | None = None
         self._open = False  # inside the `async with` block
         self._name = name
@@ -353,8 +363,15 @@ class Shared(Generic[T]):
         if sub in self._subs:
             self._subs = [s for s in self._subs if s is not sub]  # rebind: the pump may be iterating
             sub.wake()
+            self._wake_pump()
         if not self._subs and self._close_when_unsubscribed and self._started and not self._done:
             await self.aclose()
+
+    def _wake_pump(self) -> None:
+        kick = self._kick
+        if kick is not None:
+            self._kick = None
+            kick.set()
 
     # ----------------------------------------------------------------------------- the pump
     async def _pump(self) -> None:
@@ -385,6 +402,10 @@ class Shared(Generic[T]):
                             # never awaits would spin here and starve the block's own exit.
                             await checkpoint()
                         for sub in subs:
+                            if sub.n >= buffer and policy != "block":
+                                await self._catch_up(sub)
+                                if sub not in self._subs:
+                                    continue
                             if sub.n < buffer:
                                 sub.q.append(x)
                                 sub.n += 1
@@ -416,6 +437,35 @@ class Shared(Generic[T]):
                 sub.wake()
             if self._finished is not None:
                 self._finished.set()
+
+    async def _catch_up(self, sub: _Sub) -> None:
+        """Give a full subscriber the chance to catch up before the slow-consumer policy
+        applies: a burst (a source that yields many items without awaiting) fills every
+        buffer at once, and a subscriber that keeps up must not lose anything to it.
+
+        Returns when ``sub`` has room, has left, or is *slow*: some other subscriber has taken
+        everything and waits for the next item (or there is no other subscriber), and ``sub``
+        took nothing while the pump yielded to the event loop :data:`_GRACE_TURNS` times; it
+        stays slow (no new grace) until it takes the gap its drops made. While every other
+        subscriber is busy too, the pump waits (as ``"block"`` does)."""
+        import anyio  # imported on use: `import streamops` stays light
+        from anyio.lowlevel import checkpoint
+
+        if sub.slow:  # still behind its last gap: no new grace per item
+            return
+        turns = 0
+        while sub.n >= self.buffer and sub in self._subs:
+            others = [s for s in self._subs if s is not sub]
+            if others and all(s.waiter is None for s in others):
+                kick = sub.space = self._kick = anyio.Event()
+                await kick.wait()
+                turns = 0
+                continue
+            if turns >= _GRACE_TURNS:
+                sub.slow = True
+                return
+            turns += 1
+            await checkpoint()
 
     async def _wait_space(self, sub: _Sub, x: Any) -> None:
         import anyio  # imported on use: `import streamops` stays light

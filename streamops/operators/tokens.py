@@ -102,7 +102,10 @@ def load_encoding(name: str = "o200k_base") -> Callable[[str], int]:
         if enc is None:
             import importlib.util
 
-            spec = importlib.util.find_spec("litellm")
+            try:
+                spec = importlib.util.find_spec("litellm")  # located, never imported here
+            except (ImportError, ValueError):
+                spec = None
             if spec is None or not spec.submodule_search_locations:
                 raise RuntimeError(
                     'token counting needs the encodings bundled with litellm: pip install "streamops[litellm]"'

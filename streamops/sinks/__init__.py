@@ -13,10 +13,11 @@ Newline-delimited JSON (:mod:`streamops.sinks.ndjson`)
 WebSocket (:mod:`streamops.sinks.websocket`)
     :func:`websocket_sink`, :func:`origin_allowed`, close codes :data:`POLICY_VIOLATION`
     and :data:`INTERNAL_ERROR`.
-Run logs and resume (:mod:`streamops.sinks.runlog`)
-    :class:`RunRegistry`, :class:`RunHandle`, :class:`RunLog`, :data:`DisconnectPolicy`,
-    :func:`event_id`, :func:`parse_event_id`, :class:`ResumeUnavailableError`,
-    :class:`UnknownRunError`, :class:`RunLimitError`.
+Resume (:mod:`streamops.sinks.resume`)
+    :data:`DisconnectPolicy`, :func:`event_id`, :func:`parse_event_id`,
+    :class:`ResumeUnavailableError`, :class:`ResumableRun` and :class:`RunEventLog` (what a
+    resuming response follows;
+    the in-memory run registry that implements it is :mod:`streamops.serve.runlog`).
 OpenAI Chat Completions chunks (:mod:`streamops.sinks.openai`)
     :class:`ChunkEncoder`, :func:`openai_sse_stream`, :func:`completion_object`,
     :func:`openai_usage`, :data:`DONE` (``data: [DONE]``, which ends the Vercel stream too).
@@ -25,8 +26,8 @@ Vercel AI SDK UI message stream (:mod:`streamops.sinks.vercel`)
 AG-UI (:mod:`streamops.sinks.agui`, extra ``agui``)
     :class:`AGUIEncoder`, :func:`agui_response`.
 A2A (:mod:`streamops.sinks.a2a`, extra ``a2a``)
-    :class:`A2AEncoder`, :func:`a2a_routes`, :func:`a2a_types_module`,
-    :data:`A2A_PROTOCOL_VERSION`.
+    :class:`A2AEncoder`, :func:`a2a_types_module`, :data:`A2A_PROTOCOL_VERSION` (the routes
+    that serve an agent over A2A are :mod:`streamops.serve.a2a`).
 
 Every streamed HTTP body is one response class (``streamops.sinks._asgi.EventStreamResponse``):
 the stream is iterated in a producer task beside a disconnect watcher and optional
@@ -40,18 +41,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .a2a import A2A_PROTOCOL_VERSION, A2AEncoder, a2a_routes, a2a_types_module
+    from .a2a import A2A_PROTOCOL_VERSION, A2AEncoder, a2a_types_module
     from .agui import AGUIEncoder, agui_response
     from .ndjson import NDJSON_HEADERS, ndjson_encode, ndjson_events, ndjson_response
     from .openai import DONE, ChunkEncoder, completion_object, openai_sse_stream, openai_usage
-    from .runlog import (
+    from .resume import (
         DisconnectPolicy,
+        ResumableRun,
         ResumeUnavailableError,
-        RunHandle,
-        RunLimitError,
-        RunLog,
-        RunRegistry,
-        UnknownRunError,
+        RunEventLog,
         event_id,
         parse_event_id,
     )
@@ -60,18 +58,15 @@ if TYPE_CHECKING:
     from .websocket import INTERNAL_ERROR, POLICY_VIOLATION, origin_allowed, websocket_sink
 
 _MODULES: dict[str, tuple[str, ...]] = {
-    "a2a": ("A2A_PROTOCOL_VERSION", "A2AEncoder", "a2a_routes", "a2a_types_module"),
+    "a2a": ("A2A_PROTOCOL_VERSION", "A2AEncoder", "a2a_types_module"),
     "agui": ("AGUIEncoder", "agui_response"),
     "ndjson": ("NDJSON_HEADERS", "ndjson_encode", "ndjson_events", "ndjson_response"),
     "openai": ("DONE", "ChunkEncoder", "completion_object", "openai_sse_stream", "openai_usage"),
-    "runlog": (
+    "resume": (
         "DisconnectPolicy",
+        "ResumableRun",
         "ResumeUnavailableError",
-        "RunHandle",
-        "RunLimitError",
-        "RunLog",
-        "RunRegistry",
-        "UnknownRunError",
+        "RunEventLog",
         "event_id",
         "parse_event_id",
     ),
@@ -93,17 +88,13 @@ __all__ = [
     "INTERNAL_ERROR",
     "NDJSON_HEADERS",
     "POLICY_VIOLATION",
+    "ResumableRun",
     "ResumeUnavailableError",
-    "RunHandle",
-    "RunLimitError",
-    "RunLog",
-    "RunRegistry",
+    "RunEventLog",
     "SSEEncoder",
     "SSE_HEADERS",
-    "UnknownRunError",
     "VERCEL_HEADERS",
     "VercelEncoder",
-    "a2a_routes",
     "a2a_types_module",
     "agui_response",
     "completion_object",

@@ -12,7 +12,7 @@ gets to an abandoned generator).
 :func:`stream_producer` is the producer of an event stream: it encodes each event, writes an
 ``ErrorEvent`` if the stream raises, then what ``finish()`` owes (a protocol's closing frames),
 and always closes the source. :class:`RunFollowResponse` follows a run of a
-:class:`~streamops.sinks.runlog.RunRegistry`.
+:class:`~streamops.serve.runlog.RunRegistry`.
 
 Kept apart from the sink modules so that their sans-IO encoders import without starlette (the
 ``server`` extra); this module is imported when a response is built.
@@ -29,7 +29,8 @@ from starlette.responses import Response, StreamingResponse
 
 from .._stream import Stream
 from ..events import BaseEvent
-from .runlog import DisconnectPolicy, ResumeUnavailableError, RunHandle, error_event
+from ..operators.errors import error_event
+from .resume import DisconnectPolicy, ResumableRun, ResumeUnavailableError
 
 if TYPE_CHECKING:
     from starlette.background import BackgroundTask
@@ -208,7 +209,7 @@ def stream_producer(
     """A producer for :class:`EventStreamResponse`: iterates ``source`` (owning its tasks, see
     :func:`closing_events`) and writes ``encode(event)`` for each event (``b""`` writes nothing);
     if the source raises, writes the encoded ``ErrorEvent`` for it
-    (:func:`~streamops.sinks.runlog.error_event`); then writes ``finish()`` if given (the
+    (:func:`~streamops.operators.errors.error_event`); then writes ``finish()`` if given (the
     frames that end the protocol's stream). A cancelled producer (the client left) writes
     nothing more."""
 
@@ -236,7 +237,7 @@ class RunFollowResponse(EventStreamResponse):
 
     def __init__(
         self,
-        handle: RunHandle,
+        handle: ResumableRun,
         encode: Callable[[BaseEvent], bytes],
         last_event_id: str | None,
         on_disconnect: DisconnectPolicy,

@@ -80,13 +80,13 @@ from ..events import (
     ToolProgress,
     ToolResult,
 )
-from .runlog import error_event
+from ..operators.errors import error_event
 
 if TYPE_CHECKING:
     from ag_ui.core import BaseEvent as AGUIEvent
     from starlette.responses import StreamingResponse
 
-    from .runlog import DisconnectPolicy
+    from .resume import DisconnectPolicy
 
 __all__ = ["AGUIEncoder", "agui_response"]
 
@@ -368,7 +368,7 @@ class AGUIEncoder:
 
         If ``stream`` raises (an ``Exception``), the body ends as :func:`agui_response` ends it:
         the ``CUSTOM`` ``error`` event of the ``ErrorEvent`` for the failure
-        (:func:`~streamops.sinks.runlog.error_event`), then :meth:`close`'s events (ending with
+        (:func:`~streamops.operators.errors.error_event`), then :meth:`close`'s events (ending with
         ``RUN_ERROR``); then the exception is re-raised. ``stream`` is always closed (``aclose()`` of its iterator, when
         it has one): at its end, on its failure, and when this generator is closed early
         (``break`` then ``aclose()``, or cancellation). Iterate it inside the terminal that

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .._stream import Stream
 from ..events import BaseEvent, from_json, to_json
-from .runlog import DisconnectPolicy
+from .resume import DisconnectPolicy
 
 if TYPE_CHECKING:
     from starlette.responses import StreamingResponse

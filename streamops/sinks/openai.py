@@ -111,7 +111,8 @@ from streamops.events import (
     UsageEvent,
 )
 from streamops.operators.aggregate import Message
-from streamops.sinks.runlog import error_event
+
+from ..operators.errors import error_event
 
 __all__ = ["DONE", "ChunkEncoder", "completion_object", "openai_sse_stream", "openai_usage"]
 
@@ -417,7 +418,7 @@ def openai_sse_stream(
     - When it completes: whatever :meth:`ChunkEncoder.finish` owes (the finish chunk and the
       usage chunk, unless a run end or an error event was encoded), then ``data: [DONE]``.
     - When it fails (raises an ``Exception``): the error chunk of the ``ErrorEvent`` for it
-      (:func:`~streamops.sinks.runlog.error_event`: ``type`` the exception's class name,
+      (:func:`~streamops.operators.errors.error_event`: ``type`` the exception's class name,
       ``message`` its text; nothing if a run end or an error was already encoded), never a
       finish chunk, then ``data: [DONE]``; then the exception is re-raised to the consumer (the
       items first, then the raise, as everywhere in a :class:`~streamops.Stream`).
@@ -453,7 +454,7 @@ def openai_sse_stream(
 
 async def _then_error_event(source: AsyncIterable[BaseEvent]) -> AsyncGenerator[BaseEvent, None]:
     """The events of ``source``; if it raises, the ``ErrorEvent`` for the failure
-    (:func:`~streamops.sinks.runlog.error_event`) and then the exception again. The source is
+    (:func:`~streamops.operators.errors.error_event`) and then the exception again. The source is
     closed however this stops (end, failure, an early ``aclose()``)."""
     it = aiter(source)
     last: BaseEvent | None = None

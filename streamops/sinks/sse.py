@@ -8,13 +8,13 @@ The format is the WHATWG HTML Living Standard, section 9.2 "Server-sent events" 
     data: {to_json(event)}
     <empty line>
 
-- ``id`` is unique within the body: ``{run_id}:{seq}`` (:func:`~streamops.sinks.runlog.event_id`)
+- ``id`` is unique within the body: ``{run_id}:{seq}`` (:func:`~streamops.sinks.resume.event_id`)
   for an event whose seq is new in its run, ``{run_id}:{seq}.{n}`` for one that repeats a seq
   (``smooth()`` chunks, ``count_tokens()`` estimates), ``n`` its position in the body, or in
   the run's log when a run of a registry is followed (the log's own ids, so a resume is exact:
-  see :mod:`streamops.sinks.runlog`). The run id is percent-encoded, so the id is printable
+  see :mod:`streamops.sinks.resume`). The run id is percent-encoded, so the id is printable
   ASCII and can be sent back as ``Last-Event-ID`` to resume (see
-  :class:`~streamops.sinks.runlog.RunRegistry`);
+  :class:`~streamops.serve.runlog.RunRegistry`);
 - ``event`` is the event's ``kind`` (one of :data:`streamops.events.EVENT_KINDS`), so a browser
   ``EventSource`` can ``addEventListener("text-delta", ...)``;
 - ``data`` is the event's compact JSON, on one line.
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from .._stream import Stream
 from ..errors import EventValidationError
 from ..events import EVENT_KINDS, BaseEvent, from_json, to_json
-from .runlog import DisconnectPolicy, ResumeUnavailableError, RunHandle, _EventIds
+from .resume import DisconnectPolicy, ResumableRun, ResumeUnavailableError, _EventIds
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -79,8 +79,8 @@ class SSEEncoder:
     def encode(self, event: BaseEvent, *, eid: str | None = None) -> bytes:
         """One event as ``id:``, ``event:`` and ``data:`` lines and an empty line (bytes).
 
-        ``eid``: the ``id`` to send, as given by a :class:`~streamops.sinks.runlog.RunLog`
-        (:meth:`~streamops.sinks.runlog.RunLog.id_of`); it must be printable ASCII without
+        ``eid``: the ``id`` to send, as given by a :class:`~streamops.serve.runlog.RunLog`
+        (:meth:`~streamops.serve.runlog.RunLog.id_of`); it must be printable ASCII without
         spaces. When ``None``, the encoder gives the next id of its body: ``{run_id}:{seq}``
         when the seq is new in its run, else ``{run_id}:{seq}.{n}`` (``n``: how many events
         this encoder numbered before), so no two events of a body share an id.
@@ -155,7 +155,7 @@ def sse_events(chunks: AsyncIterable[bytes] | Iterable[bytes]) -> Stream[BaseEve
 
 
 def sse_response(
-    source: Stream[BaseEvent] | RunHandle,
+    source: Stream[BaseEvent] | ResumableRun,
     *,
     last_event_id: str | None = None,
     heartbeat: float | None = 15.0,
@@ -166,7 +166,7 @@ def sse_response(
 
     Args:
         source: a stream (iterated by the response itself, from its start), or a
-            :class:`~streamops.sinks.runlog.RunHandle` of a :class:`~streamops.sinks.runlog.RunRegistry`
+            :class:`~streamops.serve.runlog.RunHandle` of a :class:`~streamops.serve.runlog.RunRegistry`
             (followed: replayed after ``last_event_id``, then tailed live until the run ends).
         last_event_id: resume after this event id (the ``Last-Event-ID`` request header). For a
             run handle, when ``None``, the request's own ``Last-Event-ID`` header is used; ``""``
@@ -177,7 +177,7 @@ def sse_response(
             line at the start); ``None`` sends none.
         on_disconnect: when the client goes away mid-stream. ``"cancel"``: a stream is closed at
             once (its ``finally`` blocks run, the provider request is closed); a run handle is
-            cancelled (:meth:`~streamops.sinks.runlog.RunHandle.cancel`) unless it was started
+            cancelled (:meth:`~streamops.serve.runlog.RunHandle.cancel`) unless it was started
             with ``on_disconnect="continue"`` or other clients still follow it. ``"continue"``:
             a run handle keeps running in its registry, to be re-joined with
             ``Last-Event-ID``; a stream keeps being iterated to its end by this response, its
@@ -208,7 +208,7 @@ def sse_response(
         "heartbeat": encoder.heartbeat(),
         "heartbeat_interval": heartbeat,
     }
-    if isinstance(source, RunHandle):
+    if isinstance(source, ResumableRun):
         if last_event_id is not None:
             source.log.check(last_event_id)
         log = source.log

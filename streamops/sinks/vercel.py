@@ -77,14 +77,14 @@ from ..events import (
     ToolResult,
     Usage,
 )
+from ..operators.errors import error_event
 from .openai import DONE
-from .runlog import error_event
 from .sse import SSE_HEADERS
 
 if TYPE_CHECKING:
     from starlette.responses import StreamingResponse
 
-    from .runlog import DisconnectPolicy
+    from .resume import DisconnectPolicy
 
 __all__ = ["DONE", "VERCEL_HEADERS", "VercelEncoder", "vercel_response"]
 
@@ -328,7 +328,7 @@ class VercelEncoder:
 
         If ``stream`` raises (an ``Exception``), the body ends as :func:`vercel_response` ends
         it: the ``error`` chunk of the ``ErrorEvent`` for the failure
-        (:func:`~streamops.sinks.runlog.error_event`), the closing chunks (``abort`` unless the
+        (:func:`~streamops.operators.errors.error_event`), the closing chunks (``abort`` unless the
         run end was encoded) and ``data: [DONE]``; then the exception is re-raised. ``stream``
         is always closed (``aclose()`` of its iterator, when it has one): at its end, on its
         failure, and when this generator is closed early (``break`` then ``aclose()``, or

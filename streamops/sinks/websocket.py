@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..events import BaseEvent, to_json
-from .runlog import error_event
+from ..operators.errors import error_event
 
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket

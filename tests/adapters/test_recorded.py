@@ -205,3 +205,24 @@ def test_replay_renders_live(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Here are the basic steps for safely crossing the street" in result.stdout
     assert "run end: completed" in result.stdout
+
+
+def test_replay_exit_codes_for_a_body_of_no_known_api_and_a_wrong_api(tmp_path: Path) -> None:
+    runner = CliRunner()
+    # SSE framing with JSON payloads of no known API: 2 with one line (the help promises it)
+    unknown = tmp_path / "unknown.sse"
+    unknown.write_bytes(b'data: {"x": 1}\n\ndata: {"y": 2}\n\n')
+    for extra in ([], ["--events"], ["--summary"]):
+        r = runner.invoke(app, ["replay", str(unknown), *extra])
+        assert r.exit_code == 2, (extra, r.output)
+        assert "no text, reasoning, tool call or usage" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    # an OpenAI body replayed as Anthropic: at most 3 malformed lines shown, then one line, 2
+    body = RECORDED / "openai" / "chat_text_usage_openai_python.sse"
+    r = runner.invoke(app, ["replay", str(body), "--api", "anthropic", "--delay", "0"])
+    assert r.exit_code == 2, r.output
+    assert r.stdout.count("malformed_stream") == 3
+    assert "payloads are not of --api anthropic" in r.stderr
+    assert "None" not in r.stdout
+    # the right API: 0
+    assert runner.invoke(app, ["replay", str(body), "--api", "openai-chat", "--delay", "0"]).exit_code == 0

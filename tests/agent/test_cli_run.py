@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+import pytest
+
 from tests.conftest import RECORDED
 
 
@@ -101,8 +103,104 @@ def test_ctrl_c_cancels_cleanly_and_still_prints_stats() -> None:
                 break
         assert time.monotonic() < deadline
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # the shell convention for SIGINT (128 + 2)
     rest = ndjson(out)
     assert rest[-1]["kind"] == "run-end"
     assert rest[-1]["status"] == "cancelled"
     assert "time to first token" in err
+
+
+def test_a_failed_run_exits_1_and_bad_options_exit_2_with_one_line() -> None:
+    # a provider error mid-stream: the run fails, the error is shown, the exit status is 1
+    failed = RECORDED / "openai" / "responses_error_insufficient_quota_vercel.sse"
+    r = streamops("run", "--model", f"replay:{failed}", "hi")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "run end: failed" in r.stdout
+    assert "None" not in r.stdout
+    # a model that cannot be set up: one line on stderr, 2, nothing on stdout
+    r = streamops("run", "--model", "replay:/nope.sse", "hi")
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        "streamops: cannot set up the model 'replay:/nope.sse': FileNotFoundError: "
+        "[Errno 2] No such file or directory: '/nope.sse'"
+    ]
+    # --max-tokens must be at least 1, as in serve
+    for bad in ("0", "-1"):
+        r = streamops("run", "--max-tokens", bad, "hi")
+        assert r.returncode == 2, r.stderr
+        assert "--max-tokens" in r.stderr
+
+
+_NO_LITELLM = """
+import sys
+
+class _Hide:  # this interpreter has no litellm (and so no tiktoken encodings either)
+    def find_spec(self, name, path=None, target=None):
+        if name == "litellm" or name.startswith("litellm."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+sys.meta_path.insert(0, _Hide())
+from streamops.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_missing_extra_is_one_line_naming_the_pip_install() -> None:
+    r = subprocess.run(
+        [sys.executable, "-c", _NO_LITELLM, "run", "--model", "openai/gpt-4o", "hi"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        'streamops: --model openai/gpt-4o needs litellm: pip install "streamops[litellm]"'
+    ]
+
+
+def test_token_counting_without_litellm_falls_back_to_the_providers_usage() -> None:
+    # a non-local model (a replay of an OpenAI body) in an interpreter without litellm: no
+    # traceback; the answer, a one-line note, and the provider's figures
+    body = RECORDED / "openai" / "chat_text_usage_openai_python.sse"
+    r = subprocess.run(
+        [sys.executable, "-c", _NO_LITELLM, "run", "--model", f"replay:{body}", "--smooth", "none", "hi"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "weather" in r.stdout
+    assert r.stdout.strip().splitlines()[-1].endswith("(no estimate) / 30 reported")
+    (note,) = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert note.startswith("streamops: no live token estimate (")
+    assert "pip install" in note
+
+
+@pytest.mark.slow
+def test_litellm_banner_never_reaches_stdout() -> None:
+    # a LiteLLM model whose server refuses the connection (127.0.0.1, nothing listening):
+    # LiteLLM prints its "Give Feedback / Get Help" banner; --json stdout stays pure NDJSON
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "OPENAI_API_BASE": "http://127.0.0.1:9/v1",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "streamops", "run", "--json", "--model", "openai/gpt-4o", "hi"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
+    assert r.returncode == 1, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]  # every line is JSON
+    assert events[-1]["kind"] == "run-end" and events[-1]["status"] == "failed"
+    assert "Give Feedback" in r.stderr

@@ -114,3 +114,15 @@ async def test_run_result_messages_continue_the_conversation() -> None:
         {"role": "user", "content": "and again?"},
         {"role": "assistant", "content": second.text},
     ]
+
+
+@pytest.mark.anyio
+async def test_outputs_are_typed_partials_then_the_validated_output() -> None:
+    agent = Agent(ReplayModel([OPENAI / "chat_json_schema_content_openai_python.sse"]), output_type=Weather)
+    got = await agent.stream("weather?").outputs().collect()
+    *partials, final = got
+    assert final == Weather(city="San Francisco", temperature=61, units="f")
+    assert partials and all(type(p).__name__ == "PartialWeather" for p in partials)
+    assert partials[0].temperature is None and partials[0].units is None  # missing fields allowed
+    assert all("San Francisco".startswith(p.city or "") for p in partials)
+    assert partials[-1].model_dump() == final.model_dump()

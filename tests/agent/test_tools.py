@@ -190,12 +190,20 @@ def test_schema_nested_model_enum_optional_literal_inlined() -> None:
                     "type": "object",
                     "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
                     "required": ["x", "y"],
+                    # a dataclass takes the tool's extra="forbid": the schema says so on every
+                    # pydantic (2.14 does it itself, earlier versions did not)
+                    "additionalProperties": False,
                 },
             },
             {"type": "null"},
         ],
         "default": None,
     }
+    # the schema says what validation does: unknown keys in a point are rejected, in an
+    # address (a BaseModel, extra="ignore") they are dropped
+    with pytest.raises(ToolArgumentsError):
+        ship.validate({"to": {"street": "1 Main St", "city": "X"}, "points": [{"x": 1, "y": 2, "z": 3}]})
+    ship.validate({"to": {"street": "1 Main St", "city": "X", "floor": 2}})
     assert schema["required"] == ["to"]
 
 

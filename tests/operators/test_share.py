@@ -461,12 +461,13 @@ async def test_drop_deltas_never_loses_a_non_delta_and_accounts_for_every_droppe
 
 
 async def test_drop_deltas_check_sees_drops_from_a_stalled_subscriber() -> None:
-    """The property above does exercise drops: a subscriber stalled by pauses loses deltas."""
+    """The property above does exercise drops: a subscriber stalled by pauses (more loop
+    turns per item than the pump's grace) loses deltas."""
     events = make_events(["text"] * 20 + ["tool-end"] + ["args"] * 10 + ["run-end"])
     got: list[Any] = []
 
     async def slow(s: Stream[Any]) -> None:
-        got.extend(await paced_collect(s, [5]))
+        got.extend(await paced_collect(s, [20]))
 
     async with share(paced_source(events, [], [0]), buffer=2, policy="drop_deltas") as hub:
         s = hub.subscribe()
@@ -515,3 +516,70 @@ async def test_replay_from_seq_after_the_end_gives_exactly_the_items_from_that_s
             want = [x for x, s in zip(items, seqs, strict=True) if s >= k]
             assert len(got) == len(want) and all(a is b for a, b in zip(got, want, strict=True))
     assert log == ["produced"] * n + ["source closed"]
+
+
+# ------------------------------------------------------------------------------ bursts (issue 13)
+async def burst_source(items: list[Any], burst: int, log: list[str]) -> AsyncGenerator[Any, None]:
+    """Yields ``burst`` items at a time without awaiting (a body parsed in one chunk, a
+    replay, ``from_iterable``), then checkpoints once."""
+    try:
+        for i, x in enumerate(items):
+            if burst and i % burst == 0:
+                await anyio.lowlevel.checkpoint()
+            yield x
+    finally:
+        log.append("source closed")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(["text", "reasoning", "args", "tool-end", "usage"]), max_size=60),
+    k=st.integers(1, 4),
+    buffer=st.integers(1, 4),
+    burst=st.integers(0, 60),
+    policy=st.sampled_from(["block", "drop_deltas", "fail"]),
+    sub_pauses=st.lists(st.lists(st.integers(0, 2), min_size=1, max_size=3), min_size=4, max_size=4),
+    via=st.sampled_from(["share", "tee"]),
+)
+async def test_every_policy_delivers_every_event_to_subscribers_that_keep_up_with_a_burst(
+    kinds: list[str], k: int, buffer: int, burst: int, policy: Any, sub_pauses: list[list[int]], via: str
+) -> None:
+    """k subscribers that all consume (a few loop turns per item at most) each get every
+    event, under every policy, whatever the source's burst size (0: the whole stream in one
+    burst): the slow-consumer policy is for a subscriber behind while others progress."""
+    events = [*make_events(kinds), RunEnd(run_id="r", seq=len(kinds))]
+    log: list[str] = []
+    got: dict[int, list[Any]] = {}
+
+    async def consume(i: int, s: Stream[Any]) -> None:
+        got[i] = await paced_collect(s, sub_pauses[i])
+
+    src = burst_source(events, burst, log)
+    if via == "share":
+        async with share(src, buffer=buffer, policy=policy) as hub, anyio.create_task_group() as tg:
+            for i, s in enumerate([hub.subscribe() for _ in range(k)]):
+                tg.start_soon(consume, i, s)
+    else:
+        async with tee(src, k, buffer=buffer, policy=policy) as subs, anyio.create_task_group() as tg:
+            for i, s in enumerate(subs):
+                tg.start_soon(consume, i, s)
+    for i in range(k):
+        assert [id(e) for e in got[i]] == [id(e) for e in events], (i, got[i])
+    assert log == ["source closed"]
+
+
+async def test_drop_deltas_many_distinct_call_ids_are_all_reported_in_order() -> None:
+    """10,000 dropped deltas of distinct tool calls make one gap naming every call id once,
+    in order (the bookkeeping is linear: see
+    docs/robustness.md for the figure)."""
+    n = 10_000
+    events: list[Any] = [ToolCallDelta(run_id="r", seq=i, call_id=f"c{i}", delta="{") for i in range(n)]
+    events.append(RunEnd(run_id="r", seq=n))
+    async with share(Stream.from_iterable(events), buffer=1, policy="drop_deltas") as hub:
+        fast, slow = hub.subscribe(), hub.subscribe()
+        assert len(await fast.collect()) == n + 1
+        got = await slow.collect()
+    gaps = [e for e in got if isinstance(e, CustomEvent)]
+    assert len(gaps) == 1 and gaps[0].data["count"] == n
+    assert gaps[0].data["call_ids"] == [f"c{i}" for i in range(n)]
+    assert got == [gaps[0], events[-1]]

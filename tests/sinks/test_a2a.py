@@ -22,7 +22,8 @@ import pytest
 
 import streamops as so
 from streamops.agent import Agent
-from streamops.sinks.a2a import A2AEncoder, a2a_routes, a2a_types_module
+from streamops.serve.a2a import a2a_routes
+from streamops.sinks.a2a import A2AEncoder, a2a_types_module
 from tests.sinks._runs import AGENTS, RECORDED_FILES, STATUSES, agent_events, every_kind_run, recorded_events
 
 T = a2a_types_module()

@@ -17,7 +17,8 @@ from starlette.applications import Starlette
 
 import streamops as so
 from streamops.agent import Agent
-from streamops.sinks.a2a import A2AEncoder, a2a_routes, a2a_types_module
+from streamops.serve.a2a import a2a_routes
+from streamops.sinks.a2a import A2AEncoder, a2a_types_module
 
 T = a2a_types_module()
 

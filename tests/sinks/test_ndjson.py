@@ -21,9 +21,9 @@ from streamops.errors import EventValidationError
 from streamops.events import BaseEvent, ErrorEvent, TextDelta, from_json
 from streamops.sinks.ndjson import ndjson_encode, ndjson_events, ndjson_response
 from tests.core.test_events import all_events, assert_same_event
+from tests.serve.test_runlog import forever, run_events
 
 from ._uvicorn import eventually, serve
-from .test_runlog import forever, run_events
 from .test_sse_sink import HOSTILE
 
 

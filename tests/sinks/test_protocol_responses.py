@@ -22,10 +22,10 @@ import streamops as so
 from streamops.events import BaseEvent, RunStart, TextDelta
 from streamops.sinks import agui_response, vercel_response
 from streamops.sse import SSEDecoder
+from tests.serve.test_runlog import forever
 
 from ._uvicorn import eventually, serve
 from .test_agui import EVENT, check_agui
-from .test_runlog import forever
 from .test_vercel import check_ui_stream
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]

@@ -16,7 +16,7 @@ from starlette.responses import Response
 import streamops as so
 from streamops.events import BaseEvent, RunEnd, RunStart, TextDelta, from_json
 from streamops.operators import count_tokens, smooth
-from streamops.sinks.runlog import RunRegistry
+from streamops.serve.runlog import RunRegistry
 from streamops.sinks.sse import SSEEncoder, sse_response
 from streamops.sse import SSEDecoder
 

@@ -23,14 +23,15 @@ import streamops as so
 from streamops.agent import Agent
 from streamops.errors import EventValidationError
 from streamops.events import EVENT_KINDS, BaseEvent, ErrorEvent, RunEnd, TextDelta, from_json
-from streamops.sinks.runlog import ResumeUnavailableError, RunRegistry, event_id, parse_event_id
+from streamops.serve.runlog import RunRegistry
+from streamops.sinks.resume import ResumeUnavailableError, event_id, parse_event_id
 from streamops.sinks.sse import SSEEncoder, sse_events, sse_response
 from streamops.sse import SSEDecoder
 from tests.agent.test_agent import SlowModel
 from tests.core.test_events import all_events, assert_same_event
+from tests.serve.test_runlog import forever, run_events
 
 from ._uvicorn import eventually, serve
-from .test_runlog import forever, run_events
 
 HOSTILE = [
     "\r\n\r\ndata: evil",

@@ -18,9 +18,9 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 import streamops as so
 from streamops.events import BaseEvent, ErrorEvent, TextDelta, from_json
 from streamops.sinks.websocket import origin_allowed, websocket_sink
+from tests.serve.test_runlog import forever, run_events
 
 from ._uvicorn import eventually, serve
-from .test_runlog import forever, run_events
 
 # uvicorn runs on asyncio only, so the tests that serve over a real socket run on asyncio.
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])

@@ -1,9 +1,9 @@
 """``create_app(agent_factory=...)``: completions answered by a streamops :class:`Agent` with its
 own tools, driven by the official ``openai`` client against a real uvicorn server on 127.0.0.1
-(``serve`` of tests/server/test_serve.py: synchronous tests, the app on asyncio in a thread).
+(``serve`` of tests/serve/test_serve.py: synchronous tests, the app on asyncio in a thread).
 
 The agent's model is scripted: step 0 says a few words and calls a tool, the next step answers.
-By design (streamops/server.py): a tool the *agent* has runs server-side and its call stays in
+By design (streamops/serve/app.py): a tool the *agent* has runs server-side and its call stays in
 the run log, never sent as ``tool_calls``; the client gets the text of every step. A tool the
 *client* declared in ``tools`` is the client's: its call is sent as OpenAI tool-call deltas
 (``index``, ``id``/``name`` in the first fragment, then argument fragments; see
@@ -22,9 +22,9 @@ import pytest
 import streamops as so
 from streamops.agent import Agent
 from streamops.models import ToolSpec
-from streamops.server import ChatCompletionRequest, create_app
+from streamops.serve.app import ChatCompletionRequest, create_app
 from streamops.tools import tool
-from tests.server.test_serve import MESSAGES, client, fold, run_log, serve, stream_completion, text_of
+from tests.serve.test_serve import MESSAGES, client, fold, run_log, serve, stream_completion, text_of
 
 # One step: (text fragments, tool call (call_id, name, argument fragments) or None).
 Step = tuple[list[str], tuple[str, str, list[str]] | None]

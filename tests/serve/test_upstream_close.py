@@ -7,7 +7,7 @@ when its client closed the connection. The server's model is a
 goes over real HTTP, so "closed" here is the provider seeing EOF on its socket, not a stub's
 own ``finally``.
 
-Synchronous tests, like tests/server/test_serve.py (whose ``serve`` they use): uvicorn runs the
+Synchronous tests, like tests/serve/test_serve.py (whose ``serve`` they use): uvicorn runs the
 app on asyncio in a thread, which is also the only loop LiteLLM runs on.
 """
 
@@ -26,9 +26,9 @@ import pytest
 from streamops.adapters.litellm import import_litellm
 from streamops.adapters.models import LiteLLMModel
 
-from streamops.server import create_app
+from streamops.serve.app import create_app
 from tests._http import parse_head
-from tests.server.test_serve import run_log, serve
+from tests.serve.test_serve import run_log, serve
 
 pytestmark = [
     # as in tests/adapters/test_litellm.py: LiteLLM reads pydantic's deprecated instance fields
@@ -218,7 +218,7 @@ def test_a_run_events_watcher_leaving_keeps_the_provider_connection(provider: Fa
 
 
 def test_non_stream_client_disconnect_closes_the_provider_connection(provider: FakeProvider) -> None:
-    """The module docstring of streamops/server.py: "A client that disconnects from
+    """The module docstring of streamops/serve/app.py: "A client that disconnects from
     /v1/chat/completions cancels its run: the model request is closed". A non-stream client
     that leaves (a raw socket: the request is sent, then the socket closed mid-generation)."""
     with serve(app_for(provider)) as base:

@@ -14,8 +14,8 @@ import pytest
 import streamops as so
 from streamops.agent import Agent
 from streamops.models import ToolSpec
-from streamops.server import ChatCompletionRequest, create_app
-from tests.server.test_agent_factory import WEATHER, Factory
+from streamops.serve.app import ChatCompletionRequest, create_app
+from tests.serve.test_agent_factory import WEATHER, Factory
 
 pytestmark = pytest.mark.anyio
 

@@ -14,15 +14,8 @@ import streamops as so
 from streamops.agent import Agent
 from streamops.errors import StreamClosedError, StreamopsError
 from streamops.events import BaseEvent, ErrorEvent, RunEnd, RunStart, TextDelta
-from streamops.sinks.runlog import (
-    ResumeUnavailableError,
-    RunLimitError,
-    RunLog,
-    RunRegistry,
-    UnknownRunError,
-    event_id,
-    parse_event_id,
-)
+from streamops.serve.runlog import RunLimitError, RunLog, RunRegistry, UnknownRunError
+from streamops.sinks.resume import ResumeUnavailableError, event_id, parse_event_id
 from tests.agent.test_agent import SlowModel
 
 

@@ -33,7 +33,7 @@ from streamops import Accumulator, Agent, Stream
 from streamops.events import BaseEvent, from_json
 from streamops.models import ToolSpec
 from streamops.operators.aggregate import Message
-from streamops.server import create_app
+from streamops.serve.app import create_app
 from streamops.sse import SSEDecoder
 from tests.conftest import RECORDED
 
@@ -231,7 +231,7 @@ def test_run_events_replay_and_resume_and_404() -> None:
         events = run_log(base, run_id)
         assert events[0].kind == "run-start" and events[-1].kind == "run-end"
         # Resume after the 5th event: exactly the rest.
-        from streamops.sinks.runlog import event_id
+        from streamops.sinks.resume import event_id
 
         rest = run_log(base, run_id, last_event_id=event_id(events[4]))
         assert [(e.kind, e.seq) for e in rest] == [(e.kind, e.seq) for e in events[5:]]

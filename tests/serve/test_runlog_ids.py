@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 import streamops as so
 from streamops.events import BaseEvent, RunEnd, TextDelta, UsageEvent
 from streamops.operators import count_tokens, smooth
-from streamops.sinks.runlog import ResumeUnavailableError, RunLog, event_id, parse_event_id
+from streamops.serve.runlog import RunLog
+from streamops.sinks.resume import ResumeUnavailableError, event_id, parse_event_id
 from streamops.sinks.sse import SSEEncoder
 from streamops.sse import SSEDecoder
-
-from .test_runlog import run_events
+from tests.serve.test_runlog import run_events
 
 
 @st.composite

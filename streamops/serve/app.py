@@ -5,7 +5,7 @@ the run's own event stream beside it.
 
     POST /v1/chat/completions    OpenAI Chat Completions (stream or not); header X-Streamops-Run-Id
     GET  /runs/{run_id}/events   the run's streamops events as SSE (Last-Event-ID resume; 404 unknown)
-    GET  /                       streamops/static/index.html, or a placeholder page
+    GET  /                       streamops/serve/static/index.html, or a placeholder page
     GET  /healthz                {"status": "ok", "model": ..., "runs": ...}
     POST /a2a                    the same agent over A2A (JSON-RPC: message/stream, message/send,
                                  tasks/get, tasks/cancel; see streamops.sinks.a2a)
@@ -43,7 +43,7 @@ own hooks see the run cancelled, since its consumer stopped). Tools the *agent* 
 intermediate steps stay in the run log and are not sent as ``tool_calls`` to the client,
 which receives the text of every step and the final finish reason.
 
-Runs: every completion is one agent run owned by a :class:`~streamops.sinks.runlog.RunRegistry`
+Runs: every completion is one agent run owned by a :class:`~streamops.serve.runlog.RunRegistry`
 (opened by the app's lifespan), so it keeps its events for ``GET /runs/{id}/events`` (the last
 ``max_runs`` runs, ``capacity`` events each). A client that disconnects from
 ``/v1/chat/completions`` cancels its run: the model request is closed (the provider sees the
@@ -77,10 +77,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._stream import Stream
-from .adapters.models import resolve_model
-from .agent import Agent, AgentStream
-from .events import (
+from .._stream import Stream
+from ..adapters.models import resolve_model
+from ..agent import Agent, AgentStream
+from ..events import (
     BaseEvent,
     RunEnd,
     StepEnd,
@@ -91,9 +91,9 @@ from .events import (
     Usage,
     derive,
 )
-from .models import Model, ToolSpec
-from .operators.aggregate import Accumulator
-from .sinks.openai import ChunkEncoder, completion_object
+from ..models import Model, ToolSpec
+from ..operators.aggregate import Accumulator
+from ..sinks.openai import ChunkEncoder, completion_object
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -101,7 +101,8 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from .sinks.runlog import RunHandle, RunRegistry
+    from ..stores import RunStore
+    from .runlog import RunHandle, RunRegistry
 
 __all__ = ["ChatCompletionRequest", "StreamOptions", "create_app"]
 
@@ -206,7 +207,7 @@ class _Pool:
     """``size`` local models; ``acquire`` waits for a free one."""
 
     def __init__(self, size: int) -> None:
-        from .adapters.models import LocalModel
+        from ..adapters.models import LocalModel
 
         self.models: list[Any] = [LocalModel(seed=i) for i in range(size)]
         self._free = list(self.models)
@@ -340,8 +341,13 @@ class _RunStream(Stream[BaseEvent]):
 
     __slots__ = ("_run_source",)
 
-    def __init__(self, source: _RunSource) -> None:
-        super().__init__(Stream.defer(source._run))
+    def __init__(self, source: _RunSource, store: RunStore | None = None, run_id: str = "") -> None:
+        stream: Stream[BaseEvent] = Stream.defer(source._run)
+        if store is not None:  # the run's events also go to the shared store, under run_id
+            from ..stores import publish
+
+            stream = stream | publish(store, run_id)
+        super().__init__(stream._source, stream._stages)
         self._run_source = source
 
     def cancel(self) -> None:
@@ -447,6 +453,7 @@ def create_app(
     retry_ms: int = 1000,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     a2a: bool = True,
+    store: RunStore | str | None = None,
 ) -> Starlette:
     """The OpenAI-compatible streamops server as a Starlette app (see the module docstring).
 
@@ -462,6 +469,11 @@ def create_app(
         heartbeat: seconds between SSE comment heartbeats on ``/runs/{id}/events``.
         retry_ms: the SSE ``retry`` (reconnection delay, milliseconds) sent to event clients.
         default_max_tokens: ``max_tokens`` when a request gives none.
+        store: a :class:`~streamops.stores.RunStore` (or its URL: ``memory:``, ``sqlite:PATH``,
+            ``redis://HOST:PORT/DB``) that every completion's events are published into, under
+            the run id; ``/runs/{id}/events`` is then served from it with the store's ids, so a
+            client resumes with ``Last-Event-ID`` on any process sharing the store and after a
+            restart. ``None``: runs live in this process's registry only.
         a2a: also serve the agent over A2A (``POST /a2a``, ``GET
             /.well-known/agent-card.json``) when the a2a-sdk package is installed.
 
@@ -473,16 +485,21 @@ def create_app(
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
-    from .sinks._asgi import EventStreamResponse, Write, stream_producer
-    from .sinks.sse import SSE_HEADERS
+    from ..sinks._asgi import EventStreamResponse, Write, stream_producer
+    from ..sinks.sse import SSE_HEADERS
 
     if workers < 1:
         raise ValueError(f"workers must be >= 1, not {workers}")
     state = _State(model, agent_factory, workers, default_max_tokens)
+    if isinstance(store, str):
+        from ..stores import open_store
+
+        store = open_store(store)
+    run_store: RunStore | None = store
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        from .sinks.runlog import RunRegistry
+        from .runlog import RunRegistry
 
         if state.pool is not None:
             await state.pool.open()
@@ -494,6 +511,8 @@ def create_app(
                 state.registry = None
         if state.pool is not None:
             state.pool.close()
+        if run_store is not None:
+            await run_store.aclose()
 
     async def chat_completions(request: Request) -> Response:
         try:
@@ -510,10 +529,10 @@ def create_app(
         assert registry is not None, "the app's lifespan did not run"
         run_id = uuid.uuid4().hex
         source = _RunSource(state, req, run_id)
-        from .sinks.runlog import RunLimitError
+        from .runlog import RunLimitError
 
         try:
-            handle = registry.start(_RunStream(source), run_id=run_id, on_disconnect="cancel")
+            handle = registry.start(_RunStream(source, run_store, run_id), run_id=run_id, on_disconnect="cancel")
         except RunLimitError as exc:  # the registry is full of live runs
             return _error(503, f"cannot start a run: {exc}", etype="server_error")
         completion_id = f"chatcmpl-{run_id}"
@@ -573,12 +592,16 @@ def create_app(
         return EventStreamResponse(produce_then_cancel, headers={**SSE_HEADERS, **headers})
 
     async def run_events(request: Request) -> Response:
-        from .sinks.runlog import UnknownRunError
-        from .sinks.sse import sse_response
+        from ..sinks.sse import sse_response
+        from .runlog import UnknownRunError
 
         registry = state.registry
         assert registry is not None
         run_id = request.path_params["run_id"]
+        if run_store is not None:  # 404/409 as below, from the shared store
+            from ..stores.sse import store_sse_response
+
+            return store_sse_response(run_store, run_id, heartbeat=heartbeat, retry_ms=retry_ms)
         try:
             handle = registry.get(run_id)
         except UnknownRunError as exc:
@@ -614,7 +637,7 @@ client tools, no sampling settings (the run's input is the A2A message's text)."
 
 def _a2a_routes(state: _State, heartbeat: float) -> list[Route]:
     """The A2A routes serving the app's agent, or none without the a2a-sdk package."""
-    from .sinks.a2a import a2a_routes
+    from .a2a import a2a_routes
 
     try:
         return a2a_routes(state.a2a_agent, name=f"streamops ({state.model_name})", heartbeat=heartbeat)
@@ -645,7 +668,7 @@ def _index_html() -> str:
     from importlib.resources import files
 
     try:
-        return (files("streamops") / "static" / "index.html").read_text(encoding="utf-8")
+        return (files("streamops.serve") / "static" / "index.html").read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError, OSError):
         return _PLACEHOLDER
 

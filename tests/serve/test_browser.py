@@ -1,4 +1,4 @@
-"""The page at ``GET /`` (``streamops/static/index.html``) in a real browser: headless Chromium
+"""The page at ``GET /`` (``streamops/serve/static/index.html``) in a real browser: headless Chromium
 (Debian's ``chromium`` and ``chromium-driver``, installed by ``.ci/run``) driven by selenium
 against ``create_app(model=None)`` (the local SmolLM2 model: real tokens, offline) served by
 uvicorn on 127.0.0.1.
@@ -29,7 +29,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from streamops.events import BaseEvent, RunEnd, TextDelta, from_json
-from streamops.server import create_app
+from streamops.serve.app import create_app
 from streamops.sse import SSEDecoder
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,5 +1,9 @@
 """Run logs and the run registry: what lets a client that went away come back and resume.
 
+Event ids, :class:`~streamops.sinks.resume.ResumeUnavailableError` and the interface a
+resuming response follows (:class:`~streamops.sinks.resume.ResumableRun`) live in
+:mod:`streamops.sinks.resume`; this module implements them in memory.
+
 - :class:`RunLog`: a bounded in-memory log of one run's events, in the order they were
   produced. :meth:`RunLog.after` returns exactly the events after a given event id (the SSE
   ``Last-Event-ID``): none lost, none twice, or :class:`ResumeUnavailableError` when that can
@@ -34,16 +38,16 @@ Everything here runs on asyncio and trio (anyio).
 from __future__ import annotations
 
 import copy
-import re
 import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from itertools import islice
-from typing import TYPE_CHECKING, Literal, TypeAlias
-from urllib.parse import quote, unquote
+from typing import TYPE_CHECKING
 
 from ..errors import StreamClosedError, StreamopsError
-from ..events import BaseEvent, ErrorEvent, RunEnd
+from ..events import BaseEvent, RunEnd
+from ..operators.errors import error_event
+from ..sinks.resume import DisconnectPolicy, ResumeUnavailableError, _EventIds, parse_event_id
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -53,38 +57,7 @@ if TYPE_CHECKING:
 
     from .._stream import Stream
 
-__all__ = [
-    "DisconnectPolicy",
-    "ResumeUnavailableError",
-    "RunHandle",
-    "RunLog",
-    "RunRegistry",
-    "UnknownRunError",
-    "event_id",
-    "parse_event_id",
-]
-
-DisconnectPolicy: TypeAlias = Literal["cancel", "continue"]
-"""What happens to a run when its HTTP/WebSocket client goes away: ``"cancel"`` it, or let it
-``"continue"`` (in a :class:`RunRegistry`, where it can be re-joined)."""
-
-# Printable ASCII except "%" (the escape) and " " (HTTP strips it at the ends of a header).
-_ID_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
-# What follows the last colon of an id: the seq, then ".{n}" when the seq was repeated.
-_ID_TAIL = re.compile(r"(-?[0-9]+)(?:\.[0-9]+)?", re.ASCII)
-
-
-class ResumeUnavailableError(StreamopsError, LookupError):
-    """The events after a ``Last-Event-ID`` cannot be delivered exactly once.
-
-    Raised when the id was evicted from the bounded log (or a follower fell that far behind),
-    belongs to another run, or is not an id streamops wrote. ``last_event_id`` is the id asked
-    for. Start over without it (a fresh ``GET``) rather than risk a gap or a duplicate.
-    """
-
-    def __init__(self, message: str, last_event_id: str | None) -> None:
-        super().__init__(message)
-        self.last_event_id = last_event_id
+__all__ = ["RunHandle", "RunLimitError", "RunLog", "RunRegistry", "UnknownRunError"]
 
 
 class RunLimitError(StreamopsError, RuntimeError):
@@ -106,55 +79,6 @@ class UnknownRunError(StreamopsError, KeyError):
 
     def __str__(self) -> str:
         return f"unknown run {self.run_id!r} (never started, or evicted)"
-
-
-def event_id(event: BaseEvent) -> str:
-    """The event's plain id for SSE ``id:`` / ``Last-Event-ID``: ``{run_id}:{seq}``.
-
-    The run id is percent-encoded (UTF-8), so the result is printable ASCII with no space,
-    CR, LF or NUL, whatever the run id holds. ``":"`` in a run id is kept: the seq is after the
-    last colon. A :class:`RunLog` or an SSE body gives this id to an event whose seq is new in
-    its run, and ``{run_id}:{seq}.{n}`` to one whose seq is not (see the module docstring).
-    """
-    return f"{quote(event.run_id, safe=_ID_SAFE)}:{event.seq}"
-
-
-def parse_event_id(value: str) -> tuple[str, int]:
-    """Split an id written by a :class:`RunLog` or an SSE body into ``(run_id, seq)``.
-
-    Both forms are read: ``{run_id}:{seq}`` (:func:`event_id`) and ``{run_id}:{seq}.{n}``
-    (a repeated seq, ``n`` a position: a non-negative integer).
-
-    Raises:
-        ValueError: ``value`` is not of one of those forms with integers.
-    """
-    run, colon, tail = value.rpartition(":")
-    m = _ID_TAIL.fullmatch(tail)
-    if not colon or m is None:
-        raise ValueError(f"not a streamops event id: {value!r}")
-    return unquote(run), int(m[1])
-
-
-class _EventIds:
-    """Gives each event of one sequence (a log, an SSE body) its unique id; see the module
-    docstring. Remembers the highest seq of each run: memory grows with runs, not events."""
-
-    __slots__ = ("_count", "_top")
-
-    def __init__(self) -> None:
-        self._top: dict[str, int] = {}
-        self._count = 0
-
-    def next_id(self, event: BaseEvent) -> str:
-        """The id of ``event``, the next event of the sequence."""
-        n = self._count
-        self._count = n + 1
-        run, seq = event.run_id, event.seq
-        top = self._top.get(run)
-        if top is None or seq > top:
-            self._top[run] = seq
-            return event_id(event)
-        return f"{event_id(event)}.{n}"
 
 
 class RunLog:
@@ -512,18 +436,6 @@ def _require_event_loop_thread(what: str) -> None:
             f"{what} must be called from the event loop's thread (in starlette, from an "
             "`async def` endpoint: a plain `def` endpoint runs in a worker thread)"
         ) from None
-
-
-def error_event(exc: BaseException, last: BaseEvent | None) -> ErrorEvent:
-    """The ``ErrorEvent`` a sink sends when its stream raised ``exc`` after ``last``: same run and
-    agent, the next seq, ``error_type`` the exception's class name."""
-    return ErrorEvent(
-        run_id=last.run_id if last is not None else "",
-        agent=last.agent if last is not None else "",
-        seq=last.seq + 1 if last is not None else 0,
-        error_type=type(exc).__name__,
-        message=str(exc),
-    )
 
 
 class RunRegistry:

@@ -1,0 +1,233 @@
+"""LangChain / LangGraph runs -> streamops events.
+
+Source: ``runnable.astream_events(input, version="v2")`` of any LangChain runnable (a chat
+model, a chain, a LangGraph graph), as the async iterator of event dicts it returns.
+langchain-core is not imported here: the events are read by their documented keys
+(``event``, ``name``, ``run_id``, ``parent_ids``, ``data``; LangChain docs, "Streaming" ->
+"astream_events v2") and message chunks by their attributes.
+
+Mapping (the LangChain event dict is each event's ``raw``):
+
+- the first event -> :class:`RunStart`; the root runnable's ``on_chain_end`` (the one with no
+  ``parent_ids``) -> :class:`FinalOutput` (its ``output``), then the run end;
+- ``on_chat_model_start`` -> :class:`StepStart` (one step a chat model call, numbered in
+  order of start; ``block_id`` of its deltas = the model call's ``run_id``);
+- ``on_chat_model_stream``: an ``AIMessageChunk``'s ``content`` (a string, or content blocks
+  ``text`` / ``reasoning`` / ``thinking``) -> :class:`TextDelta` / :class:`ReasoningDelta`;
+  its ``tool_call_chunks`` -> :class:`ToolCallStart` (at the chunk with the id and name) and
+  :class:`ToolCallDelta` (later chunks are tied to the call by their ``index``); other
+  content blocks -> :class:`RawEvent`;
+- ``on_chat_model_end`` -> :class:`ToolCallEnd` for each of the message's ``tool_calls`` (the
+  arguments as streamed; as JSON text for a call that was not streamed),
+  :class:`UsageEvent` from ``usage_metadata`` (per call, not cumulative) and :class:`StepEnd`
+  (``finish_reason`` from ``response_metadata``);
+- ``on_tool_end`` -> :class:`ToolResult` (``call_id`` = the ``ToolMessage``'s
+  ``tool_call_id``; a ``ToolMessage`` with ``status="error"`` -> :class:`ToolError`);
+  ``on_tool_error`` -> :class:`ToolError` (``error_type`` = the exception's class name);
+- ``on_custom_event`` -> :class:`CustomEvent`; every other event (``on_chain_*`` of inner
+  runnables, ``on_tool_start``, ``on_chain_stream``, retrievers, prompts) -> :class:`RawEvent`
+  (``event_type`` = the event name), never dropped;
+- the end of the iterator -> :class:`RunEnd` (the summed usage of the model calls, the last
+  call's finish reason); an exception raised by the iterator -> :class:`ErrorEvent` and a
+  failed :class:`RunEnd`, after every event before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Any, ClassVar, Unpack
+
+from streamops._stream import Stream
+from streamops.events import (
+    BaseEvent,
+    CustomEvent,
+    FinalOutput,
+    ReasoningDelta,
+    StepEnd,
+    StepStart,
+    TextDelta,
+    ToolError,
+    ToolResult,
+    Usage,
+    UsageEvent,
+)
+
+from ._base import ParserOptions, normalize_finish_reason
+from ._framework import FrameworkParser, args_text, drive_framework
+
+__all__ = ["LangChainParser", "from_langchain", "is_langchain_events"]
+
+
+class _Model:
+    __slots__ = ("calls", "step")
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.calls: dict[int, str] = {}  # tool call chunk index -> call_id
+
+
+class LangChainParser(FrameworkParser):
+    """Sans-IO parser of ``astream_events(version="v2")`` dicts (see the module docstring for
+    the mapping): ``feed(event)`` -> events, ``fail(exc)``, ``close()``."""
+
+    api: ClassVar[str] = "langchain"
+
+    def __init__(self, **options: Unpack[ParserOptions]) -> None:
+        super().__init__(**options)
+        self._models: dict[str, _Model] = {}
+        self._usage: Usage | None = None
+        self._raw_finish: str | None = None
+        self._root: str | None = None
+
+    def on_payload(self, event_type: str | None, ev: Any) -> None:
+        """Map one ``astream_events`` v2 event dict."""
+        if type(ev) is not dict or not isinstance(ev.get("event"), str):
+            self.malformed(f"langchain: not an astream_events v2 event: {type(ev).__name__}", repr(ev)[:200])
+            return
+        if not self.started:
+            self.started = True
+            self._root = str(ev.get("run_id"))
+            self.emit_start(ev)
+        kind: str = ev["event"]
+        data = ev.get("data") or {}
+        run_id = str(ev.get("run_id"))
+        if kind == "on_chat_model_stream":
+            self._chunk(ev, run_id, data.get("chunk"))
+        elif kind == "on_chat_model_start":
+            self.step += 1
+            self._models[run_id] = _Model(self.step)
+            self.emit(StepStart, ev, step=self.step)
+        elif kind == "on_chat_model_end":
+            self._model_end(ev, run_id, data.get("output"))
+        elif kind == "on_tool_end":
+            self._tool_end(ev, data)
+        elif kind == "on_tool_error":
+            err = data.get("error")
+            self.emit(
+                ToolError,
+                ev,
+                call_id=str(data.get("tool_call_id") or run_id),
+                name=str(ev.get("name") or ""),
+                message=str(err),
+                error_type=type(err).__name__,
+            )
+        elif kind == "on_custom_event":
+            self.emit(CustomEvent, ev, name=str(ev.get("name") or ""), data=data)
+        elif kind == "on_chain_end" and run_id == self._root and not ev.get("parent_ids"):
+            self.emit(FinalOutput, ev, value=data.get("output"))
+        else:
+            self.unknown(kind, ev)
+
+    def emit_start(self, ev: dict[str, Any]) -> None:
+        self.start_run(ev, None, None, "name", "run_id")
+
+    def _chunk(self, ev: dict[str, Any], run_id: str, chunk: Any) -> None:
+        model = self._models.get(run_id)
+        if model is None:  # a stream event without its start: a step of its own
+            self.step += 1
+            model = self._models[run_id] = _Model(self.step)
+            self.emit(StepStart, ev, step=model.step)
+        content = getattr(chunk, "content", None)
+        if isinstance(content, str):
+            if content:
+                self.emit(TextDelta, ev, delta=content, block_id=run_id)
+        elif isinstance(content, list):
+            for block in content:
+                self._block(ev, run_id, block)
+        for tc in getattr(chunk, "tool_call_chunks", None) or ():
+            index = tc.get("index")
+            key = index if isinstance(index, int) else len(model.calls)
+            call_id = model.calls.get(key)
+            if call_id is None:
+                call_id = model.calls[key] = str(tc.get("id") or f"{run_id}:{key}")
+                self.call_start(ev, call_id, str(tc.get("name") or ""), key)
+            self.call_delta(ev, call_id, args_text(tc.get("args")), key)
+
+    def _block(self, ev: dict[str, Any], run_id: str, block: Any) -> None:
+        if isinstance(block, str):
+            if block:
+                self.emit(TextDelta, ev, delta=block, block_id=run_id)
+            return
+        btype = block.get("type") if isinstance(block, dict) else None
+        if btype == "text" and isinstance(block.get("text"), str):
+            if block["text"]:
+                self.emit(TextDelta, ev, delta=block["text"], block_id=run_id)
+        elif btype in ("reasoning", "thinking") and isinstance(block.get(btype), str):
+            if block[btype]:
+                self.emit(ReasoningDelta, ev, delta=block[btype], block_id=f"{run_id}:reasoning")
+        else:
+            self.unknown("content_block", ev)
+
+    def _model_end(self, ev: dict[str, Any], run_id: str, msg: Any) -> None:
+        model = self._models.pop(run_id, None)
+        step = model.step if model is not None else self.step
+        for k, tc in enumerate(getattr(msg, "tool_calls", None) or ()):
+            call_id = str(tc.get("id") or (model.calls.get(k) if model is not None else None) or f"{run_id}:{k}")
+            streamed = call_id in self.calls_started
+            self.call_end(ev, call_id, str(tc.get("name") or ""), None if streamed else args_text(tc.get("args")), k)
+        um = getattr(msg, "usage_metadata", None)
+        usage = None
+        if um:
+            details = um.get("output_token_details") or {}
+            idetails = um.get("input_token_details") or {}
+            usage = Usage(
+                input_tokens=um.get("input_tokens"),
+                output_tokens=um.get("output_tokens"),
+                reasoning_tokens=details.get("reasoning"),
+                cache_read_tokens=idetails.get("cache_read"),
+                cache_write_tokens=idetails.get("cache_creation"),
+            )
+            self._usage = usage if self._usage is None else self._usage + usage
+            self.emit(UsageEvent, ev, usage=usage, cumulative=False)
+        meta = getattr(msg, "response_metadata", None) or {}
+        raw_finish = meta.get("finish_reason") or meta.get("stop_reason")
+        raw_finish = raw_finish if isinstance(raw_finish, str) else None
+        self._raw_finish = raw_finish
+        self.emit(
+            StepEnd,
+            ev,
+            step=step,
+            finish_reason=normalize_finish_reason(raw_finish),
+            raw_finish_reason=raw_finish,
+            usage=usage,
+        )
+
+    def _tool_end(self, ev: dict[str, Any], data: dict[str, Any]) -> None:
+        out: Any = data.get("output")
+        call_id = getattr(out, "tool_call_id", None) or data.get("tool_call_id") or str(ev.get("run_id"))
+        name = str(getattr(out, "name", None) or ev.get("name") or "")
+        if getattr(out, "status", None) == "error":
+            self.emit(ToolError, ev, call_id=call_id, name=name, message=str(out.content), error_type="error")
+        else:
+            result = out.content if type(out).__name__ == "ToolMessage" else out
+            self.emit(ToolResult, ev, call_id=call_id, name=name, result=result)
+
+    def on_close(self) -> None:
+        """The iterator ended: the run end with the summed usage and the last finish reason."""
+        self.end_run(status="completed", raw_finish_reason=self._raw_finish, usage=self._usage)
+
+
+def is_langchain_events(obj: Any) -> bool:
+    """True for the async iterator ``astream_events()`` returns (checked by the module of its
+    code, without importing LangChain)."""
+    code = getattr(obj, "ag_code", None)
+    return code is not None and "langchain_core" in code.co_filename
+
+
+def from_langchain(events: AsyncIterable[Any], **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
+    """A stream of the events of a LangChain / LangGraph run, from
+    ``runnable.astream_events(input, version="v2")``. ``options``: ``run_id``, ``agent``,
+    ``keep_raw``, ``on_malformed`` (:class:`ParserOptions`).
+
+    - Emits: each event as soon as LangChain yields the dict it comes from.
+    - Completes: after the run end, when the iterator ends.
+    - Fails: never for an error of the run (an :class:`ErrorEvent` and a failed
+      :class:`RunEnd`); with :class:`~streamops.errors.StreamFormatError` on an item that is
+      not an event dict (``on_malformed="raise"``).
+    - Cancels: stopping early closes the iterator (``aclose()``), which cancels the run.
+    """
+    return Stream.defer(_drive, events, options)
+
+
+def _drive(events: AsyncIterable[Any], options: ParserOptions) -> Any:
+    return drive_framework(LangChainParser(**options), events)

@@ -1,0 +1,192 @@
+"""OpenAI Agents SDK runs (``Runner.run_streamed(agent, input)``) -> streamops events.
+
+Source: the ``RunResultStreaming`` itself (the stream reads its ``stream_events()``), or the
+async iterator of ``stream_events()``. The SDK is imported lazily (only its objects are read,
+by class name and attribute).
+
+Mapping (the SDK's object is each event's ``raw``):
+
+- the first event -> :class:`RunStart`;
+- ``RawResponsesStreamEvent``: its ``data`` (a Responses streaming event) is parsed by
+  :class:`~streamops.adapters.openai_responses.ResponsesParser`, a fresh one per model call
+  (each ``response.created`` starts one), so a run of several model calls keeps every call:
+  the call's run start -> :class:`StepStart` (step numbers from 0), its run end ->
+  :class:`StepEnd` (finish reason, raw finish reason and usage of that call), everything
+  between (text, reasoning, tool calls with argument deltas and ids, usage, errors) as the
+  Responses parser maps it, re-stamped with this run's ``run_id``, ``agent`` and ``seq``;
+- ``RunItemStreamEvent`` ``tool_output`` -> :class:`ToolResult` (``call_id`` = the raw item's
+  ``call_id``); ``handoff_occured`` / ``handoff_requested`` / ``tool_called`` /
+  ``message_output_created`` / ``reasoning_item_created`` and other items ->
+  :class:`RawEvent` (``event_type`` = the item event name; their content was already streamed);
+- ``AgentUpdatedStreamEvent`` -> :class:`CustomEvent` ``name="agent-updated"`` with the new
+  agent's name as ``data``; events after it carry that name as ``agent``;
+- the end of the stream -> :class:`FinalOutput` (``final_output`` of the run, when the source
+  is the ``RunResultStreaming``) and :class:`RunEnd` (usage summed over the model calls, the
+  last call's finish reason); an exception raised by the SDK (``MaxTurnsExceeded``, a
+  guardrail, an HTTP error) -> :class:`ErrorEvent` and a failed :class:`RunEnd`, after every
+  event before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import aclosing
+from typing import Any, ClassVar, Unpack
+
+from streamops._stream import Stream
+from streamops.events import (
+    BaseEvent,
+    CustomEvent,
+    FinalOutput,
+    RunEnd,
+    RunStart,
+    StepEnd,
+    StepStart,
+    ToolResult,
+    Usage,
+)
+
+from ._base import ParserOptions
+from ._framework import FrameworkParser, drive_framework
+from .openai_responses import ResponsesParser
+
+__all__ = ["OpenAIAgentsParser", "from_openai_agents", "is_openai_agents_run"]
+
+
+class OpenAIAgentsParser(FrameworkParser):
+    """Sans-IO parser of ``RunResultStreaming.stream_events()`` objects (see the module
+    docstring): ``feed(event)`` -> events, ``fail(exc)``, ``close()``."""
+
+    api: ClassVar[str] = "openai-agents"
+
+    def __init__(self, **options: Unpack[ParserOptions]) -> None:
+        super().__init__(**options)
+        self._inner: ResponsesParser | None = None
+        self._usage: Usage | None = None
+        self._raw_finish: str | None = None
+        self.final_output: Any = None
+        self.has_final_output = False
+
+    def on_payload(self, event_type: str | None, ev: Any) -> None:
+        """Map one ``stream_events()`` object."""
+        if not self.started:
+            self.started = True
+            self.start_run(ev, None, None, "model", "run_id")
+        name = type(ev).__name__
+        if name == "RawResponsesStreamEvent":
+            self._raw(ev)
+        elif name == "RunItemStreamEvent":
+            self._item(ev)
+        elif name == "AgentUpdatedStreamEvent":
+            agent_name = str(getattr(ev.new_agent, "name", "") or "")
+            self.emit(CustomEvent, ev, name="agent-updated", data=agent_name)
+            self.agent = agent_name
+        else:
+            self.unknown(name, ev)
+
+    def _raw(self, ev: Any) -> None:
+        data = ev.data
+        payload = data.model_dump(mode="json", exclude_unset=True) if hasattr(data, "model_dump") else data
+        ptype = payload.get("type") if isinstance(payload, dict) else None
+        if self._inner is None or ptype == "response.created":
+            self._inner = ResponsesParser(run_id=self.run_id, agent=self.agent, keep_raw=self.keep_raw)
+        for inner in self._inner.feed_payload(payload):
+            self._restamp(inner, ev)
+
+    def _restamp(self, inner: BaseEvent, ev: Any) -> None:
+        if isinstance(inner, RunStart):
+            self.step += 1
+            self.emit(StepStart, inner.raw, step=self.step)
+            return
+        if isinstance(inner, RunEnd):
+            if inner.usage is not None:
+                self._usage = inner.usage if self._usage is None else self._usage + inner.usage
+            self._raw_finish = inner.raw_finish_reason
+            self.emit(
+                StepEnd,
+                inner.raw,
+                step=self.step,
+                finish_reason=inner.finish_reason,
+                raw_finish_reason=inner.raw_finish_reason,
+                usage=inner.usage,
+            )
+            self._inner = None
+            return
+        out = dataclasses.replace(inner, run_id=self.run_id, agent=self.agent, seq=self.seq)
+        self.seq += 1
+        self.out.append(out)
+
+    def _item(self, ev: Any) -> None:
+        item = ev.item
+        if ev.name == "tool_output":
+            raw_item = item.raw_item
+            call_id = raw_item.get("call_id") if isinstance(raw_item, dict) else getattr(raw_item, "call_id", None)
+            name = str(getattr(getattr(item, "agent", None), "name", "") or "")
+            tool = getattr(item, "tool_name", None) or name
+            self.emit(ToolResult, ev, call_id=str(call_id or ""), name=str(tool), result=item.output)
+        else:
+            self.unknown(str(ev.name), ev)
+
+    def set_final_output(self, value: Any) -> None:
+        """Record the run's final output (emitted as :class:`FinalOutput` at the end)."""
+        self.final_output = value
+        self.has_final_output = True
+
+    def on_close(self) -> None:
+        """The stream ended: the final output, then the run end."""
+        if self.has_final_output:
+            self.emit(FinalOutput, None, value=self.final_output)
+        self.end_run(status="completed", raw_finish_reason=self._raw_finish, usage=self._usage)
+
+
+def is_openai_agents_run(obj: Any) -> bool:
+    """True for a ``RunResultStreaming`` (checked by class, without importing the SDK)."""
+    return type(obj).__name__ == "RunResultStreaming" and type(obj).__module__.startswith("agents")
+
+
+def from_openai_agents(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
+    """A stream of the events of an OpenAI Agents SDK run: ``run`` is
+    ``Runner.run_streamed(agent, input)`` (a ``RunResultStreaming``), or its
+    ``stream_events()`` iterator (then no :class:`FinalOutput`). ``options``: ``run_id``,
+    ``agent``, ``keep_raw`` (:class:`ParserOptions`).
+
+    - Emits: each event as soon as the SDK yields the object it comes from.
+    - Completes: after the run end.
+    - Fails: never for an error of the run (an :class:`ErrorEvent` and a failed :class:`RunEnd`).
+    - Cancels: stopping early calls the run's ``cancel()`` (its task is cancelled and its HTTP
+      request closed) and closes the iterator.
+    """
+    return Stream.defer(_drive, run, options)
+
+
+async def _drive(run: Any, options: ParserOptions) -> Any:
+    parser = OpenAIAgentsParser(**options)
+    result = run if hasattr(run, "stream_events") else None
+    source = run.stream_events() if result is not None else run
+
+    async def _cancel() -> None:
+        if result is not None:
+            result.cancel()
+
+    async with aclosing(drive_framework(parser, _Final(source, result, parser), _cancel)) as events:
+        async for ev in events:
+            yield ev
+
+
+class _Final:
+    """The source, with the run's ``final_output`` handed to the parser when it ends."""
+
+    def __init__(self, source: Any, result: Any, parser: OpenAIAgentsParser) -> None:
+        self._source = source
+        self._result = result
+        self._parser = parser
+
+    def __aiter__(self) -> Any:
+        return self._gen()
+
+    async def _gen(self) -> Any:
+        async with aclosing(self._source) as src:
+            async for ev in src:
+                yield ev
+        if self._result is not None and self._result.is_complete:
+            self._parser.set_final_output(self._result.final_output)

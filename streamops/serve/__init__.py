@@ -1,0 +1,59 @@
+"""Serving: the OpenAI-compatible server, the run registry and its logs, the A2A routes, the page.
+
+- :mod:`streamops.serve.app`: :func:`~streamops.serve.app.create_app` (what ``streamops serve``
+  runs) and its request model :class:`~streamops.serve.app.ChatCompletionRequest`.
+- :mod:`streamops.serve.runlog`: :class:`~streamops.serve.runlog.RunRegistry`,
+  :class:`~streamops.serve.runlog.RunHandle`, :class:`~streamops.serve.runlog.RunLog` (runs kept
+  in memory so a client can resume; they implement :class:`streamops.sinks.resume.ResumableRun`).
+- :mod:`streamops.serve.a2a`: :func:`~streamops.serve.a2a.a2a_routes`.
+- ``static/index.html``: the page served at ``/``.
+
+The protocol encoders these build on are in :mod:`streamops.sinks`. Importing this package
+imports no submodule (and so no starlette).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .a2a import a2a_routes
+    from .app import ChatCompletionRequest, create_app
+    from .runlog import RunHandle, RunLimitError, RunLog, RunRegistry, UnknownRunError
+
+_WHERE: dict[str, str] = {
+    "a2a_routes": "a2a",
+    "ChatCompletionRequest": "app",
+    "create_app": "app",
+    "RunHandle": "runlog",
+    "RunLimitError": "runlog",
+    "RunLog": "runlog",
+    "RunRegistry": "runlog",
+    "UnknownRunError": "runlog",
+}
+"""Which module defines each exported name."""
+
+__all__ = [
+    "ChatCompletionRequest",
+    "RunHandle",
+    "RunLimitError",
+    "RunLog",
+    "RunRegistry",
+    "UnknownRunError",
+    "a2a_routes",
+    "create_app",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,0 +1,267 @@
+"""A2A routes: an agent served as A2A tasks (protocol 0.3, JSON-RPC 2.0 + SSE).
+
+``POST /a2a`` takes ``message/stream``, ``message/send``, ``tasks/get`` and ``tasks/cancel``;
+``GET /.well-known/agent-card.json`` returns the agent card. Each task's events are encoded by
+:class:`streamops.sinks.a2a.A2AEncoder` (the wire mapping is documented there). A
+``tasks/cancel`` cancels the running :class:`~streamops.agent.AgentStream` (``cancel()``), and
+the task's stream ends with the ``canceled`` final status.
+
+Requires the ``a2a-sdk`` package (extra ``a2a``) and starlette (extra ``server``); both are
+imported on first use.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ..events import BaseEvent, RunEnd
+from ..operators.errors import error_event
+from ..sinks.a2a import A2A_PROTOCOL_VERSION, A2AEncoder, a2a_types_module
+
+if TYPE_CHECKING:
+    import anyio
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from ..agent import Agent, AgentStream
+
+__all__ = ["a2a_routes"]
+
+
+class _Entry:
+    __slots__ = ("cancel_requested", "done", "encoder", "stream")
+
+    def __init__(self, stream: AgentStream, encoder: A2AEncoder) -> None:
+        import anyio as _anyio
+
+        self.stream = stream
+        self.encoder = encoder
+        self.done: anyio.Event = _anyio.Event()
+        self.cancel_requested = False
+
+
+class _RpcError(Exception):
+    def __init__(self, error: Any) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    from starlette.responses import Response
+
+    return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type="application/json")
+
+
+def a2a_routes(
+    agent_factory: Callable[[], Agent],
+    *,
+    path: str = "/a2a",
+    name: str = "streamops agent",
+    description: str = "An agent run by streamops, streamed over A2A.",
+    version: str = "0.1.0",
+    max_tasks: int = 1000,
+    cancel_timeout: float = 10.0,
+    heartbeat: float | None = None,
+) -> list[Route]:
+    """Starlette routes serving an agent over A2A (protocol 0.3, JSON-RPC transport).
+
+    - ``POST {path}``: JSON-RPC 2.0. ``message/stream`` runs ``agent_factory()`` on the
+      message's text and streams the task (SSE, one JSON-RPC response per event);
+      ``message/send`` runs it to the end and returns the final task; ``tasks/get`` returns a
+      task as it stands; ``tasks/cancel`` cancels a running task (``AgentStream.cancel()``),
+      waits up to ``cancel_timeout`` seconds for its run to end and returns it (state
+      ``canceled``).
+    - ``GET /.well-known/agent-card.json``: the agent card (``url``: this server's ``path``).
+
+    ``agent_factory`` is called once per task (agents with stateful models, such as
+    :class:`~streamops.adapters.replay.ReplayModel`, need a fresh one each time). The
+    latest ``max_tasks`` tasks are kept for ``tasks/get``. A client that disconnects from a
+    stream cancels its run. ``heartbeat``: seconds of silence after which a stream sends an
+    SSE comment line (``None``: never).
+
+    Raises:
+        ImportError: a2a-sdk is not installed.
+        ValueError: ``heartbeat`` is not positive.
+    """
+    from starlette.routing import Route
+
+    from ..sinks._asgi import check_heartbeat
+
+    check_heartbeat(heartbeat)
+    t = a2a_types_module()
+    tasks: OrderedDict[str, _Entry] = OrderedDict()
+
+    def error_response(req_id: Any, error: Any) -> Response:
+        return _json(
+            t.JSONRPCErrorResponse(id=req_id, error=error).model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+
+    def validate(model: Any, data: Any) -> Any:
+        from pydantic import ValidationError
+
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise _RpcError(
+                t.InvalidParamsError(message=f"invalid params: {exc.errors(include_url=False)[:3]}")
+            ) from exc
+
+    def entry_for(task_id: str) -> _Entry:
+        entry = tasks.get(task_id)
+        if entry is None:
+            raise _RpcError(t.TaskNotFoundError())
+        return entry
+
+    def start(req: Any) -> tuple[_Entry, Any]:
+        msg = req.params.message
+        text = "\n".join(p.root.text for p in msg.parts if getattr(p.root, "kind", None) == "text")
+        if not text:
+            raise _RpcError(t.InvalidParamsError(message="the message has no text part"))
+        encoder = A2AEncoder(context_id=msg.context_id, user_message=msg)
+        entry = _Entry(agent_factory().stream(text), encoder)
+        tasks[encoder.task_id] = entry
+        while len(tasks) > max_tasks:
+            tasks.popitem(last=False)
+        return entry, req.id
+
+    async def run(entry: _Entry, emit: Callable[[Any], Awaitable[None]]) -> None:
+        """Run the task, passing each result to ``emit``; if this is cancelled (the client
+        left), the run is cancelled and its end recorded.
+
+        If the run or the encoding of a result raises (an ``Exception``), the run is closed
+        and the task ends as :meth:`A2AEncoder.encode_stream` ends it: the ``ErrorEvent`` for
+        the failure, then the final status ``failed`` (unless a final status was already
+        encoded); the exception is not re-raised, so the response body ends normally."""
+        enc = entry.encoder
+        last: BaseEvent | None = None
+        try:
+            try:
+                async with entry.stream.iterate() as it:
+                    async for last in it:
+                        if entry.cancel_requested:
+                            entry.stream.cancel()  # the cancel came before the run started
+                        for r in enc.encode(last):
+                            await emit(r)
+            except Exception as exc:
+                err = error_event(exc, last)
+                ends = enc.encode(err)
+                ends += enc.encode(RunEnd(run_id=err.run_id, agent=err.agent, seq=err.seq + 1, status="failed"))
+                for r in ends:
+                    await emit(r)
+            for r in enc.close():
+                await emit(r)
+        finally:
+            if not enc.finished:  # the consumer left: record how the run ended
+                enc.encode(entry.stream.result_end or RunEnd(status="cancelled"))
+            entry.done.set()
+
+    async def message_stream(req: Any) -> Response:
+        from ..sinks._asgi import EventStreamResponse, Write
+        from ..sinks.sse import SSE_HEADERS
+
+        entry, req_id = start(req)
+
+        async def produce(write: Write) -> None:
+            async def emit(r: Any) -> None:
+                await write(entry.encoder.sse(r, req_id))
+
+            await run(entry, emit)
+
+        return EventStreamResponse(produce, headers=dict(SSE_HEADERS), heartbeat_interval=heartbeat)
+
+    async def message_send(req: Any) -> Response:
+        entry, req_id = start(req)
+
+        async def ignore(r: Any) -> None:
+            return None
+
+        await run(entry, ignore)
+        return _json(
+            t.SendMessageSuccessResponse(id=req_id, result=entry.encoder.task).model_dump(
+                mode="json", by_alias=True, exclude_none=True, fallback=repr
+            )
+        )
+
+    async def tasks_get(req: Any) -> Response:
+        entry = entry_for(req.params.id)
+        task = entry.encoder.task
+        n = req.params.history_length
+        if n is not None and task.history is not None:
+            task.history = task.history[-n:] if n > 0 else []
+        return _json(
+            t.GetTaskSuccessResponse(id=req.id, result=task).model_dump(
+                mode="json", by_alias=True, exclude_none=True, fallback=repr
+            )
+        )
+
+    async def tasks_cancel(req: Any) -> Response:
+        import anyio
+
+        entry = entry_for(req.params.id)
+        if entry.encoder.finished or entry.done.is_set():
+            raise _RpcError(t.TaskNotCancelableError())
+        entry.cancel_requested = True
+        entry.stream.cancel()
+        with anyio.move_on_after(cancel_timeout):
+            await entry.done.wait()
+        return _json(
+            t.CancelTaskSuccessResponse(id=req.id, result=entry.encoder.task).model_dump(
+                mode="json", by_alias=True, exclude_none=True, fallback=repr
+            )
+        )
+
+    methods: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+        "message/stream": (t.SendStreamingMessageRequest, message_stream),
+        "message/send": (t.SendMessageRequest, message_send),
+        "tasks/get": (t.GetTaskRequest, tasks_get),
+        "tasks/cancel": (t.CancelTaskRequest, tasks_cancel),
+    }
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            data = json.loads(await request.body())
+        except ValueError:
+            return error_response(None, t.JSONParseError())
+        if not isinstance(data, dict) or data.get("jsonrpc") != "2.0" or not isinstance(data.get("method"), str):
+            return error_response(data.get("id") if isinstance(data, dict) else None, t.InvalidRequestError())
+        req_id = data.get("id")
+        method = methods.get(data["method"])
+        if method is None:
+            return error_response(req_id, t.MethodNotFoundError())
+        model, handler = method
+        try:
+            return await handler(validate(model, data))  # type: ignore[no-any-return]
+        except _RpcError as exc:
+            return error_response(req_id, exc.error)
+
+    async def agent_card(request: Request) -> Response:
+        base = str(request.base_url).rstrip("/")
+        card = t.AgentCard(
+            name=name,
+            description=description,
+            url=base + path,
+            version=version,
+            protocol_version=A2A_PROTOCOL_VERSION,
+            preferred_transport="JSONRPC",
+            capabilities=t.AgentCapabilities(streaming=True, push_notifications=False),
+            default_input_modes=["text/plain"],
+            default_output_modes=["text/plain", "application/json"],
+            skills=[
+                t.AgentSkill(
+                    id="chat",
+                    name="chat",
+                    description="Answers a text message, streaming its reasoning, tool calls and answer.",
+                    tags=["chat"],
+                )
+            ],
+        )
+        return _json(card.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+    return [
+        Route(path, endpoint, methods=["POST"], name="a2a"),
+        Route("/.well-known/agent-card.json", agent_card, methods=["GET"], name="a2a_agent_card"),
+    ]

@@ -1,0 +1,198 @@
+"""``publish(store)``: the operator that writes a stream of events into a :class:`RunStore`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+from .._host import current_host
+from .._stream import Stream
+from ..events import BaseEvent
+from ..sinks.runlog import error_event
+from ._base import RunInfo, RunStore
+
+if TYPE_CHECKING:
+    import anyio
+    from anyio.streams.memory import MemoryObjectReceiveStream
+
+__all__ = ["publish", "publish_into"]
+
+
+class _Writer:
+    """The writer task's state: how many events it stored, what failed it, when it is done."""
+
+    __slots__ = ("done", "error", "pos")
+
+    def __init__(self, done: anyio.Event) -> None:
+        self.done = done
+        self.error: BaseException | None = None
+        self.pos = 0
+
+    async def run(
+        self, store: RunStore, run_id: str, recv: MemoryObjectReceiveStream[BaseEvent], max_batch: int
+    ) -> None:
+        import anyio
+
+        renew_every = store.lease / 3
+        try:
+            async with recv:
+                while True:
+                    first: BaseEvent | None = None
+                    with anyio.move_on_after(renew_every):
+                        try:
+                            first = await recv.receive()
+                        except anyio.EndOfStream:
+                            return
+                    if first is None:  # nothing to write for a third of the lease: heartbeat
+                        await store._renew(run_id)
+                        continue
+                    batch = [first]
+                    while len(batch) < max_batch:
+                        try:
+                            batch.append(recv.receive_nowait())
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
+                    await store.append(run_id, batch, first=self.pos)
+                    self.pos += len(batch)
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+def publish(
+    store: RunStore,
+    run_id: str | None = None,
+    *,
+    agent: str = "",
+    max_batch: int = 512,
+    buffer: int = 4096,
+    on_start: Callable[[RunInfo], object] | None = None,
+) -> Callable[[Stream[BaseEvent]], Stream[BaseEvent]]:
+    """Operator: store every event passing through in a new run of ``store``, and pass it on.
+
+    ``stream | publish(store, "run-1")`` starts the run ``run-1`` (a random hex id when
+    ``None``; ``on_start`` is called with its :class:`RunInfo`) when iteration starts. A writer
+    task (hosted by the terminal, like ``merge``'s) appends what has arrived in batches of up to
+    ``max_batch`` events, as soon as its previous append returned, and renews the producer lease
+    when idle for ``store.lease / 3`` seconds.
+
+    - Emits: each upstream event, unchanged, once it is in the writer's buffer (``buffer``
+      events at most: a slow store slows the stream, nothing is dropped).
+    - Completes: when upstream completes and every event is stored; the run ends ``"completed"``.
+    - Fails: upstream raised (an ``ErrorEvent`` is stored, the run ends ``"failed"``, the error
+      propagates), or the store failed (the run is ended ``"failed"`` if the store still answers;
+      the store's error propagates).
+    - Cancels: closing the stream early ends the run ``"cancelled"`` after storing what was sent.
+
+    Marble: ``-a-b-|`` gives ``-a-b-|`` downstream and a stored run ``[a, b]`` ended completed.
+
+    Raises (when iterated):
+        TaskHostRequired: iterated by a bare ``async for`` (use a terminal or ``iterate()``).
+        ValueError: ``run_id`` is taken.
+    """
+    if max_batch < 1 or buffer < 1:
+        raise ValueError(f"max_batch and buffer must be >= 1, got {max_batch} and {buffer}")
+
+    def op(stream: Stream[BaseEvent]) -> Stream[BaseEvent]:
+        return Stream(_PublishSource(stream, store, run_id, agent, max_batch, buffer, on_start))
+
+    return op
+
+
+class _PublishSource:
+    __slots__ = ("_agent", "_buffer", "_max_batch", "_on_start", "_run_id", "_store", "_upstream")
+
+    def __init__(
+        self,
+        upstream: Stream[BaseEvent],
+        store: RunStore,
+        run_id: str | None,
+        agent: str,
+        max_batch: int,
+        buffer: int,
+        on_start: Callable[[RunInfo], object] | None,
+    ) -> None:
+        self._upstream = upstream
+        self._store = store
+        self._run_id = run_id
+        self._agent = agent
+        self._max_batch = max_batch
+        self._buffer = buffer
+        self._on_start = on_start
+
+    def __aiter__(self) -> AsyncGenerator[BaseEvent, None]:
+        return self._gen()
+
+    async def _gen(self) -> AsyncGenerator[BaseEvent, None]:
+        import anyio
+
+        host = current_host("publish()")
+        store = self._store
+        info = await store.start(self._run_id, agent=self._agent)
+        rid = info.run_id
+        if self._on_start is not None:
+            self._on_start(info)
+        send, recv = anyio.create_memory_object_stream[BaseEvent](self._buffer)
+        writer = _Writer(anyio.Event())
+        host.start_soon(writer.run, store, rid, recv, self._max_batch, name=f"streamops publish {rid}")
+        last: BaseEvent | None = None
+        status: Any = "cancelled"
+        error: BaseException | None = None
+        try:
+            try:
+                async with aclosing(self._upstream.__aiter__()) as upstream:
+                    async for event in upstream:
+                        try:  # no checkpoint while the buffer has room: the writer gets batches
+                            send.send_nowait(event)
+                        except anyio.WouldBlock:
+                            try:
+                                await send.send(event)
+                            except anyio.BrokenResourceError:
+                                break
+                        except anyio.BrokenResourceError:
+                            break  # the writer failed: its error is raised below
+                        last = event
+                        yield event
+                status = "completed"
+            except Exception as exc:
+                status, error = "failed", exc
+                raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await send.aclose()
+                await writer.done.wait()
+                if writer.error is not None:
+                    status = "failed"
+                try:
+                    if error is not None and writer.error is None:
+                        await store.append(rid, [error_event(error, last)], first=writer.pos)
+                    reason = repr(writer.error or error) if status == "failed" else None
+                    await store.end(rid, status, error=reason)
+                except Exception:
+                    if writer.error is None and error is None:
+                        raise
+        if writer.error is not None:
+            raise writer.error
+
+
+async def publish_into(
+    store: RunStore,
+    events: AsyncIterable[BaseEvent],
+    run_id: str | None = None,
+    *,
+    agent: str = "",
+    max_batch: int = 512,
+    buffer: int = 4096,
+) -> RunInfo:
+    """Run ``events`` through :func:`publish` to the end; return the ended run (see
+    :meth:`RunStore.publish`)."""
+    started: list[RunInfo] = []
+    stream = Stream.from_async_iterable(events) | publish(
+        store, run_id, agent=agent, max_batch=max_batch, buffer=buffer, on_start=started.append
+    )
+    async with stream.iterate() as it:
+        async for _ in it:
+            pass
+    return await store.info(started[0].run_id)

@@ -1,0 +1,58 @@
+"""``create_app(store=...)`` / ``streamops serve --store``: completions are published into a
+shared run store and ``/runs/{id}/events`` is served from it, so ``Last-Event-ID`` resumes on
+another server and after a restart. Two uvicorn servers (threads, each with its own event loop
+and its own SQLiteStore on one file: what two worker processes do), real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from streamops.events import BaseEvent, from_json
+from streamops.serve import create_app
+from streamops.sse import SSEDecoder
+from tests.serve.test_serve import LONG, client, serve, stream_completion, text_of
+
+
+def get_events(base: str, run_id: str, last_event_id: str | None = None) -> tuple[int, list[tuple[str, BaseEvent]]]:
+    headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
+    with httpx.stream("GET", f"{base}/runs/{run_id}/events", headers=headers, timeout=30) as r:
+        body = r.read()
+        if r.status_code != 200:
+            return r.status_code, []
+    d = SSEDecoder()
+    return 200, [(e.id, from_json(e.data)) for e in d.feed(body) + d.flush() if e.data]
+
+
+def kinds(entries: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    return [(e.kind, getattr(e, "delta", None)) for _, e in entries]
+
+
+@pytest.mark.parametrize("cuts", [20, pytest.param(200, marks=pytest.mark.slow)])
+def test_resume_on_another_server_and_after_a_restart(tmp_path: Path, cuts: int) -> None:
+    url = f"sqlite:{tmp_path / 'runs.db'}"
+    spec = f"replay:{LONG}"
+    with serve(create_app(model=spec, store=url)) as a, serve(create_app(model=spec, store=url)) as b:
+        run_id, chunks = stream_completion(client(a))
+        assert text_of(chunks)
+        status, full = get_events(b, run_id)  # the other server
+        assert status == 200 and len(full) > 50
+        assert [eid for eid, _ in full] == [f"{run_id}:{i}" for i in range(len(full))]
+        rng = random.Random(11)
+        for cut in [rng.randrange(len(full)) for _ in range(cuts)]:  # random cut points, alternating servers
+            base = a if cut % 2 else b
+            status, rest = get_events(base, run_id, full[cut][0])
+            assert status == 200
+            assert kinds(full[: cut + 1]) + kinds(rest) == kinds(full)
+        # bad input: typed statuses, never a 500
+        assert get_events(b, run_id, "garbage")[0] == 409
+        assert get_events(b, run_id, "other:3")[0] == 409
+        assert get_events(b, run_id, f"{run_id}:{len(full) + 5}")[0] == 409
+        assert get_events(b, "no-such-run")[0] == 404
+    with serve(create_app(model=spec, store=url)) as c:  # "after a restart": a new server, same file
+        status, rest = get_events(c, run_id, full[9][0])
+        assert status == 200 and kinds(rest) == kinds(full[10:])
