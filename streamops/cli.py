@@ -573,7 +573,7 @@ def bench(
     import anyio
     from rich.console import Console
 
-    from streamops import bench as sb
+    import streamops.bench as sb
 
     console = Console()
     if suite:

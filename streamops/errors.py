@@ -21,6 +21,7 @@ __all__ = [
     "StreamFormatError",
     "StreamopsError",
     "TruncatedStreamError",
+    "UnknownRunError",
 ]
 
 
@@ -138,3 +139,14 @@ class ToolTimeout(StreamTimeout):
         self.tool = tool
         if tool is not None:
             self.args = (f"tool {tool!r} did not finish within {seconds:g} s",)
+
+
+class UnknownRunError(StreamopsError, KeyError):
+    """No run with this id in the registry (never started, or evicted). ``run_id`` is the id."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+    def __str__(self) -> str:
+        return f"unknown run {self.run_id!r} (never started, or evicted)"

@@ -44,3 +44,26 @@ def test_recorded_streams_are_vendored_with_their_index_and_provenance() -> None
     # every body the index names is present
     named = [line.split("\t")[0] for line in index[1:] if line.strip()]
     assert len(named) == 67 and all((RECORDED / n).is_file() for n in named)
+
+
+def test_every_package_folder_is_listed_for_setuptools() -> None:
+    # pyproject.toml lists packages explicitly: a package folder left out is missing from the
+    # wheel (an editable install still finds it, so only a fresh wheel install would show it).
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = {"streamops.adapters"}
+    for init in (ROOT / "streamops").rglob("__init__.py"):
+        found.add(".".join(init.parent.relative_to(ROOT).parts))
+    for init in (ROOT / "adapters").rglob("__init__.py"):
+        found.add(".".join(("streamops", "adapters", *init.parent.relative_to(ROOT / "adapters").parts)))
+    assert found == listed
+
+
+def test_every_test_path_ci_names_exists() -> None:
+    # .ci/run names test folders for its newest-dependencies pass: a renamed folder would make
+    # that pass fail (or, with --ignore, silently test less).
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    paths = set(re.findall(r"(?<![\w/])(tests/[\w./-]+)", script))
+    assert paths and sorted(p for p in paths if not (ROOT / p.rstrip(".")).exists()) == []

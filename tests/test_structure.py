@@ -139,7 +139,8 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("operators", ("streamops.operators",)),
     ("adapters/agent", ("streamops.adapters", "streamops.agent", "streamops.tools")),
     ("sinks", ("streamops.sinks", "streamops.render")),
-    ("serve/cli", ("streamops.serve", "streamops.server", "streamops.cli", "streamops.__main__")),
+    ("stores", ("streamops.stores",)),
+    ("serve/cli", ("streamops.serve", "streamops.server", "streamops.bench", "streamops.cli", "streamops.__main__")),
 )
 """The floors, lowest first: a module may import its own floor and the floors below it, never
 one above (not even in a function). ``streamops`` itself (the re-export surface) sits above

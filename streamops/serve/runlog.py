@@ -44,7 +44,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from ..errors import StreamClosedError, StreamopsError
+from ..errors import StreamClosedError, StreamopsError, UnknownRunError
 from ..events import BaseEvent, RunEnd
 from ..operators.errors import error_event
 from ..sinks.resume import DisconnectPolicy, ResumeUnavailableError, _EventIds, parse_event_id
@@ -68,17 +68,6 @@ class RunLimitError(StreamopsError, RuntimeError):
     def __init__(self, max_runs: int) -> None:
         super().__init__(f"{max_runs} runs are running, the registry's limit: none can start until one ends")
         self.max_runs = max_runs
-
-
-class UnknownRunError(StreamopsError, KeyError):
-    """No run with this id in the registry (never started, or evicted). ``run_id`` is the id."""
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__(run_id)
-        self.run_id = run_id
-
-    def __str__(self) -> str:
-        return f"unknown run {self.run_id!r} (never started, or evicted)"
 
 
 class RunLog:

@@ -3,7 +3,7 @@ publish, leases). Backends implement a handful of private primitives; the public
 their errors are defined once here, so the three backends behave alike (one conformance suite).
 
 Layering: stores sit on the serve floor (events <- core <- operators <- adapters/agent <- sinks
-<- stores, serve, cli). They import the run-log errors of :mod:`streamops.sinks.runlog` (the
+<- stores, serve, cli). They import the run-log errors of :mod:`streamops.sinks.resume` (the
 SSE sink already maps them to 409/404) and never import serve or cli.
 """
 
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import quote
 
 from .._stream import Stream
-from ..errors import StreamopsError
+from ..errors import StreamopsError, UnknownRunError
 from ..events import BaseEvent, ErrorEvent, RunEnd, from_json, to_json
-from ..sinks.runlog import ResumeUnavailableError, UnknownRunError, parse_event_id
+from ..sinks.resume import ResumeUnavailableError, parse_event_id
 
 if TYPE_CHECKING:
     import anyio
@@ -51,7 +51,7 @@ _ID_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 def entry_id(run_id: str, pos: int) -> str:
     """The id of the event at position ``pos`` (0-based) of the stored run ``run_id``:
     ``{run_id}:{pos}``, the run id percent-encoded (UTF-8) as in
-    :func:`streamops.sinks.runlog.event_id`, so :func:`~streamops.sinks.runlog.parse_event_id`
+    :func:`streamops.sinks.resume.event_id`, so :func:`~streamops.sinks.resume.parse_event_id`
     reads it back as ``(run_id, pos)``. Positions are the store's, not the events' ``seq``: an
     id is never given twice in a run, and any process can turn it back into a position."""
     return f"{quote(run_id, safe=_ID_SAFE)}:{pos}"
@@ -127,7 +127,7 @@ class RunStore(ABC):
 
     Args (common to every backend):
         max_events: events kept per run, at most; the oldest are evicted (a resume from before
-            them raises :class:`~streamops.sinks.runlog.ResumeUnavailableError`). ``None``: all.
+            them raises :class:`~streamops.sinks.resume.ResumeUnavailableError`). ``None``: all.
         ttl: seconds a finished run is kept after it ended; ``None``: forever.
         lease: seconds a publisher's lease lasts without a heartbeat (it renews every third of
             it); when it lapses, the first follower to notice ends the run failed

@@ -9,7 +9,7 @@ from dataclasses import replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from ..sinks.runlog import UnknownRunError
+from ..errors import UnknownRunError
 from ._base import LeaseLostError, RunInfo, RunState, RunStore, _check_gap, _Page, _sleep_or
 
 if TYPE_CHECKING:

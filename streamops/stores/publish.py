@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 from .._host import current_host
 from .._stream import Stream
 from ..events import BaseEvent
-from ..sinks.runlog import error_event
-from ._base import RunInfo, RunStore
+from ..operators.errors import error_event
 
 if TYPE_CHECKING:
     import anyio
     from anyio.streams.memory import MemoryObjectReceiveStream
+
+    from ._base import RunInfo, RunStore
 
 __all__ = ["publish", "publish_into"]
 

@@ -7,8 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import StreamopsError
-from ..sinks.runlog import UnknownRunError
+from ..errors import StreamopsError, UnknownRunError
 from ._base import LeaseLostError, RunInfo, RunState, RunStore, _check_gap, _Page
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..sinks.runlog import UnknownRunError
+from ..errors import UnknownRunError
 from ._base import LeaseLostError, RunInfo, RunState, RunStore, _check_gap, _Page, _sleep_or
 
 if TYPE_CHECKING:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..sinks.runlog import ResumeUnavailableError, UnknownRunError
+from ..errors import UnknownRunError
+from ..sinks.resume import ResumeUnavailableError
 from ..sinks.sse import SSE_HEADERS, SSEEncoder
 from ._base import RunStore
 

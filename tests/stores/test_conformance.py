@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import streamops as so
+from streamops.errors import UnknownRunError
 from streamops.events import BaseEvent, ErrorEvent, RunEnd, RunStart, TextDelta, to_json
-from streamops.sinks.runlog import ResumeUnavailableError, UnknownRunError
+from streamops.sinks.resume import ResumeUnavailableError
 from streamops.stores import LeaseLostError, RunStore, entry_id, follow_all, publish
 
 pytestmark = pytest.mark.anyio
