@@ -5,7 +5,7 @@ Run::
     python benchmarks/run.py --quick                 # a smoke run: under a minute on 2 cores
     python benchmarks/run.py --json bench-full.json  # the full run (several minutes)
     python benchmarks/run.py --only core,merge       # some cases (names: --list)
-    streamops bench [--quick] [--json FILE]          # the same, from a source checkout
+    streamops bench-suite [--quick] [--json FILE]    # the same, from a source checkout
 
 Every case runs its contenders in this one process, interleaved round by round, and reports
 the median / min / max time per event and the ratio to the case's baseline (see
