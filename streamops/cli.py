@@ -389,6 +389,10 @@ def serve(
         str | None,
         typer.Option(help="Run store the runs are published into: memory:, sqlite:PATH, redis://HOST:PORT/DB."),
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Server processes (uvicorn workers); more than 1 needs a shared --store."),
+    ] = 1,
 ) -> None:
     """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, each run's
     events at GET /runs/{id}/events, and the agent over A2A at POST /a2a with its card at
@@ -408,6 +412,20 @@ def serve(
         application = create_app(model=model, workers=workers, default_max_tokens=max_tokens, store=store)
     except (OSError, ValueError) as exc:
         _fail(f"cannot set up the model {model!r}: {exc}")
+        return
+    if processes > 1:
+        if store is None or store.startswith("memory"):
+            _fail("--processes > 1 needs a store the processes share: --store sqlite:PATH or redis://HOST:PORT/DB")
+            return
+        import json
+        import os
+
+        from streamops.serve.app import SERVE_ENV
+
+        options = {"model": model, "workers": workers, "default_max_tokens": max_tokens, "store": store}
+        os.environ[SERVE_ENV] = json.dumps(options)
+        factory = "streamops.serve.app:app_from_env"
+        uvicorn.run(factory, factory=True, workers=processes, host=host, port=port, log_level=log_level)
         return
     uvicorn.run(application, host=host, port=port, log_level=log_level)
 

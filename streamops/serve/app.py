@@ -111,7 +111,7 @@ if TYPE_CHECKING:
     from ..stores import RunStore
     from .runlog import RunHandle, RunRegistry
 
-__all__ = ["ChatCompletionRequest", "StreamOptions", "create_app"]
+__all__ = ["ChatCompletionRequest", "StreamOptions", "app_from_env", "create_app"]
 
 DEFAULT_MAX_TOKENS = 256
 """``max_tokens`` when the request gives none (the local model would otherwise run to its
@@ -752,6 +752,27 @@ class _Lazy(Mapping[str, Any]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._fn()
+
+
+SERVE_ENV = "STREAMOPS_SERVE_OPTIONS"
+"""The environment variable through which ``streamops serve --processes N`` passes the options
+of :func:`create_app` (JSON: ``model``, ``workers``, ``default_max_tokens``, ``store``) to each
+uvicorn worker process, which builds its app with :func:`app_from_env`."""
+
+
+def app_from_env() -> Starlette:
+    """The app of one uvicorn worker process (``uvicorn --factory``): :func:`create_app` with
+    the JSON options in ``$STREAMOPS_SERVE_OPTIONS``.
+
+    Raises:
+        RuntimeError: the variable is not set. ValueError, OSError: as :func:`create_app`.
+    """
+    import os
+
+    raw = os.environ.get(SERVE_ENV)
+    if raw is None:
+        raise RuntimeError(f"app_from_env() needs ${SERVE_ENV} (set by `streamops serve --processes N`)")
+    return create_app(**json.loads(raw))
 
 
 def _index_html() -> str:
