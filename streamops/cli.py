@@ -206,6 +206,12 @@ def run(
     ] = False,
     max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens per answer (local model).")] = 256,
     instructions: Annotated[str | None, typer.Option(help="System message.")] = None,
+    markdown: Annotated[
+        bool,
+        typer.Option(
+            "--markdown", metavar="", help="On a terminal, render the answer as Markdown (default: as written)."
+        ),
+    ] = False,
 ) -> None:
     """Stream one or several agents' answers live, then print a stats line per agent.
 
@@ -321,7 +327,7 @@ def run(
 
                     # live on a terminal (one panel per agent with --agents N), plain text otherwise
                     renderer = TerminalRenderer(
-                        real_stdout, labels=agents > 1, agents=names if agents > 1 else None
+                        real_stdout, labels=agents > 1, agents=names if agents > 1 else None, markdown=markdown
                     )
                     try:
                         async with pipeline.iterate() as it:

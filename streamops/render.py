@@ -206,6 +206,10 @@ class TerminalRenderer:
         agents: the names of the agents of a merged stream, in display order, so that their
             panels are laid out from the start; others get a panel when they first appear.
         refresh_per_second: the most redraws per second of the live display.
+        markdown: render answer text as Markdown in the live view (headings, bold, lists,
+            code blocks). Off by default: Markdown joins a paragraph's lines (a poem becomes
+            one line) and renumbers lists (``1. Banana`` shows as `` 1 Banana``); the text is
+            then shown as the model wrote it, line breaks kept. Plain mode never renders it.
     """
 
     def __init__(
@@ -218,6 +222,7 @@ class TerminalRenderer:
         live: bool | None = None,
         agents: Sequence[str] | None = None,
         refresh_per_second: float = 10.0,
+        markdown: bool = False,
     ) -> None:
         from rich.console import Console
 
@@ -228,6 +233,7 @@ class TerminalRenderer:
         if console is None and not self.live:
             self.console.soft_wrap = True  # plain lines are not broken by rich (the live view wraps)
         self.refresh_per_second = refresh_per_second
+        self.markdown = markdown
         self._colours: dict[str, str] = {}
         # plain mode
         self._mode: tuple[str, str] | None = None  # (agent, "text" | "reasoning")
@@ -411,15 +417,14 @@ class TerminalRenderer:
         if block is not None and block.parts:
             self._add(lane, self._block_renderable(block.kind, "".join(block.parts)))
 
-    @staticmethod
-    def _block_renderable(kind: BlockKind, text: str) -> RenderableType:
+    def _block_renderable(self, kind: BlockKind, text: str) -> RenderableType:
         from rich.text import Text
 
         if kind == "reasoning":
             return Text(text, style="dim italic")
         if kind == "refusal":
             return Text(text, style="yellow")
-        return _markdown(text)
+        return _markdown(text) if self.markdown else Text(text)
 
     @staticmethod
     def _tool_panel(title: str, body: str, colour: str) -> RenderableType:

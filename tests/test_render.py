@@ -112,7 +112,7 @@ def test_tool_calls_and_results_are_panels_and_reasoning_is_dimmed() -> None:
 def test_markdown_is_rendered_while_streaming_and_at_the_end() -> None:
     md = "# Title\n\nSome **bold** and `code`.\n\n- one\n- two\n\n```python\nprint('hi')\n```\n"
     deltas = [TextDelta(delta=md[i : i + 3], block_id="t") for i in range(0, len(md), 3)]
-    _, shown = render_live([RunStart(model="m"), *deltas, RunEnd(finish_reason="stop")])
+    _, shown = render_live([RunStart(model="m"), *deltas, RunEnd(finish_reason="stop")], markdown=True)
     assert "**" not in shown and "```" not in shown and "# Title" not in shown
     assert "Title" in shown and "bold" in shown and "print('hi')" in shown
     assert "• one" in shown and "• two" in shown
@@ -312,3 +312,14 @@ def test_run_end_line_never_shows_none() -> None:
         "run end: failed",
         "run end: completed, finish stop (end_turn), tokens out 5",
     ]
+
+
+def test_live_text_is_shown_as_written_by_default() -> None:
+    # a poem keeps its line breaks, a numbered list its numbers (Markdown only with markdown=True)
+    text = "Roses are red,\nviolets are blue,\nsugar is sweet,\nand so are you.\n\n1. Banana\n2. Apple"
+    deltas = [TextDelta(delta=text[i : i + 4], block_id="t") for i in range(0, len(text), 4)]
+    _, shown = render_live([RunStart(model="m"), *deltas, RunEnd(finish_reason="stop")])
+    lines = [ln.strip() for ln in shown.splitlines()]
+    for line in text.splitlines():
+        if line:
+            assert line in lines, (line, shown)
