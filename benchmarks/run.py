@@ -5,7 +5,7 @@ Run::
     python benchmarks/run.py --quick                 # a smoke run: under a minute on 2 cores
     python benchmarks/run.py --json bench-full.json  # the full run (several minutes)
     python benchmarks/run.py --only core,merge       # some cases (names: --list)
-    streamops bench [--quick] [--json FILE]          # the same, from a source checkout
+    streamops bench-suite [--quick] [--json FILE]    # the same, from a source checkout
 
 Every case runs its contenders in this one process, interleaved round by round, and reports
 the median / min / max time per event and the ratio to the case's baseline (see
@@ -151,6 +151,15 @@ SPECS: list[Spec] = [
         lambda m, q, kw: m.run(q, **kw),
         quick={"streams": 500, "rounds": 3},
         full={"streams": 5_000, "rounds": 5},
+    ),
+    Spec(
+        "frameworks",
+        "framework ingest: from_run vs the framework's own stream (openai-agents, pydantic-ai, LangChain)",
+        "bench_frameworks",
+        lambda m, q, kw: m.run(q, **kw),
+        quick={"n": 200, "rounds": 2},
+        full={"n": 5_000, "rounds": 7},
+        preload=("agents", "pydantic_ai", "langchain_core"),
     ),
     Spec(
         "stores",

@@ -56,7 +56,9 @@ def check_hypertic_event_handlers(out: dict[str, Any]) -> None:
 
 def check_opper_hooks(out: dict[str, Any]) -> None:
     assert out["status"] == "completed"
-    assert out["output"] == {"city": "San Francisco", "temperature": 61, "units": "f"}
+    output = out["output"]  # the validated instance (issue 15 item 14)
+    assert type(output).__name__ == "Weather"
+    assert output.model_dump() == {"city": "San Francisco", "temperature": 61, "units": "f"}
     assert out["fields"]["$.city"] == "San Francisco"  # streamed by the on_chunk hook, delta by delta
     assert json.loads(out["fields"]["$.temperature"]) == 61
 

@@ -14,7 +14,7 @@ streamops imports it.
 
 from __future__ import annotations
 
-from ._client import Pipeline, RequestParams, Target, run_request
+from ._client import Pipeline, RequestParams, Target, TokenCounter, run_request
 from ._load import LoadStep, Progress, arrival_times, run_step
 from ._metrics import PERCENTILES, Recorder, RequestTiming, Stats, Summary, stats, summarize
 from ._report import compare_table, plot, summary_table
@@ -44,6 +44,7 @@ __all__ = [
     "Stats",
     "Summary",
     "Target",
+    "TokenCounter",
     "arrival_times",
     "compare_table",
     "load_pipeline",

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from streamops.models import Model
 
-__all__ = ["Pipeline", "RequestParams", "Target", "run_request"]
+__all__ = ["Pipeline", "RequestParams", "Target", "TokenCounter", "run_request"]
 
 Pipeline = Callable[[Stream[BaseEvent]], Stream[BaseEvent]]
 """A user pipeline: a stream of events in, a stream of events out."""
@@ -75,6 +75,30 @@ class Target:
             model: Model = resolve_model(self.model)
             self._model = model
         return self._model
+
+
+class TokenCounter:
+    """Counts output tokens with ``count_tokens``' default encoding (``o200k_base``), for
+    responses that report no usage. The encoding is loaded on first need, in a worker thread
+    (it blocks for 0.5-2 s: on the event loop it would stall every stream in flight); calling
+    the counter returns ``None`` when it cannot be loaded offline (no litellm/tiktoken)."""
+
+    def __init__(self) -> None:
+        self._count: Callable[[str], int] | None = None
+        self._failed = False
+
+    async def ready(self) -> None:
+        """Load the encoding, once (in a worker thread)."""
+        if self._count is None and not self._failed:
+            from streamops.operators.tokens import load_encoding
+
+            try:
+                self._count = await anyio.to_thread.run_sync(load_encoding)
+            except RuntimeError:
+                self._failed = True
+
+    def __call__(self, text: str) -> int | None:
+        return None if self._count is None else self._count(text)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -251,4 +275,7 @@ async def run_request(
                     timing.pipeline_s = max(out_last - last_raw, 0.0)
     except Exception as exc:
         rec.fail(_classify(exc), f"{type(exc).__name__}: {exc}")
-    return rec.finish(clock(), count)
+    end = clock()
+    if isinstance(count, TokenCounter) and rec.needs_count:
+        await count.ready()
+    return rec.finish(end, count)

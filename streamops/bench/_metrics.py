@@ -162,6 +162,11 @@ class Recorder:
         if inp is not None:
             self._usage_in = inp
 
+    @property
+    def needs_count(self) -> bool:
+        """True when output text arrived but no usage reported its tokens."""
+        return self._usage_out is None and bool(self._parts)
+
     def fail(self, kind: str, detail: str) -> None:
         """Record a failure of kind ``kind`` (the first one recorded wins)."""
         if self.timing.error is None:

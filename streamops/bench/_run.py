@@ -23,7 +23,7 @@ from typing import Any
 from streamops._stream import Stream
 from streamops.events import BaseEvent
 
-from ._client import Pipeline, RequestParams, Target
+from ._client import Pipeline, RequestParams, Target, TokenCounter
 from ._load import LoadStep, Progress, run_step
 from ._metrics import RequestTiming, Summary, summarize
 
@@ -244,28 +244,6 @@ class BenchResult:
         return cls(config=data["config"], summaries=sums, requests=reqs, created=data.get("created", ""))
 
 
-class _LazyCounter:
-    """Counts tokens with ``count_tokens``' default encoding, loaded on first use (only when
-    a response reported no usage); ``None`` when the encoding cannot be loaded offline."""
-
-    def __init__(self) -> None:
-        self._count: Callable[[str], int] | None = None
-        self._failed = False
-
-    def __call__(self, text: str) -> int | None:
-        if self._count is None:
-            if self._failed:
-                return None
-            from streamops.operators.tokens import load_encoding
-
-            try:
-                self._count = load_encoding()
-            except RuntimeError:
-                self._failed = True
-                return None
-        return self._count(text)
-
-
 async def _pipeline_cpu(pipeline: Pipeline, captured: Sequence[Sequence[BaseEvent]]) -> float | None:
     """CPU microseconds per chunk the pipeline adds: each captured response replayed through
     it, minus the same replay without it, over the chunks replayed (3 rounds, best kept)."""
@@ -303,7 +281,7 @@ async def run_bench(
     """
     import httpx
 
-    count = _LazyCounter()
+    count = TokenCounter()
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     timeout = httpx.Timeout(config.params.timeout, pool=None)
     requests: list[RequestTiming] = []

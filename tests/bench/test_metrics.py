@@ -66,8 +66,10 @@ def test_percentiles_interpolate_like_numpy() -> None:
 @given(st.lists(st.sampled_from([None, "timeout", "http-401"]), min_size=1, max_size=30))
 def test_summary_counts_every_request_once(errors: list[str | None]) -> None:
     timings = [
-        RequestTiming(target="t", index=i, start_s=float(i), e2e_s=1.0, ttft_s=0.5, chunks=2, itl_s=[0.5],
-                      error=e, output_tokens=4)
+        RequestTiming(
+            target="t", index=i, start_s=float(i), e2e_s=1.0, ttft_s=0.5, chunks=2, itl_s=[0.5], error=e,
+            output_tokens=4,
+        )
         for i, e in enumerate(errors)
     ]
     s = summarize(timings, target="t", duration_s=10.0, slo={"ttft": 1.0})
@@ -79,16 +81,15 @@ def test_summary_counts_every_request_once(errors: list[str | None]) -> None:
 
 
 def test_arrival_schedules() -> None:
-    assert arrival_times(4.0, n=5, duration=None, arrival="constant", rng=random.Random(0)) == [
-        0.0, 0.25, 0.5, 0.75, 1.0
-    ]
-    assert arrival_times(4.0, n=None, duration=1.0, arrival="constant", rng=random.Random(0)) == [0.0, 0.25, 0.5, 0.75]
+    rng = random.Random(0)
+    assert arrival_times(4.0, n=5, duration=None, arrival="constant", rng=rng) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert arrival_times(4.0, n=None, duration=1.0, arrival="constant", rng=rng) == [0.0, 0.25, 0.5, 0.75]
     times = arrival_times(10.0, n=5000, duration=None, arrival="poisson", rng=random.Random(1))
     gaps = [b - a for a, b in zip([0.0, *times], times, strict=False)]
     assert statistics.fmean(gaps) == pytest.approx(0.1, rel=0.05)
     assert statistics.stdev(gaps) == pytest.approx(0.1, rel=0.1)  # exponential: sd == mean
     assert times == sorted(times)
     with pytest.raises(ValueError, match="> 0"):
-        arrival_times(0.0, n=1, duration=None, arrival="poisson", rng=random.Random(0))
+        arrival_times(0.0, n=1, duration=None, arrival="poisson", rng=rng)
     with pytest.raises(ValueError, match="number of requests or a duration"):
-        arrival_times(1.0, n=None, duration=None, arrival="poisson", rng=random.Random(0))
+        arrival_times(1.0, n=None, duration=None, arrival="poisson", rng=rng)
