@@ -587,7 +587,9 @@ def _json_text(model: Any, **dump: Any) -> str:
     its strings written as U+FFFD instead of raising (see :func:`to_json`)."""
     try:
         return model.model_dump_json(**dump)  # type: ignore[no-any-return]
-    except ValueError:
+    except ValueError as exc:
+        if "surrogates not allowed" not in str(exc):  # only that; any other failure is the caller's
+            raise
         import json
 
         dump.pop("fallback", None)

@@ -53,7 +53,9 @@ class _RpcError(Exception):
 def _json(data: Any, status: int = 200) -> Response:
     from starlette.responses import Response
 
-    return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type="application/json")
+    # ensure_ascii: a lone surrogate (in an id a client sent) is written as an escape, never
+    # a UnicodeEncodeError
+    return Response(json.dumps(data), status_code=status, media_type="application/json")
 
 
 def a2a_routes(
@@ -96,9 +98,9 @@ def a2a_routes(
     tasks: OrderedDict[str, _Entry] = OrderedDict()
 
     def error_response(req_id: Any, error: Any) -> Response:
-        return _json(
-            t.JSONRPCErrorResponse(id=req_id, error=error).model_dump(mode="json", by_alias=True, exclude_none=True)
-        )
+        body = t.JSONRPCErrorResponse(id=req_id, error=error).model_dump(mode="json", by_alias=True, exclude_none=True)
+        body.setdefault("id", None)  # JSON-RPC 2.0: an error response always has an id, null if unknown
+        return _json(body)
 
     def validate(model: Any, data: Any) -> Any:
         from pydantic import ValidationError
@@ -224,11 +226,15 @@ def a2a_routes(
     async def endpoint(request: Request) -> Response:
         try:
             data = json.loads(await request.body())
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested about 1,000 deep
             return error_response(None, t.JSONParseError())
+        req_id = data.get("id") if isinstance(data, dict) else None
+        if not (req_id is None or isinstance(req_id, str) or type(req_id) is int):
+            # JSON-RPC 2.0: an id is a string, a number or null; a list, an object, a bool or
+            # a float (1e999 decodes as inf) cannot be echoed: "invalid request", id null.
+            return error_response(None, t.InvalidRequestError())
         if not isinstance(data, dict) or data.get("jsonrpc") != "2.0" or not isinstance(data.get("method"), str):
-            return error_response(data.get("id") if isinstance(data, dict) else None, t.InvalidRequestError())
-        req_id = data.get("id")
+            return error_response(req_id, t.InvalidRequestError())
         method = methods.get(data["method"])
         if method is None:
             return error_response(req_id, t.MethodNotFoundError())
