@@ -116,7 +116,9 @@ def from_run(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
     - a pydantic-ai ``agent.run_stream_events(...)`` (the context manager or the run it yields)
       -> :func:`~streamops.adapters.pydantic_ai.from_pydantic_ai`;
     - the iterator of a LangChain / LangGraph ``astream_events(..., version="v2")`` ->
-      :func:`~streamops.adapters.langchain.from_langchain`.
+      :func:`~streamops.adapters.langchain.from_langchain`;
+    - the iterator of a LangGraph ``graph.astream(..., stream_mode=["messages", "updates",
+      "custom"], subgraphs=True)`` -> :func:`~streamops.adapters.langchain.from_langgraph`.
 
     ``options``: ``run_id``, ``agent``, ``keep_raw`` (:class:`ParserOptions`).
 
@@ -124,7 +126,7 @@ def from_run(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
         TypeError: ``run`` is none of these (the message names the supported kinds); never a
             silent empty stream.
     """
-    from .langchain import from_langchain, is_langchain_events
+    from .langchain import from_langchain, from_langgraph, is_langchain_events, is_langgraph_stream
     from .openai_agents import from_openai_agents, is_openai_agents_run
     from .pydantic_ai import from_pydantic_ai, is_pydantic_ai_run
 
@@ -134,8 +136,10 @@ def from_run(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
         return from_pydantic_ai(run, **options)
     if is_langchain_events(run):
         return from_langchain(run, **options)
+    if is_langgraph_stream(run):
+        return from_langgraph(run, **options)
     raise TypeError(
         f"from_run: cannot tell the framework of a {type(run).__module__}.{type(run).__qualname__}; supported: "
         "openai-agents Runner.run_streamed(...) (RunResultStreaming), pydantic-ai agent.run_stream_events(...), "
-        'LangChain/LangGraph runnable.astream_events(..., version="v2")'
+        'LangChain/LangGraph runnable.astream_events(..., version="v2"), LangGraph graph.astream(...)'
     )

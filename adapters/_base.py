@@ -5,6 +5,7 @@ parser are in :mod:`streamops.adapters._drive`."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -17,10 +18,12 @@ from streamops.events import (
     FinishReason,
     RawEvent,
     ReasoningDelta,
+    RefusalDelta,
     RunEnd,
     RunStart,
     RunStatus,
     TextDelta,
+    ToolCallDelta,
     Usage,
 )
 from streamops.operators.text import ThinkTagSplitter
@@ -152,6 +155,10 @@ def status_for(finish: FinishReason | None) -> RunStatus:
     return "completed"
 
 
+_DELTA_CLASSES = (TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta)
+_NO_KEY = object()
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 PARSERS: dict[str, type[ParserBase]] = {}
 """The sans-IO parser class of each wire API, by API name (``"openai-chat"`` ->
 ``ChatCompletionsParser``...). Filled by the package (``streamops.adapters``), which imports
@@ -191,6 +198,60 @@ class ParserBase:
         self.out: list[BaseEvent] = []
         self.ended = False
         """True once a run end was emitted; later payloads are ignored."""
+        self._hi: tuple[type[BaseEvent], Any, dict[str, Any]] | None = None  # a held high surrogate
+        self.replaced_surrogates = 0
+        """How many lone UTF-16 surrogates (JSON escapes such as ``"\\ud83d"`` with no other
+        half) this parser replaced by U+FFFD in the events' string fields."""
+
+    # -------------------------------------------------------------------- lone surrogates
+    def _unicode(self, cls: type[E], raw: Any, fields: dict[str, Any]) -> E | None:
+        """Make the string fields of an event about to be built valid Unicode, in place.
+
+        A provider that escapes non-BMP characters in JSON (``"\\ud83d\\ude00"``) may split
+        the pair across two chunks. A delta ending in a high surrogate holds it back, and the
+        next delta of the same kind and block/call prepends it, joining the pair. A held half
+        that finds no partner (another event comes first), and any other lone surrogate in any
+        string field, becomes U+FFFD, counted in :attr:`replaced_surrogates`. Returns an event
+        that was not emitted when the whole delta is held (it was nothing but the high half)."""
+        hi = self._hi
+        key = fields.get("block_id", fields.get("call_id")) if cls in _DELTA_CLASSES else _NO_KEY
+        if hi is not None:
+            self._hi = None
+            hcls, hkey, hfields = hi
+            delta = fields.get("delta")
+            low = isinstance(delta, str) and delta[:1] and "\udc00" <= delta[0] <= "\udfff"
+            if hcls is cls and hkey == key and low:
+                fields["delta"] = hfields["delta"] + delta
+            else:
+                self.replaced_surrogates += 1
+                hfields["delta"] = "\ufffd"
+                self._build(hcls, hfields.pop("_raw"), **{k: v for k, v in hfields.items() if k != "_raw"})
+        for name, value in fields.items():
+            if type(value) is str and not value.isascii():
+                if name == "delta" and key is not _NO_KEY and "\ud800" <= value[-1] <= "\udbff":
+                    value = value[:-1]
+                    self._hi = (cls, key, {**fields, "delta": fields["delta"][-1], "_raw": raw})
+                fields[name] = self._replace_lone(value)
+        if self._hi is not None and fields.get("delta") == "":
+            return cls(run_id=self.run_id, agent=self.agent, seq=self.seq, **fields)  # held whole: not emitted
+        return None
+
+    def _deep_replace(self, value: Any) -> Any:
+        """``value`` (decoded JSON data) with lone surrogates in its strings and keys replaced."""
+        if type(value) is str:
+            return value if value.isascii() else self._replace_lone(value)
+        if isinstance(value, dict):
+            return {self._deep_replace(k): self._deep_replace(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._deep_replace(v) for v in value]
+        return value
+
+    def _replace_lone(self, value: str) -> str:
+        if _SURROGATE.search(value) is None:
+            return value
+        fixed = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")  # joins pairs, replaces lone
+        self.replaced_surrogates += fixed.count("\ufffd") - value.count("\ufffd")
+        return fixed
 
     # -------------------------------------------------------------------- building events
     def emit(self, cls: type[E], raw: Any = None, **fields: Any) -> E:
@@ -219,6 +280,14 @@ class ParserBase:
         return last
 
     def _build(self, cls: type[E], raw: Any = None, **fields: Any) -> E:
+        if cls not in _DELTA_CLASSES:
+            for name, value in fields.items():
+                if isinstance(value, (dict, list)):
+                    fields[name] = self._deep_replace(value)
+        if self._hi is not None or not all(v.isascii() for v in fields.values() if type(v) is str):
+            held = self._unicode(cls, raw, fields)
+            if held is not None:
+                return held
         ev = cls(
             run_id=self.run_id,
             agent=self.agent,
@@ -329,8 +398,9 @@ class ParserBase:
             self.wrong_type(response_id, id_where, "string")
 
     def unknown(self, event_type: str | None, payload: Any) -> None:
-        """Keep a payload that has no event kind of its own as a :class:`RawEvent`."""
-        self.emit(RawEvent, None, event_type=event_type, data=payload)
+        """Keep a payload that has no event kind of its own as a :class:`RawEvent` (a
+        ``type`` that is not a string is left out: ``event_type`` ``None``)."""
+        self.emit(RawEvent, None, event_type=event_type if isinstance(event_type, str) else None, data=payload)
 
     # -------------------------------------------------------------------- feeding
     def feed_json(self, event_type: str | None, data: str) -> list[BaseEvent]:
@@ -343,18 +413,30 @@ class ParserBase:
             return self.out
         try:
             payload = json.loads(data)
-        except ValueError:
-            self.malformed(f"invalid JSON in SSE data ({self.api}): {data[:80]!r}", data)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested about 1,000 deep
+            if event_type == "error":
+                self.on_error_text(data)
+                return self.out
+            why = "nested too deep" if isinstance(exc, RecursionError) else "invalid JSON"
+            self.malformed(f"{why} in SSE data ({self.api}): {data[:80]!r}", data)
             return self.out
-        self.on_payload(event_type, payload)
+        self._payload(event_type, payload)
         return self.out
 
     def feed_payload(self, payload: Any, event_type: str | None = None) -> list[BaseEvent]:
         """Feed one already-decoded payload (an SDK object's ``model_dump()``, a dict)."""
         self.out = []
         if not self.ended:
-            self.on_payload(event_type, payload)
+            self._payload(event_type, payload)
         return self.out
+
+    def _payload(self, event_type: str | None, payload: Any) -> None:
+        """``on_payload``, with a payload too deeply nested to walk reported as malformed."""
+        try:
+            self.on_payload(event_type, payload)
+        except RecursionError:
+            self._hi = None
+            self.malformed(f"{self.api}: payload nested too deep (over the interpreter's recursion limit)")
 
     def close(self) -> list[BaseEvent]:
         """The body ended: emit what is pending and the run end (or report truncation)."""
@@ -368,6 +450,12 @@ class ParserBase:
     # -------------------------------------------------------------------- to implement
     def on_payload(self, event_type: str | None, payload: Any) -> None:  # pragma: no cover
         raise NotImplementedError
+
+    def on_error_text(self, data: str) -> None:
+        """An SSE ``event: error`` whose data is not JSON: still a provider error (its text is
+        the message), the same in every parser: an :class:`ErrorEvent` (``error_type``
+        ``"error"``) and a failed run end, not malformed input."""
+        self.provider_error("error", data.strip()[:1000] or "provider error", raw=data)
 
     def on_done(self) -> None:
         """``data: [DONE]`` arrived (OpenAI-style streams): by default, close."""

@@ -54,6 +54,7 @@ class FrameworkParser(ParserBase):
         self.calls_started: set[str] = set()
         self.calls_ended: set[str] = set()
         self.call_parts: dict[str, list[str]] = {}
+        self.call_names: dict[str, str] = {}
 
     def feed(self, obj: Any) -> list[BaseEvent]:
         """Map one object of the framework's stream; return the new events."""
@@ -79,6 +80,7 @@ class FrameworkParser(ParserBase):
         if call_id not in self.calls_started:
             self.calls_started.add(call_id)
             self.call_parts[call_id] = []
+            self.call_names[call_id] = name
             self.emit(ToolCallStart, raw, call_id=call_id, name=name, index=index)
 
     def call_delta(self, raw: Any, call_id: str, delta: str, index: int | None = None) -> None:
@@ -98,6 +100,7 @@ class FrameworkParser(ParserBase):
                 self.call_delta(raw, call_id, arguments, index)
         if arguments is None:
             arguments = "".join(self.call_parts.get(call_id, ()))
+        name = name or self.call_names.get(call_id, "")
         self.calls_ended.add(call_id)
         self.emit(ToolCallEnd, raw, call_id=call_id, name=name, arguments=arguments, index=index)
 

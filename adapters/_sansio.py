@@ -177,7 +177,7 @@ class SSEParser:
                     return api
             try:
                 payload = json.loads(sse.data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             api = detect_one(name, payload)
             if api is not None:

@@ -83,7 +83,6 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from streamops.errors import StreamFormatError
 from streamops.events import (
-    BaseEvent,
     RawEvent,
     ReasoningDelta,
     ReasoningSignature,
@@ -172,18 +171,11 @@ class MessagesParser(ParserBase):
         self._usage: Usage | None = None
 
     # ------------------------------------------------------------------ feeding
-    def feed_json(self, event_type: str | None, data: str) -> list[BaseEvent]:
-        """Feed one SSE event. An ``error`` event whose data is not JSON is still a provider
-        error (its text is the message), not malformed input."""
-        if event_type == "error" and not self.ended:
-            try:
-                json.loads(data)
-            except ValueError:
-                self.out = []
-                self._close_tools()
-                self.provider_error("error", data.strip() or "provider error", raw=data)
-                return self.out
-        return super().feed_json(event_type, data)
+    def on_error_text(self, data: str) -> None:
+        """An ``error`` event whose data is not JSON: close open tool calls, then the base's
+        provider error."""
+        self._close_tools()
+        super().on_error_text(data)
 
     def on_payload(self, event_type: str | None, payload: Any) -> None:
         """Dispatch one decoded payload on its ``type`` (the SSE event name if it has none)."""
@@ -384,7 +376,7 @@ class MessagesParser(ParserBase):
         if text:
             try:
                 inp = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 inp = text
         self.emit(
             RawEvent,

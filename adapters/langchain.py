@@ -55,7 +55,14 @@ from streamops.events import (
 from ._base import ParserOptions, normalize_finish_reason
 from ._framework import FrameworkParser, args_text, drive_framework
 
-__all__ = ["LangChainParser", "from_langchain", "is_langchain_events"]
+__all__ = [
+    "LangChainParser",
+    "LangGraphParser",
+    "from_langchain",
+    "from_langgraph",
+    "is_langchain_events",
+    "is_langgraph_stream",
+]
 
 
 class _Model:
@@ -192,10 +199,11 @@ class LangChainParser(FrameworkParser):
             usage=usage,
         )
 
-    def _tool_end(self, ev: dict[str, Any], data: dict[str, Any]) -> None:
+    def _tool_end(self, ev: Any, data: dict[str, Any]) -> None:
         out: Any = data.get("output")
-        call_id = getattr(out, "tool_call_id", None) or data.get("tool_call_id") or str(ev.get("run_id"))
-        name = str(getattr(out, "name", None) or ev.get("name") or "")
+        event = ev if type(ev) is dict else {}
+        call_id = getattr(out, "tool_call_id", None) or data.get("tool_call_id") or str(event.get("run_id"))
+        name = str(getattr(out, "name", None) or event.get("name") or "")
         if getattr(out, "status", None) == "error":
             self.emit(ToolError, ev, call_id=call_id, name=name, message=str(out.content), error_type="error")
         else:
@@ -205,6 +213,109 @@ class LangChainParser(FrameworkParser):
     def on_close(self) -> None:
         """The iterator ended: the run end with the summed usage and the last finish reason."""
         self.end_run(status="completed", raw_finish_reason=self._raw_finish, usage=self._usage)
+
+
+class LangGraphParser(LangChainParser):
+    """Sans-IO parser of LangGraph ``graph.astream(input, stream_mode=["messages", "updates",
+    "custom"], subgraphs=True)`` items, ``(namespace, mode, data)`` tuples (a 2-tuple
+    ``(mode, data)`` without ``subgraphs``):
+
+    - ``messages`` with an ``AIMessageChunk``: as ``on_chat_model_stream`` above, one step per
+      message id (:class:`StepStart` at its first chunk; :class:`StepEnd` with the message's
+      finish reason and usage, after the :class:`ToolCallEnd` of its calls, when a chunk
+      says ``chunk_position="last"``, another message starts, or the stream ends);
+    - ``messages`` with a ``ToolMessage`` -> :class:`ToolResult` (``status="error"`` ->
+      :class:`ToolError`);
+    - ``custom`` -> :class:`CustomEvent` (``name="custom"``); ``updates`` -> :class:`RawEvent`
+      (``event_type="updates"``);
+    - ``agent`` of each event = the namespace as a ``/``-separated path of node names
+      (``("researcher:<task id>",)`` -> ``"researcher"``), so a subgraph's events name it.
+    """
+
+    api: ClassVar[str] = "langgraph"
+
+    def __init__(self, **options: Unpack[ParserOptions]) -> None:
+        super().__init__(**options)
+        self._root_agent = self.agent
+        self._open: str | None = None
+        self._open_usage: Usage | None = None
+        self._open_finish: str | None = None
+        self._open_tools: list[tuple[str, str, int]] = []
+
+    def on_payload(self, event_type: str | None, item: Any) -> None:
+        """Map one ``astream`` item."""
+        if type(item) is not tuple or len(item) not in (2, 3):
+            self.malformed(f"langgraph: not an astream item (namespace, mode, data): {type(item).__name__}")
+            return
+        ns, mode, data = item if len(item) == 3 else ((), *item)
+        if not self.started:
+            self.started = True
+            self.start_run(None, None, None, "name", "run_id")
+        path = "/".join(str(part).split(":", 1)[0] for part in ns)
+        self.agent = "/".join(x for x in (self._root_agent, path) if x)
+        if mode == "messages":
+            msg, _meta = data
+            kind = type(msg).__name__
+            if kind in ("AIMessageChunk", "AIMessage"):
+                self._message(item, msg)
+            elif kind == "ToolMessage":
+                self._end_message()
+                self._tool_end(item, {"output": msg})
+            else:
+                self.unknown(f"messages:{kind}", item)
+        elif mode == "custom":
+            self.emit(CustomEvent, item, name="custom", data=data)
+        else:
+            self.unknown(str(mode), item)
+
+    def _message(self, item: Any, msg: Any) -> None:
+        mid = str(getattr(msg, "id", None) or "")
+        if mid != self._open:
+            self._end_message()
+            self._open = mid
+            self.step += 1
+            self._models[mid] = _Model(self.step)
+            self.emit(StepStart, item, step=self.step)
+        self._chunk(item, mid, msg)
+        um = getattr(msg, "usage_metadata", None)
+        if um:
+            u = Usage(input_tokens=um.get("input_tokens"), output_tokens=um.get("output_tokens"))
+            self._open_usage = u if self._open_usage is None else self._open_usage + u
+        meta = getattr(msg, "response_metadata", None) or {}
+        fr = meta.get("finish_reason") or meta.get("stop_reason")
+        if isinstance(fr, str):
+            self._open_finish = fr
+        if getattr(msg, "chunk_position", None) == "last":
+            self._end_message()
+
+    def _end_message(self) -> None:
+        mid = self._open
+        if mid is None:
+            return
+        self._open = None
+        model = self._models.pop(mid, None)
+        for call_id in list(model.calls.values()) if model is not None else ():
+            self.call_end(None, call_id, "", None)
+        usage, finish = self._open_usage, self._open_finish
+        self._open_usage = self._open_finish = None
+        if usage is not None:
+            self._usage = usage if self._usage is None else self._usage + usage
+            self.emit(UsageEvent, None, usage=usage, cumulative=False)
+        self._raw_finish = finish
+        self.emit(
+            StepEnd,
+            None,
+            step=model.step if model is not None else self.step,
+            finish_reason=normalize_finish_reason(finish),
+            raw_finish_reason=finish,
+            usage=usage,
+        )
+
+    def on_close(self) -> None:
+        """The stream ended: end the open message's step, then the run."""
+        self._end_message()
+        self.agent = self._root_agent
+        super().on_close()
 
 
 def is_langchain_events(obj: Any) -> bool:
@@ -231,3 +342,29 @@ def from_langchain(events: AsyncIterable[Any], **options: Unpack[ParserOptions])
 
 def _drive(events: AsyncIterable[Any], options: ParserOptions) -> Any:
     return drive_framework(LangChainParser(**options), events)
+
+
+def is_langgraph_stream(obj: Any) -> bool:
+    """True for the async iterator a LangGraph graph's ``astream()`` returns (checked by the
+    module of its code, without importing LangGraph)."""
+    code = getattr(obj, "ag_code", None)
+    return code is not None and "langgraph" in code.co_filename
+
+
+def from_langgraph(items: AsyncIterable[Any], **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
+    """A stream of the events of a LangGraph run, from ``graph.astream(input,
+    stream_mode=["messages", "updates", "custom"], subgraphs=True)`` (see
+    :class:`LangGraphParser` for the mapping). ``options`` as for :func:`from_langchain`.
+
+    - Emits: each event as soon as LangGraph yields the item it comes from.
+    - Completes: after the run end, when the iterator ends.
+    - Fails: never for an error of the run (an :class:`ErrorEvent` and a failed
+      :class:`RunEnd`); with :class:`~streamops.errors.StreamFormatError` on an item that is
+      not a ``(namespace, mode, data)`` tuple (``on_malformed="raise"``).
+    - Cancels: stopping early closes the iterator (``aclose()``), which cancels the run.
+    """
+    return Stream.defer(_drive_graph, items, options)
+
+
+def _drive_graph(items: AsyncIterable[Any], options: ParserOptions) -> Any:
+    return drive_framework(LangGraphParser(**options), items)

@@ -29,7 +29,6 @@ Mapping (the SDK's object is each event's ``raw``):
 
 from __future__ import annotations
 
-import dataclasses
 from contextlib import aclosing
 from typing import Any, ClassVar, Unpack
 
@@ -86,35 +85,47 @@ class OpenAIAgentsParser(FrameworkParser):
 
     def _raw(self, ev: Any) -> None:
         data = ev.data
-        payload = data.model_dump(mode="json", exclude_unset=True) if hasattr(data, "model_dump") else data
-        ptype = payload.get("type") if isinstance(payload, dict) else None
-        if self._inner is None or ptype == "response.created":
-            self._inner = ResponsesParser(run_id=self.run_id, agent=self.agent, keep_raw=self.keep_raw)
-        for inner in self._inner.feed_payload(payload):
-            self._restamp(inner, ev)
-
-    def _restamp(self, inner: BaseEvent, ev: Any) -> None:
-        if isinstance(inner, RunStart):
-            self.step += 1
-            self.emit(StepStart, inner.raw, step=self.step)
-            return
-        if isinstance(inner, RunEnd):
-            if inner.usage is not None:
-                self._usage = inner.usage if self._usage is None else self._usage + inner.usage
-            self._raw_finish = inner.raw_finish_reason
-            self.emit(
-                StepEnd,
-                inner.raw,
-                step=self.step,
-                finish_reason=inner.finish_reason,
-                raw_finish_reason=inner.raw_finish_reason,
-                usage=inner.usage,
-            )
-            self._inner = None
-            return
-        out = dataclasses.replace(inner, run_id=self.run_id, agent=self.agent, seq=self.seq)
-        self.seq += 1
-        self.out.append(out)
+        ptype = getattr(data, "type", None)
+        if type(ptype) is str and ptype.endswith(".delta"):
+            # a delta event's fields are plain values: its attribute dict is the payload (a
+            # model_dump costs more than the rest of the event's way through the adapter)
+            payload: Any = data.__dict__
+        elif hasattr(data, "model_dump"):
+            payload = data.model_dump(mode="json", exclude_unset=True)
+        else:
+            payload = data
+            ptype = payload.get("type") if isinstance(payload, dict) else None
+        inner = self._inner
+        if inner is None or ptype == "response.created":
+            inner = self._inner = ResponsesParser(run_id=self.run_id, agent=self.agent, keep_raw=self.keep_raw)
+        # the inner parser numbers its events from this run's seq, with this run's agent; its
+        # run start and run end become this run's step start and step end (same seq)
+        inner.seq = self.seq
+        inner.agent = self.agent
+        raw = ev if self.keep_raw else None
+        out = self.out
+        for e in inner.feed_payload(payload):
+            if isinstance(e, RunStart):
+                self.step += 1
+                e = StepStart(run_id=self.run_id, agent=self.agent, seq=e.seq, ts=e.ts, step=self.step)
+            elif isinstance(e, RunEnd):
+                if e.usage is not None:
+                    self._usage = e.usage if self._usage is None else self._usage + e.usage
+                self._raw_finish = e.raw_finish_reason
+                e = StepEnd(
+                    run_id=self.run_id,
+                    agent=self.agent,
+                    seq=e.seq,
+                    ts=e.ts,
+                    step=self.step,
+                    finish_reason=e.finish_reason,
+                    raw_finish_reason=e.raw_finish_reason,
+                    usage=e.usage,
+                )
+                self._inner = None
+            e.raw = raw
+            out.append(e)
+        self.seq = inner.seq
 
     def _item(self, ev: Any) -> None:
         item = ev.item

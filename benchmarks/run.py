@@ -153,6 +153,15 @@ SPECS: list[Spec] = [
         full={"streams": 5_000, "rounds": 5},
     ),
     Spec(
+        "frameworks",
+        "framework ingest: from_run vs the framework's own stream (openai-agents, pydantic-ai, LangChain)",
+        "bench_frameworks",
+        lambda m, q, kw: m.run(q, **kw),
+        quick={"n": 200, "rounds": 2},
+        full={"n": 5_000, "rounds": 7},
+        preload=("agents", "pydantic_ai", "langchain_core"),
+    ),
+    Spec(
         "stores",
         "run stores: publish throughput (batched vs naive) and Redis latency",
         "bench_stores",

@@ -23,6 +23,9 @@ app = typer.Typer(
     help="LLM agent runs as composable, typed, async event streams.",
     no_args_is_help=True,
     add_completion=False,
+    # Markdown: docstring paragraphs are reflowed to the terminal's width (not cut where the
+    # source lines end) and `code` shows as code, not as literal backquotes.
+    rich_markup_mode="markdown",
 )
 
 
@@ -74,14 +77,14 @@ def replay(
     path: Annotated[Path, typer.Argument(help="A recorded SSE response body (.sse).")],
     api: Annotated[ApiChoice, typer.Option(help="The wire API; auto detects it from the body.")] = ApiChoice.auto,
     summary: Annotated[
-        bool, typer.Option("--summary", help="Print the assembled message as one JSON object.")
+        bool, typer.Option("--summary", metavar="", help="Print the assembled message as one JSON object.")
     ] = False,
     delay: Annotated[
         float | None,
         typer.Option(help="Seconds between events when rendering (default 0.02 on a terminal, else 0)."),
     ] = None,
     chunk_size: Annotated[int, typer.Option(help="Bytes per simulated network read.")] = 256,
-    events: Annotated[bool, typer.Option("--events", help="Print the events as NDJSON instead.")] = False,
+    events: Annotated[bool, typer.Option("--events", metavar="", help="Print the events as NDJSON instead.")] = False,
 ) -> None:
     """Replay a recorded provider stream as it would appear live.
 
@@ -198,7 +201,9 @@ def run(
         SmoothChoice | None,
         typer.Option(help="Re-chunk text: word, line or none (default: word; line with --agents > 1)."),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print NDJSON events instead of rendering.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", metavar="", help="Print NDJSON events instead of rendering.")
+    ] = False,
     max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens per answer (local model).")] = 256,
     instructions: Annotated[str | None, typer.Option(help="System message.")] = None,
 ) -> None:
@@ -378,6 +383,10 @@ def serve(
         str | None,
         typer.Option(help="Run store the runs are published into: memory:, sqlite:PATH, redis://HOST:PORT/DB."),
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Server processes (uvicorn workers); more than 1 needs a shared --store."),
+    ] = 1,
 ) -> None:
     """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, each run's
     events at GET /runs/{id}/events, and the agent over A2A at POST /a2a with its card at
@@ -398,6 +407,20 @@ def serve(
     except (OSError, ValueError) as exc:
         _fail(f"cannot set up the model {model!r}: {exc}")
         return
+    if processes > 1:
+        if store is None or store.startswith("memory"):
+            _fail("--processes > 1 needs a store the processes share: --store sqlite:PATH or redis://HOST:PORT/DB")
+            return
+        import json
+        import os
+
+        from streamops.serve.app import SERVE_ENV
+
+        options = {"model": model, "workers": workers, "default_max_tokens": max_tokens, "store": store}
+        os.environ[SERVE_ENV] = json.dumps(options)
+        factory = "streamops.serve.app:app_from_env"
+        uvicorn.run(factory, factory=True, workers=processes, host=host, port=port, log_level=log_level)
+        return
     uvicorn.run(application, host=host, port=port, log_level=log_level)
 
 
@@ -414,7 +437,9 @@ def _bench_runner() -> Path | None:
 
 @app.command("bench-suite")
 def bench_suite(
-    quick: Annotated[bool, typer.Option("--quick", help="Small sizes, fewer rounds: under a minute.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", metavar="", help="Small sizes, fewer rounds: under a minute.")
+    ] = False,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write machine-readable results here.")] = None,
     only: Annotated[
         str | None, typer.Option(help="Comma-separated cases (core, pipeline, smooth, ingest, merge, ...).")
@@ -555,9 +580,10 @@ def bench(
     compare: Annotated[
         tuple[Path, Path] | None, typer.Option(help="Compare two --json results A B: print B/A ratios and exit.")
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show live progress (stderr).")] = True,
+    progress: Annotated[bool, typer.Option(metavar="", help="Show live progress (stderr).")] = True,
     suite: Annotated[
-        bool, typer.Option("--suite", help="Run the library's own benchmark suite instead (as bench-suite).")
+        bool,
+        typer.Option("--suite", metavar="", help="Run the library's own benchmark suite instead (as bench-suite)."),
     ] = False,
 ) -> None:
     """Benchmark an LLM streaming endpoint, model or pipeline: TTFT, inter-chunk latency, TPOT,

@@ -541,8 +541,73 @@ def to_dict(event: BaseEvent) -> dict[str, Any]:
 
 
 def to_json(event: BaseEvent) -> bytes:
-    """The event as compact UTF-8 JSON text. :func:`from_json` reverses it losslessly."""
-    return event_adapter().dump_json(event, fallback=repr)
+    """The event as compact UTF-8 JSON text. :func:`from_json` reverses it losslessly.
+
+    Never raises on text that is not valid Unicode: a lone UTF-16 surrogate (which UTF-8
+    cannot hold; a hostile or broken provider payload kept in ``raw``) is written as U+FFFD.
+    Data nested too deep to serialise (about 1,000 levels) is written as a short ``repr``
+    string. Parsers never put a lone surrogate in an event's own fields (they join pairs
+    split across deltas and replace the rest)."""
+    adapter = event_adapter()
+    try:
+        return adapter.dump_json(event, fallback=repr)
+    except (ValueError, RecursionError):  # a lone surrogate (UnicodeEncodeError), or nesting
+        pass
+    names = [n for n in event.__dataclass_fields__ if n != "kind"]
+    try:
+        changes = {n: _valid_text(getattr(event, n)) for n in names if isinstance(getattr(event, n), _CONTAINERS)}
+        return adapter.dump_json(derive(event, **changes), fallback=repr)
+    except (ValueError, RecursionError):  # nested too deep to walk: such values as a short repr
+        changes = {n: _short(getattr(event, n)) for n in names if isinstance(getattr(event, n), _CONTAINERS)}
+        return adapter.dump_json(derive(event, **changes), fallback=repr)
+
+
+_CONTAINERS = (str, dict, list, tuple)
+
+
+def _short(value: Any) -> Any:
+    import reprlib
+
+    if isinstance(value, str):
+        return _fix_surrogates(value)
+    return _fix_surrogates(reprlib.repr(value))
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8; a lone surrogate (which UTF-8 cannot hold) becomes U+FFFD instead of
+    raising ``UnicodeEncodeError``. For the sinks' frames."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _fix_surrogates(text).encode("utf-8")
+
+
+def _json_text(model: Any, **dump: Any) -> str:
+    """``model.model_dump_json(**dump)`` for a sink's pydantic model, with lone surrogates in
+    its strings written as U+FFFD instead of raising (see :func:`to_json`)."""
+    try:
+        return model.model_dump_json(**dump)  # type: ignore[no-any-return]
+    except ValueError:
+        import json
+
+        dump.pop("fallback", None)
+        data = _valid_text(model.model_dump(mode="python", **dump))
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
+def _fix_surrogates(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _valid_text(value: Any) -> Any:
+    """``value`` (strings, and lists, tuples and dicts of them) with lone surrogates replaced."""
+    if isinstance(value, str):
+        return _fix_surrogates(value)
+    if isinstance(value, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_valid_text(v) for v in value]
+    return value
 
 
 E = TypeVar("E", bound=BaseEvent)

@@ -69,3 +69,20 @@ def test_readme_starts_with_exactly_two_setup_commands() -> None:
     assert second.startswith("pip install") and "pytest" in second
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert second in ci, ".ci/run must call the README's test command verbatim"
+
+
+def test_readme_names_every_test_file_that_needs_more_than_pip() -> None:
+    # the tests that run Node.js (the ai npm package) or Chromium: the README lists each file
+    # and the step that installs what it needs; .ci/run performs those steps
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    needs: set[str] = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        src = path.read_text(encoding="utf-8")
+        if path.name != "test_docs.py" and ("webdriver" in src or "check_ui_stream.mjs" in src):
+            needs.add(path.relative_to(ROOT).as_posix())
+    assert "tests/serve/test_browser.py" in needs
+    for name in sorted(needs):
+        assert name in readme, f"README.md does not say that {name} needs more than pip"
+    for step in ("npm ci --prefix tests/js", "chromium-driver"):
+        assert step in readme and step in ci

@@ -56,6 +56,7 @@ def check_hypertic_event_handlers(out: dict[str, Any]) -> None:
 
 def check_opper_hooks(out: dict[str, Any]) -> None:
     assert out["status"] == "completed"
+    # the example dumps RunResult.output, the validated Weather instance (issue 15 item 14)
     assert out["output"] == {"city": "San Francisco", "temperature": 61, "units": "f"}
     assert out["fields"]["$.city"] == "San Francisco"  # streamed by the on_chunk hook, delta by delta
     assert json.loads(out["fields"]["$.temperature"]) == 61

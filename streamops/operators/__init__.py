@@ -2,6 +2,7 @@
 
 from .aggregate import Accumulator, ErrorInfo, Message, ToolCall, accumulate, assemble
 from .combine import concat, merge
+from .errors import errors_as_events
 from .metrics import RunStats, StreamMetrics, metrics
 from .select import filter, of_type, take, take_until
 from .share import DROPPED_DELTAS, ReplayUnavailableError, Shared, SlowConsumerError, share, tee
@@ -32,6 +33,7 @@ __all__ = [
     "concat",
     "count_tokens",
     "debounce",
+    "errors_as_events",
     "filter",
     "map",
     "merge",

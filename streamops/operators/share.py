@@ -535,7 +535,11 @@ def share(
       only unsubscribes it; the source goes on (a later subscriber may still replay it).
     - Buffers: up to ``buffer`` items per subscriber (default 64), and the last ``replay``
       items for late subscribers (default 0: no replay). When a subscriber's buffer is full,
-      ``policy`` decides:
+      ``policy`` decides. ``"drop_deltas"`` and ``"fail"`` apply only to a subscriber that is
+      behind while the others progress: one that takes nothing for a few event-loop turns
+      while another subscriber has taken everything and waits (or while it is alone). A
+      burst (a source yielding many items without awaiting) that every subscriber keeps up
+      with loses nothing; while all subscribers are busy, the pump waits as with ``"block"``:
 
       - ``"block"`` (default): the pump waits for it, so the source runs at the pace of the
         slowest subscriber (a subscriber that never pulls stops everyone once its buffer fills);

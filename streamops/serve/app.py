@@ -4,6 +4,7 @@ the run's own event stream beside it.
 :func:`create_app` builds a Starlette application::
 
     POST /v1/chat/completions    OpenAI Chat Completions (stream or not); header X-Streamops-Run-Id
+    GET  /v1/models              the served models (OpenAI "List models"); /v1/models/{id} one
     GET  /runs/{run_id}/events   the run's streamops events as SSE (Last-Event-ID resume; 404 unknown)
     GET  /                       streamops/serve/static/index.html, or a placeholder page
     GET  /healthz                {"status": "ok", "model": ..., "runs": ...}
@@ -17,14 +18,19 @@ built for :data:`A2A_REQUEST` (no client tools or sampling settings) on the mess
 local model is checked out of the pool for the task's run. A2A tasks are not in the run
 registry (``tasks/get`` serves them).
 
-Request (OpenAI API reference, "Create chat completion"): ``messages`` (required), ``model``
-(informational: the server's model answers; echoed in nothing, the chunks carry the model's
-own name), ``stream``, ``stream_options.include_usage``, ``max_tokens`` /
+Request (OpenAI API reference, "Create chat completion"): ``messages`` (required; roles
+``system``, ``developer``, ``user``, ``assistant``, ``tool``, ``function``), ``model`` (one of
+``GET /v1/models``: the model's own name, and ``local`` for the local model; absent or empty:
+the served model; another name: ``404`` with code ``model_not_found``), ``stream``,
+``stream_options.include_usage``, ``max_tokens`` /
 ``max_completion_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed`` (passed to the model
 when its ``stream`` accepts them), ``tools`` (function tools: offered to the model, see below),
 ``n`` (only 1). Other fields are accepted and ignored. A body that is not JSON or not a valid
 request gets ``400 {"error": {"message", "type": "invalid_request_error", "param", "code"}}``,
-as OpenAI answers; a server that is at its run limit answers 503 in the same shape.
+as OpenAI answers; a body sent as another media type than JSON (``text/plain``...) gets 415,
+a wrong method 405, a server that is at its run limit 503, a prompt longer than the model's
+context window (non-streamed requests) ``400`` with code ``context_length_exceeded``, all in
+the same shape.
 
 Responses: ``stream: true`` -> ``text/event-stream`` of ``chat.completion.chunk`` objects and
 ``data: [DONE]`` (see :mod:`streamops.sinks.openai` for the mapping, the non-OpenAI finish
@@ -70,6 +76,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
@@ -104,7 +111,7 @@ if TYPE_CHECKING:
     from ..stores import RunStore
     from .runlog import RunHandle, RunRegistry
 
-__all__ = ["ChatCompletionRequest", "StreamOptions", "create_app"]
+__all__ = ["ChatCompletionRequest", "StreamOptions", "app_from_env", "create_app"]
 
 DEFAULT_MAX_TOKENS = 256
 """``max_tokens`` when the request gives none (the local model would otherwise run to its
@@ -382,7 +389,13 @@ class _State:
             self.model_name = model.name
         else:
             self.model_name = "agent"
+        self.aliases: tuple[str, ...] = ("local",) if self.pool is not None else ()
         self.registry: RunRegistry | None = None
+
+    @property
+    def served(self) -> list[str]:
+        """The model names a request may give (``GET /v1/models``)."""
+        return [self.model_name, *(a for a in self.aliases if a != self.model_name)]
 
     def make_agent(self, request: ChatCompletionRequest, pooled: Model | None) -> Agent:
         specs = request.tool_specs()
@@ -410,12 +423,41 @@ class _State:
 # ---------------------------------------------------------------------------- routes
 
 
-def _error(status: int, message: str, *, etype: str = "invalid_request_error", param: str | None = None) -> Response:
+def _error(
+    status: int,
+    message: str,
+    *,
+    etype: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     from starlette.responses import JSONResponse
 
     return JSONResponse(
-        {"error": {"message": message, "type": etype, "param": param, "code": None}}, status_code=status
+        {"error": {"message": message, "type": etype, "param": param, "code": code}},
+        status_code=status,
+        headers=dict(headers) if headers else None,
     )
+
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+"""The message roles of the Chat Completions API."""
+
+_CONTEXT_ERRORS = frozenset({"ContextWindowError", "context_length_exceeded"})
+"""Error types (a run's ``ErrorEvent.error_type``) of a prompt longer than the context window."""
+
+
+def _bad_role(messages: Sequence[Mapping[str, Any]]) -> Response | None:
+    for i, m in enumerate(messages):
+        role = m.get("role")
+        if role not in _ROLES:
+            return _error(
+                400,
+                f"messages[{i}].role: {role!r} is not one of {', '.join(sorted(_ROLES))}",
+                param=f"messages.{i}.role",
+            )
+    return None
 
 
 async def _client_events(handle: RunHandle, server_tools: Mapping[str, Any]) -> AsyncGenerator[BaseEvent, None]:
@@ -491,6 +533,7 @@ def create_app(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, not {workers}")
     state = _State(model, agent_factory, workers, default_max_tokens)
+    started = int(time.time())
     if isinstance(store, str):
         from ..stores import open_store
 
@@ -515,6 +558,9 @@ def create_app(
             await run_store.aclose()
 
     async def chat_completions(request: Request) -> Response:
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media and media != "application/json" and not media.endswith("+json"):
+            return _error(415, f"the request body must be JSON (Content-Type: application/json), not {media}")
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -525,6 +571,11 @@ def create_app(
             e = exc.errors(include_url=False)[0]
             loc = ".".join(str(p) for p in e["loc"])
             return _error(400, f"{loc}: {e['msg']}", param=loc or None)
+        bad = _bad_role(req.messages)
+        if bad is not None:
+            return bad
+        if req.model and req.model not in state.served:
+            return _model_not_found(req.model)
         registry = state.registry
         assert registry is not None, "the app's lifespan did not run"
         run_id = uuid.uuid4().hex
@@ -574,6 +625,8 @@ def create_app(
                 return Response(status_code=499, headers=headers)
             msg = acc.message()
             if msg.error is not None and not msg.text and not msg.tool_calls:
+                if msg.error.type in _CONTEXT_ERRORS:  # the client's prompt is too long: its error
+                    return _error(400, msg.error.message, param="messages", code="context_length_exceeded")
                 return _error(502, f"{msg.error.type}: {msg.error.message}", etype="server_error")
             obj = completion_object(msg, model=model_name, completion_id=completion_id)
             return JSONResponse(obj, headers=headers)
@@ -610,6 +663,39 @@ def create_app(
         # going away never cancels the run: only the completion's own client does.
         return sse_response(handle, heartbeat=heartbeat, retry_ms=retry_ms, on_disconnect="continue")
 
+    def _model_not_found(name: str) -> Response:
+        return _error(
+            404,
+            f"The model {name!r} does not exist or you do not have access to it (served: {', '.join(state.served)})",
+            param="model",
+            code="model_not_found",
+        )
+
+    def _model_object(name: str) -> dict[str, Any]:
+        # OpenAI's model object; "created" is when this server started (seconds since the epoch)
+        return {"id": name, "object": "model", "created": started, "owned_by": "streamops"}
+
+    async def list_models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [_model_object(n) for n in state.served]})
+
+    async def get_model(request: Request) -> Response:
+        name = request.path_params["model"]
+        if name not in state.served:
+            return _model_not_found(name)
+        return JSONResponse(_model_object(name))
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        from starlette.exceptions import HTTPException
+
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        headers = exc.headers if isinstance(exc, HTTPException) else None
+        if status == 405:
+            return _error(405, f"{request.method} is not allowed on {request.url.path}", headers=headers)
+        if status == 404:
+            return _error(404, f"no route {request.url.path}", etype="not_found_error")
+        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        return _error(status, str(detail), etype="server_error" if status >= 500 else "invalid_request_error")
+
     async def index(request: Request) -> Response:
         return HTMLResponse(_index_html())
 
@@ -621,13 +707,17 @@ def create_app(
 
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/runs/{run_id}/events", run_events, methods=["GET"]),
         Route("/", index, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
     if a2a:
         routes += _a2a_routes(state, heartbeat)
-    return Starlette(routes=routes, lifespan=lifespan)
+    from starlette.exceptions import HTTPException
+
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: not_allowed})
 
 
 A2A_REQUEST = ChatCompletionRequest(messages=[{"role": "user", "content": ""}])
@@ -662,6 +752,27 @@ class _Lazy(Mapping[str, Any]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._fn()
+
+
+SERVE_ENV = "STREAMOPS_SERVE_OPTIONS"
+"""The environment variable through which ``streamops serve --processes N`` passes the options
+of :func:`create_app` (JSON: ``model``, ``workers``, ``default_max_tokens``, ``store``) to each
+uvicorn worker process, which builds its app with :func:`app_from_env`."""
+
+
+def app_from_env() -> Starlette:
+    """The app of one uvicorn worker process (``uvicorn --factory``): :func:`create_app` with
+    the JSON options in ``$STREAMOPS_SERVE_OPTIONS``.
+
+    Raises:
+        RuntimeError: the variable is not set. ValueError, OSError: as :func:`create_app`.
+    """
+    import os
+
+    raw = os.environ.get(SERVE_ENV)
+    if raw is None:
+        raise RuntimeError(f"app_from_env() needs ${SERVE_ENV} (set by `streamops serve --processes N`)")
+    return create_app(**json.loads(raw))
 
 
 def _index_html() -> str:

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import StreamClosedError, StreamopsError, UnknownRunError
 from ..events import BaseEvent, RunEnd
-from ..operators.errors import error_event
+from ..operators.errors import errors_as_events
 from ..sinks.resume import DisconnectPolicy, ResumeUnavailableError, _EventIds, parse_event_id
 
 if TYPE_CHECKING:
@@ -394,20 +394,17 @@ class RunHandle:
         import anyio
 
         log = self.log
-        last: BaseEvent | None = None
         try:
             with anyio.CancelScope() as scope:
                 self._scope = scope
                 if self._cancel_requested:  # cancelled before it started: never start it
                     return
                 try:
-                    async with self.stream.iterate() as it:
+                    async with (self.stream | errors_as_events(reraise=True)).iterate() as it:
                         async for event in it:
-                            last = event
                             log.append(event)
-                except Exception as exc:
+                except Exception as exc:  # the stream failed: its ErrorEvent is logged
                     self._exception = exc
-                    log.append(error_event(exc, last))
         finally:
             self._scope = None
             log.close()

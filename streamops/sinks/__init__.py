@@ -15,9 +15,9 @@ WebSocket (:mod:`streamops.sinks.websocket`)
     and :data:`INTERNAL_ERROR`.
 Resume (:mod:`streamops.sinks.resume`)
     :data:`DisconnectPolicy`, :func:`event_id`, :func:`parse_event_id`,
-    :class:`ResumeUnavailableError`, :class:`ResumableRun` and :class:`RunEventLog` (what a
-    resuming response follows;
-    the in-memory run registry that implements it is :mod:`streamops.serve.runlog`).
+    :class:`ResumeUnavailableError`; :class:`ResumableRun` and
+    :class:`RunEventLog`, what a resuming response follows (implemented in memory by
+    :mod:`streamops.serve.runlog`, durably by :mod:`streamops.stores`).
 OpenAI Chat Completions chunks (:mod:`streamops.sinks.openai`)
     :class:`ChunkEncoder`, :func:`openai_sse_stream`, :func:`completion_object`,
     :func:`openai_usage`, :data:`DONE` (``data: [DONE]``, which ends the Vercel stream too).

@@ -29,7 +29,7 @@ from starlette.responses import Response, StreamingResponse
 
 from .._stream import Stream
 from ..events import BaseEvent
-from ..operators.errors import error_event
+from ..operators.errors import errors_as_events
 from .resume import DisconnectPolicy, ResumableRun, ResumeUnavailableError
 
 if TYPE_CHECKING:
@@ -213,15 +213,12 @@ def stream_producer(
     frames that end the protocol's stream). A cancelled producer (the client left) writes
     nothing more."""
 
+    events = Stream.from_async_iterable(source) | errors_as_events()
+
     async def produce(write: Write) -> None:
-        last: BaseEvent | None = None
-        try:
-            async with closing_events(source) as it:
-                async for event in it:
-                    last = event
-                    await write(encode(event))
-        except Exception as exc:
-            await write(encode(error_event(exc, last)))
+        async with closing_events(events) as it:
+            async for event in it:
+                await write(encode(event))
         if finish is not None:
             await write(finish())
 

@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .._stream import aclose_iterator
+from .._stream import Stream, aclose_iterator
 from ..events import (
     BaseEvent,
     CustomEvent,
@@ -67,8 +67,10 @@ from ..events import (
     ToolError,
     ToolProgress,
     ToolResult,
+    _json_text,
+    _utf8,
 )
-from ..operators.errors import error_event
+from ..operators.errors import errors_as_events
 
 if TYPE_CHECKING:
     from a2a.compat.v0_3 import types as a2a_types
@@ -331,8 +333,8 @@ class A2AEncoder:
         event's data) is written as its ``repr()``, as the SSE and NDJSON sinks write it
         (:func:`~streamops.events.to_json`); NaN and infinities are written as ``null``.
         """
-        body = self.response(result, request_id).model_dump_json(by_alias=True, exclude_none=True, fallback=repr)
-        return b"data: " + body.encode() + b"\n\n"
+        body = _json_text(self.response(result, request_id), by_alias=True, exclude_none=True, fallback=repr)
+        return b"data: " + _utf8(body) + b"\n\n"
 
     async def encode_stream(
         self, stream: AsyncIterable[BaseEvent], request_id: str | int | None
@@ -348,22 +350,20 @@ class A2AEncoder:
         closed early (``break`` then ``aclose()``, or cancellation). Iterate it inside the
         terminal that hosts ``stream`` when the stream runs tasks (an agent run).
         """
-        it = aiter(stream)
+        it = aiter(Stream.from_async_iterable(stream) | errors_as_events(reraise=True))
         last: BaseEvent | None = None
         failure: Exception | None = None
         try:
             async for last in it:
                 for r in self.encode(last):
                     yield self.sse(r, request_id)
-        except Exception as exc:
+        except Exception as exc:  # the stream failed: its ErrorEvent (``last``) was encoded
             failure = exc
         finally:
             await aclose_iterator(it)
-        if failure is not None:
-            err = error_event(failure, last)
-            ends = self.encode(err)
-            ends += self.encode(RunEnd(run_id=err.run_id, agent=err.agent, seq=err.seq + 1, status="failed"))
-            for r in ends:
+        if failure is not None and last is not None:
+            end = RunEnd(run_id=last.run_id, agent=last.agent, seq=last.seq + 1, status="failed")
+            for r in self.encode(end):
                 yield self.sse(r, request_id)
         for r in self.close():
             yield self.sse(r, request_id)

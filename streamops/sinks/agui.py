@@ -56,7 +56,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from .._stream import aclose_iterator
+from .._stream import Stream, aclose_iterator
 from ..events import (
     BaseEvent,
     CustomEvent,
@@ -79,8 +79,10 @@ from ..events import (
     ToolError,
     ToolProgress,
     ToolResult,
+    _utf8,
 )
-from ..operators.errors import error_event
+from ..events import _json_text as _model_json
+from ..operators.errors import errors_as_events
 
 if TYPE_CHECKING:
     from ag_ui.core import BaseEvent as AGUIEvent
@@ -352,7 +354,10 @@ class AGUIEncoder:
         """One event as SSE, framed by ``ag_ui.encoder.EventEncoder`` (``data: {json}``)."""
         from ag_ui.encoder import EventEncoder
 
-        return EventEncoder().encode(event).encode()
+        try:
+            return _utf8(EventEncoder().encode(event))
+        except ValueError:  # a lone surrogate in a string: written as U+FFFD
+            return b"data: " + _utf8(_model_json(event, by_alias=True, exclude_none=True)) + b"\n\n"
 
     def encode_sse(self, event: BaseEvent) -> bytes:
         """The AG-UI events of one streamops event, each framed by :meth:`sse`, concatenated
@@ -374,20 +379,16 @@ class AGUIEncoder:
         (``break`` then ``aclose()``, or cancellation). Iterate it inside the terminal that
         hosts ``stream`` when the stream runs tasks (an agent run).
         """
-        it = aiter(stream)
-        last: BaseEvent | None = None
+        it = aiter(Stream.from_async_iterable(stream) | errors_as_events(reraise=True))
         failure: Exception | None = None
         try:
-            async for last in it:
-                for ev in self.encode(last):
+            async for event in it:
+                for ev in self.encode(event):
                     yield self.sse(ev)
-        except Exception as exc:
+        except Exception as exc:  # the stream failed: its ErrorEvent was encoded
             failure = exc
         finally:
             await aclose_iterator(it)
-        if failure is not None:
-            for ev in self.encode(error_event(failure, last)):
-                yield self.sse(ev)
         for ev in self.close():
             yield self.sse(ev)
         if failure is not None:

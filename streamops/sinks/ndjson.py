@@ -12,7 +12,7 @@ from types import GeneratorType
 from typing import TYPE_CHECKING
 
 from .._stream import Stream
-from ..events import BaseEvent, from_json, to_json
+from ..events import BaseEvent, _utf8, from_json, to_json
 from .resume import DisconnectPolicy
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def ndjson_response(stream: Stream[BaseEvent], *, on_disconnect: DisconnectPolic
 
 def _as_bytes(chunk: bytes | bytearray | memoryview | str) -> bytes:
     if isinstance(chunk, str):
-        return chunk.encode("utf-8")
+        return _utf8(chunk)
     return bytes(chunk)
 
 

@@ -89,10 +89,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncIterable
 from typing import Any
 
-from streamops._stream import End, Push, Stage, Stream, aclose_iterator
+from streamops._stream import End, Push, Stage, Stream
 from streamops.events import (
     BaseEvent,
     ErrorEvent,
@@ -112,7 +112,8 @@ from streamops.events import (
 )
 from streamops.operators.aggregate import Message
 
-from ..operators.errors import error_event
+from ..events import _utf8
+from ..operators.errors import errors_as_events
 
 __all__ = ["DONE", "ChunkEncoder", "completion_object", "openai_sse_stream", "openai_usage"]
 
@@ -382,7 +383,7 @@ class ChunkEncoder:
         JSON text never holds a raw CR or LF (they are escaped in strings), so a chunk is
         always exactly one ``data`` line.
         """
-        return b"data: " + _dumps(chunk).encode("utf-8") + b"\n\n"
+        return b"data: " + _utf8(_dumps(chunk)) + b"\n\n"
 
     @staticmethod
     def done() -> bytes:
@@ -449,24 +450,7 @@ def openai_sse_stream(
 
         return push, flush
 
-    return Stream.defer(_then_error_event, stream) | Stage(bind, "openai_chunks")
-
-
-async def _then_error_event(source: AsyncIterable[BaseEvent]) -> AsyncGenerator[BaseEvent, None]:
-    """The events of ``source``; if it raises, the ``ErrorEvent`` for the failure
-    (:func:`~streamops.operators.errors.error_event`) and then the exception again. The source is
-    closed however this stops (end, failure, an early ``aclose()``)."""
-    it = aiter(source)
-    last: BaseEvent | None = None
-    try:
-        async for last in it:
-            yield last
-    except Exception as exc:
-        await aclose_iterator(it)
-        yield error_event(exc, last)
-        raise
-    finally:
-        await aclose_iterator(it)
+    return Stream.from_async_iterable(stream) | errors_as_events(reraise=True) | Stage(bind, "openai_chunks")
 
 
 def completion_object(

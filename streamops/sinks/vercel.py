@@ -53,7 +53,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from .._stream import aclose_iterator
+from .._stream import Stream, aclose_iterator
 from ..events import (
     BaseEvent,
     CustomEvent,
@@ -77,7 +77,7 @@ from ..events import (
     ToolResult,
     Usage,
 )
-from ..operators.errors import error_event
+from ..operators.errors import errors_as_events
 from .openai import DONE
 from .sse import SSE_HEADERS
 
@@ -337,20 +337,16 @@ class VercelEncoder:
         Iterate it inside the terminal that hosts ``stream`` when the stream runs tasks (an
         agent run): :func:`vercel_response` does that.
         """
-        it = aiter(stream)
-        last: BaseEvent | None = None
+        it = aiter(Stream.from_async_iterable(stream) | errors_as_events(reraise=True))
         failure: Exception | None = None
         try:
-            async for last in it:
-                for part in self.encode(last):
+            async for event in it:
+                for part in self.encode(event):
                     yield self.sse(part)
-        except Exception as exc:
+        except Exception as exc:  # the stream failed: its ErrorEvent was encoded
             failure = exc
         finally:
             await aclose_iterator(it)
-        if failure is not None:
-            for part in self.encode(error_event(failure, last)):
-                yield self.sse(part)
         for part in self.close():
             yield self.sse(part)
         yield DONE

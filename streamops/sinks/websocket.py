@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..events import BaseEvent, to_json
-from ..operators.errors import error_event
+from ..operators.errors import errors_as_events
 
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket
@@ -113,21 +113,14 @@ async def websocket_sink(
 
         async def produce() -> None:
             nonlocal code
-            last: BaseEvent | None = None
             try:
-                try:
-                    async with stream.iterate() as it:
-                        async for event in it:
-                            last = event
-                            await send(event)
-                except _Gone:
-                    return
-                except Exception as exc:
-                    code = INTERNAL_ERROR
-                    try:
-                        await send(error_event(exc, last))
-                    except _Gone:
-                        return
+                async with (stream | errors_as_events(reraise=True)).iterate() as it:
+                    async for event in it:
+                        await send(event)
+            except _Gone:
+                return
+            except Exception:  # the stream failed: its ErrorEvent was sent
+                code = INTERNAL_ERROR
             finally:
                 tg.cancel_scope.cancel()
 

@@ -147,6 +147,15 @@ class RunStore(ABC):
         self.max_events = max_events
         self.ttl = ttl
         self.lease = lease
+        self._next_expiry = 0.0
+
+    def _expiry_due(self, now: float) -> bool:
+        """Whether to look for runs past their ``ttl`` now: at most every ``ttl / 10`` seconds
+        (and 1 s), so reads and appends do not scan every run each time."""
+        if self.ttl is None or now < self._next_expiry:
+            return False
+        self._next_expiry = now + min(self.ttl / 10, 1.0)
+        return True
 
     # ------------------------------------------------------------------------ primitives
     @abstractmethod

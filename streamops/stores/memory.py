@@ -48,7 +48,7 @@ class MemoryStore(RunStore):
         self._new_run: anyio.Event | None = None
 
     def _expire(self, now: float) -> None:
-        if self.ttl is None:
+        if self.ttl is None or not self._expiry_due(now):
             return
         limit = now - self.ttl
         gone = [rid for rid, r in self._runs.items() if r.info.ended is not None and r.info.ended < limit]

@@ -133,7 +133,7 @@ class SQLiteStore(RunStore):
         await anyio.to_thread.run_sync(close)
 
     def _expire(self, conn: sqlite3.Connection, now: float) -> None:
-        if self.ttl is None:
+        if self.ttl is None or not self._expiry_due(now):
             return
         limit = now - self.ttl
         gone = [r for (r,) in conn.execute("SELECT run_id FROM runs WHERE ended IS NOT NULL AND ended < ?", (limit,))]

@@ -396,13 +396,16 @@ def sse_events(body: bytes) -> list[Any]:
 
 
 def input_chars(body: bytes) -> set[str]:
-    """Every character of the body as UTF-8 (U+FFFD for bad bytes) or inside a JSON string."""
+    """Every character of the body as UTF-8 (U+FFFD for bad bytes) or inside a JSON string
+    (a lone surrogate escaped in JSON counts as U+FFFD: the parsers replace it)."""
     chars = set(body.decode("utf-8", "replace"))
     for sse in sse_events(body):
         try:
             _strings(json.loads(sse.data), chars)
         except ValueError:
             pass
+    if any("\ud800" <= c <= "\udfff" for c in chars):
+        chars.add("\ufffd")
     return chars
 
 

@@ -226,3 +226,24 @@ def test_replay_exit_codes_for_a_body_of_no_known_api_and_a_wrong_api(tmp_path: 
     assert "None" not in r.stdout
     # the right API: 0
     assert runner.invoke(app, ["replay", str(body), "--api", "openai-chat", "--delay", "0"]).exit_code == 0
+
+
+@pytest.mark.parametrize("command", ["run", "replay", "serve", "bench"])
+def test_help_is_reflowed_shows_no_double_backticks_and_flags_take_no_value(command: str) -> None:
+    from streamops.cli import app as cli_app
+
+    r = CliRunner().invoke(cli_app, [command, "--help"], env={"COLUMNS": "100", "NO_COLOR": "1"}, terminal_width=100)
+    assert r.exit_code == 0, r.output
+    assert "``" not in r.output
+    # a flag is shown bare: "--json   Print...", never "--json <bool>"
+    for flag in ("--json", "--summary", "--events", "--quick", "--suite"):
+        for line in r.output.splitlines():
+            if f" {flag} " in line:
+                assert "<bool>" not in line, line
+    if command == "run":
+        # the docstring's paragraph is one reflowed paragraph: the sentence is not cut where
+        # the source line ends ("...still prints the" / "stats.")
+        text = " ".join(r.output.split())
+        assert "and still prints the stats." in text
+        assert any("Ctrl-C cancels" in ln and "prints the stats." in ln for ln in r.output.splitlines())
+        assert "130 on Ctrl-C" in text

@@ -335,13 +335,12 @@ def test_local_model_is_a_model(local: LocalModel) -> None:
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_local_output_schema_constrains_the_answer_to_json(local: LocalModel) -> None:
-    # The call an agent makes: the Model protocol's arguments only (tools are ignored by
-    # SmolLM2, which has no tool calling). The grammar makes the text JSON of the schema.
+    # The call an agent makes: the Model protocol's arguments only. The grammar makes the text
+    # JSON of the schema.
     model: Model = local
     with anyio.fail_after(60):
         events = await model.stream(
             [{"role": "user", "content": "What is the capital of France?"}],
-            tools=TOOLS,
             output_schema=ANSWER_SCHEMA,
             run_id="loc",
             agent="bot",
@@ -355,6 +354,24 @@ async def test_local_output_schema_constrains_the_answer_to_json(local: LocalMod
     assert isinstance(data, dict)
     assert set(data) == {"answer"}
     assert isinstance(data["answer"], str)
+    # With tools as well (issue 15 item 12: they were ignored), the answer is a call of one of
+    # them with JSON arguments, or JSON of the schema: nothing else.
+    with anyio.fail_after(60):
+        events = await model.stream(
+            [{"role": "user", "content": "What is the capital of France?"}],
+            tools=TOOLS,
+            output_schema=ANSWER_SCHEMA,
+            run_id="loc",
+            agent="bot",
+        ).collect()
+    _check_envelope(events, "loc", "bot")
+    msg = _message(events)
+    if msg.tool_calls:
+        assert msg.finish_reason == "tool_calls" and msg.text == ""
+        assert {c.name for c in msg.tool_calls} <= {t.name for t in TOOLS}
+        assert all(isinstance(json.loads(c.arguments), dict) for c in msg.tool_calls)
+    else:
+        assert set(json.loads(msg.text)) == {"answer"}
 
 
 @pytest.mark.slow

@@ -150,3 +150,52 @@ async def test_not_an_event_dict_is_a_format_error() -> None:
 
     with pytest.raises(so.errors.StreamFormatError, match="astream_events"):
         await from_langchain(junk()).collect()
+
+
+# --------------------------------------------------------------------------- LangGraph astream
+MODES = ["messages", "updates", "custom"]
+
+
+async def test_langgraph_astream_modes_steps_tools_and_usage() -> None:
+    from streamops.adapters import from_run
+
+    graph = _graph(FakeToolModel(script=_script(), reasoning={0: "think it over"}))
+    items = graph.astream({"messages": [("user", "1+2?")]}, stream_mode=MODES, subgraphs=True)
+    events = await from_run(items).collect()  # picks the LangGraph adapter
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "run-start" and kinds[-1] == "run-end"
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert kinds.count("step-start") == 2 and kinds.count("step-end") == 2
+    assert "".join(e.delta for e in events if isinstance(e, so.ReasoningDelta)) == "think it over"
+    assert "".join(e.delta for e in events if isinstance(e, so.TextDelta)) == "Let me compute.The answer is 3"
+    ends = {e.call_id: (e.name, e.arguments) for e in events if isinstance(e, so.ToolCallEnd)}
+    assert ends == {"c-add": ("add", '{"a": 1, "b": 2}'), "c-boom": ("boom", '{"a": 1}')}
+    assert [(e.call_id, e.result) for e in events if isinstance(e, so.ToolResult)] == [("c-add", "3")]
+    errors = [e for e in events if isinstance(e, so.ToolError)]
+    assert [e.call_id for e in errors] == ["c-boom"] and "boom failed" in errors[0].message
+    assert [e.finish_reason for e in events if isinstance(e, so.StepEnd)] == ["tool_calls", "stop"]
+    end = events[-1]
+    assert isinstance(end, so.RunEnd) and end.usage is not None
+    assert (end.usage.input_tokens, end.usage.output_tokens) == (21, 11)
+    assert any(isinstance(e, so.RawEvent) and e.event_type == "updates" for e in events)
+
+
+async def test_langgraph_subgraph_events_carry_its_path() -> None:
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    inner = _graph(FakeToolModel(script=[AIMessage(content="inner answer")]))
+    outer = StateGraph(MessagesState)
+    outer.add_node("researcher", inner)
+    outer.add_edge(START, "researcher")
+    app = outer.compile()
+    items = app.astream({"messages": [("user", "hi")]}, stream_mode=MODES, subgraphs=True)
+    events = await from_run_graph(items)
+    texts = [e for e in events if isinstance(e, so.TextDelta)]
+    assert "".join(e.delta for e in texts) == "inner answer"
+    assert {e.agent for e in texts} == {"researcher"}
+
+
+async def from_run_graph(items: Any) -> list[Any]:
+    from streamops.adapters.langchain import from_langgraph
+
+    return await from_langgraph(items).collect()

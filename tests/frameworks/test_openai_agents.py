@@ -17,6 +17,7 @@ pytest.importorskip("agents")
 from agents import Agent, Runner, function_tool, set_tracing_disabled
 from agents.models.openai_responses import OpenAIResponsesModel
 from openai import AsyncOpenAI
+from streamops.adapters import from_run
 from streamops.adapters.openai_agents import from_openai_agents
 
 import streamops as so
@@ -138,7 +139,7 @@ async def test_two_model_calls_parallel_tools_and_a_tool_error() -> None:
 async def test_provider_error_mid_run_is_an_error_event() -> None:
     bodies = [_body("responses_error_insufficient_quota_vercel")]
     async with replay(bodies) as server:
-        events = await from_openai_agents(Runner.run_streamed(_agent(server.base_url), "hi")).collect()
+        events = await from_run(Runner.run_streamed(_agent(server.base_url), "hi")).collect()  # picks openai-agents
     errors = [e for e in events if isinstance(e, so.ErrorEvent)]
     assert errors and any("quota" in (e.message + (e.code or "")) for e in errors)
     assert isinstance(events[-1], so.RunEnd) and events[-1].status == "failed"

@@ -178,7 +178,7 @@ def test_non_stream_gives_the_same_content() -> None:
     factory = Factory(WEATHER, ANSWER)
     expected = fold(factory.direct_run())
     with serve(create_app(agent_factory=factory)) as base:
-        r = client(base).chat.completions.create(model="any", messages=MESSAGES)
+        r = client(base).chat.completions.create(model="agent", messages=MESSAGES)
     assert r.object == "chat.completion"
     msg = r.choices[0].message
     assert msg.content == expected.text == "Let me look that up. It is 21 °C in Paris."
@@ -210,7 +210,7 @@ def test_client_tool_calls_are_sent_as_openai_tool_calls(stream: bool) -> None:
             ]
             assert finish_reasons(chunks) == ["tool_calls"]
         else:
-            raw = c.chat.completions.with_raw_response.create(model="any", messages=MESSAGES, tools=[BOOK_TABLE])
+            raw = c.chat.completions.with_raw_response.create(model="agent", messages=MESSAGES, tools=[BOOK_TABLE])
             run_id = raw.headers["x-streamops-run-id"]
             r = raw.parse()
             text = r.choices[0].message.content or ""

@@ -95,9 +95,14 @@ def run_log(base: str, run_id: str, last_event_id: str | None = None) -> list[Ba
 
 def stream_completion(c: openai.OpenAI, **kw: Any) -> tuple[str, list[Any]]:
     """A streamed completion: ``(run id, chunks)``."""
-    raw = c.chat.completions.with_raw_response.create(model="any", messages=MESSAGES, stream=True, **kw)
+    raw = c.chat.completions.with_raw_response.create(model=served(c), messages=MESSAGES, stream=True, **kw)
     run_id = raw.headers["x-streamops-run-id"]
     return run_id, list(raw.parse())
+
+
+def served(c: openai.OpenAI) -> str:
+    """The server's model, as ``GET /v1/models`` lists it first."""
+    return c.models.list().data[0].id
 
 
 def text_of(chunks: list[Any]) -> str:
@@ -146,7 +151,7 @@ async def test_async_client(anyio_backend: str) -> None:
     error. The server side is the same either way (its own thread and loop)."""
     with serve(create_app(model=f"replay:{EMOJI}")) as base:
         c = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0)
-        stream = await c.chat.completions.create(model="any", messages=MESSAGES, stream=True)
+        stream = await c.chat.completions.create(model="replay", messages=MESSAGES, stream=True)
         text = "".join([ch.choices[0].delta.content or "" async for ch in stream if ch.choices])
         await c.close()
     assert text == fold(parse_sse_bytes(EMOJI.read_bytes())).text
@@ -200,7 +205,7 @@ def test_the_client_tools_reach_the_model() -> None:
 
 def test_non_stream_text_and_tool_calls() -> None:
     with serve(create_app(model=f"replay:{TEXT}")) as base:
-        raw = client(base).chat.completions.with_raw_response.create(model="any", messages=MESSAGES)
+        raw = client(base).chat.completions.with_raw_response.create(model="replay", messages=MESSAGES)
         r = raw.parse()
         run_id = raw.headers["x-streamops-run-id"]
         logged = run_log(base, run_id)
@@ -213,7 +218,7 @@ def test_non_stream_text_and_tool_calls() -> None:
 
     recorded = json.loads(TOOLS.with_suffix(".expected.json").read_text())["tool_calls"]
     with serve(create_app(model=f"replay:{TOOLS}")) as base:
-        r = client(base).chat.completions.create(model="any", messages=MESSAGES, tools=CLIENT_TOOLS)
+        r = client(base).chat.completions.create(model="replay", messages=MESSAGES, tools=CLIENT_TOOLS)
     msg = r.choices[0].message
     assert r.choices[0].finish_reason == "tool_calls"
     assert msg.content is None
@@ -247,7 +252,7 @@ def test_bad_requests_get_openai_errors() -> None:
     with serve(create_app(model=f"replay:{TEXT}")) as base:
         c = client(base)
         with pytest.raises(openai.BadRequestError) as info:
-            c.chat.completions.create(model="any", messages=[])
+            c.chat.completions.create(model="replay", messages=[])
         assert info.value.status_code == 400
         r = httpx.post(f"{base}/v1/chat/completions", content=b"not json")
         assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"

@@ -56,3 +56,50 @@ def test_resume_on_another_server_and_after_a_restart(tmp_path: Path, cuts: int)
     with serve(create_app(model=spec, store=url)) as c:  # "after a restart": a new server, same file
         status, rest = get_events(c, run_id, full[9][0])
         assert status == 200 and kinds(rest) == kinds(full[10:])
+
+
+@pytest.mark.slow
+def test_serve_processes_2_with_a_shared_store(tmp_path: Path) -> None:
+    """``streamops serve --processes 2 --store sqlite:...``: real uvicorn worker processes; a
+    completion on one, resumes on whichever process the kernel hands each connection to."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "streamops", "serve", "--port", str(port), "--model", f"replay:{LONG}"]
+    cmd += ["--store", f"sqlite:{tmp_path / 'runs.db'}", "--processes", "2", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "serve --processes 2 did not start"
+            time.sleep(0.1)
+        run_id, chunks = stream_completion(client(base))
+        assert text_of(chunks)
+        status, full = get_events(base, run_id)
+        assert status == 200 and len(full) > 50
+        rng = random.Random(5)
+        for cut in [rng.randrange(len(full)) for _ in range(40)]:
+            with httpx.Client() as fresh:  # a new connection each time: either process answers
+                headers = {"Last-Event-ID": full[cut][0]}
+                r = fresh.get(f"{base}/runs/{run_id}/events", headers=headers, timeout=30)
+            assert r.status_code == 200
+            d = SSEDecoder()
+            rest = [(e.id, from_json(e.data)) for e in d.feed(r.content) + d.flush() if e.data]
+            assert kinds(full[: cut + 1]) + kinds(rest) == kinds(full)
+        assert get_events(base, run_id, "garbage")[0] == 409
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
