@@ -153,54 +153,56 @@ def _classify(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-async def _http_events(
-    client: httpx.AsyncClient, target: Target, prompt: str, params: RequestParams, rec: Recorder
-) -> AsyncGenerator[BaseEvent, None]:
-    """POST the request and yield its parsed events, feeding ``rec`` as bytes arrive. Failures
-    are recorded in ``rec`` (and end the generator) rather than raised."""
+async def _open_ok(resp: httpx.Response, rec: Recorder) -> bool:
+    """True when ``resp`` is a 200 event stream; else the failure is recorded in ``rec``."""
+    if resp.status_code != 200:
+        detail = (await resp.aread())[:300].decode("utf-8", "replace")
+        rec.fail(f"http-{resp.status_code}", detail)
+        return False
+    ctype = resp.headers.get("content-type", "")
+    if not ctype.startswith("text/event-stream"):
+        detail = (await resp.aread())[:300].decode("utf-8", "replace")
+        rec.fail("not-sse", f"content-type {ctype!r}: {detail}")
+        return False
+    return True
+
+
+async def _sse_events(resp: httpx.Response, target: Target, rec: Recorder) -> AsyncGenerator[BaseEvent, None]:
+    """The parsed events of an open event-stream response, feeding ``rec`` as bytes arrive
+    (the caller holds the response open: no context is held here across a ``yield``).
+
+    Raises:
+        StreamFormatError: malformed input; TruncatedStreamError: no ``[DONE]``/final event.
+    """
     from streamops.adapters import parser_for
 
-    url, body = _body(target, prompt, params)
-    headers = {"accept": "text/event-stream"}
-    if target.api_key:
-        headers["authorization"] = f"Bearer {target.api_key}"
     clock = time.perf_counter
-    async with client.stream("POST", url, json=body, headers=headers) as resp:
-        if resp.status_code != 200:
-            detail = (await resp.aread())[:300].decode("utf-8", "replace")
-            rec.fail(f"http-{resp.status_code}", detail)
-            return
-        ctype = resp.headers.get("content-type", "")
-        if not ctype.startswith("text/event-stream"):
-            detail = (await resp.aread())[:300].decode("utf-8", "replace")
-            rec.fail("not-sse", f"content-type {ctype!r}: {detail}")
-            return
-        decoder = SSEDecoder()
-        parser = parser_for("openai-responses" if target.api == "responses" else "openai-chat")
-        async with aclosing(cast("AsyncGenerator[bytes, None]", resp.aiter_raw())) as received:
-            async for raw in received:
-                now = clock()
-                for sse in decoder.feed(raw):
-                    if not sse.data:
-                        continue
-                    events = parser.feed_json(None if sse.event == "message" else sse.event, sse.data)
-                    if events:
-                        rec.feed(now, events)
-                        for ev in events:
-                            yield ev
-                if parser.ended:
-                    return
-        now = clock()
-        for sse in decoder.flush():
-            if sse.data:
+    decoder = SSEDecoder()
+    parser = parser_for("openai-responses" if target.api == "responses" else "openai-chat")
+    async with aclosing(cast("AsyncGenerator[bytes, None]", resp.aiter_raw())) as received:
+        async for raw in received:
+            now = clock()
+            for sse in decoder.feed(raw):
+                if not sse.data:
+                    continue
                 events = parser.feed_json(None if sse.event == "message" else sse.event, sse.data)
-                rec.feed(now, events)
-                for ev in events:
-                    yield ev
-        events = parser.close()  # raises TruncatedStreamError without [DONE] / a final event
-        rec.feed(clock(), events)
-        for ev in events:
-            yield ev
+                if events:
+                    rec.feed(now, events)
+                    for ev in events:
+                        yield ev
+            if parser.ended:
+                return
+    now = clock()
+    for sse in decoder.flush():
+        if sse.data:
+            events = parser.feed_json(None if sse.event == "message" else sse.event, sse.data)
+            rec.feed(now, events)
+            for ev in events:
+                yield ev
+    events = parser.close()  # raises TruncatedStreamError without [DONE] / a final event
+    rec.feed(clock(), events)
+    for ev in events:
+        yield ev
 
 
 async def _model_events(target: Target, prompt: str, rec: Recorder) -> AsyncGenerator[BaseEvent, None]:
@@ -232,47 +234,51 @@ async def run_request(
     measurement)."""
     rec = Recorder(timing, t0)
     clock = time.perf_counter
-
-    def source() -> AsyncGenerator[BaseEvent, None]:
-        if target.kind == "http":
-            assert client is not None
-            return _http_events(client, target, prompt, params, rec)
-        return _model_events(target, prompt, rec)
-
     last_raw = 0.0
 
-    async def raw() -> AsyncGenerator[BaseEvent, None]:
-        nonlocal last_raw
-        gen = source()
+    async def consume(source: Callable[[], AsyncGenerator[BaseEvent, None]]) -> None:
+        async def raw() -> AsyncGenerator[BaseEvent, None]:
+            nonlocal last_raw
+            async with aclosing(source()) as gen:
+                async for ev in gen:
+                    last_raw = clock()
+                    if keep is not None:
+                        keep.append(ev)
+                    yield ev
+
+        if pipeline is None:
+            async with aclosing(raw()) as events:
+                async for _ in events:
+                    pass
+            return
+        out_last = 0.0
         try:
-            async for ev in gen:
-                last_raw = clock()
-                if keep is not None:
-                    keep.append(ev)
-                yield ev
-        finally:
-            await gen.aclose()
+            async for _ in pipeline(Stream.defer(raw)):
+                out_last = clock()
+        except (StreamFormatError, TimeoutError, OSError):
+            raise
+        except Exception as exc:
+            import httpx
+
+            if isinstance(exc, httpx.HTTPError) or rec.timing.error is not None:
+                raise
+            rec.fail("pipeline", f"{type(exc).__name__}: {exc}")
+        if last_raw:
+            timing.pipeline_s = max(out_last - last_raw, 0.0)
 
     try:
         with anyio.fail_after(params.total_timeout):
-            if pipeline is None:
-                async for _ in raw():
-                    pass
+            if target.kind == "http":
+                assert client is not None
+                url, body = _body(target, prompt, params)
+                headers = {"accept": "text/event-stream"}
+                if target.api_key:
+                    headers["authorization"] = f"Bearer {target.api_key}"
+                async with client.stream("POST", url, json=body, headers=headers) as resp:
+                    if await _open_ok(resp, rec):
+                        await consume(lambda: _sse_events(resp, target, rec))
             else:
-                out_last = 0.0
-                try:
-                    async for _ in pipeline(Stream.defer(raw)):
-                        out_last = clock()
-                except (StreamFormatError, TimeoutError, OSError):
-                    raise
-                except Exception as exc:
-                    import httpx
-
-                    if isinstance(exc, httpx.HTTPError) or rec.timing.error is not None:
-                        raise
-                    rec.fail("pipeline", f"{type(exc).__name__}: {exc}")
-                if last_raw:
-                    timing.pipeline_s = max(out_last - last_raw, 0.0)
+                await consume(lambda: _model_events(target, prompt, rec))
     except Exception as exc:
         rec.fail(_classify(exc), f"{type(exc).__name__}: {exc}")
     end = clock()
