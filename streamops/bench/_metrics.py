@@ -252,9 +252,12 @@ class Summary:
 
 def _meets(t: RequestTiming, slo: Mapping[str, float]) -> bool:
     for name, limit in slo.items():
-        value = getattr(t, name + "_s", None)
-        if value is None and name == "itl":
-            value = max(t.itl_s, default=None)
+        # itl_s is the request's list of gaps: an ITL SLO applies to its largest
+        value = max(t.itl_s, default=None) if name == "itl" else getattr(t, name + "_s", None)
+        if value is None and name in ("tpot", "itl") and t.ttft_s is not None:
+            # one output token (or one chunk): no gap to measure. vLLM's calculate_metrics
+            # (benchmarks/serve.py) regards TPOT as 0 for goodput then; ITL likewise.
+            value = 0.0
         if value is None or value > limit:
             return False
     return True

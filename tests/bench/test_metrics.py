@@ -93,3 +93,15 @@ def test_arrival_schedules() -> None:
         arrival_times(0.0, n=1, duration=None, arrival="poisson", rng=rng)
     with pytest.raises(ValueError, match="number of requests or a duration"):
         arrival_times(1.0, n=None, duration=None, arrival="poisson", rng=rng)
+
+
+def test_goodput_counts_a_one_token_request_as_tpot_zero_like_vllm() -> None:
+    # vLLM's calculate_metrics: "if output_len <= 1, we regard tpot as 0 for goodput"
+    one = RequestTiming(target="t", index=0, e2e_s=0.2, ttft_s=0.2, chunks=1, output_tokens=1)
+    slow = RequestTiming(
+        target="t", index=1, e2e_s=2.0, ttft_s=0.2, chunks=3, itl_s=[0.9, 0.9], output_tokens=3
+    )
+    s = summarize([one, slow], target="t", duration_s=1.0, slo={"tpot": 0.5, "itl": 0.5})
+    assert one.tpot_s is None and slow.tpot_s == pytest.approx(0.9)
+    assert s.goodput == pytest.approx(1.0)  # the one-token request is good, the slow one is not
+    assert s.metrics["tpot_s"].n == 1  # but it has no TPOT in the statistics
