@@ -210,6 +210,14 @@ def timeout(
     return op
 
 
+def _group(item: object) -> tuple[str, str] | None:
+    """The batch an item joins: its run (``run_id``, ``agent``) for an event, the one shared
+    group (``None``) for any other item."""
+    if isinstance(item, BaseEvent):
+        return (item.run_id, item.agent)
+    return None
+
+
 @overload
 def batch(count: int, *, within: None = None) -> Stage[T, list[T]]: ...
 @overload
@@ -219,16 +227,25 @@ def batch(
 ) -> Stage[T, list[T]] | Callable[[Stream[T]], Stream[list[T]]]:
     """Group items into lists of up to ``count`` items, or of what arrived ``within`` seconds.
 
-    - Emits: a list when it holds ``count`` items, or ``within`` seconds after its first item
-      arrived, whichever is first; never an empty list.
-    - Completes: when the upstream completes, after emitting the partial batch.
-    - Fails: when the upstream fails, after emitting the partial batch.
-    - Cancels: when the downstream stops (the held batch is dropped with the stream).
-    - Buffers: up to ``count`` items (unbounded by count when only ``within`` is given).
+    Events are batched per run: each run (``run_id``, ``agent``) of a merged stream has its
+    own pending batch, so a batch never mixes runs and batching a merged stream gives, run by
+    run, the batches that batching each run alone gives. Items that are not events share one
+    group of their own.
+
+    - Emits: a run's batch when it holds ``count`` items, or ``within`` seconds after its
+      first item arrived, whichever is first (each run's count and time limit are its own);
+      never an empty list. The items of a batch keep their arrival order.
+    - Completes: when the upstream completes, after emitting every pending batch, in the
+      order their first items arrived.
+    - Fails: when the upstream fails, after emitting every pending batch (same order).
+    - Cancels: when the downstream stops (the pending batches are dropped with the stream).
+    - Buffers: up to ``count`` items per run (unbounded by count when only ``within`` is
+      given).
 
     Without ``within`` it is a fusable stage; with it, it runs a pump task.
 
-    Marble: ``a b c d e | batch(2)`` gives ``[a,b] [c,d] [e]``.
+    Marble: ``a b c d e | batch(2)`` gives ``[a,b] [c,d] [e]``. With two merged runs,
+    ``a1 b1 a2 a3 b2 | batch(2)`` (letter: run) gives ``[a1,a2] [b1,b2] [a3]``.
 
     Raises:
         ValueError: neither limit given, ``count`` < 1, or ``within`` <= 0.
@@ -243,20 +260,22 @@ def batch(
         size = count
 
         def bind(down: Push, end: End) -> tuple[Push, End]:
-            held: list[Any] = []
+            # pending batches by group; dict order is the order of their first items
+            groups: dict[tuple[str, str] | None, list[Any]] = {}
 
             def push(x: Any) -> None:
-                nonlocal held
+                key = _group(x)
+                held = groups.get(key)
+                if held is None:
+                    held = groups[key] = []
                 held.append(x)
                 if len(held) >= size:
-                    out, held = held, []
-                    down(out)
+                    del groups[key]
+                    down(held)
 
             def flush() -> None:
-                nonlocal held
-                if held:
-                    out, held = held, []
-                    down(out)
+                while groups:
+                    down(groups.pop(next(iter(groups))))
                 end()
 
             return push, flush
@@ -270,31 +289,41 @@ def batch(
 
         pump: Pump[T] = Pump(up, "batch()")
         pump.start()
-        held: list[T] = []
-        deadline: float | None = None
+        # pending batches by group: (deadline, items). Dict order is the order of their first
+        # items, which is also deadline order: the first entry is always the soonest due.
+        groups: dict[tuple[str, str] | None, tuple[float, list[T]]] = {}
         try:
             while True:
+                deadline = next(iter(groups.values()))[0] if groups else None
                 try:
                     x = await pump.get(deadline)
                 except StopAsyncIteration:
                     break
                 except Exception:
-                    if held:
-                        yield held
-                        held = []
+                    while groups:
+                        yield groups.pop(next(iter(groups)))[1]
                     raise
                 if x is TIMED_OUT:
-                    out, held, deadline = held, [], None
-                    yield out
+                    # the soonest batch is due; so is any other whose deadline has passed
+                    yield groups.pop(next(iter(groups)))[1]
+                    now = anyio.current_time()
+                    while groups:
+                        key = next(iter(groups))
+                        if groups[key][0] > now:
+                            break
+                        yield groups.pop(key)[1]
                     continue
-                if not held:
-                    deadline = anyio.current_time() + window
+                key = _group(x)
+                got = groups.get(key)
+                if got is None:
+                    got = groups[key] = (anyio.current_time() + window, [])
+                held = got[1]
                 held.append(x)  # type: ignore[arg-type]
                 if count is not None and len(held) >= count:
-                    out, held, deadline = held, [], None
-                    yield out
-            if held:
-                yield held
+                    del groups[key]
+                    yield held
+            while groups:
+                yield groups.pop(next(iter(groups)))[1]
         finally:
             await pump.aclose()
 

@@ -566,3 +566,147 @@ def test_first_counts_only_content_events_for_any_arrivals(
         if late is not None:
             fire = (arrivals[late - 1] + gap_lim, IdleTimeout, gap_lim, "")
     _check_outcomes(_run_timeout(delays, items, first=lim, idle=gap_lim), items, arrivals, fire)
+
+
+# --- batch keeps one pending batch per run (issue 15, item 4) ---------------------------------
+
+
+def _batch_stage(count: int, items: list[Any]) -> list[list[Any]]:
+    """Drive ``batch(count)`` (a fused stage) synchronously: push every item, then end."""
+    stage = batch(count)
+    out: list[list[Any]] = []
+    ended: list[bool] = []
+    push, end = stage.bind(out.append, lambda: ended.append(True))
+    for x in items:
+        push(x)
+    end()
+    assert ended == [True]
+    return out
+
+
+def _run_items(i: int, n: int) -> list[Any]:
+    """Run ``i``'s items: text deltas of (run_id, agent) ``(r{i%2}, a{i//2})`` (so runs share a
+    run_id or an agent but never both), or, for ``i == 4``, plain ints (not events)."""
+    if i == 4:
+        return list(range(n))
+    return [so.TextDelta(delta=f"{i}.{j}", run_id=f"r{i % 2}", agent=f"a{i // 2}", seq=j) for j in range(n)]
+
+
+def _interleave(runs: list[list[Any]], order: list[int]) -> list[Any]:
+    queues = [list(r) for r in runs]
+    merged: list[Any] = []
+    for k in order:  # take the next item of run k (if any left)
+        q = queues[k % len(queues)]
+        if q:
+            merged.append(q.pop(0))
+    for q in queues:
+        merged += q
+    return merged
+
+
+def _owner(runs: list[list[Any]], x: Any) -> int:
+    return next(i for i, r in enumerate(runs) if any(y is x for y in r))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=9), min_size=1, max_size=5),
+    order=st.lists(st.integers(min_value=0, max_value=4), max_size=50),
+    count=st.integers(min_value=1, max_value=4),
+)
+@example(sizes=[3, 2], order=[0, 1, 0, 0, 1], count=2)
+def test_merged_runs_are_batched_independently(sizes: list[int], order: list[int], count: int) -> None:
+    # for any interleaving of k runs (and of items that are not events), batching the merged
+    # stream by count gives, run by run, the batches of batching each run alone
+    runs = [_run_items(i, n) for i, n in enumerate(sizes)]
+    out = _batch_stage(count, _interleave(runs, order))
+    owners = []
+    for b in out:
+        assert b and len({_owner(runs, x) for x in b}) == 1, f"a batch mixes runs: {b}"
+        owners.append(_owner(runs, b[0]))
+    for i, items in enumerate(runs):
+        assert [b for b, o in zip(out, owners, strict=True) if o == i] == _batch_stage(count, items)
+
+
+def test_batch_at_the_end_flushes_every_run_in_first_arrival_order() -> None:
+    a = [so.TextDelta(delta=f"a{j}", run_id="a") for j in range(4)]
+    b = [so.TextDelta(delta=f"b{j}", run_id="b") for j in range(2)]
+    c = [so.TextDelta(delta="c0", run_id="a", agent="sub")]  # same run_id, another agent
+    merged = [a[0], b[0], a[1], a[2], 7, c[0], b[1], 8, a[3], 9]
+    out = _batch_stage(3, merged)
+    # a fills first; then b's pending batch is oldest, then the ints, then c, then a's new one
+    assert out == [[a[0], a[1], a[2]], [7, 8, 9], [b[0], b[1]], [c[0]], [a[3]]]
+
+
+@pytest.mark.anyio
+async def test_batch_within_keeps_each_runs_window() -> None:
+    a = [so.TextDelta(delta=f"a{j}", run_id="a") for j in range(3)]
+    b = [so.TextDelta(delta=f"b{j}", run_id="b") for j in range(2)]
+    # arrivals: a0 0.1, b0 0.3, a1 0.4, b1 0.5, a2 1.0 (end of stream at 1.0)
+    src = Source([0.1, 0.2, 0.1, 0.1, 0.5], [a[0], b[0], a[1], b[1], a[2]])
+    out = await timed(src.stream() | batch(within=0.5))
+    assert out == [
+        (pytest.approx(0.6), [a[0], a[1]]),  # a's window: 0.1 + 0.5
+        (pytest.approx(0.8), [b[0], b[1]]),  # b's window: 0.3 + 0.5
+        (pytest.approx(1.0), [a[2]]),  # flushed by the end of the stream
+    ]
+    src = Source([0.1, 0.1, 0.1, 0.1], [a[0], b[0], a[1], b[1]])
+    out = await timed(src.stream() | batch(2, within=10))
+    assert out == [(pytest.approx(0.3), [a[0], a[1]]), (pytest.approx(0.4), [b[0], b[1]])]
+
+
+@pytest.mark.anyio
+async def test_batch_flushes_every_run_before_an_upstream_error() -> None:
+    a0, b0, a1 = (so.TextDelta(delta=d, run_id=d[0]) for d in ("a0", "b0", "a1"))
+
+    async def bad() -> AsyncGenerator[Any, None]:
+        for x in (a0, b0, a1):
+            yield x
+        await anyio.sleep(0.1)
+        raise KeyError("boom")
+
+    for op in (batch(5), batch(5, within=1)):
+        seen: list[Any] = []
+        with pytest.raises(KeyError):
+            await (so.Stream.from_async_iterable(bad()) | op | so.tap(seen.append)).collect()
+        assert seen == [[a0, a1], [b0]]
+
+
+def _run_batch_timed(items: list[Any], arrivals: list[float], count: int | None, within: float) -> list[Any]:
+    """``batch(count, within=within)`` over items arriving at ``arrivals`` (seconds), on each
+    virtual clock: a list per backend of (emit time, batch)."""
+    delays = [t - s for s, t in zip([0.0, *arrivals], arrivals, strict=False)]
+
+    async def run() -> list[tuple[float, Any]]:
+        return await timed(Source(delays, items).stream() | batch(count, within=within))
+
+    return [anyio.run(run, backend=backend, backend_options=options) for backend, options in virtual_backends()]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    runs=st.lists(st.lists(st.integers(min_value=0, max_value=20), max_size=6), min_size=1, max_size=3),
+    count=st.none() | st.integers(min_value=1, max_value=3),
+    window=st.integers(min_value=1, max_value=8),
+)
+def test_merged_runs_are_batched_independently_in_time(runs: list[list[int]], count: int | None, window: int) -> None:
+    # each run gets its own arrival times (tenths of a second); the window ends between two
+    # ticks so no arrival ties with a deadline. Run by run, the merged stream gives the batches
+    # of the run alone, at the same times (but for the run's last batch: alone, the run's end
+    # flushes it; merged, the other runs keep the stream open)
+    within = window / 10 + 0.05
+    per_run = []
+    for i, gaps in enumerate(runs):
+        times = [t / 10 for t in itertools.accumulate(gaps)]
+        evs = [so.TextDelta(delta=f"{i}.{j}", run_id=f"r{i}") for j in range(len(gaps))]
+        per_run.append((times, evs))
+    merged = sorted(((t, i, j) for i, (times, _) in enumerate(per_run) for j, t in enumerate(times)))
+    items = [per_run[i][1][j] for _, i, j in merged]
+    arrivals = [t for t, _, _ in merged]
+    for out in _run_batch_timed(items, arrivals, count, within):
+        for i, (times, evs) in enumerate(per_run):
+            mine = [(t, b) for t, b in out if b[0].run_id == f"r{i}"]
+            assert all(x.run_id == f"r{i}" for _, b in mine for x in b)
+            alone = _run_batch_timed(evs, times, count, within)[0]
+            assert [b for _, b in mine] == [b for _, b in alone]
+            assert [t for t, _ in mine[:-1]] == [t for t, _ in alone[:-1]]
