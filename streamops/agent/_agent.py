@@ -76,6 +76,18 @@ class AgentStream(Stream[BaseEvent]):
                 return c.end
         return None
 
+    @property
+    def result_messages(self) -> list[ChatMessage] | None:
+        """The latest run's conversation, ``None`` before a run starts: the history given, the
+        prompt, then each assistant message (with its tool calls) and tool result as the run
+        added them (OpenAI-style dicts, see :mod:`streamops.models`; the agent's
+        ``instructions`` not included). Pass it as ``history=`` to continue the conversation;
+        :attr:`RunResult.messages` is the same list."""
+        if not self._controls:
+            return None
+        system = 1 if self._agent.instructions else 0
+        return [dict(m) for m in self._controls[-1].messages[system:]]
+
     def outputs(self) -> Stream[Any]:
         """The run's output as it grows, typed: a stream of one value per ``PartialObject``
         of the run, validated as :func:`partial_type` of the agent's ``output_type`` (a model
@@ -222,10 +234,9 @@ class Agent:
         stream = self.stream(prompt, run_id=run_id, history=history)
         events = await stream.collect()
         result = result_of(events, self.output_type)
-        if stream._controls:
-            sent = stream._controls[-1].messages
-            system = 1 if self.instructions else 0
-            result.messages = [dict(m) for m in sent[system:]]
+        messages = stream.result_messages
+        if messages is not None:
+            result.messages = messages
         return result
 
     def stream_sync(

@@ -11,8 +11,9 @@ Newline-delimited JSON (:mod:`streamops.sinks.ndjson`)
     :func:`ndjson_encode`, :func:`ndjson_response`, :func:`ndjson_events`,
     :data:`NDJSON_HEADERS`.
 WebSocket (:mod:`streamops.sinks.websocket`)
-    :func:`websocket_sink`, :func:`origin_allowed`, close codes :data:`POLICY_VIOLATION`
-    and :data:`INTERNAL_ERROR`.
+    :func:`websocket_sink` (one stream), :func:`websocket_conversation` (an agent, many turns
+    per connection), :func:`origin_allowed`, close codes :data:`POLICY_VIOLATION` and
+    :data:`INTERNAL_ERROR`, error type :data:`INVALID_MESSAGE`.
 Resume (:mod:`streamops.sinks.resume`)
     :data:`DisconnectPolicy`, :func:`event_id`, :func:`parse_event_id`,
     :class:`ResumeUnavailableError`; :class:`ResumableRun` and
@@ -55,7 +56,14 @@ if TYPE_CHECKING:
     )
     from .sse import SSE_HEADERS, SSEEncoder, sse_events, sse_response
     from .vercel import VERCEL_HEADERS, VercelEncoder, vercel_response
-    from .websocket import INTERNAL_ERROR, POLICY_VIOLATION, origin_allowed, websocket_sink
+    from .websocket import (
+        INTERNAL_ERROR,
+        INVALID_MESSAGE,
+        POLICY_VIOLATION,
+        origin_allowed,
+        websocket_conversation,
+        websocket_sink,
+    )
 
 _MODULES: dict[str, tuple[str, ...]] = {
     "a2a": ("A2A_PROTOCOL_VERSION", "A2AEncoder", "a2a_types_module"),
@@ -72,7 +80,14 @@ _MODULES: dict[str, tuple[str, ...]] = {
     ),
     "sse": ("SSE_HEADERS", "SSEEncoder", "sse_events", "sse_response"),
     "vercel": ("VERCEL_HEADERS", "VercelEncoder", "vercel_response"),
-    "websocket": ("INTERNAL_ERROR", "POLICY_VIOLATION", "origin_allowed", "websocket_sink"),
+    "websocket": (
+        "INTERNAL_ERROR",
+        "INVALID_MESSAGE",
+        "POLICY_VIOLATION",
+        "origin_allowed",
+        "websocket_conversation",
+        "websocket_sink",
+    ),
 }
 """Which sink module defines each exported name."""
 
@@ -86,6 +101,7 @@ __all__ = [
     "DONE",
     "DisconnectPolicy",
     "INTERNAL_ERROR",
+    "INVALID_MESSAGE",
     "NDJSON_HEADERS",
     "POLICY_VIOLATION",
     "ResumableRun",
@@ -109,6 +125,7 @@ __all__ = [
     "sse_events",
     "sse_response",
     "vercel_response",
+    "websocket_conversation",
     "websocket_sink",
 ]
 

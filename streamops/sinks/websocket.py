@@ -1,5 +1,8 @@
 """Events over a WebSocket: one text message of JSON per event (starlette).
 
+:func:`websocket_sink` sends one stream and closes; :func:`websocket_conversation` carries a
+whole conversation with an agent on one connection, one turn per user message.
+
 Browsers let any page open a WebSocket to any host and send the user's cookies with it
 (cross-site WebSocket hijacking), so :func:`websocket_sink` checks the ``Origin`` header against
 an explicit list before it accepts the connection (RFC 6455, section 10.2).
@@ -7,18 +10,28 @@ an explicit list before it accepts the connection (RFC 6455, section 10.2).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ..events import BaseEvent, to_json
+from ..events import BaseEvent, ErrorEvent, to_json
 from ..operators.errors import errors_as_events
 
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket
 
     from .._stream import Stream
+    from ..agent import Agent
+    from ..models import ChatMessage
 
-__all__ = ["INTERNAL_ERROR", "POLICY_VIOLATION", "origin_allowed", "websocket_sink"]
+__all__ = [
+    "INTERNAL_ERROR",
+    "INVALID_MESSAGE",
+    "POLICY_VIOLATION",
+    "origin_allowed",
+    "websocket_conversation",
+    "websocket_sink",
+]
 
 POLICY_VIOLATION = 1008
 """The close code of a connection refused for its ``Origin`` (RFC 6455, 7.4.1). Closed before the
@@ -132,3 +145,159 @@ async def websocket_sink(
             await websocket.close(code=code)
         except (WebSocketDisconnect, OSError, RuntimeError):
             pass
+
+
+INVALID_MESSAGE = "invalid_message"
+"""The ``error_type`` of the ``ErrorEvent`` answering a client message that is not a user turn."""
+
+
+def _user_content(data: str | bytes) -> str:
+    """The text of one client message ``{"role": "user", "content": "..."}``; ``ValueError``
+    (with the reason) for anything else."""
+    try:
+        message = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ValueError(f"expected a JSON object, got {type(message).__name__}")
+    role = message.get("role", "user")
+    if role != "user":
+        raise ValueError(f"expected role 'user', got {role!r}")
+    content = message.get("content")
+    if not isinstance(content, str):
+        raise ValueError(f"expected a string 'content', got {type(content).__name__}")
+    return content
+
+
+async def websocket_conversation(
+    websocket: WebSocket,
+    agent: Agent,
+    *,
+    allowed_origins: Sequence[str],
+    allow_missing_origin: bool = False,
+    history: Sequence[Mapping[str, Any]] = (),
+    max_pending: int = 8,
+) -> list[ChatMessage]:
+    """Serve a conversation with ``agent`` on a starlette WebSocket route: many turns per
+    connection, the history kept between them.
+
+    Protocol (every message a text frame of JSON):
+
+    - client -> server, one per turn: ``{"role": "user", "content": "What is 2 + 3?"}``
+      (``role`` may be left out; ``content`` is the user's text).
+    - server -> client: that turn's run, one event per message as
+      :func:`~streamops.events.to_json` (``RunStart``, steps, deltas, tool calls... see
+      :mod:`streamops.agent`), ending with the run's ``RunEnd``: the turn is over, the server
+      waits for the next user message. Each turn is a new run (its own ``run_id``).
+    - a client message that is not such an object gets one
+      ``ErrorEvent(error_type="invalid_message")`` (its ``message`` says why); no run starts,
+      the history is unchanged and the connection stays open.
+    - a user message sent while a turn runs is queued and starts the next turn once the current
+      one ended (turns run one at a time, in order); more than ``max_pending`` queued closes the
+      connection with 1008.
+
+    Each turn calls ``agent.stream(content, history=conversation)`` and afterwards sets the
+    conversation to the run's :attr:`~streamops.agent.AgentStream.result_messages` (the user
+    message, the assistant's messages and tool results; whatever the run's status, so a failed
+    turn leaves its user message in the history). The handshake is refused (1008, HTTP 403) for
+    an origin not allowed, as :func:`websocket_sink` does. When the client disconnects (mid-turn
+    or between turns) the turn in progress is cancelled at once: its run is closed (model
+    request and tools cancelled, the ``RunEnd(status="cancelled")`` goes to the agent's hooks).
+    If a run's stream raises, an ``ErrorEvent`` (``error_type`` the exception's class name) is
+    sent and the connection closed with 1011.
+
+    Args:
+        websocket: the route's (not yet accepted) WebSocket.
+        agent: the :class:`~streamops.agent.Agent` that answers each turn.
+        allowed_origins, allow_missing_origin: as for :func:`websocket_sink`.
+        history: the conversation so far (a previous return value or
+            :attr:`~streamops.agent.RunResult.messages`), continued by the first turn.
+        max_pending: user messages that may wait while a turn runs.
+
+    Returns:
+        The conversation when the connection ended (to persist it, or continue it later).
+
+    Raises:
+        TypeError: ``allowed_origins`` is a single string (pass a list).
+        ValueError: ``max_pending`` < 1.
+    """
+    import anyio
+    from starlette.websockets import WebSocketDisconnect
+
+    if isinstance(allowed_origins, str):
+        raise TypeError("allowed_origins must be a sequence of origins, not one string: pass [origin]")
+    if max_pending < 1:
+        raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+    conversation: list[ChatMessage] = [dict(m) for m in history]
+    if not origin_allowed(websocket.headers.get("origin"), allowed_origins, allow_missing=allow_missing_origin):
+        await websocket.close(code=POLICY_VIOLATION)
+        return conversation
+    await websocket.accept()
+    gone = False
+    code = 1000
+    inbox_send, inbox = anyio.create_memory_object_stream[str | bytes](max_pending)
+
+    async def send(event: BaseEvent) -> None:
+        nonlocal gone
+        try:
+            await websocket.send_text(to_json(event).decode("utf-8"))
+        except (WebSocketDisconnect, OSError):  # the client is gone
+            gone = True
+            raise _Gone from None
+
+    with inbox_send, inbox:  # closed however the tasks end (even before they start)
+        async with anyio.create_task_group() as tg:
+
+            async def receive() -> None:
+                nonlocal gone, code
+                while True:
+                    message = await websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        gone = True
+                        tg.cancel_scope.cancel()
+                        return
+                    data = message.get("text")
+                    try:
+                        inbox_send.send_nowait(data if data is not None else message.get("bytes") or b"")
+                    except anyio.WouldBlock:
+                        code = POLICY_VIOLATION
+                        tg.cancel_scope.cancel()
+                        return
+
+            async def converse() -> None:
+                nonlocal code
+                try:
+                    async for data in inbox:
+                        try:
+                            content = _user_content(data)
+                        except ValueError as exc:
+                            await send(ErrorEvent(error_type=INVALID_MESSAGE, message=str(exc)))
+                            continue
+                        stream = agent.stream(content, history=conversation)
+                        try:
+                            async with (stream | errors_as_events(reraise=True)).iterate() as it:
+                                async for event in it:
+                                    await send(event)
+                        except _Gone:
+                            raise
+                        except Exception:  # the run's stream failed: its ErrorEvent was sent
+                            code = INTERNAL_ERROR
+                            return
+                        finally:
+                            messages = stream.result_messages
+                            if messages is not None:
+                                conversation[:] = messages
+                except _Gone:
+                    return
+                finally:
+                    tg.cancel_scope.cancel()
+
+            tg.start_soon(receive)
+            tg.start_soon(converse)
+
+    if not gone:
+        try:
+            await websocket.close(code=code)
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            pass
+    return conversation
