@@ -281,8 +281,7 @@ class TerminalRenderer:
                 self._finish_block(lane)
             self._final = True
             pending, self._pending = self._pending, []
-        for item in pending:
-            self.console.print(item, soft_wrap=False)
+        self._print_finished(pending)
         if self._live is not None:
             self._live.stop()  # its last refresh draws the final frame, whole
             self._live = None
@@ -502,8 +501,25 @@ class TerminalRenderer:
             pending, self._pending = self._pending, []
         if self._live is None:
             self._start()
-        for item in pending:
-            self.console.print(item, soft_wrap=False)  # above the live area, for good
+        self._print_finished(pending)
+
+    def _print_finished(self, items: list[RenderableType]) -> None:
+        """Print finished items for good above the live area, each once.
+
+        rich redraws the live area below every print with the frame of its last refresh; that
+        frame still holds the text just finished, so it would be drawn a second time (and only
+        erased later, by cursor moves a terminal cannot always honour: a Ctrl-C showed the
+        answer's first line twice). So the frame drawn below is made the current one first,
+        without drawing it (``Live.refresh`` would draw it once more); the erase before the
+        print still uses the height of the frame last drawn.
+        """
+        if not items:
+            return
+        live = self._live
+        if live is not None:
+            live._live_render.set_renderable(live.renderable)  # rich has no public call for this
+        for item in items:
+            self.console.print(item, soft_wrap=False)
 
     def _start(self) -> None:
         from rich.live import Live

@@ -98,7 +98,8 @@ def test_tool_calls_and_results_are_panels_and_reasoning_is_dimmed() -> None:
     ]
     raw, shown = render_live(events)
     lines = shown.splitlines()
-    call = next(i for i, line in enumerate(lines) if "tool call · weather" in line)
+    # the last one: the finished call (the live frame drew it while its arguments streamed)
+    call = max(i for i, line in enumerate(lines) if "tool call · weather" in line)
     assert lines[call].lstrip().startswith("╭─")
     assert '"location": "Florence, Italy"' in lines[call + 2]  # pretty JSON arguments
     assert any("tool result · weather" in line for line in lines)
