@@ -29,8 +29,10 @@ when its ``stream`` accepts them), ``tools`` (function tools: offered to the mod
 request gets ``400 {"error": {"message", "type": "invalid_request_error", "param", "code"}}``,
 as OpenAI answers; a body sent as another media type than JSON (``text/plain``...) gets 415,
 a wrong method 405, a server that is at its run limit 503, a prompt longer than the model's
-context window (non-streamed requests) ``400`` with code ``context_length_exceeded``, all in
-the same shape.
+context window ``400`` with code ``context_length_exceeded`` (streamed or not: a streamed
+response starts once the run's first model call took the prompt, which the local model does
+after checking it against its context window and before computing any token), all in the
+same shape.
 
 Responses: ``stream: true`` -> ``text/event-stream`` of ``chat.completion.chunk`` objects and
 ``data: [DONE]`` (see :mod:`streamops.sinks.openai` for the mapping, the non-OpenAI finish
@@ -89,6 +91,7 @@ from ..adapters.models import resolve_model
 from ..agent import Agent, AgentStream
 from ..events import (
     BaseEvent,
+    ErrorEvent,
     RunEnd,
     StepEnd,
     StepStart,
@@ -273,11 +276,41 @@ class _PooledModel:
             self.pool.release(model)
 
 
+class _Opening:
+    """A model that reports its stream's first event (the model took the prompt) to ``opened``.
+
+    The local model emits its first event once the prompt is tokenized and checked against the
+    context window, before it computes any token; a provider once its request was accepted."""
+
+    def __init__(self, inner: Model, opened: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.opened = opened
+
+    def stream(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Stream[BaseEvent]:
+        return Stream.defer(self._run, messages, kwargs)
+
+    async def _run(
+        self, messages: Sequence[Mapping[str, Any]], kwargs: dict[str, Any]
+    ) -> AsyncGenerator[BaseEvent, None]:
+        async with aclosing(self.inner.stream(messages, **kwargs).__aiter__()) as it:
+            async for ev in it:
+                if not isinstance(ev, ErrorEvent):
+                    self.opened.set()
+                yield ev
+
+
 class _RunSource:
     """One completion's agent run: checks out a model (from the pool), builds the agent, and
-    ends the run at the first step that calls a client tool."""
+    ends the run at the first step that calls a client tool.
+
+    ``opened`` is set once the run's first model call took the prompt, or the run failed
+    (``error``: its first :class:`ErrorEvent` before that), ended or stopped first: a streamed
+    completion waits for it to answer a prompt over the context window with a 400."""
 
     def __init__(self, app_state: _State, request: ChatCompletionRequest, run_id: str) -> None:
+        import anyio
+
         self.state = app_state
         self.request = request
         self.run_id = run_id
@@ -285,6 +318,8 @@ class _RunSource:
         self.agent_stream: AgentStream | None = None
         self.cancelled = False
         self._wait: Any = None
+        self.opened = anyio.Event()
+        self.error: ErrorEvent | None = None
 
     def cancel(self) -> None:
         """Cancel now: the agent's own cancel (it logs ``RunEnd(status="cancelled")``), or, while
@@ -310,6 +345,7 @@ class _RunSource:
                 if model is None:
                     return
             agent = self.agent = st.make_agent(self.request, model)
+            agent.model = _Opening(agent.model, self.opened)
             stream = self.agent_stream = agent.stream(self.request.chat_messages(), run_id=self.run_id)
             if self.cancelled:
                 stream.cancel()
@@ -318,6 +354,10 @@ class _RunSource:
             client_calls = False
             async with aclosing(stream.__aiter__()) as it:
                 async for ev in it:
+                    if isinstance(ev, (ErrorEvent, RunEnd)) and not self.opened.is_set():
+                        if isinstance(ev, ErrorEvent):
+                            self.error = ev
+                        self.opened.set()
                     last_seq = ev.seq
                     if isinstance(ev, (ToolCallStart, ToolCallEnd)) and ev.name and ev.name not in agent.tools:
                         client_calls = True
@@ -339,6 +379,7 @@ class _RunSource:
                     usage=usage,
                 )
         finally:
+            self.opened.set()
             if model is not None and st.pool is not None:
                 st.pool.release(model)
 
@@ -458,6 +499,27 @@ def _bad_role(messages: Sequence[Mapping[str, Any]]) -> Response | None:
                 param=f"messages.{i}.role",
             )
     return None
+
+
+async def _left_before(request: Request, event: Any) -> bool:
+    """Wait for ``event`` (an ``anyio.Event``); ``True`` if the client went away first (the
+    request body was read: its next ASGI message is ``http.disconnect``)."""
+    import anyio
+
+    left = False
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        nonlocal left
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        left = True
+        scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch, tg.cancel_scope)
+        await event.wait()
+        tg.cancel_scope.cancel()
+    return left
 
 
 async def _client_events(handle: RunHandle, server_tools: Mapping[str, Any]) -> AsyncGenerator[BaseEvent, None]:
@@ -631,6 +693,15 @@ def create_app(
             obj = completion_object(msg, model=model_name, completion_id=completion_id)
             return JSONResponse(obj, headers=headers)
 
+        # Streamed: the status goes out with the first byte, so wait until the model took the
+        # prompt (the local model: tokenized and checked against its context window, before
+        # any token is computed), and answer a prompt over the window with OpenAI's 400.
+        if await _left_before(request, source.opened):
+            handle.cancel()
+            return Response(status_code=499, headers=headers)
+        if source.error is not None and source.error.error_type in _CONTEXT_ERRORS:
+            handle.cancel()
+            return _error(400, source.error.message, param="messages", code="context_length_exceeded")
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
         enc = ChunkEncoder(model=model_name, completion_id=completion_id, include_usage=include_usage)

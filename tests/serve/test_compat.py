@@ -65,5 +65,19 @@ def test_local_model_is_listed_with_its_alias_and_a_long_prompt_is_context_lengt
         with pytest.raises(openai.BadRequestError) as info:
             c.chat.completions.create(model="local", messages=[{"role": "user", "content": prompt}], max_tokens=4)
         assert info.value.code == "context_length_exceeded"
+        # streamed: the same 400 before any stream starts, as OpenAI answers
+        with pytest.raises(openai.BadRequestError) as streamed:
+            c.chat.completions.create(
+                model="local", messages=[{"role": "user", "content": prompt}], max_tokens=4, stream=True
+            )
+        assert streamed.value.status_code == 400
+        assert streamed.value.code == "context_length_exceeded"
+        assert streamed.value.param == "messages"
+        assert "context window" in streamed.value.message
         r = c.chat.completions.create(model=ids[0], messages=MESSAGES, max_tokens=4)
         assert r.choices[0].message.content is not None
+        # a prompt that fits still streams: role chunk, text, finish reason
+        chunks = list(c.chat.completions.create(model="local", messages=MESSAGES, max_tokens=4, stream=True))
+        assert chunks[0].choices[0].delta.role == "assistant"
+        assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        assert chunks[-1].choices[0].finish_reason == "length"

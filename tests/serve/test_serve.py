@@ -30,7 +30,7 @@ from streamops.adapters import parse_sse_bytes
 from streamops.adapters.replay import ReplayModel
 
 from streamops import Accumulator, Agent, Stream
-from streamops.events import BaseEvent, from_json
+from streamops.events import BaseEvent, RunStart, from_json
 from streamops.models import ToolSpec
 from streamops.operators.aggregate import Message
 from streamops.serve.app import create_app
@@ -473,3 +473,50 @@ def test_streamops_serve_command() -> None:
             proc.kill()
             _, err = proc.communicate()
     assert proc.returncode == 0, err
+
+
+class StalledModel:
+    """A model that never takes the prompt (its stream waits before its first event); records
+    when its stream starts and when it is closed."""
+
+    name = "stalled"
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.closed = threading.Event()
+
+    def stream(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        output_schema: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        agent: str = "",
+    ) -> Stream[BaseEvent]:
+        async def gen() -> AsyncGenerator[BaseEvent, None]:
+            import anyio
+
+            try:
+                self.started.set()
+                await anyio.sleep_forever()
+                yield RunStart(model=self.name, run_id=run_id or "", agent=agent)
+            finally:
+                self.closed.set()
+
+        return Stream(_Once(gen))
+
+
+def test_a_streamed_client_that_leaves_before_the_model_took_the_prompt_cancels_the_run() -> None:
+    """A streamed response starts once the model took the prompt (so that a prompt over the
+    context window gets a 400); a client that leaves while it waits still stops the run."""
+    model = StalledModel()
+    with serve(create_app(model=model, a2a=False)) as base:
+        with pytest.raises(httpx.ReadTimeout):  # no status line yet: the model never started
+            httpx.post(
+                f"{base}/v1/chat/completions",
+                json={"messages": MESSAGES, "stream": True},
+                timeout=httpx.Timeout(5, read=0.5),
+            )
+        assert model.started.is_set()
+        assert model.closed.wait(5), "the run was not stopped when its client left"
