@@ -517,7 +517,13 @@ class TerminalRenderer:
             return
         live = self._live
         if live is not None:
-            live._live_render.set_renderable(live.renderable)  # rich has no public call for this
+            # rich has no public call for "use the current frame without drawing it"; if its
+            # private LiveRender moves, a refresh does the same at the cost of one extra draw
+            live_render = getattr(live, "_live_render", None)
+            if live_render is not None and hasattr(live_render, "set_renderable"):
+                live_render.set_renderable(live.renderable)
+            else:
+                live.refresh()
         for item in items:
             self.console.print(item, soft_wrap=False)
 
