@@ -45,6 +45,52 @@ class _Gone(Exception):
     """The client went away while an event was being sent."""
 
 
+class _Peer:
+    """The accepted socket's side both serving functions share: sending an event (a client
+    that is gone raises :class:`_Gone`), noting a disconnect, closing quietly at the end."""
+
+    __slots__ = ("code", "gone", "websocket")
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.gone = False
+        self.code = 1000
+
+    async def send(self, event: BaseEvent) -> None:
+        from starlette.websockets import WebSocketDisconnect
+
+        try:
+            await self.websocket.send_text(to_json(event).decode("utf-8"))
+        except (WebSocketDisconnect, OSError):  # the client is gone
+            self.gone = True
+            raise _Gone from None
+
+    async def close(self) -> None:
+        if self.gone:
+            return
+        from starlette.websockets import WebSocketDisconnect
+
+        try:
+            await self.websocket.close(code=self.code)
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            pass
+
+
+async def _accept(websocket: WebSocket, allowed_origins: Sequence[str], allow_missing_origin: bool) -> _Peer | None:
+    """Accept the handshake, or refuse it (1008, HTTP 403) for an origin not allowed (``None``).
+
+    Raises:
+        TypeError: ``allowed_origins`` is a single string.
+    """
+    if isinstance(allowed_origins, str):
+        raise TypeError("allowed_origins must be a sequence of origins, not one string: pass [origin]")
+    if not origin_allowed(websocket.headers.get("origin"), allowed_origins, allow_missing=allow_missing_origin):
+        await websocket.close(code=POLICY_VIOLATION)
+        return None
+    await websocket.accept()
+    return _Peer(websocket)
+
+
 def _normalize(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
@@ -94,58 +140,37 @@ async def websocket_sink(
         TypeError: ``allowed_origins`` is a single string (pass a list).
     """
     import anyio
-    from starlette.websockets import WebSocketDisconnect
 
-    if isinstance(allowed_origins, str):
-        raise TypeError("allowed_origins must be a sequence of origins, not one string: pass [origin]")
-    if not origin_allowed(websocket.headers.get("origin"), allowed_origins, allow_missing=allow_missing_origin):
-        await websocket.close(code=POLICY_VIOLATION)
+    peer = await _accept(websocket, allowed_origins, allow_missing_origin)
+    if peer is None:
         return
-    await websocket.accept()
-    gone = False
-    code = 1000
 
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
-            nonlocal gone
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
-                    gone = True
+                    peer.gone = True
                     tg.cancel_scope.cancel()
                     return
 
-        async def send(event: BaseEvent) -> None:
-            nonlocal gone
-            try:
-                await websocket.send_text(to_json(event).decode("utf-8"))
-            except (WebSocketDisconnect, OSError):  # the client is gone
-                gone = True
-                raise _Gone from None
-
         async def produce() -> None:
-            nonlocal code
             try:
                 async with (stream | errors_as_events(reraise=True)).iterate() as it:
                     async for event in it:
-                        await send(event)
+                        await peer.send(event)
             except _Gone:
                 return
             except Exception:  # the stream failed: its ErrorEvent was sent
-                code = INTERNAL_ERROR
+                peer.code = INTERNAL_ERROR
             finally:
                 tg.cancel_scope.cancel()
 
         tg.start_soon(watch)
         tg.start_soon(produce)
 
-    if not gone:
-        try:
-            await websocket.close(code=code)
-        except (WebSocketDisconnect, OSError, RuntimeError):
-            pass
-
+    await peer.close()
 
 INVALID_MESSAGE = "invalid_message"
 """The ``error_type`` of the ``ErrorEvent`` answering a client message that is not a user turn."""
@@ -222,50 +247,37 @@ async def websocket_conversation(
         ValueError: ``max_pending`` < 1.
     """
     import anyio
-    from starlette.websockets import WebSocketDisconnect
 
     if isinstance(allowed_origins, str):
         raise TypeError("allowed_origins must be a sequence of origins, not one string: pass [origin]")
     if max_pending < 1:
         raise ValueError(f"max_pending must be >= 1, got {max_pending}")
     conversation: list[ChatMessage] = [dict(m) for m in history]
-    if not origin_allowed(websocket.headers.get("origin"), allowed_origins, allow_missing=allow_missing_origin):
-        await websocket.close(code=POLICY_VIOLATION)
+    peer = await _accept(websocket, allowed_origins, allow_missing_origin)
+    if peer is None:
         return conversation
-    await websocket.accept()
-    gone = False
-    code = 1000
+    send = peer.send
     inbox_send, inbox = anyio.create_memory_object_stream[str | bytes](max_pending)
-
-    async def send(event: BaseEvent) -> None:
-        nonlocal gone
-        try:
-            await websocket.send_text(to_json(event).decode("utf-8"))
-        except (WebSocketDisconnect, OSError):  # the client is gone
-            gone = True
-            raise _Gone from None
 
     with inbox_send, inbox:  # closed however the tasks end (even before they start)
         async with anyio.create_task_group() as tg:
 
             async def receive() -> None:
-                nonlocal gone, code
                 while True:
                     message = await websocket.receive()
                     if message["type"] == "websocket.disconnect":
-                        gone = True
+                        peer.gone = True
                         tg.cancel_scope.cancel()
                         return
                     data = message.get("text")
                     try:
                         inbox_send.send_nowait(data if data is not None else message.get("bytes") or b"")
                     except anyio.WouldBlock:
-                        code = POLICY_VIOLATION
+                        peer.code = POLICY_VIOLATION
                         tg.cancel_scope.cancel()
                         return
 
             async def converse() -> None:
-                nonlocal code
                 try:
                     async for data in inbox:
                         try:
@@ -281,7 +293,7 @@ async def websocket_conversation(
                         except _Gone:
                             raise
                         except Exception:  # the run's stream failed: its ErrorEvent was sent
-                            code = INTERNAL_ERROR
+                            peer.code = INTERNAL_ERROR
                             return
                         finally:
                             messages = stream.result_messages
@@ -295,9 +307,5 @@ async def websocket_conversation(
             tg.start_soon(receive)
             tg.start_soon(converse)
 
-    if not gone:
-        try:
-            await websocket.close(code=code)
-        except (WebSocketDisconnect, OSError, RuntimeError):
-            pass
+    await peer.close()
     return conversation
