@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from .runlog import RunLimitError
@@ -72,10 +73,11 @@ async def read_body(request: Request, *, max_bytes: int, seconds: float | None) 
         raise _too_large(max_bytes)
     buf = bytearray()
     with anyio.move_on_after(seconds if seconds is not None else float("inf")) as scope:
-        async for chunk in request.stream():
-            buf += chunk
-            if len(buf) > max_bytes:
-                raise _too_large(max_bytes)
+        async with aclosing(request.stream()) as chunks:
+            async for chunk in chunks:
+                buf += chunk
+                if len(buf) > max_bytes:
+                    raise _too_large(max_bytes)
     if scope.cancelled_caught:
         raise BodyError(408, "body_timeout", f"the request body did not arrive within {seconds:g} s")
     return bytes(buf)

@@ -7,7 +7,7 @@ the run's own event stream beside it.
     GET  /v1/models              the served models (OpenAI "List models"); /v1/models/{id} one
     GET  /runs/{run_id}/events   the run's streamops events as SSE (Last-Event-ID resume; 404 unknown)
     GET  /                       streamops/serve/static/index.html, or a placeholder page
-    GET  /healthz                {"status": "ok", "model": ..., "runs": ...}
+    GET  /healthz                {"status": "ok", "model": ..., "runs": kept, "going": running, "max_runs": ...}
     POST /a2a                    the same agent over A2A (JSON-RPC: message/stream, message/send,
                                  tasks/get, tasks/cancel; see streamops.sinks.a2a)
     GET  /.well-known/agent-card.json   its A2A agent card
@@ -820,7 +820,13 @@ def create_app(
     async def healthz(request: Request) -> Response:
         registry = state.registry
         return JSONResponse(
-            {"status": "ok", "model": state.model_name, "runs": 0 if registry is None else len(registry)}
+            {
+                "status": "ok",
+                "model": state.model_name,
+                "runs": 0 if registry is None else len(registry),
+                "going": limit.going,
+                "max_runs": max_runs,
+            }
         )
 
     routes = [
