@@ -507,7 +507,7 @@ _CONTEXT_ERRORS = frozenset({"ContextWindowError", "context_length_exceeded"})
 def _bad_role(messages: Sequence[Mapping[str, Any]]) -> Response | None:
     for i, m in enumerate(messages):
         role = m.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             return _error(
                 400,
                 f"messages[{i}].role: {role!r} is not one of {', '.join(sorted(_ROLES))}",
