@@ -32,9 +32,9 @@ from streamops.serve._uvicorn import head_timeout_protocol
 from streamops.serve.app import create_app
 from tests._tasks import live_tasks
 from tests.conftest import RECORDED
-from tests.serve.test_serve import fold
+from tests.serve.test_a2a import SlowModel
+from tests.serve.test_app import fold
 from tests.sinks._uvicorn import serve
-from tests.sinks.test_a2a import SlowModel
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 

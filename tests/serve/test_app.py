@@ -56,13 +56,12 @@ def fold(events: Sequence[BaseEvent]) -> Message:
 
 
 @contextmanager
-def serve(app: Any, **config: Any) -> Iterator[str]:
-    """Run ``app`` with uvicorn on a free port of 127.0.0.1 in a thread; yield the base URL.
-    ``config``: more ``uvicorn.Config`` options (``http=``, ``limit_concurrency=``...)."""
+def serve(app: Any) -> Iterator[str]:
+    """Run ``app`` with uvicorn on a free port of 127.0.0.1 in a thread; yield the base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **config))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
