@@ -6,6 +6,8 @@
   :class:`~streamops.serve.runlog.RunHandle`, :class:`~streamops.serve.runlog.RunLog` (runs kept
   in memory so a client can resume; they implement :class:`streamops.sinks.resume.ResumableRun`).
 - :mod:`streamops.serve.a2a`: :func:`~streamops.serve.a2a.a2a_routes`.
+- :func:`head_timeout_protocol`: uvicorn's HTTP protocol with a request-head timeout (what
+  ``streamops serve --head-timeout`` runs).
 - ``static/index.html``: the page served at ``/``.
 
 The protocol encoders these build on are in :mod:`streamops.sinks`. Importing this package
@@ -18,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._uvicorn import head_timeout_protocol
     from .a2a import a2a_routes
     from .app import ChatCompletionRequest, create_app
     from .runlog import RunHandle, RunLimitError, RunLog, RunRegistry, UnknownRunError
@@ -26,6 +29,7 @@ _WHERE: dict[str, str] = {
     "a2a_routes": "a2a",
     "ChatCompletionRequest": "app",
     "create_app": "app",
+    "head_timeout_protocol": "_uvicorn",
     "RunHandle": "runlog",
     "RunLimitError": "runlog",
     "RunLog": "runlog",
@@ -43,6 +47,7 @@ __all__ = [
     "UnknownRunError",
     "a2a_routes",
     "create_app",
+    "head_timeout_protocol",
 ]
 
 

@@ -605,7 +605,7 @@ def create_app(
             arrives and never held past the limit.
         body_timeout: seconds a client has to send a whole body (default 30; ``None``: no
             limit); past it 408 (code ``body_timeout``). Slow request *heads* are the
-            HTTP server's to cut: see :mod:`streamops.serve.uvicorn_http` (``streamops
+            HTTP server's to cut: see :func:`streamops.serve.head_timeout_protocol` (``streamops
             serve --head-timeout``).
         max_output_tokens: the largest ``max_tokens``/``max_completion_tokens`` a request may
             ask for (default 131,072); past it 400 with ``param`` naming the field.

@@ -170,3 +170,34 @@ def test_run_limit_releases_once() -> None:
     release()
     assert limit.held == 0 and limit.going == 1
     limit.acquire()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_head_timeout_cuts_no_response_in_flight_and_no_prompt_keep_alive_request(
+    anyio_backend: str,
+) -> None:
+    """Head timeout 0.5 s: a 2-second stream (SlowModel) is served whole, a keep-alive
+    connection's next request 0.3 s after the previous response is served, and a connection
+    that sends half a head is closed after 0.5 s (the attack suite does it for 200)."""
+    from streamops.serve import head_timeout_protocol
+    from tests.serve.test_a2a import SlowModel
+    from tests.sinks._uvicorn import serve
+
+    app = create_app(model=SlowModel(), a2a=False)
+    async with serve(app, http=head_timeout_protocol(0.5)) as base, httpx.AsyncClient(base_url=base, timeout=30) as c:
+        with anyio.fail_after(30):
+            body = {**BODY, "stream": True}
+            async with c.stream("POST", "/v1/chat/completions", json=body) as r:
+                lines = [line async for line in r.aiter_lines() if line.startswith("data: ")]
+            assert lines[-1] == "data: [DONE]" and sum('"content":"w' in line for line in lines) == 100
+            await anyio.sleep(0.3)
+            again = await c.get("/healthz")  # the same keep-alive connection
+            assert again.status_code == 200
+            port = int(base.rsplit(":", 1)[1])
+            s = await anyio.connect_tcp("127.0.0.1", port)
+            async with s:
+                await s.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                start = anyio.current_time()
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await s.receive()
+                assert 0.4 < anyio.current_time() - start < 5
