@@ -201,3 +201,60 @@ async def test_the_head_timeout_cuts_no_response_in_flight_and_no_prompt_keep_al
                 with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
                     await s.receive()
                 assert 0.4 < anyio.current_time() - start < 5
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_streamops_serve_limit_flags(processes: int, tmp_path: Any) -> None:
+    """The flags reach the app (body limit, output tokens, run limit) and uvicorn (head
+    timeout), in one process and in uvicorn worker processes (``--processes 2``, which pass
+    them through the environment)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    flags = ["--max-body-bytes", "1000", "--head-timeout", "0.5", "--max-runs", "3", "--max-output-tokens", "10"]
+    flags += ["--body-timeout", "5", "--limit-concurrency", "50"]
+    if processes > 1:
+        flags += ["--processes", "2", "--store", f"sqlite:{tmp_path / 'runs.db'}"]
+    cmd = [sys.executable, "-m", "streamops", "serve", "--port", str(port), "--model", f"replay:{TEXT}", *flags]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None:
+                pytest.fail(f"streamops serve exited: {proc.communicate()[1]}")
+            assert time.monotonic() < deadline, "streamops serve did not come up in 60 s"
+            time.sleep(0.1)
+        assert httpx.get(f"{base}/healthz").json()["max_runs"] == 3
+        big = httpx.post(f"{base}/v1/chat/completions", json={**BODY, "pad": "x" * 2000})
+        assert big.status_code == 413 and big.json()["error"]["code"] == "body_too_large"
+        many = httpx.post(f"{base}/v1/chat/completions", json={**BODY, "max_tokens": 11})
+        assert many.status_code == 400 and many.json()["error"]["param"] == "max_tokens"
+        assert httpx.post(f"{base}/v1/chat/completions", json={**BODY, "max_tokens": 10}).status_code == 200
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            s.settimeout(10)
+            start = time.monotonic()
+            assert s.recv(100) == b""  # closed by the server, without an answer
+            assert 0.4 < time.monotonic() - start < 8
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    assert proc.returncode == 0, err
