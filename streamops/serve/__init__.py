@@ -7,7 +7,8 @@
   in memory so a client can resume; they implement :class:`streamops.sinks.resume.ResumableRun`).
 - :mod:`streamops.serve.a2a`: :func:`~streamops.serve.a2a.a2a_routes`.
 - :func:`head_timeout_protocol`: uvicorn's HTTP protocol with a request-head timeout (what
-  ``streamops serve --head-timeout`` runs).
+  ``streamops serve --head-timeout`` runs); :class:`RunLimit`: one limit on the runs going at
+  once, shared by the routes that start runs.
 - ``static/index.html``: the page served at ``/``.
 
 The protocol encoders these build on are in :mod:`streamops.sinks`. Importing this package
@@ -20,6 +21,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._limits import RunLimit
     from ._uvicorn import head_timeout_protocol
     from .a2a import a2a_routes
     from .app import ChatCompletionRequest, create_app
@@ -31,6 +33,7 @@ _WHERE: dict[str, str] = {
     "create_app": "app",
     "head_timeout_protocol": "_uvicorn",
     "RunHandle": "runlog",
+    "RunLimit": "_limits",
     "RunLimitError": "runlog",
     "RunLog": "runlog",
     "RunRegistry": "runlog",
@@ -41,6 +44,7 @@ _WHERE: dict[str, str] = {
 __all__ = [
     "ChatCompletionRequest",
     "RunHandle",
+    "RunLimit",
     "RunLimitError",
     "RunLog",
     "RunRegistry",

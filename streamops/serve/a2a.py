@@ -98,7 +98,7 @@ def a2a_routes(
     stream cancels its run. ``heartbeat``: seconds of silence after which a stream sends an
     SSE comment line (``None``: never).
 
-    Limits: ``run_limit`` (a :class:`~streamops.serve._limits.RunLimit` shared with other
+    Limits: ``run_limit`` (a :class:`~streamops.serve.RunLimit` shared with other
     routes, as :func:`~streamops.serve.app.create_app` passes, or a number of tasks; ``None``:
     none) bounds the tasks running at once: past it ``message/stream`` and ``message/send``
     get HTTP 503 with the JSON-RPC error :data:`SERVER_BUSY`. A body larger than
@@ -192,7 +192,7 @@ def a2a_routes(
             entry.done.set()
             entry.release()
 
-    async def message_stream(req: Any) -> Response:
+    async def message_stream(req: Any) -> Any:
         from ..sinks._asgi import EventStreamResponse, Write
         from ..sinks.sse import SSE_HEADERS
 
@@ -204,16 +204,8 @@ def a2a_routes(
 
             await run(entry, emit)
 
-        class Releasing(EventStreamResponse):
-            # the task's place is given back even if the response never got to run it (the
-            # client was gone before the response started)
-            async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-                try:
-                    await super().__call__(scope, receive, send)
-                finally:
-                    entry.release()
-
-        return Releasing(produce, headers=dict(SSE_HEADERS), heartbeat_interval=heartbeat)
+        response = EventStreamResponse(produce, headers=dict(SSE_HEADERS), heartbeat_interval=heartbeat)
+        return _Releasing(response, entry.release)
 
     async def message_send(req: Any) -> Response:
         entry, req_id = start(req)
@@ -322,3 +314,19 @@ def a2a_routes(
 
 def _nothing() -> None:
     """The release function of a task under no run limit."""
+
+
+class _Releasing:
+    """An ASGI response that calls ``release`` once it is over, however it ends: a task's place
+    under the run limit is given back even when the response never got to run the task (the
+    client was gone before it started)."""
+
+    def __init__(self, response: Any, release: Callable[[], None]) -> None:
+        self.response = response
+        self.release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            self.release()
