@@ -1,28 +1,16 @@
 """streamops: LLM agent runs as composable, typed, async event streams.
 
-The public API is re-exported here; ``__all__`` lists it (a test keeps it honest). Optional
-parts live in their own modules and import their dependencies lazily:
+The names users write daily are re-exported here (``Stream``, the events, the operators,
+``Agent``, ``tool``); ``__all__`` lists them (a test keeps it honest). The rest is public in its
+own module: the typed errors in ``streamops.errors`` (``from streamops.errors import
+StreamFormatError``), parser and codec internals in theirs (``streamops.jsonstream``,
+``streamops.sse``, ``streamops.operators``). Optional parts import their dependencies lazily:
 ``streamops.rx`` (reactivex), ``streamops.adapters`` (provider SDKs).
 """
 
 from . import events
-from ._host import TaskHostRequired
 from ._stream import Operator, Stage, StageComplete, Stream
 from .agent import Agent, AgentStream, Hooks, RunResult
-from .errors import (
-    BufferOverflowError,
-    EventValidationError,
-    FirstEventTimeout,
-    IdleTimeout,
-    StepTimeout,
-    StreamClosedError,
-    StreamFormatError,
-    StreamopsError,
-    StreamTimeout,
-    ToolTimeout,
-    TotalTimeout,
-    TruncatedStreamError,
-)
 from .events import (
     BaseEvent,
     CustomEvent,
@@ -60,12 +48,9 @@ from .operators import (
     Accumulator,
     ErrorInfo,
     Message,
-    ReplayUnavailableError,
     RunStats,
     Shared,
-    SlowConsumerError,
     StreamMetrics,
-    ThinkTagSplitter,
     TokenCount,
     TokenCounter,
     ToolCall,
@@ -94,7 +79,7 @@ from .operators import (
     timeout,
 )
 from .operators.combine import task_scope
-from .tools import Tool, ToolArgumentsError, ToolContext, tool
+from .tools import Tool, ToolContext, tool
 
 __version__ = "0.1.0"
 
@@ -103,18 +88,14 @@ __all__ = [
     "Agent",
     "AgentStream",
     "BaseEvent",
-    "BufferOverflowError",
     "CustomEvent",
     "DROPPED_DELTAS",
     "ErrorEvent",
     "ErrorInfo",
     "Event",
-    "EventValidationError",
     "FinalOutput",
     "FinishReason",
-    "FirstEventTimeout",
     "Hooks",
-    "IdleTimeout",
     "Message",
     "Model",
     "ObjectDelta",
@@ -125,32 +106,22 @@ __all__ = [
     "ReasoningSignature",
     "RedactedReasoning",
     "RefusalDelta",
-    "ReplayUnavailableError",
     "RunEnd",
     "RunResult",
     "RunStart",
     "RunStats",
     "RunStatus",
     "Shared",
-    "SlowConsumerError",
     "Stage",
     "StageComplete",
     "StepEnd",
     "StepStart",
-    "StepTimeout",
     "Stream",
-    "StreamClosedError",
-    "StreamFormatError",
     "StreamMetrics",
-    "StreamTimeout",
-    "StreamopsError",
-    "TaskHostRequired",
     "TextDelta",
-    "ThinkTagSplitter",
     "TokenCount",
     "TokenCounter",
     "Tool",
-    "ToolArgumentsError",
     "ToolCall",
     "ToolCallDelta",
     "ToolCallEnd",
@@ -160,9 +131,6 @@ __all__ = [
     "ToolProgress",
     "ToolResult",
     "ToolSpec",
-    "ToolTimeout",
-    "TotalTimeout",
-    "TruncatedStreamError",
     "Usage",
     "UsageEvent",
     "__version__",

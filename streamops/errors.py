@@ -8,6 +8,8 @@ streamops still handles it sensibly.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BufferOverflowError",
     "EventValidationError",
@@ -22,6 +24,10 @@ __all__ = [
     "StreamopsError",
     "TruncatedStreamError",
     "UnknownRunError",
+    "TaskHostRequired",
+    "SlowConsumerError",
+    "ReplayUnavailableError",
+    "ToolArgumentsError",
 ]
 
 
@@ -150,3 +156,61 @@ class UnknownRunError(StreamopsError, KeyError):
 
     def __str__(self) -> str:
         return f"unknown run {self.run_id!r} (never started, or evicted)"
+
+
+class TaskHostRequired(StreamopsError, RuntimeError):
+    """An operator that runs tasks was iterated with a bare ``async for``.
+
+    Iterate through a terminal that owns the tasks instead:
+    ``async with stream.iterate() as it: async for x in it: ...``, or ``await
+    stream.collect()`` / ``stream.run(sink)`` / ``first()`` / ``last()``.
+    """
+
+    def __init__(self, operator: str) -> None:
+        super().__init__(
+            f"{operator} runs tasks, which need an owner: iterate with "
+            "`async with stream.iterate() as it: async for x in it: ...` "
+            "(or a terminal: collect(), run(sink), first(), last(), to_list(), iter_sync()), or open "
+            "`async with streamops.task_scope():` around a bare `async for`"
+        )
+
+
+class SlowConsumerError(StreamopsError, RuntimeError):
+    """A ``share``/``tee`` subscriber with ``policy="fail"`` fell ``capacity`` items behind.
+
+    The subscriber receives the items it had buffered, then this error; the other subscribers
+    and the source go on without it.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(
+            f"subscriber fell {capacity} items behind the shared source (policy='fail'); raise buffer=, "
+            "or use policy='block' or 'drop_deltas'"
+        )
+        self.capacity = capacity
+
+
+class ReplayUnavailableError(StreamopsError, LookupError):
+    """``subscribe(from_seq=...)`` asked for items older than the replay log still holds."""
+
+    def __init__(self, requested: int, oldest: int | None) -> None:
+        have = "nothing" if oldest is None else f"seq {oldest} onwards"
+        super().__init__(f"cannot replay from seq {requested}: the replay log holds {have} (raise replay=)")
+        self.requested = requested
+        self.oldest = oldest
+
+
+class ToolArgumentsError(StreamopsError, ValueError):
+    """The arguments of a tool call are not valid: not JSON, not a JSON object, or not what the
+    tool's parameters accept.
+
+    The message lists every offending argument (``days: Input should be a valid integer``),
+    written to be sent back to the model so it can correct the call. ``tool`` is the tool's
+    name; ``errors`` is pydantic's structured error list (``[{"loc": ..., "msg": ..., "type":
+    ...}, ...]``).
+    """
+
+    def __init__(self, message: str, *, tool: str = "", errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.errors: list[dict[str, Any]] = errors or []

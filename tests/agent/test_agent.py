@@ -14,6 +14,7 @@ from streamops.adapters.replay import ReplayModel
 
 import streamops as so
 from streamops.agent import Agent, Hooks
+from streamops.errors import StreamFormatError
 from streamops.models import ToolSpec
 from streamops.tools import ToolContext, tool
 from tests._tasks import live_tasks
@@ -435,7 +436,7 @@ async def test_a_model_stream_that_raises_ends_the_run_failed_keeping_what_came_
         async def _gen(self, call: Any, run_id: str, agent: str) -> AsyncGenerator[so.BaseEvent, None]:
             yield so.RunStart(model="broken", run_id=run_id, agent=agent)
             yield so.TextDelta(delta="partial ", run_id=run_id, agent=agent)
-            raise so.StreamFormatError("invalid JSON in SSE data", data="{oops")
+            raise StreamFormatError("invalid JSON in SSE data", data="{oops")
 
     events = await Agent(Broken([])).stream("x").collect()
     assert "".join(e.delta for e in events if isinstance(e, so.TextDelta)) == "partial "
