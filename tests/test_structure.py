@@ -129,6 +129,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "streamops._host",
             "streamops._bridge",
             "streamops._pump",
+            "streamops._lazy",
             "streamops.jsonstream",
             "streamops.sse",
             "streamops.rx",
