@@ -4,11 +4,13 @@ The names users write daily are re-exported here (``Stream``, the events, the op
 ``Agent``, ``tool``); ``__all__`` lists them (a test keeps it honest). The rest is public in its
 own module: the typed errors in ``streamops.errors`` (``from streamops.errors import
 StreamFormatError``), parser and codec internals in theirs (``streamops.jsonstream``,
-``streamops.sse``, ``streamops.operators``). Optional parts import their dependencies lazily:
-``streamops.rx`` (reactivex), ``streamops.adapters`` (provider SDKs).
+``streamops.sse``, ``streamops.operators.text``). Every operator of ``streamops.operators`` is
+here (``__all__`` takes their names from ``streamops.operators.__all__``). Optional parts
+import their dependencies lazily: ``streamops.rx`` (reactivex), ``streamops.adapters``
+(provider SDKs).
 """
 
-from . import events
+from . import events, operators
 from ._stream import Operator, Stage, StageComplete, Stream
 from .agent import Agent, AgentStream, Hooks, RunResult
 from .events import (
@@ -43,60 +45,22 @@ from .events import (
     to_json,
 )
 from .models import Model, ToolSpec
-from .operators import (
-    DROPPED_DELTAS,
-    Accumulator,
-    ErrorInfo,
-    Message,
-    RunStats,
-    Shared,
-    StreamMetrics,
-    TokenCount,
-    TokenCounter,
-    ToolCall,
-    accumulate,
-    assemble,
-    batch,
-    budget,
-    concat,
-    count_tokens,
-    debounce,
-    filter,
-    map,
-    merge,
-    metrics,
-    of_type,
-    scan,
-    share,
-    smooth,
-    structured,
-    take,
-    take_until,
-    tap,
-    tee,
-    think_tags,
-    throttle,
-    timeout,
-)
+from .operators import *  # noqa: F403  (every operator: listed once, in operators.__all__)
 from .operators.combine import task_scope
 from .tools import Tool, ToolContext, tool
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Accumulator",
     "Agent",
     "AgentStream",
     "BaseEvent",
     "CustomEvent",
-    "DROPPED_DELTAS",
     "ErrorEvent",
-    "ErrorInfo",
     "Event",
     "FinalOutput",
     "FinishReason",
     "Hooks",
-    "Message",
     "Model",
     "ObjectDelta",
     "Operator",
@@ -109,20 +73,14 @@ __all__ = [
     "RunEnd",
     "RunResult",
     "RunStart",
-    "RunStats",
     "RunStatus",
-    "Shared",
     "Stage",
     "StageComplete",
     "StepEnd",
     "StepStart",
     "Stream",
-    "StreamMetrics",
     "TextDelta",
-    "TokenCount",
-    "TokenCounter",
     "Tool",
-    "ToolCall",
     "ToolCallDelta",
     "ToolCallEnd",
     "ToolCallStart",
@@ -134,32 +92,11 @@ __all__ = [
     "Usage",
     "UsageEvent",
     "__version__",
-    "accumulate",
-    "assemble",
-    "batch",
-    "budget",
-    "concat",
-    "count_tokens",
-    "debounce",
     "events",
-    "filter",
     "from_json",
-    "map",
-    "merge",
-    "metrics",
-    "of_type",
-    "scan",
-    "share",
-    "smooth",
-    "structured",
-    "take",
-    "take_until",
-    "tap",
     "task_scope",
-    "tee",
-    "think_tags",
-    "throttle",
-    "timeout",
     "to_json",
     "tool",
 ]
+__all__ += operators.__all__
+__all__.sort()

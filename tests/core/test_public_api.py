@@ -11,6 +11,7 @@ import streamops
 import streamops.errors
 import streamops.events
 import streamops.operators
+import streamops.operators.text
 
 PUBLIC_MODULES = (streamops.events, streamops.errors, streamops.operators)
 HEAVY = ("pydantic", "pydantic_core", "anyio", "reactivex", "httpx", "openai", "anthropic", "litellm")
@@ -101,7 +102,14 @@ def test_parser_internals_and_second_names_are_not_top_level() -> None:
     ):
         assert name not in streamops.__all__ and not hasattr(streamops, name), name
     assert streamops.jsonstream.JsonStreamParser is not None
-    assert streamops.operators.ThinkTagSplitter is not None
+    assert streamops.operators.text.ThinkTagSplitter is not None
+    assert not hasattr(streamops.operators, "ThinkTagSplitter")
+
+
+def test_every_operator_is_top_level_and_listed_once() -> None:
+    # streamops.__all__ takes the operators' names from streamops.operators.__all__
+    assert set(streamops.operators.__all__) <= set(streamops.__all__)
+    assert "errors_as_events" in streamops.__all__
 
 
 def test_errors_are_in_streamops_errors_only() -> None:
@@ -118,7 +126,7 @@ def test_errors_are_in_streamops_errors_only() -> None:
     ]
     assert errors == ["StageComplete"]
     # the modules that raise them still offer them where they were
-    from streamops.operators import ReplayUnavailableError, SlowConsumerError
+    from streamops.operators.share import ReplayUnavailableError, SlowConsumerError
     from streamops.tools import ToolArgumentsError
 
     assert SlowConsumerError is streamops.errors.SlowConsumerError
