@@ -15,8 +15,8 @@ from streamops.adapters.replay import ReplayModel
 import streamops as so
 from streamops.agent import Agent, Hooks
 from streamops.errors import StreamFormatError
-from streamops.models import ToolSpec
 from streamops.tools import ToolContext, tool
+from tests._models import FakeModel, ModelCall
 from tests._tasks import live_tasks
 from tests.conftest import RECORDED
 
@@ -28,7 +28,7 @@ def kinds(events: Sequence[so.BaseEvent]) -> list[str]:
     return [e.kind for e in events]  # type: ignore[attr-defined]
 
 
-class SlowModel:
+class SlowModel(FakeModel):
     """A model double: streams ``words`` with a pause between them, optionally a tool call
     first; records when its stream was closed (the "provider request")."""
 
@@ -41,21 +41,12 @@ class SlowModel:
         self.closed = 0
         self.calls = 0
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-    ) -> so.Stream[so.BaseEvent]:
+    def called(self, call: ModelCall) -> None:
         self.calls += 1
-        call = self.tool_call if self.calls == 1 else None
-        return so.Stream.from_async_iterable(self._gen(call, run_id or "", agent))
 
-    async def _gen(self, call: tuple[str, str] | None, run_id: str, agent: str) -> AsyncGenerator[so.BaseEvent, None]:
-        env = {"run_id": run_id, "agent": agent}
+    async def respond(self, model_call: ModelCall) -> AsyncGenerator[so.BaseEvent, None]:
+        call = self.tool_call if model_call.index == 0 else None
+        env = model_call.env
         try:
             yield so.RunStart(model=self.name, **env)
             if call is not None:
@@ -312,7 +303,7 @@ async def test_max_steps() -> None:
 
     class Loop(SlowModel):
         def stream(self, messages: Sequence[Mapping[str, Any]], **kw: Any) -> so.Stream[so.BaseEvent]:
-            self.calls = 0  # always the tool call
+            self._count = 0  # always the tool call (every call is the first)
             return super().stream(messages, **kw)
 
     events = await Agent(Loop([], tool_call=("again", "{}")), tools=[again], max_steps=3).stream("x").collect()
@@ -433,9 +424,9 @@ async def test_cancel_now_while_a_tool_runs_cancels_the_tool() -> None:
 @pytest.mark.anyio
 async def test_a_model_stream_that_raises_ends_the_run_failed_keeping_what_came_before() -> None:
     class Broken(SlowModel):
-        async def _gen(self, call: Any, run_id: str, agent: str) -> AsyncGenerator[so.BaseEvent, None]:
-            yield so.RunStart(model="broken", run_id=run_id, agent=agent)
-            yield so.TextDelta(delta="partial ", run_id=run_id, agent=agent)
+        async def respond(self, call: ModelCall) -> AsyncGenerator[so.BaseEvent, None]:
+            yield so.RunStart(model="broken", **call.env)
+            yield so.TextDelta(delta="partial ", **call.env)
             raise StreamFormatError("invalid JSON in SSE data", data="{oops")
 
     events = await Agent(Broken([])).stream("x").collect()
