@@ -38,7 +38,7 @@ heartbeats, ``on_disconnect`` cancels or continues it, a stream that raises ends
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._lazy import LazyExports
 
@@ -130,11 +130,5 @@ __all__ = [
 
 
 _EXPORTS = LazyExports(globals(), _MODULES)
-
-
-def __getattr__(name: str) -> Any:
-    return _EXPORTS.get(name)
-
-
-def __dir__() -> list[str]:
-    return _EXPORTS.names()
+__getattr__ = _EXPORTS.get  # PEP 562: a name is imported from its module on first access
+__dir__ = _EXPORTS.names
