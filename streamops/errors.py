@@ -89,56 +89,47 @@ class StreamTimeout(StreamopsError, TimeoutError):
     """A time limit of :func:`streamops.timeout` passed. The source has been closed.
 
     ``limit`` names the limit (``first``, ``idle``, ``total``, ``step``, ``tool``) and
-    ``seconds`` its value; each limit has its own subclass.
+    ``seconds`` its value; each limit has its own subclass, which names its limit and what
+    its message says in the class statement (``class IdleTimeout(StreamTimeout, limit="idle",
+    what="no event for")``).
     """
 
     limit: str = ""
+    _what = "no event within"
+
+    def __init_subclass__(cls, *, limit: str = "", what: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.limit = limit or cls.limit
+        cls._what = what or cls._what
 
     def __init__(self, seconds: float, detail: str = "") -> None:
         msg = f"{self.limit} timeout: {self._what} {seconds:g} s"
         super().__init__(msg + (f" ({detail})" if detail else ""))
         self.seconds = seconds
 
-    _what = "no event within"
 
-
-class FirstEventTimeout(StreamTimeout):
+class FirstEventTimeout(StreamTimeout, limit="first", what="no first event within"):
     """No event arrived within ``first`` seconds of the start."""
 
-    limit = "first"
-    _what = "no first event within"
 
-
-class IdleTimeout(StreamTimeout):
+class IdleTimeout(StreamTimeout, limit="idle", what="no event for"):
     """No event arrived within ``idle`` seconds of the previous one."""
 
-    limit = "idle"
-    _what = "no event for"
 
-
-class TotalTimeout(StreamTimeout):
+class TotalTimeout(StreamTimeout, limit="total", what="stream not finished within"):
     """The stream ran longer than ``total`` seconds."""
 
-    limit = "total"
-    _what = "stream not finished within"
 
-
-class StepTimeout(StreamTimeout):
+class StepTimeout(StreamTimeout, limit="step", what="step not finished within"):
     """An agent step (``step-start`` to ``step-end``) took longer than ``step`` seconds."""
 
-    limit = "step"
-    _what = "step not finished within"
 
-
-class ToolTimeout(StreamTimeout):
+class ToolTimeout(StreamTimeout, limit="tool", what="tool call not answered within"):
     """A tool call took longer than its limit, ``seconds``: seen from the stream
     (``timeout(tool=...)``: ``tool-call-end`` to its ``tool-result``/``tool-error``), or where
     the tool runs (the tool's own ``timeout``; ``tool`` is then the tool's name, else ``None``:
     an async tool has been cancelled, a sync tool's worker thread abandoned, see
     :mod:`streamops.tools`)."""
-
-    limit = "tool"
-    _what = "tool call not answered within"
 
     def __init__(self, seconds: float, detail: str = "", *, tool: str | None = None) -> None:
         super().__init__(seconds, detail)
