@@ -7,11 +7,24 @@ the call, before anything streams (where a double records what it was sent).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamops import BaseEvent, Stream, ToolSpec
+import anyio
+
+from streamops import (
+    BaseEvent,
+    RunEnd,
+    RunStart,
+    Stream,
+    TextDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolSpec,
+    Usage,
+    UsageEvent,
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -59,3 +72,40 @@ class FakeModel:
     def respond(self, call: ModelCall) -> AsyncIterator[BaseEvent]:
         """The events of one call, streamed anew on each iteration of the returned stream."""
         raise NotImplementedError
+
+
+class SlowModel(FakeModel):
+    """A model double: streams ``words`` with a pause between them, optionally a tool call
+    first; records when its stream was closed (the "provider request")."""
+
+    name = "slow"
+
+    def __init__(self, words: list[str], *, pause: float = 0.05, tool_call: tuple[str, str] | None = None) -> None:
+        self.words = words
+        self.pause = pause
+        self.tool_call = tool_call
+        self.closed = 0
+        self.calls = 0
+
+    def called(self, call: ModelCall) -> None:
+        self.calls += 1
+
+    async def respond(self, model_call: ModelCall) -> AsyncGenerator[BaseEvent, None]:
+        call = self.tool_call if model_call.index == 0 else None
+        env = model_call.env
+        try:
+            yield RunStart(model=self.name, **env)
+            if call is not None:
+                name, args = call
+                yield ToolCallStart(call_id="c1", name=name, **env)
+                yield ToolCallEnd(call_id="c1", name=name, arguments=args, **env)
+                yield UsageEvent(usage=Usage(input_tokens=5, output_tokens=3), **env)
+                yield RunEnd(finish_reason="tool_calls", raw_finish_reason="tool_calls", **env)
+                return
+            for w in self.words:
+                await anyio.sleep(self.pause)
+                yield TextDelta(delta=w, **env)
+            yield UsageEvent(usage=Usage(input_tokens=5, output_tokens=len(self.words)), **env)
+            yield RunEnd(finish_reason="stop", raw_finish_reason="stop", **env)
+        finally:
+            self.closed += 1

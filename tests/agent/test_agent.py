@@ -16,7 +16,7 @@ import streamops as so
 from streamops.agent import Agent, Hooks
 from streamops.errors import StreamFormatError
 from streamops.tools import ToolContext, tool
-from tests._models import FakeModel, ModelCall
+from tests._models import ModelCall, SlowModel
 from tests._tasks import live_tasks
 from tests.conftest import RECORDED
 
@@ -26,43 +26,6 @@ ANTHROPIC = RECORDED / "anthropic"
 
 def kinds(events: Sequence[so.BaseEvent]) -> list[str]:
     return [e.kind for e in events]  # type: ignore[attr-defined]
-
-
-class SlowModel(FakeModel):
-    """A model double: streams ``words`` with a pause between them, optionally a tool call
-    first; records when its stream was closed (the "provider request")."""
-
-    name = "slow"
-
-    def __init__(self, words: list[str], *, pause: float = 0.05, tool_call: tuple[str, str] | None = None) -> None:
-        self.words = words
-        self.pause = pause
-        self.tool_call = tool_call
-        self.closed = 0
-        self.calls = 0
-
-    def called(self, call: ModelCall) -> None:
-        self.calls += 1
-
-    async def respond(self, model_call: ModelCall) -> AsyncGenerator[so.BaseEvent, None]:
-        call = self.tool_call if model_call.index == 0 else None
-        env = model_call.env
-        try:
-            yield so.RunStart(model=self.name, **env)
-            if call is not None:
-                name, args = call
-                yield so.ToolCallStart(call_id="c1", name=name, **env)
-                yield so.ToolCallEnd(call_id="c1", name=name, arguments=args, **env)
-                yield so.UsageEvent(usage=so.Usage(input_tokens=5, output_tokens=3), **env)
-                yield so.RunEnd(finish_reason="tool_calls", raw_finish_reason="tool_calls", **env)
-                return
-            for w in self.words:
-                await anyio.sleep(self.pause)
-                yield so.TextDelta(delta=w, **env)
-            yield so.UsageEvent(usage=so.Usage(input_tokens=5, output_tokens=len(self.words)), **env)
-            yield so.RunEnd(finish_reason="stop", raw_finish_reason="stop", **env)
-        finally:
-            self.closed += 1
 
 
 # --------------------------------------------------------------------------- real tools
