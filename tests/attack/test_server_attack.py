@@ -30,9 +30,9 @@ from streamops.adapters import parse_sse_bytes
 
 from streamops.serve._uvicorn import head_timeout_protocol
 from streamops.serve.app import create_app
+from tests._models import SlowModel
 from tests._tasks import live_tasks
 from tests.conftest import RECORDED
-from tests.serve.test_a2a import SlowModel
 from tests.serve.test_app import fold
 from tests.sinks._uvicorn import serve
 
@@ -400,7 +400,7 @@ async def test_200_mid_stream_disconnects_leave_nothing_behind() -> None:
     """200 clients of a 2-second stream leave after its first delta: every run is cancelled
     (``/healthz`` shows none going), and tasks, file descriptors and RSS come back to their start
     (RSS within 30 MiB: allocator arenas keep some of what 200 runs used)."""
-    async with server(SlowModel()) as base:
+    async with server(SlowModel([f"w{i} " for i in range(100)], pause=0.02)) as base:
         async with httpx.AsyncClient(base_url=base, timeout=30) as warm:  # imports, first allocations
             await warm.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
         gc.collect()

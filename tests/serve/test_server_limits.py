@@ -180,10 +180,10 @@ async def test_the_head_timeout_cuts_no_response_in_flight_and_no_prompt_keep_al
     connection's next request 0.3 s after the previous response is served, and a connection
     that sends half a head is closed after 0.5 s (the attack suite does it for 200)."""
     from streamops.serve import head_timeout_protocol
-    from tests.serve.test_a2a import SlowModel
+    from tests._models import SlowModel
     from tests.sinks._uvicorn import serve
 
-    app = create_app(model=SlowModel(), a2a=False)
+    app = create_app(model=SlowModel([f"w{i} " for i in range(100)], pause=0.02), a2a=False)
     async with serve(app, http=head_timeout_protocol(0.5)) as base, httpx.AsyncClient(base_url=base, timeout=30) as c:
         with anyio.fail_after(30):
             body = {**BODY, "stream": True}
