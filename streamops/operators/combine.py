@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._host import current_host, hosted
 from .._stream import Stream, aclose_iterator
-from ..events import BaseEvent, ErrorEvent, derive
+from ..events import BaseEvent, derive
+from .errors import error_event
 
 if TYPE_CHECKING:
     import anyio
@@ -238,15 +239,9 @@ class _MergeIterator:
 
     def _source_failed(self, src: _Source, exc: Exception, last: Any) -> None:
         if self._on_error == "continue":
-            run_id = last.run_id if isinstance(last, BaseEvent) else ""
-            agent = src.label or (last.agent if isinstance(last, BaseEvent) else "")
-            event = ErrorEvent(
-                run_id=run_id,
-                agent=agent,
-                seq=last.seq + 1 if isinstance(last, BaseEvent) else 0,
-                error_type=type(exc).__name__,
-                message=str(exc),
-            )
+            event = error_event(exc, last if isinstance(last, BaseEvent) else None)
+            if src.label:
+                event = derive(event, agent=src.label)
             src.pending += 1
             self._q.append((src, event))
             return

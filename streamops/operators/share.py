@@ -15,6 +15,7 @@ block has exited, raises :class:`~streamops.TaskHostRequired`.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 from .._host import TaskHostRequired
 from .._stream import Stream, aclose_iterator
 from ..errors import StreamClosedError, StreamopsError
-from ..events import BaseEvent, CustomEvent, ReasoningDelta, TextDelta, ToolCallDelta
+from ..events import BaseEvent, CustomEvent, ReasoningDelta, TextDelta, ToolCallDelta, envelope
 
 if TYPE_CHECKING:
     import anyio
@@ -114,9 +115,7 @@ class _Gap:
     def event(self) -> CustomEvent:
         first = self.first
         return CustomEvent(
-            run_id=first.run_id,
-            agent=first.agent,
-            seq=first.seq,
+            **envelope(first, ts=time.time(), raw=None),
             name=DROPPED_DELTAS,
             data={
                 "count": self.count,

@@ -23,6 +23,7 @@ from ..events import (
     RunStart,
     StepStart,
     TextDelta,
+    envelope,
 )
 from ..jsonstream import JsonDelta, JsonStreamError, JsonStreamParser
 
@@ -38,10 +39,6 @@ class _Run:
         self.parser = JsonStreamParser(lenient=lenient)
         self.failed = False
         self.last: BaseEvent | None = None
-
-
-def _envelope(e: BaseEvent) -> dict[str, Any]:
-    return {"run_id": e.run_id, "agent": e.agent, "seq": e.seq, "ts": e.ts, "raw": e.raw}
 
 
 def structured(
@@ -104,7 +101,7 @@ def structured(
         adapter = TypeAdapter(output_type)
 
     def finish(st: _Run | None, src: BaseEvent, down: Push) -> None:
-        env = _envelope(src)
+        env = envelope(src)
         if st is None:
             down(ErrorEvent(**env, error_type="output_json", message="the run produced no output text"))
             return
@@ -136,21 +133,11 @@ def structured(
         completed = False
         for ev in events:
             if type(ev) is JsonDelta:
-                down(
-                    ObjectDelta(
-                        run_id=src.run_id,
-                        agent=src.agent,
-                        seq=src.seq,
-                        ts=src.ts,
-                        raw=src.raw,
-                        json_path=ev.path,
-                        delta=ev.delta,
-                    )
-                )
+                down(ObjectDelta(**envelope(src), json_path=ev.path, delta=ev.delta))
             else:
                 completed = True
         if completed and snapshots:
-            down(PartialObject(**_envelope(src), value=st.parser.partial))
+            down(PartialObject(**envelope(src), value=st.parser.partial))
 
     def bind(down: Push, end: End) -> tuple[Push, End]:
         runs: dict[str, _Run] = {}
@@ -172,7 +159,7 @@ def structured(
                     emit(st, exc.events, e, down)
                     down(
                         ErrorEvent(
-                            **_envelope(e),
+                            **envelope(e),
                             error_type="output_json",
                             message=f"structured output is not valid JSON: {exc}",
                         )

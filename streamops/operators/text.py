@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal, overload
 
 from .._stream import End, Push, Stage, Stream
-from ..events import BaseEvent, ReasoningDelta, RunEnd, TextDelta, deriver
+from ..events import BaseEvent, ReasoningDelta, RunEnd, TextDelta, deriver, envelope
 
 __all__ = ["ThinkTagSplitter", "smooth", "think_tags"]
 
@@ -700,17 +700,7 @@ def think_tags(open_tag: str = "<think>", close_tag: str = "</think>", *, opened
         def out(src: Any, pieces: list[tuple[bool, str]]) -> None:
             for reasoning, text in pieces:
                 if reasoning:
-                    down(
-                        ReasoningDelta(
-                            run_id=src.run_id,
-                            agent=src.agent,
-                            seq=src.seq,
-                            ts=src.ts,
-                            raw=src.raw,
-                            delta=text,
-                            block_id=src.block_id,
-                        )
-                    )
+                    down(ReasoningDelta(**envelope(src), delta=text, block_id=src.block_id))
                 else:
                     down(_make(src, text))
 
