@@ -10,7 +10,7 @@ from .structured import structured
 from .text import ThinkTagSplitter, smooth, think_tags
 from .time import batch, debounce, throttle, timeout
 from .tokens import TokenCount, TokenCounter, budget, count_tokens
-from .transform import map, scan, tap
+from .transform import Sequencer, map, restamp, scan, tap
 
 __all__ = [
     "Accumulator",
@@ -19,6 +19,7 @@ __all__ = [
     "Message",
     "ReplayUnavailableError",
     "RunStats",
+    "Sequencer",
     "Shared",
     "SlowConsumerError",
     "StreamMetrics",
@@ -39,6 +40,7 @@ __all__ = [
     "merge",
     "metrics",
     "of_type",
+    "restamp",
     "scan",
     "share",
     "smooth",

@@ -21,11 +21,13 @@ def error_event(exc: BaseException, last: BaseEvent | None) -> ErrorEvent:
     """The ``ErrorEvent`` that stands for ``exc``, raised by a stream after ``last`` (``None``:
     before any event): ``last``'s envelope (run, agent, every envelope field but ``ts`` and
     ``raw``: see :func:`~streamops.events.envelope`), the next seq (0 with no ``last``),
-    ``error_type`` the exception's class name, ``message`` its ``str()``."""
+    ``error_type`` the exception's class name, ``message`` its ``str()`` (its ``repr()`` when
+    that is empty: ``TimeoutError()`` says more than nothing)."""
+    message = str(exc) or repr(exc)
     if last is None:
-        return ErrorEvent(error_type=type(exc).__name__, message=str(exc))
+        return ErrorEvent(error_type=type(exc).__name__, message=message)
     return ErrorEvent(
-        **envelope(last, seq=last.seq + 1, ts=time.time(), raw=None), error_type=type(exc).__name__, message=str(exc)
+        **envelope(last, seq=last.seq + 1, ts=time.time(), raw=None), error_type=type(exc).__name__, message=message
     )
 
 

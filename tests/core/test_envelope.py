@@ -67,7 +67,7 @@ def _same_envelope(out: BaseEvent, src: BaseEvent, *, changed: tuple[str, ...] =
 
 
 def test_the_envelope_is_basevents_fields() -> None:
-    assert ENVELOPE_FIELDS == tuple(f.name for f in dataclasses.fields(BaseEvent))
+    assert tuple(f.name for f in dataclasses.fields(BaseEvent)) == ENVELOPE_FIELDS
     assert {"run_id", "agent", "seq", "ts", "raw"} <= set(ENVELOPE_FIELDS)
     for cls in EVENT_KINDS.values():  # every event class carries all of it
         assert set(ENVELOPE_FIELDS) <= {f.name for f in dataclasses.fields(cls)}
