@@ -51,6 +51,21 @@ def task_scope() -> AbstractAsyncContextManager[TaskGroup]:
     return hosted()
 
 
+
+async def aclose_shielded(it: object) -> Exception | None:
+    """Close the iterator ``it`` (:func:`~streamops._stream.aclose_iterator`) shielded from
+    cancellation, so that a source's own cleanup runs even when its task, or the whole host,
+    is being cancelled; return the ``Exception`` its ``aclose()`` raised, if any. For the
+    operators that pull a source in a task of their own (``merge``, ``share``)."""
+    import anyio
+
+    with anyio.CancelScope(shield=True):
+        try:
+            await aclose_iterator(it)
+        except Exception as exc:
+            return exc
+    return None
+
 class _MergedStream(Stream[T]):
     """A merge with no stages after it: terminals iterate the merge directly.
 
@@ -222,13 +237,9 @@ class _MergeIterator:
                     self._source_failed(src, exc, last)
                 finally:
                     if it is not None:
-                        # Shielded: the source's own cleanup runs even when this task, or the
-                        # whole host, is being cancelled.
-                        with anyio.CancelScope(shield=True):
-                            try:
-                                await aclose_iterator(it)
-                            except Exception as exc:
-                                self._source_failed(src, exc, last)
+                        failed = await aclose_shielded(it)
+                        if failed is not None:
+                            self._source_failed(src, failed, last)
         finally:
             src.scope = None
             self._active -= 1

@@ -26,6 +26,7 @@ from .._host import TaskHostRequired
 from .._stream import Stream, aclose_iterator
 from ..errors import StreamClosedError, StreamopsError
 from ..events import BaseEvent, CustomEvent, ReasoningDelta, TextDelta, ToolCallDelta, envelope
+from .combine import aclose_shielded
 
 if TYPE_CHECKING:
     import anyio
@@ -424,12 +425,9 @@ class Shared(Generic[T]):
                     self._error = exc
                 finally:
                     if it is not None:
-                        with anyio.CancelScope(shield=True):
-                            try:
-                                await aclose_iterator(it)
-                            except Exception as exc:
-                                if self._error is None and not self._closed:
-                                    self._error = exc
+                        failed = await aclose_shielded(it)
+                        if failed is not None and self._error is None and not self._closed:
+                            self._error = failed
         finally:
             self._done = True
             for sub in self._subs:

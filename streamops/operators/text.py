@@ -154,6 +154,14 @@ def _safe_len(s: str) -> int:
     return len(s)
 
 
+def _same_block(e: Any, c: Any) -> bool:
+    """``e`` continues the block of the delta ``c`` (``None``: no block open): same class,
+    block id, run and agent."""
+    return c is not None and (
+        e.__class__ is c.__class__ and e.block_id == c.block_id and e.run_id == c.run_id and e.agent == c.agent
+    )
+
+
 def _make(src: Any, text: str) -> Any:
     """A delta of ``src``'s class with ``src``'s envelope and block id and ``text``."""
     if text == src.delta:
@@ -328,12 +336,10 @@ def _chunker(
                 split_held(n, e, c)
 
         def push_other(e: Any) -> None:
-            # sentence / grapheme / a user regex.
+            # sentence / grapheme / a user regex (push_local inlines the same block test).
             nonlocal buf, cur
             c = cur
-            if c is None or not (
-                e.__class__ is c.__class__ and e.block_id == c.block_id and e.run_id == c.run_id and e.agent == c.agent
-            ):
+            if not _same_block(e, c):
                 if not begin(e):
                     return
                 c = cur
