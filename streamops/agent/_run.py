@@ -10,7 +10,7 @@
 
 and each step (one model call and the tool calls it asks for)::
 
-    StepStart, model.stream(...) | restamp | call ids | fold, StepEnd   | run_tools(tools)
+    StepStart, model.stream(...) | own run id | call ids | fold, StepEnd   | run_tools(tools)
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ..events import (
     ToolError,
     ToolResult,
     Usage,
+    derive,
 )
 from ..operators.aggregate import Accumulator, Message
 from ..operators.errors import errors_as_events
@@ -119,7 +120,7 @@ class Run:
         agent = self.agent
         out: Stream[BaseEvent] = Stream.defer(self._steps) | errors_as_events() | Stage(self._failed_end, "failed_end")
         if agent.output_type is not None:
-            out = out | structured(agent.output_type, json_errors="at_end", finish_on=_OUTPUT_STATUSES)
+            out = out | structured(agent.output_type, keep_text=True, json_errors="at_end", finish_on=_OUTPUT_STATUSES)
         return out | restamp(self.sequencer) | call_hooks(
             agent.hooks, self.sequencer, fold=self.partial.add, on_end=self._ended, left=self._left
         )
@@ -140,6 +141,14 @@ class Run:
             end()
 
         return push, end_
+
+    def _own(self, ev: BaseEvent) -> BaseEvent:
+        # The model was given this run's id and agent name; one that ignores them gets its
+        # events relabelled (structured() keeps its state per run id). Seqs are the run's
+        # restamp's job.
+        if ev.run_id == self.run_id and ev.agent == self.agent.name:
+            return ev
+        return derive(ev, run_id=self.run_id, agent=self.agent.name)
 
     def _step_ended(self, _: Message) -> bool:
         return self.step_message is not None  # not cut short by a cancel now
@@ -213,7 +222,7 @@ class Run:
                 agent=agent.name,
                 **agent.model_settings,
             )
-            | restamp(run_id=self.run_id, agent=agent.name)
+            | map_(self._own)
             | map_(CallIds(step).fix)
         )
         async with aclosing(model_stream.__aiter__()) as it:
