@@ -37,7 +37,7 @@ from ..events import (
 from ..operators.aggregate import Accumulator, Message
 from ..operators.errors import errors_as_events
 from ..operators.structured import structured
-from ..operators.transform import Sequencer, restamp
+from ..operators.transform import Sequencer, restamp, tap
 from ..operators.transform import map as map_
 
 if TYPE_CHECKING:
@@ -224,18 +224,14 @@ class Run:
             )
             | map_(self._own)
             | map_(CallIds(step).fix)
+            | tap(acc.add)  # the step's fold: its message, usage and status
         )
         async with aclosing(model_stream.__aiter__()) as it:
-            while True:
-                ev = await self._next(it)
-                if ev is None:
-                    break
-                acc.add(ev)
-                if isinstance(ev, RunEnd):
-                    self.step_failed = ev.status == "failed"
+            while (ev := await self._next(it)) is not None:
                 yield ev
         self.open_step = None
         msg = acc.message()
+        self.step_failed = msg.status == "failed"  # the model's own run end said so
         usage = msg.usage or Usage()
         self.usage = self.usage + usage  # the partial step's too, when cancelled now
         if self.control.cancelled:
