@@ -29,12 +29,17 @@ events = st.lists(
 )
 
 
-@given(items=events, run_id=st.one_of(st.none(), st.just("run")), agent=st.one_of(st.none(), st.just("bot")))
+@given(
+    items=events,
+    run_id=st.one_of(st.none(), st.just("run")),
+    agent=st.one_of(st.none(), st.just("bot")),
+    backend=st.sampled_from(["asyncio", "trio"]),
+)
 def test_restamp_numbers_every_event_once_and_changes_nothing_else(
-    items: list[Any], run_id: str | None, agent: str | None
+    items: list[Any], run_id: str | None, agent: str | None, backend: str
 ) -> None:
     seqs = [i.seq for i in items if isinstance(i, BaseEvent)]
-    out = Stream.from_iterable(items).pipe(restamp(run_id=run_id, agent=agent)).to_list()
+    out = Stream.from_iterable(items).pipe(restamp(run_id=run_id, agent=agent)).to_list(backend=backend)
     assert len(out) == len(items)
     evs = [(i, o) for i, o in zip(items, out, strict=True) if isinstance(i, BaseEvent)]
     assert [o.seq for _, o in evs] == list(range(len(evs)))  # unique, monotonic, from 0
