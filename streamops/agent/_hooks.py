@@ -105,6 +105,8 @@ def call_hooks(
             fold(extra)
         return out
 
+    quiet = hooks.on_chunk is None and hooks.on_error is None and hooks.on_stream_start is None
+
     async def gen(up: Stream[BaseEvent]) -> AsyncGenerator[BaseEvent, None]:
         ended = False
         try:
@@ -112,6 +114,10 @@ def call_hooks(
                 async for ev in it:
                     if isinstance(ev, RunEnd):
                         ended = True
+                    elif quiet:  # no hook to call for this event: the fast path
+                        fold(ev)
+                        yield ev
+                        continue
                     for out in await emit(ev):
                         yield out
         finally:

@@ -10,7 +10,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .._host import TaskHostRequired, current_host
 from .._stream import Stream
-from ..events import BaseEvent, ToolError, ToolProgress, ToolResult, envelope
+from ..events import (
+    BaseEvent,
+    ErrorEvent,
+    RunEnd,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolError,
+    ToolProgress,
+    ToolResult,
+    envelope,
+)
 from ..operators.aggregate import Accumulator, Message, ToolCall
 
 if TYPE_CHECKING:
@@ -99,7 +110,8 @@ async def _run_tools(
     last: BaseEvent | None = None
     async with aclosing(up.__aiter__()) as it:
         async for ev in it:
-            acc.add(ev)
+            if isinstance(ev, _FOLDED):  # what decides the calls; text and usage do not
+                acc.add(ev)
             last = ev
             yield ev
     if last is None:
@@ -113,6 +125,10 @@ async def _run_tools(
     async with aclosing(_Calls(tools, tool_timeout, control, calls, last).events()) as evs:
         async for ev in evs:
             yield ev
+
+
+_FOLDED = (ToolCallStart, ToolCallDelta, ToolCallEnd, ErrorEvent, RunEnd)
+"""The events :func:`run_tools` folds: the calls, and what says the response failed."""
 
 
 class _Calls:

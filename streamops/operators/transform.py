@@ -14,7 +14,7 @@ from contextlib import aclosing
 from typing import Any, TypeVar, overload
 
 from .._stream import End, Push, Stage, Stream
-from ..events import BaseEvent, derive
+from ..events import BaseEvent, derive, deriver
 
 __all__ = ["Sequencer", "map", "restamp", "scan", "tap"]
 
@@ -158,8 +158,10 @@ class Sequencer:
         self.next = n + 1
         run_id = event.run_id if self.run_id is None else self.run_id
         agent = event.agent if self.agent is None else self.agent
-        if event.seq == n and event.run_id == run_id and event.agent == agent:
-            return event
+        if event.run_id == run_id and event.agent == agent:
+            if event.seq == n:
+                return event
+            return deriver(event.__class__, "seq")(event, n)  # the common case: half a derive()
         return derive(event, seq=n, run_id=run_id, agent=agent)
 
     def make(self, cls: type[E], /, **fields: Any) -> E:
