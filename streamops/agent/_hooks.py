@@ -81,7 +81,7 @@ def call_hooks(
       ``left()`` is awaited, shielded (it reports the run's end to ``on_stream_end`` and
       ``on_end``; nobody can receive it in the stream).
 
-    Marble (``on_chunk`` raises on ``b``; ``H`` its error event)::
+    Marble: (``on_chunk`` raises on ``b``; ``H`` its error event)::
 
         S a b E |  | call_hooks(...)  ->  S a b H E |
     """

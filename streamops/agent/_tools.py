@@ -88,7 +88,7 @@ def run_tools(
       are cancelled and awaited (shielded) before the operator returns.
     - Buffers: the response's fold (text, calls) and the calls' events not yet pulled.
 
-    Marble (``C`` a call of ``add`` ending in the response, ``R`` its result)::
+    Marble: (``C`` a call of ``add`` ending in the response, ``R`` its result)::
 
         S t C E |  | run_tools({"add": add})  ->  S t C E R |
     """

@@ -189,7 +189,7 @@ def restamp(
     - Fails: when the upstream fails.
     - Cancels: when the downstream stops (the upstream is closed). Buffers nothing.
 
-    Marble (``x@n``: event ``x`` with seq ``n``): ``a@4 b@0 c@0 | restamp()`` gives
+    Marble: (``x@n``: event ``x`` with seq ``n``) ``a@4 b@0 c@0 | restamp()`` gives
     ``a@0 b@1 c@2``.
     """
 
