@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from ..models import ChatMessage
 
 
-__all__ = ["CallIds", "Mailbox", "assistant_message"]
+__all__ = ["TOOL_CALL_EVENTS", "CallIds", "Mailbox", "assistant_message"]
+
+TOOL_CALL_EVENTS = (ToolCallStart, ToolCallDelta, ToolCallEnd)
+"""The events of a tool call as the model streams it."""
 
 E = TypeVar("E", bound=BaseEvent)
 
@@ -67,7 +70,7 @@ class CallIds:
 
     def fix(self, ev: E) -> E:
         """``ev``, or (a tool-call start/delta/end without an id) a copy with its call's id."""
-        if not isinstance(ev, (ToolCallStart, ToolCallDelta, ToolCallEnd)):
+        if not isinstance(ev, TOOL_CALL_EVENTS):
             return ev
         call: ToolCallStart | ToolCallDelta | ToolCallEnd = ev
         cid = call.call_id

@@ -10,18 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .._host import TaskHostRequired, current_host
 from .._stream import Stream
-from ..events import (
-    BaseEvent,
-    ErrorEvent,
-    RunEnd,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    ToolError,
-    ToolProgress,
-    ToolResult,
-    envelope,
-)
+from ..events import BaseEvent, ErrorEvent, RunEnd, ToolError, ToolProgress, ToolResult, envelope
 from ..operators.aggregate import Accumulator, Message, ToolCall
 
 if TYPE_CHECKING:
@@ -29,7 +18,7 @@ if TYPE_CHECKING:
 
     from ..tools import Tool
 
-from ._calls import Mailbox
+from ._calls import TOOL_CALL_EVENTS, Mailbox
 
 __all__ = ["ToolControl", "result_text", "run_tools"]
 
@@ -127,7 +116,7 @@ async def _run_tools(
             yield ev
 
 
-_FOLDED = (ToolCallStart, ToolCallDelta, ToolCallEnd, ErrorEvent, RunEnd)
+_FOLDED = (*TOOL_CALL_EVENTS, ErrorEvent, RunEnd)
 """The events :func:`run_tools` folds: the calls, and what says the response failed."""
 
 
