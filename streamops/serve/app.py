@@ -221,12 +221,14 @@ class _ClientTools:
 
 
 def _accepted(model: Model, wanted: dict[str, Any]) -> dict[str, Any]:
-    """The settings of ``wanted`` that ``model.stream`` takes as keywords."""
+    """The settings of ``wanted`` that ``model.stream`` takes as keywords (a ``**options:
+    Unpack[StreamOptions]`` takes the common stream options only, no settings)."""
     try:
         params = inspect.signature(model.stream).parameters
     except (TypeError, ValueError):
         return {}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    var = [p for p in params.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    if var and "StreamOptions" not in str(var[0].annotation):
         return wanted
     return {k: v for k, v in wanted.items() if k in params}
 
