@@ -113,6 +113,7 @@ class _MergeIterator:
         "_buffer",
         "_closed",
         "_error",
+        "_interrupted",
         "_low",
         "_on_error",
         "_q",
@@ -137,6 +138,7 @@ class _MergeIterator:
         self._started = False
         self._closed = False
         self._error: BaseException | None = None
+        self._interrupted = False  # a source task was cancelled from outside (not by the merge)
 
     def __aiter__(self) -> _MergeIterator:
         return self
@@ -167,6 +169,13 @@ class _MergeIterator:
                 await self.aclose()
                 raise error
             if self._active == 0 or self._closed:
+                if self._interrupted:
+                    # A cancellation from outside (a deadline around the consumer, the host
+                    # being cancelled) ended the sources, not their end: the consumer is inside
+                    # the same cancelled scope, so let it see the cancellation instead of
+                    # reporting a complete stream.
+                    self._interrupted = False
+                    await anyio.lowlevel.checkpoint()
                 raise StopAsyncIteration
             waiter = self._waiter = anyio.Event()
             await waiter.wait()
@@ -228,6 +237,11 @@ class _MergeIterator:
                                 await aclose_iterator(it)
                             except Exception as exc:
                                 self._source_failed(src, exc, last)
+        except anyio.get_cancelled_exc_class():
+            # Not the merge's own cancellation (that one stops at the source's scope).
+            if not self._closed:
+                self._interrupted = True
+            raise
         finally:
             src.scope = None
             self._active -= 1
