@@ -330,7 +330,11 @@ def merge(
       its last event) is emitted in its place, and the others go on.
     - Cancels: when the consumer stops (``break``, ``aclose()``, cancellation, the end of
       ``iterate()``): every source task is cancelled and every source's ``aclose`` runs
-      (shielded) before the close returns.
+      (shielded) before the close returns. A cancellation from outside (a deadline around the
+      consumer) that ends the sources is never reported as their completion; when it meets a
+      source's failure, the consumer gets either the failure (as itself, on asyncio and trio
+      alike) or the cancellation (``TimeoutError`` from ``anyio.fail_after``), never an
+      ``ExceptionGroup``.
     - Buffers: at most ``buffer`` items per source (default 16; ``buffer=1`` is strict
       one-item hand-off); a source whose items the consumer has not taken waits, and resumes
       when at most ``buffer // 2`` of its items remain.
