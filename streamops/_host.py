@@ -86,7 +86,11 @@ def _unwrap(group: BaseExceptionGroup[BaseException], cancelled: type[BaseExcept
     if len(group.exceptions) == 1:
         return group.exceptions[0]
     _, failures = group.split(cancelled)
-    if failures is not None and len(failures.exceptions) == 1 and not isinstance(failures.exceptions[0], BaseExceptionGroup):
+    if (
+        failures is not None
+        and len(failures.exceptions) == 1
+        and not isinstance(failures.exceptions[0], BaseExceptionGroup)
+    ):
         return failures.exceptions[0]
     return group
 
