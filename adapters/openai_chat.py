@@ -14,7 +14,9 @@ Mapping (:class:`ChatCompletionsParser`):
 
 - the first chunk with an ``id``, choices, usage or an error -> :class:`RunStart` (``model``,
   ``response_id``); chunks before it that carry nothing else (Azure's prompt-filter chunk with
-  an empty id) become :class:`RawEvent` ``"chunk"`` right after the run start;
+  an empty id) become :class:`RawEvent` ``"chunk"`` right after the run start (they are held
+  within the detection window ``max_detect``, 1 MiB by default: past it
+  :class:`~streamops.errors.LimitExceededError`);
 - choice 0 ``delta.reasoning_content`` (DeepSeek, vLLM before 0.11; else ``delta.reasoning``:
   Groq ``reasoning_format: parsed``, OpenRouter, vLLM) -> :class:`ReasoningDelta`,
   ``delta.content`` -> :class:`TextDelta`, ``delta.refusal`` -> :class:`RefusalDelta`; every
@@ -210,7 +212,7 @@ class ChatCompletionsParser(ParserBase):
         usage = payload.get("usage")
         if not self._started:
             if not (payload.get("id") or choices or usage or err or event_type == "error"):
-                self._pending.append(payload)
+                self.hold(self._pending, payload)
                 return
             self._start(payload)
         if choices:
