@@ -33,10 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streamops.adapters._sansio import SSEParser  # noqa: E402
+from streamops.adapters._sansio import SSEParser
 
-from streamops.errors import LimitExceededError, StreamFormatError  # noqa: E402
-from streamops.sse import SSEDecoder  # noqa: E402
+from streamops.errors import LimitExceededError, StreamFormatError
+from streamops.sse import SSEDecoder
 
 READ = 64 * 1024
 MiB = 1024 * 1024
