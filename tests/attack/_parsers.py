@@ -366,8 +366,8 @@ def run_mutations(n: int, seed: int, tally: Tally) -> None:
             before = _prefix_len(file, policy, start)
             # the events the bytes before the damaged event complete are kept (all of them,
             # or as many as came out before a raise)
-            n = min(before, len(events)) if exc is not None else before
-            if problem is None and [proj(e) for e in events[:n]] != _REFS[key][:n]:
+            keep = min(before, len(events)) if exc is not None else before
+            if problem is None and [proj(e) for e in events[:keep]] != _REFS[key][:keep]:
                 problem = "events before the damaged event changed"
             where = f"{problem} [{file}, {kind}, on_malformed={policy}, event at byte {start}]"
             family = kind.split(":")[0] if kind.startswith("JSON") else kind
