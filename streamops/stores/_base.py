@@ -437,18 +437,22 @@ class _Watch:
 
     async def _gen(self) -> AsyncGenerator[RunInfo, None]:
         store = self._store
-        seen: set[str] = set()
+        # Each backend's cursor gives a run once; only the runs listed as existing may come
+        # again (started between taking the cursor and listing them): remember just those,
+        # and forget each when the cursor brings it, so a long watch remembers nothing more.
+        listed: set[str] = set()
         cursor, _ = await store._wait_new_run(None, 0)
         if self._existing:
             for info in await store.runs():
                 if info.status == "running":
-                    seen.add(info.run_id)
+                    listed.add(info.run_id)
                     yield info
         while True:
             cursor, infos = await store._wait_new_run(cursor, 1.0)
             for info in infos:
-                if info.run_id not in seen:
-                    seen.add(info.run_id)
+                if info.run_id in listed:
+                    listed.discard(info.run_id)
+                else:
                     yield info
 
 

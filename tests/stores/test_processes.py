@@ -19,8 +19,7 @@ import pytest
 import streamops as so
 from streamops.events import ErrorEvent, RunEnd, RunStart, TextDelta
 from streamops.stores import RedisNeedsAsyncioError, RedisStore, SQLiteStore
-
-from .conftest import RedisServer, free_port
+from streamops.testing import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,7 +124,7 @@ def test_redis_killed_and_restarted_under_a_live_publisher(tmp_path: Path) -> No
     No event is stored twice; what is lost is exactly what Redis lost (the writes of its last
     second before the kill, not yet fsynced): the run then has a gap, and the publisher's next
     append reports it (ValueError "gap") instead of writing events at wrong positions."""
-    server = RedisServer(free_port(), tmp_path)
+    server = RedisServer(tmp_path)
     server.start()
     try:
         proc = start_publisher(server.url, "r", 300, 0.01)
