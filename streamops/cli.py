@@ -393,6 +393,14 @@ def serve(
         int,
         typer.Option(min=1, max=64, help="Server processes (uvicorn workers); more than 1 needs a shared --store."),
     ] = 1,
+    dispatch: Annotated[
+        bool,
+        typer.Option(help="Enqueue each run for `streamops worker` processes (needs --store redis://...)."),
+    ] = False,
+    agent: Annotated[
+        str | None,
+        typer.Option(help="Agent factory module:attribute (called with the request, returns an Agent)."),
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, each run's
     events at GET /runs/{id}/events, and the agent over A2A at POST /a2a with its card at
@@ -408,8 +416,27 @@ def serve(
     except ImportError as exc:
         _fail(f"the server needs the server extra (pip install 'streamops[server]'): {exc}")
         return
+    if dispatch and not (store or "").startswith(("redis://", "rediss://", "unix://")):
+        _fail("--dispatch needs --store redis://HOST:PORT/DB: the workers take the runs from that Redis")
+        return
+    factory: Any = None
+    if agent is not None:
+        from streamops.serve.dispatch import load_agent_factory
+
+        try:
+            factory = load_agent_factory(agent)
+        except ValueError as exc:
+            _fail(str(exc))
+            return
     try:
-        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens, store=store)
+        application = create_app(
+            model=model,
+            workers=workers,
+            default_max_tokens=max_tokens,
+            store=store,
+            dispatch=dispatch,
+            agent_factory=factory,
+        )
     except (OSError, ValueError) as exc:
         _fail(f"cannot set up the model {model!r}: {exc}")
         return
@@ -423,11 +450,105 @@ def serve(
         from streamops.serve.app import SERVE_ENV
 
         options = {"model": model, "workers": workers, "default_max_tokens": max_tokens, "store": store}
+        options.update(dispatch=dispatch, agent=agent)
         os.environ[SERVE_ENV] = json.dumps(options)
-        factory = "streamops.serve.app:app_from_env"
-        uvicorn.run(factory, factory=True, workers=processes, host=host, port=port, log_level=log_level)
+        app_factory = "streamops.serve.app:app_from_env"
+        uvicorn.run(app_factory, factory=True, workers=processes, host=host, port=port, log_level=log_level)
         return
     uvicorn.run(application, host=host, port=port, log_level=log_level)
+
+
+@app.command()
+def worker(
+    store: Annotated[str, typer.Option(help="The Redis run store and request queue: redis://HOST:PORT/DB.")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="local (default: SmolLM2, offline), a LiteLLM model (openai/gpt-4o), or replay:a.sse,b.sse."),
+    ] = None,
+    agent: Annotated[
+        str | None,
+        typer.Option(help="Agent factory module:attribute (called with the request, returns an Agent)."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=16, help="Local model instances: local generations at once.")
+    ] = 1,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=1024, help="Runs at once (default: --workers).")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens when a request gives none.")] = 256,
+    min_idle: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds without a worker's heartbeat before its request is taken over."),
+    ] = 30.0,
+    lease: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds a run's producer lease lasts without a heartbeat (renewed every third)."),
+    ] = 10.0,
+    name: Annotated[str | None, typer.Option(help="Consumer name in the group (default: host-pid-random).")] = None,
+) -> None:
+    """Run the requests that `streamops serve --dispatch` enqueues: take them from the Redis
+    consumer group (XREADGROUP; XAUTOCLAIM for those a dead worker held after --min-idle
+    seconds), run the agent, publish its events into the run store, acknowledge (XACK).
+
+    Prints `worker NAME ready`, then one line per request (`run ID: completed`...). A request
+    taken over from a dead worker is run again only when its run never started; a started run is
+    ended failed by its lapsed lease instead (see streamops.serve.worker). Exit status 0 on
+    Ctrl-C / SIGTERM; 2 with a one-line message on a bad option.
+    """
+    import signal
+
+    if not store.startswith(("redis://", "rediss://", "unix://")):
+        _fail(f"--store must be a Redis URL (redis://HOST:PORT/DB), got {store!r}")
+        return
+    try:
+        from streamops.serve.dispatch import RequestQueue, load_agent_factory
+        from streamops.serve.worker import Worker
+        from streamops.stores import open_store
+    except ImportError as exc:
+        _fail(f"the worker needs the server and redis extras (pip install 'streamops[server,redis]'): {exc}")
+        return
+    factory: Any = None
+    try:
+        if agent is not None:
+            factory = load_agent_factory(agent)
+        run_store = open_store(store, lease=lease)
+        queue = RequestQueue(store, prefix=getattr(run_store, "prefix", "streamops:"), min_idle=min_idle)
+        w = Worker(
+            run_store,
+            queue,
+            model=model,
+            agent_factory=factory,
+            workers=workers,
+            concurrency=concurrency,
+            default_max_tokens=max_tokens,
+            name=name,
+        )
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot set up the worker: {exc}")
+        return
+
+    async def main() -> None:
+        import anyio
+
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for _ in signals:
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(stop_on_signal)
+            try:
+                await w.run(ready=lambda: print(f"worker {w.name} ready", flush=True))
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await queue.aclose()
+                    await run_store.aclose()
+
+    import anyio
+
+    anyio.run(main, backend="asyncio")
 
 
 def _bench_runner() -> Path | None:

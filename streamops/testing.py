@@ -7,7 +7,7 @@
 - :func:`virtual_backends` gives both, ready for a pytest ``anyio_backend`` fixture.
 
 And real servers for tests and benchmarks: :class:`RedisServer` starts Debian's (or any)
-``redis-server`` on a free 127.0.0.1 port in a directory of its own and stops it by its pid
+``redis-server`` on a free 127.0.0.1 port in a directory of its own (created if missing) and stops it by its pid
 (what the run-store tests and ``benchmarks/bench_stores.py`` use; standard library only).
 
 Under a virtual clock, whenever every task is waiting on a timer, the clock jumps to the next
@@ -121,6 +121,7 @@ class RedisServer:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed (apt-get install -y redis-server; .ci/run does it)")
+        self.dir.mkdir(parents=True, exist_ok=True)
         args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
         args += ["--dir", str(self.dir), "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)

@@ -29,12 +29,15 @@ async def _churn(store: MemoryStore, n: int, tag: str) -> None:
 async def test_memory_store_forgets_expired_runs_even_while_watched(anyio_backend: str) -> None:
     store = MemoryStore(ttl=0.001)
     seen: list[RunInfo] = []
+    last = anyio.Event()
     async with anyio.create_task_group() as tg:
 
         async def watcher() -> None:
             async for info in store.watch():
                 seen.append(info)
                 seen[:] = seen[-10:]  # the consumer keeps nothing: only the store may
+                if info.run_id == f"more-{5999:06d}-" + "x" * 40:
+                    last.set()
 
         tg.start_soon(watcher)
         await anyio.sleep(0.05)
@@ -53,8 +56,7 @@ async def test_memory_store_forgets_expired_runs_even_while_watched(anyio_backen
             tracemalloc.stop()
         # the watcher saw the runs as they started, in order, the last one included
         with anyio.fail_after(5):
-            while not seen or seen[-1].run_id != f"more-{5999:06d}-" + "x" * 40:
-                await anyio.sleep(0.01)
+            await last.wait()
         tg.cancel_scope.cancel()
     assert len(await store.runs()) < 600
     assert grown < 100_000, f"MemoryStore grew {grown} bytes over 6,000 expired runs"
@@ -63,11 +65,14 @@ async def test_memory_store_forgets_expired_runs_even_while_watched(anyio_backen
 async def test_watch_gives_each_run_once_in_start_order_after_expiries(anyio_backend: str) -> None:
     store = MemoryStore(ttl=0.001)
     got: list[str] = []
+    all_seen = anyio.Event()
     async with anyio.create_task_group() as tg:
 
         async def watcher() -> None:
             async for info in store.watch(existing=True):
                 got.append(info.run_id)
+                if len(got) == 31:
+                    all_seen.set()
 
         await store.start("old")  # running: listed as existing, then never again
         tg.start_soon(watcher)
@@ -77,8 +82,7 @@ async def test_watch_gives_each_run_once_in_start_order_after_expiries(anyio_bac
             await store.end(f"r{i}")
             await anyio.sleep(0.002)
         with anyio.fail_after(5):
-            while len(got) < 31:
-                await anyio.sleep(0.01)
+            await all_seen.wait()
         await anyio.sleep(0.05)
         tg.cancel_scope.cancel()
     assert got == ["old", *(f"r{i}" for i in range(30))]
