@@ -30,7 +30,7 @@ from streamops.serve.dispatch import RequestQueue
 from streamops.stores import RedisStore
 from streamops.testing import RedisServer
 from tests.serve._dispatch_agents import expected_text, paced
-from tests.serve.test_serve import client, serve, text_of
+from tests.serve.test_app import client, serve, text_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
