@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Entry",
+    "GapError",
     "LeaseLostError",
     "RunInfo",
     "RunState",
@@ -65,6 +66,18 @@ class LeaseLostError(StreamopsError, RuntimeError):
         super().__init__(f"run {run_id!r} is {status}, not running: its producer's lease was lost or it was ended")
         self.run_id = run_id
         self.status = status
+
+
+class GapError(StreamopsError, ValueError):
+    """An append at position ``first`` of run ``run_id`` would leave a gap: only ``stored``
+    events are stored (``first > stored``). The store lost events a publisher had stored (Redis
+    restarted without its last writes), or the caller skipped positions. A ``ValueError``."""
+
+    def __init__(self, run_id: str, first: int, stored: int) -> None:
+        super().__init__(f"append at position {first} of run {run_id!r} leaves a gap: {stored} events are stored")
+        self.run_id = run_id
+        self.first = first
+        self.stored = stored
 
 
 @dataclass(slots=True, kw_only=True, frozen=True)
@@ -224,7 +237,7 @@ class RunStore(ABC):
         Raises:
             UnknownRunError: no such run (never started, or expired).
             LeaseLostError: the run is no longer running.
-            ValueError: ``first`` leaves a gap after the last stored position.
+            GapError: ``first`` leaves a gap after the last stored position (a ``ValueError``).
         """
         if not events:
             return []
@@ -254,6 +267,7 @@ class RunStore(ABC):
         agent: str = "",
         max_batch: int = 512,
         buffer: int = 4096,
+        keep: int = 4096,
     ) -> RunInfo:
         """Run ``events`` into a new stored run and end it; return the ended run.
 
@@ -264,14 +278,15 @@ class RunStore(ABC):
 
         The run ends ``"completed"``; ``"failed"`` (error: the exception's repr) when the
         stream raises (an ``ErrorEvent`` is appended first, and the exception propagates);
-        ``"cancelled"`` when cancelled. See :func:`streamops.stores.publish` for the operator.
+        ``"cancelled"`` when cancelled. ``keep``: events held after they were stored, to store
+        them again if the store loses them (see :func:`streamops.stores.publish`, the operator).
 
         Raises:
             ValueError: ``run_id`` is taken. LeaseLostError: the run was ended under it.
         """
         from .publish import publish_into
 
-        return await publish_into(self, events, run_id, agent=agent, max_batch=max_batch, buffer=buffer)
+        return await publish_into(self, events, run_id, agent=agent, max_batch=max_batch, buffer=buffer, keep=keep)
 
     # ------------------------------------------------------------------------ reading
     async def info(self, run_id: str) -> RunInfo:
@@ -458,7 +473,7 @@ class _Watch:
 
 def _check_gap(run_id: str, first: int, stored: int) -> None:
     if first > stored:
-        raise ValueError(f"append at position {first} of run {run_id!r} leaves a gap: {stored} events are stored")
+        raise GapError(run_id, first, stored)
 
 
 async def _sleep_or(event: anyio.Event, wait_s: float) -> None:
