@@ -33,6 +33,7 @@ from tests.serve._dispatch_agents import expected_text, paced
 from tests.serve.test_app import client, serve, text_of
 
 ROOT = Path(__file__).resolve().parents[2]
+PACED = "tests.serve._dispatch_agents:paced"
 
 
 @pytest.fixture
@@ -44,16 +45,17 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 class WorkerProc:
     """A ``streamops worker`` process; its stdout (one line per request) goes to a file."""
 
-    def __init__(self, url: str, out: Path, *extra: str) -> None:
+    def __init__(self, url: str, out: Path, *extra: str, agent: str | None = PACED) -> None:
         self.out = out
-        cmd = [sys.executable, "-m", "streamops", "worker", "--store", url]
-        cmd += ["--agent", "tests.serve._dispatch_agents:paced", *extra]
+        cmd = [sys.executable, "-m", "streamops", "worker", "--store", url, *extra]
+        if agent is not None:
+            cmd += ["--agent", agent]
         with out.open("wb") as f:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while "ready" not in self.text():
             assert self.proc.poll() is None, f"the worker exited: {self.text()}"
-            assert time.monotonic() < deadline, "the worker did not get ready in 60 s"
+            assert time.monotonic() < deadline, "the worker did not get ready in 120 s"
             time.sleep(0.05)
 
     def text(self) -> str:
@@ -223,3 +225,88 @@ def test_dispatch_needs_a_redis_store(tmp_path: Path) -> None:
         text=True,
     )
     assert r.returncode == 2 and "module:attribute" in r.stderr
+
+
+def test_a_client_leaving_a_dispatched_completion_cancels_its_run_on_the_worker(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    worker = WorkerProc(redis.url, tmp_path / "w.out")
+    try:
+        with serve(create_app(store=redis.url, dispatch=True, agent_factory=paced)) as base:
+            body = {"model": "agent", "messages": prompt("bye", 1000, 0.01), "stream": True}
+            with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=60) as r:
+                rid = r.headers["x-streamops-run-id"]
+                lines = r.iter_lines()
+                for _ in range(10):
+                    next(lines)
+            # the client left after a few chunks: the server raises the run's cancel flag
+            wait_for(lambda: rid in worker.runs(), 15)
+    finally:
+        worker.stop()
+    info, entries = stored(redis.url, rid)
+    end = entries[-1][1]
+    assert isinstance(end, RunEnd) and end.status == "cancelled"
+    assert info.status != "running"
+    assert len([e for _, e in entries if isinstance(e, TextDelta)]) < 900  # stopped well before the end
+
+
+@pytest.mark.slow
+def test_serve_processes_2_dispatch_and_two_local_model_workers_serve_20_runs(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    """The issue's end-to-end case: ``streamops serve --store redis://... --processes 2
+    --dispatch`` plus two ``streamops worker`` processes on the local model (SmolLM2) serve 20
+    concurrent completions; each run's events resume on either server process."""
+    import random
+    import socket
+
+    from streamops.events import from_json
+    from streamops.sse import SSEDecoder
+    from tests.serve.test_app import fold
+
+    workers = [WorkerProc(redis.url, tmp_path / f"w{i}.out", "--max-tokens", "6", agent=None) for i in range(2)]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "streamops", "serve", "--port", str(port), "--store", redis.url]
+    cmd += ["--processes", "2", "--dispatch", "--log-level", "warning"]
+    server = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
+    try:
+        def up() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 60)
+        c = client(base)
+
+        def one(i: int) -> tuple[str, str]:
+            raw = c.chat.completions.with_raw_response.create(
+                model="local", messages=[{"role": "user", "content": f"Say a number: {i}"}], stream=True, max_tokens=6
+            )
+            return raw.headers["x-streamops-run-id"], text_of(list(raw.parse()))
+
+        with ThreadPoolExecutor(20) as pool:
+            results = list(pool.map(one, range(20)))
+        rng = random.Random(3)
+        for rid, text in results:
+            with httpx.Client() as fresh:
+                r = fresh.get(f"{base}/runs/{rid}/events", timeout=30)
+            d = SSEDecoder()
+            full = [(e.id, e.data) for e in d.feed(r.content) + d.flush() if e.data]
+            assert text and fold([from_json(x) for _, x in full]).text == text  # the client got the whole run
+            cut = rng.randrange(len(full))
+            with httpx.Client() as fresh:  # a new connection: either server process answers
+                r = fresh.get(f"{base}/runs/{rid}/events", headers={"Last-Event-ID": full[cut][0]}, timeout=30)
+            d = SSEDecoder()
+            assert [(e.id, e.data) for e in d.feed(r.content) + d.flush() if e.data] == full[cut + 1 :]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+        for w in workers:
+            w.stop()
+    ran = [w.runs() for w in workers]
+    assert sorted([*ran[0], *ran[1]]) == sorted(rid for rid, _ in results)  # each run once, by one worker
+    assert set(ran[0].values()) | set(ran[1].values()) == {"completed"}
