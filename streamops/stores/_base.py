@@ -22,6 +22,7 @@ from .._stream import Stream
 from ..errors import StreamopsError, UnknownRunError
 from ..events import BaseEvent, ErrorEvent, RunEnd, event_adapter, from_json, to_json
 from ..sinks.resume import ResumeUnavailableError, parse_event_id
+from ._errors import GapError
 
 if TYPE_CHECKING:
     import anyio
@@ -66,18 +67,6 @@ class LeaseLostError(StreamopsError, RuntimeError):
         super().__init__(f"run {run_id!r} is {status}, not running: its producer's lease was lost or it was ended")
         self.run_id = run_id
         self.status = status
-
-
-class GapError(StreamopsError, ValueError):
-    """An append at position ``first`` of run ``run_id`` would leave a gap: only ``stored``
-    events are stored (``first > stored``). The store lost events a publisher had stored (Redis
-    restarted without its last writes), or the caller skipped positions. A ``ValueError``."""
-
-    def __init__(self, run_id: str, first: int, stored: int) -> None:
-        super().__init__(f"append at position {first} of run {run_id!r} leaves a gap: {stored} events are stored")
-        self.run_id = run_id
-        self.first = first
-        self.stored = stored
 
 
 @dataclass(slots=True, kw_only=True, frozen=True)

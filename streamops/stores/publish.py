@@ -12,7 +12,7 @@ from .._host import current_host
 from .._stream import Stream
 from ..events import BaseEvent, ErrorEvent
 from ..operators.errors import error_event
-from ._base import GapError
+from ._errors import GapError
 
 if TYPE_CHECKING:
     import anyio
