@@ -485,6 +485,10 @@ def worker(
         typer.Option(min=0.1, help="Seconds a run's producer lease lasts without a heartbeat (renewed every third)."),
     ] = 10.0,
     name: Annotated[str | None, typer.Option(help="Consumer name in the group (default: host-pid-random).")] = None,
+    drain: Annotated[
+        float,
+        typer.Option(min=0, help="On SIGTERM/Ctrl-C, seconds to let the runs under way finish (a second signal: now)."),
+    ] = 30.0,
 ) -> None:
     """Run the requests that `streamops serve --dispatch` enqueues: take them from the Redis
     consumer group (XREADGROUP; XAUTOCLAIM for those a dead worker held after --min-idle
@@ -492,8 +496,9 @@ def worker(
 
     Prints `worker NAME ready`, then one line per request (`run ID: completed`...). A request
     taken over from a dead worker is run again only when its run never started; a started run is
-    ended failed by its lapsed lease instead (see streamops.serve.worker). Exit status 0 on
-    Ctrl-C / SIGTERM; 2 with a one-line message on a bad option.
+    ended failed by its lapsed lease instead (see streamops.serve.worker). SIGTERM / Ctrl-C:
+    take no more requests, let the runs under way finish for up to --drain seconds, then stop
+    (the rest end cancelled); exit status 0. 2 with a one-line message on a bad option.
     """
     import signal
 
@@ -534,13 +539,18 @@ def worker(
 
             async def stop_on_signal() -> None:
                 with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for _ in signals:
+                    async for _ in signals:  # the first: drain; the second, or --drain later: now
+                        w.stop()
+                        with anyio.move_on_after(drain):
+                            async for _ in signals:
+                                break
                         tg.cancel_scope.cancel()
                         return
 
             tg.start_soon(stop_on_signal)
             try:
                 await w.run(ready=lambda: print(f"worker {w.name} ready", flush=True))
+                tg.cancel_scope.cancel()  # drained: the signal watcher too
             finally:
                 with anyio.CancelScope(shield=True):
                     await queue.aclose()

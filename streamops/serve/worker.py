@@ -78,19 +78,34 @@ class Worker:
         self.log = log
         self._held: dict[str, Request] = {}  # entry id -> request this worker runs
         self._sources: dict[str, _RunSource] = {}  # run id -> its run, for cancel flags
+        self._stopping: Any = None  # anyio.Event: stop() was called
+        self._drained: Any = None  # anyio.Event: stopping, and nothing held any more
 
     def _say(self, line: str) -> None:
         if self.log is not None:
             print(line, file=self.log, flush=True)
 
+    def stop(self) -> None:
+        """Drain: take no more requests, finish (and acknowledge) the ones running, then let
+        :meth:`run` return. Cancelling :meth:`run` instead stops at once: the runs under way end
+        ``cancelled`` and their requests stay pending until another worker takes them over
+        (not re-run: their runs are in the store). Idempotent; a no-op before :meth:`run`."""
+        if self._stopping is not None:
+            self._stopping.set()
+            if not self._held:
+                self._drained.set()
+
     async def run(self, *, ready: Callable[[], object] | None = None) -> None:
         """Load the model(s), join the group, call ``ready()``, then take, run and acknowledge
-        requests until cancelled: new ones (``XREADGROUP``), and every ``min_idle / 2`` seconds
-        the ones dead workers held (``XAUTOCLAIM``). Touches what it holds (and looks for
-        cancel flags) every ``min(min_idle / 3, 0.5)`` seconds."""
+        requests until :meth:`stop` (returns once the runs under way finished) or until
+        cancelled: new ones (``XREADGROUP``), and every ``min_idle / 2`` seconds the ones dead
+        workers held (``XAUTOCLAIM``). Touches what it holds (and looks for cancel flags) every
+        ``min(min_idle / 3, 0.5)`` seconds."""
         import anyio
 
         queue = self.queue
+        self._stopping = stopping = anyio.Event()
+        self._drained = anyio.Event()
         if self.state.pool is not None:
             await self.state.pool.open()
         try:
@@ -102,8 +117,11 @@ class Worker:
                 next_claim = 0.0
                 if ready is not None:
                     ready()
-                while True:
+                while not stopping.is_set():
                     await slots.acquire()
+                    if stopping.is_set():
+                        slots.release()
+                        break
                     try:
                         got: list[Request] = []
                         if anyio.current_time() >= next_claim:
@@ -120,6 +138,10 @@ class Worker:
                         tg.start_soon(self._handle, got[0], slots)
                     else:
                         slots.release()
+                if not self._held:
+                    self._drained.set()
+                await self._drained.wait()  # stopping: the runs under way finish
+                tg.cancel_scope.cancel()  # the heartbeat
         finally:
             if self.state.pool is not None:
                 self.state.pool.close()
@@ -146,6 +168,8 @@ class Worker:
         finally:
             self._held.pop(request.entry_id, None)
             slots.release()
+            if not self._held and self._stopping is not None and self._stopping.is_set():
+                self._drained.set()
 
     async def _execute(self, request: Request) -> str:
         """Run one request; the outcome for the log line."""

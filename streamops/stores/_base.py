@@ -247,7 +247,8 @@ class RunStore(ABC):
         """
         if not events:
             return []
-        await _warm_codec()
+        if not _codec_ready:
+            await _warm_codec()
         data = [_dump(e) for e in events]
         await self._append(run_id, first, data)
         head = entry_id(run_id, 0)[:-1]  # "{run_id}:" percent-encoded once per batch

@@ -24,6 +24,7 @@ import anyio
 import httpx
 import pytest
 
+from streamops.errors import UnknownRunError
 from streamops.events import BaseEvent, ErrorEvent, RunEnd, TextDelta
 from streamops.serve.app import create_app
 from streamops.serve.dispatch import RequestQueue
@@ -310,3 +311,45 @@ def test_serve_processes_2_dispatch_and_two_local_model_workers_serve_20_runs(
     ran = [w.runs() for w in workers]
     assert sorted([*ran[0], *ran[1]]) == sorted(rid for rid, _ in results)  # each run once, by one worker
     assert set(ran[0].values()) | set(ran[1].values()) == {"completed"}
+
+
+def test_sigterm_drains_a_worker_its_runs_finish_and_it_takes_no_more(redis: RedisServer, tmp_path: Path) -> None:
+    worker = WorkerProc(redis.url, tmp_path / "w.out")
+    body = json.dumps({"model": "agent", "messages": prompt("drain", 40, 0.05)})
+    later = json.dumps({"model": "agent", "messages": prompt("later", 3, 0.0)})
+
+    async def scenario() -> tuple[Any, list[tuple[str, BaseEvent]], int, bool]:
+        q = RequestQueue(redis.url)
+        try:
+            async with RedisStore(redis.url) as store:
+                await q.enqueue("drain-run", body)
+                with anyio.fail_after(20):
+                    while not await _exists(store, "drain-run"):  # noqa: ASYNC110 (another process's run)
+                        await anyio.sleep(0.02)
+                os.kill(worker.proc.pid, signal.SIGTERM)  # mid-run: ~2 s of it left
+                await anyio.sleep(0.3)
+                await q.enqueue("later-run", later)  # after the signal: this worker must not take it
+                with anyio.fail_after(30):
+                    entries = [x async for x in store.entries("drain-run")]
+                rc = await anyio.to_thread.run_sync(lambda: worker.proc.wait(30))
+                return await store.info("drain-run"), entries, rc, await _exists(store, "later-run")
+        finally:
+            await q.aclose()
+
+    try:
+        info, entries, rc, later_started = anyio.run(scenario, backend="asyncio")
+    finally:
+        worker.stop(signal.SIGKILL)
+    assert rc == 0
+    assert info.status == "completed"
+    assert "".join(e.delta for _, e in entries if isinstance(e, TextDelta)) == expected_text("drain", 40)
+    assert worker.runs() == {"drain-run": "completed"}
+    assert not later_started
+
+
+async def _exists(store: RedisStore, run_id: str) -> bool:
+    try:
+        await store.info(run_id)
+        return True
+    except UnknownRunError:
+        return False
