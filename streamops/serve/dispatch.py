@@ -214,6 +214,26 @@ class RequestQueue:
         flags = await self._retry(lambda: r.mget(keys))
         return {rid for rid, f in zip(run_ids, flags, strict=True) if f is not None}
 
+    async def forget_dead(self, *, idle: float | None = None) -> list[str]:
+        """Remove from the group the consumers that hold nothing and were not heard from for
+        ``idle`` seconds (default ``10 * min_idle``): workers that died (their requests were
+        taken over) or stopped. Return their names. A live worker is heard from at least every
+        second (it reads), so it is never removed."""
+        r = self._client()
+        limit_ms = int((10 * self.min_idle if idle is None else idle) * 1000)
+        consumers = await self._retry(lambda: r.xinfo_consumers(self.key, self.group))
+        gone = []
+        for c in consumers:
+            if int(c["pending"]) == 0 and int(c["idle"]) > limit_ms:
+                gone.append(_s(c["name"]))
+        for name in gone:
+
+            def delete(name: str = name) -> Awaitable[Any]:
+                return r.xgroup_delconsumer(self.key, self.group, name)  # type: ignore[no-any-return]
+
+            await self._retry(delete)
+        return gone
+
     async def pending(self) -> int:
         """Requests taken and not yet acknowledged (all consumers)."""
         r = self._client()
@@ -252,7 +272,7 @@ class DispatchedRun:
         self._cancelled = False
 
     async def started(self, within: float) -> bool:
-        """Wait (polling, 10 ms growing to 200 ms) until the run is in the store; False when no
+        """Wait (polling, 10 ms growing to 50 ms) until the run is in the store; False when no
         worker started it within ``within`` seconds (its request is then cancelled)."""
         import anyio
 
@@ -268,7 +288,7 @@ class DispatchedRun:
                 await self.queue.cancel(self.run_id)
                 return False
             await anyio.sleep(delay)
-            delay = min(delay * 1.5, 0.2)
+            delay = min(delay * 1.5, 0.05)
 
     async def _open(self) -> None:
         async with aclosing(self.store.entries(self.run_id).__aiter__()) as it:

@@ -128,6 +128,7 @@ class Worker:
                             got = await queue.claim(self.name, 1)
                             if not got:
                                 next_claim = anyio.current_time() + claim_every
+                                await queue.forget_dead()
                         if not got:
                             got = await queue.take(self.name, 1, block=min(1.0, claim_every))
                     except BaseException:
@@ -163,8 +164,13 @@ class Worker:
             outcome = await self._execute(request)
             await self.queue.ack(request.entry_id)
             self._say(f"run {request.run_id}: {outcome}")
-        except Exception as exc:  # this request failed; the worker goes on (it stays pending)
+        except Exception as exc:  # this request failed; the worker goes on
             self._say(f"run {request.run_id}: error {type(exc).__name__}: {exc}")
+            try:  # its run ended (failed) in the store: done with; else it stays pending
+                if (await self.store.info(request.run_id)).status != "running":
+                    await self.queue.ack(request.entry_id)
+            except Exception:
+                pass
         finally:
             self._held.pop(request.entry_id, None)
             slots.release()

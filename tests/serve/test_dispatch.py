@@ -353,3 +353,25 @@ async def _exists(store: RedisStore, run_id: str) -> bool:
         return True
     except UnknownRunError:
         return False
+
+
+def test_the_queue_forgets_dead_consumers_that_hold_nothing(redis: RedisServer) -> None:
+    async def main() -> None:
+        q = RequestQueue(redis.url, prefix="fd:", min_idle=0.1)  # forgets after 10 x 0.1 s
+        try:
+            await q.enqueue("a", "{}")
+            await q.enqueue("b", "{}")
+            (a,) = await q.take("done-worker", 1)
+            assert [r.run_id for r in await q.take("holding-worker", 1)] == ["b"]
+            await q.ack(a.entry_id)
+            assert await q.forget_dead() == []  # both heard from just now
+            await anyio.sleep(1.2)
+            assert await q.forget_dead() == ["done-worker"]  # the other still holds b
+            assert [r.run_id for r in await q.claim("live", 5)] == ["b"]  # taken over...
+            await anyio.sleep(1.2)
+            assert await q.forget_dead() == ["holding-worker"]  # ...then it holds nothing
+            assert await q.pending() == 1
+        finally:
+            await q.aclose()
+
+    anyio.run(main, backend="asyncio")
