@@ -6,6 +6,10 @@
   :class:`~streamops.serve.runlog.RunHandle`, :class:`~streamops.serve.runlog.RunLog` (runs kept
   in memory so a client can resume; they implement :class:`streamops.sinks.resume.ResumableRun`).
 - :mod:`streamops.serve.a2a`: :func:`~streamops.serve.a2a.a2a_routes`.
+- :mod:`streamops.serve.dispatch`: :class:`~streamops.serve.dispatch.RequestQueue` (run requests
+  in a Redis consumer group) and the server's side of ``serve --dispatch``.
+- :mod:`streamops.serve.worker`: :class:`~streamops.serve.worker.Worker` (``streamops worker``:
+  takes requests from the queue, runs the agent, publishes into the run store).
 - ``static/index.html``: the page served at ``/``.
 
 The protocol encoders these build on are in :mod:`streamops.sinks`. Importing this package
