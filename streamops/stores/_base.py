@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import quote
 
 from .._stream import Stream
-from ..errors import StreamopsError, UnknownRunError
+from ..errors import GapError, StreamopsError, UnknownRunError
 from ..events import BaseEvent, ErrorEvent, RunEnd, event_adapter, from_json, to_json
 from ..sinks.resume import ResumeUnavailableError, parse_event_id
-from ._errors import GapError
 
 if TYPE_CHECKING:
     import anyio

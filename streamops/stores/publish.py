@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from .._host import current_host
 from .._stream import Stream
+from ..errors import GapError
 from ..events import BaseEvent, ErrorEvent
 from ..operators.errors import error_event
-from ._errors import GapError
 
 if TYPE_CHECKING:
     import anyio
