@@ -193,7 +193,13 @@ ModelOption = Annotated[
     str | None,
     typer.Option(help="local (default: SmolLM2, offline), a LiteLLM model (openai/gpt-4o), or replay:a.sse,b.sse."),
 ]
-"""``--model`` of ``run`` and ``serve``: the names ``streamops.adapters.models.resolve_model`` takes."""
+"""``--model`` of ``run``, ``serve`` and ``worker``: the names ``streamops.adapters.models.resolve_model`` takes."""
+
+AgentOption = Annotated[
+    str | None,
+    typer.Option(help="Agent factory module:attribute (called with the request, returns an Agent)."),
+]
+"""``--agent`` of ``serve`` and ``worker``: see ``streamops.serve.dispatch.load_agent_factory``."""
 
 
 @app.command()
@@ -395,10 +401,7 @@ def serve(
         bool,
         typer.Option(help="Enqueue each run for `streamops worker` processes (needs --store redis://...)."),
     ] = False,
-    agent: Annotated[
-        str | None,
-        typer.Option(help="Agent factory module:attribute (called with the request, returns an Agent)."),
-    ] = None,
+    agent: AgentOption = None,
 ) -> None:
     """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, each run's
     events at GET /runs/{id}/events, and the agent over A2A at POST /a2a with its card at
@@ -459,14 +462,8 @@ def serve(
 @app.command()
 def worker(
     store: Annotated[str, typer.Option(help="The Redis run store and request queue: redis://HOST:PORT/DB.")],
-    model: Annotated[
-        str | None,
-        typer.Option(help="local (default: SmolLM2, offline), a LiteLLM model (openai/gpt-4o), or replay:a.sse,b.sse."),
-    ] = None,
-    agent: Annotated[
-        str | None,
-        typer.Option(help="Agent factory module:attribute (called with the request, returns an Agent)."),
-    ] = None,
+    model: ModelOption = None,
+    agent: AgentOption = None,
     workers: Annotated[
         int, typer.Option(min=1, max=16, help="Local model instances: local generations at once.")
     ] = 1,
