@@ -15,7 +15,7 @@ from .structured import structured
 from .text import smooth, think_tags
 from .time import batch, debounce, throttle, timeout
 from .tokens import TokenCount, TokenCounter, budget, count_tokens
-from .transform import map, scan, tap
+from .transform import Sequencer, map, restamp, scan, tap
 
 __all__ = [
     "Accumulator",
@@ -23,6 +23,7 @@ __all__ = [
     "ErrorInfo",
     "Message",
     "RunStats",
+    "Sequencer",
     "Shared",
     "StreamMetrics",
     "TokenCount",
@@ -41,6 +42,7 @@ __all__ = [
     "merge",
     "metrics",
     "of_type",
+    "restamp",
     "scan",
     "share",
     "smooth",
