@@ -24,6 +24,7 @@ from .errors import (
     TruncatedStreamError,
 )
 from .events import (
+    AgentHandoff,
     BaseEvent,
     CustomEvent,
     ErrorEvent,
@@ -101,6 +102,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Accumulator",
     "Agent",
+    "AgentHandoff",
     "AgentStream",
     "BaseEvent",
     "BufferOverflowError",
