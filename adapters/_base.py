@@ -237,7 +237,8 @@ class ParserBase:
                     self._hi = (cls, key, {**fields, "delta": fields["delta"][-1], "_raw": raw})
                 fields[name] = self._replace_lone(value)
         if self._hi is not None and fields.get("delta") == "":
-            return cls(run_id=self.run_id, agent=self.agent, parent_run_id=self.parent_run_id, seq=self.seq, **fields)  # held whole: not emitted
+            # held whole: not emitted
+            return cls(run_id=self.run_id, agent=self.agent, parent_run_id=self.parent_run_id, seq=self.seq, **fields)
         return None
 
     def _deep_replace(self, value: Any) -> Any:

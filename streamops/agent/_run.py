@@ -23,6 +23,7 @@ from ..events import (
     ToolProgress,
     ToolResult,
     Usage,
+    derive,
 )
 from ..operators.aggregate import Accumulator, Message
 
@@ -109,11 +110,28 @@ class Run:
             return out
         return []
 
+    def nested(self, ev: BaseEvent) -> BaseEvent:
+        """An event of a run a tool call started (:meth:`ToolContext.emit`), nested under this
+        run: ``agent`` prefixed with this agent's name, ``parent_run_id`` this run's (unless it
+        already names the sub-run's own parent)."""
+        name = self.agent.name
+        return derive(
+            ev,
+            agent=f"{name}/{ev.agent}" if name and ev.agent else name or ev.agent,
+            parent_run_id=ev.parent_run_id or self.run_id,
+        )
+
     async def emit(self, ev: BaseEvent) -> list[BaseEvent]:
-        """Fold ``ev`` and run its hooks; return ``ev`` plus any hook errors, to be yielded."""
-        self.partial.add(ev)
+        """Fold ``ev`` and run its hooks; return ``ev`` plus any hook errors, to be yielded.
+        An event of another run (a sub-run's, see :meth:`nested`) is only passed to
+        ``on_chunk``: it is not folded into this run's message and starts or ends nothing."""
         out = [ev]
         hooks = self.agent.hooks
+        if ev.run_id != self.run_id:
+            if hooks.on_chunk is not None:
+                out += await self.call_hook("on_chunk", ev)
+            return out
+        self.partial.add(ev)
         if hooks.on_chunk is not None:
             out += await self.call_hook("on_chunk", ev)
         if isinstance(ev, RunStart):
@@ -393,12 +411,17 @@ class Run:
                 def progress(data: Any) -> None:
                     box.put(self.make(ToolProgress, call_id=call_id, name=call.name, data=data))
 
+                def sub_event(ev: BaseEvent) -> None:
+                    box.put(self.nested(ev))
+
                 try:
                     if agent.tool_timeout is not None and tool.timeout is None:
                         with anyio.fail_after(agent.tool_timeout):
-                            value = await tool.invoke(call.arguments, call_id=call_id, progress=progress)
+                            value = await tool.invoke(
+                                call.arguments, call_id=call_id, progress=progress, events=sub_event
+                            )
                     else:
-                        value = await tool.invoke(call.arguments, call_id=call_id, progress=progress)
+                        value = await tool.invoke(call.arguments, call_id=call_id, progress=progress, events=sub_event)
                 except TimeoutError as exc:
                     text = str(exc) or f"tool {call.name!r} timed out after {agent.tool_timeout} s"
                     results[call_id] = text

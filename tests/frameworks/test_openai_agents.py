@@ -186,7 +186,12 @@ async def test_agents_used_as_tools_stream_their_own_runs_inside_the_parent() ->
     """Two agents used as tools, called in parallel by the planner's first model call (the
     recorded parallel add/multiply calls): each streams its own run inside the planner's."""
     story = _body("responses_story_utf8_oll")
-    bodies = [_body("responses_parallel_function_calls_gpt4o_fantasy"), story, story, _body("responses_after_tool_utf8_llm")]
+    bodies = [
+        _body("responses_parallel_function_calls_gpt4o_fantasy"),
+        story,
+        story,
+        _body("responses_after_tool_utf8_llm"),
+    ]
     async with replay(bodies) as server:
         client = _client(server.base_url)
         sub = SubRuns()
@@ -237,7 +242,8 @@ async def test_agents_used_as_tools_stream_their_own_runs_inside_the_parent() ->
         by_agent["planner/adder"]
     )
     # and the whole nested stream survives JSON
-    assert [so.from_json(so.to_json(dataclasses.replace(e, raw=None))) for e in events if not isinstance(e, so.RawEvent)]
+    typed = [dataclasses.replace(e, raw=None) for e in events if not isinstance(e, so.RawEvent)]
+    assert [so.from_json(so.to_json(e)) for e in typed] == typed
 
 
 async def test_a_handoff_is_a_typed_agent_handoff_event() -> None:
