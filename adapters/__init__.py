@@ -121,6 +121,8 @@ def from_run(run: Any, *, sub_runs: SubRuns | None = None, **options: Unpack[Par
       :func:`~streamops.adapters.langchain.from_langchain`;
     - the iterator of a LangGraph ``graph.astream(..., stream_mode=["messages", "updates",
       "custom"], subgraphs=True)`` -> :func:`~streamops.adapters.langchain.from_langgraph`.
+    - the iterator of a hypertic agent's ``astream(query)`` ->
+      :func:`~streamops.adapters.hypertic.from_hypertic`.
 
     ``options``: ``run_id``, ``agent``, ``parent_run_id``, ``keep_raw`` (:class:`ParserOptions`).
     ``sub_runs``: a :class:`SubRuns` wired to the run's agents used as tools (openai-agents and
@@ -130,6 +132,7 @@ def from_run(run: Any, *, sub_runs: SubRuns | None = None, **options: Unpack[Par
         TypeError: ``run`` is none of these (the message names the supported kinds); never a
             silent empty stream.
     """
+    from .hypertic import from_hypertic, is_hypertic_stream
     from .langchain import from_langchain, from_langgraph, is_langchain_events, is_langgraph_stream
     from .openai_agents import from_openai_agents, is_openai_agents_run
     from .pydantic_ai import from_pydantic_ai, is_pydantic_ai_run
@@ -142,8 +145,11 @@ def from_run(run: Any, *, sub_runs: SubRuns | None = None, **options: Unpack[Par
         return from_langchain(run, **options)
     if is_langgraph_stream(run):
         return from_langgraph(run, **options)
+    if is_hypertic_stream(run):
+        return from_hypertic(run, **options)
     raise TypeError(
         f"from_run: cannot tell the framework of a {type(run).__module__}.{type(run).__qualname__}; supported: "
         "openai-agents Runner.run_streamed(...) (RunResultStreaming), pydantic-ai agent.run_stream_events(...), "
-        'LangChain/LangGraph runnable.astream_events(..., version="v2"), LangGraph graph.astream(...)'
+        'LangChain/LangGraph runnable.astream_events(..., version="v2"), LangGraph graph.astream(...), '
+        "hypertic agent.astream(...)"
     )

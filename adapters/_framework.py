@@ -134,11 +134,11 @@ class FrameworkParser(ParserBase):
             self.in_step = True
             self.emit(StepStart, raw, step=self.step)
 
-    def close_step(self, raw: Any = None, finish_reason: Any = None) -> None:
+    def close_step(self, raw: Any = None, finish_reason: Any = None, raw_finish_reason: str | None = None) -> None:
         """End the open step, if any."""
         if self.in_step:
             self.in_step = False
-            self.emit(StepEnd, raw, step=self.step, finish_reason=finish_reason)
+            self.emit(StepEnd, raw, step=self.step, finish_reason=finish_reason, raw_finish_reason=raw_finish_reason)
 
     # ---------------------------------------------------------------- tool calls
     def call_start(self, raw: Any, call_id: str, name: str, index: int | None = None) -> None:
