@@ -149,3 +149,16 @@ def test_as_tool_schema_and_bad_name() -> None:
     assert t.parameters["required"] == ["prompt"] and list(t.parameters["properties"]) == ["prompt"]
     with pytest.raises(ValueError, match="not valid"):
         Agent(Calls([], ""), name="my agent").as_tool()
+
+
+async def test_assemble_folds_the_outer_run_and_accumulate_gives_each_run() -> None:
+    researcher = Agent(Calls([], "Notes on {prompt}"), name="researcher")
+    planner = _planner([researcher.as_tool()], [("c1", "researcher", _prompt("tides"))])
+    events = await planner.stream("go", run_id="root").collect()
+    msg = await so.assemble(so.Stream.from_iterable(events))
+    assert msg.text == "All done. " and msg.run_id == "root" and msg.status == "completed"
+    per_run = await (so.Stream.from_iterable(events) | so.accumulate()).collect()
+    assert sorted(m.text for m in per_run) == ["All done. ", "Notes on tides "]
+    # a sub-run's events alone assemble to its own answer
+    sub = await so.assemble(so.Stream.from_iterable(events) | so.of_agent("planner/researcher"))
+    assert sub.text == "Notes on tides " and sub.agent == "planner/researcher"
