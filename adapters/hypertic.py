@@ -40,6 +40,7 @@ before the usage chunk that follows), so the run's usage is that of its last cal
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterable
 from typing import Any, ClassVar, Unpack
 
@@ -74,10 +75,31 @@ class HyperticParser(FrameworkParser):
         self._text: list[str] = []  # the current step's text
         self._usage: Usage | None = None
         self._final = False
+        self._block = "0"  # the current step's text block id
 
     def on_payload(self, event_type: str | None, ev: Any) -> None:
         """Map one hypertic stream event."""
         kind = getattr(ev, "type", None)
+        if kind == "content" and self.in_step and self._think is None:
+            # the hot path (one event per text delta): ASCII text needs none of emit()'s
+            # checks (think tags off, no lone surrogate possible), so the delta is built here
+            c = ev.content
+            if c and c.isascii() and self._hi is None:
+                self._text.append(c)
+                self.out.append(
+                    TextDelta(
+                        run_id=self.run_id,
+                        agent=self.agent,
+                        parent_run_id=self.parent_run_id,
+                        seq=self.seq,
+                        ts=time.time(),
+                        raw=ev if self.keep_raw else None,
+                        delta=c,
+                        block_id=self._block,
+                    )
+                )
+                self.seq += 1
+                return
         if not isinstance(kind, str):
             self.malformed(f"hypertic: not a hypertic stream event: {type(ev).__name__}", repr(ev)[:200])
             return
@@ -89,7 +111,7 @@ class HyperticParser(FrameworkParser):
             if kind == "content":
                 if ev.content:
                     self._text.append(ev.content)
-                    self.emit(TextDelta, ev, delta=ev.content, block_id=str(self.step))
+                    self.emit(TextDelta, ev, delta=ev.content, block_id=self._block)
             elif kind == "reasoning":
                 if ev.reasoning:
                     self.emit(ReasoningDelta, ev, delta=ev.reasoning, block_id=f"{self.step}:reasoning")
@@ -132,7 +154,8 @@ class HyperticParser(FrameworkParser):
         if not self.in_step:
             self._text = []
             self._finish = None
-        self.open_step(ev)
+            self.open_step(ev)
+            self._block = str(self.step)
 
     def _end_step(self, ev: Any) -> None:
         self.close_step(ev, normalize_finish_reason(self._finish), self._finish)
