@@ -15,7 +15,7 @@ from .structured import structured
 from .text import smooth, think_tags
 from .time import batch, debounce, throttle, timeout
 from .tokens import TokenCount, TokenCounter, budget, count_tokens
-from .transform import map, scan, tap
+from .transform import Sequencer, map, restamp, scan, tap
 
 __all__ = [
     "Accumulator",
@@ -23,6 +23,7 @@ __all__ = [
     "ErrorInfo",
     "Message",
     "RunStats",
+    "Sequencer",
     "Shared",
     "StreamMetrics",
     "TokenCount",
@@ -42,6 +43,7 @@ __all__ = [
     "metrics",
     "of_agent",
     "of_type",
+    "restamp",
     "scan",
     "share",
     "smooth",

@@ -162,3 +162,20 @@ async def test_assemble_folds_the_outer_run_and_accumulate_gives_each_run() -> N
     # a sub-run's events alone assemble to its own answer
     sub = await so.assemble(so.Stream.from_iterable(events) | so.of_agent("planner/researcher"))
     assert sub.text == "Notes on tides " and sub.agent == "planner/researcher"
+
+
+async def test_the_calling_agents_output_type_is_not_applied_to_the_sub_run() -> None:
+    researcher = Agent(Calls([], "Notes on {prompt}"), name="researcher")  # plain text, not JSON
+    planner = Agent(
+        Calls([("c1", "researcher", _prompt("tides"))], '{{"a": 1}}'),
+        tools=[researcher.as_tool()],
+        name="planner",
+        output_type=dict[str, int],
+    )
+    events = await planner.stream("go", run_id="root").collect()
+    assert not any(isinstance(e, so.ErrorEvent) for e in events)
+    finals = [e for e in events if isinstance(e, so.FinalOutput)]
+    assert [(f.run_id, f.value) for f in finals] == [("root", {"a": 1})]
+    assert not any(isinstance(e, (so.ObjectDelta, so.PartialObject)) and e.run_id != "root" for e in events)
+    top = [e for e in events if e.run_id == "root"]
+    assert [e.seq for e in top] == list(range(len(top)))
