@@ -50,6 +50,7 @@ from streamops.events import (
     ToolCallStart,
     ToolResult,
     Usage,
+    envelope,
 )
 
 from ._base import ParserOptions
@@ -114,24 +115,13 @@ class OpenAIAgentsParser(FrameworkParser):
         for e in inner.feed_payload(payload):
             if isinstance(e, RunStart):
                 self.step += 1
-                e = StepStart(
-                    run_id=self.run_id,
-                    agent=self.agent,
-                    parent_run_id=self.parent_run_id,
-                    seq=e.seq,
-                    ts=e.ts,
-                    step=self.step,
-                )
+                e = StepStart(**envelope(e), step=self.step)
             elif isinstance(e, RunEnd):
                 if e.usage is not None:
                     self._usage = e.usage if self._usage is None else self._usage + e.usage
                 self._raw_finish = e.raw_finish_reason
                 e = StepEnd(
-                    run_id=self.run_id,
-                    agent=self.agent,
-                    parent_run_id=self.parent_run_id,
-                    seq=e.seq,
-                    ts=e.ts,
+                    **envelope(e),
                     step=self.step,
                     finish_reason=e.finish_reason,
                     raw_finish_reason=e.raw_finish_reason,

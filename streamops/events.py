@@ -730,7 +730,7 @@ def deriver(cls: type[E], *names: str) -> Callable[..., E]:
 
 ENVELOPE_FIELDS: tuple[str, ...] = tuple(n for n in BaseEvent.__dataclass_fields__)
 """The names of the envelope fields every event carries (those of :class:`BaseEvent`, in
-order: ``run_id``, ``agent``, ``seq``, ``ts``, ``raw``, and any added later)."""
+order: ``run_id``, ``agent``, ``parent_run_id``, ``seq``, ``ts``, ``raw``, and any added later)."""
 
 
 def _envelope_getter() -> Callable[[BaseEvent], dict[str, Any]]:
@@ -747,7 +747,7 @@ _get_envelope = _envelope_getter()
 
 def envelope(event: BaseEvent, /, **changes: Any) -> dict[str, Any]:
     """``event``'s envelope (every :data:`ENVELOPE_FIELDS` field: ``run_id``, ``agent``,
-    ``seq``, ``ts``, ``raw`` and any added later) as keyword arguments for a new event of
+    ``parent_run_id``, ``seq``, ``ts``, ``raw`` and any added later) as keyword arguments for a new event of
     another class, with ``changes`` applied::
 
         ReasoningDelta(**envelope(text_delta), delta="hmm", block_id=text_delta.block_id)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import AgentHandoff, BaseEvent, CustomEvent, RunEnd, RunStart
+from ..events import AgentHandoff, BaseEvent, CustomEvent, RunEnd, RunStart, envelope
 
 __all__ = ["Nesting"]
 
@@ -64,13 +64,4 @@ class Nesting:
 
 
 def _custom(event: BaseEvent, name: str, data: dict[str, Any]) -> CustomEvent:
-    return CustomEvent(
-        run_id=event.run_id,
-        agent=event.agent,
-        parent_run_id=event.parent_run_id,
-        seq=event.seq,
-        ts=event.ts,
-        raw=event.raw,
-        name=name,
-        data=data,
-    )
+    return CustomEvent(**envelope(event), name=name, data=data)
