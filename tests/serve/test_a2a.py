@@ -84,8 +84,8 @@ def test_every_event_kind_and_every_run_status(status: so.RunStatus) -> None:
         if w["kind"] == "status-update" and not w["final"]
     ]
     assert data == ["tool-call", "tool-call", "tool-progress", "tool-result", "tool-error", "custom", "custom"]
-    progress = [w["status"]["message"]["parts"][0]["data"] for w in wire if w["kind"] == "status-update" and not w["final"]]
-    customs = [d for d in progress if d["type"] == "custom"]
+    updates = [w for w in wire if w["kind"] == "status-update" and not w["final"]]
+    customs = [d for w in updates if (d := w["status"]["message"]["parts"][0]["data"])["type"] == "custom"]
     assert customs[1] == {  # the AgentHandoff: a custom status (A2A has no handoff of its own)
         "type": "custom",
         "name": "agent-handoff",
