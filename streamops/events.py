@@ -4,7 +4,11 @@ Every event is a keyword-only ``slots`` dataclass with a literal ``kind`` (the d
 and the same envelope:
 
 - ``run_id``: the run this event belongs to (``""`` when unknown);
-- ``agent``: the agent's name, or a ``/``-separated path for nested agents;
+- ``agent``: the agent's name, or a ``/``-separated path for nested agents (``"planner/researcher"``:
+  the researcher, run by the planner as a tool or handed off to by it); :attr:`BaseEvent.agent_path`
+  gives it as a tuple;
+- ``parent_run_id``: the ``run_id`` of the run that started this one (an agent used as a tool, a
+  sub-agent, a LangGraph subgraph), ``""`` for a top-level run;
 - ``seq``: position within the run, monotonic, starting at 0;
 - ``ts``: wall-clock time the event was created, in seconds since the epoch;
 - ``raw``: the provider's own payload, kept for debugging (not compared by ``==``).
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENVELOPE_FIELDS",
     "EVENT_KINDS",
+    "AgentHandoff",
     "BaseEvent",
     "CustomEvent",
     "ErrorEvent",
@@ -149,13 +154,24 @@ class BaseEvent:
     run_id: str = ""
     """Id of the run the event belongs to; ``""`` when the source did not say."""
     agent: str = ""
-    """Agent name, or a ``/``-separated path for nested agents; ``""`` when unnamed."""
+    """Agent name, or a ``/``-separated path for nested agents, outermost first
+    (``"planner/researcher"``); ``""`` when unnamed. See :attr:`agent_path`."""
+    parent_run_id: str = ""
+    """``run_id`` of the run that started this event's run (the parent agent's run when an agent
+    is used as a tool or runs a sub-agent; the graph's run for a LangGraph subgraph); ``""`` for a
+    top-level run."""
     seq: int = 0
     """Position within the run: monotonic, starting at 0."""
     ts: float = field(default_factory=time.time)
     """Creation time, seconds since the epoch (``time.time()``)."""
     raw: Any = field(default=None, compare=False, repr=False)
     """The provider's own payload for this event (parsed JSON), for debugging. Not compared."""
+
+    @property
+    def agent_path(self) -> tuple[str, ...]:
+        """:attr:`agent` as a path of agent names, outermost first: ``"planner/researcher"`` ->
+        ``("planner", "researcher")``, ``""`` -> ``()``."""
+        return tuple(self.agent.split("/")) if self.agent else ()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -394,6 +410,20 @@ class CustomEvent(BaseEvent):
 
 
 @dataclass(slots=True, kw_only=True)
+class AgentHandoff(BaseEvent):
+    """Control of the run passed from one agent to another (an OpenAI Agents SDK handoff, a
+    LangGraph graph moving to another node's agent). Events after it carry the new agent in
+    their envelope's ``agent``; this event's own ``agent`` is the path of the agent handing off
+    (``""`` when the run had no agent before)."""
+
+    kind: Literal["agent-handoff"] = "agent-handoff"
+    from_agent: str
+    """The agent that had control (its path, as in ``agent``); ``""`` at the run's first agent."""
+    to_agent: str
+    """The agent that has control from now on (its path, as in ``agent``)."""
+
+
+@dataclass(slots=True, kw_only=True)
 class RawEvent(BaseEvent):
     """A provider payload that has no event kind of its own (an unknown event type, a built-in
     tool item): kept whole rather than dropped."""
@@ -456,6 +486,7 @@ Event: TypeAlias = Union[  # noqa: UP007
     UsageEvent,
     ErrorEvent,
     CustomEvent,
+    AgentHandoff,
     RawEvent,
     ObjectDelta,
     PartialObject,
@@ -684,7 +715,7 @@ _KEEP = object()
 
 def derive(event: E, /, **changes: Any) -> E:
     """A new event of ``event``'s class with all of its fields (the envelope ``run_id``,
-    ``agent``, ``seq``, ``ts``, ``raw`` included, and any field added later), then
+    ``agent``, ``parent_run_id``, ``seq``, ``ts``, ``raw`` included, and any field added later), then
     ``changes`` applied: ``derive(delta, delta="Hel")``.
 
     The one way to make an event from another: a copy that names the fields by hand would
@@ -738,7 +769,7 @@ def deriver(cls: type[E], *names: str) -> Callable[..., E]:
 
 ENVELOPE_FIELDS: tuple[str, ...] = tuple(n for n in BaseEvent.__dataclass_fields__)
 """The names of the envelope fields every event carries (those of :class:`BaseEvent`, in
-order: ``run_id``, ``agent``, ``seq``, ``ts``, ``raw``, and any added later)."""
+order: ``run_id``, ``agent``, ``parent_run_id``, ``seq``, ``ts``, ``raw``, and any added later)."""
 
 
 def _envelope_getter() -> Callable[[BaseEvent], dict[str, Any]]:
@@ -755,7 +786,7 @@ _get_envelope = _envelope_getter()
 
 def envelope(event: BaseEvent, /, **changes: Any) -> dict[str, Any]:
     """``event``'s envelope (every :data:`ENVELOPE_FIELDS` field: ``run_id``, ``agent``,
-    ``seq``, ``ts``, ``raw`` and any added later) as keyword arguments for a new event of
+    ``parent_run_id``, ``seq``, ``ts``, ``raw`` and any added later) as keyword arguments for a new event of
     another class, with ``changes`` applied::
 
         ReasoningDelta(**envelope(text_delta), delta="hmm", block_id=text_delta.block_id)

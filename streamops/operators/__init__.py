@@ -9,7 +9,7 @@ from .aggregate import Accumulator, ErrorInfo, Message, ToolCall, accumulate, as
 from .combine import concat, merge
 from .errors import errors_as_events
 from .metrics import RunStats, StreamMetrics, metrics
-from .select import filter, of_type, take, take_until
+from .select import filter, of_agent, of_type, take, take_until
 from .share import DROPPED_DELTAS, Shared, share, tee
 from .structured import structured
 from .text import smooth, think_tags
@@ -41,6 +41,7 @@ __all__ = [
     "map",
     "merge",
     "metrics",
+    "of_agent",
     "of_type",
     "restamp",
     "scan",

@@ -71,6 +71,7 @@ from ..events import (
     _utf8,
 )
 from ..operators.errors import errors_as_events
+from ._nesting import Nesting
 
 if TYPE_CHECKING:
     from a2a.compat.v0_3 import types as a2a_types
@@ -138,6 +139,7 @@ class A2AEncoder:
         self._artifacts: OrderedDict[str, tuple[str, list[Any]]] = OrderedDict()  # id -> (name, parts)
         self._n = 0
         self._last_error: ErrorEvent | None = None
+        self._nesting = Nesting()
 
     # ---------------------------------------------------------------- task snapshot
     @property
@@ -212,7 +214,10 @@ class A2AEncoder:
 
     # ---------------------------------------------------------------- encoding
     def encode(self, event: BaseEvent) -> list[Result]:
-        """The results for one event (possibly none); nothing after the final status."""
+        """The results for one event (possibly none); nothing after the final status. A nested
+        run's start and end and a handoff are custom progress statuses
+        (:mod:`streamops.sinks._nesting`)."""
+        event = self._nesting.lower(event)
         out: list[Any] = []
         if self.finished:
             return out

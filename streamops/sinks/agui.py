@@ -83,6 +83,7 @@ from ..events import (
 )
 from ..events import _json_text as _model_json
 from ..operators.errors import errors_as_events
+from ._nesting import Nesting
 
 if TYPE_CHECKING:
     from ag_ui.core import BaseEvent as AGUIEvent
@@ -120,6 +121,7 @@ class AGUIEncoder:
         self._last_error: ErrorEvent | None = None
         self._output: Any = None
         self._has_output = False
+        self._nesting = Nesting()
 
     def _id(self, kind: str) -> str:
         mid = f"{self.run_id}-{kind}-{self._messages}"
@@ -167,7 +169,10 @@ class AGUIEncoder:
 
     # ---------------------------------------------------------------- encoding
     def encode(self, event: BaseEvent) -> list[AGUIEvent]:
-        """The AG-UI events for one streamops event (possibly none); nothing after the run end."""
+        """The AG-UI events for one streamops event (possibly none); nothing after the run end.
+        A nested run's start and end and a handoff are ``CUSTOM`` events
+        (:mod:`streamops.sinks._nesting`)."""
+        event = self._nesting.lower(event)
         from ag_ui.core import (
             CustomEvent as AGCustom,
         )

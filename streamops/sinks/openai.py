@@ -114,6 +114,7 @@ from streamops.operators.aggregate import Message
 
 from ..events import _utf8
 from ..operators.errors import errors_as_events
+from ._nesting import Nesting
 
 __all__ = ["DONE", "ChunkEncoder", "completion_object", "openai_sse_stream", "openai_usage"]
 
@@ -195,6 +196,7 @@ class ChunkEncoder:
         "_end_usage",
         "_ended",
         "_finish",
+        "_nesting",
         "_role_sent",
         "_usage",
         "completion_id",
@@ -221,6 +223,7 @@ class ChunkEncoder:
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
         self._end_usage: Usage | None = None
+        self._nesting = Nesting()
 
     # ------------------------------------------------------------------ chunk shapes
     def _empty_chunk(self) -> dict[str, Any]:
@@ -275,8 +278,10 @@ class ChunkEncoder:
 
     # ------------------------------------------------------------------ encoding
     def encode(self, event: BaseEvent) -> list[dict[str, Any]]:
-        """The chunks for one event (often one, sometimes none or two)."""
-        if self._ended:
+        """The chunks for one event (often one, sometimes none or two). The events of a run
+        nested in the stream's run (an agent used as a tool) give none: the chunks are one
+        assistant message (:mod:`streamops.sinks._nesting`)."""
+        if self._ended or self._nesting.nested(event):
             return []
         out: list[dict[str, Any]] = []
         t = type(event)

@@ -78,6 +78,7 @@ from ..events import (
     Usage,
 )
 from ..operators.errors import errors_as_events
+from ._nesting import Nesting
 from .openai import DONE
 from .sse import SSE_HEADERS
 
@@ -132,6 +133,7 @@ class VercelEncoder:
         self._step_open = False
         self._calls: dict[str, str] = {}  # call id -> tool name, for calls whose input started
         self._usage: Usage | None = None
+        self._nesting = Nesting()
 
     # ---------------------------------------------------------------- blocks
     def _close_block(self, out: list[dict[str, Any]]) -> None:
@@ -163,7 +165,10 @@ class VercelEncoder:
 
     # ---------------------------------------------------------------- encoding
     def encode(self, event: BaseEvent) -> list[dict[str, Any]]:
-        """The chunks for one event (possibly none). Nothing is encoded after the run end."""
+        """The chunks for one event (possibly none). Nothing is encoded after the run end. A
+        nested run's start and end and a handoff are ``data-<name>`` parts
+        (:mod:`streamops.sinks._nesting`)."""
+        event = self._nesting.lower(event)
         out: list[dict[str, Any]] = []
         if self._finished:
             return out
