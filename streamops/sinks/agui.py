@@ -53,12 +53,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
-from .._stream import Stream, aclose_iterator
+from .._stream import Stream
 from ..events import (
     BaseEvent,
+    BlockEnd,
+    BlockStart,
     CustomEvent,
     ErrorEvent,
     FinalOutput,
@@ -69,20 +71,19 @@ from ..events import (
     RedactedReasoning,
     RefusalDelta,
     RunEnd,
-    RunStart,
     StepEnd,
     StepStart,
     TextDelta,
     ToolCallDelta,
     ToolCallEnd,
-    ToolCallStart,
     ToolError,
     ToolProgress,
     ToolResult,
-    _utf8,
+    model_json,
+    utf8,
 )
-from ..events import _json_text as _model_json
-from ..operators.errors import errors_as_events
+from ..operators.blocks import BlockSplitter
+from .encoder import ItemEncoder, encoded
 
 if TYPE_CHECKING:
     from ag_ui.core import BaseEvent as AGUIEvent
@@ -99,8 +100,12 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=repr)
 
 
-class AGUIEncoder:
+class AGUIEncoder(ItemEncoder["AGUIEvent"]):
     """Turns streamops events into ``ag_ui.core`` events (sans-IO, one run per encoder).
+
+    Messages and tool calls open and close at the block events of
+    :class:`~streamops.operators.blocks.BlockSplitter` (the rule of
+    :func:`~streamops.operators.blocks.blocks`), fed every event.
 
     Args:
         thread_id: the AG-UI thread (conversation) id; default a fresh uuid.
@@ -112,48 +117,21 @@ class AGUIEncoder:
         self.run_id = run_id
         self._started = False
         self._finished = False
-        self._open: tuple[str, str, str | None] | None = None  # (kind, message id, source block id)
+        self._ids: dict[tuple[str, str], str] = {}  # (run id, agent) -> its open message's id
         self._last_reasoning: dict[str | None, str] = {}  # source block id -> reasoning message id
         self._messages = 0
         self._step: int | None = None
-        self._calls: set[str] = set()
+        self._calls: set[str] = set()  # open calls
+        self._args_sent: set[str] = set()  # open calls that sent arguments
         self._last_error: ErrorEvent | None = None
         self._output: Any = None
         self._has_output = False
+        self._out: list[AGUIEvent] = []
+        self._splitter = BlockSplitter(self._events)
 
     def _id(self, kind: str) -> str:
         mid = f"{self.run_id}-{kind}-{self._messages}"
         self._messages += 1
-        return mid
-
-    # ---------------------------------------------------------------- messages
-    def _close(self, out: list[AGUIEvent]) -> None:
-        from ag_ui.core import ReasoningEndEvent, ReasoningMessageEndEvent, TextMessageEndEvent
-
-        if self._open is None:
-            return
-        kind, mid, _ = self._open
-        self._open = None
-        if kind == "text":
-            out.append(TextMessageEndEvent(message_id=mid))
-        else:
-            out.append(ReasoningMessageEndEvent(message_id=mid))
-            out.append(ReasoningEndEvent(message_id=mid))
-
-    def _message(self, out: list[AGUIEvent], kind: str, source: str | None) -> str:
-        from ag_ui.core import ReasoningMessageStartEvent, ReasoningStartEvent, TextMessageStartEvent
-
-        if self._open is not None and self._open[0] == kind and self._open[2] == source:
-            return self._open[1]
-        self._close(out)
-        mid = self._id(kind)
-        self._open = (kind, mid, source)
-        if kind == "text":
-            out.append(TextMessageStartEvent(message_id=mid, role="assistant"))
-        else:
-            self._last_reasoning[source] = mid
-            out.append(ReasoningStartEvent(message_id=mid))
-            out.append(ReasoningMessageStartEvent(message_id=mid, role="reasoning"))
         return mid
 
     def _ensure_start(self, out: list[AGUIEvent], run_id: str) -> None:
@@ -168,6 +146,52 @@ class AGUIEncoder:
     # ---------------------------------------------------------------- encoding
     def encode(self, event: BaseEvent) -> list[AGUIEvent]:
         """The AG-UI events for one streamops event (possibly none); nothing after the run end."""
+        if self._finished:
+            return []
+        out = self._out = []
+        self._ensure_start(out, event.run_id)
+        self._splitter.push(event)
+        return out
+
+    def _block(self, event: BlockStart | BlockEnd) -> None:
+        from ag_ui.core import (
+            ReasoningEndEvent,
+            ReasoningMessageEndEvent,
+            ReasoningMessageStartEvent,
+            ReasoningStartEvent,
+            TextMessageEndEvent,
+            TextMessageStartEvent,
+            ToolCallEndEvent,
+            ToolCallStartEvent,
+        )
+
+        out = self._out
+        key = (event.run_id, event.agent)
+        if event.block == "tool-call":
+            assert event.call_id is not None
+            if isinstance(event, BlockStart):
+                self._calls.add(event.call_id)
+                out.append(ToolCallStartEvent(tool_call_id=event.call_id, tool_call_name=event.name or ""))
+            else:
+                self._calls.discard(event.call_id)
+                self._args_sent.discard(event.call_id)
+                out.append(ToolCallEndEvent(tool_call_id=event.call_id))
+        elif event.block == "reasoning":
+            if isinstance(event, BlockStart):
+                mid = self._ids[key] = self._last_reasoning[event.block_id] = self._id("reasoning")
+                out.append(ReasoningStartEvent(message_id=mid))
+                out.append(ReasoningMessageStartEvent(message_id=mid, role="reasoning"))
+            else:
+                mid = self._ids.pop(key)
+                out.append(ReasoningMessageEndEvent(message_id=mid))
+                out.append(ReasoningEndEvent(message_id=mid))
+        elif isinstance(event, BlockStart):
+            mid = self._ids[key] = self._id("text")
+            out.append(TextMessageStartEvent(message_id=mid, role="assistant"))
+        else:
+            out.append(TextMessageEndEvent(message_id=self._ids.pop(key)))
+
+    def _events(self, event: BaseEvent) -> None:
         from ag_ui.core import (
             CustomEvent as AGCustom,
         )
@@ -182,62 +206,41 @@ class AGUIEncoder:
             StepStartedEvent,
             TextMessageContentEvent,
             ToolCallArgsEvent,
-            ToolCallEndEvent,
             ToolCallResultEvent,
-            ToolCallStartEvent,
         )
 
-        out: list[AGUIEvent] = []
-        if self._finished:
-            return out
-        self._ensure_start(out, event.run_id)
-        if isinstance(event, RunStart):
-            return out
+        out = self._out
         if isinstance(event, (TextDelta, RefusalDelta)):
-            if event.delta:
-                source = event.block_id if isinstance(event, TextDelta) else f"refusal:{event.block_id}"
-                mid = self._message(out, "text", source)
+            if event.delta:  # *_CONTENT deltas must not be empty
+                mid = self._ids[event.run_id, event.agent]
                 out.append(TextMessageContentEvent(message_id=mid, delta=event.delta))
         elif isinstance(event, ReasoningDelta):
             if event.delta:
-                mid = self._message(out, "reasoning", event.block_id)
+                mid = self._ids[event.run_id, event.agent]
                 out.append(ReasoningMessageContentEvent(message_id=mid, delta=event.delta))
+        elif isinstance(event, (BlockStart, BlockEnd)):
+            self._block(event)
         elif isinstance(event, (ReasoningSignature, RedactedReasoning)):
-            self._close(out)
             value = event.signature if isinstance(event, ReasoningSignature) else event.data
             mid = self._last_reasoning.get(event.block_id) or self._id("reasoning")
             out.append(ReasoningEncryptedValueEvent(subtype="message", entity_id=mid, encrypted_value=value))
         elif isinstance(event, StepStart):
-            self._close(out)
             if self._step is not None:
                 out.append(StepFinishedEvent(step_name=f"step-{self._step}"))
             self._step = event.step
             out.append(StepStartedEvent(step_name=f"step-{event.step}"))
         elif isinstance(event, StepEnd):
-            self._close(out)
             if self._step is not None:
                 out.append(StepFinishedEvent(step_name=f"step-{self._step}"))
                 self._step = None
-        elif isinstance(event, ToolCallStart):
-            self._close(out)
-            if event.call_id not in self._calls:  # a repeated start of an open call: nothing
-                self._calls.add(event.call_id)
-                out.append(ToolCallStartEvent(tool_call_id=event.call_id, tool_call_name=event.name))
         elif isinstance(event, ToolCallDelta):
-            self._close(out)
             if event.call_id in self._calls and event.delta:
+                self._args_sent.add(event.call_id)
                 out.append(ToolCallArgsEvent(tool_call_id=event.call_id, delta=event.delta))
         elif isinstance(event, ToolCallEnd):
-            self._close(out)
-            if event.call_id not in self._calls:
-                out.append(ToolCallStartEvent(tool_call_id=event.call_id, tool_call_name=event.name))
-                if event.arguments:
-                    out.append(ToolCallArgsEvent(tool_call_id=event.call_id, delta=event.arguments))
-            else:
-                self._calls.discard(event.call_id)
-            out.append(ToolCallEndEvent(tool_call_id=event.call_id))
+            if event.call_id not in self._args_sent and event.arguments:
+                out.append(ToolCallArgsEvent(tool_call_id=event.call_id, delta=event.arguments))
         elif isinstance(event, ToolResult):
-            self._close(out)
             out.append(
                 ToolCallResultEvent(
                     message_id=self._id("tool"),
@@ -247,7 +250,6 @@ class AGUIEncoder:
                 )
             )
         elif isinstance(event, ToolError):
-            self._close(out)
             content = json.dumps({"error": event.message, "errorType": event.error_type}, ensure_ascii=False)
             out.append(
                 ToolCallResultEvent(
@@ -255,28 +257,22 @@ class AGUIEncoder:
                 )
             )
         elif isinstance(event, ToolProgress):
-            self._close(out)
             progress = {"toolCallId": event.call_id, "toolName": event.name, "data": event.data}
             out.append(AGCustom(name="tool-progress", value=progress))
         elif isinstance(event, CustomEvent):
-            self._close(out)
             out.append(AGCustom(name=event.name, value=event.data))
         elif isinstance(event, RawEvent):
-            self._close(out)
             out.append(AGRaw(event=event.data, source=event.event_type))
         elif isinstance(event, (PartialObject, FinalOutput)):
-            self._close(out)
             if isinstance(event, FinalOutput):
                 self._output, self._has_output = event.value, True
             out.append(StateSnapshotEvent(snapshot={"output": event.value}))
         elif isinstance(event, ErrorEvent):
-            self._close(out)
             self._last_error = event
             error = {"errorType": event.error_type, "message": event.message, "code": event.code}
             out.append(AGCustom(name="error", value=error))
         elif isinstance(event, RunEnd):
             out += self._end(event)
-        return out
 
     def _end(self, event: RunEnd | None) -> list[AGUIEvent]:
         from ag_ui.core import (
@@ -286,15 +282,9 @@ class AGUIEncoder:
             RunFinishedSuccessOutcome,
             StepFinishedEvent,
             TokenUsage,
-            ToolCallEndEvent,
         )
 
         out: list[AGUIEvent] = []
-        self._ensure_start(out, "")
-        self._close(out)
-        for call_id in sorted(self._calls):  # calls the model never finished (a cut-off stream)
-            out.append(ToolCallEndEvent(tool_call_id=call_id))
-        self._calls.clear()
         if self._step is not None:
             out.append(StepFinishedEvent(step_name=f"step-{self._step}"))
             self._step = None
@@ -340,59 +330,35 @@ class AGUIEncoder:
         return out
 
     def close(self) -> list[AGUIEvent]:
-        """Events that end a run which stopped without a ``RunEnd``: ``RUN_ERROR`` (message
-        and code from the last ``ErrorEvent``) when an error was encoded, as when the source
-        failed, else ``RUN_FINISHED`` with outcome ``cancelled``; nothing if the run end was
-        encoded."""
+        """Events that end a run which stopped without a ``RunEnd`` (the open messages and tool
+        calls ended first): ``RUN_ERROR`` (message and code from the last ``ErrorEvent``) when an
+        error was encoded, as when the source failed, else ``RUN_FINISHED`` with outcome
+        ``cancelled``; nothing if the run end was encoded."""
         if self._finished:
             return []
-        return self._end(None)
+        out = self._out = []
+        self._ensure_start(out, "")
+        self._splitter.end()
+        out += self._end(None)
+        return out
 
     # ---------------------------------------------------------------- framing
     @staticmethod
-    def sse(event: AGUIEvent) -> bytes:
+    def frame(item: AGUIEvent) -> bytes:
         """One event as SSE, framed by ``ag_ui.encoder.EventEncoder`` (``data: {json}``)."""
         from ag_ui.encoder import EventEncoder
 
         try:
-            return _utf8(EventEncoder().encode(event))
+            return utf8(EventEncoder().encode(item))
         except ValueError:  # a lone surrogate in a string: written as U+FFFD
-            return b"data: " + _utf8(_model_json(event, by_alias=True, exclude_none=True)) + b"\n\n"
+            return b"data: " + utf8(model_json(item, by_alias=True, exclude_none=True)) + b"\n\n"
 
-    def encode_sse(self, event: BaseEvent) -> bytes:
-        """The AG-UI events of one streamops event, each framed by :meth:`sse`, concatenated
-        (``b""`` for none)."""
-        return b"".join(map(self.sse, self.encode(event)))
-
-    def close_sse(self) -> bytes:
-        """:meth:`close`'s events framed (``b""`` if the run end was encoded)."""
-        return b"".join(map(self.sse, self.close()))
-
-    async def encode_stream(self, stream: AsyncIterable[BaseEvent]) -> AsyncIterator[bytes]:
-        """The whole SSE body for ``stream`` (closed with :meth:`close` if it had no run end).
-
-        If ``stream`` raises (an ``Exception``), the body ends as :func:`agui_response` ends it:
-        the ``CUSTOM`` ``error`` event of the ``ErrorEvent`` for the failure
-        (:func:`~streamops.operators.errors.error_event`), then :meth:`close`'s events (ending with
-        ``RUN_ERROR``); then the exception is re-raised. ``stream`` is always closed (``aclose()`` of its iterator, when
-        it has one): at its end, on its failure, and when this generator is closed early
-        (``break`` then ``aclose()``, or cancellation). Iterate it inside the terminal that
-        hosts ``stream`` when the stream runs tasks (an agent run).
-        """
-        it = aiter(Stream.from_async_iterable(stream) | errors_as_events(reraise=True))
-        failure: Exception | None = None
-        try:
-            async for event in it:
-                for ev in self.encode(event):
-                    yield self.sse(ev)
-        except Exception as exc:  # the stream failed: its ErrorEvent was encoded
-            failure = exc
-        finally:
-            await aclose_iterator(it)
-        for ev in self.close():
-            yield self.sse(ev)
-        if failure is not None:
-            raise failure
+    def encode_stream(self, stream: AsyncIterable[BaseEvent]) -> Stream[bytes]:
+        """The whole SSE body for ``stream`` (:func:`~streamops.sinks.encoder.encoded`; closed
+        with :meth:`close` if it had no run end). If ``stream`` raises, the ``CUSTOM`` ``error``
+        event of its ``ErrorEvent`` and :meth:`close`'s events (ending with ``RUN_ERROR``), then
+        the exception. ``stream`` is always closed."""
+        return encoded(stream, self)
 
 
 def agui_response(
@@ -415,12 +381,12 @@ def agui_response(
         ValueError: ``heartbeat`` is not positive, or ``on_disconnect`` is not
             ``"cancel"``/``"continue"``.
     """
-    from ._asgi import EventStreamResponse, stream_producer
+    from ._asgi import encoder_response
     from .sse import SSE_HEADERS
 
-    encoder = AGUIEncoder(thread_id=thread_id, run_id=run_id)
-    return EventStreamResponse(
-        stream_producer(stream, encoder.encode_sse, finish=encoder.close_sse),
+    return encoder_response(
+        stream,
+        AGUIEncoder(thread_id=thread_id, run_id=run_id),
         headers=dict(SSE_HEADERS),
         heartbeat_interval=heartbeat,
         on_disconnect=on_disconnect,

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from .events import (
+from ..events import (
     BaseEvent,
     CustomEvent,
     ErrorEvent,
