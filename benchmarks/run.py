@@ -14,7 +14,7 @@ with ``--verbose``, always kept in the JSON under ``logs``) and a progress bar a
 table are shown instead. Targets are printed as PASS/FAIL lines and never asserted: the exit
 status is 0 unless a case raised an exception.
 
-API (what ``tests/test_bench.py`` uses): :func:`run_cases` and :func:`report`.
+API (what ``tests/bench/test_runner.py`` uses): :func:`run_cases` and :func:`report`.
 """
 
 from __future__ import annotations

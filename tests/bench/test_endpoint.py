@@ -19,7 +19,7 @@ pytestmark = [
     # garbage collector when a body is not read to its end (a stall, a malformed event, the run
     # end read before the connection closed), and trio warns about that; asyncio finalizes
     # them silently. A known httpx issue (encode/httpx#3686, PR #3777); see also
-    # tests/sse/test_sse.py::test_aiter_sse_response_early_close.
+    # tests/core/test_sse.py::test_aiter_sse_response_early_close.
     pytest.mark.filterwarnings(r"ignore:Async generator 'http(x|core)\.:ResourceWarning"),
 ]
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from streamops.cli import app
 from streamops.serve import create_app
-from tests.serve.test_serve import serve
+from tests.serve.test_app import serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings(r"ignore:Async generator 'http(x|core)\.:ResourceWarning")]
 

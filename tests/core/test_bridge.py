@@ -13,8 +13,7 @@ from collections.abc import AsyncGenerator, Iterator
 import pytest
 
 from streamops import Stream, map, take
-
-from ._util import Boom, Probe
+from tests._util import Boom, Probe
 
 BACKENDS = ["asyncio", "trio"]
 

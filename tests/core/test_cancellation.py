@@ -13,8 +13,7 @@ import anyio.lowlevel
 import pytest
 
 from streamops import Stream, filter, map, scan, take, take_until
-
-from ._util import Boom, Counter, Flagged
+from tests._util import Boom, Counter, Flagged
 
 pytestmark = pytest.mark.anyio
 

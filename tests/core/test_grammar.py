@@ -32,8 +32,7 @@ from streamops import (
     take_until,
     tap,
 )
-
-from ._util import Boom, Counter, Probe, apply_ref, drain
+from tests._util import Boom, Counter, Probe, apply_ref, drain
 
 pytestmark = pytest.mark.anyio
 

@@ -10,8 +10,7 @@ import anyio.lowlevel
 import pytest
 
 from streamops import Stream
-
-from ._util import Boom, Probe
+from tests._util import Boom, Probe
 
 pytestmark = pytest.mark.anyio
 

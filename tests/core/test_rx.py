@@ -16,8 +16,7 @@ from reactivex.disposable import Disposable
 from reactivex.subject import Subject
 
 from streamops import BufferOverflowError, Stream, StreamopsError, map, take
-
-from ._util import Boom, Counter, Probe, drain
+from tests._util import Boom, Counter, Probe, drain
 
 # ----------------------------------------------------------------------------- helpers
 

@@ -1,6 +1,6 @@
 """``create_app(agent_factory=...)``: completions answered by a streamops :class:`Agent` with its
 own tools, driven by the official ``openai`` client against a real uvicorn server on 127.0.0.1
-(``serve`` of tests/serve/test_serve.py: synchronous tests, the app on asyncio in a thread).
+(``serve`` of tests/serve/test_app.py: synchronous tests, the app on asyncio in a thread).
 
 The agent's model is scripted: step 0 says a few words and calls a tool, the next step answers.
 By design (streamops/serve/app.py): a tool the *agent* has runs server-side and its call stays in
@@ -24,7 +24,7 @@ from streamops.agent import Agent
 from streamops.models import ToolSpec
 from streamops.serve.app import ChatCompletionRequest, create_app
 from streamops.tools import tool
-from tests.serve.test_serve import MESSAGES, client, fold, run_log, serve, stream_completion, text_of
+from tests.serve.test_app import MESSAGES, client, fold, run_log, serve, stream_completion, text_of
 
 # One step: (text fragments, tool call (call_id, name, argument fragments) or None).
 Step = tuple[list[str], tuple[str, str, list[str]] | None]

@@ -11,7 +11,7 @@ import pytest
 from streamops.serve import create_app
 from tests.conftest import RECORDED
 
-from .test_serve import MESSAGES, client, serve
+from .test_app import MESSAGES, client, serve
 
 TEXT = RECORDED / "openai" / "chat_text_usage_openai_python.sse"
 

@@ -15,7 +15,7 @@ import pytest
 from streamops.events import BaseEvent, from_json
 from streamops.serve import create_app
 from streamops.sse import SSEDecoder
-from tests.serve.test_serve import LONG, client, serve, stream_completion, text_of
+from tests.serve.test_app import LONG, client, serve, stream_completion, text_of
 
 
 def get_events(base: str, run_id: str, last_event_id: str | None = None) -> tuple[int, list[tuple[str, BaseEvent]]]:

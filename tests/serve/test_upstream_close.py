@@ -7,7 +7,7 @@ when its client closed the connection. The server's model is a
 goes over real HTTP, so "closed" here is the provider seeing EOF on its socket, not a stub's
 own ``finally``.
 
-Synchronous tests, like tests/serve/test_serve.py (whose ``serve`` they use): uvicorn runs the
+Synchronous tests, like tests/serve/test_app.py (whose ``serve`` they use): uvicorn runs the
 app on asyncio in a thread, which is also the only loop LiteLLM runs on.
 """
 
@@ -28,7 +28,7 @@ from streamops.adapters.models import LiteLLMModel
 
 from streamops.serve.app import create_app
 from tests._http import parse_head
-from tests.serve.test_serve import run_log, serve
+from tests.serve.test_app import run_log, serve
 
 pytestmark = [
     # as in tests/adapters/test_litellm.py: LiteLLM reads pydantic's deprecated instance fields

@@ -24,7 +24,7 @@ from tests.core.test_events import all_events, assert_same_event
 from tests.serve.test_runlog import forever, run_events
 
 from ._uvicorn import eventually, serve
-from .test_sse_sink import HOSTILE
+from .test_sse import HOSTILE
 
 
 @pytest.mark.parametrize("text", HOSTILE)

@@ -32,8 +32,7 @@ from streamops import (
     take_until,
     tap,
 )
-
-from ._util import Counter, Probe
+from tests._util import Counter, Probe
 
 pytestmark = pytest.mark.anyio
 

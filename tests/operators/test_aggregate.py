@@ -35,8 +35,7 @@ from streamops import (
     assemble,
     map,
 )
-
-from ._util import Boom, Probe
+from tests._util import Boom, Probe
 
 WS = " \t\n\r\u00a0\u3000"
 pieces_text = st.one_of(st.text(max_size=30), st.text(alphabet=WS, max_size=10))

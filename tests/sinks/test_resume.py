@@ -21,7 +21,7 @@ from streamops.sinks.sse import SSEEncoder, sse_response
 from streamops.sse import SSEDecoder
 
 from ._uvicorn import serve
-from .test_sse_sink import app_for, asyncio_only, decode_all, read_events
+from .test_sse import app_for, asyncio_only, decode_all, read_events
 
 WORDS = [f"alpha{i} beta{i} gamma{i} delta{i}" for i in range(12)]
 

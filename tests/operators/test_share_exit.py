@@ -12,8 +12,7 @@ import anyio.abc
 import pytest
 
 from streamops import share, tee
-
-from ._util import Boom, Counter
+from tests._util import Boom, Counter
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from streamops.agent import Agent
-from tests.sinks.test_a2a import SlowModel, make_app, serve
+from tests.serve.test_a2a import SlowModel, make_app, serve
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 

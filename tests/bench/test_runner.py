@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from streamops.cli import app
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 @pytest.fixture(scope="module")
 def runner_mod() -> Any:

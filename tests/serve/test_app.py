@@ -391,13 +391,13 @@ def test_local_model_stream_equals_a_direct_run() -> None:
 async def test_a2a_message_stream_through_create_app(anyio_backend: str) -> None:
     """The app speaks A2A with the model its completions use: the SDK's own v0.3 JSON-RPC client
     streams a task whose text is the replayed answer, then gets it and reads the card. asyncio
-    only: uvicorn runs the app in this test's own loop (helpers of tests/sinks/test_a2a.py)."""
+    only: uvicorn runs the app in this test's own loop (helpers of tests/serve/test_a2a.py)."""
     pytest.importorskip("a2a.compat.v0_3.jsonrpc_transport")
     from a2a.compat.v0_3.jsonrpc_transport import CompatJsonRpcTransport
     from a2a.types import GetTaskRequest, TaskState
 
+    from tests.serve.test_a2a import T, send_request
     from tests.sinks._uvicorn import serve as serve_async
-    from tests.sinks.test_a2a import T, send_request
 
     expected = fold(parse_sse_bytes(EMOJI.read_bytes())).text
     async with serve_async(create_app(model=f"replay:{EMOJI}")) as base, httpx.AsyncClient(timeout=30) as http:
