@@ -1,6 +1,7 @@
 """Operators over streams, one module per family (select, transform, aggregate, ...)."""
 
 from .aggregate import Accumulator, ErrorInfo, Message, ToolCall, accumulate, assemble
+from .blocks import BlockSplitter, blocks
 from .combine import concat, merge
 from .errors import errors_as_events
 from .metrics import RunStats, StreamMetrics, metrics
@@ -14,6 +15,7 @@ from .transform import map, scan, tap
 
 __all__ = [
     "Accumulator",
+    "BlockSplitter",
     "DROPPED_DELTAS",
     "ErrorInfo",
     "Message",
@@ -29,6 +31,7 @@ __all__ = [
     "accumulate",
     "assemble",
     "batch",
+    "blocks",
     "budget",
     "concat",
     "count_tokens",

@@ -182,7 +182,7 @@ class BlockSplitter:
 
     def end(self) -> None:
         """Emit the end of every block still open (content blocks first, per run and agent)."""
-        for key in list(self._content.keys() | self._calls.keys()):
+        for key in dict.fromkeys([*self._content, *self._calls]):
             o = self._content.pop(key, None)
             if o is not None:
                 self.emit(_end(o))

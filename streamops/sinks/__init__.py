@@ -8,7 +8,8 @@ ag-ui or a2a-sdk). Encoders and decoders are sans-IO; the ``*_response`` helpers
 The encoder protocol (:mod:`streamops.sinks.encoder`)
     :class:`Encoder` (sans-IO: ``encode_frames(event)``, ``close_frames()``,
     ``error_frames(error)``, bytes out), :class:`ItemEncoder` (the base of the encoders that
-    map events to protocol items), :func:`encoded` (any encoder's body as a stream of bytes).
+    map events to protocol items), :class:`BlockEncoder` (those over block events),
+    :func:`encoded` (any encoder's body as a stream of bytes).
 Server-Sent Events (:mod:`streamops.sinks.sse`)
     :class:`SSEEncoder`, :func:`sse_response`, :func:`sse_events`, :data:`SSE_HEADERS`.
 Newline-delimited JSON (:mod:`streamops.sinks.ndjson`)
@@ -52,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .a2a import A2A_PROTOCOL_VERSION, A2AEncoder, a2a_types_module
     from .agui import AGUIEncoder, agui_response
-    from .encoder import Encoder, ItemEncoder, encoded
+    from .encoder import BlockEncoder, Encoder, ItemEncoder, encoded
     from .ndjson import NDJSON_HEADERS, NDJSONEncoder, ndjson_encode, ndjson_events, ndjson_response
     from .openai import DONE, ChunkEncoder, completion_object, openai_response, openai_usage
     from .render import TerminalRenderer
@@ -78,7 +79,7 @@ if TYPE_CHECKING:
 _MODULES: dict[str, tuple[str, ...]] = {
     "a2a": ("A2A_PROTOCOL_VERSION", "A2AEncoder", "a2a_types_module"),
     "agui": ("AGUIEncoder", "agui_response"),
-    "encoder": ("Encoder", "ItemEncoder", "encoded"),
+    "encoder": ("BlockEncoder", "Encoder", "ItemEncoder", "encoded"),
     "ndjson": ("NDJSON_HEADERS", "NDJSONEncoder", "ndjson_encode", "ndjson_events", "ndjson_response"),
     "openai": ("DONE", "ChunkEncoder", "completion_object", "openai_response", "openai_usage"),
     "render": ("TerminalRenderer",),
@@ -109,6 +110,7 @@ __all__ = [
     "A2AEncoder",
     "A2A_PROTOCOL_VERSION",
     "AGUIEncoder",
+    "BlockEncoder",
     "ChunkEncoder",
     "DONE",
     "DisconnectPolicy",

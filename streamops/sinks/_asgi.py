@@ -210,7 +210,7 @@ def encoder_producer(source: AsyncIterable[BaseEvent], encoder: Encoder) -> Prod
 
     When ``source`` or the encoder raises an ``Exception``, the source is closed and the
     encoder's ``error_frames`` for it (the :func:`~streamops.operators.errors.error_event` of
-    the exception, after the last event read) are written once, instead of the closing frames;
+    the exception, after the last event encoded) are written once, instead of the closing frames;
     if ``error_frames`` raises too, the body just ends. A cancelled producer (the client left)
     writes nothing more. The source is closed on every exit."""
 
@@ -218,8 +218,10 @@ def encoder_producer(source: AsyncIterable[BaseEvent], encoder: Encoder) -> Prod
         last: BaseEvent | None = None
         try:
             async with closing_events(source) as it:
-                async for last in it:
-                    await write(encoder.encode_frames(last))
+                async for event in it:
+                    frames = encoder.encode_frames(event)
+                    last = event
+                    await write(frames)
             tail = encoder.close_frames()
         except Exception as exc:
             try:

@@ -68,8 +68,7 @@ from ..events import (
     model_json,
     utf8,
 )
-from ..operators.blocks import BlockSplitter
-from .encoder import ItemEncoder, encoded
+from .encoder import BlockEncoder, encoded
 
 if TYPE_CHECKING:
     from a2a.compat.v0_3 import types as a2a_types
@@ -107,7 +106,7 @@ def _data(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-class A2AEncoder(ItemEncoder["Result"]):
+class A2AEncoder(BlockEncoder["Result"]):
     """Turns streamops events into A2A ``message/stream`` results (sans-IO, one task).
 
     Text, refusal and reasoning artifacts open and close at the block events of
@@ -132,17 +131,15 @@ class A2AEncoder(ItemEncoder["Result"]):
         user_message: a2a_types.Message | None = None,
         request_id: str | int | None = None,
     ) -> None:
+        super().__init__()
         self.t = a2a_types_module()
         self.task_id = task_id or uuid.uuid4().hex
         self.context_id = context_id or uuid.uuid4().hex
         self.user_message = user_message
-        self.finished = False
         self._started = False
         self._status: a2a_types.TaskStatus = self.t.TaskStatus(state=self.t.TaskState.submitted, timestamp=_now())
         self.request_id = request_id
         self._open: dict[tuple[str, str], list[Any]] = {}  # (run id, agent) -> [artifact id, name, chunks sent]
-        self._out: list[Any] = []
-        self._splitter = BlockSplitter(self._results)
         self._artifacts: OrderedDict[str, tuple[str, list[Any]]] = OrderedDict()  # id -> (name, parts)
         self._n = 0
         self._last_error: ErrorEvent | None = None
@@ -196,23 +193,14 @@ class A2AEncoder(ItemEncoder["Result"]):
             last_chunk=last,
         )
 
-    def _ensure_start(self, out: list[Any]) -> None:
+    def _begin(self, run_id: str) -> None:
         if not self._started:
             self._started = True
             self._status = self.t.TaskStatus(state=self.t.TaskState.working, timestamp=_now())
-            out.append(self.task)
+            self._out.append(self.task)
 
     # ---------------------------------------------------------------- encoding
-    def encode(self, event: BaseEvent) -> list[Result]:
-        """The results for one event (possibly none); nothing after the final status."""
-        if self.finished:
-            return []
-        out = self._out = []
-        self._ensure_start(out)
-        self._splitter.push(event)
-        return out
-
-    def _results(self, event: BaseEvent) -> None:
+    def _one(self, event: BaseEvent) -> None:
         out = self._out
         if isinstance(event, (TextDelta, RefusalDelta, ReasoningDelta)):
             o = self._open[event.run_id, event.agent]
@@ -270,11 +258,10 @@ class A2AEncoder(ItemEncoder["Result"]):
         elif isinstance(event, ErrorEvent):
             self._last_error = event
         elif isinstance(event, RunEnd):
-            out += self._end(event)
+            self._end(event)
 
-    def _end(self, event: RunEnd | None) -> list[Any]:
+    def _end(self, event: RunEnd | None) -> None:
         t = self.t
-        out: list[Any] = []
         self.finished = True
         if event is not None:
             status: str = event.status
@@ -307,21 +294,7 @@ class A2AEncoder(ItemEncoder["Result"]):
                     }.items()
                     if v is not None
                 }
-        out.append(self._status_update(state, final=True, message=message, metadata={"streamops": meta}))
-        return out
-
-    def close(self) -> list[Result]:
-        """Results that end a task whose stream stopped without a ``RunEnd`` (the open artifact
-        ended first): final status ``failed`` (its message: the last error) when an
-        ``ErrorEvent`` was encoded, as when the source failed, else ``canceled``; nothing if the
-        final status was encoded."""
-        if self.finished:
-            return []
-        out = self._out = []
-        self._ensure_start(out)
-        self._splitter.end()
-        out += self._end(None)
-        return out
+        self._out.append(self._status_update(state, final=True, message=message, metadata={"streamops": meta}))
 
     # ---------------------------------------------------------------- framing
     def response(self, result: Result, request_id: str | int | None) -> a2a_types.SendStreamingMessageSuccessResponse:

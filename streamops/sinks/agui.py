@@ -82,8 +82,7 @@ from ..events import (
     model_json,
     utf8,
 )
-from ..operators.blocks import BlockSplitter
-from .encoder import ItemEncoder, encoded
+from .encoder import BlockEncoder, encoded
 
 if TYPE_CHECKING:
     from ag_ui.core import BaseEvent as AGUIEvent
@@ -100,7 +99,7 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=repr)
 
 
-class AGUIEncoder(ItemEncoder["AGUIEvent"]):
+class AGUIEncoder(BlockEncoder["AGUIEvent"]):
     """Turns streamops events into ``ag_ui.core`` events (sans-IO, one run per encoder).
 
     Messages and tool calls open and close at the block events of
@@ -113,10 +112,10 @@ class AGUIEncoder(ItemEncoder["AGUIEvent"]):
     """
 
     def __init__(self, *, thread_id: str | None = None, run_id: str | None = None) -> None:
+        super().__init__()
         self.thread_id = thread_id or uuid.uuid4().hex
         self.run_id = run_id
         self._started = False
-        self._finished = False
         self._ids: dict[tuple[str, str], str] = {}  # (run id, agent) -> its open message's id
         self._last_reasoning: dict[str | None, str] = {}  # source block id -> reasoning message id
         self._messages = 0
@@ -126,33 +125,22 @@ class AGUIEncoder(ItemEncoder["AGUIEvent"]):
         self._last_error: ErrorEvent | None = None
         self._output: Any = None
         self._has_output = False
-        self._out: list[AGUIEvent] = []
-        self._splitter = BlockSplitter(self._events)
 
     def _id(self, kind: str) -> str:
         mid = f"{self.run_id}-{kind}-{self._messages}"
         self._messages += 1
         return mid
 
-    def _ensure_start(self, out: list[AGUIEvent], run_id: str) -> None:
+    def _begin(self, run_id: str) -> None:
         from ag_ui.core import RunStartedEvent
 
         if not self._started:
             self._started = True
             if self.run_id is None:
                 self.run_id = run_id or uuid.uuid4().hex
-            out.append(RunStartedEvent(thread_id=self.thread_id, run_id=self.run_id))
+            self._out.append(RunStartedEvent(thread_id=self.thread_id, run_id=self.run_id))
 
     # ---------------------------------------------------------------- encoding
-    def encode(self, event: BaseEvent) -> list[AGUIEvent]:
-        """The AG-UI events for one streamops event (possibly none); nothing after the run end."""
-        if self._finished:
-            return []
-        out = self._out = []
-        self._ensure_start(out, event.run_id)
-        self._splitter.push(event)
-        return out
-
     def _block(self, event: BlockStart | BlockEnd) -> None:
         from ag_ui.core import (
             ReasoningEndEvent,
@@ -191,7 +179,7 @@ class AGUIEncoder(ItemEncoder["AGUIEvent"]):
         else:
             out.append(TextMessageEndEvent(message_id=self._ids.pop(key)))
 
-    def _events(self, event: BaseEvent) -> None:
+    def _one(self, event: BaseEvent) -> None:
         from ag_ui.core import (
             CustomEvent as AGCustom,
         )
@@ -272,9 +260,9 @@ class AGUIEncoder(ItemEncoder["AGUIEvent"]):
             error = {"errorType": event.error_type, "message": event.message, "code": event.code}
             out.append(AGCustom(name="error", value=error))
         elif isinstance(event, RunEnd):
-            out += self._end(event)
+            self._end(event)
 
-    def _end(self, event: RunEnd | None) -> list[AGUIEvent]:
+    def _end(self, event: RunEnd | None) -> None:
         from ag_ui.core import (
             RunErrorEvent,
             RunFinishedCancelledOutcome,
@@ -284,11 +272,11 @@ class AGUIEncoder(ItemEncoder["AGUIEvent"]):
             TokenUsage,
         )
 
-        out: list[AGUIEvent] = []
+        out = self._out
         if self._step is not None:
             out.append(StepFinishedEvent(step_name=f"step-{self._step}"))
             self._step = None
-        self._finished = True
+        self.finished = True
         assert self.run_id is not None
         usage = None
         if event is not None and event.usage is not None:
@@ -312,7 +300,7 @@ class AGUIEncoder(ItemEncoder["AGUIEvent"]):
                     usage=usage,
                 )
             )
-            return out
+            return
         outcome: RunFinishedSuccessOutcome | RunFinishedCancelledOutcome
         if event is None or event.status == "cancelled":
             outcome = RunFinishedCancelledOutcome()
@@ -327,20 +315,6 @@ class AGUIEncoder(ItemEncoder["AGUIEvent"]):
                 usage=usage,
             )
         )
-        return out
-
-    def close(self) -> list[AGUIEvent]:
-        """Events that end a run which stopped without a ``RunEnd`` (the open messages and tool
-        calls ended first): ``RUN_ERROR`` (message and code from the last ``ErrorEvent``) when an
-        error was encoded, as when the source failed, else ``RUN_FINISHED`` with outcome
-        ``cancelled``; nothing if the run end was encoded."""
-        if self._finished:
-            return []
-        out = self._out = []
-        self._ensure_start(out, "")
-        self._splitter.end()
-        out += self._end(None)
-        return out
 
     # ---------------------------------------------------------------- framing
     @staticmethod

@@ -26,10 +26,11 @@ from collections.abc import AsyncIterable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from .._stream import End, Push, Stage, Stream
-from ..events import BaseEvent, ErrorEvent
+from ..events import BaseEvent, ErrorEvent, RunEnd
+from ..operators.blocks import BlockSplitter
 from ..operators.errors import errors_as_events
 
-__all__ = ["Encoder", "ItemEncoder", "encoded"]
+__all__ = ["BlockEncoder", "Encoder", "ItemEncoder", "encoded"]
 
 F = TypeVar("F")
 
@@ -92,6 +93,65 @@ class ItemEncoder(Generic[F]):
     def error_frames(self, error: ErrorEvent) -> bytes:
         """``error`` encoded as any ``ErrorEvent`` of the stream is, then :meth:`close_frames`."""
         return self.encode_frames(error) + self.close_frames()
+
+
+class BlockEncoder(ItemEncoder[F]):
+    """Base of an :class:`ItemEncoder` over block events (AG-UI, Vercel, A2A): every event goes
+    through a :class:`~streamops.operators.blocks.BlockSplitter`, and :meth:`_one` gets the
+    events with their block starts and ends in order, so no encoder re-derives "the current
+    block, close it, open the next".
+
+    Subclasses define :meth:`_begin` (the items that open the body, once), :meth:`_one` (the
+    items of one event, block events included) and :meth:`_end` (the items that end the run:
+    for its ``RunEnd``, or ``None`` from :meth:`close`); each appends to ``self._out``.
+
+    Attributes:
+        finished: the run's end was encoded; nothing more is.
+    """
+
+    def __init__(self) -> None:
+        self.finished = False
+        self._out: list[F] = []
+        self._splitter = BlockSplitter(self._one)
+
+    def _begin(self, run_id: str) -> None:
+        """Append the items that open the body, the first time (``run_id``: the first event's)."""
+        raise NotImplementedError
+
+    def _one(self, event: BaseEvent) -> None:
+        """Append the items of one event (block events included)."""
+        raise NotImplementedError
+
+    def _end(self, event: RunEnd | None) -> None:
+        """Append the items that end the run (``event``: its run end; ``None``: none came) and
+        set :attr:`finished`."""
+        raise NotImplementedError
+
+    def encode(self, event: BaseEvent) -> list[F]:
+        """The items for one event (possibly none); nothing after the run's end."""
+        if self.finished:
+            return []
+        self._begin(event.run_id)
+        self._splitter.push(event)
+        out, self._out = self._out, []
+        return out
+
+    def close(self) -> list[F]:
+        """The items that end a stream which stopped without a run end: the ends of the blocks
+        still open, then :meth:`_end` ``(None)``; nothing if the run end was encoded."""
+        if self.finished:
+            return []
+        self._begin("")
+        self._splitter.end()
+        self._end(None)
+        out, self._out = self._out, []
+        return out
+
+    def error_frames(self, error: ErrorEvent) -> bytes:
+        """The items an :meth:`encode` that raised had made (block ends already taken from the
+        splitter), then ``error`` and :meth:`close` as :meth:`ItemEncoder.error_frames`."""
+        pending, self._out = self._out, []
+        return b"".join(map(self.frame, pending)) + super().error_frames(error)
 
 
 def encoded(stream: AsyncIterable[BaseEvent], encoder: Encoder) -> Stream[bytes]:

@@ -79,8 +79,7 @@ from ..events import (
     Usage,
     json_bytes,
 )
-from ..operators.blocks import BlockSplitter
-from .encoder import ItemEncoder, encoded
+from .encoder import BlockEncoder, encoded
 from .openai import DONE
 from .sse import SSE_HEADERS
 
@@ -118,7 +117,7 @@ def _usage_dict(usage: Usage) -> dict[str, int]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-class VercelEncoder(ItemEncoder[dict[str, Any]]):
+class VercelEncoder(BlockEncoder[dict[str, Any]]):
     """Turns streamops events into AI SDK UI message chunks (sans-IO, one stream per encoder).
 
     Block starts and ends come from :class:`~streamops.operators.blocks.BlockSplitter` (the
@@ -133,17 +132,16 @@ class VercelEncoder(ItemEncoder[dict[str, Any]]):
     terminator = DONE
 
     def __init__(self, message_id: str | None = None) -> None:
+        super().__init__()
         self.message_id = message_id
         self._started = False
-        self._finished = False
         self._blocks = 0
         self._ids: dict[tuple[str, str], str] = {}  # (run id, agent) -> id of its open content block
         self._calls: set[str] = set()  # call ids whose tool-input-start was sent and not ended
         self._step_open = False
-        self._out: list[dict[str, Any]] = []
-        self._splitter = BlockSplitter(self._chunks)
 
-    def _ensure_start(self, out: list[dict[str, Any]], run_id: str = "") -> None:
+    def _begin(self, run_id: str) -> None:
+        out = self._out
         if not self._started:
             self._started = True
             start: dict[str, Any] = {"type": "start"}
@@ -158,16 +156,7 @@ class VercelEncoder(ItemEncoder[dict[str, Any]]):
         return bid
 
     # ---------------------------------------------------------------- encoding
-    def encode(self, event: BaseEvent) -> list[dict[str, Any]]:
-        """The chunks for one event (possibly none). Nothing is encoded after the run end."""
-        if self._finished:
-            return []
-        out = self._out = []
-        self._ensure_start(out, event.run_id)
-        self._splitter.push(event)
-        return out
-
-    def _chunks(self, event: BaseEvent) -> None:
+    def _one(self, event: BaseEvent) -> None:
         out = self._out
         if isinstance(event, (TextDelta, RefusalDelta)):
             out.append({"type": "text-delta", "id": self._ids[event.run_id, event.agent], "delta": event.delta})
@@ -264,7 +253,7 @@ class VercelEncoder(ItemEncoder[dict[str, Any]]):
         if self._step_open:
             self._step_open = False
             out.append({"type": "finish-step"})
-        self._finished = True
+        self.finished = True
         if event is None or event.status == "cancelled":
             out.append({"type": "abort", "reason": "cancelled" if event is not None else "stream ended"})
             return
@@ -276,17 +265,6 @@ class VercelEncoder(ItemEncoder[dict[str, Any]]):
         if event.usage is not None:
             meta["usage"] = _usage_dict(event.usage)
         out.append({"type": "finish", "finishReason": finish_reason, "messageMetadata": meta})
-
-    def close(self) -> list[dict[str, Any]]:
-        """Chunks that end a stream which stopped without a ``RunEnd`` (open blocks closed,
-        then ``abort``); nothing if the run end was encoded."""
-        if self._finished:
-            return []
-        out = self._out = []
-        self._ensure_start(out)
-        self._splitter.end()
-        self._end(None)
-        return out
 
     # ---------------------------------------------------------------- framing
     @staticmethod
