@@ -49,25 +49,9 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import streamops.events as ev
+
 from .._stream import Stream
-from ..events import (
-    BaseEvent,
-    BlockEnd,
-    BlockStart,
-    CustomEvent,
-    ErrorEvent,
-    FinalOutput,
-    ReasoningDelta,
-    RefusalDelta,
-    RunEnd,
-    TextDelta,
-    ToolCallEnd,
-    ToolError,
-    ToolProgress,
-    ToolResult,
-    model_json,
-    utf8,
-)
 from .encoder import BlockEncoder, encoded
 
 if TYPE_CHECKING:
@@ -142,7 +126,7 @@ class A2AEncoder(BlockEncoder["Result"]):
         self._open: dict[tuple[str, str], list[Any]] = {}  # (run id, agent) -> [artifact id, name, chunks sent]
         self._artifacts: OrderedDict[str, tuple[str, list[Any]]] = OrderedDict()  # id -> (name, parts)
         self._n = 0
-        self._last_error: ErrorEvent | None = None
+        self._last_error: ev.ErrorEvent | None = None
 
     # ---------------------------------------------------------------- task snapshot
     @property
@@ -183,6 +167,12 @@ class A2AEncoder(BlockEncoder["Result"]):
         msg = self._agent_message(self.t.DataPart(data=data))
         return self._status_update(self.t.TaskState.working, final=False, message=msg)
 
+    def _tool_progress(
+        self, kind: str, event: ev.ToolCallEnd | ev.ToolResult | ev.ToolError | ev.ToolProgress, **fields: Any
+    ) -> Any:
+        """A working status whose message is the ``DataPart`` of one tool call's news."""
+        return self._progress({"type": kind, "toolCallId": event.call_id, "toolName": event.name, **fields})
+
     def _chunk(self, aid: str, name: str, part: Any, *, append: bool, last: bool) -> Any:
         self._artifacts.setdefault(aid, (name, []))[1].append(part)
         return self.t.TaskArtifactUpdateEvent(
@@ -200,67 +190,40 @@ class A2AEncoder(BlockEncoder["Result"]):
             self._out.append(self.task)
 
     # ---------------------------------------------------------------- encoding
-    def _one(self, event: BaseEvent) -> None:
+    def _one(self, event: ev.BaseEvent) -> None:
         out = self._out
-        if isinstance(event, (TextDelta, RefusalDelta, ReasoningDelta)):
+        if isinstance(event, (ev.TextDelta, ev.RefusalDelta, ev.ReasoningDelta)):
             o = self._open[event.run_id, event.agent]
             out.append(self._chunk(o[0], o[1], self.t.TextPart(text=event.delta), append=o[2] > 0, last=False))
             o[2] += 1
-        elif isinstance(event, BlockStart):
+        elif isinstance(event, ev.BlockStart):
             if event.block != "tool-call":
                 self._open[event.run_id, event.agent] = [f"{self.task_id}-{event.block}-{self._n}", event.block, 0]
                 self._n += 1
-        elif isinstance(event, BlockEnd):
+        elif isinstance(event, ev.BlockEnd):
             if event.block != "tool-call":
                 aid, name, sent = self._open.pop((event.run_id, event.agent))
                 if sent:
                     out.append(self._chunk(aid, name, self.t.TextPart(text=""), append=True, last=True))
-        elif isinstance(event, ToolCallEnd):
-            out.append(
-                self._progress(
-                    {
-                        "type": "tool-call",
-                        "toolCallId": event.call_id,
-                        "toolName": event.name,
-                        "arguments": event.arguments,
-                    }
-                )
-            )
-        elif isinstance(event, ToolResult):
-            out.append(
-                self._progress(
-                    {"type": "tool-result", "toolCallId": event.call_id, "toolName": event.name, "result": event.result}
-                )
-            )
-        elif isinstance(event, ToolError):
-            out.append(
-                self._progress(
-                    {
-                        "type": "tool-error",
-                        "toolCallId": event.call_id,
-                        "toolName": event.name,
-                        "errorType": event.error_type,
-                        "message": event.message,
-                    }
-                )
-            )
-        elif isinstance(event, ToolProgress):
-            out.append(
-                self._progress(
-                    {"type": "tool-progress", "toolCallId": event.call_id, "toolName": event.name, "data": event.data}
-                )
-            )
-        elif isinstance(event, CustomEvent):
+        elif isinstance(event, ev.ToolCallEnd):
+            out.append(self._tool_progress("tool-call", event, arguments=event.arguments))
+        elif isinstance(event, ev.ToolResult):
+            out.append(self._tool_progress("tool-result", event, result=event.result))
+        elif isinstance(event, ev.ToolError):
+            out.append(self._tool_progress("tool-error", event, errorType=event.error_type, message=event.message))
+        elif isinstance(event, ev.ToolProgress):
+            out.append(self._tool_progress("tool-progress", event, data=event.data))
+        elif isinstance(event, ev.CustomEvent):
             out.append(self._progress({"type": "custom", "name": event.name, "data": event.data}))
-        elif isinstance(event, FinalOutput):
+        elif isinstance(event, ev.FinalOutput):
             aid = f"{self.task_id}-output"
             out.append(self._chunk(aid, "output", self.t.DataPart(data=_data(event.value)), append=False, last=True))
-        elif isinstance(event, ErrorEvent):
+        elif isinstance(event, ev.ErrorEvent):
             self._last_error = event
-        elif isinstance(event, RunEnd):
+        elif isinstance(event, ev.RunEnd):
             self._end(event)
 
-    def _end(self, event: RunEnd | None) -> None:
+    def _end(self, event: ev.RunEnd | None) -> None:
         t = self.t
         self.finished = True
         if event is not None:
@@ -309,14 +272,14 @@ class A2AEncoder(BlockEncoder["Result"]):
         event's data) is written as its ``repr()``, as the SSE and NDJSON sinks write it
         (:func:`~streamops.events.to_json`); NaN and infinities are written as ``null``.
         """
-        body = model_json(self.response(result, request_id), by_alias=True, exclude_none=True, fallback=repr)
-        return b"data: " + utf8(body) + b"\n\n"
+        body = ev.model_json(self.response(result, request_id), by_alias=True, exclude_none=True, fallback=repr)
+        return b"data: " + ev.utf8(body) + b"\n\n"
 
     def frame(self, item: Result) -> bytes:
         """:meth:`sse` answering :attr:`request_id`."""
         return self.sse(item, self.request_id)
 
-    def encode_stream(self, stream: AsyncIterable[BaseEvent], request_id: str | int | None) -> Stream[bytes]:
+    def encode_stream(self, stream: AsyncIterable[ev.BaseEvent], request_id: str | int | None) -> Stream[bytes]:
         """The SSE body of a ``message/stream`` response to ``request_id`` for ``stream``
         (:func:`~streamops.sinks.encoder.encoded`; ended with :meth:`close` if it had no run
         end).

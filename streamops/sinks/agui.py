@@ -56,32 +56,9 @@ import uuid
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
+import streamops.events as ev
+
 from .._stream import Stream
-from ..events import (
-    BaseEvent,
-    BlockEnd,
-    BlockStart,
-    CustomEvent,
-    ErrorEvent,
-    FinalOutput,
-    PartialObject,
-    RawEvent,
-    ReasoningDelta,
-    ReasoningSignature,
-    RedactedReasoning,
-    RefusalDelta,
-    RunEnd,
-    StepEnd,
-    StepStart,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolError,
-    ToolProgress,
-    ToolResult,
-    model_json,
-    utf8,
-)
 from .encoder import BlockEncoder, encoded
 
 if TYPE_CHECKING:
@@ -122,7 +99,7 @@ class AGUIEncoder(BlockEncoder["AGUIEvent"]):
         self._step: int | None = None
         self._calls: set[str] = set()  # open calls
         self._args_sent: set[str] = set()  # open calls that sent arguments
-        self._last_error: ErrorEvent | None = None
+        self._last_error: ev.ErrorEvent | None = None
         self._output: Any = None
         self._has_output = False
 
@@ -141,7 +118,7 @@ class AGUIEncoder(BlockEncoder["AGUIEvent"]):
             self._out.append(RunStartedEvent(thread_id=self.thread_id, run_id=self.run_id))
 
     # ---------------------------------------------------------------- encoding
-    def _block(self, event: BlockStart | BlockEnd) -> None:
+    def _block(self, event: ev.BlockStart | ev.BlockEnd) -> None:
         from ag_ui.core import (
             ReasoningEndEvent,
             ReasoningMessageEndEvent,
@@ -157,7 +134,7 @@ class AGUIEncoder(BlockEncoder["AGUIEvent"]):
         key = (event.run_id, event.agent)
         if event.block == "tool-call":
             assert event.call_id is not None
-            if isinstance(event, BlockStart):
+            if isinstance(event, ev.BlockStart):
                 self._calls.add(event.call_id)
                 out.append(ToolCallStartEvent(tool_call_id=event.call_id, tool_call_name=event.name or ""))
             else:
@@ -165,7 +142,7 @@ class AGUIEncoder(BlockEncoder["AGUIEvent"]):
                 self._args_sent.discard(event.call_id)
                 out.append(ToolCallEndEvent(tool_call_id=event.call_id))
         elif event.block == "reasoning":
-            if isinstance(event, BlockStart):
+            if isinstance(event, ev.BlockStart):
                 mid = self._ids[key] = self._last_reasoning[event.block_id] = self._id("reasoning")
                 out.append(ReasoningStartEvent(message_id=mid))
                 out.append(ReasoningMessageStartEvent(message_id=mid, role="reasoning"))
@@ -173,19 +150,15 @@ class AGUIEncoder(BlockEncoder["AGUIEvent"]):
                 mid = self._ids.pop(key)
                 out.append(ReasoningMessageEndEvent(message_id=mid))
                 out.append(ReasoningEndEvent(message_id=mid))
-        elif isinstance(event, BlockStart):
+        elif isinstance(event, ev.BlockStart):
             mid = self._ids[key] = self._id("text")
             out.append(TextMessageStartEvent(message_id=mid, role="assistant"))
         else:
             out.append(TextMessageEndEvent(message_id=self._ids.pop(key)))
 
-    def _one(self, event: BaseEvent) -> None:
-        from ag_ui.core import (
-            CustomEvent as AGCustom,
-        )
-        from ag_ui.core import (
-            RawEvent as AGRaw,
-        )
+    def _one(self, event: ev.BaseEvent) -> None:
+        from ag_ui.core import CustomEvent as AGCustom
+        from ag_ui.core import RawEvent as AGRaw
         from ag_ui.core import (
             ReasoningEncryptedValueEvent,
             ReasoningMessageContentEvent,
@@ -198,37 +171,37 @@ class AGUIEncoder(BlockEncoder["AGUIEvent"]):
         )
 
         out = self._out
-        if isinstance(event, (TextDelta, RefusalDelta)):
+        if isinstance(event, (ev.TextDelta, ev.RefusalDelta)):
             if event.delta:  # *_CONTENT deltas must not be empty
                 mid = self._ids[event.run_id, event.agent]
                 out.append(TextMessageContentEvent(message_id=mid, delta=event.delta))
-        elif isinstance(event, ReasoningDelta):
+        elif isinstance(event, ev.ReasoningDelta):
             if event.delta:
                 mid = self._ids[event.run_id, event.agent]
                 out.append(ReasoningMessageContentEvent(message_id=mid, delta=event.delta))
-        elif isinstance(event, (BlockStart, BlockEnd)):
+        elif isinstance(event, (ev.BlockStart, ev.BlockEnd)):
             self._block(event)
-        elif isinstance(event, (ReasoningSignature, RedactedReasoning)):
-            value = event.signature if isinstance(event, ReasoningSignature) else event.data
+        elif isinstance(event, (ev.ReasoningSignature, ev.RedactedReasoning)):
+            value = event.signature if isinstance(event, ev.ReasoningSignature) else event.data
             mid = self._last_reasoning.get(event.block_id) or self._id("reasoning")
             out.append(ReasoningEncryptedValueEvent(subtype="message", entity_id=mid, encrypted_value=value))
-        elif isinstance(event, StepStart):
+        elif isinstance(event, ev.StepStart):
             if self._step is not None:
                 out.append(StepFinishedEvent(step_name=f"step-{self._step}"))
             self._step = event.step
             out.append(StepStartedEvent(step_name=f"step-{event.step}"))
-        elif isinstance(event, StepEnd):
+        elif isinstance(event, ev.StepEnd):
             if self._step is not None:
                 out.append(StepFinishedEvent(step_name=f"step-{self._step}"))
                 self._step = None
-        elif isinstance(event, ToolCallDelta):
+        elif isinstance(event, ev.ToolCallDelta):
             if event.call_id in self._calls and event.delta:
                 self._args_sent.add(event.call_id)
                 out.append(ToolCallArgsEvent(tool_call_id=event.call_id, delta=event.delta))
-        elif isinstance(event, ToolCallEnd):
+        elif isinstance(event, ev.ToolCallEnd):
             if event.call_id not in self._args_sent and event.arguments:
                 out.append(ToolCallArgsEvent(tool_call_id=event.call_id, delta=event.arguments))
-        elif isinstance(event, ToolResult):
+        elif isinstance(event, ev.ToolResult):
             out.append(
                 ToolCallResultEvent(
                     message_id=self._id("tool"),
@@ -237,32 +210,32 @@ class AGUIEncoder(BlockEncoder["AGUIEvent"]):
                     role="tool",
                 )
             )
-        elif isinstance(event, ToolError):
+        elif isinstance(event, ev.ToolError):
             content = json.dumps({"error": event.message, "errorType": event.error_type}, ensure_ascii=False)
             out.append(
                 ToolCallResultEvent(
                     message_id=self._id("tool"), tool_call_id=event.call_id, content=content, role="tool"
                 )
             )
-        elif isinstance(event, ToolProgress):
+        elif isinstance(event, ev.ToolProgress):
             progress = {"toolCallId": event.call_id, "toolName": event.name, "data": event.data}
             out.append(AGCustom(name="tool-progress", value=progress))
-        elif isinstance(event, CustomEvent):
+        elif isinstance(event, ev.CustomEvent):
             out.append(AGCustom(name=event.name, value=event.data))
-        elif isinstance(event, RawEvent):
+        elif isinstance(event, ev.RawEvent):
             out.append(AGRaw(event=event.data, source=event.event_type))
-        elif isinstance(event, (PartialObject, FinalOutput)):
-            if isinstance(event, FinalOutput):
+        elif isinstance(event, (ev.PartialObject, ev.FinalOutput)):
+            if isinstance(event, ev.FinalOutput):
                 self._output, self._has_output = event.value, True
             out.append(StateSnapshotEvent(snapshot={"output": event.value}))
-        elif isinstance(event, ErrorEvent):
+        elif isinstance(event, ev.ErrorEvent):
             self._last_error = event
             error = {"errorType": event.error_type, "message": event.message, "code": event.code}
             out.append(AGCustom(name="error", value=error))
-        elif isinstance(event, RunEnd):
+        elif isinstance(event, ev.RunEnd):
             self._end(event)
 
-    def _end(self, event: RunEnd | None) -> None:
+    def _end(self, event: ev.RunEnd | None) -> None:
         from ag_ui.core import (
             RunErrorEvent,
             RunFinishedCancelledOutcome,
@@ -323,11 +296,11 @@ class AGUIEncoder(BlockEncoder["AGUIEvent"]):
         from ag_ui.encoder import EventEncoder
 
         try:
-            return utf8(EventEncoder().encode(item))
+            return ev.utf8(EventEncoder().encode(item))
         except ValueError:  # a lone surrogate in a string: written as U+FFFD
-            return b"data: " + utf8(model_json(item, by_alias=True, exclude_none=True)) + b"\n\n"
+            return b"data: " + ev.utf8(ev.model_json(item, by_alias=True, exclude_none=True)) + b"\n\n"
 
-    def encode_stream(self, stream: AsyncIterable[BaseEvent]) -> Stream[bytes]:
+    def encode_stream(self, stream: AsyncIterable[ev.BaseEvent]) -> Stream[bytes]:
         """The whole SSE body for ``stream`` (:func:`~streamops.sinks.encoder.encoded`; closed
         with :meth:`close` if it had no run end). If ``stream`` raises, the ``CUSTOM`` ``error``
         event of its ``ErrorEvent`` and :meth:`close`'s events (ending with ``RUN_ERROR``), then
@@ -336,7 +309,7 @@ class AGUIEncoder(BlockEncoder["AGUIEvent"]):
 
 
 def agui_response(
-    stream: AsyncIterable[BaseEvent],
+    stream: AsyncIterable[ev.BaseEvent],
     *,
     thread_id: str | None = None,
     run_id: str | None = None,

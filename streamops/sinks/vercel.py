@@ -54,31 +54,9 @@ import json
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
+import streamops.events as ev
+
 from .._stream import Stream
-from ..events import (
-    BaseEvent,
-    BlockEnd,
-    BlockStart,
-    CustomEvent,
-    ErrorEvent,
-    FinalOutput,
-    PartialObject,
-    ReasoningDelta,
-    ReasoningSignature,
-    RedactedReasoning,
-    RefusalDelta,
-    RunEnd,
-    StepEnd,
-    StepStart,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolError,
-    ToolProgress,
-    ToolResult,
-    Usage,
-    json_bytes,
-)
 from .encoder import BlockEncoder, encoded
 from .openai import DONE
 from .sse import SSE_HEADERS
@@ -106,7 +84,7 @@ _FINISH_REASONS: dict[str, str] = {
 }
 
 
-def _usage_dict(usage: Usage) -> dict[str, int]:
+def _usage_dict(usage: ev.Usage) -> dict[str, int]:
     fields = {
         "inputTokens": usage.input_tokens,
         "outputTokens": usage.output_tokens,
@@ -156,13 +134,13 @@ class VercelEncoder(BlockEncoder[dict[str, Any]]):
         return bid
 
     # ---------------------------------------------------------------- encoding
-    def _one(self, event: BaseEvent) -> None:
+    def _one(self, event: ev.BaseEvent) -> None:
         out = self._out
-        if isinstance(event, (TextDelta, RefusalDelta)):
+        if isinstance(event, (ev.TextDelta, ev.RefusalDelta)):
             out.append({"type": "text-delta", "id": self._ids[event.run_id, event.agent], "delta": event.delta})
-        elif isinstance(event, ReasoningDelta):
+        elif isinstance(event, ev.ReasoningDelta):
             out.append({"type": "reasoning-delta", "id": self._ids[event.run_id, event.agent], "delta": event.delta})
-        elif isinstance(event, BlockStart):
+        elif isinstance(event, ev.BlockStart):
             if event.block == "tool-call":
                 assert event.call_id is not None
                 self._calls.add(event.call_id)
@@ -171,13 +149,13 @@ class VercelEncoder(BlockEncoder[dict[str, Any]]):
                 kind = "reasoning" if event.block == "reasoning" else "text"
                 bid = self._ids[event.run_id, event.agent] = self._new_id(kind)
                 out.append({"type": f"{kind}-start", "id": bid})
-        elif isinstance(event, BlockEnd):
+        elif isinstance(event, ev.BlockEnd):
             if event.block == "tool-call":
                 self._calls.discard(event.call_id or "")
             else:
                 kind = "reasoning" if event.block == "reasoning" else "text"
                 out.append({"type": f"{kind}-end", "id": self._ids.pop((event.run_id, event.agent))})
-        elif isinstance(event, ReasoningSignature):
+        elif isinstance(event, ev.ReasoningSignature):
             out.append(
                 {
                     "type": "reasoning-delta",
@@ -186,7 +164,7 @@ class VercelEncoder(BlockEncoder[dict[str, Any]]):
                     "providerMetadata": {"streamops": {"signature": event.signature}},
                 }
             )
-        elif isinstance(event, RedactedReasoning):
+        elif isinstance(event, ev.RedactedReasoning):
             bid = self._new_id("reasoning")
             out.append(
                 {
@@ -196,25 +174,25 @@ class VercelEncoder(BlockEncoder[dict[str, Any]]):
                 }
             )
             out.append({"type": "reasoning-end", "id": bid})
-        elif isinstance(event, StepStart):
+        elif isinstance(event, ev.StepStart):
             if self._step_open:
                 out.append({"type": "finish-step"})
             self._step_open = True
             out.append({"type": "start-step"})
-        elif isinstance(event, StepEnd):
+        elif isinstance(event, ev.StepEnd):
             if self._step_open:
                 self._step_open = False
                 out.append({"type": "finish-step"})
-        elif isinstance(event, ToolCallDelta):
+        elif isinstance(event, ev.ToolCallDelta):
             if event.call_id in self._calls:  # else a fragment of a call that never started
                 out.append({"type": "tool-input-delta", "toolCallId": event.call_id, "inputTextDelta": event.delta})
-        elif isinstance(event, ToolCallEnd):
+        elif isinstance(event, ev.ToolCallEnd):
             out.append(self._tool_input(event))
-        elif isinstance(event, ToolResult):
+        elif isinstance(event, ev.ToolResult):
             out.append({"type": "tool-output-available", "toolCallId": event.call_id, "output": event.result})
-        elif isinstance(event, ToolError):
+        elif isinstance(event, ev.ToolError):
             out.append({"type": "tool-output-error", "toolCallId": event.call_id, "errorText": event.message})
-        elif isinstance(event, ToolProgress):
+        elif isinstance(event, ev.ToolProgress):
             out.append(
                 {
                     "type": "data-tool-progress",
@@ -223,19 +201,19 @@ class VercelEncoder(BlockEncoder[dict[str, Any]]):
                     "transient": True,
                 }
             )
-        elif isinstance(event, CustomEvent):
+        elif isinstance(event, ev.CustomEvent):
             out.append({"type": f"data-{event.name}", "data": event.data})
-        elif isinstance(event, PartialObject):
+        elif isinstance(event, ev.PartialObject):
             out.append({"type": "data-partial-object", "data": event.value, "transient": True})
-        elif isinstance(event, FinalOutput):
+        elif isinstance(event, ev.FinalOutput):
             out.append({"type": "data-final-output", "data": event.value})
-        elif isinstance(event, ErrorEvent):
+        elif isinstance(event, ev.ErrorEvent):
             out.append({"type": "error", "errorText": f"{event.error_type}: {event.message}"})
-        elif isinstance(event, RunEnd):
+        elif isinstance(event, ev.RunEnd):
             self._end(event)
 
     @staticmethod
-    def _tool_input(event: ToolCallEnd) -> dict[str, Any]:
+    def _tool_input(event: ev.ToolCallEnd) -> dict[str, Any]:
         try:
             args = json.loads(event.arguments) if event.arguments.strip() else {}
         except ValueError as exc:
@@ -248,7 +226,7 @@ class VercelEncoder(BlockEncoder[dict[str, Any]]):
             }
         return {"type": "tool-input-available", "toolCallId": event.call_id, "toolName": event.name, "input": args}
 
-    def _end(self, event: RunEnd | None) -> None:
+    def _end(self, event: ev.RunEnd | None) -> None:
         out = self._out
         if self._step_open:
             self._step_open = False
@@ -277,9 +255,9 @@ class VercelEncoder(BlockEncoder[dict[str, Any]]):
         infinities become ``null``: JSON has no such numbers and the AI SDK's ``JSON.parse``
         rejects ``NaN``/``Infinity``.
         """
-        return b"data: " + json_bytes(item) + b"\n\n"
+        return b"data: " + ev.json_bytes(item) + b"\n\n"
 
-    def encode_stream(self, stream: AsyncIterable[BaseEvent]) -> Stream[bytes]:
+    def encode_stream(self, stream: AsyncIterable[ev.BaseEvent]) -> Stream[bytes]:
         """The whole SSE body for ``stream`` (:func:`~streamops.sinks.encoder.encoded`): every
         chunk, then :meth:`close`'s, then ``data: [DONE]``; if ``stream`` raises, the ``error``
         chunk of its ``ErrorEvent``, the closing chunks and ``data: [DONE]``, then the
@@ -288,7 +266,7 @@ class VercelEncoder(BlockEncoder[dict[str, Any]]):
 
 
 def vercel_response(
-    stream: AsyncIterable[BaseEvent],
+    stream: AsyncIterable[ev.BaseEvent],
     *,
     message_id: str | None = None,
     heartbeat: float | None = None,
