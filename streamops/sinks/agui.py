@@ -6,7 +6,9 @@ each ``data: {json}`` with camelCase fields. Every event here is constructed thr
 package's pydantic models, so a field the protocol does not have, or a missing one, fails
 at once. ``ag_ui.encoder.EventEncoder`` frames them (:meth:`AGUIEncoder.sse`).
 
-Mapping (the open text or reasoning message is ended before any other event is sent, so
+Mapping (messages and tool calls start and end at the block events, ``BlockStart`` /
+``BlockEnd``, derived from the events by :class:`~streamops.operators.blocks.BlockSplitter`: the
+open text or reasoning message of a run is ended before any other event of it is sent, so its
 messages never interleave; that is what the protocol's event verifier requires):
 
 =====================================  ==================================================
@@ -23,7 +25,9 @@ streamops event                        AG-UI events
 ``RedactedReasoning``                  the reasoning message's id)
 ``ToolCallStart`` / ``Delta`` / ``End``  ``TOOL_CALL_START`` / ``TOOL_CALL_ARGS`` /
                                        ``TOOL_CALL_END`` (a repeated start of an open
-                                       call gives nothing: one start per call)
+                                       call gives nothing: one start per call; an end
+                                       whose call sent no argument deltas sends its
+                                       arguments as one ``TOOL_CALL_ARGS``)
 ``ToolResult`` / ``ToolError``         ``TOOL_CALL_RESULT`` (role ``tool``; content: the
                                        result as JSON text, or ``{"error": ...}``)
 ``ToolProgress``                       ``CUSTOM`` ``tool-progress``

@@ -9,9 +9,10 @@ fields listed there (the package itself, ``ai`` 6.0.325, would let extra fields 
 tests parse every encoded recorded stream with that npm package's own ``parseJsonEventStream``
 and ``readUIMessageStream`` under Node.js (``tests/sinks/test_vercel_ai_package.py``).
 
-Mapping (one streamops event may give several chunks; ``start``/``end`` chunks are
-synthesized from block ids: a ``text-start`` when a block begins, its ``text-end`` when the
-block changes or any other chunk is about to be sent):
+Mapping (one streamops event may give several chunks; ``*-start``/``*-end`` chunks are those of
+the block events, ``BlockStart``/``BlockEnd``, derived from the events by
+:class:`~streamops.operators.blocks.BlockSplitter`: a ``text-start`` when a block begins, its
+``text-end`` when the block changes or another event of the run ends it):
 
 =====================================  ==================================================
 streamops event                        UI message chunks
@@ -24,7 +25,8 @@ streamops event                        UI message chunks
                                        ``providerMetadata.streamops.signature``
 ``RedactedReasoning``                  an empty reasoning block whose ``reasoning-start``
                                        carries ``providerMetadata.streamops.redactedData``
-``ToolCallStart`` / ``ToolCallDelta``  ``tool-input-start`` / ``tool-input-delta``
+``ToolCallStart`` / ``ToolCallDelta``  ``tool-input-start`` (once per call) /
+                                       ``tool-input-delta``
 ``ToolCallEnd``                        ``tool-input-available`` (``input``: the parsed
                                        arguments), or ``tool-input-error`` if they are
                                        not a JSON object
