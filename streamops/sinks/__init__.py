@@ -20,7 +20,7 @@ WebSocket (:mod:`streamops.sinks.websocket`)
     per connection), :func:`origin_allowed`, close codes :data:`POLICY_VIOLATION` and
     :data:`INTERNAL_ERROR`, error type :data:`INVALID_MESSAGE`.
 Resume (:mod:`streamops.sinks.resume`)
-    :data:`DisconnectPolicy`, :func:`event_id`, :func:`parse_event_id`,
+    :data:`DisconnectPolicy`, :func:`event_id`, :class:`EventIds`, :func:`parse_event_id`,
     :class:`ResumeUnavailableError`; :class:`ResumableRun` and
     :class:`RunEventLog`, what a resuming response follows (implemented in memory by
     :mod:`streamops.serve.runlog`, durably by :mod:`streamops.stores`).
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .render import TerminalRenderer
     from .resume import (
         DisconnectPolicy,
+        EventIds,
         ResumableRun,
         ResumeUnavailableError,
         RunEventLog,
@@ -85,6 +86,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "render": ("TerminalRenderer",),
     "resume": (
         "DisconnectPolicy",
+        "EventIds",
         "ResumableRun",
         "ResumeUnavailableError",
         "RunEventLog",
@@ -115,6 +117,7 @@ __all__ = [
     "DONE",
     "DisconnectPolicy",
     "Encoder",
+    "EventIds",
     "INTERNAL_ERROR",
     "INVALID_MESSAGE",
     "ItemEncoder",

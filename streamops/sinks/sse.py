@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from .._stream import Stream
 from ..errors import EventValidationError
 from ..events import EVENT_KINDS, BaseEvent, ErrorEvent, from_json, to_json
-from .resume import DisconnectPolicy, ResumableRun, ResumeUnavailableError, _EventIds
+from .resume import DisconnectPolicy, ResumableRun, ResumeUnavailableError, EventIds
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -74,7 +74,7 @@ class SSEEncoder:
         if retry_ms is not None and (not isinstance(retry_ms, int) or retry_ms < 0):
             raise ValueError(f"retry_ms must be a non-negative int, got {retry_ms!r}")
         self.retry_ms = retry_ms
-        self._ids = _EventIds()
+        self._ids = EventIds()
 
     def encode(self, event: BaseEvent, *, eid: str | None = None) -> bytes:
         """One event as ``id:``, ``event:`` and ``data:`` lines and an empty line (bytes).
