@@ -19,8 +19,9 @@ first event (``RunStart``)             ``Task`` (status ``working``, the user me
 ``TextDelta``, ``RefusalDelta``,       ``TaskArtifactUpdateEvent`` per delta: one artifact
 ``ReasoningDelta``                     per block (name ``text``, ``refusal`` or
                                        ``reasoning``), ``append`` false on its first chunk
-                                       and true after; when the block ends an empty
-                                       chunk with ``lastChunk: true``
+                                       and true after; when the block ends (its
+                                       ``BlockEnd``, see :mod:`streamops.operators.blocks`)
+                                       an empty chunk with ``lastChunk: true``
 ``ToolCallEnd``, ``ToolResult``,       ``TaskStatusUpdateEvent`` (``working``, not final)
 ``ToolError``, ``ToolProgress``,       whose status message is a ``DataPart`` (``type``:
 ``CustomEvent``                        ``tool-call``, ``tool-result``...)
@@ -29,6 +30,9 @@ first event (``RunStart``)             ``Task`` (status ``working``, the user me
                                        ``completed`` / ``failed`` (message: the last
                                        error) / ``canceled``; metadata: streamops status,
                                        finish reason and usage
+no run end (``close()``)               the same final status: ``failed`` if an
+                                       ``ErrorEvent`` was encoded (a source that raised
+                                       ends so), else ``canceled``
 =====================================  ==================================================
 
 Step events, tool-call fragments, usage, raw events and partial objects give no result.
