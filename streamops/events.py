@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EVENT_KINDS",
     "BaseEvent",
+    "BlockEdge",
     "BlockEnd",
     "BlockStart",
     "BlockType",
@@ -447,13 +448,10 @@ BlockType: TypeAlias = Literal["text", "reasoning", "refusal", "tool-call"]
 
 
 @dataclass(slots=True, kw_only=True)
-class BlockStart(BaseEvent):
-    """A block of one run and agent opens: the deltas that follow (of its type and ids) belong
-    to it until its :class:`BlockEnd`. Emitted by :func:`streamops.operators.blocks` (as
-    pydantic-ai's ``PartStartEvent`` and the AI SDK's ``text-start``); providers never send it.
-    Its envelope is that of the block's first event."""
+class BlockEdge(BaseEvent):
+    """What a block's start and end both say (the base of :class:`BlockStart` and
+    :class:`BlockEnd`; not an event kind itself)."""
 
-    kind: Literal["block-start"] = "block-start"
     block: BlockType = "text"
     """What the block holds."""
     block_id: str | None = None
@@ -461,23 +459,25 @@ class BlockStart(BaseEvent):
     call_id: str | None = None
     """The tool call's id (``tool-call`` blocks)."""
     name: str | None = None
-    """The tool's name (``tool-call`` blocks)."""
+    """The tool's name (``tool-call`` blocks; at the end, the call end's when it came)."""
 
 
 @dataclass(slots=True, kw_only=True)
-class BlockEnd(BaseEvent):
+class BlockStart(BlockEdge):
+    """A block of one run and agent opens: the deltas that follow (of its type and ids) belong
+    to it until its :class:`BlockEnd`. Emitted by :func:`streamops.operators.blocks` (as
+    pydantic-ai's ``PartStartEvent`` and the AI SDK's ``text-start``); providers never send it.
+    Its envelope is that of the block's first event."""
+
+    kind: Literal["block-start"] = "block-start"
+
+
+@dataclass(slots=True, kw_only=True)
+class BlockEnd(BlockEdge):
     """The block opened by the :class:`BlockStart` with the same type and ids is over. Its
     envelope is that of the block's last event."""
 
     kind: Literal["block-end"] = "block-end"
-    block: BlockType = "text"
-    """What the block held."""
-    block_id: str | None = None
-    """As in its :class:`BlockStart`."""
-    call_id: str | None = None
-    """As in its :class:`BlockStart`."""
-    name: str | None = None
-    """The tool's name (``tool-call`` blocks: the call end's, when it came)."""
 
 
 Event: TypeAlias = Union[  # noqa: UP007

@@ -36,6 +36,7 @@ from typing import Any
 from .._stream import End, Push, Stage
 from ..events import (
     BaseEvent,
+    BlockEdge,
     BlockEnd,
     BlockStart,
     BlockType,
@@ -143,7 +144,7 @@ class BlockSplitter:
                 o.last = ev
             emit(ev)
             return
-        if cls is BlockStart or cls is BlockEnd:
+        if isinstance(ev, BlockEdge):  # derived again
             return
         if isinstance(ev, _INSIDE):
             emit(ev)

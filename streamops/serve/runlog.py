@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 from ..errors import StreamClosedError, StreamopsError, UnknownRunError
 from ..events import BaseEvent, RunEnd
 from ..operators.errors import errors_as_events
-from ..sinks.resume import DisconnectPolicy, ResumeUnavailableError, EventIds, parse_event_id
+from ..sinks.resume import DisconnectPolicy, EventIds, ResumeUnavailableError, parse_event_id
 
 if TYPE_CHECKING:
     from types import TracebackType

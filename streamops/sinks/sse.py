@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from .._stream import Stream
 from ..errors import EventValidationError
 from ..events import EVENT_KINDS, BaseEvent, ErrorEvent, from_json, to_json
-from .resume import DisconnectPolicy, ResumableRun, ResumeUnavailableError, EventIds
+from .resume import DisconnectPolicy, EventIds, ResumableRun, ResumeUnavailableError
 
 if TYPE_CHECKING:
     from starlette.responses import Response
