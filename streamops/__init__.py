@@ -1,28 +1,18 @@
 """streamops: LLM agent runs as composable, typed, async event streams.
 
-The public API is re-exported here; ``__all__`` lists it (a test keeps it honest). Optional
-parts live in their own modules and import their dependencies lazily:
-``streamops.rx`` (reactivex), ``streamops.adapters`` (provider SDKs).
+The names users write daily are re-exported here (``Stream``, the events, the operators,
+``Agent``, ``tool``); ``__all__`` lists them (a test keeps it honest). The rest is public in its
+own module: the typed errors in ``streamops.errors`` (``from streamops.errors import
+StreamFormatError``), parser and codec internals in theirs (``streamops.jsonstream``,
+``streamops.sse``, ``streamops.operators.text``). Every operator of ``streamops.operators`` is
+here (``__all__`` takes their names from ``streamops.operators.__all__``). Optional parts
+import their dependencies lazily: ``streamops.rx`` (reactivex), ``streamops.adapters``
+(provider SDKs).
 """
 
-from . import events
-from ._host import TaskHostRequired
+from . import events, operators
 from ._stream import Operator, Stage, StageComplete, Stream
 from .agent import Agent, AgentStream, Hooks, RunResult
-from .errors import (
-    BufferOverflowError,
-    EventValidationError,
-    FirstEventTimeout,
-    IdleTimeout,
-    StepTimeout,
-    StreamClosedError,
-    StreamFormatError,
-    StreamopsError,
-    StreamTimeout,
-    ToolTimeout,
-    TotalTimeout,
-    TruncatedStreamError,
-)
 from .events import (
     BaseEvent,
     CustomEvent,
@@ -55,67 +45,22 @@ from .events import (
     to_json,
 )
 from .models import Model, ToolSpec
-from .operators import (
-    DROPPED_DELTAS,
-    Accumulator,
-    ErrorInfo,
-    Message,
-    ReplayUnavailableError,
-    RunStats,
-    Shared,
-    SlowConsumerError,
-    StreamMetrics,
-    ThinkTagSplitter,
-    TokenCount,
-    TokenCounter,
-    ToolCall,
-    accumulate,
-    assemble,
-    batch,
-    budget,
-    concat,
-    count_tokens,
-    debounce,
-    filter,
-    map,
-    merge,
-    metrics,
-    of_type,
-    scan,
-    share,
-    smooth,
-    structured,
-    take,
-    take_until,
-    tap,
-    tee,
-    think_tags,
-    throttle,
-    timeout,
-)
+from .operators import *  # noqa: F403  (every operator: listed once, in operators.__all__)
 from .operators.combine import task_scope
-from .tools import Tool, ToolArgumentsError, ToolContext, tool
+from .tools import Tool, ToolContext, tool
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Accumulator",
     "Agent",
     "AgentStream",
     "BaseEvent",
-    "BufferOverflowError",
     "CustomEvent",
-    "DROPPED_DELTAS",
     "ErrorEvent",
-    "ErrorInfo",
     "Event",
-    "EventValidationError",
     "FinalOutput",
     "FinishReason",
-    "FirstEventTimeout",
     "Hooks",
-    "IdleTimeout",
-    "Message",
     "Model",
     "ObjectDelta",
     "Operator",
@@ -125,33 +70,17 @@ __all__ = [
     "ReasoningSignature",
     "RedactedReasoning",
     "RefusalDelta",
-    "ReplayUnavailableError",
     "RunEnd",
     "RunResult",
     "RunStart",
-    "RunStats",
     "RunStatus",
-    "Shared",
-    "SlowConsumerError",
     "Stage",
     "StageComplete",
     "StepEnd",
     "StepStart",
-    "StepTimeout",
     "Stream",
-    "StreamClosedError",
-    "StreamFormatError",
-    "StreamMetrics",
-    "StreamTimeout",
-    "StreamopsError",
-    "TaskHostRequired",
     "TextDelta",
-    "ThinkTagSplitter",
-    "TokenCount",
-    "TokenCounter",
     "Tool",
-    "ToolArgumentsError",
-    "ToolCall",
     "ToolCallDelta",
     "ToolCallEnd",
     "ToolCallStart",
@@ -160,38 +89,14 @@ __all__ = [
     "ToolProgress",
     "ToolResult",
     "ToolSpec",
-    "ToolTimeout",
-    "TotalTimeout",
-    "TruncatedStreamError",
     "Usage",
     "UsageEvent",
     "__version__",
-    "accumulate",
-    "assemble",
-    "batch",
-    "budget",
-    "concat",
-    "count_tokens",
-    "debounce",
     "events",
-    "filter",
     "from_json",
-    "map",
-    "merge",
-    "metrics",
-    "of_type",
-    "scan",
-    "share",
-    "smooth",
-    "structured",
-    "take",
-    "take_until",
-    "tap",
     "task_scope",
-    "tee",
-    "think_tags",
-    "throttle",
-    "timeout",
     "to_json",
     "tool",
 ]
+__all__ += operators.__all__
+__all__.sort()

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from .errors import StreamopsError
+from .errors import TaskHostRequired
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -27,23 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["TaskHostRequired", "current_host", "hosted"]
 
 _HOST: ContextVar[TaskGroup | None] = ContextVar("streamops_task_host", default=None)
-
-
-class TaskHostRequired(StreamopsError, RuntimeError):
-    """An operator that runs tasks was iterated with a bare ``async for``.
-
-    Iterate through a terminal that owns the tasks instead:
-    ``async with stream.iterate() as it: async for x in it: ...``, or ``await
-    stream.collect()`` / ``stream.run(sink)`` / ``first()`` / ``last()``.
-    """
-
-    def __init__(self, operator: str) -> None:
-        super().__init__(
-            f"{operator} runs tasks, which need an owner: iterate with "
-            "`async with stream.iterate() as it: async for x in it: ...` "
-            "(or a terminal: collect(), run(sink), first(), last(), to_list(), iter_sync()), or open "
-            "`async with streamops.task_scope():` around a bare `async for`"
-        )
 
 
 @asynccontextmanager

@@ -189,13 +189,17 @@ def _stats_line(name: str, run: Any, count: Any) -> str:
     return f"{label}time to first token {ttft}, {tps} tokens/s, tokens {est} estimated / {reported} reported"
 
 
+ModelOption = Annotated[
+    str | None,
+    typer.Option(help="local (default: SmolLM2, offline), a LiteLLM model (openai/gpt-4o), or replay:a.sse,b.sse."),
+]
+"""``--model`` of ``run`` and ``serve``: the names ``streamops.adapters.models.resolve_model`` takes."""
+
+
 @app.command()
 def run(
     prompt: Annotated[str, typer.Argument(help="What to ask.")],
-    model: Annotated[
-        str | None,
-        typer.Option(help="local (default: SmolLM2, offline), a LiteLLM model (openai/gpt-4o), or replay:a.sse,b.sse."),
-    ] = None,
+    model: ModelOption = None,
     agents: Annotated[int, typer.Option(min=1, max=16, help="Agents to run concurrently, merged live.")] = 1,
     smooth: Annotated[
         SmoothChoice | None,
@@ -311,17 +315,14 @@ def run(
                 await done.wait()
 
             tg.start_soon(watch_signals)
+            renderer: Any = None
             try:
                 if json_out:
-                    out = real_stdout
-                    async with pipeline.iterate() as it:
-                        async for ev in it:
-                            if isinstance(ev, RunEnd):
-                                ends.append(ev)
-                            elif isinstance(ev, ErrorEvent):
-                                failures.append(f"{ev.agent}: {ev.error_type}: {ev.message}")
-                            out.write(to_json(ev).decode() + "\n")
-                            out.flush()
+
+                    def send(ev: Any) -> None:
+                        real_stdout.write(to_json(ev).decode() + "\n")
+                        real_stdout.flush()
+
                 else:
                     from streamops.sinks.render import TerminalRenderer
 
@@ -329,17 +330,17 @@ def run(
                     renderer = TerminalRenderer(
                         real_stdout, labels=agents > 1, agents=names if agents > 1 else None, markdown=markdown
                     )
-                    try:
-                        async with pipeline.iterate() as it:
-                            async for ev in it:
-                                if isinstance(ev, RunEnd):
-                                    ends.append(ev)
-                                elif isinstance(ev, ErrorEvent):
-                                    failures.append(f"{ev.agent}: {ev.error_type}: {ev.message}")
-                                renderer.send(ev)
-                    finally:
-                        renderer.close()  # always stop the live display (it hides the cursor)
+                    send = renderer.send
+                async with pipeline.iterate() as it:
+                    async for ev in it:
+                        if isinstance(ev, RunEnd):
+                            ends.append(ev)
+                        elif isinstance(ev, ErrorEvent):
+                            failures.append(f"{ev.agent}: {ev.error_type}: {ev.message}")
+                        send(ev)
             finally:
+                if renderer is not None:
+                    renderer.close()  # always stop the live display (it hides the cursor)
                 done.set()
                 tg.cancel_scope.cancel()
 
@@ -376,10 +377,7 @@ def run(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
-    model: Annotated[
-        str | None,
-        typer.Option(help="local (default: SmolLM2, offline), a LiteLLM model (openai/gpt-4o), or replay:a.sse,b.sse."),
-    ] = None,
+    model: ModelOption = None,
     workers: Annotated[
         int, typer.Option(min=1, max=16, help="Local model instances: local generations at once.")
     ] = 2,

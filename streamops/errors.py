@@ -8,6 +8,8 @@ streamops still handles it sensibly.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BufferOverflowError",
     "EventValidationError",
@@ -22,6 +24,10 @@ __all__ = [
     "StreamopsError",
     "TruncatedStreamError",
     "UnknownRunError",
+    "TaskHostRequired",
+    "SlowConsumerError",
+    "ReplayUnavailableError",
+    "ToolArgumentsError",
 ]
 
 
@@ -83,56 +89,47 @@ class StreamTimeout(StreamopsError, TimeoutError):
     """A time limit of :func:`streamops.timeout` passed. The source has been closed.
 
     ``limit`` names the limit (``first``, ``idle``, ``total``, ``step``, ``tool``) and
-    ``seconds`` its value; each limit has its own subclass.
+    ``seconds`` its value; each limit has its own subclass, which names its limit and what
+    its message says in the class statement (``class IdleTimeout(StreamTimeout, limit="idle",
+    what="no event for")``).
     """
 
     limit: str = ""
+    _what = "no event within"
+
+    def __init_subclass__(cls, *, limit: str = "", what: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.limit = limit or cls.limit
+        cls._what = what or cls._what
 
     def __init__(self, seconds: float, detail: str = "") -> None:
         msg = f"{self.limit} timeout: {self._what} {seconds:g} s"
         super().__init__(msg + (f" ({detail})" if detail else ""))
         self.seconds = seconds
 
-    _what = "no event within"
 
-
-class FirstEventTimeout(StreamTimeout):
+class FirstEventTimeout(StreamTimeout, limit="first", what="no first event within"):
     """No event arrived within ``first`` seconds of the start."""
 
-    limit = "first"
-    _what = "no first event within"
 
-
-class IdleTimeout(StreamTimeout):
+class IdleTimeout(StreamTimeout, limit="idle", what="no event for"):
     """No event arrived within ``idle`` seconds of the previous one."""
 
-    limit = "idle"
-    _what = "no event for"
 
-
-class TotalTimeout(StreamTimeout):
+class TotalTimeout(StreamTimeout, limit="total", what="stream not finished within"):
     """The stream ran longer than ``total`` seconds."""
 
-    limit = "total"
-    _what = "stream not finished within"
 
-
-class StepTimeout(StreamTimeout):
+class StepTimeout(StreamTimeout, limit="step", what="step not finished within"):
     """An agent step (``step-start`` to ``step-end``) took longer than ``step`` seconds."""
 
-    limit = "step"
-    _what = "step not finished within"
 
-
-class ToolTimeout(StreamTimeout):
+class ToolTimeout(StreamTimeout, limit="tool", what="tool call not answered within"):
     """A tool call took longer than its limit, ``seconds``: seen from the stream
     (``timeout(tool=...)``: ``tool-call-end`` to its ``tool-result``/``tool-error``), or where
     the tool runs (the tool's own ``timeout``; ``tool`` is then the tool's name, else ``None``:
     an async tool has been cancelled, a sync tool's worker thread abandoned, see
     :mod:`streamops.tools`)."""
-
-    limit = "tool"
-    _what = "tool call not answered within"
 
     def __init__(self, seconds: float, detail: str = "", *, tool: str | None = None) -> None:
         super().__init__(seconds, detail)
@@ -150,3 +147,61 @@ class UnknownRunError(StreamopsError, KeyError):
 
     def __str__(self) -> str:
         return f"unknown run {self.run_id!r} (never started, or evicted)"
+
+
+class TaskHostRequired(StreamopsError, RuntimeError):
+    """An operator that runs tasks was iterated with a bare ``async for``.
+
+    Iterate through a terminal that owns the tasks instead:
+    ``async with stream.iterate() as it: async for x in it: ...``, or ``await
+    stream.collect()`` / ``stream.run(sink)`` / ``first()`` / ``last()``.
+    """
+
+    def __init__(self, operator: str) -> None:
+        super().__init__(
+            f"{operator} runs tasks, which need an owner: iterate with "
+            "`async with stream.iterate() as it: async for x in it: ...` "
+            "(or a terminal: collect(), run(sink), first(), last(), to_list(), iter_sync()), or open "
+            "`async with streamops.task_scope():` around a bare `async for`"
+        )
+
+
+class SlowConsumerError(StreamopsError, RuntimeError):
+    """A ``share``/``tee`` subscriber with ``policy="fail"`` fell ``capacity`` items behind.
+
+    The subscriber receives the items it had buffered, then this error; the other subscribers
+    and the source go on without it.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(
+            f"subscriber fell {capacity} items behind the shared source (policy='fail'); raise buffer=, "
+            "or use policy='block' or 'drop_deltas'"
+        )
+        self.capacity = capacity
+
+
+class ReplayUnavailableError(StreamopsError, LookupError):
+    """``subscribe(from_seq=...)`` asked for items older than the replay log still holds."""
+
+    def __init__(self, requested: int, oldest: int | None) -> None:
+        have = "nothing" if oldest is None else f"seq {oldest} onwards"
+        super().__init__(f"cannot replay from seq {requested}: the replay log holds {have} (raise replay=)")
+        self.requested = requested
+        self.oldest = oldest
+
+
+class ToolArgumentsError(StreamopsError, ValueError):
+    """The arguments of a tool call are not valid: not JSON, not a JSON object, or not what the
+    tool's parameters accept.
+
+    The message lists every offending argument (``days: Input should be a valid integer``),
+    written to be sent back to the model so it can correct the call. ``tool`` is the tool's
+    name; ``errors`` is pydantic's structured error list (``[{"loc": ..., "msg": ..., "type":
+    ...}, ...]``).
+    """
+
+    def __init__(self, message: str, *, tool: str = "", errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.errors: list[dict[str, Any]] = errors or []

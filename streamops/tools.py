@@ -67,7 +67,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from .errors import StreamopsError, ToolTimeout
+from .errors import ToolArgumentsError, ToolTimeout
 from .models import ToolSpec
 
 if TYPE_CHECKING:
@@ -78,22 +78,6 @@ __all__ = ["Tool", "ToolArgumentsError", "ToolContext", "tool"]
 R = TypeVar("R")
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-
-
-class ToolArgumentsError(StreamopsError, ValueError):
-    """The arguments of a tool call are not valid: not JSON, not a JSON object, or not what the
-    tool's parameters accept.
-
-    The message lists every offending argument (``days: Input should be a valid integer``),
-    written to be sent back to the model so it can correct the call. ``tool`` is the tool's
-    name; ``errors`` is pydantic's structured error list (``[{"loc": ..., "msg": ..., "type":
-    ...}, ...]``).
-    """
-
-    def __init__(self, message: str, *, tool: str = "", errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.tool = tool
-        self.errors: list[dict[str, Any]] = errors or []
 
 
 class ToolContext:

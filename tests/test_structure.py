@@ -129,6 +129,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "streamops._host",
             "streamops._bridge",
             "streamops._pump",
+            "streamops._lazy",
             "streamops.jsonstream",
             "streamops.sse",
             "streamops.rx",
@@ -140,7 +141,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("adapters/agent", ("streamops.adapters", "streamops.agent", "streamops.tools")),
     ("sinks", ("streamops.sinks",)),
     ("stores", ("streamops.stores",)),
-    ("serve/cli", ("streamops.serve", "streamops.server", "streamops.bench", "streamops.cli", "streamops.__main__")),
+    ("serve/cli", ("streamops.serve", "streamops.bench", "streamops.cli", "streamops.__main__")),
 )
 """The floors, lowest first: a module may import its own floor and the floors below it, never
 one above (not even in a function). ``streamops`` itself (the re-export surface) sits above
@@ -164,17 +165,41 @@ def _floor(module: str) -> int:
     raise AssertionError(f"{module} is on no floor: add it to FLOORS in tests/test_structure.py")
 
 
-def _imports(root: Path) -> list[tuple[str, str, bool, int]]:
-    """Every import between library modules: ``(importer, imported, type_only, line)``, module
-    level or inside functions (lazy imports count); ``type_only``: under ``if TYPE_CHECKING``."""
+def _library_modules(root: Path) -> dict[str, tuple[Path, bool]]:
+    """Every library module by name: ``(path, is_package)``."""
     files = [*sorted((root / "streamops").rglob("*.py")), *sorted((root / "adapters").rglob("*.py"))]
     modules = {}
     for p in files:
         name, is_pkg = _module_name(p, root)
         modules[name] = (p, is_pkg)
+    return modules
+
+
+def _dynamic_targets(node: ast.AST, package: str, lazy_exports: bool) -> list[str] | None:
+    """The modules a statement imports without an ``import`` statement, or ``None``:
+    ``importlib.import_module("a.b")`` with a literal name, and the submodules a package's
+    ``_MODULES`` table names when the package hands it to ``LazyExports`` (streamops/_lazy.py)."""
+    if isinstance(node, ast.Call) and _called_name(node) == "import_module" and node.args:
+        arg = node.args[0]
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            return [arg.value]
+    if lazy_exports and isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Dict):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if any(isinstance(t, ast.Name) and t.id == "_MODULES" for t in targets):
+            keys = [k.value for k in node.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+            return [f"{package}.{k}" for k in keys]
+    return None
+
+
+def _imports(root: Path) -> list[tuple[str, str, bool, int]]:
+    """Every import between library modules: ``(importer, imported, type_only, line)``, module
+    level or inside functions (lazy imports count, and so do ``importlib.import_module("...")``
+    and a ``LazyExports`` table); ``type_only``: under ``if TYPE_CHECKING``."""
+    modules = _library_modules(root)
     out = []
     for name, (path, is_pkg) in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
         type_only = {
             id(x)
             for n in ast.walk(tree)
@@ -183,8 +208,12 @@ def _imports(root: Path) -> list[tuple[str, str, bool, int]]:
             for x in ast.walk(b)
         }
         package = name if is_pkg else name.rpartition(".")[0]
+        lazy_exports = is_pkg and "LazyExports(" in text
         for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
+            dynamic = _dynamic_targets(node, package, lazy_exports)
+            if dynamic is not None:
+                targets = dynamic
+            elif isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
@@ -263,6 +292,21 @@ def test_no_module_imports_a_higher_floor() -> None:
     assert not bad, "imports from a lower floor to a higher one:\n" + "\n".join(bad)
 
 
+def test_every_module_is_on_a_floor_and_every_floor_entry_exists() -> None:
+    # A module that imports nothing would escape the layering check if it were on no floor;
+    # a stale entry (a module renamed away) would let a new module of that name in unplaced.
+    modules = set(_library_modules(ROOT)) - {"streamops"}
+    unplaced = []
+    for m in sorted(modules):
+        try:
+            _floor(m)
+        except AssertionError:
+            unplaced.append(m)
+    assert unplaced == [], f"modules on no floor (add them to FLOORS): {unplaced}"
+    stale = [p for _, prefixes in FLOORS for p in prefixes if p not in modules]
+    assert stale == [], f"FLOORS names modules that do not exist: {stale}"
+
+
 def test_no_import_cycle_even_through_lazy_imports() -> None:
     cycles = _cycles(_imports(ROOT))
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
@@ -283,10 +327,21 @@ def test_the_layering_rules_catch_what_they_forbid(tmp_path: Path) -> None:
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from streamops.operators import text\n",
         encoding="utf-8",
     )
+    (tmp_path / "streamops" / "sinks").mkdir()
+    (tmp_path / "streamops" / "sinks" / "__init__.py").write_text(
+        "_MODULES = {'sse': ('x',)}\n_EXPORTS = LazyExports(globals(), _MODULES)\n", encoding="utf-8"
+    )
+    (tmp_path / "streamops" / "sinks" / "sse.py").write_text(
+        "import importlib\ndef f():\n    return importlib.import_module('streamops.sinks')\n", encoding="utf-8"
+    )
     imports = _imports(tmp_path)
     assert ("streamops.adapters", "streamops.operators.text", True, 3) in imports
     assert _layer_violations(imports) == [
         "streamops.events:2 (events) imports streamops.operators (operators)",
         "streamops.events:2 (events) imports streamops.operators.text (operators)",
+        "streamops.operators.text:2 (operators) imports streamops.sinks (sinks)",
     ]
-    assert _cycles(imports) == [["streamops.events", "streamops.operators.text"]]
+    assert sorted(_cycles(imports)) == [
+        ["streamops.events", "streamops.operators.text"],
+        ["streamops.sinks", "streamops.sinks.sse"],  # a LazyExports table and an import_module call
+    ]

@@ -1,4 +1,9 @@
-"""Operators over streams, one module per family (select, transform, aggregate, ...)."""
+"""Operators over streams, one module per family (select, transform, aggregate, ...).
+
+Everything listed here is also exported by the top-level ``streamops`` package (its
+``__all__`` includes this one's). Sans-IO helpers stay public in their family's module only
+(``streamops.operators.text.ThinkTagSplitter``); the errors operators raise are in
+``streamops.errors``."""
 
 from .aggregate import Accumulator, ErrorInfo, Message, ToolCall, accumulate, assemble
 from .blocks import BlockSplitter, blocks
@@ -6,9 +11,9 @@ from .combine import concat, merge
 from .errors import errors_as_events
 from .metrics import RunStats, StreamMetrics, metrics
 from .select import filter, of_type, take, take_until
-from .share import DROPPED_DELTAS, ReplayUnavailableError, Shared, SlowConsumerError, share, tee
+from .share import DROPPED_DELTAS, Shared, share, tee
 from .structured import structured
-from .text import ThinkTagSplitter, smooth, think_tags
+from .text import smooth, think_tags
 from .time import batch, debounce, throttle, timeout
 from .tokens import TokenCount, TokenCounter, budget, count_tokens
 from .transform import map, scan, tap
@@ -19,12 +24,9 @@ __all__ = [
     "DROPPED_DELTAS",
     "ErrorInfo",
     "Message",
-    "ReplayUnavailableError",
     "RunStats",
     "Shared",
-    "SlowConsumerError",
     "StreamMetrics",
-    "ThinkTagSplitter",
     "TokenCount",
     "TokenCounter",
     "ToolCall",

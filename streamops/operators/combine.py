@@ -7,7 +7,7 @@ opened by ``collect()``, ``first()``, ``last()``, ``run()``, ``async with stream
 ``iter_sync()``/``to_list()`` (through ``iterate()``/``collect()`` on the bridge's loop), or
 by ``async with task_scope():`` around a consumer you wrote yourself. Every terminal works,
 also for streams piped from a merge. A bare ``async for`` over a merge outside any host raises
-:class:`~streamops.TaskHostRequired`. The merged stream's iterator is a plain object, not an
+:class:`~streamops.errors.TaskHostRequired`. The merged stream's iterator is a plain object, not an
 async generator, so no task group or cancel scope is held across a ``yield``; each source task
 runs in its own cancel scope, and closing the iterator (``aclose``, which every terminal does
 when the consumer stops) cancels them and waits until every source has been closed.
@@ -301,7 +301,7 @@ def merge(
     ``async with stream.iterate()``, ``iter_sync()``, ``to_list()``), also for a stream piped
     from a merge. For a bare ``async for``, open a host yourself:
     ``async with task_scope(): async for x in merge(a, b): ...``; without one, the first pull
-    raises :class:`~streamops.TaskHostRequired`. No cancel scope is held across a ``yield``.
+    raises :class:`~streamops.errors.TaskHostRequired`. No cancel scope is held across a ``yield``.
 
     - Emits: each item of each source, as soon as the source produces it; each source's order
       is kept; nothing is lost or duplicated. Sources interleave fairly: a source that never

@@ -10,7 +10,7 @@ async context managers: ``async with share(run) as hub:`` and ``async with tee(r
 closes the source and waits for both. Subscriptions are iterated inside the block (with any
 terminal, or a bare ``async for``: the pump's task belongs to the block, not to them).
 Subscribing to a hub whose block is not open, or starting to iterate a subscription after its
-block has exited, raises :class:`~streamops.TaskHostRequired`.
+block has exited, raises :class:`~streamops.errors.TaskHostRequired`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 
 from .._host import TaskHostRequired
 from .._stream import Stream, aclose_iterator
-from ..errors import StreamClosedError, StreamopsError
+from ..errors import ReplayUnavailableError, SlowConsumerError, StreamClosedError
 from ..events import BaseEvent, CustomEvent, ReasoningDelta, TextDelta, ToolCallDelta
 
 if TYPE_CHECKING:
@@ -47,31 +47,6 @@ _DELTAS = (TextDelta, ReasoningDelta, ToolCallDelta)
 _GRACE_TURNS = 8
 """Event-loop turns a full ``drop_deltas``/``fail`` subscriber has to take an item, once no
 other subscriber is busy, before it counts as slow (see ``Shared._catch_up``)."""
-
-
-class SlowConsumerError(StreamopsError, RuntimeError):
-    """A ``share``/``tee`` subscriber with ``policy="fail"`` fell ``capacity`` items behind.
-
-    The subscriber receives the items it had buffered, then this error; the other subscribers
-    and the source go on without it.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        super().__init__(
-            f"subscriber fell {capacity} items behind the shared source (policy='fail'); raise buffer=, "
-            "or use policy='block' or 'drop_deltas'"
-        )
-        self.capacity = capacity
-
-
-class ReplayUnavailableError(StreamopsError, LookupError):
-    """``subscribe(from_seq=...)`` asked for items older than the replay log still holds."""
-
-    def __init__(self, requested: int, oldest: int | None) -> None:
-        have = "nothing" if oldest is None else f"seq {oldest} onwards"
-        super().__init__(f"cannot replay from seq {requested}: the replay log holds {have} (raise replay=)")
-        self.requested = requested
-        self.oldest = oldest
 
 
 class _Gap:
@@ -239,7 +214,7 @@ class Shared(Generic[T]):
     ``hub.subscribe()`` returns a :class:`~streamops.Stream` of the items from now on (or
     from ``from_seq``, out of the replay log). The block runs the pump in its own task group;
     when it exits, the pump stops and the source is closed. Subscribing outside the block
-    raises :class:`~streamops.TaskHostRequired`.
+    raises :class:`~streamops.errors.TaskHostRequired`.
     """
 
     def __init__(
@@ -529,7 +504,7 @@ def share(
       :class:`SlowConsumerError`; ``subscribe(from_seq=...)`` with
       :class:`ReplayUnavailableError` when the log no longer holds that ``seq``;
       ``subscribe()`` before the block is entered, or iterating a subscription first after it
-      exited, with :class:`~streamops.TaskHostRequired`.
+      exited, with :class:`~streamops.errors.TaskHostRequired`.
     - Cancels: the source is closed when the ``async with`` block exits (or on
       ``hub.aclose()``); subscribers then get what they hold, then end. One subscriber closing
       only unsubscribes it; the source goes on (a later subscriber may still replay it).
@@ -628,7 +603,7 @@ def tee(
     - Completes: each branch when the source completes.
     - Fails: each branch with the source's exception; a ``policy="fail"`` branch that falls
       ``buffer`` items behind with :class:`SlowConsumerError`; a branch first iterated after
-      the block exited with :class:`~streamops.TaskHostRequired`.
+      the block exited with :class:`~streamops.errors.TaskHostRequired`.
     - Cancels: the source is closed when every branch has closed, or when the block exits
       (branches then get what they hold, then end).
     - Buffers: up to ``buffer`` items per branch (default 64). With ``policy="block"`` the

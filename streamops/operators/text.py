@@ -498,7 +498,7 @@ def smooth(
     delta or the end. This form reads the upstream in a task: it must be iterated by a
     terminal that hosts tasks (``collect()``, ``run()``, ``first()``, ``last()``,
     ``async with stream.iterate()``); a bare ``async for`` raises
-    :class:`~streamops._host.TaskHostRequired`.
+    :class:`~streamops.errors.TaskHostRequired`.
 
     - Emits: a chunk when its boundary is confirmed (the whitespace after a word, or the
       next character), when ``max_chars`` is exceeded, before a non-text event of its run,

@@ -14,23 +14,19 @@ imports no submodule (and so no starlette).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import LazyExports
 
 if TYPE_CHECKING:
     from .a2a import a2a_routes
     from .app import ChatCompletionRequest, create_app
     from .runlog import RunHandle, RunLimitError, RunLog, RunRegistry, UnknownRunError
 
-_WHERE: dict[str, str] = {
-    "a2a_routes": "a2a",
-    "ChatCompletionRequest": "app",
-    "create_app": "app",
-    "RunHandle": "runlog",
-    "RunLimitError": "runlog",
-    "RunLog": "runlog",
-    "RunRegistry": "runlog",
-    "UnknownRunError": "runlog",
+_MODULES: dict[str, tuple[str, ...]] = {
+    "a2a": ("a2a_routes",),
+    "app": ("ChatCompletionRequest", "create_app"),
+    "runlog": ("RunHandle", "RunLimitError", "RunLog", "RunRegistry", "UnknownRunError"),
 }
 """Which module defines each exported name."""
 
@@ -46,14 +42,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+_EXPORTS = LazyExports(globals(), _MODULES)
+__getattr__ = _EXPORTS.get  # PEP 562: a name is imported from its module on first access
+__dir__ = _EXPORTS.names

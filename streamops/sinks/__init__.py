@@ -47,8 +47,9 @@ closed.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import LazyExports
 
 if TYPE_CHECKING:
     from .a2a import A2A_PROTOCOL_VERSION, A2AEncoder, a2a_types_module
@@ -106,8 +107,6 @@ _MODULES: dict[str, tuple[str, ...]] = {
 }
 """Which sink module defines each exported name."""
 
-_WHERE: dict[str, str] = {name: module for module, names in _MODULES.items() for name in names}
-
 __all__ = [
     "A2AEncoder",
     "A2A_PROTOCOL_VERSION",
@@ -152,14 +151,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+_EXPORTS = LazyExports(globals(), _MODULES)
+__getattr__ = _EXPORTS.get  # PEP 562: a name is imported from its module on first access
+__dir__ = _EXPORTS.names

@@ -14,8 +14,9 @@ from streamops.adapters.replay import ReplayModel
 
 import streamops as so
 from streamops.agent import Agent, Hooks
-from streamops.models import ToolSpec
+from streamops.errors import StreamFormatError
 from streamops.tools import ToolContext, tool
+from tests._models import ModelCall, SlowModel
 from tests._tasks import live_tasks
 from tests.conftest import RECORDED
 
@@ -25,52 +26,6 @@ ANTHROPIC = RECORDED / "anthropic"
 
 def kinds(events: Sequence[so.BaseEvent]) -> list[str]:
     return [e.kind for e in events]  # type: ignore[attr-defined]
-
-
-class SlowModel:
-    """A model double: streams ``words`` with a pause between them, optionally a tool call
-    first; records when its stream was closed (the "provider request")."""
-
-    name = "slow"
-
-    def __init__(self, words: list[str], *, pause: float = 0.05, tool_call: tuple[str, str] | None = None) -> None:
-        self.words = words
-        self.pause = pause
-        self.tool_call = tool_call
-        self.closed = 0
-        self.calls = 0
-
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-    ) -> so.Stream[so.BaseEvent]:
-        self.calls += 1
-        call = self.tool_call if self.calls == 1 else None
-        return so.Stream.from_async_iterable(self._gen(call, run_id or "", agent))
-
-    async def _gen(self, call: tuple[str, str] | None, run_id: str, agent: str) -> AsyncGenerator[so.BaseEvent, None]:
-        env = {"run_id": run_id, "agent": agent}
-        try:
-            yield so.RunStart(model=self.name, **env)
-            if call is not None:
-                name, args = call
-                yield so.ToolCallStart(call_id="c1", name=name, **env)
-                yield so.ToolCallEnd(call_id="c1", name=name, arguments=args, **env)
-                yield so.UsageEvent(usage=so.Usage(input_tokens=5, output_tokens=3), **env)
-                yield so.RunEnd(finish_reason="tool_calls", raw_finish_reason="tool_calls", **env)
-                return
-            for w in self.words:
-                await anyio.sleep(self.pause)
-                yield so.TextDelta(delta=w, **env)
-            yield so.UsageEvent(usage=so.Usage(input_tokens=5, output_tokens=len(self.words)), **env)
-            yield so.RunEnd(finish_reason="stop", raw_finish_reason="stop", **env)
-        finally:
-            self.closed += 1
 
 
 # --------------------------------------------------------------------------- real tools
@@ -311,7 +266,7 @@ async def test_max_steps() -> None:
 
     class Loop(SlowModel):
         def stream(self, messages: Sequence[Mapping[str, Any]], **kw: Any) -> so.Stream[so.BaseEvent]:
-            self.calls = 0  # always the tool call
+            self._count = 0  # always the tool call (every call is the first)
             return super().stream(messages, **kw)
 
     events = await Agent(Loop([], tool_call=("again", "{}")), tools=[again], max_steps=3).stream("x").collect()
@@ -432,10 +387,10 @@ async def test_cancel_now_while_a_tool_runs_cancels_the_tool() -> None:
 @pytest.mark.anyio
 async def test_a_model_stream_that_raises_ends_the_run_failed_keeping_what_came_before() -> None:
     class Broken(SlowModel):
-        async def _gen(self, call: Any, run_id: str, agent: str) -> AsyncGenerator[so.BaseEvent, None]:
-            yield so.RunStart(model="broken", run_id=run_id, agent=agent)
-            yield so.TextDelta(delta="partial ", run_id=run_id, agent=agent)
-            raise so.StreamFormatError("invalid JSON in SSE data", data="{oops")
+        async def respond(self, call: ModelCall) -> AsyncGenerator[so.BaseEvent, None]:
+            yield so.RunStart(model="broken", **call.env)
+            yield so.TextDelta(delta="partial ", **call.env)
+            raise StreamFormatError("invalid JSON in SSE data", data="{oops")
 
     events = await Agent(Broken([])).stream("x").collect()
     assert "".join(e.delta for e in events if isinstance(e, so.TextDelta)) == "partial "

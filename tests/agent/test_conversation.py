@@ -3,8 +3,7 @@ the usage of a run the consumer left, and the conversation history to continue f
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator
 
 import anyio
 import pytest
@@ -13,8 +12,8 @@ from streamops.adapters.replay import ReplayModel
 
 import streamops as so
 from streamops.agent import Agent
-from streamops.models import ToolSpec
 from streamops.tools import tool
+from tests._models import FakeModel, ModelCall
 from tests.conftest import RECORDED
 
 OPENAI = RECORDED / "openai"
@@ -36,24 +35,13 @@ async def test_run_result_output_is_the_validated_model_instance() -> None:
     assert final.value == {"city": "San Francisco", "temperature": 61, "units": "f"}  # events stay JSON data
 
 
-class UsageFirstModel:
+class UsageFirstModel(FakeModel):
     """Reports its input usage first, then streams words slowly (as Anthropic's message_start)."""
 
     name = "usage-first"
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-    ) -> so.Stream[so.BaseEvent]:
-        return so.Stream.defer(self._gen, run_id or "", agent)
-
-    async def _gen(self, run_id: str, agent: str) -> AsyncGenerator[so.BaseEvent, None]:
-        env = {"run_id": run_id, "agent": agent}
+    async def respond(self, call: ModelCall) -> AsyncGenerator[so.BaseEvent, None]:
+        env = call.env
         yield so.RunStart(model=self.name, **env)
         yield so.UsageEvent(usage=so.Usage(input_tokens=42, output_tokens=1), **env)
         for i in range(100):

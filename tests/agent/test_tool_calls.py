@@ -8,7 +8,7 @@ import contextlib
 import gc
 import sys
 import warnings
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import anyio
@@ -16,13 +16,13 @@ import pytest
 
 import streamops as so
 from streamops.agent import Agent
-from streamops.models import ToolSpec
 from streamops.tools import ToolContext, tool
+from tests._models import FakeModel, ModelCall
 
 pytestmark = pytest.mark.anyio
 
 
-class ScriptedModel:
+class ScriptedModel(FakeModel):
     """A model double: step ``i`` streams ``steps[i]`` (tool-call events built from
     ``(kind, call_id, name, arguments, index)`` rows) and records the messages it got."""
 
@@ -32,24 +32,12 @@ class ScriptedModel:
         self.steps = steps
         self.received: list[list[dict[str, Any]]] = []
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-    ) -> so.Stream[so.BaseEvent]:
-        self.received.append([dict(m) for m in messages])
-        step = len(self.received) - 1
-        rows = self.steps[step] if step < len(self.steps) else []
-        return so.Stream.from_async_iterable(self._gen(rows, run_id or "", agent))
+    def called(self, call: ModelCall) -> None:
+        self.received.append(call.messages)
 
-    async def _gen(
-        self, rows: list[tuple[str, Any, str, str, int | None]], run_id: str, agent: str
-    ) -> AsyncGenerator[so.BaseEvent, None]:
-        env: dict[str, Any] = {"run_id": run_id, "agent": agent}
+    async def respond(self, call: ModelCall) -> AsyncGenerator[so.BaseEvent, None]:
+        rows = self.steps[call.index] if call.index < len(self.steps) else []
+        env = call.env
         yield so.RunStart(model=self.name, **env)
         for kind, call_id, name, arguments, index in rows:
             if kind == "start":

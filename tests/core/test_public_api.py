@@ -11,6 +11,7 @@ import streamops
 import streamops.errors
 import streamops.events
 import streamops.operators
+import streamops.operators.text
 
 PUBLIC_MODULES = (streamops.events, streamops.errors, streamops.operators)
 HEAVY = ("pydantic", "pydantic_core", "anyio", "reactivex", "httpx", "openai", "anthropic", "litellm")
@@ -91,7 +92,43 @@ def test_parser_internals_and_second_names_are_not_top_level() -> None:
     # Parser/codec internals are public in their own module only; one name per concept.
     import streamops.jsonstream
 
-    for name in ("JsonDelta", "JsonStreamParser", "JsonValueEnd", "JsonStreamError", "ToolCallTimeout"):
+    for name in (
+        "JsonDelta",
+        "JsonStreamParser",
+        "JsonValueEnd",
+        "JsonStreamError",
+        "ThinkTagSplitter",
+        "ToolCallTimeout",
+    ):
         assert name not in streamops.__all__ and not hasattr(streamops, name), name
     assert streamops.jsonstream.JsonStreamParser is not None
-    assert streamops.ToolTimeout is streamops.errors.ToolTimeout
+    assert streamops.operators.text.ThinkTagSplitter is not None
+    assert not hasattr(streamops.operators, "ThinkTagSplitter")
+
+
+def test_every_operator_is_top_level_and_listed_once() -> None:
+    # streamops.__all__ takes the operators' names from streamops.operators.__all__
+    assert set(streamops.operators.__all__) <= set(streamops.__all__)
+    assert "errors_as_events" in streamops.__all__
+
+
+def test_errors_are_in_streamops_errors_only() -> None:
+    # Users write ``from streamops.errors import StreamFormatError``; the top level holds no
+    # error class (StageComplete is a stage's control-flow signal, not an error).
+    assert len(streamops.errors.__all__) >= 16
+    for name in streamops.errors.__all__:
+        assert not hasattr(streamops, name), name
+        assert issubclass(getattr(streamops.errors, name), streamops.errors.StreamopsError), name
+    errors = [
+        name
+        for name in streamops.__all__
+        if isinstance(getattr(streamops, name), type) and issubclass(getattr(streamops, name), BaseException)
+    ]
+    assert errors == ["StageComplete"]
+    # the modules that raise them still offer them where they were
+    from streamops.operators.share import ReplayUnavailableError, SlowConsumerError
+    from streamops.tools import ToolArgumentsError
+
+    assert SlowConsumerError is streamops.errors.SlowConsumerError
+    assert ReplayUnavailableError is streamops.errors.ReplayUnavailableError
+    assert ToolArgumentsError is streamops.errors.ToolArgumentsError

@@ -15,7 +15,8 @@ import reactivex
 from reactivex.disposable import Disposable
 from reactivex.subject import Subject
 
-from streamops import BufferOverflowError, Stream, StreamopsError, map, take
+from streamops import Stream, map, take
+from streamops.errors import BufferOverflowError, StreamopsError
 from tests._util import Boom, Counter, Probe, drain
 
 # ----------------------------------------------------------------------------- helpers

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamops import ErrorEvent, Stream, TaskHostRequired, TextDelta, ToolCallEnd
+from streamops import ErrorEvent, Stream, TextDelta, ToolCallEnd
 from streamops import task_scope as exported_task_scope
+from streamops.errors import TaskHostRequired
 from streamops.operators import filter, map, take
 from streamops.operators.combine import concat, merge, task_scope
 from tests._tasks import live_tasks

@@ -17,14 +17,13 @@ from streamops import (
     RunEnd,
     RunStart,
     Stream,
-    StreamClosedError,
-    TaskHostRequired,
     TextDelta,
     ToolCallDelta,
     ToolCallEnd,
     Usage,
     UsageEvent,
 )
+from streamops.errors import StreamClosedError, TaskHostRequired
 from streamops.operators.share import DROPPED_DELTAS, ReplayUnavailableError, SlowConsumerError, share, tee
 
 pytestmark = pytest.mark.anyio

@@ -18,6 +18,7 @@ from streamops.errors import (
     IdleTimeout,
     StepTimeout,
     StreamTimeout,
+    TaskHostRequired,
     ToolTimeout,
     TotalTimeout,
 )
@@ -136,7 +137,7 @@ async def test_step_and_tool_timeouts() -> None:
 
 @pytest.mark.anyio
 async def test_timeout_needs_a_task_host_under_bare_async_for() -> None:
-    with pytest.raises(so.TaskHostRequired):
+    with pytest.raises(TaskHostRequired):
         async for _ in Source([0.1]).stream() | timeout(idle=1):
             pass
 

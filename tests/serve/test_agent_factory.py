@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import pytest
 
 import streamops as so
 from streamops.agent import Agent
-from streamops.models import ToolSpec
 from streamops.serve.app import ChatCompletionRequest, create_app
 from streamops.tools import tool
+from tests._models import FakeModel, ModelCall
 from tests.serve.test_app import MESSAGES, client, fold, run_log, serve, stream_completion, text_of
 
 # One step: (text fragments, tool call (call_id, name, argument fragments) or None).
@@ -42,7 +42,7 @@ BOOK_TABLE: Any = {
 }
 
 
-class ScriptedModel:
+class ScriptedModel(FakeModel):
     """Step ``i`` streams ``steps[i]``: its text, then its tool call (start, argument fragments,
     end), usage and a run end; records the messages and tool specs of every call."""
 
@@ -52,21 +52,12 @@ class ScriptedModel:
         self.steps = list(steps)
         self.calls: list[dict[str, Any]] = []
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-    ) -> so.Stream[so.BaseEvent]:
-        self.calls.append({"messages": [dict(m) for m in messages], "tools": [t.name for t in tools]})
-        step = self.steps[len(self.calls) - 1]
-        return so.Stream.from_async_iterable(self._gen(step, {"run_id": run_id or "", "agent": agent}))
+    def called(self, call: ModelCall) -> None:
+        self.calls.append({"messages": call.messages, "tools": [t.name for t in call.tools]})
 
-    async def _gen(self, step: Step, env: dict[str, Any]) -> AsyncGenerator[so.BaseEvent, None]:
-        words, call = step
+    async def respond(self, model_call: ModelCall) -> AsyncGenerator[so.BaseEvent, None]:
+        env = model_call.env
+        words, call = self.steps[model_call.index]
         yield so.RunStart(model=self.name, **env)
         for w in words:
             yield so.TextDelta(delta=w, **env)

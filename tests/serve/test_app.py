@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from typing import Any
 
@@ -29,12 +29,13 @@ import uvicorn
 from streamops.adapters import parse_sse_bytes
 from streamops.adapters.replay import ReplayModel
 
-from streamops import Accumulator, Agent, Stream
+from streamops import Accumulator, Agent
 from streamops.events import BaseEvent, RunStart, from_json
 from streamops.models import ToolSpec
 from streamops.operators.aggregate import Message
 from streamops.serve.app import create_app
 from streamops.sse import SSEDecoder
+from tests._models import FakeModel, ModelCall
 from tests.conftest import RECORDED
 
 TEXT = RECORDED / "openai/chat_text_usage_openai_python.sse"
@@ -261,7 +262,7 @@ def test_bad_requests_get_openai_errors() -> None:
 # ---------------------------------------------------------------------------------- disconnect
 
 
-class ProbeModel:
+class ProbeModel(FakeModel):
     """A slow replay whose stream records when it was closed (its ``finally``).
 
     The delay is its own ``anyio.sleep`` between events rather than ``ReplayModel(delay=...)``:
@@ -279,41 +280,21 @@ class ProbeModel:
         self.closed_at = 0.0
         self.completed = False
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-    ) -> Stream[BaseEvent]:
-        inner = self.replay.stream(messages, tools=tools, run_id=run_id, agent=agent)
+    async def respond(self, call: ModelCall) -> AsyncGenerator[BaseEvent, None]:
+        import anyio
 
-        async def gen() -> AsyncGenerator[BaseEvent, None]:
-            import anyio
-
-            try:
-                async with aclosing(inner.__aiter__()) as it:
-                    async for ev in it:
-                        if self.first_event.is_set():
-                            await anyio.sleep(self.delay)
-                        self.first_event.set()
-                        yield ev
-                self.completed = True
-            finally:
-                self.closed_at = time.monotonic()
-                self.closed.set()
-
-        return Stream(_Once(gen))
-
-
-class _Once:
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-
-    def __aiter__(self) -> Any:
-        return self.fn()
+        inner = self.replay.stream(call.messages, tools=call.tools, **call.env)
+        try:
+            async with aclosing(inner.__aiter__()) as it:
+                async for ev in it:
+                    if self.first_event.is_set():
+                        await anyio.sleep(self.delay)
+                    self.first_event.set()
+                    yield ev
+            self.completed = True
+        finally:
+            self.closed_at = time.monotonic()
+            self.closed.set()
 
 
 def test_client_disconnect_closes_the_upstream_stream_within_a_second() -> None:
@@ -475,7 +456,7 @@ def test_streamops_serve_command() -> None:
     assert proc.returncode == 0, err
 
 
-class StalledModel:
+class StalledModel(FakeModel):
     """A model that never takes the prompt (its stream waits before its first event); records
     when its stream starts and when it is closed."""
 
@@ -485,26 +466,15 @@ class StalledModel:
         self.started = threading.Event()
         self.closed = threading.Event()
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-    ) -> Stream[BaseEvent]:
-        async def gen() -> AsyncGenerator[BaseEvent, None]:
-            import anyio
+    async def respond(self, call: ModelCall) -> AsyncGenerator[BaseEvent, None]:
+        import anyio
 
-            try:
-                self.started.set()
-                await anyio.sleep_forever()
-                yield RunStart(model=self.name, run_id=run_id or "", agent=agent)
-            finally:
-                self.closed.set()
-
-        return Stream(_Once(gen))
+        try:
+            self.started.set()
+            await anyio.sleep_forever()
+            yield RunStart(model=self.name, **call.env)
+        finally:
+            self.closed.set()
 
 
 def test_a_streamed_client_that_leaves_before_the_model_took_the_prompt_cancels_the_run() -> None:

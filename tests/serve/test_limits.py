@@ -4,17 +4,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 import streamops as so
 from streamops.agent import Agent
-from streamops.models import ToolSpec
 from streamops.serve.app import ChatCompletionRequest, create_app
+from tests._models import FakeModel, ModelCall
 from tests.serve.test_agent_factory import WEATHER, Factory
 
 pytestmark = pytest.mark.anyio
@@ -35,9 +36,7 @@ async def test_a_run_out_of_steps_on_server_tools_ends_with_length_not_tool_call
     """The client was asked for no tool call: ``finish_reason: "tool_calls"`` with no
     ``tool_calls`` would send an OpenAI client looking for calls that are not there."""
     app = create_app(agent_factory=out_of_steps, a2a=False)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
+    async with asgi_client(app) as client:
         r = await client.post("/v1/chat/completions", json=BODY)
         choice = r.json()["choices"][0]
         assert (choice["finish_reason"], choice["message"].get("tool_calls")) == ("length", None)
@@ -55,7 +54,17 @@ async def test_a_run_out_of_steps_on_server_tools_ends_with_length_not_tool_call
         assert ends[-1]["finish_reason"] == "tool_calls"
 
 
-class Gate:
+@asynccontextmanager
+async def asgi_client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client calling ``app`` in process (its lifespan entered), no socket."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        yield client
+
+
+class Gate(FakeModel):
     """A model whose stream waits until ``release`` is set, then answers one word."""
 
     name = "gate"
@@ -64,18 +73,8 @@ class Gate:
         self.release = anyio.Event()
         self.started = anyio.Event()
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-    ) -> so.Stream[so.BaseEvent]:
-        return so.Stream.from_async_iterable(self._gen({"run_id": run_id or "", "agent": agent}))
-
-    async def _gen(self, env: dict[str, Any]) -> AsyncGenerator[so.BaseEvent, None]:
+    async def respond(self, call: ModelCall) -> AsyncGenerator[so.BaseEvent, None]:
+        env = call.env
         self.started.set()
         yield so.RunStart(model=self.name, **env)
         await self.release.wait()
@@ -87,9 +86,7 @@ class Gate:
 async def test_a_registry_full_of_running_runs_answers_503_until_one_ends(anyio_backend: str) -> None:
     gate = Gate()
     app = create_app(model=gate, max_runs=1, a2a=False)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
+    async with asgi_client(app) as client:
         first: list[httpx.Response] = []
 
         async def hold() -> None:

@@ -16,7 +16,7 @@ from streamops.errors import StreamClosedError, StreamopsError
 from streamops.events import BaseEvent, ErrorEvent, RunEnd, RunStart, TextDelta
 from streamops.serve.runlog import RunLimitError, RunLog, RunRegistry, UnknownRunError
 from streamops.sinks.resume import ResumeUnavailableError, event_id, parse_event_id
-from tests.agent.test_agent import SlowModel
+from tests._models import SlowModel
 
 
 def run_events(n: int, run_id: str = "r1", agent: str = "a") -> list[BaseEvent]:

@@ -27,7 +27,7 @@ from streamops.serve.runlog import RunRegistry
 from streamops.sinks.resume import ResumeUnavailableError, event_id, parse_event_id
 from streamops.sinks.sse import SSEEncoder, sse_events, sse_response
 from streamops.sse import SSEDecoder
-from tests.agent.test_agent import SlowModel
+from tests._models import SlowModel
 from tests.core.test_events import all_events, assert_same_event
 from tests.serve.test_runlog import forever, run_events
 
