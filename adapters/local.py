@@ -93,6 +93,7 @@ from streamops.events import (
     Usage,
     UsageEvent,
 )
+from streamops.models import ModelCall
 
 from ._base import ParserBase, ParserOptions
 from ._owner import OwnerThread, wait_for
@@ -102,7 +103,7 @@ if TYPE_CHECKING:
 
     import llama_cpp
 
-    from streamops.models import ToolSpec
+    from streamops.models import StreamOptions
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -869,8 +870,6 @@ class LocalModel:
         self,
         messages: str | Sequence[Mapping[str, Any]],
         *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float = 0.2,
         top_p: float = 0.95,
@@ -879,11 +878,10 @@ class LocalModel:
         repeat_penalty: float = 1.0,
         stop: str | Sequence[str] | None = None,
         seed: int | None = None,
-        run_id: str | None = None,
-        agent: str = "",
         keep_raw: bool = True,
         think_tags: bool = False,
         tool_choice: str | Mapping[str, Any] = "auto",
+        **options: Unpack[StreamOptions],
     ) -> Stream[BaseEvent]:
         """Stream the model's answer to ``messages`` as events (lazily: nothing runs until the
         stream is iterated; each iteration is a new run).
@@ -940,6 +938,10 @@ class LocalModel:
                 not be told about them).
             ValueError: an unknown ``tool_choice``, or one naming a tool not in ``tools``.
         """
+        # The options every model takes (tools, output_schema, run_id, agent), defaults filled
+        # in; ``messages`` (here also a prompt string) is read as it is.
+        call = ModelCall.of((), options)
+        tools, output_schema, run_id, agent = call.tools, call.output_schema, call.run_id, call.agent
         specs = [{"name": t.name, "description": t.description, "parameters": dict(t.parameters)} for t in tools]
         choice = tool_choice
         if isinstance(choice, Mapping):
@@ -973,7 +975,7 @@ class LocalModel:
             "min_p": min_p,
             "repeat_penalty": repeat_penalty,
         }
-        options = _RunOptions(
+        run_options = _RunOptions(
             prompt=request,
             max_tokens=max_tokens,
             stop=stops,
@@ -987,7 +989,7 @@ class LocalModel:
             keep_raw=keep_raw,
             think_tags=think_tags,
         )
-        return Stream.defer(self._run, options)
+        return Stream.defer(self._run, run_options)
 
     async def _acquire(self) -> None:
         """Take the run lock without blocking the event loop (polls: 1 ms doubling to 20 ms)."""

@@ -16,13 +16,13 @@ import importlib
 import threading
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Unpack
 
 import anyio.to_thread
 
 from streamops._stream import Stream
 from streamops.events import BaseEvent
-from streamops.models import Model, ToolSpec
+from streamops.models import Model, ModelCall, StreamOptions, ToolSpec
 
 from .litellm import import_litellm, litellm_stream
 from .local import LocalModel
@@ -102,19 +102,12 @@ class LiteLLMModel:
             }
         return kwargs
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-    ) -> Stream[BaseEvent]:
+    def stream(self, messages: Sequence[Mapping[str, Any]], **options: Unpack[StreamOptions]) -> Stream[BaseEvent]:
         """A lazy stream of the model's response (each iteration sends a new request); see
         :func:`~streamops.adapters.litellm.litellm_stream` for the events and errors."""
-        kwargs = self.request_kwargs(tools=tools, output_schema=output_schema)
-        return Stream.defer(_litellm_run, self.model, [dict(m) for m in messages], kwargs, run_id, agent)
+        call = ModelCall.of(messages, options)
+        kwargs = self.request_kwargs(tools=call.tools, output_schema=call.output_schema)
+        return Stream.defer(_litellm_run, self.model, [dict(m) for m in messages], kwargs, call.run_id, call.agent)
 
 
 _mcp_check_broken: bool | None = None

@@ -22,14 +22,14 @@ import threading
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import anyio
 
 from streamops._stream import Stream
 from streamops.errors import StreamopsError
 from streamops.events import BaseEvent
-from streamops.models import ToolSpec
+from streamops.models import ModelCall, StreamOptions
 
 from . import API, parse_sse
 
@@ -89,15 +89,7 @@ class ReplayModel:
         """How many recorded bodies are left to play."""
         return max(0, len(self._bodies) - len(self.calls))
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-    ) -> Stream[BaseEvent]:
+    def stream(self, messages: Sequence[Mapping[str, Any]], **options: Unpack[StreamOptions]) -> Stream[BaseEvent]:
         """The events of the next recorded body, with this ``run_id`` (default: a fresh uuid
         hex per iteration) and ``agent``.
 
@@ -109,6 +101,8 @@ class ReplayModel:
             ReplayExhaustedError: every recorded body has been played (this is call
                 ``len(paths) + 1`` or later).
         """
+        call = ModelCall.of(messages, options)
+        tools, output_schema, run_id, agent = call.tools, call.output_schema, call.run_id, call.agent
         with self._lock:
             n = len(self.calls)
             self.calls.append(

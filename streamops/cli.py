@@ -391,10 +391,33 @@ def serve(
         int,
         typer.Option(min=1, max=64, help="Server processes (uvicorn workers); more than 1 needs a shared --store."),
     ] = 1,
+    max_runs: Annotated[
+        int, typer.Option(min=1, help="Runs going at once (completions and A2A tasks); past it 503.")
+    ] = 256,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="Request body limit in bytes; past it 413.")
+    ] = 4 * 1024 * 1024,
+    body_timeout: Annotated[
+        float, typer.Option(min=0.001, help="Seconds a client has to send a request body; past it 408.")
+    ] = 30.0,
+    head_timeout: Annotated[
+        float, typer.Option(min=0.001, help="Seconds a client has to send a request head; then it is disconnected.")
+    ] = 10.0,
+    max_output_tokens: Annotated[
+        int, typer.Option(min=1, help="Largest max_tokens a request may ask for; past it 400.")
+    ] = 131_072,
+    limit_concurrency: Annotated[
+        int | None, typer.Option(min=1, help="uvicorn's connection limit: past it new requests get 503 (default none).")
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, each run's
     events at GET /runs/{id}/events, and the agent over A2A at POST /a2a with its card at
     GET /.well-known/agent-card.json when a2a-sdk is installed (see streamops.serve.app).
+
+    Limits (defaults in parentheses; see streamops.serve.app.create_app and docs/robustness.md):
+    --max-runs (256), --max-body-bytes (4 MiB), --body-timeout (30 s), --head-timeout (10 s: a
+    connection whose request head takes longer is closed), --max-output-tokens (131,072),
+    --limit-concurrency (uvicorn's; none).
 
     Exit status 0 on Ctrl-C / SIGTERM; 2 with a one-line message when the model cannot be set
     up (a missing replay file) or the server extra is not installed.
@@ -402,12 +425,19 @@ def serve(
     try:
         import uvicorn
 
+        from streamops.serve._uvicorn import HEAD_TIMEOUT_ENV, env_protocol_path, head_timeout_protocol
         from streamops.serve.app import create_app
     except ImportError as exc:
         _fail(f"the server needs the server extra (pip install 'streamops[server]'): {exc}")
         return
+    limits: dict[str, Any] = {
+        "max_runs": max_runs,
+        "max_body_bytes": max_body_bytes,
+        "body_timeout": body_timeout,
+        "max_output_tokens": max_output_tokens,
+    }
     try:
-        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens, store=store)
+        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens, store=store, **limits)
     except (OSError, ValueError) as exc:
         _fail(f"cannot set up the model {model!r}: {exc}")
         return
@@ -420,12 +450,29 @@ def serve(
 
         from streamops.serve.app import SERVE_ENV
 
-        options = {"model": model, "workers": workers, "default_max_tokens": max_tokens, "store": store}
+        options = {"model": model, "workers": workers, "default_max_tokens": max_tokens, "store": store, **limits}
         os.environ[SERVE_ENV] = json.dumps(options)
+        os.environ[HEAD_TIMEOUT_ENV] = repr(head_timeout)
         factory = "streamops.serve.app:app_from_env"
-        uvicorn.run(factory, factory=True, workers=processes, host=host, port=port, log_level=log_level)
+        uvicorn.run(
+            factory,
+            factory=True,
+            workers=processes,
+            host=host,
+            port=port,
+            log_level=log_level,
+            http=env_protocol_path(),
+            limit_concurrency=limit_concurrency,
+        )
         return
-    uvicorn.run(application, host=host, port=port, log_level=log_level)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=head_timeout_protocol(head_timeout),
+        limit_concurrency=limit_concurrency,
+    )
 
 
 def _bench_runner() -> Path | None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict, Unpack, runtime_checkable
 
 if TYPE_CHECKING:
     from ._stream import Stream
     from .events import BaseEvent
 
-__all__ = ["ChatMessage", "Model", "ToolSpec"]
+__all__ = ["ChatMessage", "Model", "ModelCall", "StreamOptions", "ToolSpec"]
 
 ChatMessage: TypeAlias = dict[str, Any]
 """One OpenAI-style chat message (see the module docstring)."""
@@ -43,11 +43,49 @@ class ToolSpec:
         }
 
 
+class StreamOptions(TypedDict, total=False):
+    """The keyword arguments every :meth:`Model.stream` takes, written once: a model declares
+    ``def stream(self, messages, **options: Unpack[StreamOptions])`` (plus any settings of its
+    own as keyword arguments before it) and reads them with :meth:`ModelCall.of`."""
+
+    tools: Sequence[ToolSpec]
+    """Tools the model may call (default: none)."""
+    output_schema: Mapping[str, Any] | None
+    """A JSON Schema the answer must match (default ``None``: free text)."""
+    run_id: str | None
+    """The ``run_id`` of the response's events (default ``None``: the model makes one up)."""
+    agent: str
+    """The ``agent`` of the response's events (default ``""``)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelCall:
+    """One :meth:`Model.stream` call: the messages and the :class:`StreamOptions`, defaults
+    filled in."""
+
+    messages: Sequence[Mapping[str, Any]]
+    tools: Sequence[ToolSpec] = ()
+    output_schema: Mapping[str, Any] | None = None
+    run_id: str | None = None
+    agent: str = ""
+
+    @classmethod
+    def of(cls, messages: Sequence[Mapping[str, Any]], options: StreamOptions) -> ModelCall:
+        """The call of ``model.stream(messages, **options)``.
+
+        Raises:
+            TypeError: ``options`` holds a name that is not a :class:`StreamOptions` key (the
+                ``TypeError`` of an unexpected keyword argument).
+        """
+        return cls(messages=messages, **options)
+
+
 @runtime_checkable
 class Model(Protocol):
     """A model an agent can call: one streamed response per call.
 
-    ``stream(messages, tools=..., output_schema=..., run_id=..., agent=...)`` returns a lazy
+    ``stream(messages, tools=..., output_schema=..., run_id=..., agent=...)`` (the
+    :class:`StreamOptions`, all optional) returns a lazy
     stream of that response's events, as the adapters produce them: ``RunStart``, text /
     reasoning / refusal deltas, tool-call start / delta / end, ``UsageEvent``, and ``RunEnd``
     with the finish reason (or an ``ErrorEvent`` and a failed ``RunEnd``). Closing the stream
@@ -59,12 +97,6 @@ class Model(Protocol):
     name: str
     """The model's name, for run starts and stats."""
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-    ) -> Stream[BaseEvent]: ...
+    def stream(self, messages: Sequence[Mapping[str, Any]], **options: Unpack[StreamOptions]) -> Stream[BaseEvent]:
+        """The response to ``messages`` (see :class:`StreamOptions` for the options)."""
+        ...

@@ -30,7 +30,26 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print the damaged-stream outcome counts of ``tests/adapters/test_fuzz.py``, if it ran."""
+    """Print the damaged-stream outcome counts of ``tests/adapters/test_fuzz.py`` and the attack
+    suites' counts (``tests/attack``: inputs tried, handled cleanly), for those that ran."""
+    attacks = [
+        (name, counts)
+        for mod_name, mod in sorted(sys.modules.items())
+        if mod_name.startswith("tests.attack.")
+        for name, counts in sorted(getattr(mod, "COUNTS", {}).items())
+    ]
+    if attacks:
+        w = max(len(name) for name, _ in attacks)
+        terminalreporter.section("attack suites: inputs tried / handled cleanly")
+        for name, (tried, clean) in attacks:
+            terminalreporter.write_line(f"{name:<{w}}  {tried:>7}  {clean:>7}")
+        tried_all = sum(t for _, (t, _) in attacks)
+        clean_all = sum(c for _, (_, c) in attacks)
+        terminalreporter.write_line(f"{'total':<{w}}  {tried_all:>7}  {clean_all:>7}")
+    _fuzz_summary(terminalreporter)
+
+
+def _fuzz_summary(terminalreporter: Any) -> None:
     mod = sys.modules.get("tests.adapters.test_fuzz")
     counts = getattr(mod, "FUZZ_COUNTS", None)
     if not counts:

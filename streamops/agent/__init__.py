@@ -31,6 +31,11 @@ like a provider error: an ``ErrorEvent`` (``error_type`` = the exception's class
 - **cancel after the step**: ``stream.cancel_after_step()``: the current model call and its
   tools finish, then the stream ends with the run end.
 
+The run is a pipeline of operators (``streamops/agent/_run.py`` draws it): the step loop's
+events (each step ``model.stream(...)`` then :func:`run_tools`), ``errors_as_events()``,
+``structured(output_type)``, ``restamp`` and the hooks. :func:`run_tools` is reusable on any
+model stream: ``model.stream(messages, tools=specs) | run_tools(tools)``.
+
 Where the tool calls run: under a terminal that hosts tasks (``iterate()``, ``collect()``,
 ``run()``, ``to_list()``...) they are tasks of its task group, and their ``ToolProgress``/
 ``ToolResult``/``ToolError`` events reach the consumer live, as each call reports them. A bare
@@ -46,5 +51,6 @@ from __future__ import annotations
 from ._agent import Agent, AgentStream
 from ._hooks import Hooks
 from ._result import RunResult
+from ._tools import run_tools
 
-__all__ = ["Agent", "AgentStream", "Hooks", "RunResult"]
+__all__ = ["Agent", "AgentStream", "Hooks", "RunResult", "run_tools"]

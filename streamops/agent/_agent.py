@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._stream import Stream
@@ -47,7 +47,7 @@ class AgentStream(Stream[BaseEvent]):
         self._controls: list[Control] = []
         super().__init__(Stream.defer(self._start))
 
-    def _start(self) -> AsyncGenerator[BaseEvent, None]:
+    def _start(self) -> Stream[BaseEvent]:
         # Each iteration is a new run, with its own control (the last few are kept for
         # ``result_end``/``result_message``).
         control = Control()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..events import (
     BaseEvent,
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
+    derive,
 )
 from ..operators.aggregate import Message
 
@@ -19,7 +20,12 @@ if TYPE_CHECKING:
     from ..models import ChatMessage
 
 
-__all__ = ["CallIds", "Mailbox", "assistant_message"]
+__all__ = ["TOOL_CALL_EVENTS", "CallIds", "Mailbox", "assistant_message"]
+
+TOOL_CALL_EVENTS = (ToolCallStart, ToolCallDelta, ToolCallEnd)
+"""The events of a tool call as the model streams it."""
+
+E = TypeVar("E", bound=BaseEvent)
 
 
 class Mailbox:
@@ -47,7 +53,7 @@ class CallIds:
     give none, a custom :class:`~streamops.models.Model` may not). Such a call's events get
     ``call-{step}-{n}``: an event without an id belongs to the call with the same ``index``,
     else (no ``index``) to the call still open (started, not yet ended), else it starts a new
-    call. The id is set on the events themselves, before anything else sees them, so the
+    call. The id is given to the events (copies) before anything else sees them, so the
     consumer, the step's accumulator, the ``ToolResult``/``ToolError``/``ToolProgress`` events
     and the tool messages sent back to the model all pair on the same id; two calls of the same
     tool in one step never share one.
@@ -62,11 +68,12 @@ class CallIds:
         self.open: str | None = None  # the call started last and not ended yet
         self.seen: set[str] = set()
 
-    def fix(self, ev: BaseEvent) -> None:
-        """Give ``ev`` (a tool-call start/delta/end) its call's id if it has none."""
-        if not isinstance(ev, (ToolCallStart, ToolCallDelta, ToolCallEnd)):
-            return
-        cid = ev.call_id
+    def fix(self, ev: E) -> E:
+        """``ev``, or (a tool-call start/delta/end without an id) a copy with its call's id."""
+        if not isinstance(ev, TOOL_CALL_EVENTS):
+            return ev
+        call: ToolCallStart | ToolCallDelta | ToolCallEnd = ev
+        cid = call.call_id
         index = ev.index
         if cid:
             self.seen.add(cid)
@@ -80,11 +87,11 @@ class CallIds:
             cid = self._new()
             if index is not None:
                 self.by_index[index] = cid
-        ev.call_id = cid
         if isinstance(ev, ToolCallStart):
             self.open = cid
         elif isinstance(ev, ToolCallEnd) and self.open == cid:
             self.open = None
+        return ev if call.call_id == cid else derive(ev, call_id=cid)
 
     def _new(self) -> str:
         while True:

@@ -1,16 +1,18 @@
-"""The hooks of an agent run: callbacks for push-style users."""
+"""The hooks of an agent run: callbacks for push-style users, and the operator that calls them."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
+from .._stream import Stream
+from ..events import BaseEvent, ErrorEvent, RunEnd, RunStart, ToolError
+from ..operators.transform import Sequencer
 
-
-__all__ = ["Hook", "Hooks"]
+__all__ = ["Hook", "Hooks", "call_hook", "call_hooks"]
 
 
 Hook = Callable[[Any], Awaitable[object] | object]
@@ -34,3 +36,95 @@ class Hooks:
     on_error: Hook | None = None
     """Called with every ``ErrorEvent`` and ``ToolError`` (provider errors, failed tools,
     failed hooks, output validation)."""
+
+
+async def call_hook(hooks: Hooks, name: str, arg: Any, make_error: Callable[[str], ErrorEvent]) -> list[ErrorEvent]:
+    """Call hook ``name`` with ``arg``; return the error events it caused (none if it
+    succeeded; a failed hook other than ``on_error`` is reported to ``on_error`` too)."""
+    hook = getattr(hooks, name)
+    if hook is None:
+        return []
+    try:
+        r = hook(arg)
+        if inspect.isawaitable(r):
+            await r
+    except Exception as exc:
+        err = make_error(f"{name} raised {type(exc).__name__}: {exc}")
+        out = [err]
+        if name != "on_error":
+            out += await call_hook(hooks, "on_error", err, make_error)
+        return out
+    return []
+
+
+def call_hooks(
+    hooks: Hooks,
+    sequencer: Sequencer,
+    *,
+    fold: Callable[[BaseEvent], object],
+    on_end: Callable[[RunEnd], object],
+    left: Callable[[], Awaitable[None]],
+) -> Callable[[Stream[BaseEvent]], Stream[BaseEvent]]:
+    """The last operator of an agent run: ``fold`` every event (the run's partial output),
+    then call its hooks; a hook that raises becomes an ``ErrorEvent(error_type="hook_error")``
+    right after the event, numbered by ``sequencer`` (shared with the :func:`restamp
+    <streamops.operators.restamp>` before it, which numbers each event as it is pulled, so
+    the seqs stay unique and monotonic).
+
+    - Emits: each upstream event once its hooks returned (``on_chunk`` for every event, then
+      ``on_stream_start`` for the ``RunStart``, ``on_error`` for an ``ErrorEvent`` or
+      ``ToolError``, ``on_stream_end`` for the ``RunEnd``, which also goes to ``on_end``),
+      then the error events of the hooks that failed.
+    - Completes: when the upstream completes.
+    - Fails: when the upstream fails (a hook never fails the stream).
+    - Cancels: when the downstream stops (or a cancellation) before the ``RunEnd`` passed:
+      ``left()`` is awaited, shielded (it reports the run's end to ``on_stream_end`` and
+      ``on_end``; nobody can receive it in the stream).
+
+    Marble: (``on_chunk`` raises on ``b``; ``H`` its error event)::
+
+        S a b E |  | call_hooks(...)  ->  S a b H E |
+    """
+
+    def make_error(message: str) -> ErrorEvent:
+        return sequencer.make(ErrorEvent, error_type="hook_error", message=message)
+
+    async def emit(ev: BaseEvent) -> list[BaseEvent]:
+        fold(ev)
+        out: list[BaseEvent] = [ev]
+        if hooks.on_chunk is not None:
+            out += await call_hook(hooks, "on_chunk", ev, make_error)
+        if isinstance(ev, RunStart):
+            out += await call_hook(hooks, "on_stream_start", ev, make_error)
+        elif isinstance(ev, (ErrorEvent, ToolError)):
+            out += await call_hook(hooks, "on_error", ev, make_error)
+        elif isinstance(ev, RunEnd):
+            on_end(ev)
+            out += await call_hook(hooks, "on_stream_end", ev, make_error)
+        for extra in out[1:]:
+            fold(extra)
+        return out
+
+    quiet = hooks.on_chunk is None and hooks.on_error is None and hooks.on_stream_start is None
+
+    async def gen(up: Stream[BaseEvent]) -> AsyncGenerator[BaseEvent, None]:
+        ended = False
+        try:
+            async with aclosing(up.__aiter__()) as it:
+                async for ev in it:
+                    if isinstance(ev, RunEnd):
+                        ended = True
+                    elif quiet:  # no hook to call for this event: the fast path
+                        fold(ev)
+                        yield ev
+                        continue
+                    for out in await emit(ev):
+                        yield out
+        finally:
+            if not ended:
+                await left()
+
+    def op(up: Stream[BaseEvent]) -> Stream[BaseEvent]:
+        return Stream.defer(gen, up)
+
+    return op

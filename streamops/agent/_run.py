@@ -1,15 +1,26 @@
-"""One agent run in progress: the step loop, hooks, cancellation and tool scheduling."""
+"""One agent run in progress, as a pipeline of operators.
+
+::
+
+    Stream.defer(steps)                      RunStart, the steps, RunEnd (the step loop below)
+      | errors_as_events() | _failed_end     an exception: ErrorEvent, then a failed RunEnd
+      | structured(output_type, ...)         with an output_type: ObjectDelta... FinalOutput
+      | restamp(sequencer)                   one run id, agent and seq sequence for the run
+      | call_hooks(hooks, sequencer, ...)    the hooks, the partial output, a consumer that left
+
+and each step (one model call and the tool calls it asks for)::
+
+    StepStart, model.stream(...) | own run id | call ids | fold, StepEnd   | run_tools(tools)
+"""
 
 from __future__ import annotations
 
-import inspect
-import json
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from .._host import TaskHostRequired, current_host
+from .._stream import End, Push, Stage, Stream
 from ..events import (
     BaseEvent,
     ErrorEvent,
@@ -18,26 +29,35 @@ from ..events import (
     RunStatus,
     StepEnd,
     StepStart,
-    TextDelta,
     ToolError,
-    ToolProgress,
     ToolResult,
     Usage,
+    derive,
 )
 from ..operators.aggregate import Accumulator, Message
+from ..operators.errors import errors_as_events
+from ..operators.structured import structured
+from ..operators.transform import Sequencer, restamp, tap
+from ..operators.transform import map as map_
 
 if TYPE_CHECKING:
     import anyio
 
     from ..models import ChatMessage
 
-from ._calls import CallIds, Mailbox, assistant_message
-from ._output import OutputParser, schema_of
+from ._calls import CallIds, assistant_message
+from ._hooks import call_hook, call_hooks
+from ._output import schema_of
+from ._tools import result_text, run_tools
 
 if TYPE_CHECKING:
     from ._agent import Agent
 
 __all__ = ["Control", "Run"]
+
+_OUTPUT_STATUSES: tuple[RunStatus, ...] = ("completed", "length")
+"""The run ends whose last step's text is the answer to validate (see ``structured``'s
+``finish_on``)."""
 
 
 class Control:
@@ -55,7 +75,7 @@ class Control:
 
 
 class Run:
-    """One run in progress: the loop behind :meth:`Agent.stream`."""
+    """One run in progress: the pipeline behind :meth:`Agent.stream`."""
 
     def __init__(self, agent: Agent, messages: list[ChatMessage], run_id: str | None, control: Control) -> None:
         self.agent = agent
@@ -66,66 +86,15 @@ class Run:
         self.open_step: Accumulator | None = None  # the step whose usage is not folded yet
         self.specs = [t.spec for t in agent.tools.values()]
         self.schema = schema_of(agent.output_type)
-        self.parser: OutputParser | None = None  # the current step's
         self.step_message: Message | None = None  # the finished step's folded output
         self.step_failed = False  # the model's own run end said "failed"
-        self.outcome: tuple[RunStatus, Message | None] = ("cancelled", None)  # set by _steps
-        self.ended = False  # the RunEnd was emitted (or an error is on its way out)
-        self.seq = 0
         self.usage = Usage()
+        self.sequencer = Sequencer(run_id=self.run_id, agent=agent.name)
         self.partial = control.partial = Accumulator()
-        self.tool_scopes: list[anyio.CancelScope] = []
-        self.tools_done: anyio.Event | None = None
 
-    # ------------------------------------------------------------------ events and hooks
-    def make(self, cls: type[BaseEvent], **fields: Any) -> Any:
-        ev = cls(run_id=self.run_id, agent=self.agent.name, seq=self.seq, **fields)
-        self.seq += 1
-        return ev
-
-    def stamp(self, ev: BaseEvent) -> BaseEvent:
-        # Model events are built for this run (run_id and agent given to the model); only
-        # the step-local seq is renumbered. They are fresh objects nobody else holds.
-        ev.seq = self.seq
-        ev.run_id = self.run_id
-        ev.agent = self.agent.name
-        self.seq += 1
-        return ev
-
-    async def call_hook(self, name: str, arg: Any) -> list[BaseEvent]:
-        """Call one hook; return the error events it caused (none if it succeeded)."""
-        hook = getattr(self.agent.hooks, name)
-        if hook is None:
-            return []
-        try:
-            r = hook(arg)
-            if inspect.isawaitable(r):
-                await r
-        except Exception as exc:
-            err = self.make(ErrorEvent, error_type="hook_error", message=f"{name} raised {type(exc).__name__}: {exc}")
-            out = [err]
-            if name != "on_error":
-                out += await self.call_hook("on_error", err)
-            return out
-        return []
-
-    async def emit(self, ev: BaseEvent) -> list[BaseEvent]:
-        """Fold ``ev`` and run its hooks; return ``ev`` plus any hook errors, to be yielded."""
-        self.partial.add(ev)
-        out = [ev]
-        hooks = self.agent.hooks
-        if hooks.on_chunk is not None:
-            out += await self.call_hook("on_chunk", ev)
-        if isinstance(ev, RunStart):
-            out += await self.call_hook("on_stream_start", ev)
-        elif isinstance(ev, (ErrorEvent, ToolError)):
-            out += await self.call_hook("on_error", ev)
-        elif isinstance(ev, RunEnd):
-            self.control.end = ev
-            out += await self.call_hook("on_stream_end", ev)
-        for extra in out[1:]:
-            self.partial.add(extra)
-        return out
+    def event(self, cls: type[BaseEvent], **fields: Any) -> Any:
+        """A new event of this run (numbered by the pipeline's ``restamp``)."""
+        return cls(run_id=self.run_id, agent=self.agent.name, **fields)
 
     def run_end(self, status: RunStatus, message: Message | None = None) -> RunEnd:
         m = message
@@ -134,7 +103,7 @@ class Run:
             finish = "cancelled"
         elif status == "failed":
             finish = "error"
-        return self.make(  # type: ignore[no-any-return]
+        return self.event(  # type: ignore[no-any-return]
             RunEnd,
             status=status,
             finish_reason=finish,
@@ -142,132 +111,141 @@ class Run:
             usage=self.usage,
         )
 
-    # ------------------------------------------------------------------ the loop
-    async def events(self) -> AsyncGenerator[BaseEvent, None]:
+    # ------------------------------------------------------------------ the pipeline
+    def events(self) -> Stream[BaseEvent]:
         """The run: ``RunStart``, the steps (:meth:`_steps`), then one ``RunEnd``. An exception
         (from the model stream or the machinery around it) ends the run like a provider error:
         an ``ErrorEvent`` and a failed ``RunEnd``, after everything before it. When the
         consumer leaves, the run end goes to the hooks and ``result_end`` (:meth:`_left`)."""
-        try:
-            for ev in await self.emit(self.make(RunStart, model=self.agent.model.name)):
-                yield ev
-            async with aclosing(self._steps()) as steps:
-                async for ev in steps:
-                    yield ev
-            status, msg = self.outcome
-            self.ended = True
-            for ev in await self.emit(self.run_end(status, msg)):
-                yield ev
-        except Exception as exc:
-            if self.ended:
-                raise
-            self.ended = True
-            err = self.make(ErrorEvent, error_type=type(exc).__name__, message=str(exc) or repr(exc))
-            for ev in await self.emit(err):
-                yield ev
-            for ev in await self.emit(self.run_end("failed")):
-                yield ev
-        finally:
-            await self._stop_tools()
-            if not self.ended and self.control.end is None:
-                await self._left()
+        agent = self.agent
+        out: Stream[BaseEvent] = Stream.defer(self._steps) | errors_as_events() | Stage(self._failed_end, "failed_end")
+        if agent.output_type is not None:
+            out = out | structured(agent.output_type, keep_text=True, json_errors="at_end", finish_on=_OUTPUT_STATUSES)
+        return out | restamp(self.sequencer) | call_hooks(
+            agent.hooks, self.sequencer, fold=self.partial.add, on_end=self._ended, left=self._left
+        )
+
+    def _failed_end(self, down: Push, end: End) -> tuple[Push, End]:
+        # After errors_as_events: a stream that ends without its RunEnd ended on an error.
+        ended = False
+
+        def push(e: Any) -> None:
+            nonlocal ended
+            if isinstance(e, RunEnd):
+                ended = True
+            down(e)
+
+        def end_() -> None:
+            if not ended:
+                down(self.run_end("failed"))
+            end()
+
+        return push, end_
+
+    def _own(self, ev: BaseEvent) -> BaseEvent:
+        # The model was given this run's id and agent name; one that ignores them gets its
+        # events relabelled (structured() keeps its state per run id). Seqs are the run's
+        # restamp's job.
+        if ev.run_id == self.run_id and ev.agent == self.agent.name:
+            return ev
+        return derive(ev, run_id=self.run_id, agent=self.agent.name)
+
+    def _step_ended(self, _: Message) -> bool:
+        return self.step_message is not None  # not cut short by a cancel now
+
+    def _ended(self, end: RunEnd) -> None:
+        self.control.end = end
 
     async def _steps(self) -> AsyncGenerator[BaseEvent, None]:
-        """Model calls, each followed by its tool calls, until one decides the run's end: sets
-        :attr:`outcome` to the ``RunEnd``'s status and the message it reports."""
+        """Model calls, each followed by its tool calls, until one decides the run's end."""
         agent = self.agent
         control = self.control
+        yield self.event(RunStart, model=agent.model.name)
         last: Message | None = None
+        status: RunStatus = "max_steps"
         for step in range(agent.max_steps):
             if control.cancelled or control.after_step:
+                status = "cancelled"
                 break
-            async with aclosing(self._model_call(step)) as model_events:
-                async for ev in model_events:
+            results: dict[str, str] = {}
+            step_events = Stream.defer(self._model_call, step) | run_tools(
+                agent.tools, timeout=agent.tool_timeout, control=control, when=self._step_ended
+            )
+            # aclosing: a consumer that leaves (or a cancellation) closes the step, its tools
+            # included, here, at once, not in the garbage collector's finalizer.
+            async with aclosing(step_events.__aiter__()) as it:
+                async for ev in it:
+                    if isinstance(ev, (ToolResult, ToolError)):
+                        results[ev.call_id] = result_text(ev)
+                    elif isinstance(ev, (RunStart, RunEnd)):
+                        continue  # the model's own: the run has one of each
                     yield ev
             msg = self.step_message
             if msg is None:  # cancelled now, during the model call
+                status = "cancelled"
                 break
             last = msg
             if self.step_failed or msg.error is not None:
-                self.outcome = ("failed", msg)
-                return
+                status = "failed"
+                break
             calls = [c for c in msg.tool_calls if c.name]
-            if calls:
-                self.messages.append(assistant_message(msg))
-                # aclosing: a consumer that leaves (or a cancellation) closes the tool loop
-                # here, at once, not in the garbage collector's finalizer.
-                async with aclosing(self._run_tools(calls)) as tool_events:
-                    async for ev in tool_events:
-                        for out in await self.emit(ev):
-                            yield out
-                if control.cancelled:
-                    break
-                continue
-            if self.parser is not None:
-                for out in self.parser.finish(self):
-                    for o in await self.emit(out):
-                        yield o
-            self.messages.append(assistant_message(msg))
-            self.outcome = ("length" if msg.finish_reason == "length" else "completed", msg)
-            return
-        self.outcome = ("cancelled" if control.cancelled or control.after_step else "max_steps", last)
+            if not calls:
+                status = "length" if msg.finish_reason == "length" else "completed"
+                break
+            if control.cancelled:
+                status = "cancelled"
+                break
+            for call in calls:
+                content = results.get(call.id or "", "")
+                self.messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+        else:
+            if control.cancelled or control.after_step:
+                status = "cancelled"
+        yield self.run_end(status, last)
 
     async def _model_call(self, step: int) -> AsyncGenerator[BaseEvent, None]:
-        """One step's model call: ``StepStart``, the model's events (renumbered into the run,
-        tool calls given ids, the output's JSON events after each text delta), ``StepEnd``.
-        Sets :attr:`step_message` (``None`` when cancelled now) and :attr:`step_failed`."""
+        """One step's model call: ``StepStart``, the model's events (its own run id and agent
+        given, tool calls given ids, usage folded), ``StepEnd``. Sets :attr:`step_message`
+        (``None`` when cancelled now) and :attr:`step_failed`; adds the step's assistant
+        message to the conversation."""
         agent = self.agent
         self.step_message = None
         self.step_failed = False
-        for ev in await self.emit(self.make(StepStart, step=step)):
-            yield ev
+        yield self.event(StepStart, step=step)
         acc = self.open_step = Accumulator()
-        parser = self.parser = OutputParser(agent.output_type) if agent.output_type is not None else None
-        model_stream = agent.model.stream(
-            self.messages,
-            tools=self.specs,
-            output_schema=self.schema,
-            run_id=self.run_id,
-            agent=agent.name,
-            **agent.model_settings,
+        model_stream = (
+            agent.model.stream(
+                self.messages,
+                tools=self.specs,
+                output_schema=self.schema,
+                run_id=self.run_id,
+                agent=agent.name,
+                **agent.model_settings,
+            )
+            | map_(self._own)
+            | map_(CallIds(step).fix)
+            | tap(acc.add)  # the step's fold: its message, usage and status
         )
-        call_ids = CallIds(step)
         async with aclosing(model_stream.__aiter__()) as it:
-            while True:
-                ev_or_none = await self._next(it)
-                if ev_or_none is None:
-                    break
-                ev = ev_or_none
-                call_ids.fix(ev)
-                acc.add(ev)
-                if isinstance(ev, RunStart):
-                    continue
-                if isinstance(ev, RunEnd):
-                    self.step_failed = ev.status == "failed"
-                    continue
-                for out in await self.emit(self.stamp(ev)):
-                    yield out
-                if parser is not None and isinstance(ev, TextDelta):
-                    for out in parser.feed(self, ev.delta):
-                        for o in await self.emit(out):
-                            yield o
+            while (ev := await self._next(it)) is not None:
+                yield ev
         self.open_step = None
         msg = acc.message()
+        self.step_failed = msg.status == "failed"  # the model's own run end said so
         usage = msg.usage or Usage()
         self.usage = self.usage + usage  # the partial step's too, when cancelled now
         if self.control.cancelled:
             return
-        for ev in await self.emit(
-            self.make(
-                StepEnd,
-                step=step,
-                finish_reason=msg.finish_reason,
-                raw_finish_reason=msg.raw_finish_reason,
-                usage=usage,
-            )
-        ):
-            yield ev
+        yield self.event(
+            StepEnd,
+            step=step,
+            finish_reason=msg.finish_reason,
+            raw_finish_reason=msg.raw_finish_reason,
+            usage=usage,
+        )
         self.step_message = msg
+        if not (self.step_failed or msg.error is not None):
+            self.messages.append(assistant_message(msg))
 
     async def _left(self) -> None:
         """The consumer left (or the run failed past its end): record the run end for the
@@ -275,13 +253,18 @@ class Run:
         the usage so far, the interrupted step's included."""
         import anyio
 
+        if self.control.end is not None:
+            return
         if self.open_step is not None:
             self.usage = self.usage + (self.open_step.message().usage or Usage())
             self.open_step = None
-        end = self.run_end("cancelled")
+        end = self.sequencer.stamp(self.run_end("cancelled"))
         self.control.end = end
         with anyio.CancelScope(shield=True):
-            await self.call_hook("on_stream_end", end)
+            await call_hook(self.agent.hooks, "on_stream_end", end, self._hook_error)
+
+    def _hook_error(self, message: str) -> ErrorEvent:
+        return self.sequencer.make(ErrorEvent, error_type="hook_error", message=message)
 
     async def _next(self, it: Any) -> BaseEvent | None:
         """The model stream's next event, or ``None`` at its end or when cancelled now."""
@@ -300,135 +283,3 @@ class Run:
         if scope.cancelled_caught:
             return None
         return ev
-
-    # ------------------------------------------------------------------ tools
-    async def _run_tools(self, calls: list[Any]) -> AsyncGenerator[BaseEvent, None]:
-        import anyio
-
-        box = Mailbox()
-        results: dict[str, str] = {}
-        self.tools_done = anyio.Event()
-        box.pending = len(calls)
-        try:
-            tg = current_host("Agent.stream()")
-        except TaskHostRequired:
-            # A bare ``async for``: no terminal hosts tasks. The step's calls still run
-            # concurrently, in a task group of the run's own that is closed before anything is
-            # yielded (PEP 789: no task group across a yield); their events (progress, results)
-            # come out together once the last call has finished.
-            with anyio.CancelScope() as outer:
-                self.control.scope = outer
-                if self.control.cancelled:
-                    outer.cancel()
-                async with anyio.create_task_group() as own:
-                    for call in calls:
-                        scope = anyio.CancelScope()
-                        self.tool_scopes.append(scope)
-                        own.start_soon(self._tool_task, call, box, results, scope)
-            self.control.scope = None
-            while box.items:
-                yield box.items.popleft()
-            if outer.cancelled_caught:
-                return
-        else:
-            async with aclosing(self._hosted_tools(tg, calls, box, results)) as evs:
-                async for ev in evs:
-                    yield ev
-            if self.control.cancelled:
-                return
-        for call in calls:
-            self.messages.append({"role": "tool", "tool_call_id": call.id, "content": results.get(call.id, "")})
-
-    async def _hosted_tools(
-        self, tg: Any, calls: list[Any], box: Mailbox, results: dict[str, str]
-    ) -> AsyncGenerator[BaseEvent, None]:
-        """Run the step's calls as tasks of the terminal's task group; yield their events live,
-        as each call reports them."""
-        import anyio
-
-        for call in calls:
-            # The scope exists before the task starts, so stopping the tools cancels a task
-            # that has not started yet too.
-            scope = anyio.CancelScope()
-            self.tool_scopes.append(scope)
-            tg.start_soon(self._tool_task, call, box, results, scope)
-        try:
-            while box.pending or box.items:
-                while box.items:
-                    yield box.items.popleft()
-                if not box.pending:
-                    break
-                w = box.waiter = anyio.Event()
-                with anyio.CancelScope() as scope:
-                    self.control.scope = scope
-                    if self.control.cancelled:
-                        scope.cancel()
-                    await w.wait()
-                self.control.scope = None
-                if scope.cancelled_caught:
-                    return
-        finally:
-            if box.pending:
-                # Cancelled now, or closed early (the consumer left): this step's tools stop
-                # with the generator, and are awaited (shielded) before it returns.
-                self.control.scope = None
-                await self._stop_tools()
-
-    async def _tool_task(self, call: Any, box: Mailbox, results: dict[str, str], scope: anyio.CancelScope) -> None:
-        import anyio
-
-        agent = self.agent
-        call_id: str = call.id  # never empty: see CallIds
-        try:
-            with scope:
-                tool = agent.tools.get(call.name)
-                if tool is None:
-                    msg = f"unknown tool {call.name!r}; available: {', '.join(agent.tools) or 'none'}"
-                    results[call_id] = msg
-                    box.put(
-                        self.make(ToolError, call_id=call_id, name=call.name, message=msg, error_type="UnknownTool")
-                    )
-                    return
-
-                def progress(data: Any) -> None:
-                    box.put(self.make(ToolProgress, call_id=call_id, name=call.name, data=data))
-
-                try:
-                    if agent.tool_timeout is not None and tool.timeout is None:
-                        with anyio.fail_after(agent.tool_timeout):
-                            value = await tool.invoke(call.arguments, call_id=call_id, progress=progress)
-                    else:
-                        value = await tool.invoke(call.arguments, call_id=call_id, progress=progress)
-                except TimeoutError as exc:
-                    text = str(exc) or f"tool {call.name!r} timed out after {agent.tool_timeout} s"
-                    results[call_id] = text
-                    box.put(
-                        self.make(ToolError, call_id=call_id, name=call.name, message=text, error_type="TimeoutError")
-                    )
-                except Exception as exc:
-                    text = f"{type(exc).__name__}: {exc}"
-                    results[call_id] = text
-                    box.put(
-                        self.make(
-                            ToolError, call_id=call_id, name=call.name, message=text, error_type=type(exc).__name__
-                        )
-                    )
-                else:
-                    results[call_id] = value if isinstance(value, str) else json.dumps(value, default=str)
-                    box.put(self.make(ToolResult, call_id=call_id, name=call.name, result=value))
-        finally:
-            box.pending -= 1
-            if box.waiter is not None:
-                w, box.waiter = box.waiter, None
-                w.set()
-            if self.tools_done is not None and box.pending == 0:
-                self.tools_done.set()
-
-    async def _stop_tools(self) -> None:
-        import anyio
-
-        for scope in self.tool_scopes:
-            scope.cancel()
-        if self.tools_done is not None:
-            with anyio.CancelScope(shield=True):
-                await self.tools_done.wait()

@@ -16,7 +16,7 @@ from .structured import structured
 from .text import smooth, think_tags
 from .time import batch, debounce, throttle, timeout
 from .tokens import TokenCount, TokenCounter, budget, count_tokens
-from .transform import map, scan, tap
+from .transform import Sequencer, map, restamp, scan, tap
 
 __all__ = [
     "Accumulator",
@@ -25,6 +25,7 @@ __all__ = [
     "ErrorInfo",
     "Message",
     "RunStats",
+    "Sequencer",
     "Shared",
     "StreamMetrics",
     "TokenCount",
@@ -44,6 +45,7 @@ __all__ = [
     "merge",
     "metrics",
     "of_type",
+    "restamp",
     "scan",
     "share",
     "smooth",

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._host import current_host, hosted
 from .._stream import Stream, aclose_iterator
-from ..events import BaseEvent, ErrorEvent, derive
+from ..events import BaseEvent, derive
+from .errors import error_event
 
 if TYPE_CHECKING:
     import anyio
@@ -49,6 +50,21 @@ def task_scope() -> AbstractAsyncContextManager[TaskGroup]:
     """
     return hosted()
 
+
+
+async def aclose_shielded(it: object) -> Exception | None:
+    """Close the iterator ``it`` (:func:`~streamops._stream.aclose_iterator`) shielded from
+    cancellation, so that a source's own cleanup runs even when its task, or the whole host,
+    is being cancelled; return the ``Exception`` its ``aclose()`` raised, if any. For the
+    operators that pull a source in a task of their own (``merge``, ``share``)."""
+    import anyio
+
+    with anyio.CancelScope(shield=True):
+        try:
+            await aclose_iterator(it)
+        except Exception as exc:
+            return exc
+    return None
 
 class _MergedStream(Stream[T]):
     """A merge with no stages after it: terminals iterate the merge directly.
@@ -221,13 +237,9 @@ class _MergeIterator:
                     self._source_failed(src, exc, last)
                 finally:
                     if it is not None:
-                        # Shielded: the source's own cleanup runs even when this task, or the
-                        # whole host, is being cancelled.
-                        with anyio.CancelScope(shield=True):
-                            try:
-                                await aclose_iterator(it)
-                            except Exception as exc:
-                                self._source_failed(src, exc, last)
+                        failed = await aclose_shielded(it)
+                        if failed is not None:
+                            self._source_failed(src, failed, last)
         finally:
             src.scope = None
             self._active -= 1
@@ -238,15 +250,9 @@ class _MergeIterator:
 
     def _source_failed(self, src: _Source, exc: Exception, last: Any) -> None:
         if self._on_error == "continue":
-            run_id = last.run_id if isinstance(last, BaseEvent) else ""
-            agent = src.label or (last.agent if isinstance(last, BaseEvent) else "")
-            event = ErrorEvent(
-                run_id=run_id,
-                agent=agent,
-                seq=last.seq + 1 if isinstance(last, BaseEvent) else 0,
-                error_type=type(exc).__name__,
-                message=str(exc),
-            )
+            event = error_event(exc, last if isinstance(last, BaseEvent) else None)
+            if src.label:
+                event = derive(event, agent=src.label)
             src.pending += 1
             self._q.append((src, event))
             return

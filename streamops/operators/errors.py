@@ -8,24 +8,26 @@ status) instead of each writing its own "the source raised, so append an error e
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, AsyncIterable, Callable
 
 from .._stream import Stream, aclose_iterator
-from ..events import BaseEvent, ErrorEvent
+from ..events import BaseEvent, ErrorEvent, envelope
 
 __all__ = ["error_event", "errors_as_events"]
 
 
 def error_event(exc: BaseException, last: BaseEvent | None) -> ErrorEvent:
     """The ``ErrorEvent`` that stands for ``exc``, raised by a stream after ``last`` (``None``:
-    before any event): same run and agent as ``last``, the next seq (0 with no ``last``),
-    ``error_type`` the exception's class name, ``message`` its ``str()``."""
+    before any event): ``last``'s envelope (run, agent, every envelope field but ``ts`` and
+    ``raw``: see :func:`~streamops.events.envelope`), the next seq (0 with no ``last``),
+    ``error_type`` the exception's class name, ``message`` its ``str()`` (its ``repr()`` when
+    that is empty: ``TimeoutError()`` says more than nothing)."""
+    message = str(exc) or repr(exc)
+    if last is None:
+        return ErrorEvent(error_type=type(exc).__name__, message=message)
     return ErrorEvent(
-        run_id=last.run_id if last is not None else "",
-        agent=last.agent if last is not None else "",
-        seq=last.seq + 1 if last is not None else 0,
-        error_type=type(exc).__name__,
-        message=str(exc),
+        **envelope(last, seq=last.seq + 1, ts=time.time(), raw=None), error_type=type(exc).__name__, message=message
     )
 
 

@@ -15,6 +15,7 @@ block has exited, raises :class:`~streamops.errors.TaskHostRequired`.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -24,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 from .._host import TaskHostRequired
 from .._stream import Stream, aclose_iterator
 from ..errors import ReplayUnavailableError, SlowConsumerError, StreamClosedError
-from ..events import BaseEvent, CustomEvent, ReasoningDelta, TextDelta, ToolCallDelta
+from ..events import BaseEvent, CustomEvent, ReasoningDelta, TextDelta, ToolCallDelta, envelope
+from .combine import aclose_shielded
 
 if TYPE_CHECKING:
     import anyio
@@ -89,9 +91,7 @@ class _Gap:
     def event(self) -> CustomEvent:
         first = self.first
         return CustomEvent(
-            run_id=first.run_id,
-            agent=first.agent,
-            seq=first.seq,
+            **envelope(first, ts=time.time(), raw=None),
             name=DROPPED_DELTAS,
             data={
                 "count": self.count,
@@ -400,12 +400,9 @@ class Shared(Generic[T]):
                     self._error = exc
                 finally:
                     if it is not None:
-                        with anyio.CancelScope(shield=True):
-                            try:
-                                await aclose_iterator(it)
-                            except Exception as exc:
-                                if self._error is None and not self._closed:
-                                    self._error = exc
+                        failed = await aclose_shielded(it)
+                        if failed is not None and self._error is None and not self._closed:
+                            self._error = failed
         finally:
             self._done = True
             for sub in self._subs:

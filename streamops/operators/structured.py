@@ -10,7 +10,8 @@ output validated with pydantic as :class:`~streamops.events.FinalOutput`.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Collection
+from typing import Any, Literal
 
 from .._stream import End, Push, Stage
 from ..events import (
@@ -21,8 +22,10 @@ from ..events import (
     PartialObject,
     RunEnd,
     RunStart,
+    RunStatus,
     StepStart,
     TextDelta,
+    envelope,
 )
 from ..jsonstream import JsonDelta, JsonStreamError, JsonStreamParser
 
@@ -32,16 +35,13 @@ __all__ = ["structured"]
 class _Run:
     """The parsing state of one run."""
 
-    __slots__ = ("failed", "last", "parser")
+    __slots__ = ("error", "failed", "last", "parser")
 
     def __init__(self, lenient: bool) -> None:
         self.parser = JsonStreamParser(lenient=lenient)
         self.failed = False
+        self.error: str | None = None  # malformed JSON, not reported yet (json_errors="at_end")
         self.last: BaseEvent | None = None
-
-
-def _envelope(e: BaseEvent) -> dict[str, Any]:
-    return {"run_id": e.run_id, "agent": e.agent, "seq": e.seq, "ts": e.ts, "raw": e.raw}
 
 
 def structured(
@@ -50,6 +50,8 @@ def structured(
     snapshots: bool = True,
     keep_text: bool = False,
     lenient: bool = True,
+    json_errors: Literal["at_once", "at_end"] = "at_once",
+    finish_on: Collection[RunStatus] | None = None,
 ) -> Stage[Any, Any]:
     """Parse each run's text as JSON as it streams; validate it against ``output_type`` at the end.
 
@@ -79,7 +81,13 @@ def structured(
       with ``error_type="output_json"`` (malformed JSON, truncated JSON, no text at all) or
       ``"output_validation"`` (pydantic's message). Malformed JSON is reported at once, when
       the offending text arrives; the run's later text is then dropped (kept with
-      ``keep_text``) and its ``RunEnd`` adds nothing. Every other event passes unchanged.
+      ``keep_text``) and its ``RunEnd`` adds nothing; with ``json_errors="at_end"`` that
+      ``ErrorEvent`` comes at the run's end instead, where a ``FinalOutput`` would have come (the
+      agent's choice: the consumer learns about the output once, when the run ends). A run
+      that ends with a status not in ``finish_on`` (default: any status) ends its output
+      silently: no ``FinalOutput`` and no error (the agent passes ``("completed", "length")``:
+      a failed, cancelled or out-of-steps run has no answer to validate). Every other event
+      passes unchanged.
     - Completes: when the upstream completes, after finishing every run that sent text but no
       ``RunEnd`` (``FinalOutput`` or ``ErrorEvent`` with the envelope of its last event).
     - Fails: when the upstream fails (no final output is emitted for unfinished runs then).
@@ -97,6 +105,7 @@ def structured(
         pydantic.errors.PydanticSchemaGenerationError: ``output_type`` is not a type pydantic
             can validate.
     """
+    at_end = json_errors == "at_end"
     adapter: Any = None
     if output_type is not None:
         from pydantic import TypeAdapter
@@ -104,11 +113,15 @@ def structured(
         adapter = TypeAdapter(output_type)
 
     def finish(st: _Run | None, src: BaseEvent, down: Push) -> None:
-        env = _envelope(src)
+        if finish_on is not None and isinstance(src, RunEnd) and src.status not in finish_on:
+            return
+        env = envelope(src)
         if st is None:
             down(ErrorEvent(**env, error_type="output_json", message="the run produced no output text"))
             return
         if st.failed:
+            if st.error is not None:
+                down(ErrorEvent(**env, error_type="output_json", message=st.error))
             return
         parser = st.parser
         try:
@@ -136,21 +149,11 @@ def structured(
         completed = False
         for ev in events:
             if type(ev) is JsonDelta:
-                down(
-                    ObjectDelta(
-                        run_id=src.run_id,
-                        agent=src.agent,
-                        seq=src.seq,
-                        ts=src.ts,
-                        raw=src.raw,
-                        json_path=ev.path,
-                        delta=ev.delta,
-                    )
-                )
+                down(ObjectDelta(**envelope(src), json_path=ev.path, delta=ev.delta))
             else:
                 completed = True
         if completed and snapshots:
-            down(PartialObject(**_envelope(src), value=st.parser.partial))
+            down(PartialObject(**envelope(src), value=st.parser.partial))
 
     def bind(down: Push, end: End) -> tuple[Push, End]:
         runs: dict[str, _Run] = {}
@@ -170,13 +173,11 @@ def structured(
                 except JsonStreamError as exc:
                     st.failed = True
                     emit(st, exc.events, e, down)
-                    down(
-                        ErrorEvent(
-                            **_envelope(e),
-                            error_type="output_json",
-                            message=f"structured output is not valid JSON: {exc}",
-                        )
-                    )
+                    message = f"structured output is not valid JSON: {exc}"
+                    if at_end:
+                        st.error = message
+                    else:
+                        down(ErrorEvent(**envelope(e), error_type="output_json", message=message))
                     return
                 if events:
                     emit(st, events, e, down)

@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal, overload
 
 from .._stream import End, Push, Stage, Stream
-from ..events import BaseEvent, ReasoningDelta, RunEnd, TextDelta, deriver
+from ..events import BaseEvent, ReasoningDelta, RunEnd, TextDelta, deriver, envelope
 
 __all__ = ["ThinkTagSplitter", "smooth", "think_tags"]
 
@@ -152,6 +152,14 @@ def _safe_len(s: str) -> int:
     if _UNSAFE_TAIL.search(last):
         return len(s) - len(last)
     return len(s)
+
+
+def _same_block(e: Any, c: Any) -> bool:
+    """``e`` continues the block of the delta ``c`` (``None``: no block open): same class,
+    block id, run and agent."""
+    return c is not None and (
+        e.__class__ is c.__class__ and e.block_id == c.block_id and e.run_id == c.run_id and e.agent == c.agent
+    )
 
 
 def _make(src: Any, text: str) -> Any:
@@ -328,12 +336,10 @@ def _chunker(
                 split_held(n, e, c)
 
         def push_other(e: Any) -> None:
-            # sentence / grapheme / a user regex.
+            # sentence / grapheme / a user regex (push_local inlines the same block test).
             nonlocal buf, cur
             c = cur
-            if c is None or not (
-                e.__class__ is c.__class__ and e.block_id == c.block_id and e.run_id == c.run_id and e.agent == c.agent
-            ):
+            if not _same_block(e, c):
                 if not begin(e):
                     return
                 c = cur
@@ -700,17 +706,7 @@ def think_tags(open_tag: str = "<think>", close_tag: str = "</think>", *, opened
         def out(src: Any, pieces: list[tuple[bool, str]]) -> None:
             for reasoning, text in pieces:
                 if reasoning:
-                    down(
-                        ReasoningDelta(
-                            run_id=src.run_id,
-                            agent=src.agent,
-                            seq=src.seq,
-                            ts=src.ts,
-                            raw=src.raw,
-                            delta=text,
-                            block_id=src.block_id,
-                        )
-                    )
+                    down(ReasoningDelta(**envelope(src), delta=text, block_id=src.block_id))
                 else:
                     down(_make(src, text))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from ..events import (
     ToolCallDelta,
     Usage,
     UsageEvent,
+    envelope,
 )
 
 __all__ = ["MAX_HELD", "TokenCount", "TokenCounter", "budget", "count_tokens", "load_encoding"]
@@ -297,12 +299,12 @@ def count_tokens(
 
             count = await anyio.to_thread.run_sync(load_encoding, encoding)
         reported: dict[tuple[str, str], int] = {}
-        last_seq: dict[tuple[str, str], int] = {}
+        last_event: dict[tuple[str, str], BaseEvent] = {}
         async with aclosing(up.__aiter__()) as it:
             async for ev in it:
                 c = _observe(the_counter, count, ev) if isinstance(ev, BaseEvent) else None
                 if c is not None:
-                    last_seq[(c.agent, c.run_id)] = ev.seq
+                    last_event[(c.agent, c.run_id)] = ev
                 if c is not None and emit_every is not None and c.source == "estimated":
                     key = (c.agent, c.run_id)
                     last = reported.get(key, 0)
@@ -310,9 +312,7 @@ def count_tokens(
                     if due and c.estimated_output != last:
                         reported[key] = c.estimated_output
                         yield UsageEvent(
-                            run_id=ev.run_id,
-                            agent=ev.agent,
-                            seq=ev.seq,
+                            **envelope(ev, ts=time.time(), raw=None),
                             usage=Usage(output_tokens=c.estimated_output),
                             source="estimated",
                             cumulative=True,
@@ -325,10 +325,16 @@ def count_tokens(
                 key = (c.agent, c.run_id)
                 if c.estimated_output != reported.get(key, 0):
                     reported[key] = c.estimated_output
+                    src = last_event.get(key)
+                    # A run this iteration never saw (a counter shared with an earlier stream):
+                    # only its run id and agent are known.
+                    env = (
+                        envelope(src, ts=time.time(), raw=None)
+                        if src is not None
+                        else {"run_id": c.run_id, "agent": c.agent}
+                    )
                     yield UsageEvent(
-                        run_id=c.run_id,
-                        agent=c.agent,
-                        seq=last_seq.get(key, 0),
+                        **env,
                         usage=Usage(output_tokens=c.estimated_output),
                         source="estimated",
                         cumulative=True,
@@ -467,9 +473,7 @@ def budget(
                             over = exceeds(spent_in, spent_out, p)
                     if over:
                         yield RunEnd(
-                            run_id=ev.run_id,
-                            agent=ev.agent,
-                            seq=ev.seq + 1,
+                            **envelope(ev, seq=ev.seq + 1, ts=time.time(), raw=None),
                             status="budget_exceeded",
                             usage=Usage(input_tokens=c.input_tokens, output_tokens=spent_out),
                         )

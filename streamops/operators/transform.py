@@ -1,7 +1,9 @@
-"""Transforming operators: ``map``, ``scan``, ``tap``.
+"""Transforming operators: ``map``, ``scan``, ``tap``, ``restamp``.
 
 ``map`` with a synchronous function, ``scan`` and ``tap`` are fusable stages (one function call
 per item, nothing buffered). ``map`` with an ``async def`` function awaits it item by item.
+``restamp`` numbers events as they are pulled (with a :class:`Sequencer` that an operator
+after it may share to number events it inserts).
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from contextlib import aclosing
 from typing import Any, TypeVar, overload
 
 from .._stream import End, Push, Stage, Stream
+from ..events import BaseEvent, derive, deriver
 
-__all__ = ["map", "scan", "tap"]
+__all__ = ["Sequencer", "map", "restamp", "scan", "tap"]
 
 T = TypeVar("T")
 U = TypeVar("U")
 A = TypeVar("A")
+E = TypeVar("E", bound=BaseEvent)
 
 
 @overload
@@ -127,3 +131,76 @@ def tap(fn: Callable[[T], object]) -> Stage[T, T]:
         return step1
 
     return Stage(bind, f"tap({getattr(fn, '__name__', 'fn')})", step=step)
+
+
+class Sequencer:
+    """Numbers the events of one run (sans-IO): :meth:`stamp` gives each event the next ``seq``
+    (from ``start``) and, when given, this ``run_id`` and ``agent``.
+
+    :func:`restamp` is its operator. Share one sequencer between ``restamp`` and an operator
+    after it that inserts events of its own (the agent's hooks insert an ``ErrorEvent`` after
+    the event a hook failed on) so that every event of the run has a unique, monotonic seq.
+    """
+
+    __slots__ = ("agent", "next", "run_id")
+
+    def __init__(self, *, run_id: str | None = None, agent: str | None = None, start: int = 0) -> None:
+        self.run_id = run_id
+        self.agent = agent
+        self.next = start
+        """The seq the next event gets."""
+
+    def stamp(self, event: E) -> E:
+        """``event`` with the next seq (and this run id and agent): ``event`` itself when it
+        has them already, else a copy (:func:`~streamops.events.derive`; events are never
+        changed in place)."""
+        n = self.next
+        self.next = n + 1
+        run_id = event.run_id if self.run_id is None else self.run_id
+        agent = event.agent if self.agent is None else self.agent
+        if event.run_id == run_id and event.agent == agent:
+            if event.seq == n:
+                return event
+            return deriver(event.__class__, "seq")(event, n)  # the common case: half a derive()
+        return derive(event, seq=n, run_id=run_id, agent=agent)
+
+    def make(self, cls: type[E], /, **fields: Any) -> E:
+        """A new event of ``cls`` numbered next (``fields`` as for the class)."""
+        return self.stamp(cls(**fields))
+
+
+def restamp(
+    sequencer: Sequencer | None = None, *, run_id: str | None = None, agent: str | None = None
+) -> Callable[[Stream[Any]], Stream[Any]]:
+    """Renumber the events that pass: ``seq`` 0, 1, 2... (one sequence over the whole stream),
+    and set ``run_id``/``agent`` when given.
+
+    For a stream assembled from several sources that each count from 0 (the model calls of an
+    agent run, with events the run inserts between them) or an operator that inserts events
+    carrying its source's seq (``structured``): afterwards every event has a unique, monotonic
+    seq. ``sequencer`` (default: a new one per iteration, from ``run_id``/``agent``) does the
+    numbering; pass your own to go on numbering events inserted after this operator.
+
+    - Emits: each upstream event, numbered (a copy, or itself when already numbered so), when
+      the downstream pulls it: an event is numbered at the moment it is pulled, not before, so
+      an operator after ``restamp`` that shares its ``sequencer`` numbers its own events in
+      stream order. Non-events pass unchanged.
+    - Completes: when the upstream completes.
+    - Fails: when the upstream fails.
+    - Cancels: when the downstream stops (the upstream is closed). Buffers nothing.
+
+    Marble: (``x@n``: event ``x`` with seq ``n``) ``a@4 b@0 c@0 | restamp()`` gives
+    ``a@0 b@1 c@2``.
+    """
+
+    async def gen(up: Stream[Any]) -> AsyncGenerator[Any, None]:
+        seq = sequencer if sequencer is not None else Sequencer(run_id=run_id, agent=agent)
+        stamp = seq.stamp
+        async with aclosing(up.__aiter__()) as it:
+            async for x in it:
+                yield stamp(x) if isinstance(x, BaseEvent) else x
+
+    def op(up: Stream[Any]) -> Stream[Any]:
+        return Stream.defer(gen, up)
+
+    return op

@@ -6,6 +6,9 @@
   :class:`~streamops.serve.runlog.RunHandle`, :class:`~streamops.serve.runlog.RunLog` (runs kept
   in memory so a client can resume; they implement :class:`streamops.sinks.resume.ResumableRun`).
 - :mod:`streamops.serve.a2a`: :func:`~streamops.serve.a2a.a2a_routes`.
+- :func:`head_timeout_protocol`: uvicorn's HTTP protocol with a request-head timeout (what
+  ``streamops serve --head-timeout`` runs); :class:`RunLimit`: one limit on the runs going at
+  once, shared by the routes that start runs.
 - ``static/index.html``: the page served at ``/``.
 
 The protocol encoders these build on are in :mod:`streamops.sinks`. Importing this package
@@ -19,11 +22,15 @@ from typing import TYPE_CHECKING
 from .._lazy import LazyExports
 
 if TYPE_CHECKING:
+    from ._limits import RunLimit
+    from ._uvicorn import head_timeout_protocol
     from .a2a import a2a_routes
     from .app import ChatCompletionRequest, create_app
     from .runlog import RunHandle, RunLimitError, RunLog, RunRegistry, UnknownRunError
 
 _MODULES: dict[str, tuple[str, ...]] = {
+    "_limits": ("RunLimit",),
+    "_uvicorn": ("head_timeout_protocol",),
     "a2a": ("a2a_routes",),
     "app": ("ChatCompletionRequest", "create_app"),
     "runlog": ("RunHandle", "RunLimitError", "RunLog", "RunRegistry", "UnknownRunError"),
@@ -33,12 +40,14 @@ _MODULES: dict[str, tuple[str, ...]] = {
 __all__ = [
     "ChatCompletionRequest",
     "RunHandle",
+    "RunLimit",
     "RunLimitError",
     "RunLog",
     "RunRegistry",
     "UnknownRunError",
     "a2a_routes",
     "create_app",
+    "head_timeout_protocol",
 ]
 
 

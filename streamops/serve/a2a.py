@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from ..events import BaseEvent, RunEnd
 from ..operators.errors import error_event
 from ..sinks.a2a import A2A_PROTOCOL_VERSION, A2AEncoder, a2a_types_module
+from ._limits import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, BodyError, RunLimit, decode_json, read_body
+from .runlog import RunLimitError
 
 if TYPE_CHECKING:
     import anyio
@@ -33,15 +35,17 @@ __all__ = ["a2a_routes"]
 
 
 class _Entry:
-    __slots__ = ("cancel_requested", "done", "encoder", "stream")
+    __slots__ = ("cancel_requested", "done", "encoder", "release", "stream")
 
-    def __init__(self, stream: AgentStream, encoder: A2AEncoder) -> None:
+    def __init__(self, stream: AgentStream, encoder: A2AEncoder, release: Callable[[], None]) -> None:
         import anyio as _anyio
 
         self.stream = stream
         self.encoder = encoder
         self.done: anyio.Event = _anyio.Event()
         self.cancel_requested = False
+        self.release = release
+        """Gives the task's place under the run limit back (idempotent)."""
 
 
 class _RpcError(Exception):
@@ -50,12 +54,18 @@ class _RpcError(Exception):
         self.error = error
 
 
-def _json(data: Any, status: int = 200) -> Response:
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     from starlette.responses import Response
 
     # ensure_ascii: a lone surrogate (in an id a client sent) is written as an escape, never
     # a UnicodeEncodeError
-    return Response(json.dumps(data), status_code=status, media_type="application/json")
+    return Response(json.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+SERVER_BUSY = -32000
+"""The JSON-RPC error code of a task refused because the run limit is reached (-32000 is the
+first of JSON-RPC 2.0's "implementation-defined server errors", -32000 to -32099; A2A
+defines none for it). Sent with HTTP 503 and ``Retry-After: 1``."""
 
 
 def a2a_routes(
@@ -68,6 +78,9 @@ def a2a_routes(
     max_tasks: int = 1000,
     cancel_timeout: float = 10.0,
     heartbeat: float | None = None,
+    run_limit: RunLimit | int | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
 ) -> list[Route]:
     """Starlette routes serving an agent over A2A (protocol 0.3, JSON-RPC transport).
 
@@ -85,6 +98,14 @@ def a2a_routes(
     stream cancels its run. ``heartbeat``: seconds of silence after which a stream sends an
     SSE comment line (``None``: never).
 
+    Limits: ``run_limit`` (a :class:`~streamops.serve.RunLimit` shared with other
+    routes, as :func:`~streamops.serve.app.create_app` passes, or a number of tasks; ``None``:
+    none) bounds the tasks running at once: past it ``message/stream`` and ``message/send``
+    get HTTP 503 with the JSON-RPC error :data:`SERVER_BUSY`. A body larger than
+    ``max_body_bytes`` (default 4 MiB) gets HTTP 413 and one slower than ``body_timeout``
+    seconds HTTP 408, both with the JSON-RPC "invalid request" error (-32600, id null); a body
+    that is not JSON, or nests deeper than 100 levels, the parse error (-32700).
+
     Raises:
         ImportError: a2a-sdk is not installed.
         ValueError: ``heartbeat`` is not positive.
@@ -95,12 +116,13 @@ def a2a_routes(
 
     check_heartbeat(heartbeat)
     t = a2a_types_module()
+    limit = RunLimit(run_limit) if isinstance(run_limit, int) else run_limit
     tasks: OrderedDict[str, _Entry] = OrderedDict()
 
-    def error_response(req_id: Any, error: Any) -> Response:
+    def error_response(req_id: Any, error: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         body = t.JSONRPCErrorResponse(id=req_id, error=error).model_dump(mode="json", by_alias=True, exclude_none=True)
         body.setdefault("id", None)  # JSON-RPC 2.0: an error response always has an id, null if unknown
-        return _json(body)
+        return _json(body, status, headers)
 
     def validate(model: Any, data: Any) -> Any:
         from pydantic import ValidationError
@@ -123,8 +145,16 @@ def a2a_routes(
         text = "\n".join(p.root.text for p in msg.parts if getattr(p.root, "kind", None) == "text")
         if not text:
             raise _RpcError(t.InvalidParamsError(message="the message has no text part"))
-        encoder = A2AEncoder(context_id=msg.context_id, user_message=msg)
-        entry = _Entry(agent_factory().stream(text), encoder)
+        try:
+            release = limit.acquire() if limit is not None else _nothing
+        except RunLimitError as exc:
+            raise _RpcError(t.JSONRPCError(code=SERVER_BUSY, message=f"cannot start a task: {exc}")) from exc
+        try:
+            encoder = A2AEncoder(context_id=msg.context_id, user_message=msg)
+            entry = _Entry(agent_factory().stream(text), encoder, release)
+        except BaseException:
+            release()
+            raise
         tasks[encoder.task_id] = entry
         while len(tasks) > max_tasks:
             tasks.popitem(last=False)
@@ -160,8 +190,9 @@ def a2a_routes(
             if not enc.finished:  # the consumer left: record how the run ended
                 enc.encode(entry.stream.result_end or RunEnd(status="cancelled"))
             entry.done.set()
+            entry.release()
 
-    async def message_stream(req: Any) -> Response:
+    async def message_stream(req: Any) -> Any:
         from ..sinks._asgi import EventStreamResponse, Write
         from ..sinks.sse import SSE_HEADERS
 
@@ -173,7 +204,8 @@ def a2a_routes(
 
             await run(entry, emit)
 
-        return EventStreamResponse(produce, headers=dict(SSE_HEADERS), heartbeat_interval=heartbeat)
+        response = EventStreamResponse(produce, headers=dict(SSE_HEADERS), heartbeat_interval=heartbeat)
+        return _Releasing(response, entry.release)
 
     async def message_send(req: Any) -> Response:
         entry, req_id = start(req)
@@ -181,7 +213,10 @@ def a2a_routes(
         async def ignore(r: Any) -> None:
             return None
 
-        await run(entry, ignore)
+        try:
+            await run(entry, ignore)
+        finally:
+            entry.release()
         return _json(
             t.SendMessageSuccessResponse(id=req_id, result=entry.encoder.task).model_dump(
                 mode="json", by_alias=True, exclude_none=True, fallback=repr
@@ -225,9 +260,11 @@ def a2a_routes(
 
     async def endpoint(request: Request) -> Response:
         try:
-            data = json.loads(await request.body())
-        except (ValueError, RecursionError):  # RecursionError: nested about 1,000 deep
-            return error_response(None, t.JSONParseError())
+            data = decode_json(await read_body(request, max_bytes=max_body_bytes, seconds=body_timeout))
+        except BodyError as exc:
+            if exc.status == 400:  # not JSON, or nested too deep
+                return error_response(None, t.JSONParseError(message=f"Parse error: {exc}"))
+            return error_response(None, t.InvalidRequestError(message=str(exc)), exc.status, {"Connection": "close"})
         req_id = data.get("id") if isinstance(data, dict) else None
         if not (req_id is None or isinstance(req_id, str) or type(req_id) is int):
             # JSON-RPC 2.0: an id is a string, a number or null; a list, an object, a bool or
@@ -242,6 +279,8 @@ def a2a_routes(
         try:
             return await handler(validate(model, data))  # type: ignore[no-any-return]
         except _RpcError as exc:
+            if exc.error.code == SERVER_BUSY:
+                return error_response(req_id, exc.error, 503, {"Retry-After": "1"})
             return error_response(req_id, exc.error)
 
     async def agent_card(request: Request) -> Response:
@@ -271,3 +310,23 @@ def a2a_routes(
         Route(path, endpoint, methods=["POST"], name="a2a"),
         Route("/.well-known/agent-card.json", agent_card, methods=["GET"], name="a2a_agent_card"),
     ]
+
+
+def _nothing() -> None:
+    """The release function of a task under no run limit."""
+
+
+class _Releasing:
+    """An ASGI response that calls ``release`` once it is over, however it ends: a task's place
+    under the run limit is given back even when the response never got to run the task (the
+    client was gone before it started)."""
+
+    def __init__(self, response: Any, release: Callable[[], None]) -> None:
+        self.response = response
+        self.release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            self.release()

@@ -7,7 +7,7 @@ the run's own event stream beside it.
     GET  /v1/models              the served models (OpenAI "List models"); /v1/models/{id} one
     GET  /runs/{run_id}/events   the run's streamops events as SSE (Last-Event-ID resume; 404 unknown)
     GET  /                       streamops/serve/static/index.html, or a placeholder page
-    GET  /healthz                {"status": "ok", "model": ..., "runs": ...}
+    GET  /healthz                {"status": "ok", "model": ..., "runs": kept, "going": running, "max_runs": ...}
     POST /a2a                    the same agent over A2A (JSON-RPC: message/stream, message/send,
                                  tasks/get, tasks/cancel; see streamops.sinks.a2a)
     GET  /.well-known/agent-card.json   its A2A agent card
@@ -104,6 +104,7 @@ from ..events import (
 from ..models import Model, ToolSpec
 from ..operators.aggregate import Accumulator
 from ..sinks.openai import ChunkEncoder, completion_object
+from ._limits import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, BodyError, RunLimit, decode_json, read_body
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -122,6 +123,14 @@ context window)."""
 
 RUN_ID_HEADER = "X-Streamops-Run-Id"
 
+TOKENS_CEILING = 2**31 - 1
+"""The largest ``max_tokens`` a request may hold at all (a 32-bit signed int, what the model
+back-ends take); ``create_app(max_output_tokens=...)`` sets the server's own, lower limit."""
+
+DEFAULT_MAX_OUTPUT_TOKENS = 131_072
+"""The default ``max_output_tokens`` of :func:`create_app`: 128 Ki tokens, the largest output
+limit of OpenAI's current models (``max_completion_tokens`` of the GPT-5 family)."""
+
 
 class StreamOptions(BaseModel):
     """``stream_options`` of a Chat Completions request."""
@@ -133,20 +142,26 @@ class StreamOptions(BaseModel):
 
 class ChatCompletionRequest(BaseModel):
     """The fields of an OpenAI ``POST /v1/chat/completions`` body the server reads (others are
-    accepted and ignored)."""
+    accepted and ignored).
+
+    Ranges (OpenAI API reference, "Create chat completion"): ``max_tokens`` and
+    ``max_completion_tokens`` 1 to :data:`TOKENS_CEILING` (the server's ``max_output_tokens``
+    bounds them further), ``temperature`` 0-2, ``top_p`` 0-1, ``n`` 1 (the only value served),
+    ``stop`` a string or up to 4 strings, ``tools`` up to 128, ``seed`` a 64-bit signed integer.
+    Out of range: :class:`pydantic.ValidationError` (the server answers 400)."""
 
     model_config = ConfigDict(extra="allow")
     model: str | None = None
     messages: list[dict[str, Any]] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    tools: list[dict[str, Any]] | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
+    max_tokens: int | None = Field(default=None, ge=1, le=TOKENS_CEILING)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=TOKENS_CEILING)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    stop: str | list[str] | None = Field(default=None, max_length=4)
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     n: int | None = Field(default=None, ge=1, le=1)
 
     @property
@@ -203,12 +218,14 @@ class _ClientTools:
 
 
 def _accepted(model: Model, wanted: dict[str, Any]) -> dict[str, Any]:
-    """The settings of ``wanted`` that ``model.stream`` takes as keywords."""
+    """The settings of ``wanted`` that ``model.stream`` takes as keywords (a ``**options:
+    Unpack[StreamOptions]`` takes the common stream options only, no settings)."""
     try:
         params = inspect.signature(model.stream).parameters
     except (TypeError, ValueError):
         return {}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    var = [p for p in params.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    if var and "StreamOptions" not in str(var[0].annotation):
         return wanted
     return {k: v for k, v in wanted.items() if k in params}
 
@@ -492,7 +509,7 @@ _CONTEXT_ERRORS = frozenset({"ContextWindowError", "context_length_exceeded"})
 def _bad_role(messages: Sequence[Mapping[str, Any]]) -> Response | None:
     for i, m in enumerate(messages):
         role = m.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             return _error(
                 400,
                 f"messages[{i}].role: {role!r} is not one of {', '.join(sorted(_ROLES))}",
@@ -558,6 +575,9 @@ def create_app(
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     a2a: bool = True,
     store: RunStore | str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
 ) -> Starlette:
     """The OpenAI-compatible streamops server as a Starlette app (see the module docstring).
 
@@ -568,7 +588,9 @@ def create_app(
         agent_factory: builds the agent for a request instead (``model`` is then unused).
         workers: local model instances, i.e. local generations at once (>= 1).
         max_runs: runs whose events are kept for ``/runs/{id}/events`` (oldest ended first
-            out); when that many are all still running, a new completion gets 503.
+            out), and the runs that may go at once, completions and A2A tasks together: past
+            it a new completion gets 503 (OpenAI error shape, ``Retry-After: 1``), a new A2A
+            ``message/stream``/``message/send`` HTTP 503 with a JSON-RPC error (code -32000).
         capacity: events kept per run.
         heartbeat: seconds between SSE comment heartbeats on ``/runs/{id}/events``.
         retry_ms: the SSE ``retry`` (reconnection delay, milliseconds) sent to event clients.
@@ -580,9 +602,23 @@ def create_app(
             restart. ``None``: runs live in this process's registry only.
         a2a: also serve the agent over A2A (``POST /a2a``, ``GET
             /.well-known/agent-card.json``) when the a2a-sdk package is installed.
+        max_body_bytes: request body limit in bytes (default 4 MiB), on every route that
+            reads a body; past it 413 (code ``body_too_large``). The body is read as it
+            arrives and never held past the limit.
+        body_timeout: seconds a client has to send a whole body (default 30; ``None``: no
+            limit); past it 408 (code ``body_timeout``). Slow request *heads* are the
+            HTTP server's to cut: see :func:`streamops.serve.head_timeout_protocol` (``streamops
+            serve --head-timeout``).
+        max_output_tokens: the largest ``max_tokens``/``max_completion_tokens`` a request may
+            ask for (default 131,072); past it 400 with ``param`` naming the field.
 
+    A body that is not JSON, holds an integer of more than 4,300 digits, ``NaN`` or
+    ``Infinity``, or nests deeper than :data:`~streamops.serve._limits.MAX_JSON_DEPTH` (100)
+    levels gets 400 (codes ``invalid_json``, ``nested_too_deep``) on the completion route and
+    the JSON-RPC parse error (-32700) on ``/a2a``.
     Raises:
-        ValueError: ``workers`` < 1, or a bad model string.
+        ValueError: ``workers`` < 1, ``max_runs``/``max_body_bytes``/``max_output_tokens`` <
+            1, ``body_timeout`` not positive, or a bad model string.
         OSError: a ``replay:`` file cannot be read.
     """
     from starlette.applications import Starlette
@@ -594,6 +630,12 @@ def create_app(
 
     if workers < 1:
         raise ValueError(f"workers must be >= 1, not {workers}")
+    for name, value in (("max_body_bytes", max_body_bytes), ("max_output_tokens", max_output_tokens)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, not {value}")
+    if body_timeout is not None and not body_timeout > 0:
+        raise ValueError(f"body_timeout must be a positive number of seconds or None, not {body_timeout!r}")
+    limit = RunLimit(max_runs, lambda: 0 if state.registry is None else state.registry.running)
     state = _State(model, agent_factory, workers, default_max_tokens)
     started = int(time.time())
     if isinstance(store, str):
@@ -624,15 +666,21 @@ def create_app(
         if media and media != "application/json" and not media.endswith("+json"):
             return _error(415, f"the request body must be JSON (Content-Type: application/json), not {media}")
         try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "the request body is not valid JSON")
+            body = decode_json(await read_body(request, max_bytes=max_body_bytes, seconds=body_timeout))
+        except BodyError as exc:
+            return _error(exc.status, str(exc), code=exc.code, headers={"Connection": "close"})
         try:
             req = ChatCompletionRequest.model_validate(body)
         except ValidationError as exc:
             e = exc.errors(include_url=False)[0]
             loc = ".".join(str(p) for p in e["loc"])
             return _error(400, f"{loc}: {e['msg']}", param=loc or None)
+        for field in ("max_tokens", "max_completion_tokens"):
+            asked = getattr(req, field)
+            if asked is not None and asked > max_output_tokens:
+                return _error(
+                    400, f"{field}: at most {max_output_tokens} tokens on this server, not {asked}", param=field
+                )
         bad = _bad_role(req.messages)
         if bad is not None:
             return bad
@@ -645,9 +693,10 @@ def create_app(
         from .runlog import RunLimitError
 
         try:
+            limit.check()  # completions and A2A tasks together
             handle = registry.start(_RunStream(source, run_store, run_id), run_id=run_id, on_disconnect="cancel")
-        except RunLimitError as exc:  # the registry is full of live runs
-            return _error(503, f"cannot start a run: {exc}", etype="server_error")
+        except RunLimitError as exc:  # max_runs runs are going
+            return _error(503, f"cannot start a run: {exc}", etype="server_error", headers={"Retry-After": "1"})
         completion_id = f"chatcmpl-{run_id}"
         model_name = state.model_name
         headers = {RUN_ID_HEADER: run_id}
@@ -773,7 +822,13 @@ def create_app(
     async def healthz(request: Request) -> Response:
         registry = state.registry
         return JSONResponse(
-            {"status": "ok", "model": state.model_name, "runs": 0 if registry is None else len(registry)}
+            {
+                "status": "ok",
+                "model": state.model_name,
+                "runs": 0 if registry is None else len(registry),
+                "going": limit.going,
+                "max_runs": max_runs,
+            }
         )
 
     routes = [
@@ -785,7 +840,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
     ]
     if a2a:
-        routes += _a2a_routes(state, heartbeat)
+        routes += _a2a_routes(state, heartbeat, limit, max_body_bytes, body_timeout)
     from starlette.exceptions import HTTPException
 
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: not_allowed})
@@ -796,12 +851,21 @@ A2A_REQUEST = ChatCompletionRequest(messages=[{"role": "user", "content": ""}])
 client tools, no sampling settings (the run's input is the A2A message's text)."""
 
 
-def _a2a_routes(state: _State, heartbeat: float) -> list[Route]:
+def _a2a_routes(
+    state: _State, heartbeat: float, limit: RunLimit, max_body_bytes: int, body_timeout: float | None
+) -> list[Route]:
     """The A2A routes serving the app's agent, or none without the a2a-sdk package."""
     from .a2a import a2a_routes
 
     try:
-        return a2a_routes(state.a2a_agent, name=f"streamops ({state.model_name})", heartbeat=heartbeat)
+        return a2a_routes(
+            state.a2a_agent,
+            name=f"streamops ({state.model_name})",
+            heartbeat=heartbeat,
+            run_limit=limit,
+            max_body_bytes=max_body_bytes,
+            body_timeout=body_timeout,
+        )
     except ImportError:
         return []
 

@@ -540,6 +540,11 @@ class RunRegistry:
         """The runs kept, oldest first."""
         return list(self._runs.values())
 
+    @property
+    def running(self) -> int:
+        """How many of the runs kept are still running."""
+        return sum(1 for h in self._runs.values() if not h.done)
+
     def _finished(self, handle: RunHandle) -> None:
         self._evict()
 

@@ -399,3 +399,27 @@ async def test_local_bad_output_schema_is_a_typed_error(local: LocalModel) -> No
     with pytest.raises(OutputSchemaError, match="frobnicate"):
         await local.stream(MESSAGES, output_schema={"type": "frobnicate"}).collect()
     assert not local.busy
+
+
+# --------------------------------------------------------------------------- one stream signature
+@pytest.mark.parametrize("cls", [ReplayModel, LiteLLMModel, LocalModel])
+def test_every_model_takes_the_stream_options_written_once(cls: type[Any]) -> None:
+    # The options every model takes (tools, output_schema, run_id, agent) are declared once,
+    # in streamops.models.StreamOptions: no model spells them out again.
+    import inspect
+
+    from streamops.models import StreamOptions
+
+    params = inspect.signature(cls.stream).parameters
+    assert not set(StreamOptions.__annotations__) & set(params)
+    var = [p for p in params.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    assert len(var) == 1 and str(var[0].annotation) == "Unpack[StreamOptions]"
+
+
+def test_an_unknown_stream_option_is_a_type_error_as_before() -> None:
+    from streamops.models import ModelCall
+
+    call = ModelCall.of([{"role": "user", "content": "x"}], {"run_id": "r", "agent": "a"})
+    assert (call.tools, call.output_schema, call.run_id, call.agent) == ((), None, "r", "a")
+    with pytest.raises(TypeError, match="max_tokens"):
+        ReplayModel([STEP1]).stream([], max_tokens=5)  # type: ignore[call-arg]

@@ -3,6 +3,7 @@ tool errors and timeouts, structured output, hooks."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
@@ -400,3 +401,20 @@ async def test_a_model_stream_that_raises_ends_the_run_failed_keeping_what_came_
     assert isinstance(end, so.RunEnd)
     assert end.status == "failed"
     assert end.finish_reason == "error"
+
+
+@pytest.mark.anyio
+async def test_structured_output_keeps_the_text_and_numbers_every_event_once() -> None:
+    # The run's pipeline: structured() adds its events after the text delta they come from
+    # (the text stays), restamp numbers everything once, the output comes before the run end.
+    model = ReplayModel([OPENAI / "chat_json_schema_content_openai_python.sse"])
+    events = await Agent(model, output_type=Weather).stream("weather?").collect()
+    text = "".join(e.delta for e in events if isinstance(e, so.TextDelta))
+    assert json.loads(text) == {"city": "San Francisco", "temperature": 61, "units": "f"}
+    assert [e.seq for e in events] == list(range(len(events)))
+    for i, e in enumerate(events):
+        if isinstance(e, so.ObjectDelta):  # after the text delta that completed it
+            assert any(isinstance(p, so.TextDelta) for p in events[:i])
+            assert not isinstance(events[i - 1], (so.StepEnd, so.UsageEvent))
+    kinds = [e.kind for e in events]
+    assert kinds[-3:] == ["step-end", "final-output", "run-end"]

@@ -311,3 +311,38 @@ def test_operator_lone_surrogate_fails_validation_not_parsing() -> None:
     assert isinstance(out[-2], ErrorEvent) and out[-2].error_type == "output_validation"
     out = run_stage(structured(), text_run(['["\\ud800"]']))
     assert out[-2] == FinalOutput(run_id="r1", seq=out[-1].seq, ts=out[-1].ts, value=["\ud800"])
+
+
+# --------------------------------------------------------------------------- the agent's options
+@given(
+    answer=st.sampled_from(['{"a": 1}', '{"a": ]', "", '{"a": "tr']),
+    status=st.sampled_from(["completed", "length", "failed", "cancelled", "max_steps"]),
+    json_errors=st.sampled_from(["at_once", "at_end"]),
+)
+def test_finish_on_and_json_errors_decide_when_the_output_is_reported(
+    answer: str, status: Any, json_errors: Any
+) -> None:
+    # finish_on: a run that ends with another status ends its output silently (no final
+    # output, no error); json_errors="at_end": malformed JSON is reported where the final
+    # output would be, at the run end, not when the text arrives.
+    text = [TextDelta(run_id="r", delta=answer)] if answer else []
+    run = [RunStart(run_id="r"), *text, RunEnd(run_id="r", status=status)]
+    op = structured(json_errors=json_errors, finish_on=("completed", "length"))
+    out = Stream.from_iterable(run).pipe(op).to_list()
+    assert isinstance(out[-1], RunEnd)
+    finals = [e for e in out if isinstance(e, (FinalOutput, ErrorEvent))]
+    malformed = answer == '{"a": ]'
+    if malformed and json_errors == "at_once":
+        assert [type(e) for e in finals] == [ErrorEvent]  # at once, whatever the end
+        assert out.index(finals[0]) == 1  # right where the text was
+        return
+    if status not in ("completed", "length"):
+        assert finals == []
+        return
+    assert len(finals) == 1 and out[-2] is finals[0]  # right before the run end
+    if answer == '{"a": 1}':
+        assert isinstance(finals[0], FinalOutput) and finals[0].value == {"a": 1}
+    else:
+        assert isinstance(finals[0], ErrorEvent) and finals[0].error_type == "output_json"
+        why = finals[0].message
+        assert why.startswith("structured output is not valid JSON") or why == "the run produced no output text"

@@ -18,9 +18,10 @@ import uvicorn
 
 
 @asynccontextmanager
-async def serve(app: Any, *, ws: str = "websockets-sansio") -> AsyncIterator[str]:
+async def serve(app: Any, *, ws: str = "websockets-sansio", **options: Any) -> AsyncIterator[str]:
     """Run ``app`` on 127.0.0.1 (a free port) for the block; yield its base URL
-    (``http://127.0.0.1:PORT``). The server is shut down when the block exits."""
+    (``http://127.0.0.1:PORT``). The server is shut down when the block exits. ``options``:
+    more ``uvicorn.Config`` options (``http=``, ``limit_concurrency=``...)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -31,6 +32,7 @@ async def serve(app: Any, *, ws: str = "websockets-sansio") -> AsyncIterator[str
         lifespan="on",
         ws=ws,
         timeout_graceful_shutdown=2,
+        **options,
     )
     server = uvicorn.Server(config)
     # The test process owns SIGINT/SIGTERM, not the server.
