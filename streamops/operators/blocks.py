@@ -52,6 +52,7 @@ from ..events import (
     ToolCallEnd,
     ToolCallStart,
     UsageEvent,
+    envelope,
 )
 
 __all__ = ["CONTENT_BLOCKS", "BlockSplitter", "blocks"]
@@ -84,18 +85,13 @@ class _Open:
 
 
 def _start(o: _Open, ev: BaseEvent) -> BlockStart:
-    return BlockStart(
-        run_id=ev.run_id, agent=ev.agent, seq=ev.seq, ts=ev.ts, block=o.block, block_id=o.block_id,
-        call_id=o.call_id, name=o.name,
-    )  # fmt: skip
+    env = envelope(ev, raw=None)
+    return BlockStart(**env, block=o.block, block_id=o.block_id, call_id=o.call_id, name=o.name)
 
 
 def _end(o: _Open) -> BlockEnd:
-    ev = o.last
-    return BlockEnd(
-        run_id=ev.run_id, agent=ev.agent, seq=ev.seq, ts=ev.ts, block=o.block, block_id=o.block_id,
-        call_id=o.call_id, name=o.name,
-    )  # fmt: skip
+    env = envelope(o.last, raw=None)
+    return BlockEnd(**env, block=o.block, block_id=o.block_id, call_id=o.call_id, name=o.name)
 
 
 class BlockSplitter:
