@@ -140,7 +140,7 @@ def replay(
                     if keep(ev):
                         out.write(to_json(ev).decode() + "\n")
             return
-        from streamops.render import TerminalRenderer
+        from streamops.sinks.render import TerminalRenderer
 
         renderer = TerminalRenderer()
         async with stream.iterate() as it:
@@ -330,7 +330,7 @@ def run(
                         real_stdout.flush()
 
                 else:
-                    from streamops.render import TerminalRenderer
+                    from streamops.sinks.render import TerminalRenderer
 
                     # live on a terminal (one panel per agent with --agents N), plain text otherwise
                     renderer = TerminalRenderer(

@@ -48,6 +48,10 @@ __all__ = [
     "EVENT_KINDS",
     "AgentHandoff",
     "BaseEvent",
+    "BlockEdge",
+    "BlockEnd",
+    "BlockStart",
+    "BlockType",
     "CustomEvent",
     "ErrorEvent",
     "Event",
@@ -79,8 +83,11 @@ __all__ = [
     "envelope",
     "event_adapter",
     "from_json",
+    "json_bytes",
+    "model_json",
     "to_dict",
     "to_json",
+    "utf8",
     "validate_event",
 ]
 
@@ -467,6 +474,43 @@ class FinalOutput(BaseEvent):
     """The validated output, dumped to JSON data."""
 
 
+BlockType: TypeAlias = Literal["text", "reasoning", "refusal", "tool-call"]
+"""What a block holds: text, reasoning or refusal deltas, or one tool call's argument deltas."""
+
+
+@dataclass(slots=True, kw_only=True)
+class BlockEdge(BaseEvent):
+    """What a block's start and end both say (the base of :class:`BlockStart` and
+    :class:`BlockEnd`; not an event kind itself)."""
+
+    block: BlockType = "text"
+    """What the block holds."""
+    block_id: str | None = None
+    """The ``block_id`` of the block's deltas (text, reasoning, refusal blocks)."""
+    call_id: str | None = None
+    """The tool call's id (``tool-call`` blocks)."""
+    name: str | None = None
+    """The tool's name (``tool-call`` blocks; at the end, the call end's when it came)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class BlockStart(BlockEdge):
+    """A block of one run and agent opens: the deltas that follow (of its type and ids) belong
+    to it until its :class:`BlockEnd`. Emitted by :func:`streamops.operators.blocks` (as
+    pydantic-ai's ``PartStartEvent`` and the AI SDK's ``text-start``); providers never send it.
+    Its envelope is that of the block's first event."""
+
+    kind: Literal["block-start"] = "block-start"
+
+
+@dataclass(slots=True, kw_only=True)
+class BlockEnd(BlockEdge):
+    """The block opened by the :class:`BlockStart` with the same type and ids is over. Its
+    envelope is that of the block's last event."""
+
+    kind: Literal["block-end"] = "block-end"
+
+
 Event: TypeAlias = Union[  # noqa: UP007
     RunStart,
     RunEnd,
@@ -491,6 +535,8 @@ Event: TypeAlias = Union[  # noqa: UP007
     ObjectDelta,
     PartialObject,
     FinalOutput,
+    BlockStart,
+    BlockEnd,
 ]
 """Any streamops event; ``kind`` tells which."""
 
@@ -648,18 +694,23 @@ def _short(value: Any) -> Any:
         return f"<{type(value).__name__}>"
 
 
-def _utf8(text: str) -> bytes:
-    """``text`` as UTF-8; a lone surrogate (which UTF-8 cannot hold) becomes U+FFFD instead of
-    raising ``UnicodeEncodeError``. For the sinks' frames."""
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8 bytes; a lone UTF-16 surrogate (which UTF-8 cannot hold) becomes
+    U+FFFD instead of raising ``UnicodeEncodeError``. What the sinks frame text with."""
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         return _fix_surrogates(text).encode("utf-8")
 
 
-def _json_text(model: Any, **dump: Any) -> str:
-    """``model.model_dump_json(**dump)`` for a sink's pydantic model, with lone surrogates in
-    its strings written as U+FFFD instead of raising (see :func:`to_json`)."""
+def model_json(model: Any, **dump: Any) -> str:
+    """``model.model_dump_json(**dump)`` for a pydantic model (a protocol's own message
+    models: AG-UI, A2A), with lone surrogates in its strings written as U+FFFD instead of
+    raising (see :func:`to_json`).
+
+    Raises:
+        ValueError: pydantic's, for any failure other than a lone surrogate.
+    """
     try:
         return model.model_dump_json(**dump)  # type: ignore[no-any-return]
     except ValueError as exc:
@@ -670,6 +721,23 @@ def _json_text(model: Any, **dump: Any) -> str:
         dump.pop("fallback", None)
         data = _valid_text(model.model_dump(mode="python", **dump))
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
+def json_bytes(value: Any) -> bytes:
+    """JSON data (dicts, lists, strings, numbers: a protocol's frame) as compact UTF-8 JSON,
+    serialised as :func:`to_json` serialises events: what pydantic cannot dump is written as
+    its ``repr()``, a lone surrogate as U+FFFD, and NaN and infinities as ``null`` (JSON has
+    no such numbers; ``JSON.parse`` rejects them). Never raises on a value's content."""
+    from pydantic_core import to_json as dump
+
+    try:
+        return dump(value, fallback=repr, inf_nan_mode="null")
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return dump(_valid_text(value), fallback=repr, inf_nan_mode="null")
+    except (ValueError, RecursionError):
+        return dump(_short(value), fallback=repr, inf_nan_mode="null")
 
 
 def _fix_surrogates(text: str) -> str:

@@ -639,7 +639,7 @@ def create_app(
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
-    from ..sinks._asgi import EventStreamResponse, Write, stream_producer
+    from ..sinks._asgi import EventStreamResponse, Write, encoder_producer
     from ..sinks.sse import SSE_HEADERS
 
     if workers < 1:
@@ -800,7 +800,7 @@ def create_app(
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
         enc = ChunkEncoder(model=model_name, completion_id=completion_id, include_usage=include_usage)
-        produce = stream_producer(_client_events(handle, _Lazy(server_tools)), enc.encode_sse, finish=enc.finish_sse)
+        produce = encoder_producer(_client_events(handle, _Lazy(server_tools)), enc)
 
         async def produce_then_cancel(write: Write) -> None:
             try:

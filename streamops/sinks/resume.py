@@ -26,6 +26,7 @@ from ..events import BaseEvent
 
 __all__ = [
     "DisconnectPolicy",
+    "EventIds",
     "ResumableRun",
     "ResumeUnavailableError",
     "RunEventLog",
@@ -84,9 +85,11 @@ def parse_event_id(value: str) -> tuple[str, int]:
     return unquote(run, errors="surrogatepass"), int(m[1])
 
 
-class _EventIds:
-    """Gives each event of one sequence (a log, an SSE body) its unique id; see the module
-    docstring. Remembers the highest seq of each run: memory grows with runs, not events."""
+class EventIds:
+    """Gives each event of one sequence (a log, an SSE body) its unique id (``{run_id}:{seq}``,
+    or ``{run_id}:{seq}.{n}`` for a repeated seq; see the module docstring). Remembers the
+    highest seq of each run: memory grows with runs, not events. Used by the SSE encoder and
+    the run logs of :mod:`streamops.serve` and :mod:`streamops.stores`."""
 
     __slots__ = ("_count", "_top")
 

@@ -121,7 +121,7 @@ def assert_same_event(a: BaseEvent, b: BaseEvent) -> None:
 def test_event_kinds_cover_the_union() -> None:
     union_members = set(typing.get_args(events.Event))
     assert set(EVENT_KINDS.values()) == union_members
-    assert len(EVENT_KINDS) == len(union_members) == 23
+    assert len(EVENT_KINDS) == len(union_members) == 25
     for kind, cls in EVENT_KINDS.items():
         assert cls.__dataclass_fields__["kind"].default == kind
 

@@ -14,7 +14,7 @@ import pytest
 import streamops as so
 from streamops.sinks.a2a import A2AEncoder
 from streamops.sinks.agui import AGUIEncoder
-from streamops.sinks.openai import openai_sse_stream
+from streamops.sinks.openai import ChunkEncoder
 from streamops.sinks.vercel import VercelEncoder
 
 pytestmark = pytest.mark.anyio
@@ -99,7 +99,7 @@ async def test_a2a_one_final_status_at_the_end() -> None:
 
 
 async def test_openai_chunks_carry_the_outer_answer_only() -> None:
-    frames = [f async for f in openai_sse_stream(_source(), model="m")]
+    frames = [f async for f in ChunkEncoder(model="m").encode_stream(_source())]
     chunks = [c for c in _data(frames) if isinstance(c, dict)]
     content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert content == "All done."  # the nested run's text is not the assistant message
