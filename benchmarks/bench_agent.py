@@ -127,9 +127,7 @@ def _chunks(text: str, size: int) -> list[str]:
 
 def scenarios() -> dict[str, tuple[list[Script], dict[str, Any]]]:
     """Each scenario's model scripts and the agent's keyword arguments."""
-    answer = json.dumps(
-        {"city": "Paris", "temperature": 21, "units": "celsius", "summary": " ".join(_words(60))}
-    )
+    answer = json.dumps({"city": "Paris", "temperature": 21, "units": "celsius", "summary": " ".join(_words(60))})
     calls: Script = [
         ("call", ("c1", "get_weather", '{"city": "Paris"}')),
         ("call", ("c2", "get_stock_price", '{"symbol": "ACME"}')),
