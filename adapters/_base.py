@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, TypeAlias, TypedDict, TypeVar, cast
 
-from streamops.errors import StreamFormatError, TruncatedStreamError
+from streamops.errors import LimitExceededError, StreamFormatError, TruncatedStreamError
 from streamops.events import (
     BaseEvent,
     ErrorEvent,
@@ -29,6 +29,7 @@ from streamops.events import (
 from streamops.operators.text import ThinkTagSplitter
 
 __all__ = [
+    "DEFAULT_MAX_DETECT",
     "IntCheck",
     "OnMalformed",
     "PARSERS",
@@ -65,6 +66,25 @@ class ParserOptions(TypedDict, total=False):
     """Split reasoning the model writes inline in its text as ``<think>...</think>``
     (DeepSeek-R1 distills, Qwen3) into reasoning deltas, as
     :func:`streamops.think_tags` does (default ``False``)."""
+    max_line: int
+    """Raw SSE bodies: the longest line the SSE decoder holds, in characters (default
+    :data:`streamops.sse.DEFAULT_MAX_LINE`, 16 MiB); past it
+    :class:`~streamops.errors.LimitExceededError`."""
+    max_event: int
+    """Raw SSE bodies: the most ``data`` one SSE event may carry, in characters (default
+    :data:`streamops.sse.DEFAULT_MAX_EVENT`, 16 MiB); past it ``LimitExceededError``."""
+    max_detect: int
+    """The detection window: the most input held before it can be used, in characters of SSE
+    data, each held event or chunk counting 100 more for its bookkeeping (default
+    :data:`DEFAULT_MAX_DETECT`, 1 MiB); past it ``LimitExceededError``. It bounds the events
+    held by ``api="auto"`` before one shows the API, and the chunks a parser holds before
+    the run can start (OpenAI Chat: chunks with no ``id``, choices, usage or error)."""
+
+
+DEFAULT_MAX_DETECT = 1024 * 1024
+"""Default detection window (``max_detect``): 1 MiB. A real body shows its API in its first
+event with data, or after a few that tell nothing (an ``error`` payload, ``[DONE]``); held
+events are replayed to the parser once it is known, so they are the only thing held."""
 
 
 _FINISH: dict[str, FinishReason] = {
@@ -187,7 +207,15 @@ class ParserBase:
         keep_raw: bool = True,
         on_malformed: OnMalformed = "raise",
         think_tags: bool = False,
+        max_line: int | None = None,
+        max_event: int | None = None,
+        max_detect: int | None = None,
     ) -> None:
+        # max_line, max_event: read by the SSE feeder (adapters._sansio.SSEParser), accepted
+        # here so that every parser takes the same options.
+        self.max_detect = max_detect or DEFAULT_MAX_DETECT
+        self._held_size = 0  # the detection window used by held chunks
+        self._wire_len = 0  # the length of the SSE data being fed (0 for a decoded payload)
         self.run_id = run_id if run_id is not None else uuid.uuid4().hex
         self._think = ThinkTagSplitter() if think_tags else None
         self._think_src: tuple[Any, str | None] = (None, None)  # raw, block_id of the last text
@@ -411,6 +439,7 @@ class ParserBase:
         if data.strip() == "[DONE]":
             self.on_done()
             return self.out
+        self._wire_len = len(data)
         try:
             payload = json.loads(data)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested about 1,000 deep
@@ -426,9 +455,25 @@ class ParserBase:
     def feed_payload(self, payload: Any, event_type: str | None = None) -> list[BaseEvent]:
         """Feed one already-decoded payload (an SDK object's ``model_dump()``, a dict)."""
         self.out = []
+        self._wire_len = 0
         if not self.ended:
             self._payload(event_type, payload)
         return self.out
+
+    def hold(self, held: list[Any], payload: Any) -> None:
+        """Hold ``payload`` in ``held`` until it can be used, within the detection window
+        (:attr:`max_detect`: its SSE data length, 100 more for bookkeeping).
+
+        Raises:
+            LimitExceededError: the window is passed (``held`` is then emptied).
+        """
+        held.append(payload)
+        n = self._held_size = self._held_size + self._wire_len + 100
+        if n > self.max_detect:
+            held.clear()
+            raise LimitExceededError(
+                "max_detect", self.max_detect, n, f"chunks held before the run could start ({self.api})"
+            )
 
     def _payload(self, event_type: str | None, payload: Any) -> None:
         """``on_payload``, with a payload too deeply nested to walk reported as malformed."""

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, TypeAlias, Unpack
 
-from streamops.errors import StreamFormatError
+from streamops.errors import LimitExceededError, StreamFormatError
 from streamops.events import BaseEvent
-from streamops.sse import SSEDecoder, SSEEvent
+from streamops.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
 
-from ._base import PARSERS, ParserBase, ParserOptions
+from ._base import DEFAULT_MAX_DETECT, PARSERS, ParserBase, ParserOptions
 
 __all__ = ["API", "APIS", "PayloadParser", "SSEParser", "detect_api", "detect_one", "parser_for"]
 
@@ -91,18 +91,27 @@ class SSEParser:
     ``feed(chunk)`` returns the events completed by that chunk; ``close()`` the rest, ending
     with the run end. With ``api="auto"`` the API is detected from the first SSE events
     (their ``event:`` names and payload shapes); events seen before the API is known are held
-    and replayed to the parser (a body that opens with an ``error`` event waits for the next).
-    Keyword options: :class:`~streamops.adapters._base.ParserOptions`.
+    and replayed to the parser (a body that opens with an ``error`` event waits for the next),
+    within the detection window ``max_detect``. Keyword options:
+    :class:`~streamops.adapters._base.ParserOptions` (``max_line`` and ``max_event`` go to the
+    :class:`~streamops.sse.SSEDecoder`).
 
     Raises (from ``feed``/``close``; :attr:`out` then holds the events of that call before
     the bad input):
         StreamFormatError: the body holds no SSE event with data, or its API cannot be told;
             or a parser found malformed input (see ``on_malformed``).
         TruncatedStreamError: the body ended before the provider said it was done.
+        LimitExceededError: a line, an event or the detection window passed its limit (in
+            either ``on_malformed`` mode).
     """
 
     def __init__(self, api: API | Literal["auto"] = "auto", **options: Unpack[ParserOptions]) -> None:
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(
+            max_line=options.get("max_line") or DEFAULT_MAX_LINE,
+            max_event=options.get("max_event") or DEFAULT_MAX_EVENT,
+        )
+        self._max_detect = options.get("max_detect") or DEFAULT_MAX_DETECT
+        self._held = 0  # the detection window used: data characters + 100 per held event
         self._options = options
         self.parser: ParserBase | None = None if api == "auto" else parser_for(api, **options)
         self._pending: list[SSEEvent] = []
@@ -149,6 +158,13 @@ class SSEParser:
             self._pending.extend(events)
             if api is not None:
                 self._start(api)
+                return
+            held = self._held = self._held + sum(len(e.data) + 100 for e in events)
+            if held > self._max_detect:
+                self._pending = []
+                raise LimitExceededError(
+                    "max_detect", self._max_detect, held, "SSE events held before any showed the API"
+                )
             return
         out = self.out
         try:

@@ -14,11 +14,22 @@ Mapping (:class:`ChatCompletionsParser`):
 
 - the first chunk with an ``id``, choices, usage or an error -> :class:`RunStart` (``model``,
   ``response_id``); chunks before it that carry nothing else (Azure's prompt-filter chunk with
-  an empty id) become :class:`RawEvent` ``"chunk"`` right after the run start;
-- choice 0 ``delta.reasoning_content`` (else ``delta.reasoning``) -> :class:`ReasoningDelta`,
+  an empty id) become :class:`RawEvent` ``"chunk"`` right after the run start (they are held
+  within the detection window ``max_detect``, 1 MiB by default: past it
+  :class:`~streamops.errors.LimitExceededError`);
+- choice 0 ``delta.reasoning_content`` (DeepSeek, vLLM before 0.11; else ``delta.reasoning``:
+  Groq ``reasoning_format: parsed``, OpenRouter, vLLM) -> :class:`ReasoningDelta`,
   ``delta.content`` -> :class:`TextDelta`, ``delta.refusal`` -> :class:`RefusalDelta`; every
   non-empty string is kept, whitespace-only included (``""`` is skipped: it carries nothing);
   ``block_id`` is ``"choice-0"``;
+- ``delta.content`` as an array of content parts (Mistral's reasoning models,
+  https://docs.mistral.ai/capabilities/reasoning/), in order: ``text`` parts ->
+  :class:`TextDelta`, the ``text`` parts inside a ``thinking`` part -> :class:`ReasoningDelta`,
+  any other part type -> :class:`RawEvent` ``"delta.content_part"`` (not an error);
+- OpenRouter's ``delta.reasoning_details`` (https://openrouter.ai/docs/use-cases/reasoning-tokens):
+  ``reasoning.text`` / ``reasoning.summary`` details that repeat ``delta.reasoning`` are
+  skipped, and are the reasoning delta when the chunk has no ``delta.reasoning``;
+  ``reasoning.encrypted`` and signed details -> :class:`RawEvent` ``"delta.reasoning_details"``;
 - choice 0 ``delta.tool_calls[]``, keyed by ``index``: the first fragment with an ``id`` or a
   ``name`` -> :class:`ToolCallStart`; argument fragments -> :class:`ToolCallDelta`; when
   choice 0's ``finish_reason`` arrives (or at ``[DONE]`` / end of body if it never does) ->
@@ -44,9 +55,8 @@ Mapping (:class:`ChatCompletionsParser`):
   each event's ``raw`` (the chunk, when ``keep_raw``). A choice-0 chunk that yields no event but
   has content-filter results or logprobs becomes a :class:`RawEvent` ``"choice"`` so they are
   never lost; other unmapped ``delta`` fields with a value (``annotations``,
-  ``executed_tools``, the legacy ``function_call``, non-text ``reasoning_details``) become a
-  :class:`RawEvent` ``"delta.<field>"``. ``delta.role``, ``delta.channel`` and text-only
-  ``reasoning_details`` (a copy of ``delta.reasoning``) are skipped.
+  ``executed_tools``, the legacy ``function_call``) become a :class:`RawEvent`
+  ``"delta.<field>"``. ``delta.role`` and ``delta.channel`` are skipped.
 
 Wire values of the wrong type (``delta.content: 1``, a ``bool`` token count, a numeric tool
 call ``id``...) are malformed input: each field copied into an event is checked with the
@@ -93,7 +103,17 @@ if TYPE_CHECKING:
 __all__ = ["ChatCompletionsParser", "chat_usage", "parse_chat_sdk", "parse_chat_sse"]
 
 _KNOWN_DELTA = frozenset(
-    {"role", "content", "refusal", "reasoning", "reasoning_content", "tool_calls", "channel", "token_id"}
+    {
+        "role",
+        "content",
+        "refusal",
+        "reasoning",
+        "reasoning_content",
+        "reasoning_details",
+        "tool_calls",
+        "channel",
+        "token_id",
+    }
 )
 """``delta`` fields the parser maps or deliberately skips (``role``, ``channel``,
 ``token_id``)."""
@@ -192,7 +212,7 @@ class ChatCompletionsParser(ParserBase):
         usage = payload.get("usage")
         if not self._started:
             if not (payload.get("id") or choices or usage or err or event_type == "error"):
-                self._pending.append(payload)
+                self.hold(self._pending, payload)
                 return
             self._start(payload)
         if choices:
@@ -228,9 +248,13 @@ class ChatCompletionsParser(ParserBase):
             )
             if r:
                 emit(ReasoningDelta, payload, delta=r, block_id=_BLOCK)
-            c = text(delta.get("content"), "choices[0].delta.content")
-            if c:
-                emit(TextDelta, payload, delta=c, block_id=_BLOCK)
+            content = delta.get("content")
+            if type(content) is list:
+                self._content_parts(content, payload)
+            else:
+                c = text(content, "choices[0].delta.content")
+                if c:
+                    emit(TextDelta, payload, delta=c, block_id=_BLOCK)
             rf = text(delta.get("refusal"), "choices[0].delta.refusal")
             if rf:
                 emit(RefusalDelta, payload, delta=rf, block_id=_BLOCK)
@@ -238,7 +262,9 @@ class ChatCompletionsParser(ParserBase):
             if tcs:
                 self._tool_calls(tcs, payload)
             for key in delta:
-                if key not in _KNOWN_DELTA:
+                if key == "reasoning_details":
+                    self._reasoning_details(delta[key], r, payload)
+                elif key not in _KNOWN_DELTA:
                     self._other_delta_field(key, delta[key])
         fr = self.text(choice.get("finish_reason"), "choices[0].finish_reason")
         if fr is not None:
@@ -250,13 +276,81 @@ class ChatCompletionsParser(ParserBase):
     def _other_delta_field(self, key: str, value: Any) -> None:
         if value is None or value == [] or value == {}:
             return
-        if (
-            key == "reasoning_details"
-            and type(value) is list
-            and all(type(d) is dict and d.get("type") == "reasoning.text" for d in value)
-        ):
-            return  # a copy of delta.reasoning
         self.unknown("delta." + key, value)
+
+    def _content_parts(self, parts: list[Any], payload: dict[str, Any]) -> None:
+        """``delta.content`` as an array of content parts (Mistral's reasoning models), in
+        order: ``{"type": "text", "text"}`` -> text delta; ``{"type": "thinking", "thinking":
+        [parts]}`` -> a reasoning delta per ``text`` part inside (a string ``thinking`` is taken
+        as the text); any other part type (``reference``...), also inside ``thinking``, -> a
+        :class:`RawEvent` ``"delta.content_part"`` holding the part. A part that is not an
+        object, or a ``text`` of the wrong type, is malformed."""
+        emit = self.emit
+        for part in parts:
+            if type(part) is not dict:
+                self.wrong_type(part, "choices[0].delta.content[]", "content part object")
+                continue
+            kind = part.get("type")
+            if kind == "text":
+                t = self.text(part.get("text"), "choices[0].delta.content[].text")
+                if t:
+                    emit(TextDelta, payload, delta=t, block_id=_BLOCK)
+            elif kind == "thinking":
+                inner = part.get("thinking")
+                if type(inner) is str:
+                    if inner:
+                        emit(ReasoningDelta, payload, delta=inner, block_id=_BLOCK)
+                    continue
+                if type(inner) is not list:
+                    self.wrong_type(inner, "choices[0].delta.content[].thinking", "list of content parts")
+                    continue
+                for sub in inner:
+                    if type(sub) is dict and sub.get("type") == "text":
+                        t = self.text(sub.get("text"), "choices[0].delta.content[].thinking[].text")
+                        if t:
+                            emit(ReasoningDelta, payload, delta=t, block_id=_BLOCK)
+                    else:
+                        self.unknown("delta.content_part", sub)
+            else:
+                self.unknown("delta.content_part", part)
+
+    def _reasoning_details(self, value: Any, reasoning: str | None, payload: dict[str, Any]) -> None:
+        """OpenRouter's ``delta.reasoning_details`` (its "Reasoning Tokens" guide): a list of
+        ``reasoning.text`` (``text``, ``signature``), ``reasoning.summary`` (``summary``) and
+        ``reasoning.encrypted`` (``data``) details. Text and summary details without a signature
+        repeat ``delta.reasoning``: skipped when their text is that delta's reasoning, made the
+        reasoning delta when the chunk has no ``delta.reasoning``, kept raw when they differ.
+        Other details (encrypted, signed) -> one :class:`RawEvent` ``"delta.reasoning_details"``
+        holding them (they must go back to the provider in the next turn)."""
+        if value is None or value == []:
+            return
+        if type(value) is not list:
+            self.unknown("delta.reasoning_details", value)
+            return
+        texts: list[str] = []
+        rest: list[Any] = []
+        for d in value:
+            if type(d) is dict and not d.get("signature"):
+                kind = d.get("type")
+                t = (
+                    d.get("text")
+                    if kind == "reasoning.text"
+                    else d.get("summary")
+                    if kind == "reasoning.summary"
+                    else None
+                )
+                if type(t) is str:
+                    texts.append(t)
+                    continue
+            rest.append(d)
+        joined = "".join(texts)
+        if joined and joined != (reasoning or ""):
+            if reasoning:
+                rest = value  # not a copy of delta.reasoning: keep everything as sent
+            else:
+                self.emit(ReasoningDelta, payload, delta=joined, block_id=_BLOCK)
+        if rest:
+            self.unknown("delta.reasoning_details", rest)
 
     def _tool_calls(self, tcs: list[dict[str, Any]], payload: dict[str, Any]) -> None:
         calls = self._calls

@@ -50,10 +50,32 @@ async def hosted() -> AsyncIterator[TaskGroup]:
                 # is still running here belongs to an iterator nobody closed: cancel it.
                 tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        # anyio wraps even a lone exception of the block in a group: re-raise it as itself.
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+        one = _unwrap(group, anyio.get_cancelled_exc_class())
+        if one is group:
+            raise
+        raise one from None
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException], cancelled: type[BaseException]) -> BaseException:
+    """What :func:`hosted` raises for the group its task group raised.
+
+    anyio wraps even a lone exception of the block in a group: it is raised as itself. On trio
+    a failure that meets a cancellation (a source fails just as the consumer's deadline passes)
+    comes as ``[error, Cancelled]``, and the outer cancel scope would strip the ``Cancelled``
+    and leave ``ExceptionGroup([error])``: the failure wins and is raised as itself (the
+    cancellation is level-triggered, so the next checkpoint inside the cancelled scope raises
+    it again; nothing is lost). Several failures stay a group.
+    """
+    if len(group.exceptions) == 1:
+        return group.exceptions[0]
+    _, failures = group.split(cancelled)
+    if (
+        failures is not None
+        and len(failures.exceptions) == 1
+        and not isinstance(failures.exceptions[0], BaseExceptionGroup)
+    ):
+        return failures.exceptions[0]
+    return group
 
 
 def current_host(operator: str) -> TaskGroup:

@@ -44,7 +44,19 @@ class Pump(Generic[T]):
     - :meth:`aclose` cancels the task and waits until the source has been closed.
     """
 
-    __slots__ = ("_capacity", "_closed", "_done", "_error", "_items", "_name", "_scope", "_source", "_space", "_waiter")
+    __slots__ = (
+        "_capacity",
+        "_closed",
+        "_done",
+        "_error",
+        "_interrupted",
+        "_items",
+        "_name",
+        "_scope",
+        "_source",
+        "_space",
+        "_waiter",
+    )
 
     def __init__(self, source: AsyncIterable[T], operator: str, *, capacity: int = 1) -> None:
         self._source = source
@@ -55,6 +67,7 @@ class Pump(Generic[T]):
         self._space: anyio.Event | None = None
         self._done = False
         self._error: Exception | None = None
+        self._interrupted = False  # the task was cancelled from outside, not by aclose()
         self._scope: anyio.CancelScope | None = None
         self._closed: anyio.Event | None = None
 
@@ -89,6 +102,10 @@ class Pump(Generic[T]):
                             await self._space.wait()
                 except Exception as exc:
                     self._error = exc
+        except anyio.get_cancelled_exc_class():
+            if not self._scope.cancel_called:
+                self._interrupted = True
+            raise
         finally:
             self._done = True
             self._wake()
@@ -109,6 +126,12 @@ class Pump(Generic[T]):
             if self._done:
                 if self._error is not None:
                     raise self._error
+                if self._interrupted:
+                    # The source was cancelled from outside (a deadline around the consumer),
+                    # it did not end: the consumer is in the same cancelled scope and sees the
+                    # cancellation here rather than a complete stream.
+                    self._interrupted = False
+                    await anyio.lowlevel.checkpoint()
                 raise StopAsyncIteration
             ev = self._waiter = anyio.Event()
             if deadline is None:

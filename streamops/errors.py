@@ -15,6 +15,7 @@ __all__ = [
     "EventValidationError",
     "FirstEventTimeout",
     "IdleTimeout",
+    "LimitExceededError",
     "StepTimeout",
     "StreamTimeout",
     "ToolTimeout",
@@ -78,6 +79,25 @@ class StreamFormatError(StreamopsError, ValueError):
     def __init__(self, message: str, *, data: str | None = None) -> None:
         super().__init__(message)
         self.data = data
+
+
+class LimitExceededError(StreamFormatError):
+    """The input needs more memory than a configured limit allows: an SSE line or event longer
+    than the decoder's ``max_line`` / ``max_event``, more input held before it can be used
+    (undetected events, chunks before a run starts) than the detection window ``max_detect``.
+
+    ``limit_name`` names the limit (``"max_line"``, ``"max_event"``, ``"max_detect"``),
+    ``limit`` is its value and ``size`` the size reached when it was passed, both in
+    characters of decoded text. Raised in either
+    ``on_malformed`` mode (it is a refusal to hold more, not a judgement on the data); every
+    event completed before the offending input has been emitted first.
+    """
+
+    def __init__(self, limit_name: str, limit: int, size: int, what: str) -> None:
+        super().__init__(f"{what}: {size} > {limit_name}={limit}")
+        self.limit_name = limit_name
+        self.limit = limit
+        self.size = size
 
 
 class TruncatedStreamError(StreamFormatError):

@@ -121,12 +121,8 @@ class Usage:
         return Usage(
             input_tokens=self.input_tokens if newer.input_tokens is None else newer.input_tokens,
             output_tokens=self.output_tokens if newer.output_tokens is None else newer.output_tokens,
-            reasoning_tokens=(
-                self.reasoning_tokens if newer.reasoning_tokens is None else newer.reasoning_tokens
-            ),
-            cache_read_tokens=(
-                self.cache_read_tokens if newer.cache_read_tokens is None else newer.cache_read_tokens
-            ),
+            reasoning_tokens=(self.reasoning_tokens if newer.reasoning_tokens is None else newer.reasoning_tokens),
+            cache_read_tokens=(self.cache_read_tokens if newer.cache_read_tokens is None else newer.cache_read_tokens),
             cache_write_tokens=(
                 self.cache_write_tokens if newer.cache_write_tokens is None else newer.cache_write_tokens
             ),
@@ -470,7 +466,6 @@ Event: TypeAlias = Union[  # noqa: UP007
 _EVENT_CLASSES: tuple[type[BaseEvent], ...] = get_args(Event)
 
 
-
 def _kind_of(cls: type[BaseEvent]) -> str:
     kind = cls.__dataclass_fields__["kind"].default
     assert isinstance(kind, str)
@@ -552,22 +547,63 @@ def to_json(event: BaseEvent) -> bytes:
     cannot hold; a hostile or broken provider payload kept in ``raw``) is written as U+FFFD.
     Data nested too deep to serialise (about 1,000 levels) is written as a short ``repr``
     string. Parsers never put a lone surrogate in an event's own fields (they join pairs
-    split across deltas and replace the rest)."""
+    split across deltas and replace the rest).
+
+    Never raises or warns on any value in ``raw`` or ``RawEvent.data`` either: a pydantic
+    model there (an SDK object kept as the provider's payload) is written as its fields even
+    when pydantic cannot serialise it (an ``openai`` object built without validation by
+    ``construct_type``, as ``openai-agents`` does, may hold a value its schema does not allow,
+    on which pydantic warns, or belong to a class that is not fully defined, on which it
+    raises); any other object pydantic cannot write is its ``repr``, and one whose ``repr``
+    fails is ``"<TypeName>"``. Serializer warnings are off: a kept payload is never checked
+    against a schema."""
     adapter = event_adapter()
     try:
-        return adapter.dump_json(event, fallback=repr)
-    except (ValueError, RecursionError):  # a lone surrogate (UnicodeEncodeError), or nesting
+        return adapter.dump_json(event, fallback=repr, warnings=False)
+    except (ValueError, RecursionError):  # a lone surrogate (UnicodeEncodeError), nesting, a model
         pass
     names = [n for n in event.__dataclass_fields__ if n != "kind"]
     try:
-        changes = {n: _valid_text(getattr(event, n)) for n in names if isinstance(getattr(event, n), _CONTAINERS)}
-        return adapter.dump_json(derive(event, **changes), fallback=repr)
+        changes = {n: _plain(v) for n in names if not isinstance(v := getattr(event, n), _SCALARS)}
+        return adapter.dump_json(derive(event, **changes), fallback=_repr, warnings=False)
     except (ValueError, RecursionError):  # nested too deep to walk: such values as a short repr
-        changes = {n: _short(getattr(event, n)) for n in names if isinstance(getattr(event, n), _CONTAINERS)}
-        return adapter.dump_json(derive(event, **changes), fallback=repr)
+        changes = {n: _short(v) for n in names if not isinstance(v := getattr(event, n), _SCALARS)}
+        return adapter.dump_json(derive(event, **changes), fallback=_repr, warnings=False)
 
 
 _CONTAINERS = (str, dict, list, tuple)
+_SCALARS = (int, float, bool, type(None))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as data pydantic writes without a schema: strings with lone surrogates
+    replaced, dicts, lists and tuples walked, a pydantic model as the dict of its fields (its
+    ``__dict__`` and extra fields: what ``model_construct``/``construct_type`` stored, with no
+    serializer involved); anything else unchanged (left to the ``repr`` fallback)."""
+    if isinstance(value, str):
+        return value if value.isascii() else _fix_surrogates(value)
+    if isinstance(value, dict):
+        return {_plain(k) if isinstance(k, str) else k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(type(value), "__pydantic_fields__"):
+        fields = getattr(value, "__dict__", None)
+        if isinstance(fields, dict):
+            out = {k: _plain(v) for k, v in fields.items()}
+            extra = getattr(value, "__pydantic_extra__", None)
+            if isinstance(extra, dict):
+                out.update((k, _plain(v)) for k, v in extra.items() if isinstance(k, str))
+            return out
+    return value
+
+
+def _repr(value: Any) -> str:
+    """The ``repr`` fallback of :func:`to_json`'s slow path: valid Unicode, and
+    ``"<TypeName>"`` when ``repr`` itself fails."""
+    try:
+        return _fix_surrogates(repr(value))
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 def _short(value: Any) -> Any:
@@ -575,7 +611,10 @@ def _short(value: Any) -> Any:
 
     if isinstance(value, str):
         return _fix_surrogates(value)
-    return _fix_surrogates(reprlib.repr(value))
+    try:
+        return _fix_surrogates(reprlib.repr(value))
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 def _utf8(text: str) -> bytes:

@@ -48,10 +48,25 @@ from dataclasses import dataclass
 from types import GeneratorType
 from typing import TYPE_CHECKING
 
+from .errors import LimitExceededError
+
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["SSEDecoder", "SSEEvent", "aiter_sse", "aiter_sse_response"]
+__all__ = ["DEFAULT_MAX_EVENT", "DEFAULT_MAX_LINE", "SSEDecoder", "SSEEvent", "aiter_sse", "aiter_sse_response"]
+
+DEFAULT_MAX_LINE = 16 * 1024 * 1024
+"""Default :class:`SSEDecoder` ``max_line``: 16 MiB (16,777,216 characters of decoded text;
+bytes, for the ASCII JSON providers send). Providers put a whole event on one ``data:`` line,
+and some events are large (an OpenAI Responses ``response.completed`` repeats the whole output,
+base64 images included; a Gemini chunk can carry inline image data, a few MiB each), so a line
+may be as long as an event: the line limit is not set lower than the event limit."""
+
+DEFAULT_MAX_EVENT = 16 * 1024 * 1024
+"""Default :class:`SSEDecoder` ``max_event``: 16 MiB of ``data`` per event (characters, as
+``max_line``; the ``\n`` joining two data lines counts one). Four times the largest event in
+the recorded provider streams' class (a few MiB of base64 image), far below what a server
+process can hold for each of hundreds of streams."""
 
 _BOM = "\ufeff"
 _utf8_decode = codecs.utf_8_decode
@@ -99,16 +114,30 @@ class SSEDecoder:
     - :attr:`dropped`: after :meth:`flush`, the unfinished event the spec discarded (the body
       ended without the empty line that would have dispatched it), or ``None``. A last line
       with no line end at all is included in it as if it had ended.
+
+    Bounded memory (the spec sets no limit; a body that never sends a line end or an empty
+    line would otherwise be held whole): ``max_line`` caps a line (in characters of decoded
+    text, line end excluded; default :data:`DEFAULT_MAX_LINE`, 16 MiB) and ``max_event`` the
+    ``data`` of one event (default :data:`DEFAULT_MAX_EVENT`, 16 MiB). Past either,
+    :class:`~streamops.errors.LimitExceededError` (a ``StreamFormatError``) is raised: by the
+    same :meth:`feed` call if it completed no event before the offending line, else by the
+    next :meth:`feed` or :meth:`flush` (that call returns the events completed before it
+    first, so none is lost). The decoder then stays failed: every later call raises it again.
     """
 
     __slots__ = (
         "_bom_pending",
         "_cr_pending",
         "_data",
+        "_data_len",
+        "_error",
         "_event_retry",
         "_event_type",
         "_id_buffer",
+        "_max_event",
+        "_max_line",
         "_partial",
+        "_partial_len",
         "_undecoded",
         "dropped",
         "last_comment",
@@ -116,7 +145,20 @@ class SSEDecoder:
         "retry",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
+        """``max_line``, ``max_event``: the limits described in the class docstring
+        (characters; each at least 1).
+
+        Raises:
+            ValueError: a limit below 1.
+        """
+        if max_line < 1 or max_event < 1:
+            raise ValueError(f"SSEDecoder: max_line and max_event must be >= 1, got {max_line}, {max_event}")
+        self._max_line = max_line
+        self._max_event = max_event
+        self._error: LimitExceededError | None = None
+        self._partial_len = 0
+        self._data_len = 0
         # The bytes of an incomplete UTF-8 sequence at the end of the last chunk.
         self._undecoded = b""
         self._bom_pending = True
@@ -138,7 +180,13 @@ class SSEDecoder:
 
         ``chunk`` is any bytes-like object of any length, split anywhere (inside a line, a line
         end or a UTF-8 sequence). Never raises on malformed input.
+
+        Raises:
+            LimitExceededError: a line or an event passed ``max_line`` / ``max_event`` (see
+                the class docstring for when).
         """
+        if self._error is not None:
+            raise self._error
         # Incremental UTF-8 decoding, as codecs.getincrementaldecoder("utf-8")(errors="replace")
         # does it, inlined (it is the hot path): decode what is complete, keep the rest.
         if self._undecoded:
@@ -160,8 +208,10 @@ class SSEDecoder:
                 self._cr_pending = True
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         elif "\n" not in text:
-            if text:
-                self._partial.append(text)
+            self._partial.append(text)
+            n = self._partial_len = self._partial_len + len(text)
+            if n > self._max_line:
+                raise self._fail("max_line", self._max_line, n, "SSE line with no line end")
             return []
         lines = text.split("\n")
         last = lines.pop()
@@ -169,15 +219,33 @@ class SSEDecoder:
             self._partial.append(lines[0])
             lines[0] = "".join(self._partial)
             self._partial.clear()
+        self._partial_len = len(last)
         if last:
             self._partial.append(last)
-        return self._lines(lines)
+        out = self._lines(lines)
+        if self._error is None and self._partial_len > self._max_line:
+            self._fail("max_line", self._max_line, self._partial_len, "SSE line with no line end")
+        if self._error is not None and not out:
+            raise self._error
+        return out
+
+    def _fail(self, limit_name: str, limit: int, size: int, what: str) -> LimitExceededError:
+        """Record the limit error (raised now or by the next call) and drop what is held."""
+        err = self._error = LimitExceededError(limit_name, limit, size, what)
+        self._partial.clear()
+        self._data.clear()
+        self._partial_len = self._data_len = 0
+        return err
 
     def _lines(self, lines: list[str]) -> list[SSEEvent]:
         """Interpret complete lines (line ends removed); return the events dispatched."""
         out: list[SSEEvent] = []
         data = self._data
+        max_line = self._max_line
         for line in lines:
+            if len(line) > max_line:
+                self._fail("max_line", max_line, len(line), "SSE line")
+                return out
             if not line:
                 # Dispatch (an empty line). The event source's last event ID is updated first,
                 # whether or not an event is dispatched.
@@ -187,6 +255,7 @@ class SSEDecoder:
                         SSEEvent(self._event_type or "message", "\n".join(data), self._id_buffer, self._event_retry)
                     )
                     data.clear()
+                    self._data_len = 0
                 self._event_type = ""
                 self._event_retry = None
                 continue
@@ -198,6 +267,10 @@ class SSEDecoder:
                 value = value[1:]
             if name == "data":
                 data.append(value)
+                n = self._data_len = self._data_len + len(value) + 1
+                if n > self._max_event + 1:  # + 1: the first line has no joining "\n"
+                    self._fail("max_event", self._max_event, n - 1, "SSE event data")
+                    return out
             elif name == "event":
                 self._event_type = value
             elif name == "id":
@@ -225,7 +298,13 @@ class SSEDecoder:
         Afterwards the decoder is ready for a new body (a reconnection): the partial line,
         data, event type, UTF-8 and BOM state are reset; :attr:`last_event_id`, :attr:`retry`
         and :attr:`last_comment` are kept.
+
+        Raises:
+            LimitExceededError: a limit was passed by the last :meth:`feed` (after the events
+                it returned); the decoder stays failed.
         """
+        if self._error is not None:
+            raise self._error
         tail = "".join(self._partial)
         if self._undecoded:
             tail += _utf8_decode(self._undecoded, "replace", True)[0]
@@ -254,6 +333,7 @@ class SSEDecoder:
         self._cr_pending = False
         self._partial.clear()
         self._data.clear()
+        self._partial_len = self._data_len = 0
         self._event_type = ""
         self._event_retry = None
         # A reconnected stream starts from the event source's last event ID string (the one

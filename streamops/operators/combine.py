@@ -129,6 +129,7 @@ class _MergeIterator:
         "_buffer",
         "_closed",
         "_error",
+        "_interrupted",
         "_low",
         "_on_error",
         "_q",
@@ -153,6 +154,7 @@ class _MergeIterator:
         self._started = False
         self._closed = False
         self._error: BaseException | None = None
+        self._interrupted = False  # a source task was cancelled from outside (not by the merge)
 
     def __aiter__(self) -> _MergeIterator:
         return self
@@ -183,6 +185,13 @@ class _MergeIterator:
                 await self.aclose()
                 raise error
             if self._active == 0 or self._closed:
+                if self._interrupted:
+                    # A cancellation from outside (a deadline around the consumer, the host
+                    # being cancelled) ended the sources, not their end: the consumer is inside
+                    # the same cancelled scope, so let it see the cancellation instead of
+                    # reporting a complete stream.
+                    self._interrupted = False
+                    await anyio.lowlevel.checkpoint()
                 raise StopAsyncIteration
             waiter = self._waiter = anyio.Event()
             await waiter.wait()
@@ -240,6 +249,11 @@ class _MergeIterator:
                         failed = await aclose_shielded(it)
                         if failed is not None:
                             self._source_failed(src, failed, last)
+        except anyio.get_cancelled_exc_class():
+            # Not the merge's own cancellation (that one stops at the source's scope).
+            if not self._closed:
+                self._interrupted = True
+            raise
         finally:
             src.scope = None
             self._active -= 1
@@ -322,7 +336,11 @@ def merge(
       its last event) is emitted in its place, and the others go on.
     - Cancels: when the consumer stops (``break``, ``aclose()``, cancellation, the end of
       ``iterate()``): every source task is cancelled and every source's ``aclose`` runs
-      (shielded) before the close returns.
+      (shielded) before the close returns. A cancellation from outside (a deadline around the
+      consumer) that ends the sources is never reported as their completion; when it meets a
+      source's failure, the consumer gets either the failure (as itself, on asyncio and trio
+      alike) or the cancellation (``TimeoutError`` from ``anyio.fail_after``), never an
+      ``ExceptionGroup``.
     - Buffers: at most ``buffer`` items per source (default 16; ``buffer=1`` is strict
       one-item hand-off); a source whose items the consumer has not taken waits, and resumes
       when at most ``buffer // 2`` of its items remain.

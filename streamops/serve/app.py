@@ -27,8 +27,11 @@ the served model; another name: ``404`` with code ``model_not_found``), ``stream
 when its ``stream`` accepts them), ``tools`` (function tools: offered to the model, see below),
 ``n`` (only 1). Other fields are accepted and ignored. A body that is not JSON or not a valid
 request gets ``400 {"error": {"message", "type": "invalid_request_error", "param", "code"}}``,
-as OpenAI answers; a body sent as another media type than JSON (``text/plain``...) gets 415,
-a wrong method 405, a server that is at its run limit 503, a prompt longer than the model's
+as OpenAI answers (also for JSON nested past 100 levels, ``NaN``, or an integer of more than
+4,300 digits; a field out of its range names it in ``param``); a body past ``max_body_bytes``
+gets 413, one slower than ``body_timeout`` 408 (see :func:`create_app`); a body sent as another
+media type than JSON (``text/plain``...) gets 415, a wrong method 405, a server that is at its
+run limit 503 (completions and A2A tasks count together), a prompt longer than the model's
 context window ``400`` with code ``context_length_exceeded`` (streamed or not: a streamed
 response starts once the run's first model call took the prompt, which the local model does
 after checking it against its context window and before computing any token), all in the

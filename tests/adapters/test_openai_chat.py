@@ -586,3 +586,129 @@ def test_no_optional_sdk_import_at_module_import() -> None:
 
 def test_fixture_paths_exist() -> None:
     assert ROWS and all(Path(RECORDED / r["file"]).exists() for r in ROWS)
+
+
+# ---------------------------------------------------------------------------- compatible variants (issue 13 item 7)
+def test_mistral_content_part_arrays() -> None:
+    """Mistral's reasoning models send ``delta.content`` as an array of content chunks while
+    they think: ``{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}``, then
+    ``{"type": "text", "text": ...}`` chunks or plain strings for the answer. Source:
+    https://docs.mistral.ai/capabilities/reasoning/ (ThinkChunk / TextChunk; ReferenceChunk
+    for references) and its streaming example. Unknown part types are kept as raw events."""
+    thinking = {"type": "thinking", "thinking": [{"type": "text", "text": "Let me "}]}
+    body = sse(
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": [thinking]}),
+        chunk({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "count."}], "closed": True}]}),
+        chunk({"content": [{"type": "text", "text": "Three"}, {"type": "reference", "reference_ids": [1]}]}),
+        chunk({"content": " r's."}),
+        chunk({}, "stop"),
+        "[DONE]",
+    )
+    events = run(body)
+    kinds = [
+        (type(e).__name__, getattr(e, "delta", None)) for e in events if isinstance(e, (TextDelta, ReasoningDelta))
+    ]
+    assert kinds == [
+        ("ReasoningDelta", "Let me "),
+        ("ReasoningDelta", "count."),
+        ("TextDelta", "Three"),
+        ("TextDelta", " r's."),
+    ]
+    raws = [e for e in events if isinstance(e, RawEvent)]
+    assert [(e.event_type, e.data) for e in raws] == [
+        ("delta.content_part", {"type": "reference", "reference_ids": [1]})
+    ]
+    msg = fold(events)
+    assert (msg.reasoning, msg.text, msg.finish_reason) == ("Let me count.", "Three r's.", "stop")
+    assert isinstance(events[-1], RunEnd) and events[-1].status == "completed"
+
+
+def test_content_part_arrays_unknown_and_bad_parts() -> None:
+    """Unknown part types (also inside ``thinking``) are raw events, never an error; a part
+    that is not an object, or a text that is not a string, is malformed: a typed error after
+    the events before it, or an error event and the stream goes on."""
+    body = sse(
+        chunk({"content": [{"type": "image_url", "image_url": {"url": "x"}}]}),
+        chunk({"content": [{"type": "thinking", "thinking": [{"type": "reference", "reference_ids": [2]}]}]}),
+        chunk({"content": [{"type": "thinking", "thinking": "plain"}]}),
+        chunk({"content": [{"type": "text", "text": "ok"}]}),
+        chunk({"content": ["not a part"]}),
+        chunk({"content": [{"type": "text", "text": 5}]}),
+        chunk({"content": [{"type": "thinking", "thinking": 7}]}),
+        chunk({"content": [{"type": "text", "text": "!"}]}),
+        chunk({}, "stop"),
+        "[DONE]",
+    )
+    seen: list[BaseEvent] = []
+    with pytest.raises(StreamFormatError, match=r"delta\.content\[\]"):
+        feed_all(ChatCompletionsParser(), body, seen)
+    assert fold(seen).text == "ok" and fold(seen).reasoning == "plain"
+    assert [e.event_type for e in seen if isinstance(e, RawEvent)] == ["delta.content_part", "delta.content_part"]
+    events = run(body, on_malformed="event")
+    errors = [e for e in events if isinstance(e, ErrorEvent)]
+    assert [e.error_type for e in errors] == ["malformed_stream"] * 3
+    assert fold(events).text == "ok!"
+    assert isinstance(events[-1], RunEnd) and events[-1].status == "completed"
+
+
+def test_deepseek_reasoning_content() -> None:
+    """DeepSeek ``deepseek-reasoner``: ``delta.reasoning_content`` while it thinks, then
+    ``delta.content`` (the other field ``null``). Source:
+    https://api-docs.deepseek.com/guides/reasoning_model (streaming example)."""
+    body = sse(
+        chunk({"role": "assistant", "content": None, "reasoning_content": ""}),
+        chunk({"content": None, "reasoning_content": "9.11 < 9.8"}),
+        chunk({"content": "9.8 is greater", "reasoning_content": None}),
+        chunk({"content": "", "reasoning_content": None}, "stop"),
+        "[DONE]",
+    )
+    msg = fold(run(body))
+    assert (msg.reasoning, msg.text) == ("9.11 < 9.8", "9.8 is greater")
+
+
+def test_openrouter_reasoning_and_reasoning_details() -> None:
+    """OpenRouter: reasoning streams in ``delta.reasoning`` and, structured, in
+    ``delta.reasoning_details`` (``reasoning.text`` with ``text``/``signature``,
+    ``reasoning.summary`` with ``summary``, ``reasoning.encrypted`` with ``data``). Source:
+    https://openrouter.ai/docs/use-cases/reasoning-tokens ("reasoning_details Array
+    Structure", "Streaming"). Details that repeat ``delta.reasoning`` are not doubled; details
+    alone are the reasoning; encrypted or signed ones are kept raw (they go back next turn)."""
+    summary = {"type": "reasoning.summary", "summary": "**Plan**", "format": "openai-responses-v1", "index": 0}
+    encrypted = {"type": "reasoning.encrypted", "data": "gAAAAB...", "format": "openai-responses-v1", "index": 0}
+    signed = {"type": "reasoning.text", "text": "", "signature": "sig123", "format": "anthropic-claude-v1", "index": 0}
+    body = sse(
+        chunk({"role": "assistant", "content": "", "reasoning": "**Plan**", "reasoning_details": [summary]}),
+        chunk({"reasoning_details": [{"type": "reasoning.text", "text": " then act", "index": 0}]}),
+        chunk({"reasoning": " more", "reasoning_details": [{"type": "reasoning.text", "text": " other", "index": 0}]}),
+        chunk({"content": "", "reasoning_details": [encrypted]}),
+        chunk({"content": "", "reasoning_details": [signed]}),
+        chunk({"content": "Done."}),
+        chunk({}, "stop"),
+        "[DONE]",
+    )
+    events = run(body)
+    msg = fold(events)
+    assert (msg.reasoning, msg.text) == ("**Plan** then act more", "Done.")
+    raws = [e.data for e in events if isinstance(e, RawEvent)]
+    assert raws == [[{"type": "reasoning.text", "text": " other", "index": 0}], [encrypted], [signed]]
+
+
+def test_groq_reasoning_formats() -> None:
+    """Groq ``reasoning_format``: ``parsed`` streams the reasoning in ``delta.reasoning``,
+    ``raw`` inline in ``delta.content`` as ``<think>...</think>`` (split with
+    ``think_tags=True``), ``hidden`` not at all. Source: https://console.groq.com/docs/reasoning."""
+    parsed = sse(chunk({"reasoning": "Think."}), chunk({"content": "Answer."}), chunk({}, "stop"), "[DONE]")
+    assert (fold(run(parsed)).reasoning, fold(run(parsed)).text) == ("Think.", "Answer.")
+    raw = sse(chunk({"content": "<think>Think"}), chunk({"content": ".</think>Answer."}), chunk({}, "stop"), "[DONE]")
+    msg = fold(run(raw, think_tags=True))
+    assert (msg.reasoning, msg.text) == ("Think.", "Answer.")
+
+
+@pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
+def test_vllm_reasoning_field_old_and_new_name(field: str) -> None:
+    """vLLM with ``--reasoning-parser``: ``delta.reasoning`` (named ``reasoning_content``
+    before v0.11, still accepted). Source: https://docs.vllm.ai/en/latest/features/reasoning_outputs/."""
+    body = sse(chunk({"role": "assistant", field: "Hmm"}), chunk({"content": "Yes"}), chunk({}, "stop"), "[DONE]")
+    msg = fold(run(body))
+    assert (msg.reasoning, msg.text) == ("Hmm", "Yes")

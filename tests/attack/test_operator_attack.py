@@ -239,21 +239,6 @@ async def test_share_and_tee_under_random_failures_and_cancellation(
     assert ordered and complete
 
 
-@pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        "asyncio",
-        pytest.param(
-            "trio",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=BaseExceptionGroup,
-                reason="issue 13 item 5: on trio, merge() raises ExceptionGroup([Boom]) in about 8% of these "
-                "trials (fix in progress on branch hardp); remove this mark when it lands",
-            ),
-        ),
-    ],
-)
 async def test_a_source_failing_under_a_consumer_deadline_is_never_wrapped(anyio_backend: str) -> None:
     """The race of issue 13 item 5: a source fails right after its first item while the
     consumer's deadline (0.2 ms) is about to pass. The consumer sees the source's error, or

@@ -321,34 +321,51 @@ def _split(reply: bytes) -> tuple[int, bytes, bytes]:
 
 
 async def test_200_trickling_heads_are_closed_after_the_head_timeout() -> None:
-    """200 clients trickling header lines one per 0.5 s: all closed ~1.5 s after they connected
-    (head timeout 1.5 s), while a normal client is served meanwhile."""
+    """200 clients trickling header lines one per 0.5 s: each is closed by the server, never
+    before the head timeout (1.5 s, less 0.1 s of slack) after it connected, while a normal client is served
+    meanwhile; none is open after 4 s of trickling."""
     async with server(head_timeout=1.5) as base, httpx.AsyncClient(base_url=base, timeout=30) as c:
         port = int(base.rsplit(":", 1)[1])
-        socks = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(200)]
-        for s in socks:
-            await s.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
-        open_at: list[int] = []
-        with anyio.fail_after(30):
-            for _ in range(8):  # 4 s of trickling
+        socks, connected_at = [], []
+        for _ in range(200):
+            socks.append(await anyio.connect_tcp("127.0.0.1", port))
+            connected_at.append(anyio.current_time())
+            await socks[-1].send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+        closed_at: dict[int, float] = {}  # a connection the server closed stays closed
+
+        async def look(wait: float) -> None:
+            for i, s in enumerate(socks):
+                if i not in closed_at and await _closed(s, wait):
+                    closed_at[i] = anyio.current_time()
+
+        with anyio.fail_after(60):
+            for n in range(8):  # 4 s of trickling
                 await anyio.sleep(0.5)
-                for s in socks:
-                    try:
-                        await s.send(b"X-Slow: 1\r\n")
-                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                        pass
-                open_at.append(sum([not await _closed(s) for s in socks]))
-                if len(open_at) == 1:  # while they trickle, a normal request is served
+                for i, s in enumerate(socks):
+                    if i not in closed_at:
+                        try:
+                            await s.send(b"X-Slow: 1\r\n")
+                        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                            closed_at[i] = anyio.current_time()
+                await look(0.01)
+                if n == 0:  # while they trickle, a normal request is served
                     r = await c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
                     assert r.status_code == 200
+            await look(1.0)  # the last look is patient: a loaded loop may take more than 10 ms
         for s in socks:
             await s.aclose()
-    count("trickling request heads (200, closed after 1.5 s)", 200, 200 - open_at[-1])
-    assert open_at[0] == 200 and open_at[-1] == 0, open_at
+    # 0.1 s of slack: the server's timer starts when it accepts, a little before the client's
+    # connect returns on a loaded loop (both run on this one)
+    early = [i for i, t in closed_at.items() if t - connected_at[i] < 1.4]
+    clean = len(closed_at) - len(early)
+    count("trickling request heads (200, closed after 1.5 s)", 200, clean)
+    assert not early, [closed_at[i] - connected_at[i] for i in early]
+    assert len(closed_at) == 200, 200 - len(closed_at)
 
 
-async def _closed(s: Any) -> bool:
-    with anyio.move_on_after(0.001):
+async def _closed(s: Any, wait: float) -> bool:
+    """Whether the server closed ``s`` (end of stream or reset seen within ``wait`` seconds)."""
+    with anyio.move_on_after(wait):
         try:
             await s.receive()
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):

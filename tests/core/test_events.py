@@ -347,3 +347,63 @@ def test_usage_event_folded_overlays_cumulative_and_adds_increments(
         else:
             want = _ref_add(old, new)
         assert getattr(got, name) == want, name
+
+
+# ---------------------------------------------------------------------------- to_json never raises on kept payloads
+def _raw(data: Any) -> events.RawEvent:
+    return events.RawEvent(run_id="r", seq=0, event_type="x", data=data)
+
+
+def test_to_json_writes_an_sdk_object_built_without_validation() -> None:
+    """``openai-agents`` keeps ``openai`` objects built by ``construct_type`` (no validation):
+    one holding a value its schema does not allow (an error ``code`` outside the Literal) made
+    pydantic warn, an error under ``-W error``; ``to_json`` writes its fields, silently."""
+    from openai._models import construct_type
+    from openai.types.responses import ResponseStreamEvent
+
+    wire = {
+        "type": "response.failed",
+        "sequence_number": 5,
+        "response": {"id": "r1", "status": "failed", "error": {"code": "insufficient_quota", "message": "quota"}},
+    }
+    obj = construct_type(type_=ResponseStreamEvent, value=wire)
+    assert type(obj).__name__ == "ResponseFailedEvent"
+    out = json.loads(events.to_json(_raw(obj)))
+    assert out["data"]["type"] == "response.failed"
+    error = out["data"]["response"]["error"]
+    assert (error["code"], error["message"]) == ("insufficient_quota", "quota")
+    assert json.loads(events.to_json(_raw({"items": [obj]})))["data"]["items"][0]["sequence_number"] == 5
+
+
+def test_to_json_writes_a_model_pydantic_cannot_serialise() -> None:
+    """A model class that is not fully defined (pydantic raises ``PydanticSerializationError``
+    from its ``MockValSer``), an object whose ``repr`` fails, lone surrogates inside a model:
+    all written, none raises."""
+    from pydantic import BaseModel, ConfigDict
+
+    class Deferred(BaseModel):
+        model_config = ConfigDict(defer_build=True)
+        x: Undefined  # type: ignore[name-defined]  # noqa: F821
+
+    class BadRepr:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    model = Deferred.model_construct(x="\ud83d")
+    assert json.loads(events.to_json(_raw(model)))["data"] == {"x": "\ufffd"}
+    assert json.loads(events.to_json(_raw([model, {"k": model}])))["data"] == [{"x": "\ufffd"}, {"k": {"x": "\ufffd"}}]
+    assert json.loads(events.to_json(_raw(BadRepr())))["data"] == "<BadRepr>"
+    assert json.loads(events.to_json(_raw({"a": BadRepr(), "b": [1]})))["data"] == {"a": "<BadRepr>", "b": [1]}
+
+
+@settings(max_examples=60)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary() | st.complex_numbers(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+        max_leaves=20,
+    )
+)
+def test_to_json_never_raises_on_any_data(data: Any) -> None:
+    out = events.to_json(_raw(data))
+    assert json.loads(out)["kind"] == "raw"

@@ -740,3 +740,78 @@ def test_sse_module_does_not_import_httpx() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     before, after, attr = out.stdout.split()
     assert (after, attr) == (before, "False")
+
+
+# ---------------------------------------------------------------------------- bounded memory (issue 13 item 8)
+def test_limits_default_and_validation() -> None:
+    from streamops.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE
+
+    assert DEFAULT_MAX_LINE == DEFAULT_MAX_EVENT == 16 * 1024 * 1024
+    with pytest.raises(ValueError, match="max_line"):
+        SSEDecoder(max_line=0)
+    with pytest.raises(ValueError, match="max_event"):
+        SSEDecoder(max_event=0)
+
+
+@pytest.mark.parametrize("step", [1, 7, 64, 10_000])
+def test_a_line_with_no_line_end_is_capped(step: int) -> None:
+    """A body that never sends a line end was held whole (a 50 MB line peaked at 200 MB):
+    past ``max_line`` the typed error, whatever the chunking; the event before is kept."""
+    from streamops.errors import LimitExceededError, StreamFormatError
+
+    body = b"data: first\n\ndata: " + b"x" * 5000
+    dec = SSEDecoder(max_line=1000)
+    got: list[SSEEvent] = []
+    with pytest.raises(LimitExceededError) as info:
+        for i in range(0, len(body), step):
+            got += dec.feed(body[i : i + step])
+        got += dec.flush()
+    assert [e.data for e in got] == ["first"]
+    err = info.value
+    assert isinstance(err, StreamFormatError)
+    assert (err.limit_name, err.limit) == ("max_line", 1000)
+    assert 1000 < err.size <= 1000 + step
+    with pytest.raises(LimitExceededError):  # stays failed
+        dec.feed(b"\n\n")
+
+
+def test_a_long_complete_line_in_one_chunk_is_capped_after_the_events_before_it() -> None:
+    from streamops.errors import LimitExceededError
+
+    dec = SSEDecoder(max_line=100)
+    body = b"data: a\n\ndata: b\n\n: " + b"c" * 500 + b"\ndata: after\n\n"
+    assert [e.data for e in dec.feed(body)] == ["a", "b"]  # the events before, returned first
+    with pytest.raises(LimitExceededError, match="max_line=100"):
+        dec.flush()
+    line_ok = SSEDecoder(max_line=100)
+    assert [e.data for e in line_ok.feed(b"data: " + b"y" * 94 + b"\n\n")] == ["y" * 94]  # exactly 100
+
+
+def test_data_lines_with_no_blank_line_are_capped() -> None:
+    """``data:`` lines that never end their event were held without limit: ``max_event``
+    caps the data of one event (the joining newlines count)."""
+    from streamops.errors import LimitExceededError
+
+    dec = SSEDecoder(max_event=50)
+    got = dec.feed(b"data: ok\n\n")
+    with pytest.raises(LimitExceededError) as info:
+        for _ in range(100):
+            got += dec.feed(b"data: 0123456789\n")
+    assert [e.data for e in got] == ["ok"]
+    assert (info.value.limit_name, info.value.limit) == ("max_event", 50)
+    assert info.value.size > 50
+    exact = SSEDecoder(max_event=21)
+    assert [e.data for e in exact.feed(b"data: 0123456789\ndata: 0123456789\n\n")] == ["0123456789\n0123456789"]
+    with pytest.raises(LimitExceededError):
+        SSEDecoder(max_event=20).feed(b"data: 0123456789\ndata: 0123456789\n\n")
+
+
+@pytest.mark.anyio
+async def test_aiter_sse_yields_the_events_before_the_limit() -> None:
+    from streamops.errors import LimitExceededError
+
+    got: list[str] = []
+    with pytest.raises(LimitExceededError):
+        async for ev in aiter_sse([b"data: 1\n\ndata: 2\n\ndata: " + b"z" * 300], decoder=SSEDecoder(max_line=200)):
+            got.append(ev.data)
+    assert got == ["1", "2"]

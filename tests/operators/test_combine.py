@@ -431,3 +431,90 @@ async def test_concat_of_events_keeps_them_unchanged() -> None:
     e1 = TextDelta(delta="a")
     e2 = ToolCallEnd(call_id="c", name="t", arguments="{}")
     assert await concat(Stream.from_iterable([e1]), Stream.from_iterable([e2])).collect() == [e1, e2]
+
+
+# --------------------------------------------------------------------- failure meets deadline
+async def _fail_when_cancelled(scope: anyio.CancelScope, steps: int) -> AsyncGenerator[int, None]:
+    for _ in range(steps):
+        await anyio.lowlevel.checkpoint()
+    scope.cancel()  # the consumer's deadline passes at the moment the source fails
+    raise Boom("source failed")
+    yield 0  # pragma: no cover
+
+
+async def _forever(pause: bool) -> AsyncGenerator[int, None]:
+    while True:
+        yield 0
+        await (anyio.lowlevel.checkpoint() if pause else anyio.sleep(1))
+
+
+@pytest.mark.parametrize("terminal", ["collect", "iterate"])
+async def test_a_failure_that_meets_the_consumers_cancellation_is_never_wrapped(terminal: str) -> None:
+    """Issue 13 item 5: on trio the race gave ``ExceptionGroup([Boom])`` (the nursery raised
+    ``[Boom, Cancelled]`` and the deadline's scope stripped the ``Cancelled``). Every step count
+    and sibling kind: the outcome is the source's error itself or the cancellation, never a
+    group."""
+    outcomes: set[str] = set()
+    for steps in range(8):
+        for pause in (False, True):
+            scope = anyio.CancelScope()
+            outcome = "cancelled"
+            try:
+                with scope:
+                    stream = merge(_fail_when_cancelled(scope, steps), _forever(pause))
+                    if terminal == "collect":
+                        await stream.collect()
+                    else:
+                        async with stream.iterate() as it:
+                            async for _ in it:
+                                pass
+                    outcome = "completed"
+            except Boom:
+                outcome = "boom"
+            except BaseExceptionGroup as group:  # pragma: no cover - the bug
+                pytest.fail(f"steps={steps} pause={pause}: wrapped {group!r}")
+            assert outcome != "completed", (steps, pause)
+            outcomes.add(outcome)
+    assert "boom" in outcomes
+
+
+@pytest.mark.parametrize("operator", ["merge", "timeout"])
+async def test_a_failure_at_the_deadline_gives_the_error_or_timeout_never_a_group_nor_a_result(operator: str) -> None:
+    """The race of item 5 with a real deadline, 150 trials of random timing: before the fix
+    about 5% of trials gave ``ExceptionGroup([Late])`` on trio, and about 2-4% returned a short
+    list on asyncio (the deadline had cancelled the source tasks, and the consumer, woken by
+    their end before the cancellation reached it, took it for the end of the sources). The
+    same holds for the pump of ``timeout()`` (:mod:`streamops._pump`). The outcome must be the
+    source's error or the deadline, never a group nor a result."""
+    import random
+
+    from streamops.operators.time import timeout
+
+    rng = random.Random(13)
+
+    class Late(Exception):
+        pass
+
+    async def failing(delay: float) -> AsyncGenerator[int, None]:
+        yield 1
+        await anyio.sleep(delay)
+        raise Late
+
+    async def ticking() -> AsyncGenerator[int, None]:
+        while True:
+            yield 0
+            await anyio.sleep(0.0005)
+
+    for _ in range(150):
+        delay = rng.uniform(0.0, 0.003)
+        stream = (
+            merge(failing(delay), ticking())
+            if operator == "merge"
+            else Stream(failing(delay)).pipe(timeout(total=60.0))
+        )
+        try:
+            with anyio.fail_after(max(0.0, delay + rng.uniform(-0.0004, 0.0004))):
+                items = await stream.collect()
+            pytest.fail(f"{operator} returned {len(items)} items after its sources were cancelled")
+        except (Late, TimeoutError):
+            pass
