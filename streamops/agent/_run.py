@@ -246,8 +246,13 @@ class Run:
             | map_(CallIds(step).fix)
             | tap(acc.add)  # the step's fold: its message, usage and status
         )
+        # The event loop's own cancel scope class, looked up once per call, not once per event
+        # (``anyio.CancelScope()`` finds the running backend each time it is called).
+        import anyio
+
+        scope_type = type(anyio.CancelScope())
         async with aclosing(model_stream.__aiter__()) as it:
-            while (ev := await self._next(it)) is not None:
+            while (ev := await self._next(it, scope_type)) is not None:
                 yield ev
         self.open_step = None
         msg = acc.message()
@@ -286,11 +291,10 @@ class Run:
     def _hook_error(self, message: str) -> ErrorEvent:
         return self.sequencer.make(ErrorEvent, error_type="hook_error", message=message)
 
-    async def _next(self, it: Any) -> BaseEvent | None:
-        """The model stream's next event, or ``None`` at its end or when cancelled now."""
-        import anyio
-
-        with anyio.CancelScope() as scope:
+    async def _next(self, it: Any, scope_type: type[anyio.CancelScope]) -> BaseEvent | None:
+        """The model stream's next event, or ``None`` at its end or when cancelled now;
+        ``scope_type`` is the running backend's ``anyio.CancelScope`` class."""
+        with scope_type() as scope:
             self.control.scope = scope
             if self.control.cancelled:
                 scope.cancel()
