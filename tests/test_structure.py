@@ -362,7 +362,8 @@ def _async_given_with_data(files: list[Path]) -> list[str]:
             if not isinstance(node, ast.AsyncFunctionDef):
                 continue
             for dec in node.decorator_list:
-                if not (isinstance(dec, ast.Call) and getattr(dec.func, "id", getattr(dec.func, "attr", "")) == "given"):
+                name = getattr(dec.func, "id", getattr(dec.func, "attr", "")) if isinstance(dec, ast.Call) else ""
+                if name != "given" or not isinstance(dec, ast.Call):
                     continue
                 for arg in [*dec.args, *(k.value for k in dec.keywords)]:
                     if isinstance(arg, ast.Call) and getattr(arg.func, "attr", getattr(arg.func, "id", "")) == "data":
