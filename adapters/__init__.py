@@ -32,6 +32,7 @@ from streamops.events import BaseEvent
 
 from ._base import PARSERS, OnMalformed, ParserOptions, normalize_finish_reason
 from ._drive import SSESource, drive_payloads, drive_sse
+from ._framework import SubRuns
 from ._sansio import API, APIS, SSEParser, detect_api, parser_for
 from .anthropic import MessagesParser
 from .gemini import GeminiParser
@@ -47,6 +48,7 @@ __all__ = [
     "OnMalformed",
     "ParserOptions",
     "SSEParser",
+    "SubRuns",
     "detect_api",
     "from_run",
     "normalize_finish_reason",
@@ -108,7 +110,7 @@ def parse_payloads(
     return Stream.defer(drive_payloads, source, api, options, "generic")
 
 
-def from_run(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
+def from_run(run: Any, *, sub_runs: SubRuns | None = None, **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
     """A stream of the events of an agent framework's run, the adapter picked from ``run``:
 
     - an OpenAI Agents SDK ``RunResultStreaming`` (``Runner.run_streamed(...)``) ->
@@ -119,27 +121,35 @@ def from_run(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
       :func:`~streamops.adapters.langchain.from_langchain`;
     - the iterator of a LangGraph ``graph.astream(..., stream_mode=["messages", "updates",
       "custom"], subgraphs=True)`` -> :func:`~streamops.adapters.langchain.from_langgraph`.
+    - the iterator of a hypertic agent's ``astream(query)`` ->
+      :func:`~streamops.adapters.hypertic.from_hypertic`.
 
-    ``options``: ``run_id``, ``agent``, ``keep_raw`` (:class:`ParserOptions`).
+    ``options``: ``run_id``, ``agent``, ``parent_run_id``, ``keep_raw`` (:class:`ParserOptions`).
+    ``sub_runs``: a :class:`SubRuns` wired to the run's agents used as tools (openai-agents and
+    pydantic-ai), whose runs then stream inside this one as typed events of their own runs.
 
     Raises:
         TypeError: ``run`` is none of these (the message names the supported kinds); never a
             silent empty stream.
     """
+    from .hypertic import from_hypertic, is_hypertic_stream
     from .langchain import from_langchain, from_langgraph, is_langchain_events, is_langgraph_stream
     from .openai_agents import from_openai_agents, is_openai_agents_run
     from .pydantic_ai import from_pydantic_ai, is_pydantic_ai_run
 
     if is_openai_agents_run(run):
-        return from_openai_agents(run, **options)
+        return from_openai_agents(run, sub_runs=sub_runs, **options)
     if is_pydantic_ai_run(run):
-        return from_pydantic_ai(run, **options)
+        return from_pydantic_ai(run, sub_runs=sub_runs, **options)
     if is_langchain_events(run):
         return from_langchain(run, **options)
     if is_langgraph_stream(run):
         return from_langgraph(run, **options)
+    if is_hypertic_stream(run):
+        return from_hypertic(run, **options)
     raise TypeError(
         f"from_run: cannot tell the framework of a {type(run).__module__}.{type(run).__qualname__}; supported: "
         "openai-agents Runner.run_streamed(...) (RunResultStreaming), pydantic-ai agent.run_stream_events(...), "
-        'LangChain/LangGraph runnable.astream_events(..., version="v2"), LangGraph graph.astream(...)'
+        'LangChain/LangGraph runnable.astream_events(..., version="v2"), LangGraph graph.astream(...), '
+        "hypertic agent.astream(...)"
     )

@@ -58,6 +58,8 @@ class ParserOptions(TypedDict, total=False):
     """The ``run_id`` of every event (default ``None``: a fresh ``uuid4().hex``)."""
     agent: str
     """The ``agent`` of every event (default ``""``)."""
+    parent_run_id: str
+    """The ``parent_run_id`` of every event: the run that started this one (default ``""``)."""
     keep_raw: bool
     """Put the wire payload each event came from in its ``raw`` (default ``True``)."""
     on_malformed: OnMalformed
@@ -191,7 +193,7 @@ class ParserBase:
     Subclasses implement ``on_payload(event_type, payload)`` for one decoded JSON payload
     (``event_type`` is the SSE ``event:`` name, or ``None``) and ``on_close()`` for the end of
     the body; they call :meth:`emit` to build events. The envelope (``run_id``, ``agent``,
-    monotonic ``seq``, ``ts``, ``raw``) is filled in here. The constructor takes the
+    monotonic ``seq``, ``ts``, ``raw``, ``parent_run_id``) is filled in here. The constructor takes the
     :class:`ParserOptions` (this is where their defaults live); a subclass that keeps state
     declares ``__init__(self, **options: Unpack[ParserOptions])`` and calls
     ``super().__init__(**options)``.
@@ -204,6 +206,7 @@ class ParserBase:
         *,
         run_id: str | None = None,
         agent: str = "",
+        parent_run_id: str = "",
         keep_raw: bool = True,
         on_malformed: OnMalformed = "raise",
         think_tags: bool = False,
@@ -220,6 +223,7 @@ class ParserBase:
         self._think = ThinkTagSplitter() if think_tags else None
         self._think_src: tuple[Any, str | None] = (None, None)  # raw, block_id of the last text
         self.agent = agent
+        self.parent_run_id = parent_run_id
         self.keep_raw = keep_raw
         self.on_malformed: OnMalformed = on_malformed
         self.seq = 0
@@ -261,7 +265,8 @@ class ParserBase:
                     self._hi = (cls, key, {**fields, "delta": fields["delta"][-1], "_raw": raw})
                 fields[name] = self._replace_lone(value)
         if self._hi is not None and fields.get("delta") == "":
-            return cls(run_id=self.run_id, agent=self.agent, seq=self.seq, **fields)  # held whole: not emitted
+            # held whole: not emitted
+            return cls(run_id=self.run_id, agent=self.agent, parent_run_id=self.parent_run_id, seq=self.seq, **fields)
         return None
 
     def _deep_replace(self, value: Any) -> Any:
@@ -319,6 +324,7 @@ class ParserBase:
         ev = cls(
             run_id=self.run_id,
             agent=self.agent,
+            parent_run_id=self.parent_run_id,
             seq=self.seq,
             ts=time.time(),
             raw=raw if self.keep_raw else None,

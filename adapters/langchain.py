@@ -53,7 +53,7 @@ from streamops.events import (
 )
 
 from ._base import ParserOptions, normalize_finish_reason
-from ._framework import FrameworkParser, args_text, drive_framework
+from ._framework import FrameworkParser, args_text, drive_framework, join_path
 
 __all__ = [
     "LangChainParser",
@@ -228,15 +228,19 @@ class LangGraphParser(LangChainParser):
       :class:`ToolError`);
     - ``custom`` -> :class:`CustomEvent` (``name="custom"``); ``updates`` -> :class:`RawEvent`
       (``event_type="updates"``);
-    - ``agent`` of each event = the namespace as a ``/``-separated path of node names
-      (``("researcher:<task id>",)`` -> ``"researcher"``), so a subgraph's events name it.
+    - a subgraph (an item whose namespace is not empty, ``("researcher:<task id>",)``) is a
+      run of its own inside this one, mapped as above by a parser of its own: ``run_id`` =
+      the task id, ``parent_run_id`` = the enclosing graph's run, ``agent`` = the enclosing
+      path plus the node name (``"researcher"``, ``"team/researcher"`` under ``agent="team"``;
+      deeper subgraphs nest further), its own ``seq`` from 0, :class:`RunStart` at its first
+      item and :class:`RunEnd` when the enclosing graph's ``updates`` item reports the node
+      done (or when the stream ends).
     """
 
     api: ClassVar[str] = "langgraph"
 
     def __init__(self, **options: Unpack[ParserOptions]) -> None:
         super().__init__(**options)
-        self._root_agent = self.agent
         self._open: str | None = None
         self._open_usage: Usage | None = None
         self._open_finish: str | None = None
@@ -251,8 +255,9 @@ class LangGraphParser(LangChainParser):
         if not self.started:
             self.started = True
             self.start_run(None, None, None, "name", "run_id")
-        path = "/".join(str(part).split(":", 1)[0] for part in ns)
-        self.agent = "/".join(x for x in (self._root_agent, path) if x)
+        if ns:
+            self.out.extend(self._subgraph(str(ns[0])).feed((tuple(ns[1:]), mode, data)))
+            return
         if mode == "messages":
             msg, _meta = data
             kind = type(msg).__name__
@@ -266,7 +271,25 @@ class LangGraphParser(LangChainParser):
         elif mode == "custom":
             self.emit(CustomEvent, item, name="custom", data=data)
         else:
+            if mode == "updates" and isinstance(data, dict):
+                for key in [k for k in self.children if k.split(":", 1)[0] in data]:
+                    self.end_sub_run(key)  # the subgraph's node is done: its run end first
             self.unknown(str(mode), item)
+
+    def _subgraph(self, part: str) -> FrameworkParser:
+        """The parser of the subgraph run named by namespace element ``part``
+        (``"<node>:<task id>"``), made at its first item."""
+        child = self.children.get(part)
+        if child is None:
+            node, _, task = part.partition(":")
+            child = self.children[part] = LangGraphParser(
+                run_id=task or None,
+                agent=join_path(self.agent, node),
+                parent_run_id=self.run_id,
+                keep_raw=self.keep_raw,
+                on_malformed=self.on_malformed,
+            )
+        return child
 
     def _message(self, item: Any, msg: Any) -> None:
         mid = str(getattr(msg, "id", None) or "")
@@ -312,9 +335,11 @@ class LangGraphParser(LangChainParser):
         )
 
     def on_close(self) -> None:
-        """The stream ended: end the open message's step, then the run."""
+        """The stream ended: end the subgraph runs still open (completed: the graph ended
+        normally), the open message's step, then the run."""
+        for key in list(self.children):
+            self.end_sub_run(key)
         self._end_message()
-        self.agent = self._root_agent
         super().on_close()
 
 

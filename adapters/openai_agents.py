@@ -18,8 +18,15 @@ Mapping (the SDK's object is each event's ``raw``):
   ``call_id``); ``handoff_occured`` / ``handoff_requested`` / ``tool_called`` /
   ``message_output_created`` / ``reasoning_item_created`` and other items ->
   :class:`RawEvent` (``event_type`` = the item event name; their content was already streamed);
-- ``AgentUpdatedStreamEvent`` -> :class:`CustomEvent` ``name="agent-updated"`` with the new
-  agent's name as ``data``; events after it carry that name as ``agent``;
+- ``AgentUpdatedStreamEvent`` -> :class:`AgentHandoff` (``from_agent`` ""  at the run's first
+  agent, then the agent handing off; ``to_agent`` the new agent's name, under the ``agent``
+  option's path when one is given); events after it carry the new agent as ``agent`` (a
+  handoff replaces the last name of the path: it is the same run, not a sub-run);
+- with ``sub_runs=`` (a :class:`~streamops.adapters.SubRuns` also given as ``on_stream=`` to
+  ``Agent.as_tool``): each agent used as a tool streams its own run inside this one, mapped
+  as above with its own ``run_id``, ``parent_run_id`` = this run's, ``agent`` =
+  ``"<parent agent>/<tool agent>"``, ended (:class:`RunEnd`) just before the call's
+  :class:`ToolResult`;
 - the end of the stream -> :class:`FinalOutput` (``final_output`` of the run, when the source
   is the ``RunResultStreaming``) and :class:`RunEnd` (usage summed over the model calls, the
   last call's finish reason); an exception raised by the SDK (``MaxTurnsExceeded``, a
@@ -35,18 +42,19 @@ from typing import Any, ClassVar, Unpack
 from streamops._stream import Stream
 from streamops.events import (
     BaseEvent,
-    CustomEvent,
     FinalOutput,
     RunEnd,
     RunStart,
     StepEnd,
     StepStart,
+    ToolCallStart,
     ToolResult,
     Usage,
+    envelope,
 )
 
 from ._base import ParserOptions
-from ._framework import FrameworkParser, drive_framework
+from ._framework import FrameworkParser, SubRuns, drive_framework
 from .openai_responses import ResponsesParser
 
 __all__ = ["OpenAIAgentsParser", "from_openai_agents", "is_openai_agents_run"]
@@ -77,9 +85,7 @@ class OpenAIAgentsParser(FrameworkParser):
         elif name == "RunItemStreamEvent":
             self._item(ev)
         elif name == "AgentUpdatedStreamEvent":
-            agent_name = str(getattr(ev.new_agent, "name", "") or "")
-            self.emit(CustomEvent, ev, name="agent-updated", data=agent_name)
-            self.agent = agent_name
+            self.switch_agent(ev, str(getattr(ev.new_agent, "name", "") or ""))
         else:
             self.unknown(name, ev)
 
@@ -97,7 +103,9 @@ class OpenAIAgentsParser(FrameworkParser):
             ptype = payload.get("type") if isinstance(payload, dict) else None
         inner = self._inner
         if inner is None or ptype == "response.created":
-            inner = self._inner = ResponsesParser(run_id=self.run_id, agent=self.agent, keep_raw=self.keep_raw)
+            inner = self._inner = ResponsesParser(
+                run_id=self.run_id, agent=self.agent, parent_run_id=self.parent_run_id, keep_raw=self.keep_raw
+            )
         # the inner parser numbers its events from this run's seq, with this run's agent; its
         # run start and run end become this run's step start and step end (same seq)
         inner.seq = self.seq
@@ -107,22 +115,21 @@ class OpenAIAgentsParser(FrameworkParser):
         for e in inner.feed_payload(payload):
             if isinstance(e, RunStart):
                 self.step += 1
-                e = StepStart(run_id=self.run_id, agent=self.agent, seq=e.seq, ts=e.ts, step=self.step)
+                e = StepStart(**envelope(e), step=self.step)
             elif isinstance(e, RunEnd):
                 if e.usage is not None:
                     self._usage = e.usage if self._usage is None else self._usage + e.usage
                 self._raw_finish = e.raw_finish_reason
                 e = StepEnd(
-                    run_id=self.run_id,
-                    agent=self.agent,
-                    seq=e.seq,
-                    ts=e.ts,
+                    **envelope(e),
                     step=self.step,
                     finish_reason=e.finish_reason,
                     raw_finish_reason=e.raw_finish_reason,
                     usage=e.usage,
                 )
                 self._inner = None
+            elif isinstance(e, ToolCallStart):
+                self.calls_started.add(e.call_id)  # the sub-runs it may start are found by it
             e.raw = raw
             out.append(e)
         self.seq = inner.seq
@@ -134,6 +141,7 @@ class OpenAIAgentsParser(FrameworkParser):
             call_id = raw_item.get("call_id") if isinstance(raw_item, dict) else getattr(raw_item, "call_id", None)
             name = str(getattr(getattr(item, "agent", None), "name", "") or "")
             tool = getattr(item, "tool_name", None) or name
+            self.end_sub_run(str(call_id or ""))
             self.emit(ToolResult, ev, call_id=str(call_id or ""), name=str(tool), result=item.output)
         else:
             self.unknown(str(ev.name), ev)
@@ -155,11 +163,16 @@ def is_openai_agents_run(obj: Any) -> bool:
     return type(obj).__name__ == "RunResultStreaming" and type(obj).__module__.startswith("agents")
 
 
-def from_openai_agents(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
+def from_openai_agents(
+    run: Any, *, sub_runs: SubRuns | None = None, **options: Unpack[ParserOptions]
+) -> Stream[BaseEvent]:
     """A stream of the events of an OpenAI Agents SDK run: ``run`` is
     ``Runner.run_streamed(agent, input)`` (a ``RunResultStreaming``), or its
     ``stream_events()`` iterator (then no :class:`FinalOutput`). ``options``: ``run_id``,
-    ``agent``, ``keep_raw`` (:class:`ParserOptions`).
+    ``agent``, ``parent_run_id``, ``keep_raw`` (:class:`ParserOptions`). ``sub_runs``: the
+    :class:`~streamops.adapters.SubRuns` given as ``on_stream=`` to the run's
+    ``Agent.as_tool(...)`` tools, whose runs then stream inside this one (see the module
+    docstring).
 
     - Emits: each event as soon as the SDK yields the object it comes from.
     - Completes: after the run end.
@@ -167,10 +180,10 @@ def from_openai_agents(run: Any, **options: Unpack[ParserOptions]) -> Stream[Bas
     - Cancels: stopping early calls the run's ``cancel()`` (its task is cancelled and its HTTP
       request closed) and closes the iterator.
     """
-    return Stream.defer(_drive, run, options)
+    return Stream.defer(_drive, run, options, sub_runs)
 
 
-async def _drive(run: Any, options: ParserOptions) -> Any:
+async def _drive(run: Any, options: ParserOptions, sub_runs: SubRuns | None) -> Any:
     parser = OpenAIAgentsParser(**options)
     result = run if hasattr(run, "stream_events") else None
     source = run.stream_events() if result is not None else run
@@ -179,7 +192,7 @@ async def _drive(run: Any, options: ParserOptions) -> Any:
         if result is not None:
             result.cancel()
 
-    async with aclosing(drive_framework(parser, _Final(source, result, parser), _cancel)) as events:
+    async with aclosing(drive_framework(parser, _Final(source, result, parser), _cancel, sub_runs)) as events:
         async for ev in events:
             yield ev
 

@@ -28,6 +28,13 @@ Mapping (the pydantic-ai object is each event's ``raw``):
 - ``FunctionToolCallEvent`` adds nothing to the streamed call (it is kept only when the call
   was not streamed); ``FinalResultEvent`` and every other event -> :class:`RawEvent`
   (``event_type`` = the class name), never dropped;
+- with ``sub_runs=`` (a :class:`~streamops.adapters.SubRuns` whose ``pydantic_ai(ctx)``
+  handler a tool gives to the agent it runs: ``event_stream_handler=sub.pydantic_ai(ctx)``):
+  that agent's run streams inside this one, mapped as above, with its own ``run_id``,
+  ``parent_run_id`` = this run's, ``agent`` = ``"<this agent>/<its name>"``, and its run end
+  just before the call's :class:`ToolResult` (its usage: the events pydantic-ai's handler
+  gets carry none, so its :class:`RunEnd` has none; with ``usage=ctx.usage`` the parent's
+  usage includes it);
 - an exception raised by the run -> :class:`ErrorEvent` (``error_type`` = the exception's
   class name) and a failed :class:`RunEnd`, after every event before it.
 """
@@ -54,7 +61,7 @@ from streamops.events import (
 )
 
 from ._base import ParserOptions
-from ._framework import FrameworkParser, args_text, drive_framework
+from ._framework import FrameworkParser, SubRuns, args_text, drive_framework
 
 __all__ = ["PydanticAIParser", "from_pydantic_ai", "is_pydantic_ai_run"]
 
@@ -153,6 +160,7 @@ class PydanticAIParser(FrameworkParser):
     def _tool_result(self, ev: Any) -> None:
         part = getattr(ev, "part", None) or ev.result
         outcome = getattr(part, "outcome", "success")
+        self.end_sub_run(str(part.tool_call_id))
         if type(part).__name__ == "RetryPromptPart" or outcome != "success":
             content = part.content
             message = content if isinstance(content, str) else args_text(content)
@@ -190,12 +198,17 @@ def is_pydantic_ai_run(obj: Any) -> bool:
     return type(obj).__module__.startswith("pydantic_ai")
 
 
-def from_pydantic_ai(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
+def from_pydantic_ai(
+    run: Any, *, sub_runs: SubRuns | None = None, **options: Unpack[ParserOptions]
+) -> Stream[BaseEvent]:
     """A stream of the events of a pydantic-ai run.
 
     ``run`` is ``agent.run_stream_events(prompt, ...)`` (the context manager: the stream
     enters and exits it), the ``AgentRunEvents`` it yields, or any async iterable of
-    pydantic-ai events. ``options``: ``run_id``, ``agent``, ``keep_raw`` (:class:`ParserOptions`).
+    pydantic-ai events. ``options``: ``run_id``, ``agent``, ``parent_run_id``, ``keep_raw``
+    (:class:`ParserOptions`). ``sub_runs``: the :class:`~streamops.adapters.SubRuns` whose
+    ``pydantic_ai(ctx)`` handler the run's tools give to the agents they run, whose runs then
+    stream inside this one (see the module docstring).
 
     - Emits: each event as soon as pydantic-ai yields the object it comes from.
     - Completes: after the run end.
@@ -203,10 +216,10 @@ def from_pydantic_ai(run: Any, **options: Unpack[ParserOptions]) -> Stream[BaseE
       :class:`RunEnd`); ``TypeError`` at the first pull if ``run`` is none of the above.
     - Cancels: stopping early cancels the pydantic-ai run (``cancel()``, then ``aclose()``).
     """
-    return Stream.defer(_drive, run, options)
+    return Stream.defer(_drive, run, options, sub_runs)
 
 
-async def _drive(run: Any, options: ParserOptions) -> Any:
+async def _drive(run: Any, options: ParserOptions, sub_runs: SubRuns | None) -> Any:
     parser = PydanticAIParser(**options)
     # ``run_stream_events()``'s context manager starts the run as a task of its own (an
     # asyncio task, not a cancel scope or task group of ours), so entering it here and
@@ -226,7 +239,7 @@ async def _drive(run: Any, options: ParserOptions) -> Any:
                 if hasattr(r, "__await__"):
                     await r
 
-        async with aclosing(drive_framework(parser, run, _cancel)) as events:
+        async with aclosing(drive_framework(parser, run, _cancel, sub_runs)) as events:
             async for ev in events:
                 yield ev
     finally:

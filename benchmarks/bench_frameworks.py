@@ -1,10 +1,12 @@
 """Framework ingest: the per-event cost of each framework adapter (openai-agents, pydantic-ai,
-LangChain) against the framework's own iteration alone.
+LangChain, hypertic) against the framework's own iteration alone.
 
 Each contender runs the framework over one long streamed answer (``n`` text deltas, no
 network: openai-agents with an in-process model yielding Responses events built as the
 openai SDK builds them, pydantic-ai with its ``FunctionModel``, LangChain with its
-``GenericFakeChatModel`` through ``astream_events(version="v2")``) and reads every event:
+``GenericFakeChatModel`` through ``astream_events(version="v2")``, hypertic with its own
+``OpenAIChat`` model whose openai client yields Chat Completions chunks built as the openai
+SDK builds them) and reads every event:
 the baseline reads the framework's objects and counts them, the other reads
 ``from_run(...)``'s streamops events. The ratio is the whole cost of a run with the adapter
 over the cost without it; target <= 1.5x (the adapter adds at most half of what the
@@ -139,7 +141,64 @@ def _langchain(n: int) -> tuple[Callable[[], Awaitable[int]], Callable[[], Await
     return alone, adapted
 
 
-FRAMEWORKS = {"openai-agents": _openai_agents, "pydantic-ai": _pydantic_ai, "langchain": _langchain}
+def _hypertic(n: int) -> tuple[Callable[[], Awaitable[int]], Callable[[], Awaitable[int]]] | None:
+    try:
+        from hypertic.agents import Agent
+        from hypertic.models.openai import OpenAIChat
+        from openai._models import construct_type
+        from openai.types.chat import ChatCompletionChunk
+    except ImportError:
+        return None
+    from streamops.adapters import from_run
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> Any:
+        value = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "gpt-4o",
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+        return construct_type(type_=ChatCompletionChunk, value=value)
+
+    usage = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "gpt-4o", "choices": [],
+             "usage": {"prompt_tokens": 10, "completion_tokens": n, "total_tokens": 10 + n}}  # fmt: skip
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    chunks += [chunk({"content": "w "}) for _ in range(n)]
+    chunks += [chunk({}, "stop"), construct_type(type_=ChatCompletionChunk, value=usage)]
+
+    class Completions:
+        async def create(self, **kwargs: Any) -> AsyncIterator[Any]:
+            async def gen() -> AsyncIterator[Any]:
+                for c in chunks:
+                    yield c
+
+            return gen()
+
+    class Client:
+        class chat:  # noqa: N801 - the openai client's attribute name
+            completions = Completions()
+
+    model = OpenAIChat(api_key="bench", model="gpt-4o")
+    model.async_client = Client()
+    agent = Agent(model=model)
+
+    async def alone() -> int:
+        k = 0
+        async for _ in agent.astream("go"):
+            k += 1
+        return k
+
+    async def adapted() -> int:
+        k = 0
+        async for _ in from_run(agent.astream("go")):
+            k += 1
+        return k
+
+    return alone, adapted
+
+
+FRAMEWORKS = {
+    "openai-agents": _openai_agents,
+    "pydantic-ai": _pydantic_ai,
+    "langchain": _langchain,
+    "hypertic": _hypertic,
+}
 
 
 def run(quick: bool = False, *, n: int | None = None, rounds: int | None = None) -> list[CaseResult]:

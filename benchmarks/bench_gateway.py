@@ -57,7 +57,7 @@ def gateway(body: Body) -> list[bytes]:
     """One body through the gateway: the output frames, one item per event that gave chunks."""
     p = SSEParser("openai-chat")
     enc = ChunkEncoder(model="gpt-4o", completion_id="chatcmpl-bench", created=0, include_usage=True)
-    encode = enc.encode_sse
+    encode = enc.encode_frames
     out: list[bytes] = []
     for r in body.reads:
         for ev in p.feed(r):
@@ -68,7 +68,7 @@ def gateway(body: Body) -> list[bytes]:
         b = encode(ev)
         if b:
             out.append(b)
-    tail = enc.finish()
+    tail = enc.close()
     if tail:
         out.append(b"".join(map(enc.sse, tail)))
     out.append(DONE)
@@ -131,7 +131,7 @@ def run(quick: bool = False, *, rounds: int | None = None, progress: bool = Fals
 
     import openai
 
-    case.add("streamops gateway", run_gateway, note="SSEParser.feed(reads) -> ChunkEncoder.encode_sse -> bytes")
+    case.add("streamops gateway", run_gateway, note="SSEParser.feed(reads) -> ChunkEncoder.encode_frames -> bytes")
     case.add("streamops SSEParser", run_parser, note="the ingest half alone")
     case.add("openai SDK", run_sdk, note=f"openai {openai.__version__} parse only, AsyncOpenAI over MockTransport")
     res = case.run(rounds=rounds, progress=progress)

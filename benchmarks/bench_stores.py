@@ -15,12 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,46 +32,18 @@ from _harness import Case, CaseResult, ContenderResult, Target, verdict  # noqa:
 import streamops as so  # noqa: E402
 from streamops.events import BaseEvent, RunEnd, RunStart, TextDelta  # noqa: E402
 from streamops.stores import MemoryStore, RedisStore, RunStore, SQLiteStore  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
+from streamops.testing import RedisServer  # noqa: E402
 
 
 @contextmanager
 def redis_server() -> Iterator[str | None]:
-    """A redis-server of our own: yields its URL (``None`` when redis-server is missing)."""
-    exe = shutil.which("redis-server")
-    if exe is None:
+    """A redis-server of our own (streamops.testing.RedisServer): yields its URL (``None`` when
+    redis-server is missing)."""
+    if not RedisServer.installed():
         yield None
         return
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen(
-            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", tmp],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while not _ping(port):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.01)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(10)
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(tmp) as server:
+        yield server.url
 
 
 def make_events(run: str, n: int) -> list[BaseEvent]:

@@ -180,6 +180,16 @@ SPECS: list[Spec] = [
 ]
 SPECS.append(
     Spec(
+        "agent",
+        "agent runs: Agent(model).stream() vs the model's stream alone (text, structured, 2 tool calls)",
+        "bench_agent",
+        lambda m, q, kw: m.run(q, **kw),
+        quick={"runs": 10, "rounds": 3},
+        full={"runs": 60, "rounds": 7},
+    )
+)
+SPECS.append(
+    Spec(
         "client",
         "streamops bench's client: CPU per chunk vs an openai-SDK client; 500 streams at once",
         "bench_client",

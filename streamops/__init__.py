@@ -14,6 +14,7 @@ from . import events, operators
 from ._stream import Operator, Stage, StageComplete, Stream
 from .agent import Agent, AgentStream, Hooks, RunResult
 from .events import (
+    AgentHandoff,
     BaseEvent,
     CustomEvent,
     ErrorEvent,
@@ -53,6 +54,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Agent",
+    "AgentHandoff",
     "AgentStream",
     "BaseEvent",
     "CustomEvent",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar, overload
@@ -112,6 +113,71 @@ class _Deferred(Generic[T]):
         return f"<defer {getattr(self._factory, '__qualname__', self._factory)!r}>"
 
 
+class _Pass(AsyncGenerator[T, None]):
+    """The iterator of a stream without stages: its source's iterator, started at the first
+    pull, with nothing in between.
+
+    Same behaviour as :meth:`Stream._gen` for such a stream, at the cost of one function call
+    per item instead of one async generator step: ``source.__aiter__()`` (a
+    :meth:`Stream.defer` factory) runs at the first pull and its error surfaces there; when the
+    source's iterator is an async generator (or another ``_Pass``) its own ``__anext__`` is
+    handed out as is (it closes itself when it ends or fails, and the event loop's finalizer
+    closes it when dropped); any other iterator is wrapped in :func:`_closing` (closed when
+    it ends, fails or is closed, as ``_gen`` does). ``aclose()`` closes the source's iterator
+    (nothing when never pulled); ``athrow`` closes it and raises the exception.
+    """
+
+    __slots__ = ("_anext", "_it", "_source")
+
+    def __init__(self, source: AsyncIterable[T]) -> None:
+        self._source = source
+        self._it: AsyncIterator[T] | None = None
+        self._anext: Callable[[], Awaitable[T]] = self._first
+
+    def __aiter__(self) -> _Pass[T]:
+        return self
+
+    def __anext__(self) -> Any:
+        return self._anext()
+
+    def asend(self, value: None) -> Any:
+        return self._anext()
+
+    async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> T:
+        await self.aclose()
+        if val is None:
+            raise typ
+        raise val
+
+    async def aclose(self) -> None:
+        self._anext = _finished
+        it, self._it = self._it, None
+        if it is not None:
+            await aclose_iterator(it)
+
+    async def _first(self) -> T:
+        self._anext = _finished  # a factory that raises: the stream is over, as for ``_gen``
+        it = self._source.__aiter__()
+        if type(it) is not _AGEN and type(it) is not _Pass:
+            it = _closing(it)
+        self._it = it
+        self._anext = it.__anext__
+        return await it.__anext__()
+
+
+async def _finished() -> Any:
+    raise StopAsyncIteration
+
+
+async def _closing(it: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """``it``'s items; ``it`` closed (when it can be) however this generator ends."""
+    try:
+        async for x in it:
+            yield x
+    finally:
+        await aclose_iterator(it)
+
+
 async def _from_sync_iterable(items: Iterable[T]) -> AsyncGenerator[T, None]:
     for item in items:
         yield item
@@ -127,6 +193,9 @@ async def aclose_iterator(it: object) -> None:
     aclose = getattr(it, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+_AGEN = types.AsyncGeneratorType
 
 
 class Stream(Generic[T]):
@@ -262,6 +331,8 @@ class Stream(Generic[T]):
 
     # ----------------------------------------------------------------------------- iteration
     def __aiter__(self) -> AsyncGenerator[T, None]:
+        if not self._stages:
+            return _Pass(self._source)  # nothing to run between the source and the consumer
         return self._gen()
 
     async def _gen(self) -> AsyncGenerator[T, None]:

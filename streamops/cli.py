@@ -140,7 +140,7 @@ def replay(
                     if keep(ev):
                         out.write(to_json(ev).decode() + "\n")
             return
-        from streamops.render import TerminalRenderer
+        from streamops.sinks.render import TerminalRenderer
 
         renderer = TerminalRenderer()
         async with stream.iterate() as it:
@@ -193,7 +193,13 @@ ModelOption = Annotated[
     str | None,
     typer.Option(help="local (default: SmolLM2, offline), a LiteLLM model (openai/gpt-4o), or replay:a.sse,b.sse."),
 ]
-"""``--model`` of ``run`` and ``serve``: the names ``streamops.adapters.models.resolve_model`` takes."""
+"""``--model`` of ``run``, ``serve`` and ``worker``: the names ``streamops.adapters.models.resolve_model`` takes."""
+
+AgentOption = Annotated[
+    str | None,
+    typer.Option(help="Agent factory module:attribute (called with the request, returns an Agent)."),
+]
+"""``--agent`` of ``serve`` and ``worker``: see ``streamops.serve.dispatch.load_agent_factory``."""
 
 
 @app.command()
@@ -324,7 +330,7 @@ def run(
                         real_stdout.flush()
 
                 else:
-                    from streamops.render import TerminalRenderer
+                    from streamops.sinks.render import TerminalRenderer
 
                     # live on a terminal (one panel per agent with --agents N), plain text otherwise
                     renderer = TerminalRenderer(
@@ -409,6 +415,11 @@ def serve(
     limit_concurrency: Annotated[
         int | None, typer.Option(min=1, help="uvicorn's connection limit: past it new requests get 503 (default none).")
     ] = None,
+    dispatch: Annotated[
+        bool,
+        typer.Option(help="Enqueue each run for `streamops worker` processes (needs --store redis://...)."),
+    ] = False,
+    agent: AgentOption = None,
 ) -> None:
     """Serve an OpenAI-compatible POST /v1/chat/completions backed by an agent, each run's
     events at GET /runs/{id}/events, and the agent over A2A at POST /a2a with its card at
@@ -430,6 +441,18 @@ def serve(
     except ImportError as exc:
         _fail(f"the server needs the server extra (pip install 'streamops[server]'): {exc}")
         return
+    if dispatch and not (store or "").startswith(("redis://", "rediss://", "unix://")):
+        _fail("--dispatch needs --store redis://HOST:PORT/DB: the workers take the runs from that Redis")
+        return
+    factory: Any = None
+    if agent is not None:
+        from streamops.serve.dispatch import load_agent_factory
+
+        try:
+            factory = load_agent_factory(agent)
+        except ValueError as exc:
+            _fail(str(exc))
+            return
     limits: dict[str, Any] = {
         "max_runs": max_runs,
         "max_body_bytes": max_body_bytes,
@@ -437,7 +460,15 @@ def serve(
         "max_output_tokens": max_output_tokens,
     }
     try:
-        application = create_app(model=model, workers=workers, default_max_tokens=max_tokens, store=store, **limits)
+        application = create_app(
+            model=model,
+            workers=workers,
+            default_max_tokens=max_tokens,
+            store=store,
+            dispatch=dispatch,
+            agent_factory=factory,
+            **limits,
+        )
     except (OSError, ValueError) as exc:
         _fail(f"cannot set up the model {model!r}: {exc}")
         return
@@ -451,11 +482,12 @@ def serve(
         from streamops.serve.app import SERVE_ENV
 
         options = {"model": model, "workers": workers, "default_max_tokens": max_tokens, "store": store, **limits}
+        options.update(dispatch=dispatch, agent=agent)
         os.environ[SERVE_ENV] = json.dumps(options)
         os.environ[HEAD_TIMEOUT_ENV] = repr(head_timeout)
-        factory = "streamops.serve.app:app_from_env"
+        app_factory = "streamops.serve.app:app_from_env"
         uvicorn.run(
-            factory,
+            app_factory,
             factory=True,
             workers=processes,
             host=host,
@@ -473,6 +505,103 @@ def serve(
         http=head_timeout_protocol(head_timeout),
         limit_concurrency=limit_concurrency,
     )
+
+
+@app.command()
+def worker(
+    store: Annotated[str, typer.Option(help="The Redis run store and request queue: redis://HOST:PORT/DB.")],
+    model: ModelOption = None,
+    agent: AgentOption = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=16, help="Local model instances: local generations at once.")
+    ] = 1,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=1024, help="Runs at once (default: --workers).")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens when a request gives none.")] = 256,
+    min_idle: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds without a worker's heartbeat before its request is taken over."),
+    ] = 30.0,
+    lease: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds a run's producer lease lasts without a heartbeat (renewed every third)."),
+    ] = 10.0,
+    name: Annotated[str | None, typer.Option(help="Consumer name in the group (default: host-pid-random).")] = None,
+    drain: Annotated[
+        float,
+        typer.Option(min=0, help="On SIGTERM/Ctrl-C, seconds to let the runs under way finish (a second signal: now)."),
+    ] = 30.0,
+) -> None:
+    """Run the requests that `streamops serve --dispatch` enqueues: take them from the Redis
+    consumer group (XREADGROUP; XAUTOCLAIM for those a dead worker held after --min-idle
+    seconds), run the agent, publish its events into the run store, acknowledge (XACK).
+
+    Prints `worker NAME ready`, then one line per request (`run ID: completed`...). A request
+    taken over from a dead worker is run again only when its run never started; a started run is
+    ended failed by its lapsed lease instead (see streamops.serve.worker). SIGTERM / Ctrl-C:
+    take no more requests, let the runs under way finish for up to --drain seconds, then stop
+    (the rest end cancelled); exit status 0. 2 with a one-line message on a bad option.
+    """
+    import signal
+
+    if not store.startswith(("redis://", "rediss://", "unix://")):
+        _fail(f"--store must be a Redis URL (redis://HOST:PORT/DB), got {store!r}")
+        return
+    try:
+        from streamops.serve.dispatch import RequestQueue, load_agent_factory
+        from streamops.serve.worker import Worker
+        from streamops.stores import open_store
+    except ImportError as exc:
+        _fail(f"the worker needs the server and redis extras (pip install 'streamops[server,redis]'): {exc}")
+        return
+    factory: Any = None
+    try:
+        if agent is not None:
+            factory = load_agent_factory(agent)
+        run_store = open_store(store, lease=lease)
+        queue = RequestQueue(store, prefix=getattr(run_store, "prefix", "streamops:"), min_idle=min_idle)
+        w = Worker(
+            run_store,
+            queue,
+            model=model,
+            agent_factory=factory,
+            workers=workers,
+            concurrency=concurrency,
+            default_max_tokens=max_tokens,
+            name=name,
+        )
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot set up the worker: {exc}")
+        return
+
+    async def main() -> None:
+        import anyio
+
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for _ in signals:  # the first: drain; the second, or --drain later: now
+                        w.stop()
+                        with anyio.move_on_after(drain):
+                            async for _ in signals:
+                                break
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(stop_on_signal)
+            try:
+                await w.run(ready=lambda: print(f"worker {w.name} ready", flush=True))
+                tg.cancel_scope.cancel()  # drained: the signal watcher too
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await queue.aclose()
+                    await run_store.aclose()
+
+    import anyio
+
+    anyio.run(main, backend="asyncio")
 
 
 def _bench_runner() -> Path | None:

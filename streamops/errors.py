@@ -29,6 +29,7 @@ __all__ = [
     "SlowConsumerError",
     "ReplayUnavailableError",
     "ToolArgumentsError",
+    "GapError",
 ]
 
 
@@ -225,3 +226,17 @@ class ToolArgumentsError(StreamopsError, ValueError):
         super().__init__(message)
         self.tool = tool
         self.errors: list[dict[str, Any]] = errors or []
+
+
+class GapError(StreamopsError, ValueError):
+    """An append at position ``first`` of run ``run_id`` would leave a gap: only ``stored``
+    events are stored (``first > stored``). The store lost events a publisher had stored (Redis
+    restarted without its last writes), or the caller skipped positions. A ``ValueError``,
+    raised by :meth:`streamops.stores.RunStore.append` (importable from :mod:`streamops.stores`
+    too); :func:`streamops.stores.publish` recovers from it."""
+
+    def __init__(self, run_id: str, first: int, stored: int) -> None:
+        super().__init__(f"append at position {first} of run {run_id!r} leaves a gap: {stored} events are stored")
+        self.run_id = run_id
+        self.first = first
+        self.stored = stored

@@ -4,7 +4,11 @@ Every event is a keyword-only ``slots`` dataclass with a literal ``kind`` (the d
 and the same envelope:
 
 - ``run_id``: the run this event belongs to (``""`` when unknown);
-- ``agent``: the agent's name, or a ``/``-separated path for nested agents;
+- ``agent``: the agent's name, or a ``/``-separated path for nested agents (``"planner/researcher"``:
+  the researcher, run by the planner as a tool or handed off to by it); :attr:`BaseEvent.agent_path`
+  gives it as a tuple;
+- ``parent_run_id``: the ``run_id`` of the run that started this one (an agent used as a tool, a
+  sub-agent, a LangGraph subgraph), ``""`` for a top-level run;
 - ``seq``: position within the run, monotonic, starting at 0;
 - ``ts``: wall-clock time the event was created, in seconds since the epoch;
 - ``raw``: the provider's own payload, kept for debugging (not compared by ``==``).
@@ -42,7 +46,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ENVELOPE_FIELDS",
     "EVENT_KINDS",
+    "AgentHandoff",
     "BaseEvent",
+    "BlockEdge",
+    "BlockEnd",
+    "BlockStart",
+    "BlockType",
     "CustomEvent",
     "ErrorEvent",
     "Event",
@@ -74,8 +83,11 @@ __all__ = [
     "envelope",
     "event_adapter",
     "from_json",
+    "json_bytes",
+    "model_json",
     "to_dict",
     "to_json",
+    "utf8",
     "validate_event",
 ]
 
@@ -149,13 +161,24 @@ class BaseEvent:
     run_id: str = ""
     """Id of the run the event belongs to; ``""`` when the source did not say."""
     agent: str = ""
-    """Agent name, or a ``/``-separated path for nested agents; ``""`` when unnamed."""
+    """Agent name, or a ``/``-separated path for nested agents, outermost first
+    (``"planner/researcher"``); ``""`` when unnamed. See :attr:`agent_path`."""
+    parent_run_id: str = ""
+    """``run_id`` of the run that started this event's run (the parent agent's run when an agent
+    is used as a tool or runs a sub-agent; the graph's run for a LangGraph subgraph); ``""`` for a
+    top-level run."""
     seq: int = 0
     """Position within the run: monotonic, starting at 0."""
     ts: float = field(default_factory=time.time)
     """Creation time, seconds since the epoch (``time.time()``)."""
     raw: Any = field(default=None, compare=False, repr=False)
     """The provider's own payload for this event (parsed JSON), for debugging. Not compared."""
+
+    @property
+    def agent_path(self) -> tuple[str, ...]:
+        """:attr:`agent` as a path of agent names, outermost first: ``"planner/researcher"`` ->
+        ``("planner", "researcher")``, ``""`` -> ``()``."""
+        return tuple(self.agent.split("/")) if self.agent else ()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -394,6 +417,20 @@ class CustomEvent(BaseEvent):
 
 
 @dataclass(slots=True, kw_only=True)
+class AgentHandoff(BaseEvent):
+    """Control of the run passed from one agent to another (an OpenAI Agents SDK handoff, a
+    LangGraph graph moving to another node's agent). Events after it carry the new agent in
+    their envelope's ``agent``; this event's own ``agent`` is the path of the agent handing off
+    (``""`` when the run had no agent before)."""
+
+    kind: Literal["agent-handoff"] = "agent-handoff"
+    from_agent: str
+    """The agent that had control (its path, as in ``agent``); ``""`` at the run's first agent."""
+    to_agent: str
+    """The agent that has control from now on (its path, as in ``agent``)."""
+
+
+@dataclass(slots=True, kw_only=True)
 class RawEvent(BaseEvent):
     """A provider payload that has no event kind of its own (an unknown event type, a built-in
     tool item): kept whole rather than dropped."""
@@ -437,6 +474,43 @@ class FinalOutput(BaseEvent):
     """The validated output, dumped to JSON data."""
 
 
+BlockType: TypeAlias = Literal["text", "reasoning", "refusal", "tool-call"]
+"""What a block holds: text, reasoning or refusal deltas, or one tool call's argument deltas."""
+
+
+@dataclass(slots=True, kw_only=True)
+class BlockEdge(BaseEvent):
+    """What a block's start and end both say (the base of :class:`BlockStart` and
+    :class:`BlockEnd`; not an event kind itself)."""
+
+    block: BlockType = "text"
+    """What the block holds."""
+    block_id: str | None = None
+    """The ``block_id`` of the block's deltas (text, reasoning, refusal blocks)."""
+    call_id: str | None = None
+    """The tool call's id (``tool-call`` blocks)."""
+    name: str | None = None
+    """The tool's name (``tool-call`` blocks; at the end, the call end's when it came)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class BlockStart(BlockEdge):
+    """A block of one run and agent opens: the deltas that follow (of its type and ids) belong
+    to it until its :class:`BlockEnd`. Emitted by :func:`streamops.operators.blocks` (as
+    pydantic-ai's ``PartStartEvent`` and the AI SDK's ``text-start``); providers never send it.
+    Its envelope is that of the block's first event."""
+
+    kind: Literal["block-start"] = "block-start"
+
+
+@dataclass(slots=True, kw_only=True)
+class BlockEnd(BlockEdge):
+    """The block opened by the :class:`BlockStart` with the same type and ids is over. Its
+    envelope is that of the block's last event."""
+
+    kind: Literal["block-end"] = "block-end"
+
+
 Event: TypeAlias = Union[  # noqa: UP007
     RunStart,
     RunEnd,
@@ -456,10 +530,13 @@ Event: TypeAlias = Union[  # noqa: UP007
     UsageEvent,
     ErrorEvent,
     CustomEvent,
+    AgentHandoff,
     RawEvent,
     ObjectDelta,
     PartialObject,
     FinalOutput,
+    BlockStart,
+    BlockEnd,
 ]
 """Any streamops event; ``kind`` tells which."""
 
@@ -617,18 +694,23 @@ def _short(value: Any) -> Any:
         return f"<{type(value).__name__}>"
 
 
-def _utf8(text: str) -> bytes:
-    """``text`` as UTF-8; a lone surrogate (which UTF-8 cannot hold) becomes U+FFFD instead of
-    raising ``UnicodeEncodeError``. For the sinks' frames."""
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8 bytes; a lone UTF-16 surrogate (which UTF-8 cannot hold) becomes
+    U+FFFD instead of raising ``UnicodeEncodeError``. What the sinks frame text with."""
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         return _fix_surrogates(text).encode("utf-8")
 
 
-def _json_text(model: Any, **dump: Any) -> str:
-    """``model.model_dump_json(**dump)`` for a sink's pydantic model, with lone surrogates in
-    its strings written as U+FFFD instead of raising (see :func:`to_json`)."""
+def model_json(model: Any, **dump: Any) -> str:
+    """``model.model_dump_json(**dump)`` for a pydantic model (a protocol's own message
+    models: AG-UI, A2A), with lone surrogates in its strings written as U+FFFD instead of
+    raising (see :func:`to_json`).
+
+    Raises:
+        ValueError: pydantic's, for any failure other than a lone surrogate.
+    """
     try:
         return model.model_dump_json(**dump)  # type: ignore[no-any-return]
     except ValueError as exc:
@@ -639,6 +721,23 @@ def _json_text(model: Any, **dump: Any) -> str:
         dump.pop("fallback", None)
         data = _valid_text(model.model_dump(mode="python", **dump))
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
+def json_bytes(value: Any) -> bytes:
+    """JSON data (dicts, lists, strings, numbers: a protocol's frame) as compact UTF-8 JSON,
+    serialised as :func:`to_json` serialises events: what pydantic cannot dump is written as
+    its ``repr()``, a lone surrogate as U+FFFD, and NaN and infinities as ``null`` (JSON has
+    no such numbers; ``JSON.parse`` rejects them). Never raises on a value's content."""
+    from pydantic_core import to_json as dump
+
+    try:
+        return dump(value, fallback=repr, inf_nan_mode="null")
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return dump(_valid_text(value), fallback=repr, inf_nan_mode="null")
+    except (ValueError, RecursionError):
+        return dump(_short(value), fallback=repr, inf_nan_mode="null")
 
 
 def _fix_surrogates(text: str) -> str:
@@ -684,7 +783,7 @@ _KEEP = object()
 
 def derive(event: E, /, **changes: Any) -> E:
     """A new event of ``event``'s class with all of its fields (the envelope ``run_id``,
-    ``agent``, ``seq``, ``ts``, ``raw`` included, and any field added later), then
+    ``agent``, ``parent_run_id``, ``seq``, ``ts``, ``raw`` included, and any field added later), then
     ``changes`` applied: ``derive(delta, delta="Hel")``.
 
     The one way to make an event from another: a copy that names the fields by hand would
@@ -738,7 +837,7 @@ def deriver(cls: type[E], *names: str) -> Callable[..., E]:
 
 ENVELOPE_FIELDS: tuple[str, ...] = tuple(n for n in BaseEvent.__dataclass_fields__)
 """The names of the envelope fields every event carries (those of :class:`BaseEvent`, in
-order: ``run_id``, ``agent``, ``seq``, ``ts``, ``raw``, and any added later)."""
+order: ``run_id``, ``agent``, ``parent_run_id``, ``seq``, ``ts``, ``raw``, and any added later)."""
 
 
 def _envelope_getter() -> Callable[[BaseEvent], dict[str, Any]]:
@@ -755,7 +854,7 @@ _get_envelope = _envelope_getter()
 
 def envelope(event: BaseEvent, /, **changes: Any) -> dict[str, Any]:
     """``event``'s envelope (every :data:`ENVELOPE_FIELDS` field: ``run_id``, ``agent``,
-    ``seq``, ``ts``, ``raw`` and any added later) as keyword arguments for a new event of
+    ``parent_run_id``, ``seq``, ``ts``, ``raw`` and any added later) as keyword arguments for a new event of
     another class, with ``changes`` applied::
 
         ReasoningDelta(**envelope(text_delta), delta="hmm", block_id=text_delta.block_id)

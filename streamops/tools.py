@@ -73,6 +73,8 @@ from .models import ToolSpec
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from .events import BaseEvent
+
 __all__ = ["Tool", "ToolArgumentsError", "ToolContext", "tool"]
 
 R = TypeVar("R")
@@ -88,7 +90,7 @@ class ToolContext:
     ``ToolContext(call_id="test", progress=print)``.
     """
 
-    __slots__ = ("_cancelled", "_loop_thread", "_progress", "call_id", "name")
+    __slots__ = ("_cancelled", "_events", "_loop_thread", "_progress", "call_id", "name")
 
     def __init__(
         self,
@@ -96,12 +98,14 @@ class ToolContext:
         *,
         name: str = "",
         progress: Callable[[Any], None] | None = None,
+        events: Callable[[BaseEvent], None] | None = None,
     ) -> None:
         self.call_id = call_id
         """The id of the call (the model's ``tool_calls[].id``)."""
         self.name = name
         """The tool's name."""
         self._progress = progress
+        self._events = events
         self._cancelled = threading.Event()
         self._loop_thread: int | None = None
 
@@ -130,6 +134,27 @@ class ToolContext:
             import anyio.from_thread
 
             anyio.from_thread.run_sync(callback, payload)
+
+
+    def emit(self, event: BaseEvent) -> None:
+        """Put an event of a run this call started (an agent it runs: see
+        :meth:`streamops.Agent.as_tool`) into the calling agent's stream. The agent nests it:
+        its ``agent`` path is prefixed with the calling agent's name, and its
+        ``parent_run_id`` (when empty) becomes the calling run's ``run_id``; its own ``run_id``
+        and ``seq`` are kept. The event is not folded into the calling run's message.
+
+        Callable like :meth:`progress` (on the event loop, or from a sync tool's worker
+        thread); a no-op without an events callback, or once the call is :attr:`cancelled`.
+        """
+        callback = self._events
+        if callback is None or self.cancelled:
+            return
+        if self._loop_thread is None or threading.get_ident() == self._loop_thread:
+            callback(event)
+        else:
+            import anyio.from_thread
+
+            anyio.from_thread.run_sync(callback, event)
 
 
 class Tool(Generic[R]):
@@ -240,6 +265,7 @@ class Tool(Generic[R]):
         *,
         call_id: str,
         progress: Callable[[Any], None] | None = None,
+        events: Callable[[BaseEvent], None] | None = None,
     ) -> Any:
         """Run one call of the tool and return its result as JSON data.
 
@@ -247,7 +273,8 @@ class Tool(Generic[R]):
         ``arguments`` of a ``ToolCallEnd``) or a mapping; see :meth:`validate`. ``call_id``:
         the call's id, given to the :class:`ToolContext`. ``progress``: called on the event
         loop's thread with the JSON data of each :meth:`ToolContext.progress` report, before
-        ``invoke`` returns.
+        ``invoke`` returns. ``events``: called with each event the tool puts in the stream
+        (:meth:`ToolContext.emit`), likewise.
 
         An async function runs in the calling task; a sync one in a worker thread
         (``anyio.to_thread.run_sync``), so calls of sync tools run in parallel. The result is
@@ -269,7 +296,7 @@ class Tool(Generic[R]):
         args, kwargs = self.validate(arguments)
         context: ToolContext | None = None
         if self._context_param is not None:
-            context = ToolContext(call_id, name=self.name, progress=progress)
+            context = ToolContext(call_id, name=self.name, progress=progress, events=events)
             context._loop_thread = threading.get_ident()
             if self._context_param.kind is inspect.Parameter.POSITIONAL_ONLY:
                 args.insert(self._context_index, context)

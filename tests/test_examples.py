@@ -193,8 +193,32 @@ async def test_frameworks_example_merges_two_frameworks(capsys: pytest.CaptureFi
     assert capsys.readouterr().out.strip()
 
 
+NESTED_EXAMPLE = EXAMPLES / "frameworks" / "nested_agents.py"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # pydantic-ai runs asyncio tasks
+async def test_nested_agents_example(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pydantic_ai")
+    out = await _load(NESTED_EXAMPLE, "docs_example_nested").main()
+    runs = out["runs"]
+    top = [r for r in runs.values() if not r["parent"]]
+    assert [(r["agent"], r["text"]) for r in top] == [("planner", "Tides follow the moon.")]
+    root = next(k for k, r in runs.items() if not r["parent"])
+    subs = sorted((r["agent"], r["parent"], r["text"]) for r in runs.values() if r["parent"])
+    assert subs == [
+        ("planner/researcher", root, "Notes on moons"),
+        ("planner/researcher", root, "Notes on tides"),
+    ]
+    assert out["answer"] == "Tides follow the moon."
+    assert out["research_events"] and all(e.agent == "planner/researcher" for e in out["research_events"])
+    assert len(out["research_events"]) == sum(1 for e in out["events"] if e.parent_run_id)
+    assert "planner/researcher" in capsys.readouterr().out
+
+
 def test_frameworks_page_shows_the_tested_example() -> None:
     page = (ROOT / "docs" / "frameworks.md").read_text(encoding="utf-8")
     assert FRAMEWORK_EXAMPLE.read_text(encoding="utf-8").rstrip("\n") in page
+    assert NESTED_EXAMPLE.read_text(encoding="utf-8").rstrip("\n") in page
     for kit in ("agentor", "slide-tyler", "hypertic", "opper-agents"):
         assert f"**{kit}**" in page

@@ -139,7 +139,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("operators", ("streamops.operators",)),
     ("adapters/agent", ("streamops.adapters", "streamops.agent", "streamops.tools")),
-    ("sinks", ("streamops.sinks", "streamops.render")),
+    ("sinks", ("streamops.sinks",)),
     ("stores", ("streamops.stores",)),
     ("serve/cli", ("streamops.serve", "streamops.bench", "streamops.cli", "streamops.__main__")),
 )

@@ -239,6 +239,52 @@ class Agent:
             result.messages = messages
         return result
 
+    def as_tool(self, name: str | None = None, description: str | None = None) -> Tool[Any]:
+        """This agent as a tool another agent can call: the tool takes ``{"prompt": str}``,
+        runs this agent on it and returns its output (the validated output as JSON data with an
+        ``output_type``, else the final answer's text).
+
+        The run streams inside the calling agent's stream as typed events of its own run (not
+        ``ToolProgress`` blobs): every event keeps this run's ``run_id`` and ``seq``; the
+        calling agent sets ``parent_run_id`` to its own run's id and prefixes ``agent`` with
+        its name (``"planner/researcher"``; sub-runs of this run nest one level deeper). They
+        come before the call's ``ToolResult``, live under a terminal that hosts tasks
+        (``collect()``, ``iterate()``...). They are not folded into the calling run's message
+        or :class:`RunResult` (see :func:`~streamops.of_agent` to pick them out); their usage is
+        in their own ``RunEnd``, not in the calling run's.
+
+        ``name`` defaults to this agent's name, ``description`` to its instructions.
+
+        Raises:
+            ValueError: the name is not a valid tool name (1 to 64 of ``[a-zA-Z0-9_-]``).
+            RuntimeError: (from the tool, when called) the run did not complete (it failed,
+                ran out of steps, was cancelled): the calling agent reports a ``ToolError``
+                with this message; the run's own ``ErrorEvent``, if any, is in the stream.
+        """
+        from ..tools import Tool, ToolContext
+
+        agent = self
+
+        async def run_agent(prompt: str, ctx: ToolContext) -> Any:
+            events: list[BaseEvent] = []
+            async for ev in agent.stream(prompt):
+                events.append(ev)
+                ctx.emit(ev)
+            result = result_of(events, agent.output_type)
+            if result.status not in ("completed", "length"):
+                err = result.message.error
+                why = f": {err.message}" if err is not None else ""
+                raise RuntimeError(f"agent {agent.name!r} run ended {result.status}{why}")
+            return result.output
+
+        doc = description or self.instructions or f"Ask the agent {self.name!r}."
+        return Tool(
+            run_agent,
+            name=name if name is not None else self.name,
+            description=doc,
+            _localns={"ToolContext": ToolContext, "Any": Any},
+        )
+
     def stream_sync(
         self, prompt: str | Sequence[Mapping[str, Any]], *, run_id: str | None = None
     ) -> Generator[BaseEvent, None, None]:

@@ -66,7 +66,8 @@ def call_hooks(
     left: Callable[[], Awaitable[None]],
 ) -> Callable[[Stream[BaseEvent]], Stream[BaseEvent]]:
     """The last operator of an agent run: ``fold`` every event (the run's partial output),
-    then call its hooks; a hook that raises becomes an ``ErrorEvent(error_type="hook_error")``
+    then call its hooks (the events of runs nested in it, which carry a ``parent_run_id``, pass
+    unfolded and without hooks); a hook that raises becomes an ``ErrorEvent(error_type="hook_error")``
     right after the event, numbered by ``sequencer`` (shared with the :func:`restamp
     <streamops.operators.restamp>` before it, which numbers each event as it is pulled, so
     the seqs stay unique and monotonic).
@@ -112,6 +113,9 @@ def call_hooks(
         try:
             async with aclosing(up.__aiter__()) as it:
                 async for ev in it:
+                    if ev.parent_run_id:  # a nested run's event (an agent used as a tool): not this run's
+                        yield ev
+                        continue
                     if isinstance(ev, RunEnd):
                         ended = True
                     elif quiet:  # no hook to call for this event: the fast path

@@ -53,7 +53,10 @@ def result_of(events: list[BaseEvent], output_type: Any = None) -> RunResult:
     output: Any = None
     has_output = False
     steps = 0
+    own = events[0].run_id if events else ""
     for ev in events:
+        if ev.run_id != own:  # a sub-run's event (an agent used as a tool): kept in events only
+            continue
         acc.add(ev)
         if isinstance(ev, StepStart):
             last_text = []

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._stream import End, Push, Stage, Stream
 from ..events import (
@@ -55,6 +55,21 @@ if TYPE_CHECKING:
 
 __all__ = ["Control", "Run"]
 
+
+E = TypeVar("E", bound=BaseEvent)
+
+
+class _OwnSequencer(Sequencer):
+    """The run's numbering: the events of runs nested in it (an agent used as a tool: they
+    carry a ``parent_run_id``) keep their own run id, agent path and seq."""
+
+    __slots__ = ()
+
+    def stamp(self, event: E) -> E:
+        if event.parent_run_id:
+            return event
+        return super().stamp(event)
+
 _OUTPUT_STATUSES: tuple[RunStatus, ...] = ("completed", "length")
 """The run ends whose last step's text is the answer to validate (see ``structured``'s
 ``finish_on``)."""
@@ -89,7 +104,7 @@ class Run:
         self.step_message: Message | None = None  # the finished step's folded output
         self.step_failed = False  # the model's own run end said "failed"
         self.usage = Usage()
-        self.sequencer = Sequencer(run_id=self.run_id, agent=agent.name)
+        self.sequencer = _OwnSequencer(run_id=self.run_id, agent=agent.name)
         self.partial = control.partial = Accumulator()
 
     def event(self, cls: type[BaseEvent], **fields: Any) -> Any:
@@ -120,7 +135,9 @@ class Run:
         agent = self.agent
         out: Stream[BaseEvent] = Stream.defer(self._steps) | errors_as_events() | Stage(self._failed_end, "failed_end")
         if agent.output_type is not None:
-            out = out | structured(agent.output_type, keep_text=True, json_errors="at_end", finish_on=_OUTPUT_STATUSES)
+            out = out | structured(
+                agent.output_type, keep_text=True, json_errors="at_end", finish_on=_OUTPUT_STATUSES, nested=False
+            )
         return out | restamp(self.sequencer) | call_hooks(
             agent.hooks, self.sequencer, fold=self.partial.add, on_end=self._ended, left=self._left
         )
@@ -131,7 +148,7 @@ class Run:
 
         def push(e: Any) -> None:
             nonlocal ended
-            if isinstance(e, RunEnd):
+            if isinstance(e, RunEnd) and not e.parent_run_id:  # a nested run's end is not this run's
                 ended = True
             down(e)
 
@@ -175,6 +192,9 @@ class Run:
             # included, here, at once, not in the garbage collector's finalizer.
             async with aclosing(step_events.__aiter__()) as it:
                 async for ev in it:
+                    if ev.parent_run_id:  # a run a tool started (an agent used as a tool): passed on
+                        yield ev
+                        continue
                     if isinstance(ev, (ToolResult, ToolError)):
                         results[ev.call_id] = result_text(ev)
                     elif isinstance(ev, (RunStart, RunEnd)):
@@ -226,8 +246,13 @@ class Run:
             | map_(CallIds(step).fix)
             | tap(acc.add)  # the step's fold: its message, usage and status
         )
+        # The event loop's own cancel scope class, looked up once per call, not once per event
+        # (``anyio.CancelScope()`` finds the running backend each time it is called).
+        import anyio
+
+        scope_type = type(anyio.CancelScope())
         async with aclosing(model_stream.__aiter__()) as it:
-            while (ev := await self._next(it)) is not None:
+            while (ev := await self._next(it, scope_type)) is not None:
                 yield ev
         self.open_step = None
         msg = acc.message()
@@ -266,11 +291,10 @@ class Run:
     def _hook_error(self, message: str) -> ErrorEvent:
         return self.sequencer.make(ErrorEvent, error_type="hook_error", message=message)
 
-    async def _next(self, it: Any) -> BaseEvent | None:
-        """The model stream's next event, or ``None`` at its end or when cancelled now."""
-        import anyio
-
-        with anyio.CancelScope() as scope:
+    async def _next(self, it: Any, scope_type: type[anyio.CancelScope]) -> BaseEvent | None:
+        """The model stream's next event, or ``None`` at its end or when cancelled now;
+        ``scope_type`` is the running backend's ``anyio.CancelScope`` class."""
+        with scope_type() as scope:
             self.control.scope = scope
             if self.control.cancelled:
                 scope.cancel()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .._host import TaskHostRequired, current_host
 from .._stream import Stream
-from ..events import BaseEvent, ErrorEvent, RunEnd, ToolError, ToolProgress, ToolResult, envelope
+from ..events import BaseEvent, ErrorEvent, RunEnd, ToolError, ToolProgress, ToolResult, derive, envelope
 from ..operators.aggregate import Accumulator, Message, ToolCall
 
 if TYPE_CHECKING:
@@ -145,6 +145,18 @@ class _Calls:
         self.seq += 1
         return cls(**envelope(self.last, seq=self.seq, ts=time.time(), raw=None), **fields)
 
+    def nest(self, ev: BaseEvent) -> BaseEvent:
+        """An event of a run a tool call started (:meth:`ToolContext.emit
+        <streamops.tools.ToolContext.emit>`), nested under the calling run: ``agent`` prefixed
+        with the calling agent's path, ``parent_run_id`` the calling run's (unless it already
+        names the sub-run's own parent); its own ``run_id`` and ``seq`` kept."""
+        name = self.last.agent
+        return derive(
+            ev,
+            agent=f"{name}/{ev.agent}" if name and ev.agent else name or ev.agent,
+            parent_run_id=ev.parent_run_id or self.last.run_id,
+        )
+
     def _set_scope(self, scope: anyio.CancelScope | None) -> bool:
         """Publish ``scope`` for a cancel now; ``True`` if one was asked already."""
         c = self.control
@@ -222,12 +234,17 @@ class _Calls:
                 def progress(data: Any) -> None:
                     box.put(self.make(ToolProgress, call_id=call_id, name=name, data=data))
 
+                def sub_event(ev: BaseEvent) -> None:
+                    box.put(self.nest(ev))
+
                 try:
                     if self.timeout is not None and tool.timeout is None:
                         with anyio.fail_after(self.timeout):
-                            value = await tool.invoke(call.arguments, call_id=call_id, progress=progress)
+                            value = await tool.invoke(
+                                call.arguments, call_id=call_id, progress=progress, events=sub_event
+                            )
                     else:
-                        value = await tool.invoke(call.arguments, call_id=call_id, progress=progress)
+                        value = await tool.invoke(call.arguments, call_id=call_id, progress=progress, events=sub_event)
                 except TimeoutError as exc:
                     text = str(exc) or f"tool {name!r} timed out after {self.timeout} s"
                     box.put(self.make(ToolError, call_id=call_id, name=name, message=text, error_type="TimeoutError"))

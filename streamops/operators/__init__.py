@@ -6,10 +6,11 @@ Everything listed here is also exported by the top-level ``streamops`` package (
 ``streamops.errors``."""
 
 from .aggregate import Accumulator, ErrorInfo, Message, ToolCall, accumulate, assemble
+from .blocks import BlockSplitter, blocks
 from .combine import concat, merge
 from .errors import errors_as_events
 from .metrics import RunStats, StreamMetrics, metrics
-from .select import filter, of_type, take, take_until
+from .select import filter, of_agent, of_type, take, take_until
 from .share import DROPPED_DELTAS, Shared, share, tee
 from .structured import structured
 from .text import smooth, think_tags
@@ -19,6 +20,7 @@ from .transform import Sequencer, map, restamp, scan, tap
 
 __all__ = [
     "Accumulator",
+    "BlockSplitter",
     "DROPPED_DELTAS",
     "ErrorInfo",
     "Message",
@@ -32,6 +34,7 @@ __all__ = [
     "accumulate",
     "assemble",
     "batch",
+    "blocks",
     "budget",
     "concat",
     "count_tokens",
@@ -41,6 +44,7 @@ __all__ = [
     "map",
     "merge",
     "metrics",
+    "of_agent",
     "of_type",
     "restamp",
     "scan",

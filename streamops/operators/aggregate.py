@@ -274,11 +274,21 @@ def accumulate() -> Stage[Any, Message]:
 async def assemble(source: AsyncIterable[Any]) -> Message:
     """Run ``source`` to its end and return its events folded into one :class:`Message`.
 
-    For a stream of one run. The source is closed when this returns or fails; an exception from
-    the source propagates (use :func:`accumulate` to get the partial message first).
+    For a stream of one run. The events of runs nested in it (a sub-run: an event with a
+    ``parent_run_id`` whose ``run_id`` is not the first event's, such as an agent used as a
+    tool) are not folded in: the message is the outer run's answer (:func:`accumulate` gives
+    one message per run, sub-runs included). The source is closed when this returns or fails;
+    an exception from the source propagates (use :func:`accumulate` to get the partial
+    message first).
     """
     acc = Accumulator()
+    first: str | None = None
     async with Stream.from_async_iterable(source).iterate() as it:
         async for event in it:
+            if isinstance(event, BaseEvent):
+                if first is None:
+                    first = event.run_id
+                elif event.parent_run_id and event.run_id != first:
+                    continue
             acc.add(event)
     return acc.message()

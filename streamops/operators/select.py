@@ -1,4 +1,4 @@
-"""Selecting operators: ``of_type``, ``filter``, ``take``, ``take_until``.
+"""Selecting operators: ``of_type``, ``of_agent``, ``filter``, ``take``, ``take_until``.
 
 All are fusable :class:`~streamops.Stage` objects: they cost one function call per item and
 buffer nothing.
@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from .._stream import SKIP, End, Push, Stage, StageComplete
-from ..events import EVENT_KINDS
+from ..events import EVENT_KINDS, BaseEvent
 
-__all__ = ["filter", "of_type", "take", "take_until"]
+__all__ = ["filter", "of_agent", "of_type", "take", "take_until"]
 
 T = TypeVar("T")
 E = TypeVar("E")
@@ -81,6 +81,62 @@ def of_type(*kinds: type[Any] | str) -> Stage[Any, Any]:
 
     names = ",".join(t if isinstance(t, str) else t.__name__ for t in kinds)
     return Stage(bind, f"of_type({names})", step=step)
+
+
+def of_agent(path: str | tuple[str, ...], /, *, nested: bool = True) -> Stage[Any, BaseEvent]:
+    """Keep the events of one agent: those whose envelope ``agent`` path is ``path``, and with
+    ``nested`` (the default) those of the agents it runs (sub-agents, agents used as tools,
+    handoff targets named under it, LangGraph subgraphs), whose path starts with ``path``.
+
+    ``path`` is a ``/``-separated path as in :attr:`~streamops.events.BaseEvent.agent`
+    (``"planner/researcher"``) or a tuple of names (``("planner", "researcher")``). Paths are
+    compared name by name: ``of_agent("plan")`` does not keep ``"planner"``'s events. Items
+    that are not events are dropped.
+
+    - Emits: each matching event, unchanged, when it arrives.
+    - Completes: when the upstream completes.
+    - Fails: when the upstream fails.
+    - Cancels: when the downstream stops; buffers nothing.
+
+    Marble: ``a a/b c a/b/d | of_agent("a")`` gives ``a a/b a/b/d``; with ``nested=False``,
+    ``a``.
+
+    Raises:
+        ValueError: ``path`` is empty, or has an empty name (``"a//b"``, ``("a", "")``).
+    """
+    names = tuple(path.split("/")) if isinstance(path, str) else tuple(path)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"of_agent(): a path of one or more non-empty agent names is needed, got {path!r}")
+    exact = "/".join(names)
+    prefix = exact + "/"
+
+    if nested:
+
+        def keep(x: Any) -> bool:
+            if not isinstance(x, BaseEvent):
+                return False
+            a = x.agent
+            return a == exact or a.startswith(prefix)
+
+    else:
+
+        def keep(x: Any) -> bool:
+            return isinstance(x, BaseEvent) and x.agent == exact
+
+    def bind(down: Push, end: End) -> tuple[Push, End]:
+        def push(x: Any) -> None:
+            if keep(x):
+                down(x)
+
+        return push, end
+
+    def step() -> Callable[[Any], Any]:
+        def step1(x: Any) -> Any:
+            return x if keep(x) else SKIP
+
+        return step1
+
+    return Stage(bind, f"of_agent({exact!r}{'' if nested else ', nested=False'})", step=step)
 
 
 def filter(predicate: Callable[[T], object]) -> Stage[T, T]:

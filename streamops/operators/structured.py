@@ -52,6 +52,7 @@ def structured(
     lenient: bool = True,
     json_errors: Literal["at_once", "at_end"] = "at_once",
     finish_on: Collection[RunStatus] | None = None,
+    nested: bool = True,
 ) -> Stage[Any, Any]:
     """Parse each run's text as JSON as it streams; validate it against ``output_type`` at the end.
 
@@ -86,8 +87,10 @@ def structured(
       agent's choice: the consumer learns about the output once, when the run ends). A run
       that ends with a status not in ``finish_on`` (default: any status) ends its output
       silently: no ``FinalOutput`` and no error (the agent passes ``("completed", "length")``:
-      a failed, cancelled or out-of-steps run has no answer to validate). Every other event
-      passes unchanged.
+      a failed, cancelled or out-of-steps run has no answer to validate). With
+      ``nested=False``, the events of runs nested in another (an event with a
+      ``parent_run_id``: an agent used as a tool) pass unchanged, unparsed (the agent's
+      choice: its output type is not theirs). Every other event passes unchanged.
     - Completes: when the upstream completes, after finishing every run that sent text but no
       ``RunEnd`` (``FinalOutput`` or ``ErrorEvent`` with the envelope of its last event).
     - Fails: when the upstream fails (no final output is emitted for unfinished runs then).
@@ -159,6 +162,9 @@ def structured(
         runs: dict[str, _Run] = {}
 
         def push(e: Any) -> None:
+            if not nested and isinstance(e, BaseEvent) and e.parent_run_id:
+                down(e)  # a nested run's event (an agent used as a tool): not this output's
+                return
             if isinstance(e, TextDelta):
                 if keep_text:
                     down(e)

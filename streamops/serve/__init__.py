@@ -9,6 +9,10 @@
 - :func:`head_timeout_protocol`: uvicorn's HTTP protocol with a request-head timeout (what
   ``streamops serve --head-timeout`` runs); :class:`RunLimit`: one limit on the runs going at
   once, shared by the routes that start runs.
+- :mod:`streamops.serve.dispatch`: :class:`~streamops.serve.dispatch.RequestQueue` (run requests
+  in a Redis consumer group) and the server's side of ``serve --dispatch``.
+- :mod:`streamops.serve.worker`: :class:`~streamops.serve.worker.Worker` (``streamops worker``:
+  takes requests from the queue, runs the agent, publishes into the run store).
 - ``static/index.html``: the page served at ``/``.
 
 The protocol encoders these build on are in :mod:`streamops.sinks`. Importing this package

@@ -581,6 +581,8 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
     max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
+    dispatch: bool = False,
+    dispatch_timeout: float = 60.0,
 ) -> Starlette:
     """The OpenAI-compatible streamops server as a Starlette app (see the module docstring).
 
@@ -614,6 +616,14 @@ def create_app(
             serve --head-timeout``).
         max_output_tokens: the largest ``max_tokens``/``max_completion_tokens`` a request may
             ask for (default 131,072); past it 400 with ``param`` naming the field.
+        dispatch: enqueue each completion for an agent worker (``streamops worker``, see
+            :mod:`streamops.serve.worker`) in the Redis of ``store`` (a
+            :class:`~streamops.stores.RedisStore`) instead of running it here, and answer it by
+            following its run in the store. The server loads no local model then;
+            ``agent_factory`` (if any) is called only to learn which tools are the agent's own
+            (their calls are not sent to the client). A2A tasks still run in this process.
+        dispatch_timeout: seconds a dispatched completion waits for a worker to start its run
+            before it is answered ``503`` (and its request cancelled).
 
     A body that is not JSON, holds an integer of more than 4,300 digits, ``NaN`` or
     ``Infinity``, or nests deeper than :data:`~streamops.serve._limits.MAX_JSON_DEPTH` (100)
@@ -621,14 +631,15 @@ def create_app(
     the JSON-RPC parse error (-32700) on ``/a2a``.
     Raises:
         ValueError: ``workers`` < 1, ``max_runs``/``max_body_bytes``/``max_output_tokens`` <
-            1, ``body_timeout`` not positive, or a bad model string.
+            1, ``body_timeout`` not positive, a bad model string, or ``dispatch`` without a Redis
+            store.
         OSError: a ``replay:`` file cannot be read.
     """
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
-    from ..sinks._asgi import EventStreamResponse, Write, stream_producer
+    from ..sinks._asgi import EventStreamResponse, Write, encoder_producer
     from ..sinks.sse import SSE_HEADERS
 
     if workers < 1:
@@ -646,21 +657,36 @@ def create_app(
 
         store = open_store(store)
     run_store: RunStore | None = store
+    queue: Any = None
+    if dispatch:
+        from ..stores.redis import RedisStore
+        from .dispatch import RequestQueue
+
+        if not isinstance(store, RedisStore):
+            raise ValueError("dispatch needs a Redis run store (store='redis://HOST:PORT/DB'): the workers' queue")
+        queue = RequestQueue(store.url, prefix=store.prefix)
+    spawn: list[Any] = []  # the lifespan's task group's start_soon (dispatch: cancel flags)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        import anyio
+
         from .runlog import RunRegistry
 
-        if state.pool is not None:
+        if state.pool is not None and queue is None:
             await state.pool.open()
-        async with RunRegistry(max_runs=max_runs, capacity=capacity) as registry:
+        async with RunRegistry(max_runs=max_runs, capacity=capacity) as registry, anyio.create_task_group() as tg:
             state.registry = registry
+            spawn.append(tg.start_soon)
             try:
                 yield
             finally:
                 state.registry = None
+                spawn.clear()
         if state.pool is not None:
             state.pool.close()
+        if queue is not None:
+            await queue.aclose()
         if run_store is not None:
             await run_store.aclose()
 
@@ -692,14 +718,31 @@ def create_app(
         registry = state.registry
         assert registry is not None, "the app's lifespan did not run"
         run_id = uuid.uuid4().hex
-        source = _RunSource(state, req, run_id)
-        from .runlog import RunLimitError
+        source: Any
+        handle: Any
+        if queue is not None:  # a worker runs it: enqueue, then follow the run in the store
+            from .dispatch import DispatchedRun
 
-        try:
-            limit.check()  # completions and A2A tasks together
-            handle = registry.start(_RunStream(source, run_store, run_id), run_id=run_id, on_disconnect="cancel")
-        except RunLimitError as exc:  # max_runs runs are going
-            return _error(503, f"cannot start a run: {exc}", etype="server_error", headers={"Retry-After": "1"})
+            assert run_store is not None
+            source = handle = DispatchedRun(run_store, queue, run_id, spawn[0])
+            if state.agent_factory is not None:
+                source.agent = state.agent_factory(req)  # only its tools are looked at
+            await queue.enqueue(run_id, req.model_dump_json(exclude_unset=True))
+            if not await handle.started(dispatch_timeout):
+                return _error(
+                    503, f"no worker started the run within {dispatch_timeout:g} s", etype="server_error"
+                )
+        else:
+            source = _RunSource(state, req, run_id)
+            from .runlog import RunLimitError
+
+            try:
+                limit.check()  # completions and A2A tasks together
+                handle = registry.start(_RunStream(source, run_store, run_id), run_id=run_id, on_disconnect="cancel")
+            except RunLimitError as exc:  # max_runs runs are going
+                return _error(
+                    503, f"cannot start a run: {exc}", etype="server_error", headers={"Retry-After": "1"}
+                )
         completion_id = f"chatcmpl-{run_id}"
         model_name = state.model_name
         headers = {RUN_ID_HEADER: run_id}
@@ -757,7 +800,7 @@ def create_app(
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
         enc = ChunkEncoder(model=model_name, completion_id=completion_id, include_usage=include_usage)
-        produce = stream_producer(_client_events(handle, _Lazy(server_tools)), enc.encode_sse, finish=enc.finish_sse)
+        produce = encoder_producer(_client_events(handle, _Lazy(server_tools)), enc)
 
         async def produce_then_cancel(write: Write) -> None:
             try:
@@ -894,7 +937,8 @@ class _Lazy(Mapping[str, Any]):
 
 SERVE_ENV = "STREAMOPS_SERVE_OPTIONS"
 """The environment variable through which ``streamops serve --processes N`` passes the options
-of :func:`create_app` (JSON: ``model``, ``workers``, ``default_max_tokens``, ``store``) to each
+of :func:`create_app` (JSON: ``model``, ``workers``, ``default_max_tokens``, ``store``,
+``dispatch``, and ``agent``: an agent factory's ``module:attribute``) to each
 uvicorn worker process, which builds its app with :func:`app_from_env`."""
 
 
@@ -910,7 +954,13 @@ def app_from_env() -> Starlette:
     raw = os.environ.get(SERVE_ENV)
     if raw is None:
         raise RuntimeError(f"app_from_env() needs ${SERVE_ENV} (set by `streamops serve --processes N`)")
-    return create_app(**json.loads(raw))
+    options = json.loads(raw)
+    agent = options.pop("agent", None)
+    if agent:  # "module:attribute" of an agent factory (serve --agent)
+        from .dispatch import load_agent_factory
+
+        options["agent_factory"] = load_agent_factory(agent)
+    return create_app(**options)
 
 
 def _index_html() -> str:

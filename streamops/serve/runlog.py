@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 from ..errors import StreamClosedError, StreamopsError, UnknownRunError
 from ..events import BaseEvent, RunEnd
 from ..operators.errors import errors_as_events
-from ..sinks.resume import DisconnectPolicy, ResumeUnavailableError, _EventIds, parse_event_id
+from ..sinks.resume import DisconnectPolicy, EventIds, ResumeUnavailableError, parse_event_id
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -106,7 +106,7 @@ class RunLog:
         self._auto_close = auto_close
         self._entries: deque[tuple[str, BaseEvent]] = deque()  # (id, event), oldest first
         self._first = 0  # absolute position of self._entries[0]
-        self._ids = _EventIds()
+        self._ids = EventIds()
         self._index: dict[str, int] = {}  # id -> absolute position, of the retained events
         self._where: dict[int, str] = {}  # id() of a retained event object -> its event id
         self._runs: set[str] = set()

@@ -5,22 +5,27 @@ use of the name (``import streamops.sinks`` imports no sink module, and no starl
 ag-ui or a2a-sdk). Encoders and decoders are sans-IO; the ``*_response`` helpers and
 :func:`websocket_sink` need starlette (the ``server`` extra).
 
+The encoder protocol (:mod:`streamops.sinks.encoder`)
+    :class:`Encoder` (sans-IO: ``encode_frames(event)``, ``close_frames()``,
+    ``error_frames(error)``, bytes out), :class:`ItemEncoder` (the base of the encoders that
+    map events to protocol items), :class:`BlockEncoder` (those over block events),
+    :func:`encoded` (any encoder's body as a stream of bytes).
 Server-Sent Events (:mod:`streamops.sinks.sse`)
     :class:`SSEEncoder`, :func:`sse_response`, :func:`sse_events`, :data:`SSE_HEADERS`.
 Newline-delimited JSON (:mod:`streamops.sinks.ndjson`)
-    :func:`ndjson_encode`, :func:`ndjson_response`, :func:`ndjson_events`,
-    :data:`NDJSON_HEADERS`.
+    :class:`NDJSONEncoder`, :func:`ndjson_encode`, :func:`ndjson_response`,
+    :func:`ndjson_events`, :data:`NDJSON_HEADERS`.
 WebSocket (:mod:`streamops.sinks.websocket`)
     :func:`websocket_sink` (one stream), :func:`websocket_conversation` (an agent, many turns
     per connection), :func:`origin_allowed`, close codes :data:`POLICY_VIOLATION` and
     :data:`INTERNAL_ERROR`, error type :data:`INVALID_MESSAGE`.
 Resume (:mod:`streamops.sinks.resume`)
-    :data:`DisconnectPolicy`, :func:`event_id`, :func:`parse_event_id`,
+    :data:`DisconnectPolicy`, :func:`event_id`, :class:`EventIds`, :func:`parse_event_id`,
     :class:`ResumeUnavailableError`; :class:`ResumableRun` and
     :class:`RunEventLog`, what a resuming response follows (implemented in memory by
     :mod:`streamops.serve.runlog`, durably by :mod:`streamops.stores`).
 OpenAI Chat Completions chunks (:mod:`streamops.sinks.openai`)
-    :class:`ChunkEncoder`, :func:`openai_sse_stream`, :func:`completion_object`,
+    :class:`ChunkEncoder`, :func:`openai_response`, :func:`completion_object`,
     :func:`openai_usage`, :data:`DONE` (``data: [DONE]``, which ends the Vercel stream too).
 Vercel AI SDK UI message stream (:mod:`streamops.sinks.vercel`)
     :class:`VercelEncoder`, :func:`vercel_response`, :data:`VERCEL_HEADERS`.
@@ -30,10 +35,14 @@ A2A (:mod:`streamops.sinks.a2a`, extra ``a2a``)
     :class:`A2AEncoder`, :func:`a2a_types_module`, :data:`A2A_PROTOCOL_VERSION` (the routes
     that serve an agent over A2A are :mod:`streamops.serve.a2a`).
 
-Every streamed HTTP body is one response class (``streamops.sinks._asgi.EventStreamResponse``):
-the stream is iterated in a producer task beside a disconnect watcher and optional
-heartbeats, ``on_disconnect`` cancels or continues it, a stream that raises ends with an
-``ErrorEvent``, and the stream is always closed.
+Terminal (:mod:`streamops.sinks.render`, extra-free: ``rich``)
+    :class:`TerminalRenderer`.
+
+Every streamed HTTP body is one encoder driven by one response
+(``streamops.sinks._asgi.encoder_response``): the stream is iterated in a producer task beside
+a disconnect watcher and optional heartbeats, ``on_disconnect`` cancels or continues it, a
+stream or encoder that raises ends with the encoder's error frames, and the stream is always
+closed.
 """
 
 from __future__ import annotations
@@ -45,10 +54,13 @@ from .._lazy import LazyExports
 if TYPE_CHECKING:
     from .a2a import A2A_PROTOCOL_VERSION, A2AEncoder, a2a_types_module
     from .agui import AGUIEncoder, agui_response
-    from .ndjson import NDJSON_HEADERS, ndjson_encode, ndjson_events, ndjson_response
-    from .openai import DONE, ChunkEncoder, completion_object, openai_sse_stream, openai_usage
+    from .encoder import BlockEncoder, Encoder, ItemEncoder, encoded
+    from .ndjson import NDJSON_HEADERS, NDJSONEncoder, ndjson_encode, ndjson_events, ndjson_response
+    from .openai import DONE, ChunkEncoder, completion_object, openai_response, openai_usage
+    from .render import TerminalRenderer
     from .resume import (
         DisconnectPolicy,
+        EventIds,
         ResumableRun,
         ResumeUnavailableError,
         RunEventLog,
@@ -69,10 +81,13 @@ if TYPE_CHECKING:
 _MODULES: dict[str, tuple[str, ...]] = {
     "a2a": ("A2A_PROTOCOL_VERSION", "A2AEncoder", "a2a_types_module"),
     "agui": ("AGUIEncoder", "agui_response"),
-    "ndjson": ("NDJSON_HEADERS", "ndjson_encode", "ndjson_events", "ndjson_response"),
-    "openai": ("DONE", "ChunkEncoder", "completion_object", "openai_sse_stream", "openai_usage"),
+    "encoder": ("BlockEncoder", "Encoder", "ItemEncoder", "encoded"),
+    "ndjson": ("NDJSON_HEADERS", "NDJSONEncoder", "ndjson_encode", "ndjson_events", "ndjson_response"),
+    "openai": ("DONE", "ChunkEncoder", "completion_object", "openai_response", "openai_usage"),
+    "render": ("TerminalRenderer",),
     "resume": (
         "DisconnectPolicy",
+        "EventIds",
         "ResumableRun",
         "ResumeUnavailableError",
         "RunEventLog",
@@ -96,11 +111,16 @@ __all__ = [
     "A2AEncoder",
     "A2A_PROTOCOL_VERSION",
     "AGUIEncoder",
+    "BlockEncoder",
     "ChunkEncoder",
     "DONE",
     "DisconnectPolicy",
+    "Encoder",
+    "EventIds",
     "INTERNAL_ERROR",
     "INVALID_MESSAGE",
+    "ItemEncoder",
+    "NDJSONEncoder",
     "NDJSON_HEADERS",
     "POLICY_VIOLATION",
     "ResumableRun",
@@ -108,16 +128,18 @@ __all__ = [
     "RunEventLog",
     "SSEEncoder",
     "SSE_HEADERS",
+    "TerminalRenderer",
     "VERCEL_HEADERS",
     "VercelEncoder",
     "a2a_types_module",
     "agui_response",
     "completion_object",
+    "encoded",
     "event_id",
     "ndjson_encode",
     "ndjson_events",
     "ndjson_response",
-    "openai_sse_stream",
+    "openai_response",
     "openai_usage",
     "origin_allowed",
     "parse_event_id",

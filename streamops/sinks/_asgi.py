@@ -9,9 +9,10 @@ own frame, so operators that run tasks (``merge``, agents) have their owner, and
 cancels the producer at once (its ``finally`` blocks run then, not when the garbage collector
 gets to an abandoned generator).
 
-:func:`stream_producer` is the producer of an event stream: it encodes each event, writes an
-``ErrorEvent`` if the stream raises, then what ``finish()`` owes (a protocol's closing frames),
-and always closes the source. :class:`RunFollowResponse` follows a run of a
+:func:`encoder_producer` is the producer of an encoded body (any
+:class:`~streamops.sinks.encoder.Encoder`): it writes each event's frames, then the closing
+frames, or the encoder's error frames once if the stream or the encoder raised, and always
+closes the source; :func:`encoder_response` wraps it in a response. :class:`RunFollowResponse` follows a run of a
 :class:`~streamops.serve.runlog.RunRegistry`.
 
 Kept apart from the sink modules so that their sans-IO encoders import without starlette (the
@@ -29,7 +30,8 @@ from starlette.responses import Response, StreamingResponse
 
 from .._stream import Stream
 from ..events import BaseEvent
-from ..operators.errors import errors_as_events
+from ..operators.errors import error_event
+from .encoder import Encoder
 from .resume import DisconnectPolicy, ResumableRun, ResumeUnavailableError
 
 if TYPE_CHECKING:
@@ -45,7 +47,8 @@ __all__ = [
     "check_disconnect_policy",
     "check_heartbeat",
     "closing_events",
-    "stream_producer",
+    "encoder_producer",
+    "encoder_response",
 ]
 
 T = TypeVar("T")
@@ -76,7 +79,7 @@ class EventStreamResponse(StreamingResponse):
     """A streaming response whose body is written by ``produce(write)`` in a task.
 
     Args:
-        produce: the producer (see :func:`stream_producer`); the body ends when it returns.
+        produce: the producer (see :func:`encoder_producer`); the body ends when it returns.
         headers: the response headers.
         media_type: the ``Content-Type`` when ``headers`` has none.
         preamble: bytes sent first (an SSE ``retry:`` hint).
@@ -200,29 +203,62 @@ async def closing_events(source: AsyncIterable[T]) -> AsyncIterator[AsyncIterato
                 await aclose()
 
 
-def stream_producer(
-    source: AsyncIterable[BaseEvent],
-    encode: Callable[[BaseEvent], bytes],
-    *,
-    finish: Callable[[], bytes] | None = None,
-) -> Produce:
-    """A producer for :class:`EventStreamResponse`: iterates ``source`` (owning its tasks, see
-    :func:`closing_events`) and writes ``encode(event)`` for each event (``b""`` writes nothing);
-    if the source raises, writes the encoded ``ErrorEvent`` for it
-    (:func:`~streamops.operators.errors.error_event`); then writes ``finish()`` if given (the
-    frames that end the protocol's stream). A cancelled producer (the client left) writes
-    nothing more."""
+def encoder_producer(source: AsyncIterable[BaseEvent], encoder: Encoder) -> Produce:
+    """The one producer of an encoded body (the driver of every sink): iterates ``source``
+    (owning its tasks, see :func:`closing_events`) and writes ``encoder.encode_frames(event)``
+    for each event, then ``encoder.close_frames()``.
 
-    events = Stream.from_async_iterable(source) | errors_as_events()
+    When ``source`` or the encoder raises an ``Exception``, the source is closed and the
+    encoder's ``error_frames`` for it (the :func:`~streamops.operators.errors.error_event` of
+    the exception, after the last event encoded) are written once, instead of the closing frames;
+    if ``error_frames`` raises too, the body just ends. A cancelled producer (the client left)
+    writes nothing more. The source is closed on every exit."""
 
     async def produce(write: Write) -> None:
-        async with closing_events(events) as it:
-            async for event in it:
-                await write(encode(event))
-        if finish is not None:
-            await write(finish())
+        last: BaseEvent | None = None
+        try:
+            async with closing_events(source) as it:
+                async for event in it:
+                    frames = encoder.encode_frames(event)
+                    last = event
+                    await write(frames)
+            tail = encoder.close_frames()
+        except Exception as exc:
+            try:
+                tail = encoder.error_frames(error_event(exc, last))
+            except Exception:
+                return
+        await write(tail)
 
     return produce
+
+
+def encoder_response(
+    source: AsyncIterable[BaseEvent],
+    encoder: Encoder,
+    *,
+    headers: dict[str, str],
+    preamble: bytes = b"",
+    heartbeat: bytes = SSE_HEARTBEAT,
+    heartbeat_interval: float | None = None,
+    on_disconnect: DisconnectPolicy = "cancel",
+) -> EventStreamResponse:
+    """A streaming response whose body ``encoder`` writes for ``source``
+    (:func:`encoder_producer` in an :class:`EventStreamResponse`: heartbeats, disconnect
+    policy, the error frames, the source always closed). What every ``*_response`` returns.
+
+    Raises:
+        ValueError: ``on_disconnect`` is not ``"cancel"``/``"continue"``, or
+            ``heartbeat_interval`` is not positive.
+    """
+    return EventStreamResponse(
+        encoder_producer(source, encoder),
+        headers=headers,
+        preamble=preamble,
+        heartbeat=heartbeat,
+        heartbeat_interval=heartbeat_interval,
+        on_disconnect=on_disconnect,
+    )
 
 
 class RunFollowResponse(EventStreamResponse):

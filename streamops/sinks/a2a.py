@@ -19,8 +19,9 @@ first event (``RunStart``)             ``Task`` (status ``working``, the user me
 ``TextDelta``, ``RefusalDelta``,       ``TaskArtifactUpdateEvent`` per delta: one artifact
 ``ReasoningDelta``                     per block (name ``text``, ``refusal`` or
                                        ``reasoning``), ``append`` false on its first chunk
-                                       and true after; when the block ends an empty
-                                       chunk with ``lastChunk: true``
+                                       and true after; when the block ends (its
+                                       ``BlockEnd``, see :mod:`streamops.operators.blocks`)
+                                       an empty chunk with ``lastChunk: true``
 ``ToolCallEnd``, ``ToolResult``,       ``TaskStatusUpdateEvent`` (``working``, not final)
 ``ToolError``, ``ToolProgress``,       whose status message is a ``DataPart`` (``type``:
 ``CustomEvent``                        ``tool-call``, ``tool-result``...)
@@ -29,6 +30,9 @@ first event (``RunStart``)             ``Task`` (status ``working``, the user me
                                        ``completed`` / ``failed`` (message: the last
                                        error) / ``canceled``; metadata: streamops status,
                                        finish reason and usage
+no run end (``close()``)               the same final status: ``failed`` if an
+                                       ``ErrorEvent`` was encoded (a source that raised
+                                       ends so), else ``canceled``
 =====================================  ==================================================
 
 Step events, tool-call fragments, usage, raw events and partial objects give no result.
@@ -44,33 +48,15 @@ from __future__ import annotations
 import importlib
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .._stream import Stream, aclose_iterator
-from ..events import (
-    BaseEvent,
-    CustomEvent,
-    ErrorEvent,
-    FinalOutput,
-    ReasoningDelta,
-    RefusalDelta,
-    RunEnd,
-    StepEnd,
-    StepStart,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    ToolError,
-    ToolProgress,
-    ToolResult,
-    _json_text,
-    _utf8,
-)
-from ..operators.errors import errors_as_events
+import streamops.events as ev
+
+from .._stream import Stream
+from .encoder import BlockEncoder, encoded
 
 if TYPE_CHECKING:
     from a2a.compat.v0_3 import types as a2a_types
@@ -108,13 +94,18 @@ def _data(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-class A2AEncoder:
+class A2AEncoder(BlockEncoder["Result"]):
     """Turns streamops events into A2A ``message/stream`` results (sans-IO, one task).
+
+    Text, refusal and reasoning artifacts open and close at the block events of
+    :class:`~streamops.operators.blocks.BlockSplitter` (the rule of
+    :func:`~streamops.operators.blocks.blocks`), fed every event.
 
     Args:
         task_id: the task's id; default a fresh uuid.
         context_id: the conversation's id; default a fresh uuid.
         user_message: the ``Message`` that started the task, kept as the task's history.
+        request_id: the JSON-RPC request id the frames answer (:meth:`frame`).
 
     Attributes:
         finished: the final status has been encoded.
@@ -126,18 +117,20 @@ class A2AEncoder:
         context_id: str | None = None,
         *,
         user_message: a2a_types.Message | None = None,
+        request_id: str | int | None = None,
     ) -> None:
+        super().__init__()
         self.t = a2a_types_module()
         self.task_id = task_id or uuid.uuid4().hex
         self.context_id = context_id or uuid.uuid4().hex
         self.user_message = user_message
-        self.finished = False
         self._started = False
         self._status: a2a_types.TaskStatus = self.t.TaskStatus(state=self.t.TaskState.submitted, timestamp=_now())
-        self._open: tuple[str, str, str | None] | None = None  # (name, artifact id, source block id)
+        self.request_id = request_id
+        self._open: dict[tuple[str, str], list[Any]] = {}  # (run id, agent) -> [artifact id, name, chunks sent]
         self._artifacts: OrderedDict[str, tuple[str, list[Any]]] = OrderedDict()  # id -> (name, parts)
         self._n = 0
-        self._last_error: ErrorEvent | None = None
+        self._last_error: ev.ErrorEvent | None = None
 
     # ---------------------------------------------------------------- task snapshot
     @property
@@ -178,6 +171,12 @@ class A2AEncoder:
         msg = self._agent_message(self.t.DataPart(data=data))
         return self._status_update(self.t.TaskState.working, final=False, message=msg)
 
+    def _tool_progress(
+        self, kind: str, event: ev.ToolCallEnd | ev.ToolResult | ev.ToolError | ev.ToolProgress, **fields: Any
+    ) -> Any:
+        """A working status whose message is the ``DataPart`` of one tool call's news."""
+        return self._progress({"type": kind, "toolCallId": event.call_id, "toolName": event.name, **fields})
+
     def _chunk(self, aid: str, name: str, part: Any, *, append: bool, last: bool) -> Any:
         self._artifacts.setdefault(aid, (name, []))[1].append(part)
         return self.t.TaskArtifactUpdateEvent(
@@ -188,102 +187,53 @@ class A2AEncoder:
             last_chunk=last,
         )
 
-    def _close(self, out: list[Any]) -> None:
-        if self._open is not None:
-            name, aid, _ = self._open
-            self._open = None
-            out.append(self._chunk(aid, name, self.t.TextPart(text=""), append=True, last=True))
-
-    def _text(self, out: list[Any], name: str, source: str | None, delta: str) -> None:
-        if self._open is not None and self._open[0] == name and self._open[2] == source:
-            out.append(self._chunk(self._open[1], name, self.t.TextPart(text=delta), append=True, last=False))
-            return
-        self._close(out)
-        aid = f"{self.task_id}-{name}-{self._n}"
-        self._n += 1
-        self._open = (name, aid, source)
-        out.append(self._chunk(aid, name, self.t.TextPart(text=delta), append=False, last=False))
-
-    def _ensure_start(self, out: list[Any]) -> None:
+    def _begin(self, run_id: str) -> None:
         if not self._started:
             self._started = True
             self._status = self.t.TaskStatus(state=self.t.TaskState.working, timestamp=_now())
-            out.append(self.task)
+            self._out.append(self.task)
 
     # ---------------------------------------------------------------- encoding
-    def encode(self, event: BaseEvent) -> list[Result]:
-        """The results for one event (possibly none); nothing after the final status."""
-        out: list[Any] = []
-        if self.finished:
-            return out
-        self._ensure_start(out)
-        if isinstance(event, TextDelta):
-            self._text(out, "text", event.block_id, event.delta)
-        elif isinstance(event, RefusalDelta):
-            self._text(out, "refusal", event.block_id, event.delta)
-        elif isinstance(event, ReasoningDelta):
-            self._text(out, "reasoning", event.block_id, event.delta)
-        elif isinstance(event, ToolCallEnd):
-            self._close(out)
-            out.append(
-                self._progress(
-                    {
-                        "type": "tool-call",
-                        "toolCallId": event.call_id,
-                        "toolName": event.name,
-                        "arguments": event.arguments,
-                    }
-                )
-            )
-        elif isinstance(event, ToolResult):
-            self._close(out)
-            out.append(
-                self._progress(
-                    {"type": "tool-result", "toolCallId": event.call_id, "toolName": event.name, "result": event.result}
-                )
-            )
-        elif isinstance(event, ToolError):
-            self._close(out)
-            out.append(
-                self._progress(
-                    {
-                        "type": "tool-error",
-                        "toolCallId": event.call_id,
-                        "toolName": event.name,
-                        "errorType": event.error_type,
-                        "message": event.message,
-                    }
-                )
-            )
-        elif isinstance(event, ToolProgress):
-            self._close(out)
-            out.append(
-                self._progress(
-                    {"type": "tool-progress", "toolCallId": event.call_id, "toolName": event.name, "data": event.data}
-                )
-            )
-        elif isinstance(event, CustomEvent):
-            self._close(out)
+    def _one(self, event: ev.BaseEvent) -> None:
+        out = self._out
+        if isinstance(event, (ev.TextDelta, ev.RefusalDelta, ev.ReasoningDelta)):
+            o = self._open[event.run_id, event.agent]
+            out.append(self._chunk(o[0], o[1], self.t.TextPart(text=event.delta), append=o[2] > 0, last=False))
+            o[2] += 1
+        elif isinstance(event, ev.BlockStart):
+            if event.block != "tool-call":
+                self._open[event.run_id, event.agent] = [f"{self.task_id}-{event.block}-{self._n}", event.block, 0]
+                self._n += 1
+        elif isinstance(event, ev.BlockEnd):
+            if event.block != "tool-call":
+                aid, name, sent = self._open.pop((event.run_id, event.agent))
+                if sent:
+                    out.append(self._chunk(aid, name, self.t.TextPart(text=""), append=True, last=True))
+        elif isinstance(event, ev.ToolCallEnd):
+            out.append(self._tool_progress("tool-call", event, arguments=event.arguments))
+        elif isinstance(event, ev.ToolResult):
+            out.append(self._tool_progress("tool-result", event, result=event.result))
+        elif isinstance(event, ev.ToolError):
+            out.append(self._tool_progress("tool-error", event, errorType=event.error_type, message=event.message))
+        elif isinstance(event, ev.ToolProgress):
+            out.append(self._tool_progress("tool-progress", event, data=event.data))
+        elif isinstance(event, ev.CustomEvent):
             out.append(self._progress({"type": "custom", "name": event.name, "data": event.data}))
-        elif isinstance(event, FinalOutput):
-            self._close(out)
+        elif isinstance(event, ev.FinalOutput):
             aid = f"{self.task_id}-output"
             out.append(self._chunk(aid, "output", self.t.DataPart(data=_data(event.value)), append=False, last=True))
-        elif isinstance(event, ErrorEvent):
+        elif isinstance(event, ev.ErrorEvent):
             self._last_error = event
-        elif isinstance(event, RunEnd):
-            out += self._end(event)
-        elif isinstance(event, (StepStart, StepEnd, ToolCallStart, ToolCallDelta)):
-            self._close(out)
-        return out
+        elif isinstance(event, ev.RunEnd):
+            self._end(event)
 
-    def _end(self, event: RunEnd | None) -> list[Any]:
+    def _end(self, event: ev.RunEnd | None) -> None:
         t = self.t
-        out: list[Any] = []
-        self._ensure_start(out)
-        self._close(out)
         self.finished = True
-        status = event.status if event is not None else "cancelled"
+        if event is not None:
+            status: str = event.status
+        else:
+            status = "failed" if self._last_error is not None else "cancelled"
         message = None
         if status == "cancelled":
             state = t.TaskState.canceled
@@ -311,15 +261,7 @@ class A2AEncoder:
                     }.items()
                     if v is not None
                 }
-        out.append(self._status_update(state, final=True, message=message, metadata={"streamops": meta}))
-        return out
-
-    def close(self) -> list[Result]:
-        """Results that end a task whose stream stopped without a ``RunEnd`` (final status
-        ``canceled``); nothing if the final status was encoded."""
-        if self.finished:
-            return []
-        return self._end(None)
+        self._out.append(self._status_update(state, final=True, message=message, metadata={"streamops": meta}))
 
     # ---------------------------------------------------------------- framing
     def response(self, result: Result, request_id: str | int | None) -> a2a_types.SendStreamingMessageSuccessResponse:
@@ -327,45 +269,29 @@ class A2AEncoder:
         return self.t.SendStreamingMessageSuccessResponse(id=request_id, result=result)  # type: ignore[no-any-return]
 
     def sse(self, result: Result, request_id: str | int | None) -> bytes:
-        """``result`` as one SSE message: ``data: {JSON-RPC response}``.
+        """``result`` as one SSE message answering request ``request_id``:
+        ``data: {JSON-RPC response}``.
 
         Data that pydantic cannot serialise (a plain object in a tool result or a custom
         event's data) is written as its ``repr()``, as the SSE and NDJSON sinks write it
         (:func:`~streamops.events.to_json`); NaN and infinities are written as ``null``.
         """
-        body = _json_text(self.response(result, request_id), by_alias=True, exclude_none=True, fallback=repr)
-        return b"data: " + _utf8(body) + b"\n\n"
+        body = ev.model_json(self.response(result, request_id), by_alias=True, exclude_none=True, fallback=repr)
+        return b"data: " + ev.utf8(body) + b"\n\n"
 
-    async def encode_stream(
-        self, stream: AsyncIterable[BaseEvent], request_id: str | int | None
-    ) -> AsyncIterator[bytes]:
-        """The SSE body of a ``message/stream`` response for ``stream`` (ended with
-        :meth:`close` if it had no run end).
+    def frame(self, item: Result) -> bytes:
+        """:meth:`sse` answering :attr:`request_id`."""
+        return self.sse(item, self.request_id)
+
+    def encode_stream(self, stream: AsyncIterable[ev.BaseEvent], request_id: str | int | None) -> Stream[bytes]:
+        """The SSE body of a ``message/stream`` response to ``request_id`` for ``stream``
+        (:func:`~streamops.sinks.encoder.encoded`; ended with :meth:`close` if it had no run
+        end).
 
         If ``stream`` raises (an ``Exception``), the ``ErrorEvent`` for the failure
         (:func:`~streamops.operators.errors.error_event`) is encoded and the task ends with the
         final status ``failed`` (its message: the error), unless a final status was already
-        sent; then the exception is re-raised. ``stream`` is always closed (``aclose()`` of its
-        iterator, when it has one): at its end, on its failure, and when this generator is
-        closed early (``break`` then ``aclose()``, or cancellation). Iterate it inside the
-        terminal that hosts ``stream`` when the stream runs tasks (an agent run).
+        sent; then the exception is re-raised. ``stream`` is always closed.
         """
-        it = aiter(Stream.from_async_iterable(stream) | errors_as_events(reraise=True))
-        last: BaseEvent | None = None
-        failure: Exception | None = None
-        try:
-            async for last in it:
-                for r in self.encode(last):
-                    yield self.sse(r, request_id)
-        except Exception as exc:  # the stream failed: its ErrorEvent (``last``) was encoded
-            failure = exc
-        finally:
-            await aclose_iterator(it)
-        if failure is not None and last is not None:
-            end = RunEnd(run_id=last.run_id, agent=last.agent, seq=last.seq + 1, status="failed")
-            for r in self.encode(end):
-                yield self.sse(r, request_id)
-        for r in self.close():
-            yield self.sse(r, request_id)
-        if failure is not None:
-            raise failure
+        self.request_id = request_id
+        return encoded(stream, self)

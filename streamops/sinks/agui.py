@@ -6,7 +6,9 @@ each ``data: {json}`` with camelCase fields. Every event here is constructed thr
 package's pydantic models, so a field the protocol does not have, or a missing one, fails
 at once. ``ag_ui.encoder.EventEncoder`` frames them (:meth:`AGUIEncoder.sse`).
 
-Mapping (the open text or reasoning message is ended before any other event is sent, so
+Mapping (messages and tool calls start and end at the block events, ``BlockStart`` /
+``BlockEnd``, derived from the events by :class:`~streamops.operators.blocks.BlockSplitter`: the
+open text or reasoning message of a run is ended before any other event of it is sent, so its
 messages never interleave; that is what the protocol's event verifier requires):
 
 =====================================  ==================================================
@@ -23,7 +25,9 @@ streamops event                        AG-UI events
 ``RedactedReasoning``                  the reasoning message's id)
 ``ToolCallStart`` / ``Delta`` / ``End``  ``TOOL_CALL_START`` / ``TOOL_CALL_ARGS`` /
                                        ``TOOL_CALL_END`` (a repeated start of an open
-                                       call gives nothing: one start per call)
+                                       call gives nothing: one start per call; an end
+                                       whose call sent no argument deltas sends its
+                                       arguments as one ``TOOL_CALL_ARGS``)
 ``ToolResult`` / ``ToolError``         ``TOOL_CALL_RESULT`` (role ``tool``; content: the
                                        result as JSON text, or ``{"error": ...}``)
 ``ToolProgress``                       ``CUSTOM`` ``tool-progress``
@@ -53,36 +57,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
-from .._stream import Stream, aclose_iterator
-from ..events import (
-    BaseEvent,
-    CustomEvent,
-    ErrorEvent,
-    FinalOutput,
-    PartialObject,
-    RawEvent,
-    ReasoningDelta,
-    ReasoningSignature,
-    RedactedReasoning,
-    RefusalDelta,
-    RunEnd,
-    RunStart,
-    StepEnd,
-    StepStart,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    ToolError,
-    ToolProgress,
-    ToolResult,
-    _utf8,
-)
-from ..events import _json_text as _model_json
-from ..operators.errors import errors_as_events
+import streamops.events as ev
+
+from .._stream import Stream
+from .encoder import BlockEncoder, encoded
 
 if TYPE_CHECKING:
     from ag_ui.core import BaseEvent as AGUIEvent
@@ -99,8 +80,12 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=repr)
 
 
-class AGUIEncoder:
+class AGUIEncoder(BlockEncoder["AGUIEvent"]):
     """Turns streamops events into ``ag_ui.core`` events (sans-IO, one run per encoder).
+
+    Messages and tool calls open and close at the block events of
+    :class:`~streamops.operators.blocks.BlockSplitter` (the rule of
+    :func:`~streamops.operators.blocks.blocks`), fed every event.
 
     Args:
         thread_id: the AG-UI thread (conversation) id; default a fresh uuid.
@@ -108,16 +93,17 @@ class AGUIEncoder:
     """
 
     def __init__(self, *, thread_id: str | None = None, run_id: str | None = None) -> None:
+        super().__init__()
         self.thread_id = thread_id or uuid.uuid4().hex
         self.run_id = run_id
         self._started = False
-        self._finished = False
-        self._open: tuple[str, str, str | None] | None = None  # (kind, message id, source block id)
+        self._ids: dict[tuple[str, str], str] = {}  # (run id, agent) -> its open message's id
         self._last_reasoning: dict[str | None, str] = {}  # source block id -> reasoning message id
         self._messages = 0
         self._step: int | None = None
-        self._calls: set[str] = set()
-        self._last_error: ErrorEvent | None = None
+        self._calls: set[str] = set()  # open calls
+        self._args_sent: set[str] = set()  # open calls that sent arguments
+        self._last_error: ev.ErrorEvent | None = None
         self._output: Any = None
         self._has_output = False
 
@@ -126,54 +112,57 @@ class AGUIEncoder:
         self._messages += 1
         return mid
 
-    # ---------------------------------------------------------------- messages
-    def _close(self, out: list[AGUIEvent]) -> None:
-        from ag_ui.core import ReasoningEndEvent, ReasoningMessageEndEvent, TextMessageEndEvent
-
-        if self._open is None:
-            return
-        kind, mid, _ = self._open
-        self._open = None
-        if kind == "text":
-            out.append(TextMessageEndEvent(message_id=mid))
-        else:
-            out.append(ReasoningMessageEndEvent(message_id=mid))
-            out.append(ReasoningEndEvent(message_id=mid))
-
-    def _message(self, out: list[AGUIEvent], kind: str, source: str | None) -> str:
-        from ag_ui.core import ReasoningMessageStartEvent, ReasoningStartEvent, TextMessageStartEvent
-
-        if self._open is not None and self._open[0] == kind and self._open[2] == source:
-            return self._open[1]
-        self._close(out)
-        mid = self._id(kind)
-        self._open = (kind, mid, source)
-        if kind == "text":
-            out.append(TextMessageStartEvent(message_id=mid, role="assistant"))
-        else:
-            self._last_reasoning[source] = mid
-            out.append(ReasoningStartEvent(message_id=mid))
-            out.append(ReasoningMessageStartEvent(message_id=mid, role="reasoning"))
-        return mid
-
-    def _ensure_start(self, out: list[AGUIEvent], run_id: str) -> None:
+    def _begin(self, run_id: str) -> None:
         from ag_ui.core import RunStartedEvent
 
         if not self._started:
             self._started = True
             if self.run_id is None:
                 self.run_id = run_id or uuid.uuid4().hex
-            out.append(RunStartedEvent(thread_id=self.thread_id, run_id=self.run_id))
+            self._out.append(RunStartedEvent(thread_id=self.thread_id, run_id=self.run_id))
 
     # ---------------------------------------------------------------- encoding
-    def encode(self, event: BaseEvent) -> list[AGUIEvent]:
-        """The AG-UI events for one streamops event (possibly none); nothing after the run end."""
+    def _block(self, event: ev.BlockStart | ev.BlockEnd) -> None:
         from ag_ui.core import (
-            CustomEvent as AGCustom,
+            ReasoningEndEvent,
+            ReasoningMessageEndEvent,
+            ReasoningMessageStartEvent,
+            ReasoningStartEvent,
+            TextMessageEndEvent,
+            TextMessageStartEvent,
+            ToolCallEndEvent,
+            ToolCallStartEvent,
         )
-        from ag_ui.core import (
-            RawEvent as AGRaw,
-        )
+
+        out = self._out
+        key = (event.run_id, event.agent)
+        if event.block == "tool-call":
+            assert event.call_id is not None
+            if isinstance(event, ev.BlockStart):
+                self._calls.add(event.call_id)
+                out.append(ToolCallStartEvent(tool_call_id=event.call_id, tool_call_name=event.name or ""))
+            else:
+                self._calls.discard(event.call_id)
+                self._args_sent.discard(event.call_id)
+                out.append(ToolCallEndEvent(tool_call_id=event.call_id))
+        elif event.block == "reasoning":
+            if isinstance(event, ev.BlockStart):
+                mid = self._ids[key] = self._last_reasoning[event.block_id] = self._id("reasoning")
+                out.append(ReasoningStartEvent(message_id=mid))
+                out.append(ReasoningMessageStartEvent(message_id=mid, role="reasoning"))
+            else:
+                mid = self._ids.pop(key)
+                out.append(ReasoningMessageEndEvent(message_id=mid))
+                out.append(ReasoningEndEvent(message_id=mid))
+        elif isinstance(event, ev.BlockStart):
+            mid = self._ids[key] = self._id("text")
+            out.append(TextMessageStartEvent(message_id=mid, role="assistant"))
+        else:
+            out.append(TextMessageEndEvent(message_id=self._ids.pop(key)))
+
+    def _one(self, event: ev.BaseEvent) -> None:
+        from ag_ui.core import CustomEvent as AGCustom
+        from ag_ui.core import RawEvent as AGRaw
         from ag_ui.core import (
             ReasoningEncryptedValueEvent,
             ReasoningMessageContentEvent,
@@ -182,62 +171,41 @@ class AGUIEncoder:
             StepStartedEvent,
             TextMessageContentEvent,
             ToolCallArgsEvent,
-            ToolCallEndEvent,
             ToolCallResultEvent,
-            ToolCallStartEvent,
         )
 
-        out: list[AGUIEvent] = []
-        if self._finished:
-            return out
-        self._ensure_start(out, event.run_id)
-        if isinstance(event, RunStart):
-            return out
-        if isinstance(event, (TextDelta, RefusalDelta)):
-            if event.delta:
-                source = event.block_id if isinstance(event, TextDelta) else f"refusal:{event.block_id}"
-                mid = self._message(out, "text", source)
+        out = self._out
+        if isinstance(event, (ev.TextDelta, ev.RefusalDelta)):
+            if event.delta:  # *_CONTENT deltas must not be empty
+                mid = self._ids[event.run_id, event.agent]
                 out.append(TextMessageContentEvent(message_id=mid, delta=event.delta))
-        elif isinstance(event, ReasoningDelta):
+        elif isinstance(event, ev.ReasoningDelta):
             if event.delta:
-                mid = self._message(out, "reasoning", event.block_id)
+                mid = self._ids[event.run_id, event.agent]
                 out.append(ReasoningMessageContentEvent(message_id=mid, delta=event.delta))
-        elif isinstance(event, (ReasoningSignature, RedactedReasoning)):
-            self._close(out)
-            value = event.signature if isinstance(event, ReasoningSignature) else event.data
+        elif isinstance(event, (ev.BlockStart, ev.BlockEnd)):
+            self._block(event)
+        elif isinstance(event, (ev.ReasoningSignature, ev.RedactedReasoning)):
+            value = event.signature if isinstance(event, ev.ReasoningSignature) else event.data
             mid = self._last_reasoning.get(event.block_id) or self._id("reasoning")
             out.append(ReasoningEncryptedValueEvent(subtype="message", entity_id=mid, encrypted_value=value))
-        elif isinstance(event, StepStart):
-            self._close(out)
+        elif isinstance(event, ev.StepStart):
             if self._step is not None:
                 out.append(StepFinishedEvent(step_name=f"step-{self._step}"))
             self._step = event.step
             out.append(StepStartedEvent(step_name=f"step-{event.step}"))
-        elif isinstance(event, StepEnd):
-            self._close(out)
+        elif isinstance(event, ev.StepEnd):
             if self._step is not None:
                 out.append(StepFinishedEvent(step_name=f"step-{self._step}"))
                 self._step = None
-        elif isinstance(event, ToolCallStart):
-            self._close(out)
-            if event.call_id not in self._calls:  # a repeated start of an open call: nothing
-                self._calls.add(event.call_id)
-                out.append(ToolCallStartEvent(tool_call_id=event.call_id, tool_call_name=event.name))
-        elif isinstance(event, ToolCallDelta):
-            self._close(out)
+        elif isinstance(event, ev.ToolCallDelta):
             if event.call_id in self._calls and event.delta:
+                self._args_sent.add(event.call_id)
                 out.append(ToolCallArgsEvent(tool_call_id=event.call_id, delta=event.delta))
-        elif isinstance(event, ToolCallEnd):
-            self._close(out)
-            if event.call_id not in self._calls:
-                out.append(ToolCallStartEvent(tool_call_id=event.call_id, tool_call_name=event.name))
-                if event.arguments:
-                    out.append(ToolCallArgsEvent(tool_call_id=event.call_id, delta=event.arguments))
-            else:
-                self._calls.discard(event.call_id)
-            out.append(ToolCallEndEvent(tool_call_id=event.call_id))
-        elif isinstance(event, ToolResult):
-            self._close(out)
+        elif isinstance(event, ev.ToolCallEnd):
+            if event.call_id not in self._args_sent and event.arguments:
+                out.append(ToolCallArgsEvent(tool_call_id=event.call_id, delta=event.arguments))
+        elif isinstance(event, ev.ToolResult):
             out.append(
                 ToolCallResultEvent(
                     message_id=self._id("tool"),
@@ -246,39 +214,32 @@ class AGUIEncoder:
                     role="tool",
                 )
             )
-        elif isinstance(event, ToolError):
-            self._close(out)
+        elif isinstance(event, ev.ToolError):
             content = json.dumps({"error": event.message, "errorType": event.error_type}, ensure_ascii=False)
             out.append(
                 ToolCallResultEvent(
                     message_id=self._id("tool"), tool_call_id=event.call_id, content=content, role="tool"
                 )
             )
-        elif isinstance(event, ToolProgress):
-            self._close(out)
+        elif isinstance(event, ev.ToolProgress):
             progress = {"toolCallId": event.call_id, "toolName": event.name, "data": event.data}
             out.append(AGCustom(name="tool-progress", value=progress))
-        elif isinstance(event, CustomEvent):
-            self._close(out)
+        elif isinstance(event, ev.CustomEvent):
             out.append(AGCustom(name=event.name, value=event.data))
-        elif isinstance(event, RawEvent):
-            self._close(out)
+        elif isinstance(event, ev.RawEvent):
             out.append(AGRaw(event=event.data, source=event.event_type))
-        elif isinstance(event, (PartialObject, FinalOutput)):
-            self._close(out)
-            if isinstance(event, FinalOutput):
+        elif isinstance(event, (ev.PartialObject, ev.FinalOutput)):
+            if isinstance(event, ev.FinalOutput):
                 self._output, self._has_output = event.value, True
             out.append(StateSnapshotEvent(snapshot={"output": event.value}))
-        elif isinstance(event, ErrorEvent):
-            self._close(out)
+        elif isinstance(event, ev.ErrorEvent):
             self._last_error = event
             error = {"errorType": event.error_type, "message": event.message, "code": event.code}
             out.append(AGCustom(name="error", value=error))
-        elif isinstance(event, RunEnd):
-            out += self._end(event)
-        return out
+        elif isinstance(event, ev.RunEnd):
+            self._end(event)
 
-    def _end(self, event: RunEnd | None) -> list[AGUIEvent]:
+    def _end(self, event: ev.RunEnd | None) -> None:
         from ag_ui.core import (
             RunErrorEvent,
             RunFinishedCancelledOutcome,
@@ -286,19 +247,13 @@ class AGUIEncoder:
             RunFinishedSuccessOutcome,
             StepFinishedEvent,
             TokenUsage,
-            ToolCallEndEvent,
         )
 
-        out: list[AGUIEvent] = []
-        self._ensure_start(out, "")
-        self._close(out)
-        for call_id in sorted(self._calls):  # calls the model never finished (a cut-off stream)
-            out.append(ToolCallEndEvent(tool_call_id=call_id))
-        self._calls.clear()
+        out = self._out
         if self._step is not None:
             out.append(StepFinishedEvent(step_name=f"step-{self._step}"))
             self._step = None
-        self._finished = True
+        self.finished = True
         assert self.run_id is not None
         usage = None
         if event is not None and event.usage is not None:
@@ -322,7 +277,7 @@ class AGUIEncoder:
                     usage=usage,
                 )
             )
-            return out
+            return
         outcome: RunFinishedSuccessOutcome | RunFinishedCancelledOutcome
         if event is None or event.status == "cancelled":
             outcome = RunFinishedCancelledOutcome()
@@ -337,66 +292,28 @@ class AGUIEncoder:
                 usage=usage,
             )
         )
-        return out
-
-    def close(self) -> list[AGUIEvent]:
-        """Events that end a run which stopped without a ``RunEnd``: ``RUN_ERROR`` (message
-        and code from the last ``ErrorEvent``) when an error was encoded, as when the source
-        failed, else ``RUN_FINISHED`` with outcome ``cancelled``; nothing if the run end was
-        encoded."""
-        if self._finished:
-            return []
-        return self._end(None)
 
     # ---------------------------------------------------------------- framing
     @staticmethod
-    def sse(event: AGUIEvent) -> bytes:
+    def frame(item: AGUIEvent) -> bytes:
         """One event as SSE, framed by ``ag_ui.encoder.EventEncoder`` (``data: {json}``)."""
         from ag_ui.encoder import EventEncoder
 
         try:
-            return _utf8(EventEncoder().encode(event))
+            return ev.utf8(EventEncoder().encode(item))
         except ValueError:  # a lone surrogate in a string: written as U+FFFD
-            return b"data: " + _utf8(_model_json(event, by_alias=True, exclude_none=True)) + b"\n\n"
+            return b"data: " + ev.utf8(ev.model_json(item, by_alias=True, exclude_none=True)) + b"\n\n"
 
-    def encode_sse(self, event: BaseEvent) -> bytes:
-        """The AG-UI events of one streamops event, each framed by :meth:`sse`, concatenated
-        (``b""`` for none)."""
-        return b"".join(map(self.sse, self.encode(event)))
-
-    def close_sse(self) -> bytes:
-        """:meth:`close`'s events framed (``b""`` if the run end was encoded)."""
-        return b"".join(map(self.sse, self.close()))
-
-    async def encode_stream(self, stream: AsyncIterable[BaseEvent]) -> AsyncIterator[bytes]:
-        """The whole SSE body for ``stream`` (closed with :meth:`close` if it had no run end).
-
-        If ``stream`` raises (an ``Exception``), the body ends as :func:`agui_response` ends it:
-        the ``CUSTOM`` ``error`` event of the ``ErrorEvent`` for the failure
-        (:func:`~streamops.operators.errors.error_event`), then :meth:`close`'s events (ending with
-        ``RUN_ERROR``); then the exception is re-raised. ``stream`` is always closed (``aclose()`` of its iterator, when
-        it has one): at its end, on its failure, and when this generator is closed early
-        (``break`` then ``aclose()``, or cancellation). Iterate it inside the terminal that
-        hosts ``stream`` when the stream runs tasks (an agent run).
-        """
-        it = aiter(Stream.from_async_iterable(stream) | errors_as_events(reraise=True))
-        failure: Exception | None = None
-        try:
-            async for event in it:
-                for ev in self.encode(event):
-                    yield self.sse(ev)
-        except Exception as exc:  # the stream failed: its ErrorEvent was encoded
-            failure = exc
-        finally:
-            await aclose_iterator(it)
-        for ev in self.close():
-            yield self.sse(ev)
-        if failure is not None:
-            raise failure
+    def encode_stream(self, stream: AsyncIterable[ev.BaseEvent]) -> Stream[bytes]:
+        """The whole SSE body for ``stream`` (:func:`~streamops.sinks.encoder.encoded`; closed
+        with :meth:`close` if it had no run end). If ``stream`` raises, the ``CUSTOM`` ``error``
+        event of its ``ErrorEvent`` and :meth:`close`'s events (ending with ``RUN_ERROR``), then
+        the exception. ``stream`` is always closed."""
+        return encoded(stream, self)
 
 
 def agui_response(
-    stream: AsyncIterable[BaseEvent],
+    stream: AsyncIterable[ev.BaseEvent],
     *,
     thread_id: str | None = None,
     run_id: str | None = None,
@@ -415,12 +332,12 @@ def agui_response(
         ValueError: ``heartbeat`` is not positive, or ``on_disconnect`` is not
             ``"cancel"``/``"continue"``.
     """
-    from ._asgi import EventStreamResponse, stream_producer
+    from ._asgi import encoder_response
     from .sse import SSE_HEADERS
 
-    encoder = AGUIEncoder(thread_id=thread_id, run_id=run_id)
-    return EventStreamResponse(
-        stream_producer(stream, encoder.encode_sse, finish=encoder.close_sse),
+    return encoder_response(
+        stream,
+        AGUIEncoder(thread_id=thread_id, run_id=run_id),
         headers=dict(SSE_HEADERS),
         heartbeat_interval=heartbeat,
         on_disconnect=on_disconnect,

@@ -12,13 +12,13 @@ from types import GeneratorType
 from typing import TYPE_CHECKING
 
 from .._stream import Stream
-from ..events import BaseEvent, _utf8, from_json, to_json
+from ..events import BaseEvent, ErrorEvent, from_json, to_json, utf8
 from .resume import DisconnectPolicy
 
 if TYPE_CHECKING:
     from starlette.responses import StreamingResponse
 
-__all__ = ["NDJSON_HEADERS", "ndjson_encode", "ndjson_events", "ndjson_response"]
+__all__ = ["NDJSON_HEADERS", "NDJSONEncoder", "ndjson_encode", "ndjson_events", "ndjson_response"]
 
 NDJSON_HEADERS: dict[str, str] = {
     "Content-Type": "application/x-ndjson",
@@ -33,6 +33,25 @@ def ndjson_encode(event: BaseEvent) -> bytes:
     return to_json(event) + b"\n"
 
 
+class NDJSONEncoder:
+    """The :class:`~streamops.sinks.encoder.Encoder` of an NDJSON body: one line per event
+    (:func:`ndjson_encode`), nothing at the end, the ``ErrorEvent`` line for a failure."""
+
+    __slots__ = ()
+
+    def encode_frames(self, event: BaseEvent) -> bytes:
+        """One event's line."""
+        return to_json(event) + b"\n"
+
+    def close_frames(self) -> bytes:
+        """Nothing: the body ends with its last line."""
+        return b""
+
+    def error_frames(self, error: ErrorEvent) -> bytes:
+        """The ``ErrorEvent``'s line."""
+        return to_json(error) + b"\n"
+
+
 def ndjson_response(stream: Stream[BaseEvent], *, on_disconnect: DisconnectPolicy = "cancel") -> StreamingResponse:
     """A starlette response streaming ``stream`` as NDJSON (``Content-Type: application/x-ndjson``).
 
@@ -45,16 +64,14 @@ def ndjson_response(stream: Stream[BaseEvent], *, on_disconnect: DisconnectPolic
     Raises:
         ValueError: ``on_disconnect`` is not ``"cancel"`` or ``"continue"``.
     """
-    from ._asgi import EventStreamResponse, stream_producer
+    from ._asgi import encoder_response
 
-    return EventStreamResponse(
-        stream_producer(stream, ndjson_encode), headers=dict(NDJSON_HEADERS), on_disconnect=on_disconnect
-    )
+    return encoder_response(stream, NDJSONEncoder(), headers=dict(NDJSON_HEADERS), on_disconnect=on_disconnect)
 
 
 def _as_bytes(chunk: bytes | bytearray | memoryview | str) -> bytes:
     if isinstance(chunk, str):
-        return _utf8(chunk)
+        return utf8(chunk)
     return bytes(chunk)
 
 

@@ -6,8 +6,10 @@ the body is Server-Sent Events, one ``data: <chunk JSON>`` per chunk, ended by
 ``data: [DONE]``).
 
 :class:`ChunkEncoder` is sans-IO: ``encode(event)`` returns the chunks (plain ``dict``\\ s, JSON
-ready) that one event gives, ``sse(chunk)`` frames one as SSE bytes, ``done()`` is the
-terminator, and ``finish()`` flushes what a stream that ended without a run end still owes.
+ready) that one event gives, ``frame(chunk)`` frames one as SSE bytes, :data:`DONE` is the
+terminator, and ``close()`` flushes what a stream that ended without a run end still owes
+(the :class:`~streamops.sinks.encoder.Encoder` protocol on top: ``encode_frames``,
+``close_frames``, ``error_frames``); :func:`openai_response` serves it.
 Every chunk has the same envelope::
 
     {"id": "chatcmpl-...", "object": "chat.completion.chunk", "created": <unix seconds>,
@@ -80,7 +82,7 @@ latter::
      "error": {"message": str, "type": str, "code": str | null},
      ["usage": {...}]}       # the usage known so far, when include_usage and known
 
-``done()`` (``data: [DONE]``) should still follow it. :func:`openai_sse_stream` sends one, then
+``data: [DONE]`` should still follow it. :meth:`ChunkEncoder.encode_stream` sends one, then
 ``data: [DONE]``, when its source raises (and then re-raises), never an invented finish chunk.
 """
 
@@ -90,10 +92,10 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from streamops._stream import End, Push, Stage, Stream
-from streamops.events import (
+from .._stream import Stream
+from ..events import (
     BaseEvent,
     ErrorEvent,
     FinishReason,
@@ -109,13 +111,18 @@ from streamops.events import (
     ToolCallStart,
     Usage,
     UsageEvent,
+    utf8,
 )
-from streamops.operators.aggregate import Message
+from ..operators.aggregate import Message
+from ._nesting import Nesting
+from .encoder import ItemEncoder, encoded
 
-from ..events import _utf8
-from ..operators.errors import errors_as_events
+if TYPE_CHECKING:
+    from starlette.responses import StreamingResponse
 
-__all__ = ["DONE", "ChunkEncoder", "completion_object", "openai_sse_stream", "openai_usage"]
+    from .resume import DisconnectPolicy
+
+__all__ = ["DONE", "ChunkEncoder", "completion_object", "openai_response", "openai_usage"]
 
 DONE = b"data: [DONE]\n\n"
 """The SSE frame that ends an OpenAI chat completion stream."""
@@ -174,8 +181,8 @@ class _Call:
         self.sent: list[str] = []
 
 
-class ChunkEncoder:
-    """Sans-IO encoder of events into OpenAI ``chat.completion.chunk`` objects (see the module
+class ChunkEncoder(ItemEncoder[dict[str, Any]]):
+    r"""Sans-IO encoder of events into OpenAI ``chat.completion.chunk`` objects (see the module
     docstring for the mapping).
 
     Args:
@@ -185,7 +192,9 @@ class ChunkEncoder:
         include_usage: send the final usage chunk (``choices: []``, ``usage``), as OpenAI does
             with ``stream_options: {"include_usage": true}``.
 
-    One encoder is one completion: feed it one run's events in order. ``encode`` never raises
+    One encoder is one completion: feed it one run's events in order. The
+    :class:`~streamops.sinks.encoder.Encoder` of the ``stream: true`` body (every frame
+    :meth:`frame`\ d, :data:`DONE` last). ``encode`` never raises
     on an event kind it does not map (it returns ``[]``); after an :class:`ErrorEvent` or a
     :class:`RunEnd` it returns ``[]`` for everything.
     """
@@ -195,6 +204,7 @@ class ChunkEncoder:
         "_end_usage",
         "_ended",
         "_finish",
+        "_nesting",
         "_role_sent",
         "_usage",
         "completion_id",
@@ -221,6 +231,7 @@ class ChunkEncoder:
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
         self._end_usage: Usage | None = None
+        self._nesting = Nesting()
 
     # ------------------------------------------------------------------ chunk shapes
     def _empty_chunk(self) -> dict[str, Any]:
@@ -275,8 +286,10 @@ class ChunkEncoder:
 
     # ------------------------------------------------------------------ encoding
     def encode(self, event: BaseEvent) -> list[dict[str, Any]]:
-        """The chunks for one event (often one, sometimes none or two)."""
-        if self._ended:
+        """The chunks for one event (often one, sometimes none or two). The events of a run
+        nested in the stream's run (an agent used as a tool) give none: the chunks are one
+        assistant message (:mod:`streamops.sinks._nesting`)."""
+        if self._ended or self._nesting.nested(event):
             return []
         out: list[dict[str, Any]] = []
         t = type(event)
@@ -308,7 +321,7 @@ class ChunkEncoder:
             self._error(event, out)  # type: ignore[arg-type]
         return out
 
-    def finish(self, finish_reason: FinishReason | None = None) -> list[dict[str, Any]]:
+    def close(self, finish_reason: FinishReason | None = None) -> list[dict[str, Any]]:
         """The chunks a stream that ended without a :class:`RunEnd` still owes: the finish
         chunk (``finish_reason``, else the last step end's, else ``"stop"``) and the usage
         chunk. ``[]`` when the run end (or an error) was already encoded."""
@@ -376,81 +389,68 @@ class ChunkEncoder:
             out.append(self._tool_chunk(call.index, function))
 
     # ------------------------------------------------------------------ framing
+    terminator = DONE
+    """What ends the body after :meth:`close`'s chunks: ``data: [DONE]``."""
+
     @staticmethod
-    def sse(chunk: dict[str, Any]) -> bytes:
+    def frame(item: dict[str, Any]) -> bytes:
         """One chunk as an SSE frame: ``b"data: <compact UTF-8 JSON>\\n\\n"``.
 
         JSON text never holds a raw CR or LF (they are escaped in strings), so a chunk is
         always exactly one ``data`` line.
         """
-        return b"data: " + _utf8(_dumps(chunk)) + b"\n\n"
+        return b"data: " + utf8(_dumps(item)) + b"\n\n"
 
-    @staticmethod
-    def done() -> bytes:
-        """The terminator frame, ``b"data: [DONE]\\n\\n"``."""
-        return DONE
+    def encode_stream(self, stream: AsyncIterable[BaseEvent]) -> Stream[bytes]:
+        """The ``stream: true`` body for one run's events (:func:`~streamops.sinks.encoder.encoded`).
 
-    def encode_sse(self, event: BaseEvent) -> bytes:
-        """``encode(event)`` framed as SSE, concatenated (``b""`` when it gives no chunk)."""
-        chunks = self.encode(event)
-        if not chunks:
-            return b""
-        if len(chunks) == 1:
-            return self.sse(chunks[0])
-        return b"".join(map(self.sse, chunks))
+        - When the source emits: each item is the SSE frames of one event (events that give no
+          chunk give no item).
+        - When it completes: whatever :meth:`close` owes (the finish chunk and the usage
+          chunk, unless a run end or an error event was encoded), then ``data: [DONE]``.
+        - When it fails (raises an ``Exception``): the error chunk of the ``ErrorEvent`` for it
+          (:func:`~streamops.operators.errors.error_event`: ``type`` the exception's class name,
+          ``message`` its text; nothing if a run end or an error was already encoded), never a
+          finish chunk, then ``data: [DONE]``; then the exception is re-raised to the consumer.
+        - When the consumer stops early (``break``, ``aclose()``, cancellation): nothing more
+          is emitted, and the source is closed.
 
-    def finish_sse(self) -> bytes:
-        """What ends the body: :meth:`finish` framed as SSE, then ``data: [DONE]``."""
-        return b"".join(map(self.sse, self.finish())) + DONE
+        The result is a lazy :class:`~streamops.Stream` (iterate it with ``async with
+        s.iterate() as it``, or a terminal, so operators upstream that own tasks have a host),
+        iterated once (the encoder holds the completion's state).
+        """
+        return encoded(stream, self)
 
 
-def openai_sse_stream(
+def openai_response(
     stream: AsyncIterable[BaseEvent],
     *,
     model: str,
     completion_id: str | None = None,
     created: int | None = None,
     include_usage: bool = True,
-) -> Stream[bytes]:
-    """A stream of OpenAI chat-completion SSE bytes for one run's events.
+    heartbeat: float | None = None,
+    on_disconnect: DisconnectPolicy = "cancel",
+) -> StreamingResponse:
+    """A starlette response streaming ``stream`` as an OpenAI ``stream: true`` chat completion
+    (:class:`ChunkEncoder`; arguments as for it), with :data:`~streamops.sinks.sse.SSE_HEADERS`.
 
-    - When the source emits: each item is the SSE frames of one event (events that give no
-      chunk give no item).
-    - When it completes: whatever :meth:`ChunkEncoder.finish` owes (the finish chunk and the
-      usage chunk, unless a run end or an error event was encoded), then ``data: [DONE]``.
-    - When it fails (raises an ``Exception``): the error chunk of the ``ErrorEvent`` for it
-      (:func:`~streamops.operators.errors.error_event`: ``type`` the exception's class name,
-      ``message`` its text; nothing if a run end or an error was already encoded), never a
-      finish chunk, then ``data: [DONE]``; then the exception is re-raised to the consumer (the
-      items first, then the raise, as everywhere in a :class:`~streamops.Stream`).
-    - When the consumer stops early (``break``, ``aclose()``, cancellation): nothing more is
-      emitted, and the source is closed.
+    When the client goes away, ``on_disconnect="cancel"`` closes the stream at once;
+    ``"continue"`` iterates it to its end, discarding the chunks. If the stream (or the
+    encoder) raises, the error chunk and ``data: [DONE]`` end the body. ``heartbeat``: seconds
+    of silence after which an SSE comment line is sent (``None``: never).
 
-    The result is a lazy :class:`~streamops.Stream` (iterate it with ``async with s.iterate()
-    as it``, or a terminal, so operators upstream that own tasks have a host); the encoding is
-    a fused stage, behind one async generator that watches the source for a failure.
-    Arguments as for :class:`ChunkEncoder`; a new encoder is made per iteration.
+    Raises:
+        ValueError: ``heartbeat`` is not positive, or ``on_disconnect`` is not
+            ``"cancel"``/``"continue"``.
     """
+    from ._asgi import encoder_response
+    from .sse import SSE_HEADERS
 
-    def bind(down: Push, end: End) -> tuple[Push, End]:
-        enc = ChunkEncoder(model=model, completion_id=completion_id, created=created, include_usage=include_usage)
-        encode_sse = enc.encode_sse
-
-        def push(ev: Any) -> None:
-            frames = encode_sse(ev)
-            if frames:
-                down(frames)
-
-        def flush() -> None:
-            tail = b"".join(map(enc.sse, enc.finish()))
-            if tail:
-                down(tail)
-            down(DONE)
-            end()
-
-        return push, flush
-
-    return Stream.from_async_iterable(stream) | errors_as_events(reraise=True) | Stage(bind, "openai_chunks")
+    encoder = ChunkEncoder(model=model, completion_id=completion_id, created=created, include_usage=include_usage)
+    return encoder_response(
+        stream, encoder, headers=dict(SSE_HEADERS), heartbeat_interval=heartbeat, on_disconnect=on_disconnect
+    )
 
 
 def completion_object(

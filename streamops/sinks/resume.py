@@ -26,6 +26,7 @@ from ..events import BaseEvent
 
 __all__ = [
     "DisconnectPolicy",
+    "EventIds",
     "ResumableRun",
     "ResumeUnavailableError",
     "RunEventLog",
@@ -59,12 +60,13 @@ class ResumeUnavailableError(StreamopsError, LookupError):
 def event_id(event: BaseEvent) -> str:
     """The event's plain id for SSE ``id:`` / ``Last-Event-ID``: ``{run_id}:{seq}``.
 
-    The run id is percent-encoded (UTF-8), so the result is printable ASCII with no space,
+    The run id is percent-encoded (UTF-8; a lone surrogate as its UTF-8-like bytes, read back by
+    :func:`parse_event_id`), so the result is printable ASCII with no space,
     CR, LF or NUL, whatever the run id holds. ``":"`` in a run id is kept: the seq is after the
     last colon. A :class:`RunLog` or an SSE body gives this id to an event whose seq is new in
     its run, and ``{run_id}:{seq}.{n}`` to one whose seq is not (see the module docstring).
     """
-    return f"{quote(event.run_id, safe=_ID_SAFE)}:{event.seq}"
+    return f"{quote(event.run_id, safe=_ID_SAFE, errors='surrogatepass')}:{event.seq}"
 
 
 def parse_event_id(value: str) -> tuple[str, int]:
@@ -80,12 +82,14 @@ def parse_event_id(value: str) -> tuple[str, int]:
     m = _ID_TAIL.fullmatch(tail)
     if not colon or m is None:
         raise ValueError(f"not a streamops event id: {value!r}")
-    return unquote(run), int(m[1])
+    return unquote(run, errors="surrogatepass"), int(m[1])
 
 
-class _EventIds:
-    """Gives each event of one sequence (a log, an SSE body) its unique id; see the module
-    docstring. Remembers the highest seq of each run: memory grows with runs, not events."""
+class EventIds:
+    """Gives each event of one sequence (a log, an SSE body) its unique id (``{run_id}:{seq}``,
+    or ``{run_id}:{seq}.{n}`` for a repeated seq; see the module docstring). Remembers the
+    highest seq of each run: memory grows with runs, not events. Used by the SSE encoder and
+    the run logs of :mod:`streamops.serve` and :mod:`streamops.stores`."""
 
     __slots__ = ("_count", "_top")
 

@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._stream import Stream
 from ..errors import EventValidationError
-from ..events import EVENT_KINDS, BaseEvent, from_json, to_json
-from .resume import DisconnectPolicy, ResumableRun, ResumeUnavailableError, _EventIds
+from ..events import EVENT_KINDS, BaseEvent, ErrorEvent, from_json, to_json
+from .resume import DisconnectPolicy, EventIds, ResumableRun, ResumeUnavailableError
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -74,7 +74,7 @@ class SSEEncoder:
         if retry_ms is not None and (not isinstance(retry_ms, int) or retry_ms < 0):
             raise ValueError(f"retry_ms must be a non-negative int, got {retry_ms!r}")
         self.retry_ms = retry_ms
-        self._ids = _EventIds()
+        self._ids = EventIds()
 
     def encode(self, event: BaseEvent, *, eid: str | None = None) -> bytes:
         """One event as ``id:``, ``event:`` and ``data:`` lines and an empty line (bytes).
@@ -108,6 +108,19 @@ class SSEEncoder:
                 b"\n\n",
             )
         )
+
+    def encode_frames(self, event: BaseEvent) -> bytes:
+        """:meth:`encode` with the encoder's own ids (the :class:`~streamops.sinks.encoder.Encoder`
+        protocol)."""
+        return self.encode(event)
+
+    def close_frames(self) -> bytes:
+        """Nothing: an SSE body ends with its last event."""
+        return b""
+
+    def error_frames(self, error: ErrorEvent) -> bytes:
+        """The ``ErrorEvent`` encoded as any event (it is the body's last)."""
+        return self.encode(error)
 
     def heartbeat(self) -> bytes:
         """A comment line and an empty line: keeps proxies from timing the connection out;
@@ -197,7 +210,7 @@ def sse_response(
         ValueError: ``heartbeat`` is not positive, ``retry_ms`` is negative, or
             ``on_disconnect`` is not ``"cancel"``/``"continue"``.
     """
-    from ._asgi import EventStreamResponse, RunFollowResponse, check_disconnect_policy, check_heartbeat, stream_producer
+    from ._asgi import RunFollowResponse, check_disconnect_policy, check_heartbeat, encoder_response
 
     check_heartbeat(heartbeat)
     check_disconnect_policy(on_disconnect)
@@ -224,4 +237,4 @@ def sse_response(
             "a plain stream cannot be resumed from Last-Event-ID: start it in a RunRegistry and serve the RunHandle",
             last_event_id,
         )
-    return EventStreamResponse(stream_producer(source, encoder.encode), on_disconnect=on_disconnect, **options)
+    return encoder_response(source, encoder, on_disconnect=on_disconnect, **options)

@@ -9,9 +9,10 @@ fields listed there (the package itself, ``ai`` 6.0.325, would let extra fields 
 tests parse every encoded recorded stream with that npm package's own ``parseJsonEventStream``
 and ``readUIMessageStream`` under Node.js (``tests/sinks/test_vercel_ai_package.py``).
 
-Mapping (one streamops event may give several chunks; ``start``/``end`` chunks are
-synthesized from block ids: a ``text-start`` when a block begins, its ``text-end`` when the
-block changes or any other chunk is about to be sent):
+Mapping (one streamops event may give several chunks; ``*-start``/``*-end`` chunks are those of
+the block events, ``BlockStart``/``BlockEnd``, derived from the events by
+:class:`~streamops.operators.blocks.BlockSplitter`: a ``text-start`` when a block begins, its
+``text-end`` when the block changes or another event of the run ends it):
 
 =====================================  ==================================================
 streamops event                        UI message chunks
@@ -24,7 +25,8 @@ streamops event                        UI message chunks
                                        ``providerMetadata.streamops.signature``
 ``RedactedReasoning``                  an empty reasoning block whose ``reasoning-start``
                                        carries ``providerMetadata.streamops.redactedData``
-``ToolCallStart`` / ``ToolCallDelta``  ``tool-input-start`` / ``tool-input-delta``
+``ToolCallStart`` / ``ToolCallDelta``  ``tool-input-start`` (once per call) /
+                                       ``tool-input-delta``
 ``ToolCallEnd``                        ``tool-input-available`` (``input``: the parsed
                                        arguments), or ``tool-input-error`` if they are
                                        not a JSON object
@@ -42,42 +44,22 @@ streamops event                        UI message chunks
 ``UsageEvent``, ``RawEvent`` and ``ObjectDelta`` give no chunk (usage arrives in the
 ``finish`` chunk's metadata; the partial objects carry what the object deltas say).
 
-:class:`VercelEncoder` is sans-IO: ``encode(event)`` returns chunk dicts, :meth:`sse` frames
-one (:meth:`encode_sse` frames an event's chunks), :meth:`close` ends a stream that stopped
+:class:`VercelEncoder` is sans-IO: ``encode(event)`` returns chunk dicts, :meth:`frame` frames
+one (:meth:`encode_frames` frames an event's chunks: the
+:class:`~streamops.sinks.encoder.Encoder` protocol), :meth:`close` ends a stream that stopped
 without a run end; :func:`vercel_response` is the Starlette helper.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
-from .._stream import Stream, aclose_iterator
-from ..events import (
-    BaseEvent,
-    CustomEvent,
-    ErrorEvent,
-    FinalOutput,
-    PartialObject,
-    ReasoningDelta,
-    ReasoningSignature,
-    RedactedReasoning,
-    RefusalDelta,
-    RunEnd,
-    RunStart,
-    StepEnd,
-    StepStart,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    ToolError,
-    ToolProgress,
-    ToolResult,
-    Usage,
-)
-from ..operators.errors import errors_as_events
+import streamops.events as ev
+
+from .._stream import Stream
+from .encoder import BlockEncoder, encoded
 from .openai import DONE
 from .sse import SSE_HEADERS
 
@@ -104,7 +86,7 @@ _FINISH_REASONS: dict[str, str] = {
 }
 
 
-def _usage_dict(usage: Usage) -> dict[str, int]:
+def _usage_dict(usage: ev.Usage) -> dict[str, int]:
     fields = {
         "inputTokens": usage.input_tokens,
         "outputTokens": usage.output_tokens,
@@ -115,44 +97,31 @@ def _usage_dict(usage: Usage) -> dict[str, int]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-class VercelEncoder:
+class VercelEncoder(BlockEncoder[dict[str, Any]]):
     """Turns streamops events into AI SDK UI message chunks (sans-IO, one stream per encoder).
+
+    Block starts and ends come from :class:`~streamops.operators.blocks.BlockSplitter` (the
+    rule of :func:`~streamops.operators.blocks.blocks`), fed every event: ``text-start`` /
+    ``reasoning-start`` / ``tool-input-start`` at a block start, ``*-end`` at its end.
 
     Args:
         message_id: the ``messageId`` of the ``start`` chunk; default the run id of the
             ``RunStart`` event.
     """
 
+    terminator = DONE
+
     def __init__(self, message_id: str | None = None) -> None:
+        super().__init__()
         self.message_id = message_id
         self._started = False
-        self._finished = False
-        self._open: tuple[str, str, str | None] | None = None  # (kind, emitted id, source block id)
         self._blocks = 0
+        self._ids: dict[tuple[str, str], str] = {}  # (run id, agent) -> id of its open content block
+        self._calls: set[str] = set()  # call ids whose tool-input-start was sent and not ended
         self._step_open = False
-        self._calls: dict[str, str] = {}  # call id -> tool name, for calls whose input started
-        self._usage: Usage | None = None
 
-    # ---------------------------------------------------------------- blocks
-    def _close_block(self, out: list[dict[str, Any]]) -> None:
-        if self._open is not None:
-            kind, bid, _ = self._open
-            out.append({"type": f"{kind}-end", "id": bid})
-            self._open = None
-
-    def _block(self, out: list[dict[str, Any]], kind: str, source: str | None) -> str:
-        """Id of the open ``kind`` block for ``source``, opening one (and closing another) if
-        needed."""
-        if self._open is not None and self._open[0] == kind and self._open[2] == source:
-            return self._open[1]
-        self._close_block(out)
-        bid = f"{kind}-{self._blocks}"
-        self._blocks += 1
-        self._open = (kind, bid, source)
-        out.append({"type": f"{kind}-start", "id": bid})
-        return bid
-
-    def _ensure_start(self, out: list[dict[str, Any]], run_id: str = "") -> None:
+    def _begin(self, run_id: str) -> None:
+        out = self._out
         if not self._started:
             self._started = True
             start: dict[str, Any] = {"type": "start"}
@@ -161,37 +130,44 @@ class VercelEncoder:
                 start["messageId"] = mid
             out.append(start)
 
+    def _new_id(self, kind: str) -> str:
+        bid = f"{kind}-{self._blocks}"
+        self._blocks += 1
+        return bid
+
     # ---------------------------------------------------------------- encoding
-    def encode(self, event: BaseEvent) -> list[dict[str, Any]]:
-        """The chunks for one event (possibly none). Nothing is encoded after the run end."""
-        out: list[dict[str, Any]] = []
-        if self._finished:
-            return out
-        if isinstance(event, RunStart):
-            self._ensure_start(out, event.run_id)
-            return out
-        self._ensure_start(out, event.run_id)
-        if isinstance(event, (TextDelta, RefusalDelta)):
-            source = event.block_id if isinstance(event, TextDelta) else f"refusal:{event.block_id}"
-            bid = self._block(out, "text", source)
-            out.append({"type": "text-delta", "id": bid, "delta": event.delta})
-        elif isinstance(event, ReasoningDelta):
-            bid = self._block(out, "reasoning", event.block_id)
-            out.append({"type": "reasoning-delta", "id": bid, "delta": event.delta})
-        elif isinstance(event, ReasoningSignature):
-            bid = self._block(out, "reasoning", event.block_id)
+    def _one(self, event: ev.BaseEvent) -> None:
+        out = self._out
+        if isinstance(event, (ev.TextDelta, ev.RefusalDelta)):
+            out.append({"type": "text-delta", "id": self._ids[event.run_id, event.agent], "delta": event.delta})
+        elif isinstance(event, ev.ReasoningDelta):
+            out.append({"type": "reasoning-delta", "id": self._ids[event.run_id, event.agent], "delta": event.delta})
+        elif isinstance(event, ev.BlockStart):
+            if event.block == "tool-call":
+                assert event.call_id is not None
+                self._calls.add(event.call_id)
+                out.append({"type": "tool-input-start", "toolCallId": event.call_id, "toolName": event.name})
+            else:
+                kind = "reasoning" if event.block == "reasoning" else "text"
+                bid = self._ids[event.run_id, event.agent] = self._new_id(kind)
+                out.append({"type": f"{kind}-start", "id": bid})
+        elif isinstance(event, ev.BlockEnd):
+            if event.block == "tool-call":
+                self._calls.discard(event.call_id or "")
+            else:
+                kind = "reasoning" if event.block == "reasoning" else "text"
+                out.append({"type": f"{kind}-end", "id": self._ids.pop((event.run_id, event.agent))})
+        elif isinstance(event, ev.ReasoningSignature):
             out.append(
                 {
                     "type": "reasoning-delta",
-                    "id": bid,
+                    "id": self._ids[event.run_id, event.agent],
                     "delta": "",
                     "providerMetadata": {"streamops": {"signature": event.signature}},
                 }
             )
-        elif isinstance(event, RedactedReasoning):
-            self._close_block(out)
-            bid = f"reasoning-{self._blocks}"
-            self._blocks += 1
+        elif isinstance(event, ev.RedactedReasoning):
+            bid = self._new_id("reasoning")
             out.append(
                 {
                     "type": "reasoning-start",
@@ -200,40 +176,25 @@ class VercelEncoder:
                 }
             )
             out.append({"type": "reasoning-end", "id": bid})
-        elif isinstance(event, StepStart):
-            self._close_block(out)
+        elif isinstance(event, ev.StepStart):
             if self._step_open:
                 out.append({"type": "finish-step"})
             self._step_open = True
             out.append({"type": "start-step"})
-        elif isinstance(event, StepEnd):
-            self._close_block(out)
+        elif isinstance(event, ev.StepEnd):
             if self._step_open:
                 self._step_open = False
                 out.append({"type": "finish-step"})
-        elif isinstance(event, ToolCallStart):
-            self._close_block(out)
-            self._calls[event.call_id] = event.name
-            out.append({"type": "tool-input-start", "toolCallId": event.call_id, "toolName": event.name})
-        elif isinstance(event, ToolCallDelta):
-            self._close_block(out)
-            if event.call_id not in self._calls:
-                return out  # a fragment of a call that never started: nothing to attach it to
-            out.append({"type": "tool-input-delta", "toolCallId": event.call_id, "inputTextDelta": event.delta})
-        elif isinstance(event, ToolCallEnd):
-            self._close_block(out)
-            if event.call_id not in self._calls:
-                self._calls[event.call_id] = event.name
-                out.append({"type": "tool-input-start", "toolCallId": event.call_id, "toolName": event.name})
+        elif isinstance(event, ev.ToolCallDelta):
+            if event.call_id in self._calls:  # else a fragment of a call that never started
+                out.append({"type": "tool-input-delta", "toolCallId": event.call_id, "inputTextDelta": event.delta})
+        elif isinstance(event, ev.ToolCallEnd):
             out.append(self._tool_input(event))
-        elif isinstance(event, ToolResult):
-            self._close_block(out)
+        elif isinstance(event, ev.ToolResult):
             out.append({"type": "tool-output-available", "toolCallId": event.call_id, "output": event.result})
-        elif isinstance(event, ToolError):
-            self._close_block(out)
+        elif isinstance(event, ev.ToolError):
             out.append({"type": "tool-output-error", "toolCallId": event.call_id, "errorText": event.message})
-        elif isinstance(event, ToolProgress):
-            self._close_block(out)
+        elif isinstance(event, ev.ToolProgress):
             out.append(
                 {
                     "type": "data-tool-progress",
@@ -242,24 +203,19 @@ class VercelEncoder:
                     "transient": True,
                 }
             )
-        elif isinstance(event, CustomEvent):
-            self._close_block(out)
+        elif isinstance(event, ev.CustomEvent):
             out.append({"type": f"data-{event.name}", "data": event.data})
-        elif isinstance(event, PartialObject):
-            self._close_block(out)
+        elif isinstance(event, ev.PartialObject):
             out.append({"type": "data-partial-object", "data": event.value, "transient": True})
-        elif isinstance(event, FinalOutput):
-            self._close_block(out)
+        elif isinstance(event, ev.FinalOutput):
             out.append({"type": "data-final-output", "data": event.value})
-        elif isinstance(event, ErrorEvent):
-            self._close_block(out)
+        elif isinstance(event, ev.ErrorEvent):
             out.append({"type": "error", "errorText": f"{event.error_type}: {event.message}"})
-        elif isinstance(event, RunEnd):
-            out += self._end(event)
-        return out
+        elif isinstance(event, ev.RunEnd):
+            self._end(event)
 
     @staticmethod
-    def _tool_input(event: ToolCallEnd) -> dict[str, Any]:
+    def _tool_input(event: ev.ToolCallEnd) -> dict[str, Any]:
         try:
             args = json.loads(event.arguments) if event.arguments.strip() else {}
         except ValueError as exc:
@@ -272,17 +228,15 @@ class VercelEncoder:
             }
         return {"type": "tool-input-available", "toolCallId": event.call_id, "toolName": event.name, "input": args}
 
-    def _end(self, event: RunEnd | None) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        self._ensure_start(out)
-        self._close_block(out)
+    def _end(self, event: ev.RunEnd | None) -> None:
+        out = self._out
         if self._step_open:
             self._step_open = False
             out.append({"type": "finish-step"})
-        self._finished = True
+        self.finished = True
         if event is None or event.status == "cancelled":
             out.append({"type": "abort", "reason": "cancelled" if event is not None else "stream ended"})
-            return out
+            return
         if event.status == "failed" and event.finish_reason is None:
             finish_reason = "error"
         else:
@@ -291,71 +245,30 @@ class VercelEncoder:
         if event.usage is not None:
             meta["usage"] = _usage_dict(event.usage)
         out.append({"type": "finish", "finishReason": finish_reason, "messageMetadata": meta})
-        return out
-
-    def close(self) -> list[dict[str, Any]]:
-        """Chunks that end a stream which stopped without a ``RunEnd`` (open blocks closed,
-        then ``abort``); nothing if the run end was encoded."""
-        if self._finished:
-            return []
-        return self._end(None)
 
     # ---------------------------------------------------------------- framing
     @staticmethod
-    def sse(part: dict[str, Any]) -> bytes:
+    def frame(item: dict[str, Any]) -> bytes:
         """One chunk as an SSE message (``data: {json}``; compact JSON has no line breaks).
 
-        Values are serialised as the SSE and NDJSON sinks serialise events (pydantic's JSON
-        mode, ``repr()`` for what it cannot dump: a ``datetime`` in a tool result becomes its
-        ISO string), and NaN and infinities become ``null``: JSON has no such numbers and the
-        AI SDK's ``JSON.parse`` rejects ``NaN``/``Infinity``.
+        Values are serialised by :func:`~streamops.events.json_bytes`, as the SSE and NDJSON
+        sinks serialise events (``repr()`` for what pydantic cannot dump: a ``datetime`` in a
+        tool result becomes its ISO string; a lone surrogate becomes U+FFFD), and NaN and
+        infinities become ``null``: JSON has no such numbers and the AI SDK's ``JSON.parse``
+        rejects ``NaN``/``Infinity``.
         """
-        from pydantic_core import to_json
+        return b"data: " + ev.json_bytes(item) + b"\n\n"
 
-        return b"data: " + to_json(part, fallback=repr, inf_nan_mode="null") + b"\n\n"
-
-    def encode_sse(self, event: BaseEvent) -> bytes:
-        """The chunks of one event, each framed by :meth:`sse`, concatenated (``b""`` for none)."""
-        return b"".join(map(self.sse, self.encode(event)))
-
-    def close_sse(self) -> bytes:
-        """The frames that end the stream: :meth:`close`'s chunks, then ``data: [DONE]``."""
-        return b"".join(map(self.sse, self.close())) + DONE
-
-    async def encode_stream(self, stream: AsyncIterable[BaseEvent]) -> AsyncIterator[bytes]:
-        """The whole SSE body for ``stream``: every chunk, then :meth:`close`'s, then
-        ``data: [DONE]``.
-
-        If ``stream`` raises (an ``Exception``), the body ends as :func:`vercel_response` ends
-        it: the ``error`` chunk of the ``ErrorEvent`` for the failure
-        (:func:`~streamops.operators.errors.error_event`), the closing chunks (``abort`` unless the
-        run end was encoded) and ``data: [DONE]``; then the exception is re-raised. ``stream``
-        is always closed (``aclose()`` of its iterator, when it has one): at its end, on its
-        failure, and when this generator is closed early (``break`` then ``aclose()``, or
-        cancellation).
-
-        Iterate it inside the terminal that hosts ``stream`` when the stream runs tasks (an
-        agent run): :func:`vercel_response` does that.
-        """
-        it = aiter(Stream.from_async_iterable(stream) | errors_as_events(reraise=True))
-        failure: Exception | None = None
-        try:
-            async for event in it:
-                for part in self.encode(event):
-                    yield self.sse(part)
-        except Exception as exc:  # the stream failed: its ErrorEvent was encoded
-            failure = exc
-        finally:
-            await aclose_iterator(it)
-        for part in self.close():
-            yield self.sse(part)
-        yield DONE
-        if failure is not None:
-            raise failure
+    def encode_stream(self, stream: AsyncIterable[ev.BaseEvent]) -> Stream[bytes]:
+        """The whole SSE body for ``stream`` (:func:`~streamops.sinks.encoder.encoded`): every
+        chunk, then :meth:`close`'s, then ``data: [DONE]``; if ``stream`` raises, the ``error``
+        chunk of its ``ErrorEvent``, the closing chunks and ``data: [DONE]``, then the
+        exception. ``stream`` is always closed."""
+        return encoded(stream, self)
 
 
 def vercel_response(
-    stream: AsyncIterable[BaseEvent],
+    stream: AsyncIterable[ev.BaseEvent],
     *,
     message_id: str | None = None,
     heartbeat: float | None = None,
@@ -375,11 +288,11 @@ def vercel_response(
         ValueError: ``heartbeat`` is not positive, or ``on_disconnect`` is not
             ``"cancel"``/``"continue"``.
     """
-    from ._asgi import EventStreamResponse, stream_producer
+    from ._asgi import encoder_response
 
-    encoder = VercelEncoder(message_id)
-    return EventStreamResponse(
-        stream_producer(stream, encoder.encode_sse, finish=encoder.close_sse),
+    return encoder_response(
+        stream,
+        VercelEncoder(message_id),
         headers=dict(VERCEL_HEADERS),
         heartbeat_interval=heartbeat,
         on_disconnect=on_disconnect,

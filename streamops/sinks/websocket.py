@@ -14,13 +14,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._stream import Stream
 from ..events import BaseEvent, ErrorEvent, to_json
 from ..operators.errors import errors_as_events
 
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket
 
-    from .._stream import Stream
     from ..agent import Agent
     from ..models import ChatMessage
 
@@ -64,6 +64,29 @@ class _Peer:
         except (WebSocketDisconnect, OSError):  # the client is gone
             self.gone = True
             raise _Gone from None
+
+    async def receive(self) -> dict[str, Any] | None:
+        """The client's next message; ``None`` (and :attr:`gone` set) once it disconnected."""
+        message: dict[str, Any] = dict(await self.websocket.receive())
+        if message["type"] == "websocket.disconnect":
+            self.gone = True
+            return None
+        return message
+
+    async def send_stream(self, stream: Stream[BaseEvent]) -> bool:
+        """Send every event of ``stream`` (iterated here, so its tasks are hosted). False when
+        it raised: its ``ErrorEvent`` was sent last and the close code is then 1011. The client
+        leaving raises :class:`_Gone`; the stream is closed on every exit."""
+        try:
+            async with (stream | errors_as_events(reraise=True)).iterate() as it:
+                async for event in it:
+                    await self.send(event)
+        except _Gone:
+            raise
+        except Exception:  # the stream failed: its ErrorEvent was sent
+            self.code = INTERNAL_ERROR
+            return False
+        return True
 
     async def close(self) -> None:
         if self.gone:
@@ -148,22 +171,15 @@ async def websocket_sink(
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    peer.gone = True
-                    tg.cancel_scope.cancel()
-                    return
+            while await peer.receive() is not None:
+                pass  # messages from the client are ignored
+            tg.cancel_scope.cancel()
 
         async def produce() -> None:
             try:
-                async with (stream | errors_as_events(reraise=True)).iterate() as it:
-                    async for event in it:
-                        await peer.send(event)
+                await peer.send_stream(stream)
             except _Gone:
                 return
-            except Exception:  # the stream failed: its ErrorEvent was sent
-                peer.code = INTERNAL_ERROR
             finally:
                 tg.cancel_scope.cancel()
 
@@ -264,9 +280,8 @@ async def websocket_conversation(
 
             async def receive() -> None:
                 while True:
-                    message = await websocket.receive()
-                    if message["type"] == "websocket.disconnect":
-                        peer.gone = True
+                    message = await peer.receive()
+                    if message is None:
                         tg.cancel_scope.cancel()
                         return
                     data = message.get("text")
@@ -287,14 +302,8 @@ async def websocket_conversation(
                             continue
                         stream = agent.stream(content, history=conversation)
                         try:
-                            async with (stream | errors_as_events(reraise=True)).iterate() as it:
-                                async for event in it:
-                                    await send(event)
-                        except _Gone:
-                            raise
-                        except Exception:  # the run's stream failed: its ErrorEvent was sent
-                            peer.code = INTERNAL_ERROR
-                            return
+                            if not await peer.send_stream(stream):  # the run's stream failed
+                                return
                         finally:
                             messages = stream.result_messages
                             if messages is not None:

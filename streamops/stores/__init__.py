@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import Entry, LeaseLostError, RunInfo, RunState, RunStore, entry_id
+from ._base import Entry, GapError, LeaseLostError, RunInfo, RunState, RunStore, entry_id
 from .memory import MemoryStore
 from .publish import publish
 from .sqlite import SQLiteStore
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Entry",
+    "GapError",
     "LeaseLostError",
     "MemoryStore",
     "RedisNeedsAsyncioError",

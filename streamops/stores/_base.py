@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import quote
 
 from .._stream import Stream
-from ..errors import StreamopsError, UnknownRunError
-from ..events import BaseEvent, ErrorEvent, RunEnd, from_json, to_json
+from ..errors import GapError, StreamopsError, UnknownRunError
+from ..events import BaseEvent, ErrorEvent, RunEnd, event_adapter, from_json, to_json
 from ..sinks.resume import ResumeUnavailableError, parse_event_id
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Entry",
+    "GapError",
     "LeaseLostError",
     "RunInfo",
     "RunState",
@@ -108,6 +109,22 @@ class _Page:
 
 def _dump(event: BaseEvent) -> bytes:
     return to_json(event)
+
+
+_codec_ready = False
+
+
+async def _warm_codec() -> None:
+    """Build the events' JSON codec (pydantic's ``TypeAdapter`` of the event union, built on
+    first use) in a worker thread, once per process, before a store first turns an event into
+    JSON or back: built on the event loop it blocked it for 0.15-0.35 s on an idle 2-core
+    machine, seconds under load (the "first append stalls ~2 s" of a new publisher process)."""
+    global _codec_ready
+    if not _codec_ready:
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(event_adapter)
+        _codec_ready = True
 
 
 def _load(data: bytes | str) -> BaseEvent:
@@ -213,6 +230,7 @@ class RunStore(ABC):
         rid = uuid.uuid4().hex if run_id is None else run_id
         if not rid:
             raise ValueError("run_id must not be empty")
+        await _warm_codec()
         return await self._create(rid, agent, time.time())
 
     async def append(self, run_id: str, events: Sequence[BaseEvent], *, first: int) -> list[str]:
@@ -224,10 +242,12 @@ class RunStore(ABC):
         Raises:
             UnknownRunError: no such run (never started, or expired).
             LeaseLostError: the run is no longer running.
-            ValueError: ``first`` leaves a gap after the last stored position.
+            GapError: ``first`` leaves a gap after the last stored position (a ``ValueError``).
         """
         if not events:
             return []
+        if not _codec_ready:
+            await _warm_codec()
         data = [_dump(e) for e in events]
         await self._append(run_id, first, data)
         head = entry_id(run_id, 0)[:-1]  # "{run_id}:" percent-encoded once per batch
@@ -254,6 +274,7 @@ class RunStore(ABC):
         agent: str = "",
         max_batch: int = 512,
         buffer: int = 4096,
+        keep: int = 4096,
     ) -> RunInfo:
         """Run ``events`` into a new stored run and end it; return the ended run.
 
@@ -264,14 +285,15 @@ class RunStore(ABC):
 
         The run ends ``"completed"``; ``"failed"`` (error: the exception's repr) when the
         stream raises (an ``ErrorEvent`` is appended first, and the exception propagates);
-        ``"cancelled"`` when cancelled. See :func:`streamops.stores.publish` for the operator.
+        ``"cancelled"`` when cancelled. ``keep``: events held after they were stored, to store
+        them again if the store loses them (see :func:`streamops.stores.publish`, the operator).
 
         Raises:
             ValueError: ``run_id`` is taken. LeaseLostError: the run was ended under it.
         """
         from .publish import publish_into
 
-        return await publish_into(self, events, run_id, agent=agent, max_batch=max_batch, buffer=buffer)
+        return await publish_into(self, events, run_id, agent=agent, max_batch=max_batch, buffer=buffer, keep=keep)
 
     # ------------------------------------------------------------------------ reading
     async def info(self, run_id: str) -> RunInfo:
@@ -325,6 +347,7 @@ class RunStore(ABC):
         """
         info = await self.info(run_id)
         pos = self._position(info, after)
+        await _warm_codec()
         page = await self._read(run_id, pos, limit if limit is not None else 1 << 62)
         if page is None:
             raise UnknownRunError(run_id)
@@ -395,6 +418,7 @@ class _Follow:
         store, run_id, after = self._store, self._run_id, self._after
         info = await store.info(run_id)
         pos = store._position(info, after)
+        await _warm_codec()
         wait = min(store.lease / 3, 1.0)
         waited = False  # the last wait brought nothing: time to look at the lease
         while True:
@@ -437,24 +461,28 @@ class _Watch:
 
     async def _gen(self) -> AsyncGenerator[RunInfo, None]:
         store = self._store
-        seen: set[str] = set()
+        # Each backend's cursor gives a run once; only the runs listed as existing may come
+        # again (started between taking the cursor and listing them): remember just those,
+        # and forget each when the cursor brings it, so a long watch remembers nothing more.
+        listed: set[str] = set()
         cursor, _ = await store._wait_new_run(None, 0)
         if self._existing:
             for info in await store.runs():
                 if info.status == "running":
-                    seen.add(info.run_id)
+                    listed.add(info.run_id)
                     yield info
         while True:
             cursor, infos = await store._wait_new_run(cursor, 1.0)
             for info in infos:
-                if info.run_id not in seen:
-                    seen.add(info.run_id)
+                if info.run_id in listed:
+                    listed.discard(info.run_id)
+                else:
                     yield info
 
 
 def _check_gap(run_id: str, first: int, stored: int) -> None:
     if first > stored:
-        raise ValueError(f"append at position {first} of run {run_id!r} leaves a gap: {stored} events are stored")
+        raise GapError(run_id, first, stored)
 
 
 async def _sleep_or(event: anyio.Event, wait_s: float) -> None:

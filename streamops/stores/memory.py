@@ -19,10 +19,11 @@ __all__ = ["MemoryStore"]
 
 
 class _Run:
-    __slots__ = ("data", "info", "lease_until", "waiter")
+    __slots__ = ("data", "info", "lease_until", "number", "waiter")
 
-    def __init__(self, info: RunInfo, lease_until: float) -> None:
+    def __init__(self, info: RunInfo, lease_until: float, number: int) -> None:
         self.info = info
+        self.number = number  # 1 for the store's first run, 2 for the next...: watch()'s cursor
         self.data: deque[bytes] = deque()
         self.lease_until = lease_until
         self.waiter: anyio.Event | None = None
@@ -43,8 +44,8 @@ class MemoryStore(RunStore):
 
     def __init__(self, *, max_events: int | None = None, ttl: float | None = None, lease: float = 10.0) -> None:
         super().__init__(max_events=max_events, ttl=ttl, lease=lease)
-        self._runs: dict[str, _Run] = {}
-        self._started: list[str] = []  # run ids in start order, for watch()
+        self._runs: dict[str, _Run] = {}  # in start order (dicts keep insertion order): watch() reads it
+        self._started = 0  # runs started so far
         self._new_run: anyio.Event | None = None
 
     def _expire(self, now: float) -> None:
@@ -67,8 +68,8 @@ class MemoryStore(RunStore):
         if run_id in self._runs:
             raise ValueError(f"a run with id {run_id!r} is already stored")
         info = RunInfo(run_id=run_id, agent=agent, started=now)
-        self._runs[run_id] = _Run(info, time.monotonic() + self.lease)
-        self._started.append(run_id)
+        self._started += 1
+        self._runs[run_id] = _Run(info, time.monotonic() + self.lease, self._started)
         if self._new_run is not None:
             self._new_run.set()
             self._new_run = None
@@ -144,10 +145,17 @@ class MemoryStore(RunStore):
     async def _wait_new_run(self, cursor: Any, wait_s: float) -> tuple[Any, list[RunInfo]]:
         import anyio
 
-        start = len(self._started) if cursor is None else int(cursor)
-        if start >= len(self._started) and wait_s > 0:
+        # The cursor is the number of the last run seen; the runs started after it are the tail
+        # of ``_runs`` (kept in start order), so nothing but the kept runs is remembered.
+        start = self._started if cursor is None else int(cursor)
+        if start >= self._started and wait_s > 0:
             if self._new_run is None:
                 self._new_run = anyio.Event()
             await _sleep_or(self._new_run, wait_s)
-        ids = self._started[start:]
-        return len(self._started), [self._runs[r].info for r in ids if r in self._runs]
+        new: list[RunInfo] = []
+        for run in reversed(self._runs.values()):
+            if run.number <= start:
+                break
+            new.append(run.info)
+        new.reverse()
+        return self._started, new

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Callable
+import logging
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from .._host import current_host
 from .._stream import Stream
-from ..events import BaseEvent
+from ..errors import GapError
+from ..events import BaseEvent, ErrorEvent
 from ..operators.errors import error_event
 
 if TYPE_CHECKING:
@@ -19,16 +22,58 @@ if TYPE_CHECKING:
 
 __all__ = ["publish", "publish_into"]
 
+_log = logging.getLogger("streamops.stores")
+
+EVENTS_LOST = "EventsLost"
+"""``error_type`` of the :class:`ErrorEvent` a publisher stores where its store lost events it
+no longer holds (see :func:`publish`, ``keep``)."""
+
 
 class _Writer:
-    """The writer task's state: how many events it stored, what failed it, when it is done."""
+    """The writer task's state: how many events it stored, the last ``keep`` of them (to store
+    again if the store loses them), what failed it, when it is done."""
 
-    __slots__ = ("done", "error", "pos")
+    __slots__ = ("done", "error", "kept", "pos")
 
-    def __init__(self, done: anyio.Event) -> None:
+    def __init__(self, done: anyio.Event, keep: int) -> None:
         self.done = done
         self.error: BaseException | None = None
         self.pos = 0
+        self.kept: deque[BaseEvent] = deque(maxlen=keep)
+
+    async def append(self, store: RunStore, run_id: str, batch: Sequence[BaseEvent]) -> None:
+        """Store ``batch`` at ``pos``. When the store has fewer events than this writer stored
+        (it lost its last writes: Redis restarted without them), store the lost ones again from
+        ``kept`` and go on; if ``kept`` no longer holds them all, store an ``ErrorEvent``
+        (``EventsLost``) in their place and go on from there. Logged once per gap (warning)."""
+        try:
+            await store.append(run_id, batch, first=self.pos)
+        except GapError as gap:
+            lost = self.pos - gap.stored
+            if lost <= len(self.kept):
+                redo = list(self.kept)[len(self.kept) - lost :]
+                _log.warning(
+                    "run %r: the store lost its last %d events (positions %d-%d; Redis restarted without its "
+                    "last writes?): storing them again from the publisher's memory",
+                    run_id,
+                    lost,
+                    gap.stored,
+                    self.pos - 1,
+                )
+                await store.append(run_id, [*redo, *batch], first=gap.stored)
+            else:
+                message = (
+                    f"the store lost {lost} events of this run (positions {gap.stored}-{self.pos - 1}) and the "
+                    f"publisher kept only the last {len(self.kept)}: positions from {gap.stored} on are renumbered"
+                )
+                _log.warning("run %r: %s", run_id, message)
+                ref = batch[0]
+                marker = ErrorEvent(run_id=ref.run_id, agent=ref.agent, error_type=EVENTS_LOST, message=message)
+                await store.append(run_id, [marker, *batch], first=gap.stored)
+                self.kept.clear()
+                self.pos = gap.stored + 1
+        self.pos += len(batch)
+        self.kept.extend(batch)
 
     async def run(
         self, store: RunStore, run_id: str, recv: MemoryObjectReceiveStream[BaseEvent], max_batch: int
@@ -54,8 +99,7 @@ class _Writer:
                             batch.append(recv.receive_nowait())
                         except (anyio.WouldBlock, anyio.EndOfStream):
                             break
-                    await store.append(run_id, batch, first=self.pos)
-                    self.pos += len(batch)
+                    await self.append(store, run_id, batch)
         except Exception as exc:
             self.error = exc
         finally:
@@ -69,6 +113,7 @@ def publish(
     agent: str = "",
     max_batch: int = 512,
     buffer: int = 4096,
+    keep: int = 4096,
     on_start: Callable[[RunInfo], object] | None = None,
 ) -> Callable[[Stream[BaseEvent]], Stream[BaseEvent]]:
     """Operator: store every event passing through in a new run of ``store``, and pass it on.
@@ -78,6 +123,15 @@ def publish(
     task (hosted by the terminal, like ``merge``'s) appends what has arrived in batches of up to
     ``max_batch`` events, as soon as its previous append returned, and renews the producer lease
     when idle for ``store.lease / 3`` seconds.
+
+    When the store loses events it had stored (Redis with ``appendfsync everysec`` restarted
+    after a crash: up to about a second of writes), the next append finds the run shorter than
+    what was sent (:class:`~streamops.stores.GapError`); the writer then stores the lost events
+    again, at their positions, from the last ``keep`` events it holds, and goes on: followers see
+    every event once, under the id it had before. If more were lost than it holds, it stores one
+    ``ErrorEvent(error_type="EventsLost")`` in their place and goes on (the positions after it
+    are renumbered: ids a follower received before the loss may then name other events).
+    Either way one warning is logged (logger ``streamops.stores``).
 
     - Emits: each upstream event, unchanged, once it is in the writer's buffer (``buffer``
       events at most: a slow store slows the stream, nothing is dropped).
@@ -93,17 +147,17 @@ def publish(
         TaskHostRequired: iterated by a bare ``async for`` (use a terminal or ``iterate()``).
         ValueError: ``run_id`` is taken.
     """
-    if max_batch < 1 or buffer < 1:
-        raise ValueError(f"max_batch and buffer must be >= 1, got {max_batch} and {buffer}")
+    if max_batch < 1 or buffer < 1 or keep < 0:
+        raise ValueError(f"max_batch and buffer must be >= 1 and keep >= 0, got {max_batch}, {buffer}, {keep}")
 
     def op(stream: Stream[BaseEvent]) -> Stream[BaseEvent]:
-        return Stream(_PublishSource(stream, store, run_id, agent, max_batch, buffer, on_start))
+        return Stream(_PublishSource(stream, store, run_id, agent, max_batch, buffer, keep, on_start))
 
     return op
 
 
 class _PublishSource:
-    __slots__ = ("_agent", "_buffer", "_max_batch", "_on_start", "_run_id", "_store", "_upstream")
+    __slots__ = ("_agent", "_buffer", "_keep", "_max_batch", "_on_start", "_run_id", "_store", "_upstream")
 
     def __init__(
         self,
@@ -113,8 +167,10 @@ class _PublishSource:
         agent: str,
         max_batch: int,
         buffer: int,
+        keep: int,
         on_start: Callable[[RunInfo], object] | None,
     ) -> None:
+        self._keep = keep
         self._upstream = upstream
         self._store = store
         self._run_id = run_id
@@ -136,7 +192,7 @@ class _PublishSource:
         if self._on_start is not None:
             self._on_start(info)
         send, recv = anyio.create_memory_object_stream[BaseEvent](self._buffer)
-        writer = _Writer(anyio.Event())
+        writer = _Writer(anyio.Event(), self._keep)
         host.start_soon(writer.run, store, rid, recv, self._max_batch, name=f"streamops publish {rid}")
         last: BaseEvent | None = None
         status: Any = "cancelled"
@@ -186,12 +242,13 @@ async def publish_into(
     agent: str = "",
     max_batch: int = 512,
     buffer: int = 4096,
+    keep: int = 4096,
 ) -> RunInfo:
     """Run ``events`` through :func:`publish` to the end; return the ended run (see
     :meth:`RunStore.publish`)."""
     started: list[RunInfo] = []
     stream = Stream.from_async_iterable(events) | publish(
-        store, run_id, agent=agent, max_batch=max_batch, buffer=buffer, on_start=started.append
+        store, run_id, agent=agent, max_batch=max_batch, buffer=buffer, keep=keep, on_start=started.append
     )
     async with stream.iterate() as it:
         async for _ in it:

@@ -160,7 +160,7 @@ def test_no_sink_and_no_to_json_raise_on_any_event_with_any_strings(data: st.Dat
     json.loads(text)
     ndjson_encode(event).decode("utf-8")
     SSEEncoder().encode(event).decode("utf-8")
-    ChunkEncoder(model="m").encode_sse(event).decode("utf-8")
-    AGUIEncoder().encode_sse(event).decode("utf-8")
+    ChunkEncoder(model="m").encode_frames(event).decode("utf-8")
+    AGUIEncoder().encode_frames(event).decode("utf-8")
     for r in A2AEncoder().encode(event):
         A2AEncoder.sse(A2AEncoder(), r, 1).decode("utf-8")

@@ -121,7 +121,7 @@ def assert_same_event(a: BaseEvent, b: BaseEvent) -> None:
 def test_event_kinds_cover_the_union() -> None:
     union_members = set(typing.get_args(events.Event))
     assert set(EVENT_KINDS.values()) == union_members
-    assert len(EVENT_KINDS) == len(union_members) == 22
+    assert len(EVENT_KINDS) == len(union_members) == 25
     for kind, cls in EVENT_KINDS.items():
         assert cls.__dataclass_fields__["kind"].default == kind
 
@@ -407,3 +407,15 @@ def test_to_json_writes_a_model_pydantic_cannot_serialise() -> None:
 def test_to_json_never_raises_on_any_data(data: Any) -> None:
     out = events.to_json(_raw(data))
     assert json.loads(out)["kind"] == "raw"
+
+
+def test_nested_envelope_round_trips_and_agent_path_splits() -> None:
+    ev = events.AgentHandoff(
+        run_id="r2", agent="planner", parent_run_id="r1", seq=3, from_agent="planner", to_agent="planner/researcher"
+    )
+    back = events.from_json(events.to_json(ev))
+    assert back == ev and back.parent_run_id == "r1" and isinstance(back, events.AgentHandoff)
+    assert events.derive(ev, seq=4).parent_run_id == "r1"  # the envelope is copied whole
+    assert TextDelta(delta="x", agent="planner/researcher").agent_path == ("planner", "researcher")
+    assert TextDelta(delta="x").agent_path == ()
+    assert TextDelta(delta="x").parent_run_id == ""

@@ -193,6 +193,18 @@ async def test_langgraph_subgraph_events_carry_its_path() -> None:
     texts = [e for e in events if isinstance(e, so.TextDelta)]
     assert "".join(e.delta for e in texts) == "inner answer"
     assert {e.agent for e in texts} == {"researcher"}
+    root = events[0].run_id
+    top = [e for e in events if e.run_id == root]
+    sub = [e for e in events if e.run_id != root]
+    assert isinstance(top[0], so.RunStart) and isinstance(top[-1], so.RunEnd) and top[-1].status == "completed"
+    assert {e.agent for e in top} == {""} and {e.parent_run_id for e in top} == {""}
+    # the subgraph is a run of its own: its task id as run_id, the graph's run as parent
+    assert len({e.run_id for e in sub}) == 1 and {(e.agent, e.parent_run_id) for e in sub} == {("researcher", root)}
+    assert isinstance(sub[0], so.RunStart) and isinstance(sub[-1], so.RunEnd) and sub[-1].status == "completed"
+    assert [e.seq for e in sub] == list(range(len(sub))) and [e.seq for e in top] == list(range(len(top)))
+    # it ends when the graph reports the node done, before that update
+    done = next(e for e in top if isinstance(e, so.RawEvent) and "researcher" in e.data[2])
+    assert events.index(sub[-1]) < events.index(done)
 
 
 async def from_run_graph(items: Any) -> list[Any]:

@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+import dataclasses
+import json
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -17,13 +18,14 @@ pytest.importorskip("agents")
 from agents import Agent, Runner, function_tool, set_tracing_disabled
 from agents.models.openai_responses import OpenAIResponsesModel
 from openai import AsyncOpenAI
-from streamops.adapters import from_run
+from pydantic import BaseModel
+from streamops.adapters import SubRuns, from_run
 from streamops.adapters.openai_agents import from_openai_agents
 
 import streamops as so
 
-from .._http import parse_head
 from ..conftest import RECORDED
+from ._replay import replay
 
 pytestmark = pytest.mark.anyio
 set_tracing_disabled(True)
@@ -37,55 +39,6 @@ def anyio_backend() -> str:
 
 def _body(name: str) -> bytes:
     return (RECORDED / "openai" / f"{name}.sse").read_bytes()
-
-
-class _Server:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.targets: list[str] = []
-        self.closed = 0
-        self.closed_event = anyio.Event()
-
-
-@asynccontextmanager
-async def replay(bodies: list[bytes], *, hang_after: int | None = None) -> AsyncIterator[_Server]:
-    """An HTTP/1.1 server on 127.0.0.1 answering the n-th request with ``bodies[n]`` as
-    ``text/event-stream``; with ``hang_after``, it sends that many bytes of the body and then
-    waits until the client closes the connection (counted in ``closed``)."""
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    server = _Server(f"http://127.0.0.1:{port}/v1")
-
-    async def handle(conn: anyio.abc.SocketStream) -> None:
-        async with conn:
-            buf = b""
-            while (req := parse_head(buf)) is None:
-                buf += await conn.receive()
-            n = len(server.targets)
-            server.targets.append(req.target)
-            rest = req.body
-            while len(rest) < req.content_length:
-                rest += await conn.receive()
-            head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
-            body = bodies[min(n, len(bodies) - 1)]
-            if hang_after is None:
-                await conn.send(head + body)
-                return
-            await conn.send(head + body[:hang_after])
-            try:
-                while await conn.receive():
-                    pass
-            except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
-                pass
-            server.closed += 1
-            server.closed_event.set()
-
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, handle)
-        try:
-            yield server
-        finally:
-            tg.cancel_scope.cancel()
 
 
 @function_tool
@@ -133,7 +86,10 @@ async def test_two_model_calls_parallel_tools_and_a_tool_error() -> None:
     end = events[-1]
     assert isinstance(end, so.RunEnd) and end.status == "completed"
     assert end.usage is not None and (end.usage.input_tokens, end.usage.output_tokens) == (104 + 94, 51 + 18)
-    assert all(e.agent == "calc" for e in events if e.seq > kinds.index("custom"))
+    handoffs = [e for e in events if isinstance(e, so.AgentHandoff)]
+    assert [(h.from_agent, h.to_agent, h.agent) for h in handoffs] == [("", "calc", "")]  # the run's first agent
+    assert all(e.agent == "calc" for e in events if e.seq > handoffs[0].seq)
+    assert all(e.parent_run_id == "" and e.run_id == events[0].run_id for e in events)
 
 
 async def test_provider_error_mid_run_is_an_error_event() -> None:
@@ -158,3 +114,108 @@ async def test_break_mid_run_cancels_and_closes_the_http_request() -> None:
             await server.closed_event.wait()
     assert server.closed == 1
     assert run.is_complete
+
+
+# ----------------------------------------------------------------------------- nesting
+
+
+class _AB(BaseModel):
+    a: int
+    b: int
+
+
+class _Country(BaseModel):
+    country: str
+
+
+def _client(base_url: str) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=base_url, api_key="test-key", max_retries=0)
+
+
+async def test_agents_used_as_tools_stream_their_own_runs_inside_the_parent() -> None:
+    """Two agents used as tools, called in parallel by the planner's first model call (the
+    recorded parallel add/multiply calls): each streams its own run inside the planner's."""
+    story = _body("responses_story_utf8_oll")
+    bodies = [
+        _body("responses_parallel_function_calls_gpt4o_fantasy"),
+        story,
+        story,
+        _body("responses_after_tool_utf8_llm"),
+    ]
+    async with replay(bodies) as server:
+        client = _client(server.base_url)
+        sub = SubRuns()
+        adder = Agent(name="adder", model=OpenAIResponsesModel("gpt-4o", client))
+        multiplier = Agent(name="multiplier", model=OpenAIResponsesModel("gpt-4o", client))
+        planner = Agent(
+            name="planner",
+            model=OpenAIResponsesModel("gpt-4o", client),
+            tools=[
+                adder.as_tool("add", "Add two integers.", parameters=_AB, on_stream=sub),
+                multiplier.as_tool("multiply", "Multiply two integers.", parameters=_AB, on_stream=sub),
+            ],
+        )
+        events = await from_run(Runner.run_streamed(planner, "2+3 and 2*3"), sub_runs=sub).collect()
+    assert len(server.targets) == 4
+    root = events[0].run_id
+    top = [e for e in events if e.run_id == root]
+    assert [e.seq for e in top] == list(range(len(top)))  # the parent's numbering is untouched
+    assert all(e.parent_run_id == "" for e in top)
+    assert "".join(e.delta for e in top if isinstance(e, so.TextDelta)) == "1231 × 2331 = **2,869,461**"
+    ends = {e.name: e.call_id for e in top if isinstance(e, so.ToolCallEnd)}
+    results = {e.call_id: e for e in top if isinstance(e, so.ToolResult)}
+    story_text = json.loads((RECORDED / "openai" / "responses_story_utf8_oll.expected.json").read_text())["text"]
+    subs: dict[str, list[so.BaseEvent]] = {}
+    for e in events:
+        if e.run_id != root:
+            subs.setdefault(e.run_id, []).append(e)
+    assert len(subs) == 2
+    by_agent = {evs[0].agent: evs for evs in subs.values()}
+    assert set(by_agent) == {"planner/adder", "planner/multiplier"}
+    for name, tool in (("adder", "add"), ("multiplier", "multiply")):
+        evs = by_agent[f"planner/{name}"]
+        assert all(e.parent_run_id == root for e in evs)
+        assert all(e.agent == f"planner/{name}" for e in evs if not isinstance(e, so.AgentHandoff))
+        assert [e.seq for e in evs] == list(range(len(evs)))  # each sub-run numbered on its own
+        assert isinstance(evs[0], so.RunStart) and isinstance(evs[-1], so.RunEnd) and evs[-1].status == "completed"
+        assert evs[-1].usage is not None and evs[-1].usage.output_tokens is not None
+        assert "".join(e.delta for e in evs if isinstance(e, so.TextDelta)) == story_text
+        # the sub-run ends before the parent's result of the call that started it
+        result = results[ends[tool]]
+        assert events.index(evs[-1]) < events.index(result)
+        assert events.index(evs[0]) > next(i for i, e in enumerate(events) if isinstance(e, so.ToolCallEnd))
+        assert story_text in str(result.result)
+    # filters by path: the planner alone, or with its sub-agents
+    alone = await (so.Stream.from_iterable(events) | so.of_agent("planner", nested=False)).collect()
+    assert {e.run_id for e in alone} == {root}
+    assert len(await (so.Stream.from_iterable(events) | so.of_agent("planner/adder")).collect()) == len(
+        by_agent["planner/adder"]
+    )
+    # and the whole nested stream survives JSON
+    typed = [dataclasses.replace(e, raw=None) for e in events if not isinstance(e, so.RawEvent)]
+    assert [so.from_json(so.to_json(e)) for e in typed] == typed
+
+
+async def test_a_handoff_is_a_typed_agent_handoff_event() -> None:
+    """The triage agent's model calls its handoff tool (a recorded function call, renamed to
+    the SDK's transfer tool); the billing agent answers."""
+    call = _body("responses_function_call_pyd").replace(b"get_capital", b"transfer_to_billing")
+    async with replay([call, _body("responses_after_tool_utf8_llm")]) as server:
+        client = _client(server.base_url)
+        billing = Agent(name="billing", model=OpenAIResponsesModel("gpt-4o", client))
+        triage = Agent(name="triage", model=OpenAIResponsesModel("gpt-4o", client), handoffs=[billing])
+        events = await from_run(Runner.run_streamed(triage, "my bill"), agent="desk").collect()
+    handoffs = [e for e in events if isinstance(e, so.AgentHandoff)]
+    assert [(h.agent, h.from_agent, h.to_agent) for h in handoffs] == [
+        ("desk", "", "desk/triage"),
+        ("desk/triage", "desk/triage", "desk/billing"),
+    ]
+    assert so.from_json(so.to_json(dataclasses.replace(handoffs[1], raw=None))) == handoffs[1]
+    after = events[events.index(handoffs[1]) + 1 :]
+    text = [e for e in after if isinstance(e, so.TextDelta)]
+    assert text and all(e.agent == "desk/billing" for e in after)
+    assert "".join(e.delta for e in text) == "1231 × 2331 = **2,869,461**"
+    before = [e for e in events[: events.index(handoffs[1])] if e.seq > handoffs[0].seq]
+    assert any(isinstance(e, so.ToolCallEnd) and e.name == "transfer_to_billing" for e in before)
+    assert all(e.agent == "desk/triage" for e in before)
+    assert len({e.run_id for e in events}) == 1 and all(e.parent_run_id == "" for e in events)

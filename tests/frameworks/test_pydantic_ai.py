@@ -14,7 +14,7 @@ from pydantic import BaseModel
 pytest.importorskip("pydantic_ai")
 
 import anyio.lowlevel
-from pydantic_ai import Agent, ModelRetry
+from pydantic_ai import Agent, ModelRetry, RunContext
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models.function import (
     AgentInfo,
@@ -23,6 +23,7 @@ from pydantic_ai.models.function import (
     FunctionModel,
 )
 from pydantic_ai.models.test import TestModel
+from streamops.adapters import SubRuns, from_run
 from streamops.adapters.pydantic_ai import from_pydantic_ai
 
 import streamops as so
@@ -166,3 +167,62 @@ async def test_break_mid_run_cancels_the_run() -> None:
 async def test_not_a_run_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="pydantic-ai"):
         await from_pydantic_ai(object()).collect()
+
+
+# ----------------------------------------------------------------------------- delegation
+
+
+async def _planner(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+    if len(messages) == 1:  # two delegations in parallel
+        yield {0: DeltaToolCall(name="research", json_args='{"topic": "tides"}', tool_call_id="call-1")}
+        yield {1: DeltaToolCall(name="research", json_args='{"topic": "moons"}', tool_call_id="call-2")}
+    else:
+        yield "Both "
+        yield "researched."
+
+
+async def _researcher(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+    prompt = str(messages[0].parts[-1].content)  # type: ignore[attr-defined]
+    yield {0: DeltaThinkingPart(content=f"About {prompt}.")}
+    for word in ["Notes ", "on ", prompt]:
+        yield word
+
+
+async def test_an_agent_run_by_a_tool_streams_its_own_run_inside_the_parent() -> None:
+    sub = SubRuns()
+    researcher = Agent(FunctionModel(stream_function=_researcher), name="researcher")
+    planner = Agent(FunctionModel(stream_function=_planner), name="planner")
+
+    @planner.tool
+    async def research(ctx: RunContext[None], topic: str) -> str:
+        result = await researcher.run(topic, usage=ctx.usage, event_stream_handler=sub.pydantic_ai(ctx))
+        return result.output
+
+    events = await from_run(planner.run_stream_events("research"), sub_runs=sub, agent="planner").collect()
+    root = events[0].run_id
+    top = [e for e in events if e.run_id == root]
+    assert [e.seq for e in top] == list(range(len(top))) and all(e.parent_run_id == "" for e in top)
+    assert "".join(e.delta for e in top if isinstance(e, so.TextDelta)) == "Both researched."
+    results = {e.call_id: e for e in top if isinstance(e, so.ToolResult)}
+    assert {c: r.result for c, r in results.items()} == {"call-1": "Notes on tides", "call-2": "Notes on moons"}
+    subs: dict[str, list[so.BaseEvent]] = {}
+    for e in events:
+        if e.run_id != root:
+            subs.setdefault(e.run_id, []).append(e)
+    assert len(subs) == 2
+    for evs in subs.values():
+        assert {(e.agent, e.parent_run_id) for e in evs} == {("planner/researcher", root)}
+        assert [e.seq for e in evs] == list(range(len(evs)))
+        assert isinstance(evs[0], so.RunStart) and isinstance(evs[-1], so.RunEnd) and evs[-1].status == "completed"
+        text = "".join(e.delta for e in evs if isinstance(e, so.TextDelta))
+        reasoning = "".join(e.delta for e in evs if isinstance(e, so.ReasoningDelta))
+        topic = text.removeprefix("Notes on ")
+        assert topic in ("tides", "moons") and reasoning == f"About {topic}."
+        call_id = "call-1" if topic == "tides" else "call-2"
+        assert events.index(evs[-1]) < events.index(results[call_id])  # ended before its call's result
+    assert {"".join(e.delta for e in evs if isinstance(e, so.TextDelta)) for evs in subs.values()} == {
+        "Notes on tides",
+        "Notes on moons",
+    }
+    only = await (so.Stream.from_iterable(events) | so.of_agent("planner/researcher")).collect()
+    assert len(only) == sum(len(v) for v in subs.values())

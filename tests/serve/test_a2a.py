@@ -83,7 +83,14 @@ def test_every_event_kind_and_every_run_status(status: so.RunStatus) -> None:
         for w in wire
         if w["kind"] == "status-update" and not w["final"]
     ]
-    assert data == ["tool-call", "tool-call", "tool-progress", "tool-result", "tool-error", "custom"]
+    assert data == ["tool-call", "tool-call", "tool-progress", "tool-result", "tool-error", "custom", "custom"]
+    updates = [w for w in wire if w["kind"] == "status-update" and not w["final"]]
+    customs = [d for w in updates if (d := w["status"]["message"]["parts"][0]["data"])["type"] == "custom"]
+    assert customs[1] == {  # the AgentHandoff: a custom status (A2A has no handoff of its own)
+        "type": "custom",
+        "name": "agent-handoff",
+        "data": {"fromAgent": "bot", "toAgent": "bot/helper"},
+    }
     task = enc.task
     texts = {a.name: a.parts[0].root for a in task.artifacts or []}
     assert texts["text"].text in ("Let me check.", '{"a": 1}')

@@ -29,7 +29,9 @@ def test_every_name_resolves_to_its_modules_object() -> None:
 
 
 def test_every_sink_modules_all_is_exported() -> None:
-    assert SINK_MODULES == ["a2a", "agui", "ndjson", "openai", "resume", "sse", "vercel", "websocket"]
+    assert [
+        *("a2a", "agui", "encoder", "ndjson", "openai", "render", "resume", "sse", "vercel", "websocket")
+    ] == SINK_MODULES
     for m in SINK_MODULES:
         module = import_module(f"streamops.sinks.{m}")
         for name in module.__all__:

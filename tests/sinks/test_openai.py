@@ -29,7 +29,7 @@ from streamops.events import (
     UsageEvent,
 )
 from streamops.operators.aggregate import Message
-from streamops.sinks.openai import DONE, ChunkEncoder, completion_object, openai_sse_stream
+from streamops.sinks.openai import DONE, ChunkEncoder, completion_object
 from tests.conftest import RECORDED
 
 ROWS = list(csv.DictReader((RECORDED / "INDEX.tsv").read_text(encoding="utf-8").splitlines(), delimiter="\t"))
@@ -44,9 +44,9 @@ def fold(events: list[BaseEvent]) -> Message:
 
 def reencode(events: list[BaseEvent], **kw: Any) -> bytes:
     enc = ChunkEncoder(model=kw.pop("model", "m"), **kw)
-    out = [enc.encode_sse(e) for e in events]
-    out += [enc.sse(c) for c in enc.finish()]
-    out.append(enc.done())
+    out = [enc.encode_frames(e) for e in events]
+    out += [enc.frame(c) for c in enc.close()]
+    out.append(enc.terminator)
     return b"".join(out)
 
 
@@ -114,7 +114,7 @@ def test_chunk_shapes_text_reasoning_refusal_usage() -> None:
         "total_tokens": 8,
         "completion_tokens_details": {"reasoning_tokens": 1},
     }
-    assert enc.ended and enc.finish() == []
+    assert enc.ended and enc.close() == []
 
 
 def test_tool_calls_stable_indexes_id_and_name_once() -> None:
@@ -151,7 +151,7 @@ def test_tool_calls_stable_indexes_id_and_name_once() -> None:
     ]
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
     # Decoded again: the same four calls.
-    wire = b"".join(map(enc.sse, chunks)) + DONE
+    wire = b"".join(map(enc.frame, chunks)) + DONE
     m = fold(parse_sse_bytes(wire, api="openai-chat"))
     assert [(c.id, c.name, c.arguments) for c in m.tool_calls] == [
         ("a", "add", '{"x":1}'),
@@ -198,21 +198,21 @@ def test_error_chunk_shape_and_nothing_after() -> None:
         "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5},
     }
     assert enc.encode(RunEnd(status="failed")) == []
-    assert enc.finish() == []
+    assert enc.close() == []
 
 
 def test_include_usage_false_and_finish_without_run_end() -> None:
     enc = ChunkEncoder(model="m", include_usage=False)
     enc.encode(UsageEvent(usage=Usage(input_tokens=1, output_tokens=1)))
-    chunks = enc.encode(TextDelta(delta="a")) + enc.finish()
+    chunks = enc.encode(TextDelta(delta="a")) + enc.close()
     assert [c["choices"][0]["delta"] for c in chunks] == [{"role": "assistant", "content": ""}, {"content": "a"}, {}]
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
 
 
 def test_sse_framing_escapes_newlines_and_keeps_utf8() -> None:
-    frame = ChunkEncoder.sse({"a": "line1\nline2\r\n😊"})
+    frame = ChunkEncoder.frame({"a": "line1\nline2\r\n😊"})
     assert frame == b'data: {"a":"line1\\nline2\\r\\n' + "😊".encode() + b'"}\n\n'
-    assert ChunkEncoder.done() == b"data: [DONE]\n\n"
+    assert ChunkEncoder.terminator == b"data: [DONE]\n\n"
 
 
 def test_completion_object() -> None:
@@ -253,7 +253,7 @@ def test_completion_object() -> None:
 async def test_openai_sse_stream_is_a_lazy_stream_of_frames() -> None:
     body = (RECORDED / "anthropic/messages_parallel_tool_use_fantasy.sse").read_bytes()
     events = parse_sse_bytes(body)
-    frames = await openai_sse_stream(Stream.from_iterable(events), model="m").collect()
+    frames = await ChunkEncoder(model="m").encode_stream(Stream.from_iterable(events)).collect()
     assert frames[-1] == DONE
     wire = b"".join(frames)
     assert key(fold(parse_sse_bytes(wire, api="openai-chat"))) == key(fold(events))

@@ -33,7 +33,7 @@ def assemble(events: list[so.BaseEvent]) -> tuple[list[tuple[str | None, str | N
     """The tool calls ``(id, name, arguments)`` of the SDK's final completion, and the chunks."""
     enc = ChunkEncoder(model="m")
     chunks = [c for e in [so.RunStart(**E), *events] for c in enc.encode(e)]
-    chunks += enc.encode(so.RunEnd(finish_reason="tool_calls", **E)) + enc.finish()
+    chunks += enc.encode(so.RunEnd(finish_reason="tool_calls", **E)) + enc.close()
     state = ChatCompletionStreamState()
     for c in chunks:
         state.handle_chunk(ChatCompletionChunk.model_validate(c))

@@ -19,8 +19,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 import streamops as so
-from streamops.events import BaseEvent, RunStart, TextDelta
-from streamops.sinks import agui_response, vercel_response
+from streamops.events import BaseEvent, CustomEvent, ErrorEvent, RunStart, TextDelta, ToolCallEnd, from_json
+from streamops.sinks import agui_response, sse_response, vercel_response
 from streamops.sse import SSEDecoder
 from tests.serve.test_runlog import forever
 
@@ -52,6 +52,7 @@ def check(respond: Respond, data: list[str]) -> list[dict[str, Any]]:
     """The body's frames checked by the protocol's own checker; the parsed payloads."""
     if respond is vercel_response:
         assert data[-1] == "[DONE]"
+        assert data.count("[DONE]") == 1
         parts = [json.loads(x) for x in data[:-1]]
         check_ui_stream(parts)
         return parts
@@ -145,3 +146,92 @@ async def test_bad_options_are_refused() -> None:
             respond(stream, heartbeat=0)
         with pytest.raises(ValueError, match="on_disconnect"):
             respond(stream, on_disconnect="drop")
+
+
+# ------------------------------------------------------------------ an encoder that raises
+class Closed:
+    def __init__(self) -> None:
+        self.closed = False
+
+
+def _bad_event_for(respond: Respond) -> Any:
+    """An item the sink's own encoder fails on: not an event (SSE), a custom event whose name
+    is not text (AG-UI's models refuse it), a tool call end without argument text (Vercel)."""
+    if respond is sse_response:
+        return {"kind": "text-delta", "delta": "a dict, not an event"}
+    if respond is agui_response:
+        return CustomEvent(run_id="r", seq=2, name=123, data=None)  # type: ignore[arg-type]
+    return ToolCallEnd(run_id="r", seq=2, call_id="c", name="f", arguments=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("respond", [sse_response, agui_response, vercel_response], ids=["sse", "agui", "vercel"])
+async def test_an_encoder_that_raises_sends_its_error_frame_once_and_closes_the_source(respond: Respond) -> None:
+    probe = Closed()
+
+    async def events() -> AsyncGenerator[Any, None]:
+        try:
+            yield RunStart(run_id="r", seq=0)
+            yield TextDelta(run_id="r", seq=1, delta="a", block_id="0")
+            yield _bad_event_for(respond)
+            yield TextDelta(run_id="r", seq=3, delta="never sent", block_id="0")
+        finally:
+            probe.closed = True
+
+    app = app_for(lambda: respond(so.Stream.from_async_iterable(events())))
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+        with anyio.fail_after(5):
+            r = await client.post("/chat")
+    assert r.status_code == 200 and probe.closed
+    assert b"never sent" not in r.content
+    data = frames(r.content)
+    if respond is sse_response:
+        last = from_json(data[-1])
+        assert isinstance(last, ErrorEvent) and last.error_type == "EventValidationError"
+        assert last.run_id == "r" and last.seq == 2  # after the last event read that was one
+        assert sum(from_json(x).kind == "error" for x in data) == 1
+        return
+    parts = check(respond, data)  # the protocol's own end, once
+    if respond is vercel_response:
+        assert [p["type"] for p in parts[-2:]] == ["error", "abort"]
+        assert parts[-2]["errorText"].startswith("AttributeError:")
+    else:
+        errors = [p for p in parts if p["type"] == EventType.CUSTOM and p["name"] == "error"]
+        assert len(errors) == 1 and errors[0]["value"]["errorType"] == "ValidationError"
+        assert parts[-1]["type"] == EventType.RUN_ERROR
+
+
+class _Fails:
+    """An encoder whose error frames fail too: the body just ends (what was written stays)."""
+
+    def encode_frames(self, event: BaseEvent) -> bytes:
+        if isinstance(event, TextDelta):
+            raise ValueError("cannot encode")
+        return b"data: ok\n\n"
+
+    def close_frames(self) -> bytes:
+        return b"data: end\n\n"
+
+    def error_frames(self, error: ErrorEvent) -> bytes:
+        raise RuntimeError("cannot encode the error either")
+
+
+async def test_when_the_error_frames_raise_too_the_body_just_ends() -> None:
+    from streamops.sinks._asgi import encoder_response
+    from streamops.sinks.encoder import Encoder
+
+    probe = Closed()
+    assert isinstance(_Fails(), Encoder)
+
+    async def events() -> AsyncGenerator[BaseEvent, None]:
+        try:
+            yield RunStart(run_id="r")
+            yield TextDelta(run_id="r", delta="x")
+            yield TextDelta(run_id="r", delta="y")
+        finally:
+            probe.closed = True
+
+    app = app_for(lambda: encoder_response(events(), _Fails(), headers={"content-type": "text/event-stream"}))
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+        with anyio.fail_after(5):
+            r = await client.post("/chat")
+    assert r.status_code == 200 and r.content == b"data: ok\n\n" and probe.closed

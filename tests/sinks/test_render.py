@@ -28,7 +28,7 @@ from streamops.events import (
     Usage,
 )
 from streamops.operators.combine import merge
-from streamops.render import TerminalRenderer
+from streamops.sinks.render import TerminalRenderer
 from tests.conftest import RECORDED
 
 RECORDINGS = sorted(RECORDED.glob("*/*.sse"))

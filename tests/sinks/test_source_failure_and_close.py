@@ -1,6 +1,6 @@
 """The streamed-body helpers of the sinks when their source fails or their consumer stops early.
 
-``openai_sse_stream`` ends a failed source with the encoder's error chunk (never an invented
+``ChunkEncoder.encode_stream`` ends a failed source with the encoder's error chunk (never an invented
 ``"stop"`` finish) and ``data: [DONE]``, then re-raises; the ``encode_stream`` methods of the
 Vercel, AG-UI and A2A encoders end a failed source as their ``*_response`` helpers do (the
 ``ErrorEvent`` for it, then the closing frames), then re-raise; and every one of them closes
@@ -22,7 +22,7 @@ import streamops as so
 from streamops.events import BaseEvent, RunStart, TextDelta, Usage, UsageEvent
 from streamops.sinks.a2a import A2AEncoder, a2a_types_module
 from streamops.sinks.agui import AGUIEncoder
-from streamops.sinks.openai import DONE, openai_sse_stream
+from streamops.sinks.openai import DONE, ChunkEncoder
 from streamops.sinks.vercel import VercelEncoder
 
 
@@ -70,11 +70,12 @@ def sse_json(frames: list[bytes]) -> list[Any]:
     return out
 
 
-# ============================================================================ openai_sse_stream
+# ============================================================================ ChunkEncoder.encode_stream
 async def openai_frames(source: Source, **kw: Any) -> tuple[list[bytes], BaseException | None]:
     frames: list[bytes] = []
     try:
-        async with openai_sse_stream(source.gen(), model="m", completion_id="c", created=1, **kw).iterate() as it:
+        enc = ChunkEncoder(model="m", completion_id="c", created=1, **kw)
+        async with enc.encode_stream(source.gen()).iterate() as it:
             async for f in it:
                 frames.append(f)
     except Exception as exc:
@@ -113,7 +114,7 @@ async def test_openai_source_failure_ends_with_the_error_chunk_and_done_then_rai
 async def test_openai_source_failure_before_any_event_and_through_collect() -> None:
     source = Source([], fail=ValueError("no"))
     with pytest.raises(ValueError, match="no"):
-        await openai_sse_stream(source.gen(), model="m").collect()
+        await ChunkEncoder(model="m").encode_stream(source.gen()).collect()
     frames, raised = await openai_frames(Source([], fail=ValueError("no")), include_usage=False)
     assert isinstance(raised, ValueError)
     chunks = sse_json(frames)
@@ -140,7 +141,7 @@ async def test_openai_failing_stream_source_that_runs_tasks() -> None:
     merged = so.merge(source.gen())
     frames: list[bytes] = []
     with pytest.raises(RuntimeError, match="merged failure"):
-        async with openai_sse_stream(merged, model="m").iterate() as it:
+        async with ChunkEncoder(model="m").encode_stream(merged).iterate() as it:
             async for f in it:
                 frames.append(f)
     chunks = sse_json(frames)
@@ -148,14 +149,14 @@ async def test_openai_failing_stream_source_that_runs_tasks() -> None:
     assert chunks[-2]["error"]["message"] == "merged failure"
     assert source.closed
     ok = Source(run_events())
-    frames = await openai_sse_stream(so.merge(ok.gen()), model="m").collect()
+    frames = await ChunkEncoder(model="m").encode_stream(so.merge(ok.gen())).collect()
     assert frames[-1] == DONE and ok.closed
 
 
 @pytest.mark.anyio
 async def test_openai_early_exit_closes_the_source() -> None:
     source = Source(run_events() * 3)
-    async with openai_sse_stream(source.gen(), model="m").iterate() as it:
+    async with ChunkEncoder(model="m").encode_stream(source.gen()).iterate() as it:
         async for _ in it:
             break
     assert source.started and source.closed
@@ -191,15 +192,15 @@ def test_openai_sdk_raises_api_error_on_the_error_chunk() -> None:
 
 # ============================================================================ encode_stream
 def vercel_body(source: Source) -> AsyncIterator[bytes]:
-    return VercelEncoder(message_id="m").encode_stream(source.gen())
+    return aiter(VercelEncoder(message_id="m").encode_stream(source.gen()))
 
 
 def agui_body(source: Source) -> AsyncIterator[bytes]:
-    return AGUIEncoder(thread_id="t", run_id="r1").encode_stream(source.gen())
+    return aiter(AGUIEncoder(thread_id="t", run_id="r1").encode_stream(source.gen()))
 
 
 def a2a_body(source: Source) -> AsyncIterator[bytes]:
-    return A2AEncoder(task_id="task", context_id="ctx").encode_stream(source.gen(), 7)
+    return aiter(A2AEncoder(task_id="task", context_id="ctx").encode_stream(source.gen(), 7))
 
 
 BODIES: dict[str, Callable[[Source], AsyncIterator[bytes]]] = {
@@ -259,7 +260,7 @@ async def test_encode_stream_closes_a_source_iterator_that_is_not_a_generator(si
 
     enc: Any = {"vercel": VercelEncoder(), "agui": AGUIEncoder(), "a2a": A2AEncoder()}[sink]
     args = (7,) if sink == "a2a" else ()
-    body = enc.encode_stream(Wrapper(), *args)
+    body = aiter(enc.encode_stream(Wrapper(), *args))
     await body.__anext__()
     await body.aclose()
     assert source.closed

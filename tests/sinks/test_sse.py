@@ -71,7 +71,8 @@ def test_encode_writes_id_event_and_data_lines() -> None:
     body = SSEEncoder().encode(ev)
     assert body == (
         b"id: r1:7\nevent: text-delta\n"
-        b'data: {"run_id":"r1","agent":"a","seq":7,"ts":1.5,"raw":null,"kind":"text-delta","delta":"hi","block_id":"b"}'
+        b'data: {"run_id":"r1","agent":"a","parent_run_id":"","seq":7,"ts":1.5,"raw":null,'
+        b'"kind":"text-delta","delta":"hi","block_id":"b"}'
         b"\n\n"
     )
 
@@ -89,6 +90,8 @@ def test_the_event_field_is_the_kind(kind: str) -> None:
         "error_type": "e",
         "usage": so.Usage(),
         "json_path": "$",
+        "from_agent": "a",
+        "to_agent": "a/b",
     }
     cls = EVENT_KINDS[kind]
     ev = cls(**{k: v for k, v in fields.items() if k in cls.__dataclass_fields__})

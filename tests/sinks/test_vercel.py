@@ -170,7 +170,7 @@ async def test_sse_framing_and_encode_stream() -> None:
     assert all(f.startswith(b"data: ") and f.endswith(b"\n\n") and f.count(b"\n") == 2 for f in frames)
     check_ui_stream(parts)
     assert parts[0] == {"type": "start", "messageId": "m1"}
-    assert VercelEncoder.sse({"type": "text-delta", "id": "a", "delta": "l1\nl2\r\n"}).count(b"\n") == 2
+    assert VercelEncoder.frame({"type": "text-delta", "id": "a", "delta": "l1\nl2\r\n"}).count(b"\n") == 2
 
 
 @pytest.mark.anyio

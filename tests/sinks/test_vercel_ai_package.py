@@ -59,7 +59,7 @@ RUNS = {**RECORDED_RUNS, **OTHER_RUNS}
 def body(events: list[so.BaseEvent]) -> bytes:
     """The response body ``vercel_response`` sends for ``events`` (without heartbeats)."""
     enc = VercelEncoder()
-    return b"".join(enc.encode_sse(e) for e in events) + enc.close_sse()
+    return b"".join(enc.encode_frames(e) for e in events) + enc.close_frames()
 
 
 def _node() -> str:

@@ -92,14 +92,14 @@ def strict_chunks(body: bytes) -> list[dict[str, Any]]:
 def test_sse_writes_nan_and_infinities_as_null_and_objects_with_repr() -> None:
     nan = {"type": "tool-output-available", "toolCallId": "c", "output": [math.nan, math.inf, -math.inf]}
     assert (
-        VercelEncoder.sse(nan)
+        VercelEncoder.frame(nan)
         == b'data: {"type":"tool-output-available","toolCallId":"c","output":[null,null,null]}\n\n'
     )
     obj = {"type": "tool-output-available", "toolCallId": "c", "output": {"o": Obj(), "t": datetime(2024, 1, 1)}}
-    assert VercelEncoder.sse(obj) == (
+    assert VercelEncoder.frame(obj) == (
         b'data: {"type":"tool-output-available","toolCallId":"c","output":{"o":"<Obj>","t":"2024-01-01T00:00:00"}}\n\n'
     )
-    assert VercelEncoder.sse({"type": "text-delta", "id": "t", "delta": "é\n\u2028"}) == (
+    assert VercelEncoder.frame({"type": "text-delta", "id": "t", "delta": "é\n\u2028"}) == (
         'data: {"type":"text-delta","id":"t","delta":"é\\n\u2028"}\n\n'.encode()
     )
 

@@ -25,29 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from .events import (
-    BaseEvent,
-    CustomEvent,
-    ErrorEvent,
-    FinalOutput,
-    ObjectDelta,
-    PartialObject,
-    RawEvent,
-    ReasoningDelta,
-    ReasoningSignature,
-    RedactedReasoning,
-    RefusalDelta,
-    RunEnd,
-    RunStart,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    ToolError,
-    ToolProgress,
-    ToolResult,
-    UsageEvent,
-)
+import streamops.events as ev
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -60,12 +38,20 @@ _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 _MIN_COLUMN = 40  # narrowest panel for the side-by-side layout
 _MAX_RESULT_LINES = 20  # longest tool result shown in a panel
 # Events that neither start nor end a block of text (they may arrive in the middle of one).
-_TRANSPARENT = (UsageEvent, ToolProgress, ReasoningSignature, RawEvent, CustomEvent, ObjectDelta, PartialObject)
+_TRANSPARENT = (
+    ev.UsageEvent,
+    ev.ToolProgress,
+    ev.ReasoningSignature,
+    ev.RawEvent,
+    ev.CustomEvent,
+    ev.ObjectDelta,
+    ev.PartialObject,
+)
 
 BlockKind = Literal["text", "reasoning", "refusal"]
 
 
-def _run_end_line(event: RunEnd) -> str:
+def _run_end_line(event: ev.RunEnd) -> str:
     """``run end: completed, finish stop (end_turn), tokens in 12 out 48``; what is unknown is
     left out (never a literal ``None``)."""
     parts = [f"run end: {event.status}"]
@@ -353,45 +339,45 @@ class TerminalRenderer:
     def _send_plain(self, event: Any) -> None:
         from rich.markup import escape
 
-        if not isinstance(event, BaseEvent):
+        if not isinstance(event, ev.BaseEvent):
             self._line("", escape(str(event)))
             return
         agent = event.agent
         by_line = bool(self.labels and agent)
         if by_line and self._partial and not isinstance(event, _TRANSPARENT):
-            if isinstance(event, TextDelta):
+            if isinstance(event, ev.TextDelta):
                 self._end_partial(agent, "reasoning")
-            elif isinstance(event, ReasoningDelta):
+            elif isinstance(event, ev.ReasoningDelta):
                 self._end_partial(agent, "text")
             else:
                 self._end_partial(agent)
-        if isinstance(event, TextDelta):
+        if isinstance(event, ev.TextDelta):
             if by_line:
                 self._lines(agent, "text", event.delta)
                 return
             self._switch(agent, "text")
             self._raw(event.delta)
-        elif isinstance(event, ReasoningDelta):
+        elif isinstance(event, ev.ReasoningDelta):
             if self.show_reasoning and by_line:
                 self._lines(agent, "reasoning", event.delta)
             elif self.show_reasoning:
                 self._switch(agent, "reasoning")
                 self.console.print(f"[dim italic]{escape(event.delta)}[/]", end="")
-        elif isinstance(event, RefusalDelta):
+        elif isinstance(event, ev.RefusalDelta):
             self._switch(agent, "text")
             self.console.print(f"[yellow]{escape(event.delta)}[/]", end="")
-        elif isinstance(event, ToolCallEnd):
+        elif isinstance(event, ev.ToolCallEnd):
             self._line(agent, f"[bold]tool call[/] {escape(event.name)}({escape(event.arguments)})")
-        elif isinstance(event, ToolResult):
+        elif isinstance(event, ev.ToolResult):
             self._line(agent, f"[bold]tool result[/] {escape(event.name)} -> {escape(repr(event.result))}")
-        elif isinstance(event, ToolError):
+        elif isinstance(event, ev.ToolError):
             self._line(agent, f"[bold red]tool error[/] {escape(event.name)}: {escape(event.message)}")
-        elif isinstance(event, ErrorEvent):
+        elif isinstance(event, ev.ErrorEvent):
             self._line(agent, f"[bold red]error[/] {escape(event.error_type)}: {escape(event.message)}")
-        elif isinstance(event, RunStart):
+        elif isinstance(event, ev.RunStart):
             if event.model:
                 self._line(agent, f"[dim]model {escape(event.model)}[/]")
-        elif isinstance(event, RunEnd):
+        elif isinstance(event, ev.RunEnd):
             self._line(agent, f"[dim]{escape(_run_end_line(event))}[/]")
 
     # -- live mode: state (event-loop thread, under the lock) ---------------------------------
@@ -442,54 +428,54 @@ class TerminalRenderer:
     def _apply(self, event: Any) -> None:
         from rich.text import Text
 
-        if not isinstance(event, BaseEvent):
+        if not isinstance(event, ev.BaseEvent):
             lane = self._lane("")
             self._finish_block(lane)
             self._add(lane, Text(str(event)))
             return
         lane = self._lane(event.agent)
-        if isinstance(event, TextDelta):
+        if isinstance(event, ev.TextDelta):
             self._delta(lane, "text", event.block_id, event.delta)
             return
-        if isinstance(event, ReasoningDelta):
+        if isinstance(event, ev.ReasoningDelta):
             if self.show_reasoning:
                 self._delta(lane, "reasoning", event.block_id, event.delta)
             return
-        if isinstance(event, RefusalDelta):
+        if isinstance(event, ev.RefusalDelta):
             self._delta(lane, "refusal", event.block_id, event.delta)
             return
         if isinstance(event, _TRANSPARENT):
             return
         self._finish_block(lane)
-        if isinstance(event, RunStart):
+        if isinstance(event, ev.RunStart):
             lane.model = event.model
             lane.status = "running"
             if event.model and not self._panels:
                 self._add(lane, Text(f"model {event.model}", style="dim"))
-        elif isinstance(event, ToolCallStart):
+        elif isinstance(event, ev.ToolCallStart):
             lane.calls[event.call_id] = _Call(event.name)
-        elif isinstance(event, ToolCallDelta):
+        elif isinstance(event, ev.ToolCallDelta):
             call = lane.calls.get(event.call_id)
             if call is not None:
                 call.arguments.append(event.delta)
-        elif isinstance(event, ToolCallEnd):
+        elif isinstance(event, ev.ToolCallEnd):
             lane.calls.pop(event.call_id, None)
             body = _pretty(event.arguments, is_json_text=True)
             self._add(lane, self._tool_panel(f"tool call · {event.name}", body, "blue"))
-        elif isinstance(event, ToolResult):
+        elif isinstance(event, ev.ToolResult):
             body = _clip(_pretty(event.result), _MAX_RESULT_LINES)
             self._add(lane, self._tool_panel(f"tool result · {event.name}", body, "green"))
-        elif isinstance(event, ToolError):
+        elif isinstance(event, ev.ToolError):
             body = f"{event.error_type}: {event.message}"
             self._add(lane, self._tool_panel(f"tool error · {event.name}", body, "red"))
-        elif isinstance(event, ErrorEvent):
+        elif isinstance(event, ev.ErrorEvent):
             self._add(lane, Text(f"error {event.error_type}: {event.message}", style="bold red"))
-        elif isinstance(event, RedactedReasoning):
+        elif isinstance(event, ev.RedactedReasoning):
             if self.show_reasoning:
                 self._add(lane, Text("(redacted reasoning)", style="dim italic"))
-        elif isinstance(event, FinalOutput):
+        elif isinstance(event, ev.FinalOutput):
             self._add(lane, self._tool_panel("output", _clip(_pretty(event.value), _MAX_RESULT_LINES), "cyan"))
-        elif isinstance(event, RunEnd):
+        elif isinstance(event, ev.RunEnd):
             lane.status = event.status
             self._add(lane, Text(_run_end_line(event), style="dim"))
 
