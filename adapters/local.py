@@ -62,12 +62,14 @@ Separate instances have separate threads and run in parallel.
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import importlib.util
 import json
 import os
 import random
 import re
+import sys
 import threading
 import uuid
 import weakref
@@ -176,11 +178,33 @@ def smollm2_path() -> Path:
 
 
 def _import_llama_cpp() -> Any:
+    """The ``llama_cpp`` module, imported once; every use of llama-cpp-python goes through here.
+
+    Importing llama-cpp-python opens /dev/null twice (``llama_cpp._utils.outnull_file`` and
+    ``errnull_file``, module globals it never closes), so every process that imported it
+    printed ``ResourceWarning: unclosed file <_io.TextIOWrapper name='/dev/null'>`` at exit.
+    The first import registers an :mod:`atexit` hook that closes both files."""
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - the local extra installs it
         raise ModelNotInstalledError(f"llama-cpp-python is not installed: {_INSTALL_HINT}") from exc
+    global _DEVNULL_CLOSER_REGISTERED
+    if not _DEVNULL_CLOSER_REGISTERED:
+        _DEVNULL_CLOSER_REGISTERED = True
+        atexit.register(_close_llama_devnull)
     return llama_cpp
+
+
+_DEVNULL_CLOSER_REGISTERED = False
+
+
+def _close_llama_devnull() -> None:
+    """Close llama-cpp-python's two module-level /dev/null files (see :func:`_import_llama_cpp`)."""
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        file = getattr(utils, name, None)
+        if file is not None and hasattr(file, "close"):
+            file.close()
 
 
 def _never(token: int) -> bool:
@@ -264,6 +288,7 @@ def _tools_gbnf(tools: Sequence[Mapping[str, Any]], answer_schema: str | None, *
     schema, by llama.cpp's JSON-Schema-to-grammar converter), or a text answer that does not
     start with ``<`` (or, with ``answer_schema``, JSON of that schema); only the call when
     ``required``."""
+    _import_llama_cpp()
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     call_schema = {

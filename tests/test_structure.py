@@ -345,3 +345,50 @@ def test_the_layering_rules_catch_what_they_forbid(tmp_path: Path) -> None:
         ["streamops.events", "streamops.operators.text"],
         ["streamops.sinks", "streamops.sinks.sse"],  # a LazyExports table and an import_module call
     ]
+
+
+# ----------------------------------------------------------------------------- async property tests
+
+
+def _async_given_with_data(files: list[Path]) -> list[str]:
+    """Async tests whose ``@given`` passes ``st.data()``: drawing inside an async test body
+    lets hypothesis' ``StopTest`` (a BaseException, raised when a draw overruns) kill anyio's
+    test-runner task, whose exception is then never retrieved; asyncio logs it into a later
+    test (it failed test_combine's "nothing logged" check in full runs). Draw in ``@given``."""
+    out = []
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.AsyncFunctionDef):
+                continue
+            for dec in node.decorator_list:
+                name = getattr(dec.func, "id", getattr(dec.func, "attr", "")) if isinstance(dec, ast.Call) else ""
+                if name != "given" or not isinstance(dec, ast.Call):
+                    continue
+                for arg in [*dec.args, *(k.value for k in dec.keywords)]:
+                    if isinstance(arg, ast.Call) and getattr(arg.func, "attr", getattr(arg.func, "id", "")) == "data":
+                        out.append(f"{path.name}:{node.lineno} {node.name}")
+    return out
+
+
+def test_no_async_property_test_draws_in_its_body() -> None:
+    files = sorted((ROOT / "tests").rglob("test_*.py"))
+    assert len(files) > 20
+    assert _async_given_with_data(files) == []
+
+
+def test_the_draw_rule_catches_what_it_forbids(tmp_path: Path) -> None:
+    bad = tmp_path / "test_bad.py"
+    bad.write_text(
+        "from hypothesis import given, strategies as st\n"
+        "@given(data=st.data())\n"
+        "async def test_a(data): ...\n"
+        "@given(st.data(), st.integers())\n"
+        "async def test_b(data, n): ...\n"
+        "@given(data=st.data())\n"
+        "def test_sync_ok(data): ...\n"
+        "@given(n=st.integers())\n"
+        "async def test_async_ok(n): ...\n",
+        encoding="utf-8",
+    )
+    assert [f.split(" ")[1] for f in _async_given_with_data([bad])] == ["test_a", "test_b"]

@@ -540,3 +540,23 @@ async def test_sync_calls_from_the_event_loop_during_a_run_do_not_deadlock(model
     assert counted > 0
     assert not model.busy
     assert _no_thread_busy(model)
+
+
+def test_importing_llama_cpp_leaves_no_unclosed_dev_null_at_exit() -> None:
+    """llama-cpp-python opens /dev/null twice at import and never closes it; a process that
+    used the local adapter printed ``ResourceWarning: unclosed file ... '/dev/null'`` at exit
+    (seen at the end of every tests/cli run)."""
+    import subprocess
+    import sys
+
+    code = "from streamops.adapters.local import _import_llama_cpp; _import_llama_cpp()"
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ResourceWarning" not in done.stderr, done.stderr
+    assert "/dev/null" not in done.stderr, done.stderr

@@ -62,25 +62,36 @@ def serve(app: Any) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "the server failed to start"
-        assert time.monotonic() < deadline, "the server did not start in 30 s"
-        time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive(), "the server failed to start"
+            assert time.monotonic() < deadline, "the server did not start in 30 s"
+            time.sleep(0.01)
+        yield base
     finally:
+        # the clients' pooled keep-alive connections are closed here, not left to the garbage
+        # collector (which warned "unclosed socket" in whichever later test it ran)
+        for c in _CLIENTS.pop(base, []):
+            c.close()
         server.should_exit = True
         thread.join(15)
         sock.close()
         assert not thread.is_alive(), "the server did not stop"
 
 
+_CLIENTS: dict[str, list[openai.OpenAI]] = {}
+
+
 def client(base: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0, timeout=60)
+    """An OpenAI client of the server at ``base``, closed when its :func:`serve` block ends."""
+    c = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0, timeout=60)
+    _CLIENTS.setdefault(base, []).append(c)
+    return c
 
 
 def run_log(base: str, run_id: str, last_event_id: str | None = None) -> list[BaseEvent]:
@@ -447,6 +458,8 @@ def test_streamops_serve_command() -> None:
         assert text_of(chunks) == fold(parse_sse_bytes(TEXT.read_bytes())).text
         assert httpx.get(f"{base}/.well-known/agent-card.json").json()["url"] == f"{base}/a2a"
     finally:
+        for c in _CLIENTS.pop(base, []):
+            c.close()
         proc.send_signal(signal.SIGINT)
         try:
             _, err = proc.communicate(timeout=15)
