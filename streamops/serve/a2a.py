@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..events import BaseEvent, RunEnd
+from ..events import BaseEvent, RunEnd, envelope
 from ..operators.errors import error_event
 from ..sinks.a2a import A2A_PROTOCOL_VERSION, A2AEncoder, a2a_types_module
 from ._limits import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, BodyError, RunLimit, decode_json, read_body
@@ -181,7 +181,7 @@ def a2a_routes(
             except Exception as exc:
                 err = error_event(exc, last)
                 ends = enc.encode(err)
-                ends += enc.encode(RunEnd(run_id=err.run_id, agent=err.agent, seq=err.seq + 1, status="failed"))
+                ends += enc.encode(RunEnd(**envelope(err, seq=err.seq + 1, raw=None), status="failed"))
                 for r in ends:
                     await emit(r)
             for r in enc.close():
