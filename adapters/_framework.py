@@ -45,6 +45,14 @@ def join_path(base: str, name: str) -> str:
     return f"{base}/{name}" if base and name else base or name
 
 
+def agen_from(obj: Any, marker: str) -> bool:
+    """True when ``obj`` is an async generator whose code lives in a file whose path contains
+    ``marker`` (e.g. ``"langgraph"``): how an adapter recognises its framework's stream without
+    importing the framework."""
+    code = getattr(obj, "ag_code", None)
+    return code is not None and marker in code.co_filename
+
+
 class SubRuns:
     """Collects the framework objects of runs started inside a parent run's tools (an agent
     used as a tool), for the parent's adapter to turn into typed events of their own run in

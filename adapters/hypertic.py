@@ -56,7 +56,7 @@ from streamops.events import (
 )
 
 from ._base import ParserOptions, normalize_finish_reason
-from ._framework import FrameworkParser, args_text, drive_framework
+from ._framework import FrameworkParser, agen_from, args_text, drive_framework
 
 __all__ = ["HyperticParser", "from_hypertic", "is_hypertic_stream"]
 
@@ -177,8 +177,7 @@ def _usage(data: Any) -> Usage:
 def is_hypertic_stream(obj: Any) -> bool:
     """True for the async iterator a hypertic agent's ``astream()`` returns (checked by the
     module of its code, without importing hypertic)."""
-    code = getattr(obj, "ag_code", None)
-    return code is not None and "hypertic" in code.co_filename
+    return agen_from(obj, "hypertic")
 
 
 def from_hypertic(stream: AsyncIterable[Any], **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:

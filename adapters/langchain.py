@@ -53,7 +53,7 @@ from streamops.events import (
 )
 
 from ._base import ParserOptions, normalize_finish_reason
-from ._framework import FrameworkParser, args_text, drive_framework, join_path
+from ._framework import FrameworkParser, agen_from, args_text, drive_framework, join_path
 
 __all__ = [
     "LangChainParser",
@@ -346,8 +346,7 @@ class LangGraphParser(LangChainParser):
 def is_langchain_events(obj: Any) -> bool:
     """True for the async iterator ``astream_events()`` returns (checked by the module of its
     code, without importing LangChain)."""
-    code = getattr(obj, "ag_code", None)
-    return code is not None and "langchain_core" in code.co_filename
+    return agen_from(obj, "langchain_core")
 
 
 def from_langchain(events: AsyncIterable[Any], **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
@@ -372,8 +371,7 @@ def _drive(events: AsyncIterable[Any], options: ParserOptions) -> Any:
 def is_langgraph_stream(obj: Any) -> bool:
     """True for the async iterator a LangGraph graph's ``astream()`` returns (checked by the
     module of its code, without importing LangGraph)."""
-    code = getattr(obj, "ag_code", None)
-    return code is not None and "langgraph" in code.co_filename
+    return agen_from(obj, "langgraph")
 
 
 def from_langgraph(items: AsyncIterable[Any], **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:

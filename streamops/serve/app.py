@@ -83,7 +83,7 @@ import inspect
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -521,9 +521,11 @@ def _bad_role(messages: Sequence[Mapping[str, Any]]) -> Response | None:
     return None
 
 
-async def _left_before(request: Request, event: Any) -> bool:
-    """Wait for ``event`` (an ``anyio.Event``); ``True`` if the client went away first (the
-    request body was read: its next ASGI message is ``http.disconnect``)."""
+async def _left_before(request: Request, done: Callable[[], Awaitable[object]]) -> bool:
+    """Await ``done()`` (e.g. an ``anyio.Event``'s ``wait``); ``True`` if the client went away
+    first, which cancels ``done()`` (the request body was read: its next ASGI message is
+    ``http.disconnect``, sent when the client goes away or once the response is complete).
+    An error of ``done()`` propagates in a ``BaseExceptionGroup`` (anyio task group)."""
     import anyio
 
     left = False
@@ -537,7 +539,7 @@ async def _left_before(request: Request, event: Any) -> bool:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch, tg.cancel_scope)
-        await event.wait()
+        await done()
         tg.cancel_scope.cancel()
     return left
 
@@ -751,27 +753,15 @@ def create_app(
             return source.agent.tools if source.agent is not None else {}
 
         if not req.stream:
-            import anyio
-
             acc = Accumulator()
-            left = False
 
-            async def watch_disconnect(scope: anyio.CancelScope) -> None:
-                # The body was read: the next ASGI message is ``http.disconnect``, sent when the
-                # client goes away (or once the response is complete).
-                nonlocal left
-                while (await request.receive())["type"] != "http.disconnect":
-                    pass
-                left = True
-                scope.cancel()
+            async def collect() -> None:
+                async with aclosing(_client_events(handle, _Lazy(server_tools))) as events:
+                    async for ev in events:
+                        acc.add(ev)
 
             try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(watch_disconnect, tg.cancel_scope)
-                    async with aclosing(_client_events(handle, _Lazy(server_tools))) as events:
-                        async for ev in events:
-                            acc.add(ev)
-                    tg.cancel_scope.cancel()
+                left = await _left_before(request, collect)
             except BaseExceptionGroup as group:  # the run's own error, as the route raised it before
                 if len(group.exceptions) == 1:
                     raise group.exceptions[0] from None
@@ -791,7 +781,7 @@ def create_app(
         # Streamed: the status goes out with the first byte, so wait until the model took the
         # prompt (the local model: tokenized and checked against its context window, before
         # any token is computed), and answer a prompt over the window with OpenAI's 400.
-        if await _left_before(request, source.opened):
+        if await _left_before(request, source.opened.wait):
             handle.cancel()
             return Response(status_code=499, headers=headers)
         if source.error is not None and source.error.error_type in _CONTEXT_ERRORS:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import UnknownRunError
 from ..events import BaseEvent, ErrorEvent, RunStart, StepStart
+from ..stores.redis import _retry_transient
 
 if TYPE_CHECKING:
     from ..stores import RunStore
@@ -117,19 +118,7 @@ class RequestQueue:
             await r.aclose()
 
     async def _retry(self, fn: Callable[[], Awaitable[T]]) -> T:
-        import anyio
-        import redis.exceptions
-
-        deadline = time.monotonic() + self.retry_for
-        delay = 0.05
-        while True:
-            try:
-                return await fn()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-                if time.monotonic() + delay > deadline:
-                    raise
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        return await _retry_transient(fn, self.retry_for)
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if missing (from the stream's start, so

@@ -17,6 +17,25 @@ __all__ = ["RedisNeedsAsyncioError", "RedisStore"]
 
 T = TypeVar("T")
 
+
+async def _retry_transient(fn: Callable[[], Awaitable[T]], retry_for: float) -> T:
+    """Await ``fn()``, calling it again after a Redis ``ConnectionError``/``TimeoutError`` with
+    exponential backoff (0.05 s doubling, capped at 1 s) for up to ``retry_for`` seconds; then
+    the last error propagates. Shared by ``RedisStore`` and the serve floor's Redis queue."""
+    import anyio
+    import redis.exceptions
+
+    deadline = time.monotonic() + retry_for
+    delay = 0.05
+    while True:
+        try:
+            return await fn()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            if time.monotonic() + delay > deadline:
+                raise
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
 # KEYS: run hash, event stream, lease key. ARGV: first position, lease ms, max events (0: all),
 # then the events' JSON. Atomic: a retried batch stores nothing twice (explicit ids 0-{pos+1}).
 _APPEND = """
@@ -171,19 +190,7 @@ class RedisStore(RunStore):
         return [f"{p}run:{run_id}", f"{p}ev:{run_id}", f"{p}lease:{run_id}"]
 
     async def _retry(self, fn: Callable[[], Awaitable[T]]) -> T:
-        import anyio
-        import redis.exceptions
-
-        deadline = time.monotonic() + self.retry_for
-        delay = 0.05
-        while True:
-            try:
-                return await fn()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-                if time.monotonic() + delay > deadline:
-                    raise
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        return await _retry_transient(fn, self.retry_for)
 
     async def _create(self, run_id: str, agent: str, now: float) -> RunInfo:
         self._client()
