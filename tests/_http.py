@@ -6,7 +6,8 @@ what it has, so every fake provider parses a request the same way.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import subprocess
+from typing import Any, NamedTuple
 
 
 class RequestHead(NamedTuple):
@@ -32,3 +33,27 @@ def parse_head(buf: bytes) -> RequestHead | None:
         if name.strip().lower() == b"content-length":
             length = int(value)
     return RequestHead(lines[0].split(b" ")[1].decode(), length, rest)
+
+
+def wait_healthy(
+    proc: subprocess.Popen[Any], base: str, *, timeout: float = 60.0, what: str = "streamops serve"
+) -> None:
+    """Wait until the server process ``proc`` answers 200 on ``{base}/healthz``; fail the test
+    (with its stderr, when piped) if it exits first or does not come up in ``timeout`` seconds."""
+    import time
+
+    import httpx
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            err = proc.communicate()[1] if proc.stderr is not None else ""
+            pytest.fail(f"{what} exited: {err}")
+        assert time.monotonic() < deadline, f"{what} did not come up in {timeout:g} s"
+        time.sleep(0.1)

@@ -35,6 +35,7 @@ from streamops.models import ToolSpec
 from streamops.operators.aggregate import Message
 from streamops.serve.app import create_app
 from streamops.sse import SSEDecoder
+from tests._http import wait_healthy
 from tests._models import FakeModel, ModelCall
 from tests.conftest import RECORDED
 
@@ -443,17 +444,7 @@ def test_streamops_serve_command() -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                pytest.fail(f"streamops serve exited: {proc.communicate()[1]}")
-            assert time.monotonic() < deadline, "streamops serve did not come up in 30 s"
-            time.sleep(0.1)
+        wait_healthy(proc, base, timeout=30)
         _, chunks = stream_completion(client(base))
         assert text_of(chunks) == fold(parse_sse_bytes(TEXT.read_bytes())).text
         assert httpx.get(f"{base}/.well-known/agent-card.json").json()["url"] == f"{base}/a2a"

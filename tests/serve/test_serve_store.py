@@ -15,6 +15,7 @@ import pytest
 from streamops.events import BaseEvent, from_json
 from streamops.serve import create_app
 from streamops.sse import SSEDecoder
+from tests._http import wait_healthy
 from tests.serve.test_app import LONG, client, serve, stream_completion, text_of
 
 
@@ -67,7 +68,6 @@ def test_serve_processes_2_with_a_shared_store(tmp_path: Path) -> None:
     import socket
     import subprocess
     import sys
-    import time
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -77,15 +77,7 @@ def test_serve_processes_2_with_a_shared_store(tmp_path: Path) -> None:
     cmd += ["--store", f"sqlite:{tmp_path / 'runs.db'}", "--processes", "2", "--log-level", "warning"]
     proc = subprocess.Popen(cmd, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "serve --processes 2 did not start"
-            time.sleep(0.1)
+        wait_healthy(proc, base, timeout=60, what="serve --processes 2")
         run_id, chunks = stream_completion(client(base))
         assert text_of(chunks)
         status, full = get_events(base, run_id)

@@ -15,6 +15,7 @@ import pytest
 from streamops.serve._limits import MAX_JSON_DEPTH, RunLimit, decode_json
 from streamops.serve.app import create_app
 from streamops.serve.runlog import RunLimitError
+from tests._http import wait_healthy
 from tests.conftest import RECORDED
 from tests.serve.test_limits import Gate
 
@@ -227,17 +228,7 @@ def test_streamops_serve_limit_flags(processes: int, tmp_path: Any) -> None:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                pytest.fail(f"streamops serve exited: {proc.communicate()[1]}")
-            assert time.monotonic() < deadline, "streamops serve did not come up in 60 s"
-            time.sleep(0.1)
+        wait_healthy(proc, base, timeout=60)
         assert httpx.get(f"{base}/healthz").json()["max_runs"] == 3
         big = httpx.post(f"{base}/v1/chat/completions", json={**BODY, "pad": "x" * 2000})
         assert big.status_code == 413 and big.json()["error"]["code"] == "body_too_large"
