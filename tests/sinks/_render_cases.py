@@ -29,8 +29,8 @@ from streamops.events import (
     ToolCallStart,
     ToolProgress,
     ToolResult,
-    UsageEvent,
     Usage,
+    UsageEvent,
 )
 from tests.conftest import RECORDED
 
