@@ -37,6 +37,9 @@ A2A (:mod:`streamops.sinks.a2a`, extra ``a2a``)
 
 Terminal (:mod:`streamops.sinks.render`, extra-free: ``rich``)
     :class:`TerminalRenderer`.
+Plain text (:mod:`streamops.sinks.text`)
+    :class:`PlainTextEncoder` (the renderer's plain mode, text deltas verbatim), its items
+    :data:`Piece`.
 
 Every streamed HTTP body is one encoder driven by one response
 (``streamops.sinks._asgi.encoder_response``): the stream is iterated in a producer task beside
@@ -68,6 +71,7 @@ if TYPE_CHECKING:
         parse_event_id,
     )
     from .sse import SSE_HEADERS, SSEEncoder, sse_events, sse_response
+    from .text import Piece, PlainTextEncoder
     from .vercel import VERCEL_HEADERS, VercelEncoder, vercel_response
     from .websocket import (
         INTERNAL_ERROR,
@@ -95,6 +99,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "parse_event_id",
     ),
     "sse": ("SSE_HEADERS", "SSEEncoder", "sse_events", "sse_response"),
+    "text": ("Piece", "PlainTextEncoder"),
     "vercel": ("VERCEL_HEADERS", "VercelEncoder", "vercel_response"),
     "websocket": (
         "INTERNAL_ERROR",
@@ -123,6 +128,8 @@ __all__ = [
     "NDJSONEncoder",
     "NDJSON_HEADERS",
     "POLICY_VIOLATION",
+    "Piece",
+    "PlainTextEncoder",
     "ResumableRun",
     "ResumeUnavailableError",
     "RunEventLog",

@@ -11,9 +11,15 @@
   agents (a merged multi-agent stream) each agent gets a live panel of its own, in its own
   colour, titled with its name: side by side when the terminal is wide enough, else stacked;
   while streaming each panel shows the tail of its content that fits, the last frame shows all.
-- **plain** (when the output is not a terminal, or ``live=False``): text deltas are written as
-  they come, byte for byte; reasoning, tool calls, tool results, errors and the run end each get
-  a line of their own, prefixed with the agent's name when ``labels`` is on.
+- **plain** (when the output is not a terminal, or ``live=False``): what
+  :class:`~streamops.sinks.text.PlainTextEncoder` writes (text deltas byte for byte; reasoning,
+  tool calls, tool results, errors and the run end a line each, prefixed with the agent's name
+  when ``labels`` is on), in colour when the console has colours.
+
+Both modes take their blocks (where a text, reasoning or tool-call block starts and ends) from
+the block events of :class:`~streamops.operators.blocks.BlockSplitter`: the plain encoder is a
+:class:`~streamops.sinks.encoder.BlockEncoder`, the live view feeds every shown event to a
+splitter and keeps the blocks it opens and closes.
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any
 
 import streamops.events as ev
+
+from ..operators.blocks import BlockSplitter
+from .text import UNSHOWN, Piece, PlainTextEncoder, run_end_line
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -37,33 +46,6 @@ __all__ = ["TerminalRenderer"]
 _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 _MIN_COLUMN = 40  # narrowest panel for the side-by-side layout
 _MAX_RESULT_LINES = 20  # longest tool result shown in a panel
-# Events that neither start nor end a block of text (they may arrive in the middle of one).
-_TRANSPARENT = (
-    ev.UsageEvent,
-    ev.ToolProgress,
-    ev.ReasoningSignature,
-    ev.RawEvent,
-    ev.CustomEvent,
-    ev.ObjectDelta,
-    ev.PartialObject,
-)
-
-BlockKind = Literal["text", "reasoning", "refusal"]
-
-
-def _run_end_line(event: ev.RunEnd) -> str:
-    """``run end: completed, finish stop (end_turn), tokens in 12 out 48``; what is unknown is
-    left out (never a literal ``None``)."""
-    parts = [f"run end: {event.status}"]
-    if event.finish_reason is not None:
-        raw = event.raw_finish_reason
-        parts.append(f"finish {event.finish_reason}" + (f" ({raw})" if raw and raw != event.finish_reason else ""))
-    u = event.usage
-    if u is not None:
-        figures = [f"{name} {n}" for name, n in (("in", u.input_tokens), ("out", u.output_tokens)) if n is not None]
-        if figures:
-            parts.append("tokens " + " ".join(figures))
-    return ", ".join(parts)
 
 
 def _pretty(value: Any, *, is_json_text: bool = False) -> str:
@@ -90,10 +72,9 @@ def _clip(text: str, lines: int) -> str:
 
 @dataclass
 class _Block:
-    """Text, reasoning or refusal still streaming in one agent's lane."""
+    """A text, reasoning or refusal block still streaming, between its BlockStart and BlockEnd."""
 
-    kind: BlockKind
-    block_id: str | None
+    kind: ev.BlockType
     parts: list[str] = field(default_factory=list)
 
 
@@ -112,7 +93,7 @@ class _Lane:
     name: str
     colour: str
     items: list[RenderableType] = field(default_factory=list)  # finished, in order
-    block: _Block | None = None
+    blocks: dict[str, _Block] = field(default_factory=dict)  # run id -> its open block
     calls: dict[str, _Call] = field(default_factory=dict)
     model: str | None = None
     status: str | None = None
@@ -125,7 +106,7 @@ class _LaneView:
     name: str
     colour: str
     items: tuple[RenderableType, ...]
-    block: tuple[BlockKind, str] | None
+    blocks: tuple[tuple[ev.BlockType, str], ...]
     calls: tuple[tuple[str, str], ...]
     model: str | None
     status: str | None
@@ -216,16 +197,15 @@ class TerminalRenderer:
         self.show_reasoning = show_reasoning
         self.labels = labels
         self.live = live if live is not None else (self.console.is_terminal and not self.console.is_dumb_terminal)
-        if console is None and not self.live:
-            self.console.soft_wrap = True  # plain lines are not broken by rich (the live view wraps)
         self.refresh_per_second = refresh_per_second
         self.markdown = markdown
         self._colours: dict[str, str] = {}
-        # plain mode
-        self._mode: tuple[str, str] | None = None  # (agent, "text" | "reasoning")
-        self._partial: dict[tuple[str, str], str] = {}  # labelled agents: their unfinished line
+        self._plain = PlainTextEncoder(
+            labels=labels, show_reasoning=show_reasoning, label_style=lambda agent: f"bold {self._colour(agent)}"
+        )
         # live mode
         self._lock = threading.Lock()
+        self._splitter = BlockSplitter(self._apply)
         self._lanes: dict[str, _Lane] = {}
         self._panels = bool(labels and agents and len(agents) > 1)
         self._live: Live | None = None
@@ -235,17 +215,17 @@ class TerminalRenderer:
         for name in agents or ():
             self._lane(name)
 
-    # -- shared -------------------------------------------------------------------------------
-
     def _colour(self, agent: str) -> str:
         return self._colours.setdefault(agent, _COLOURS[len(self._colours) % len(_COLOURS)])
 
     def send(self, event: Any) -> None:
-        """Render one event."""
+        """Render one event (anything else is shown as its ``str()``, on a line of its own)."""
         if self.live:
             self._send_live(event)
+        elif isinstance(event, ev.BaseEvent):
+            self._write(self._plain.encode(event))
         else:
-            self._send_plain(event)
+            self._write(self._plain.note(str(event)))
 
     def close(self) -> None:
         """Finish: end the last line (plain), or show the whole of every panel and stop (live).
@@ -256,15 +236,10 @@ class TerminalRenderer:
             return
         self._closed = True
         if not self.live:
-            for agent, mode in list(self._partial):
-                self._end_partial(agent, mode)
-            if self._mode is not None:
-                self.console.print()
-                self._mode = None
+            self._write(self._plain.close())
             return
         with self._lock:
-            for lane in self._lanes.values():
-                self._finish_block(lane)
+            self._splitter.end()
             self._final = True
             pending, self._pending = self._pending, []
         self._print_finished(pending)
@@ -278,107 +253,19 @@ class TerminalRenderer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- plain mode ---------------------------------------------------------------------------
+    def _write(self, pieces: list[Piece]) -> None:
+        """Plain mode: write the pieces as they are (no markup, emoji codes, tab expansion,
+        wrapping or control-code stripping); styled ones through rich when it has colours."""
+        from rich.text import Text
 
-    def _label(self, agent: str) -> str:
-        if not agent or not self.labels:
-            return ""
-        return f"[bold {self._colour(agent)}]{agent}[/] "
-
-    def _switch(self, agent: str, mode: str) -> None:
-        if self._mode != (agent, mode):
-            if self._mode is not None:
-                self.console.print()
-            label = self._label(agent)
-            if label or mode == "reasoning":
-                prefix = "[dim]thinking:[/] " if mode == "reasoning" else ""
-                self.console.print(label + prefix, end="")
-            self._mode = (agent, mode)
-
-    def _line(self, agent: str, markup: str) -> None:
-        if self._mode is not None:
-            self.console.print()
-            self._mode = None
-        self.console.print(self._label(agent) + markup)
-
-    def _lines(self, agent: str, mode: str, delta: str) -> None:
-        """Labelled plain output: whole lines per agent, each with its label (the agents of a
-        merged stream take turns line by line, never word by word)."""
-        key = (agent, mode)
-        text = self._partial.pop(key, "") + delta
-        *lines, rest = text.split("\n")
-        for line in lines:
-            self._whole_line(agent, mode, line)
-        if rest:
-            self._partial[key] = rest
-
-    def _whole_line(self, agent: str, mode: str, line: str) -> None:
-        from rich.markup import escape
-
-        if self._mode is not None:
-            self.console.print()
-            self._mode = None
-        if mode == "reasoning":
-            self.console.print(self._label(agent) + f"[dim]thinking:[/] [dim italic]{escape(line)}[/]")
-        else:
-            self.console.print(self._label(agent), end="")
-            self._raw(line + "\n")
-
-    def _end_partial(self, agent: str, mode: str | None = None) -> None:
-        """Print the unfinished line(s) of ``agent`` (of ``mode``, or of both modes)."""
-        for m in ("text", "reasoning") if mode is None else (mode,):
-            rest = self._partial.pop((agent, m), None)
-            if rest is not None:
-                self._whole_line(agent, m, rest)
-
-    def _raw(self, text: str) -> None:
-        """Write text as it is: no markup, emoji codes, tab expansion or control-code stripping."""
-        self.console.file.write(text)
-        self.console.file.flush()
-
-    def _send_plain(self, event: Any) -> None:
-        from rich.markup import escape
-
-        if not isinstance(event, ev.BaseEvent):
-            self._line("", escape(str(event)))
-            return
-        agent = event.agent
-        by_line = bool(self.labels and agent)
-        if by_line and self._partial and not isinstance(event, _TRANSPARENT):
-            if isinstance(event, ev.TextDelta):
-                self._end_partial(agent, "reasoning")
-            elif isinstance(event, ev.ReasoningDelta):
-                self._end_partial(agent, "text")
+        console = self.console
+        colour = console.color_system is not None
+        for text, style in pieces:
+            if style and colour:
+                console.print(Text(text, style=style), end="", soft_wrap=True)
             else:
-                self._end_partial(agent)
-        if isinstance(event, ev.TextDelta):
-            if by_line:
-                self._lines(agent, "text", event.delta)
-                return
-            self._switch(agent, "text")
-            self._raw(event.delta)
-        elif isinstance(event, ev.ReasoningDelta):
-            if self.show_reasoning and by_line:
-                self._lines(agent, "reasoning", event.delta)
-            elif self.show_reasoning:
-                self._switch(agent, "reasoning")
-                self.console.print(f"[dim italic]{escape(event.delta)}[/]", end="")
-        elif isinstance(event, ev.RefusalDelta):
-            self._switch(agent, "text")
-            self.console.print(f"[yellow]{escape(event.delta)}[/]", end="")
-        elif isinstance(event, ev.ToolCallEnd):
-            self._line(agent, f"[bold]tool call[/] {escape(event.name)}({escape(event.arguments)})")
-        elif isinstance(event, ev.ToolResult):
-            self._line(agent, f"[bold]tool result[/] {escape(event.name)} -> {escape(repr(event.result))}")
-        elif isinstance(event, ev.ToolError):
-            self._line(agent, f"[bold red]tool error[/] {escape(event.name)}: {escape(event.message)}")
-        elif isinstance(event, ev.ErrorEvent):
-            self._line(agent, f"[bold red]error[/] {escape(event.error_type)}: {escape(event.message)}")
-        elif isinstance(event, ev.RunStart):
-            if event.model:
-                self._line(agent, f"[dim]model {escape(event.model)}[/]")
-        elif isinstance(event, ev.RunEnd):
-            self._line(agent, f"[dim]{escape(_run_end_line(event))}[/]")
+                console.file.write(text)
+        console.file.flush()
 
     # -- live mode: state (event-loop thread, under the lock) ---------------------------------
 
@@ -397,12 +284,7 @@ class TerminalRenderer:
         else:
             self._pending.append(item)  # printed once the lock is released (rich's refresh takes it)
 
-    def _finish_block(self, lane: _Lane) -> None:
-        block, lane.block = lane.block, None
-        if block is not None and block.parts:
-            self._add(lane, self._block_renderable(block.kind, "".join(block.parts)))
-
-    def _block_renderable(self, kind: BlockKind, text: str) -> RenderableType:
+    def _block_renderable(self, kind: ev.BlockType, text: str) -> RenderableType:
         from rich.text import Text
 
         if kind == "reasoning":
@@ -418,48 +300,43 @@ class TerminalRenderer:
 
         return Panel(Text(body), title=Text(title, style=f"bold {colour}"), title_align="left", border_style=colour)
 
-    def _delta(self, lane: _Lane, kind: BlockKind, block_id: str | None, delta: str) -> None:
-        block = lane.block
-        if block is None or block.kind != kind or block.block_id != block_id:
-            self._finish_block(lane)
-            block = lane.block = _Block(kind, block_id)
-        block.parts.append(delta)
+    def _block(self, lane: _Lane, event: ev.BlockStart | ev.BlockEnd) -> None:
+        """Open or close a block (the splitter's block events)."""
+        if event.block == "tool-call":
+            assert event.call_id is not None
+            if isinstance(event, ev.BlockStart):
+                lane.calls[event.call_id] = _Call(event.name or "")
+            else:
+                lane.calls.pop(event.call_id, None)  # its panel came with its ToolCallEnd
+        elif isinstance(event, ev.BlockStart):
+            if event.block != "reasoning" or self.show_reasoning:
+                lane.blocks[event.run_id] = _Block(event.block)
+        else:
+            block = lane.blocks.pop(event.run_id, None)
+            if block is not None and block.parts:
+                self._add(lane, self._block_renderable(block.kind, "".join(block.parts)))
 
-    def _apply(self, event: Any) -> None:
+    def _apply(self, event: ev.BaseEvent) -> None:
+        """One event of the splitter's output (block events included), under the lock."""
         from rich.text import Text
 
-        if not isinstance(event, ev.BaseEvent):
-            lane = self._lane("")
-            self._finish_block(lane)
-            self._add(lane, Text(str(event)))
-            return
         lane = self._lane(event.agent)
-        if isinstance(event, ev.TextDelta):
-            self._delta(lane, "text", event.block_id, event.delta)
-            return
-        if isinstance(event, ev.ReasoningDelta):
-            if self.show_reasoning:
-                self._delta(lane, "reasoning", event.block_id, event.delta)
-            return
-        if isinstance(event, ev.RefusalDelta):
-            self._delta(lane, "refusal", event.block_id, event.delta)
-            return
-        if isinstance(event, _TRANSPARENT):
-            return
-        self._finish_block(lane)
-        if isinstance(event, ev.RunStart):
+        if isinstance(event, (ev.TextDelta, ev.ReasoningDelta, ev.RefusalDelta)):
+            block = lane.blocks.get(event.run_id)
+            if block is not None:  # None: hidden reasoning
+                block.parts.append(event.delta)
+        elif isinstance(event, (ev.BlockStart, ev.BlockEnd)):
+            self._block(lane, event)
+        elif isinstance(event, ev.RunStart):
             lane.model = event.model
             lane.status = "running"
             if event.model and not self._panels:
                 self._add(lane, Text(f"model {event.model}", style="dim"))
-        elif isinstance(event, ev.ToolCallStart):
-            lane.calls[event.call_id] = _Call(event.name)
         elif isinstance(event, ev.ToolCallDelta):
             call = lane.calls.get(event.call_id)
             if call is not None:
                 call.arguments.append(event.delta)
         elif isinstance(event, ev.ToolCallEnd):
-            lane.calls.pop(event.call_id, None)
             body = _pretty(event.arguments, is_json_text=True)
             self._add(lane, self._tool_panel(f"tool call · {event.name}", body, "blue"))
         elif isinstance(event, ev.ToolResult):
@@ -477,13 +354,18 @@ class TerminalRenderer:
             self._add(lane, self._tool_panel("output", _clip(_pretty(event.value), _MAX_RESULT_LINES), "cyan"))
         elif isinstance(event, ev.RunEnd):
             lane.status = event.status
-            self._add(lane, Text(_run_end_line(event), style="dim"))
+            self._add(lane, Text(run_end_line(event), style="dim"))
 
     def _send_live(self, event: Any) -> None:
         if self._closed:
             return
         with self._lock:
-            self._apply(event)
+            if not isinstance(event, ev.BaseEvent):
+                from rich.text import Text
+
+                self._add(self._lane(""), Text(str(event)))
+            elif not isinstance(event, UNSHOWN):
+                self._splitter.push(event)
             pending, self._pending = self._pending, []
         if self._live is None:
             self._start()
@@ -536,7 +418,7 @@ class TerminalRenderer:
                     name=lane.name,
                     colour=lane.colour,
                     items=tuple(lane.items),
-                    block=None if lane.block is None else (lane.block.kind, "".join(lane.block.parts)),
+                    blocks=tuple((b.kind, "".join(b.parts)) for b in lane.blocks.values()),
                     calls=tuple((c.name, "".join(c.arguments)) for c in lane.calls.values()),
                     model=lane.model,
                     status=lane.status,
@@ -546,9 +428,7 @@ class TerminalRenderer:
             return views, self._panels, self._final
 
     def _open_parts(self, view: _LaneView) -> list[RenderableType]:
-        parts: list[RenderableType] = []
-        if view.block is not None:
-            parts.append(self._block_renderable(*view.block))
+        parts = [self._block_renderable(*block) for block in view.blocks]
         for name, arguments in view.calls:
             parts.append(self._tool_panel(f"tool call · {name} …", arguments, "blue"))
         return parts

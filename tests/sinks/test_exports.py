@@ -30,7 +30,7 @@ def test_every_name_resolves_to_its_modules_object() -> None:
 
 def test_every_sink_modules_all_is_exported() -> None:
     assert [
-        *("a2a", "agui", "encoder", "ndjson", "openai", "render", "resume", "sse", "vercel", "websocket")
+        *("a2a", "agui", "encoder", "ndjson", "openai", "render", "resume", "sse", "text", "vercel", "websocket")
     ] == SINK_MODULES
     for m in SINK_MODULES:
         module = import_module(f"streamops.sinks.{m}")
