@@ -8,7 +8,8 @@ raised (``error`` is the :class:`~streamops.events.ErrorEvent` standing for the 
 The encoders of this package: :class:`~streamops.sinks.sse.SSEEncoder`,
 :class:`~streamops.sinks.ndjson.NDJSONEncoder`, :class:`~streamops.sinks.openai.ChunkEncoder`,
 :class:`~streamops.sinks.vercel.VercelEncoder`, :class:`~streamops.sinks.agui.AGUIEncoder`,
-:class:`~streamops.sinks.a2a.A2AEncoder`.
+:class:`~streamops.sinks.a2a.A2AEncoder`, :class:`~streamops.sinks.text.PlainTextEncoder`
+(plain text, the terminal renderer's plain mode).
 
 Two drivers serve any encoder: :func:`encoded` (the body as a lazy :class:`~streamops.Stream`
 of bytes) and :func:`streamops.sinks._asgi.encoder_response` (a starlette response with
@@ -97,8 +98,8 @@ class ItemEncoder(Generic[F]):
 
 
 class BlockEncoder(ItemEncoder[F]):
-    """Base of an :class:`ItemEncoder` over block events (AG-UI, Vercel, A2A): every event goes
-    through a :class:`~streamops.operators.blocks.BlockSplitter`, and :meth:`_one` gets the
+    """Base of an :class:`ItemEncoder` over block events (AG-UI, Vercel, A2A, plain text): every
+    event goes through a :class:`~streamops.operators.blocks.BlockSplitter`, and :meth:`_one` gets the
     events with their block starts and ends in order, so no encoder re-derives "the current
     block, close it, open the next".
 

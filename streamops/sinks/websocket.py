@@ -188,7 +188,6 @@ async def websocket_sink(
 
     await peer.close()
 
-
 INVALID_MESSAGE = "invalid_message"
 """The ``error_type`` of the ``ErrorEvent`` answering a client message that is not a user turn."""
 

@@ -85,7 +85,9 @@ async def test_vercel_one_finish_at_the_end() -> None:
     assert types.count("start") == 1 and types.count("finish") == 1
     assert types.index("finish") > types.index("data-sub-run-end")
     assert "data-agent-handoff" in types
-    assert "".join(p["delta"] for p in parts if isinstance(p, dict) and p["type"] == "text-delta").endswith("All done.")
+    assert "".join(p["delta"] for p in parts if isinstance(p, dict) and p["type"] == "text-delta").endswith(
+        "All done."
+    )
 
 
 async def test_a2a_one_final_status_at_the_end() -> None:

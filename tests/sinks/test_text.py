@@ -192,37 +192,36 @@ TEXT = "0123456789 \t\r[]/é😀\n"  # no letters: every other line of the outpu
 AGENTS = ("", "a", "b")
 
 
-@st.composite
-def one_event(draw: st.DrawFn) -> BaseEvent:
+def _events(draw: st.DrawFn) -> BaseEvent:
     env: dict[str, Any] = {"run_id": draw(st.sampled_from(("r1", "r2"))), "agent": draw(st.sampled_from(AGENTS))}
-    bid = draw(st.sampled_from(("0", "1", None)))
-    cid = draw(st.sampled_from(("c1", "c2")))
-    kind = draw(st.integers(0, 15))
-    if kind <= 3:
-        return TextDelta(delta=draw(st.text(TEXT, max_size=8)), block_id=bid, **env)
-    if kind == 4:
-        return ReasoningDelta(delta=draw(st.text(TEXT, max_size=8)), block_id=bid, **env)
-    if kind == 5:
-        return RefusalDelta(delta="no", block_id=bid, **env)
-    if kind == 6:
-        return ReasoningSignature(signature="s", block_id=bid, **env)
-    if kind == 7:
-        return ToolCallStart(call_id=cid, name="f", **env)
-    if kind == 8:
-        return ToolCallDelta(call_id=cid, delta="{", **env)
-    if kind == 9:
-        return ToolCallEnd(call_id=cid, name="f", arguments="{}", **env)
-    if kind == 10:
-        return UsageEvent(usage=Usage(output_tokens=1), **env)
-    if kind == 11:
-        return draw(st.sampled_from((StepStart(**env), RunStart(model="m", **env), RunEnd(**env))))
-    if kind == 12:
-        return draw(st.sampled_from((CustomEvent(name="n", **env), PartialObject(value=1, **env))))
-    if kind == 13:
-        return ErrorEvent(error_type="E", message="m", **env)
-    if kind == 14:
-        return BlockStart(block="text", block_id=bid, **env)  # block events in the input are derived again
-    return BlockEnd(block="text", block_id=bid, **env)
+    text = draw(st.text(TEXT, max_size=8))
+    block = {"block_id": draw(st.sampled_from(("0", "1", None)))}
+    call = {"call_id": draw(st.sampled_from(("c1", "c2")))}
+    return draw(
+        st.sampled_from(
+            [
+                *[TextDelta(delta=text, **block, **env)] * 4,
+                ReasoningDelta(delta=text, **block, **env),
+                RefusalDelta(delta="no", **block, **env),
+                ReasoningSignature(signature="s", **block, **env),
+                ToolCallStart(name="f", **call, **env),
+                ToolCallDelta(delta="{", **call, **env),
+                ToolCallEnd(name="f", arguments="{}", **call, **env),
+                UsageEvent(usage=Usage(output_tokens=1), **env),
+                StepStart(**env),
+                RunStart(model="m", **env),
+                RunEnd(**env),
+                CustomEvent(name="n", **env),
+                PartialObject(value=1, **env),
+                ErrorEvent(error_type="E", message="m", **env),
+                BlockStart(block="text", **block, **env),  # block events in the input are derived again
+                BlockEnd(block="text", **block, **env),
+            ]
+        )
+    )
+
+
+one_event = st.composite(_events)
 
 
 def found_in_order(out: str, pieces: list[str]) -> bool:
