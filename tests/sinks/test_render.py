@@ -18,8 +18,11 @@ from streamops._host import hosted
 from streamops._stream import Stream
 from streamops.events import (
     BaseEvent,
+    CustomEvent,
     ErrorEvent,
+    PartialObject,
     ReasoningDelta,
+    ReasoningSignature,
     RunEnd,
     RunStart,
     TextDelta,
@@ -324,3 +327,35 @@ def test_live_text_is_shown_as_written_by_default() -> None:
     for line in text.splitlines():
         if line:
             assert line in lines, (line, shown)
+
+
+def test_live_blocks_come_from_block_events() -> None:
+    # a paragraph is one block whatever the terminal does not show comes inside it (a structured
+    # output's partial objects, a signature, custom events); a new block is a new paragraph
+    evs: list[Any] = [
+        RunStart(model="m"),
+        TextDelta(delta="Hello wor", block_id="t0"),
+        PartialObject(value={"a": 1}),
+        ReasoningSignature(signature="sig", block_id="t0"),
+        CustomEvent(name="note"),
+        TextDelta(delta="ld, whole.", block_id="t0"),
+        TextDelta(delta="Second block.", block_id="t1"),
+        RunEnd(finish_reason="stop"),
+    ]
+    _, shown = render_live(evs, labels=False)
+    lines = [ln.strip() for ln in shown.splitlines()]
+    assert "Hello world, whole." in lines
+    assert "Second block." in lines
+
+
+def test_live_two_runs_of_one_agent_keep_their_own_blocks() -> None:
+    # an agent that runs twice at once (the same tool agent called in parallel): one lane, a
+    # block per run, never one run's text inside the other's
+    one, two = "first run says this", "second run says that"
+    evs: list[Any] = []
+    for a, b in zip(one.split(" "), two.split(" "), strict=True):
+        evs += [TextDelta(run_id="r1", delta=f"{a} "), TextDelta(run_id="r2", delta=f"{b} ")]
+    evs += [RunEnd(run_id="r1"), RunEnd(run_id="r2")]
+    _, shown = render_live(evs, labels=False)
+    lines = [ln.strip() for ln in shown.splitlines()]
+    assert one in lines and two in lines
