@@ -14,14 +14,15 @@ that text as UTF-8 bytes.
   the agent's name, and text and reasoning come in whole lines, so the agents of a merged stream
   take turns line by line, never word by word: a line is written at its ``\\n`` or when its block
   ends (the :class:`~streamops.events.BlockEnd` of the splitter).
-- Without labels a block's deltas continue the current line, and consecutive blocks of one agent
-  and kind continue it too (a model that splits a paragraph into blocks, such as an answer with
-  citations, reads as one); the line ends, with a ``\\n``, before anything else is written.
+- Without labels the deltas are the output: a block's deltas continue the current line, and so
+  do the next blocks of the same agent and kind (nothing is inserted between them); the line
+  ends, with a ``\\n``, before anything else is written.
 
 Blocks come from :class:`~streamops.operators.blocks.BlockSplitter` (the
 :class:`~streamops.sinks.encoder.BlockEncoder` base). Events that are never shown
-(``ToolProgress``, ``CustomEvent``, ``PartialObject``, ``ReasoningSignature``) are not fed to it, so they never split a
-block. Nested runs and handoffs are not lowered to custom events: each agent keeps its label.
+(``ToolProgress``, ``CustomEvent``, ``PartialObject``, ``ReasoningSignature``) are not fed to
+it, so they never split a block. Nested runs and handoffs are not lowered to custom events:
+each agent keeps its label.
 
 Items are :data:`Piece` pairs ``(text, style)``; the style (a ``rich`` style name, ``""`` for
 none) is for a terminal, :meth:`PlainTextEncoder.frame` writes the text only.
