@@ -20,28 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import streamops.events as ev
 from streamops._stream import Stream
-from streamops.events import (
-    BaseEvent,
-    BlockEnd,
-    BlockStart,
-    CustomEvent,
-    ErrorEvent,
-    PartialObject,
-    ReasoningDelta,
-    ReasoningSignature,
-    RefusalDelta,
-    RunEnd,
-    RunStart,
-    StepStart,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    ToolResult,
-    Usage,
-    UsageEvent,
-)
 from streamops.sinks import PlainTextEncoder, TerminalRenderer, encoded
 from tests.sinks._render_cases import FIXTURE, cases, nested_run
 
@@ -59,7 +39,7 @@ def plain(events: list[Any], **options: Any) -> str:
     return buf.getvalue()
 
 
-def encoder_text(events: list[BaseEvent], **options: Any) -> str:
+def encoder_text(events: list[ev.BaseEvent], **options: Any) -> str:
     """The encoder alone, sans-IO: every event's pieces, then close()'s."""
     enc = PlainTextEncoder(**options)
     frames = [enc.encode_frames(e) for e in events]
@@ -72,7 +52,7 @@ def test_every_case_is_pinned() -> None:
 
 
 @pytest.mark.parametrize(("name", "events", "options"), CASES, ids=[c[0] for c in CASES])
-def test_plain_output_is_the_pinned_output(name: str, events: list[BaseEvent], options: dict[str, Any]) -> None:
+def test_plain_output_is_the_pinned_output(name: str, events: list[ev.BaseEvent], options: dict[str, Any]) -> None:
     out = plain(events, **options)
     assert out == EXPECTED[name]
     assert encoder_text(events, **options) == out
@@ -81,11 +61,11 @@ def test_plain_output_is_the_pinned_output(name: str, events: list[BaseEvent], o
 def test_labelled_blocks_end_their_lines() -> None:
     # the deliberate change: two reasoning summary parts (two blocks) no longer glue their words
     evs = [
-        ReasoningDelta(agent="a", delta="part one.", block_id="s0"),
-        ReasoningDelta(agent="a", delta="**Part two**", block_id="s1"),
-        TextDelta(agent="a", delta="Answer", block_id="t"),
-        TextDelta(agent="a", delta=" one.", block_id="t"),
-        TextDelta(agent="a", delta="Answer two.", block_id="t2"),
+        ev.ReasoningDelta(agent="a", delta="part one.", block_id="s0"),
+        ev.ReasoningDelta(agent="a", delta="**Part two**", block_id="s1"),
+        ev.TextDelta(agent="a", delta="Answer", block_id="t"),
+        ev.TextDelta(agent="a", delta=" one.", block_id="t"),
+        ev.TextDelta(agent="a", delta="Answer two.", block_id="t2"),
     ]
     assert plain(evs) == ("a thinking: part one.\na thinking: **Part two**\na Answer one.\na Answer two.\n")
     # unlabelled, the deltas are the output, as they came
@@ -94,29 +74,29 @@ def test_labelled_blocks_end_their_lines() -> None:
 
 def test_events_the_terminal_does_not_show_never_split_a_line() -> None:
     evs = [
-        TextDelta(agent="a", delta="one ", block_id="t"),
-        PartialObject(agent="a", value={}),
-        ReasoningSignature(agent="a", signature="sig", block_id="t"),
-        CustomEvent(agent="a", name="n"),
-        UsageEvent(agent="a", usage=Usage(output_tokens=1)),
-        TextDelta(agent="a", delta="line", block_id="t"),
-        RunEnd(agent="a"),
+        ev.TextDelta(agent="a", delta="one ", block_id="t"),
+        ev.PartialObject(agent="a", value={}),
+        ev.ReasoningSignature(agent="a", signature="sig", block_id="t"),
+        ev.CustomEvent(agent="a", name="n"),
+        ev.UsageEvent(agent="a", usage=ev.Usage(output_tokens=1)),
+        ev.TextDelta(agent="a", delta="line", block_id="t"),
+        ev.RunEnd(agent="a"),
     ]
     assert plain(evs) == "a one line\na run end: completed\n"
 
 
 def test_merged_two_agents_take_turns_line_by_line() -> None:
     evs = [
-        RunStart(agent="alpha", model="m1"),
-        RunStart(agent="beta", model="m2"),
-        TextDelta(agent="alpha", delta="Roses are", block_id="t"),
-        TextDelta(agent="beta", delta="One fish\ntwo", block_id="t"),
-        TextDelta(agent="alpha", delta=" red\nviolets", block_id="t"),
-        ToolCallStart(agent="beta", call_id="c", name="count"),
-        ToolCallEnd(agent="beta", call_id="c", name="count", arguments='{"n": 2}'),
-        TextDelta(agent="alpha", delta=" are blue", block_id="t"),
-        RunEnd(agent="alpha", finish_reason="stop"),
-        RunEnd(agent="beta", status="cancelled"),
+        ev.RunStart(agent="alpha", model="m1"),
+        ev.RunStart(agent="beta", model="m2"),
+        ev.TextDelta(agent="alpha", delta="Roses are", block_id="t"),
+        ev.TextDelta(agent="beta", delta="One fish\ntwo", block_id="t"),
+        ev.TextDelta(agent="alpha", delta=" red\nviolets", block_id="t"),
+        ev.ToolCallStart(agent="beta", call_id="c", name="count"),
+        ev.ToolCallEnd(agent="beta", call_id="c", name="count", arguments='{"n": 2}'),
+        ev.TextDelta(agent="alpha", delta=" are blue", block_id="t"),
+        ev.RunEnd(agent="alpha", finish_reason="stop"),
+        ev.RunEnd(agent="beta", status="cancelled"),
     ]
     assert plain(evs).splitlines() == [
         "alpha model m1",
@@ -140,10 +120,10 @@ def test_nested_runs_keep_their_own_lines_and_run_ends() -> None:
 
 @pytest.mark.anyio
 async def test_a_source_that_fails_mid_block_ends_with_its_error_line(anyio_backend: str) -> None:
-    async def source() -> AsyncIterator[BaseEvent]:
-        yield RunStart(model="m")
-        yield TextDelta(delta="Half a ", block_id="t")
-        yield TextDelta(delta="sentence", block_id="t")
+    async def source() -> AsyncIterator[ev.BaseEvent]:
+        yield ev.RunStart(model="m")
+        yield ev.TextDelta(delta="Half a ", block_id="t")
+        yield ev.TextDelta(delta="sentence", block_id="t")
         raise ConnectionError("reset by peer")
 
     chunks: list[bytes] = []
@@ -162,11 +142,11 @@ async def test_encoded_bytes_are_the_renderer_output(anyio_backend: str) -> None
 
 
 def test_a_lone_surrogate_is_framed_as_a_replacement_character() -> None:
-    assert PlainTextEncoder().encode_frames(TextDelta(delta="a\ud800b")) == "a\ufffdb".encode()
+    assert PlainTextEncoder().encode_frames(ev.TextDelta(delta="a\ud800b")) == "a\ufffdb".encode()
 
 
 def test_a_non_event_is_a_line_of_its_own() -> None:
-    out = plain([TextDelta(delta="partial"), "a note [not markup]", TextDelta(delta="more")])
+    out = plain([ev.TextDelta(delta="partial"), "a note [not markup]", ev.TextDelta(delta="more")])
     assert out == "partial\na note [not markup]\nmore\n"
 
 
@@ -177,8 +157,8 @@ def test_colour_console_styles_labels_but_keeps_text_verbatim() -> None:
     console = Console(file=buf, force_terminal=True, color_system="standard", width=20)
     renderer = TerminalRenderer(console=console, live=False)
     long = "a line much longer than the twenty columns of this console\t[b]x[/b] :smile:"
-    renderer.send(TextDelta(agent="", delta=long))
-    renderer.send(ToolResult(agent="alpha", call_id="c", name="f", result=":smile:"))
+    renderer.send(ev.TextDelta(agent="", delta=long))
+    renderer.send(ev.ToolResult(agent="alpha", call_id="c", name="f", result=":smile:"))
     renderer.close()
     out = buf.getvalue()
     assert long + "\n" in out  # not wrapped, tabs, markup and emoji codes kept
@@ -192,7 +172,7 @@ TEXT = "0123456789 \t\r[]/é😀\n"  # no letters: every other line of the outpu
 AGENTS = ("", "a", "b")
 
 
-def _events(draw: st.DrawFn) -> BaseEvent:
+def _events(draw: st.DrawFn) -> ev.BaseEvent:
     env: dict[str, Any] = {"run_id": draw(st.sampled_from(("r1", "r2"))), "agent": draw(st.sampled_from(AGENTS))}
     text = draw(st.text(TEXT, max_size=8))
     block = {"block_id": draw(st.sampled_from(("0", "1", None)))}
@@ -200,22 +180,22 @@ def _events(draw: st.DrawFn) -> BaseEvent:
     return draw(
         st.sampled_from(
             [
-                *[TextDelta(delta=text, **block, **env)] * 4,
-                ReasoningDelta(delta=text, **block, **env),
-                RefusalDelta(delta="no", **block, **env),
-                ReasoningSignature(signature="s", **block, **env),
-                ToolCallStart(name="f", **call, **env),
-                ToolCallDelta(delta="{", **call, **env),
-                ToolCallEnd(name="f", arguments="{}", **call, **env),
-                UsageEvent(usage=Usage(output_tokens=1), **env),
-                StepStart(**env),
-                RunStart(model="m", **env),
-                RunEnd(**env),
-                CustomEvent(name="n", **env),
-                PartialObject(value=1, **env),
-                ErrorEvent(error_type="E", message="m", **env),
-                BlockStart(block="text", **block, **env),  # block events in the input are derived again
-                BlockEnd(block="text", **block, **env),
+                *[ev.TextDelta(delta=text, **block, **env)] * 4,
+                ev.ReasoningDelta(delta=text, **block, **env),
+                ev.RefusalDelta(delta="no", **block, **env),
+                ev.ReasoningSignature(signature="s", **block, **env),
+                ev.ToolCallStart(name="f", **call, **env),
+                ev.ToolCallDelta(delta="{", **call, **env),
+                ev.ToolCallEnd(name="f", arguments="{}", **call, **env),
+                ev.UsageEvent(usage=ev.Usage(output_tokens=1), **env),
+                ev.StepStart(**env),
+                ev.RunStart(model="m", **env),
+                ev.RunEnd(**env),
+                ev.CustomEvent(name="n", **env),
+                ev.PartialObject(value=1, **env),
+                ev.ErrorEvent(error_type="E", message="m", **env),
+                ev.BlockStart(block="text", **block, **env),  # block events in the input are derived again
+                ev.BlockEnd(block="text", **block, **env),
             ]
         )
     )
@@ -237,13 +217,13 @@ def found_in_order(out: str, pieces: list[str]) -> bool:
 @settings(max_examples=200, deadline=None)
 @given(events=st.lists(one_event(), max_size=50), labels=st.booleans(), show_reasoning=st.booleans())
 def test_every_text_delta_is_in_the_output_in_order_per_agent(
-    events: list[BaseEvent], labels: bool, show_reasoning: bool
+    events: list[ev.BaseEvent], labels: bool, show_reasoning: bool
 ) -> None:
     out = plain(events, labels=labels, show_reasoning=show_reasoning)
     assert encoder_text(events, labels=labels, show_reasoning=show_reasoning) == out
     assert out == "" or out.endswith("\n")
     for agent in AGENTS:
-        deltas = [e.delta for e in events if isinstance(e, TextDelta) and e.agent == agent and e.delta]
+        deltas = [e.delta for e in events if isinstance(e, ev.TextDelta) and e.agent == agent and e.delta]
         if labels and agent:
             # whole lines, each after the agent's label: the agent's text is its text lines
             lines = [ln[len(agent) + 1 :] for ln in out.split("\n") if ln.startswith(agent + " ")]
@@ -257,7 +237,7 @@ def test_every_text_delta_is_in_the_output_in_order_per_agent(
 @given(deltas=st.lists(st.text(TEXT + "abc*#", max_size=10), max_size=20), block_ids=st.lists(st.sampled_from("xy")))
 def test_one_unlabelled_agents_text_is_the_output(deltas: list[str], block_ids: list[str]) -> None:
     evs = [
-        TextDelta(delta=d, block_id=(block_ids[i % len(block_ids)] if block_ids else None))
+        ev.TextDelta(delta=d, block_id=(block_ids[i % len(block_ids)] if block_ids else None))
         for i, d in enumerate(deltas)
     ]
     text = "".join(deltas)
