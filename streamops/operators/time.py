@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal, TypeVar, overload
 
+from .. import events as ev
 from .._pump import TIMED_OUT, Pump
 from .._stream import End, Push, Stage, Stream
 from ..errors import (
@@ -25,20 +26,6 @@ from ..errors import (
     ToolTimeout,
     TotalTimeout,
 )
-from ..events import (
-    BaseEvent,
-    ReasoningDelta,
-    RedactedReasoning,
-    RefusalDelta,
-    StepEnd,
-    StepStart,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    ToolError,
-    ToolResult,
-)
 
 __all__ = ["batch", "debounce", "throttle", "timeout"]
 
@@ -46,12 +33,12 @@ T = TypeVar("T")
 
 
 _CONTENT_EVENTS = (
-    TextDelta,
-    ReasoningDelta,
-    RedactedReasoning,
-    RefusalDelta,
-    ToolCallStart,
-    ToolCallDelta,
+    ev.TextDelta,
+    ev.ReasoningDelta,
+    ev.RedactedReasoning,
+    ev.RefusalDelta,
+    ev.ToolCallStart,
+    ev.ToolCallDelta,
 )
 
 
@@ -62,7 +49,7 @@ def _is_content(item: object) -> bool:
     Lifecycle and bookkeeping events (``run-start``, ``step-start``, ``usage``, ``error``,
     ``custom``, ``raw``...) are not content: a model that says nothing still emits them.
     """
-    return isinstance(item, _CONTENT_EVENTS) or not isinstance(item, BaseEvent)
+    return isinstance(item, _CONTENT_EVENTS) or not isinstance(item, ev.BaseEvent)
 
 
 def _any_item(item: object) -> bool:
@@ -191,14 +178,14 @@ def timeout(
                 if not counted and counts(x):
                     counted = True
                 if step is not None:
-                    if isinstance(x, StepStart):
+                    if isinstance(x, ev.StepStart):
                         step_started = now
-                    elif isinstance(x, StepEnd):
+                    elif isinstance(x, ev.StepEnd):
                         step_started = None
                 if tool is not None:
-                    if isinstance(x, ToolCallEnd):
+                    if isinstance(x, ev.ToolCallEnd):
                         calls[x.call_id] = now
-                    elif isinstance(x, (ToolResult, ToolError)):
+                    elif isinstance(x, (ev.ToolResult, ev.ToolError)):
                         calls.pop(x.call_id, None)
                 yield x  # type: ignore[misc]
         finally:
@@ -213,7 +200,7 @@ def timeout(
 def _group(item: object) -> tuple[str, str] | None:
     """The batch an item joins: its run (``run_id``, ``agent``) for an event, the one shared
     group (``None``) for any other item."""
-    if isinstance(item, BaseEvent):
+    if isinstance(item, ev.BaseEvent):
         return (item.run_id, item.agent)
     return None
 
