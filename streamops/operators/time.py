@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal, TypeVar, overload
 
 from .. import events as ev
-from .._pump import TIMED_OUT, Pump
+from .._pump import TIMED_OUT, Pump, pump_timed
 from .._stream import End, Push, Stage, Stream
 from ..errors import (
     FirstEventTimeout,
@@ -395,7 +395,8 @@ def _ignore(now: float) -> None:
 def _latest_gate(
     name: str, policy: Callable[[], tuple[Callable[[float, bool], float | None], Callable[[float], None]]]
 ) -> Callable[[Stream[T]], Stream[T]]:
-    """The loop of ``debounce`` and ``throttle``: one pending item, replaced by newer ones.
+    """``debounce`` and ``throttle``: one pending item, replaced by newer ones (the loop is
+    :func:`streamops._pump.pump_timed`).
 
     ``policy()`` (called per iteration, for fresh state) gives ``arrive(now, holding)``, which
     returns ``None`` to emit an arriving item at once or the deadline (seconds, the clock of
@@ -403,42 +404,33 @@ def _latest_gate(
     is emitted at its deadline. A pending item is emitted at once when the upstream ends or
     fails (before the error is re-raised)."""
 
-    async def gen(up: Stream[T]) -> AsyncGenerator[T, None]:
+    def bind(out: list[T]) -> tuple[Callable[[Any], float | None], Callable[[], None]]:
         import anyio
 
         arrive, fired = policy()
-        pump: Pump[T] = Pump(up, name)
-        pump.start()
-        pending: list[T] = []
+        pending: list[T] = []  # the item held until its deadline
         deadline: float | None = None
-        try:
-            while True:
-                try:
-                    x = await pump.get(deadline)
-                except StopAsyncIteration:
-                    break
-                except Exception:
-                    if pending:
-                        yield pending.pop()
-                    raise
-                now = anyio.current_time()
-                if x is TIMED_OUT:
-                    deadline = None
-                    fired(now)
-                    yield pending.pop()
-                    continue
-                hold = arrive(now, bool(pending))
-                if hold is None:
-                    yield x  # type: ignore[misc]
-                else:
-                    pending[:] = [x]  # type: ignore[list-item]
-                    deadline = hold
-            if pending:
-                yield pending.pop()
-        finally:
-            await pump.aclose()
+
+        def step(x: Any) -> float | None:
+            nonlocal deadline
+            now = anyio.current_time()
+            if x is TIMED_OUT:
+                deadline = None
+                fired(now)
+                out.append(pending.pop())
+            elif (hold := arrive(now, bool(pending))) is None:
+                out.append(x)
+            else:
+                pending[:] = [x]
+                deadline = hold
+            return deadline
+
+        def finish() -> None:
+            out.extend(pending)
+
+        return step, finish
 
     def op(up: Stream[T]) -> Stream[T]:
-        return Stream.defer(gen, up)
+        return Stream.defer(pump_timed, up, name, bind)
 
     return op
