@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._host import current_host
+from ._stream import Marker
 
 if TYPE_CHECKING:
     import anyio
@@ -24,14 +25,7 @@ __all__ = ["TIMED_OUT", "Pump", "TimedBind", "pump_timed"]
 T = TypeVar("T")
 
 
-class _TimedOut:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "TIMED_OUT"
-
-
-TIMED_OUT: Final = _TimedOut()
+TIMED_OUT: Final = Marker("TIMED_OUT")
 """Returned by :meth:`Pump.get` when the deadline passed before an item arrived."""
 
 
@@ -118,7 +112,7 @@ class Pump(Generic[T]):
             finally:
                 self._closed.set()
 
-    async def get(self, deadline: float | None = None) -> T | _TimedOut:
+    async def get(self, deadline: float | None = None) -> T | Marker:
         """The next item; see the class docstring."""
         import anyio
 
