@@ -10,7 +10,8 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .. import events as ev
+import streamops.events as ev
+
 from .._stream import End, Push, Stage, Stream
 
 __all__ = ["Accumulator", "ErrorInfo", "Message", "ToolCall", "accumulate", "assemble"]

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal, TypeVar, overload
 
-from .. import events as ev
+import streamops.events as ev
+
 from .._pump import TIMED_OUT, Pump, pump_timed
 from .._stream import End, Push, Stage, Stream
 from ..errors import (

@@ -94,7 +94,8 @@ import uuid
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
-from .. import events as ev
+import streamops.events as ev
+
 from .._stream import Stream
 from ..operators.aggregate import Message
 from ._nesting import Nesting
