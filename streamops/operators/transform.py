@@ -133,6 +133,10 @@ def tap(fn: Callable[[T], object]) -> Stage[T, T]:
     return Stage(bind, f"tap({getattr(fn, '__name__', 'fn')})", step=step)
 
 
+_SEQ_COPIERS: dict[type[Any], Callable[[Any, int], Any]] = {}
+"""``deriver(cls, "seq")`` per event class, for :meth:`Sequencer.stamp`."""
+
+
 class Sequencer:
     """Numbers the events of one run (sans-IO): :meth:`stamp` gives each event the next ``seq``
     (from ``start``) and, when given, this ``run_id`` and ``agent``.
@@ -156,13 +160,24 @@ class Sequencer:
         changed in place)."""
         n = self.next
         self.next = n + 1
-        run_id = event.run_id if self.run_id is None else self.run_id
-        agent = event.agent if self.agent is None else self.agent
-        if event.run_id == run_id and event.agent == agent:
+        run_id = self.run_id
+        agent = self.agent
+        if (run_id is None or event.run_id == run_id) and (agent is None or event.agent == agent):
             if event.seq == n:
                 return event
-            return deriver(event.__class__, "seq")(event, n)  # the common case: half a derive()
-        return derive(event, seq=n, run_id=run_id, agent=agent)
+            # The common case (an event of the run numbered by its source): half a derive(),
+            # its copier looked up by class alone (``deriver``'s own cache keys on the names too).
+            cls = event.__class__
+            copy = _SEQ_COPIERS.get(cls)
+            if copy is None:
+                copy = _SEQ_COPIERS[cls] = deriver(cls, "seq")
+            return copy(event, n)  # type: ignore[no-any-return]
+        return derive(
+            event,
+            seq=n,
+            run_id=event.run_id if run_id is None else run_id,
+            agent=event.agent if agent is None else agent,
+        )
 
     def make(self, cls: type[E], /, **fields: Any) -> E:
         """A new event of ``cls`` numbered next (``fields`` as for the class)."""
