@@ -3,7 +3,8 @@
 ``map`` with a synchronous function, ``scan`` and ``tap`` are fusable stages (one function call
 per item, nothing buffered). ``map`` with an ``async def`` function awaits it item by item.
 ``restamp`` numbers events as they are pulled (with a :class:`Sequencer` that an operator
-after it may share to number events it inserts).
+after it may share to number events it inserts); it is an async operator, not a stage, because
+a fused stage numbers an item when it is pushed, which is not when it is pulled.
 """
 
 from __future__ import annotations
@@ -200,6 +201,12 @@ def restamp(
       the downstream pulls it: an event is numbered at the moment it is pulled, not before, so
       an operator after ``restamp`` that shares its ``sequencer`` numbers its own events in
       stream order. Non-events pass unchanged.
+
+      Not a fused :class:`~streamops.Stage`: a stage numbers an item when it is pushed, and
+      a fused stage before it that emits several items for one input (``structured``: a text
+      delta, then its ``ObjectDelta``) or at the end would have them all numbered before the
+      first is pulled; an error inserted after the first would then get a higher seq than the
+      item after it (see docs/decisions.md).
     - Completes: when the upstream completes.
     - Fails: when the upstream fails.
     - Cancels: when the downstream stops (the upstream is closed). Buffers nothing.
