@@ -143,8 +143,9 @@ class Sequencer:
     (from ``start``) and, when given, this ``run_id`` and ``agent``.
 
     :func:`restamp` is its operator. Share one sequencer between ``restamp`` and an operator
-    after it that inserts events of its own (the agent's hooks insert an ``ErrorEvent`` after
-    the event a hook failed on) so that every event of the run has a unique, monotonic seq.
+    after it that inserts events of its own so that every event of the run has a unique,
+    monotonic seq (the agent's hooks operator does both itself: it numbers each event of the
+    run as it pulls it and the ``ErrorEvent`` it inserts after an event a hook failed on).
     """
 
     __slots__ = ("agent", "next", "run_id")
