@@ -82,19 +82,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack, cast
 import anyio
 import anyio.lowlevel
 
+from streamops import events as ev
 from streamops._stream import Stream
 from streamops.errors import StreamopsError
-from streamops.events import (
-    BaseEvent,
-    Event,
-    RunStart,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    Usage,
-    UsageEvent,
-)
 from streamops.models import ModelCall
 
 from ._base import ParserBase, ParserOptions
@@ -565,15 +555,15 @@ class _LocalRun(ParserBase):
         self._call_id = f"call-{uuid.uuid4().hex}"
         self._call_name = ""
 
-    def start(self) -> list[Event]:
+    def start(self) -> list[ev.Event]:
         """The run start."""
         self.out = []
-        self.emit(RunStart, None, model=self.model_name)
-        return cast("list[Event]", self.out)
+        self.emit(ev.RunStart, None, model=self.model_name)
+        return cast("list[ev.Event]", self.out)
 
-    def feed(self, step: _Step) -> list[Event]:
+    def feed(self, step: _Step) -> list[ev.Event]:
         """The events of one generation step."""
-        return cast("list[Event]", self.feed_payload(step))
+        return cast("list[ev.Event]", self.feed_payload(step))
 
     def on_payload(self, event_type: str | None, payload: Any) -> None:
         step: _Step = payload
@@ -584,7 +574,7 @@ class _LocalRun(ParserBase):
             # raw: the ids of every token since the last delta (a character split across
             # tokens is emitted with the token that completes it).
             if self._calls is None:
-                self.emit(TextDelta, {"tokens": self._held}, delta=step.text)
+                self.emit(ev.TextDelta, {"tokens": self._held}, delta=step.text)
             else:
                 self._act(self._calls.feed(step.text))
             self._held = []
@@ -593,8 +583,8 @@ class _LocalRun(ParserBase):
                 self._act(self._calls.finish())
                 if self._calls.ended and self._calls.head >= 0 and finish == "stop":
                     finish = "tool_calls"
-            usage = Usage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens)
-            self.emit(UsageEvent, None, usage=usage, source="provider", cumulative=True)
+            usage = ev.Usage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens)
+            self.emit(ev.UsageEvent, None, usage=usage, source="provider", cumulative=True)
             self.end_run(raw_finish_reason=finish, usage=usage)
 
     def _act(self, actions: list[tuple[str, str]]) -> None:
@@ -603,22 +593,22 @@ class _LocalRun(ParserBase):
         cid = self._call_id
         for what, value in actions:
             if what == "text":
-                self.emit(TextDelta, raw, delta=value)
+                self.emit(ev.TextDelta, raw, delta=value)
             elif what == "start":
                 self._call_name = value
-                self.emit(ToolCallStart, raw, call_id=cid, name=value, index=0)
+                self.emit(ev.ToolCallStart, raw, call_id=cid, name=value, index=0)
             elif what == "args":
-                self.emit(ToolCallDelta, raw, call_id=cid, delta=value, index=0)
+                self.emit(ev.ToolCallDelta, raw, call_id=cid, delta=value, index=0)
             else:
-                self.emit(ToolCallEnd, raw, call_id=cid, name=self._call_name, arguments=value, index=0)
+                self.emit(ev.ToolCallEnd, raw, call_id=cid, name=self._call_name, arguments=value, index=0)
 
-    def cancelled(self) -> list[Event]:
+    def cancelled(self) -> list[ev.Event]:
         """The run was stopped through ``cancel_event``: usage so far, then a cancelled end."""
         self.out = []
-        usage = Usage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens)
-        self.emit(UsageEvent, None, usage=usage, source="provider", cumulative=True)
+        usage = ev.Usage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens)
+        self.emit(ev.UsageEvent, None, usage=usage, source="provider", cumulative=True)
         self.end_run(status="cancelled", finish_reason="cancelled", usage=usage)
-        return cast("list[Event]", self.out)
+        return cast("list[ev.Event]", self.out)
 
     def on_close(self) -> None:
         self.malformed("the local generation ended without a finish reason", truncated=True)
@@ -907,7 +897,7 @@ class LocalModel:
         think_tags: bool = False,
         tool_choice: str | Mapping[str, Any] = "auto",
         **options: Unpack[StreamOptions],
-    ) -> Stream[BaseEvent]:
+    ) -> Stream[ev.BaseEvent]:
         """Stream the model's answer to ``messages`` as events (lazily: nothing runs until the
         stream is iterated; each iteration is a new run).
 
@@ -1053,7 +1043,7 @@ class LocalModel:
             is_eog=self._is_eog,
         )
 
-    async def _run(self, options: _RunOptions) -> AsyncGenerator[Event, None]:
+    async def _run(self, options: _RunOptions) -> AsyncGenerator[ev.Event, None]:
         await self._call(self._load)
         await self._acquire()
         cancel = threading.Event()
