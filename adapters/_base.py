@@ -22,6 +22,7 @@ __all__ = [
     "PARSERS",
     "ParserBase",
     "ParserOptions",
+    "count_at",
     "lenient_int",
     "normalize_finish_reason",
     "type_name",
@@ -151,6 +152,19 @@ def lenient_int(value: Any, where: str) -> int | None:
     public ``*_usage()`` mappers use by default (parsers pass their reporting
     :meth:`ParserBase.opt_int` instead)."""
     return value if type(value) is int else None
+
+
+def count_at(obj: dict[str, Any], path: str, num: IntCheck, prefix: str) -> int | None:
+    """The token count at the dotted ``path`` of a usage object (``"prompt_tokens"``,
+    ``"prompt_tokens_details.cached_tokens"``), checked by ``num`` with ``where`` = ``prefix +
+    path``; ``None`` when an object on the way is absent, null or empty. The key and the path
+    reported are written once, so they cannot disagree."""
+    *outer, key = path.split(".")
+    for name in outer:
+        obj = obj.get(name)
+        if not obj:
+            return None
+    return num(obj.get(key), prefix + path)
 
 
 def status_for(finish: ev.FinishReason | None) -> ev.RunStatus:

@@ -84,7 +84,7 @@ from typing import Any, ClassVar, Unpack
 from streamops import events as ev
 from streamops.errors import StreamFormatError
 
-from ._base import IntCheck, ParserBase, ParserOptions, lenient_int
+from ._base import IntCheck, ParserBase, ParserOptions, count_at, lenient_int
 from ._drive import SSESource, drive_payloads, drive_sse
 
 __all__ = ["ChatCompletionsParser", "chat_usage", "parse_chat_sdk", "parse_chat_sse"]
@@ -121,23 +121,17 @@ def chat_usage(u: dict[str, Any], num: IntCheck = lenient_int) -> ev.Usage:
     top-level ``cached_tokens``) -> ``cache_read_tokens``;
     ``prompt_tokens_details.cache_write_tokens`` (OpenRouter) -> ``cache_write_tokens``.
     """
-    pd = u.get("prompt_tokens_details")
-    cd = u.get("completion_tokens_details")
-    cached = num(pd.get("cached_tokens"), "usage.prompt_tokens_details.cached_tokens") if pd else None
-    hit = num(u.get("prompt_cache_hit_tokens"), "usage.prompt_cache_hit_tokens")  # every count is checked
-    top = num(u.get("cached_tokens"), "usage.cached_tokens")
+    cached = count_at(u, "prompt_tokens_details.cached_tokens", num, "usage.")
+    hit = count_at(u, "prompt_cache_hit_tokens", num, "usage.")  # every count is checked
+    top = count_at(u, "cached_tokens", num, "usage.")
     if cached is None:
         cached = hit if hit is not None else top
     return ev.Usage(
-        input_tokens=num(u.get("prompt_tokens"), "usage.prompt_tokens"),
-        output_tokens=num(u.get("completion_tokens"), "usage.completion_tokens"),
-        reasoning_tokens=num(cd.get("reasoning_tokens"), "usage.completion_tokens_details.reasoning_tokens")
-        if cd
-        else None,
+        input_tokens=count_at(u, "prompt_tokens", num, "usage."),
+        output_tokens=count_at(u, "completion_tokens", num, "usage."),
+        reasoning_tokens=count_at(u, "completion_tokens_details.reasoning_tokens", num, "usage."),
         cache_read_tokens=cached,
-        cache_write_tokens=num(pd.get("cache_write_tokens"), "usage.prompt_tokens_details.cache_write_tokens")
-        if pd
-        else None,
+        cache_write_tokens=count_at(u, "prompt_tokens_details.cache_write_tokens", num, "usage."),
     )
 
 

@@ -74,7 +74,7 @@ from typing import Any, ClassVar, TypeAlias, Unpack
 from streamops import events as ev
 from streamops.errors import StreamFormatError
 
-from ._base import IntCheck, ParserBase, ParserOptions, lenient_int
+from ._base import IntCheck, ParserBase, ParserOptions, count_at, lenient_int
 from ._drive import SSESource, drive_payloads, drive_sse
 
 __all__ = ["ResponsesParser", "parse_responses_sdk", "parse_responses_sse", "responses_usage"]
@@ -88,20 +88,12 @@ def responses_usage(u: dict[str, Any], num: IntCheck = lenient_int) -> ev.Usage:
     ``output_tokens_details.reasoning_tokens``, ``input_tokens_details.cached_tokens`` and
     ``cache_write_tokens``). ``num(value, where)`` checks each count (see
     :func:`~streamops.adapters.openai_chat.chat_usage`)."""
-    idt = u.get("input_tokens_details")
-    odt = u.get("output_tokens_details")
     return ev.Usage(
-        input_tokens=num(u.get("input_tokens"), "response.usage.input_tokens"),
-        output_tokens=num(u.get("output_tokens"), "response.usage.output_tokens"),
-        reasoning_tokens=num(odt.get("reasoning_tokens"), "response.usage.output_tokens_details.reasoning_tokens")
-        if odt
-        else None,
-        cache_read_tokens=num(idt.get("cached_tokens"), "response.usage.input_tokens_details.cached_tokens")
-        if idt
-        else None,
-        cache_write_tokens=num(idt.get("cache_write_tokens"), "response.usage.input_tokens_details.cache_write_tokens")
-        if idt
-        else None,
+        input_tokens=count_at(u, "input_tokens", num, "response.usage."),
+        output_tokens=count_at(u, "output_tokens", num, "response.usage."),
+        reasoning_tokens=count_at(u, "output_tokens_details.reasoning_tokens", num, "response.usage."),
+        cache_read_tokens=count_at(u, "input_tokens_details.cached_tokens", num, "response.usage."),
+        cache_write_tokens=count_at(u, "input_tokens_details.cache_write_tokens", num, "response.usage."),
     )
 
 
