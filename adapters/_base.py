@@ -160,11 +160,12 @@ def count_at(obj: dict[str, Any], path: str, num: IntCheck, prefix: str) -> int 
     path``; ``None`` when an object on the way is absent, null or empty. The key and the path
     reported are written once, so they cannot disagree."""
     *outer, key = path.split(".")
+    node: Any = obj
     for name in outer:
-        obj = obj.get(name)
-        if not obj:
+        node = node.get(name)
+        if not node:
             return None
-    return num(obj.get(key), prefix + path)
+    return num(node.get(key), prefix + path)
 
 
 def status_for(finish: ev.FinishReason | None) -> ev.RunStatus:

@@ -673,9 +673,17 @@ class LocalModel:
         self.name = name
         self.n_ctx = n_ctx
         self.seed = seed
-        self._n_threads = n_threads
-        self._llama_kwargs = llama_kwargs
         self.use_extra_bufts = use_extra_bufts
+        threads = n_threads or max(1, (os.cpu_count() or 2) // 2)
+        self._llama_kwargs: dict[str, Any] = {
+            "n_ctx": n_ctx,
+            "verbose": False,
+            "seed": seed,
+            "n_threads": threads,
+            "n_threads_batch": threads,
+            **llama_kwargs,
+        }
+        """The arguments of ``llama_cpp.Llama`` (``llama_kwargs`` win)."""
         self._rng = random.Random(seed)
         self._llm: llama_cpp.Llama | None = None
         self._is_eog: Callable[[int], bool] = _never
@@ -724,12 +732,7 @@ class LocalModel:
         if not path.is_file():
             raise ModelNotInstalledError(f"the model file {path} is missing: {_INSTALL_HINT}")
         lib = _import_llama_cpp()
-        kwargs: dict[str, Any] = {"n_ctx": self.n_ctx, "verbose": False, "seed": self.seed}
-        n_threads = self._n_threads or max(1, (os.cpu_count() or 2) // 2)
-        kwargs["n_threads"] = n_threads
-        kwargs["n_threads_batch"] = n_threads
-        kwargs.update(self._llama_kwargs)
-        loaded: llama_cpp.Llama = _quiet_llama(lib, str(path), kwargs, use_extra_bufts=self.use_extra_bufts)
+        loaded: llama_cpp.Llama = _quiet_llama(lib, str(path), self._llama_kwargs, use_extra_bufts=self.use_extra_bufts)
         vocab = lib.llama_model_get_vocab(loaded.model)
         is_eog = lib.llama_vocab_is_eog
         self._is_eog = lambda token: bool(is_eog(vocab, token))
@@ -999,10 +1002,7 @@ class LocalModel:
             output_schema=None if output_schema is None else json.dumps(dict(output_schema)),
             tools=specs,
             call_required=required,
-            run_id=run_id,
-            agent=agent,
-            keep_raw=keep_raw,
-            think_tags=think_tags,
+            events=ParserOptions(run_id=run_id, agent=agent, keep_raw=keep_raw, think_tags=think_tags),
         )
         return Stream.defer(self._run, run_options)
 
@@ -1051,15 +1051,7 @@ class LocalModel:
         generation: _Generation | None = None
         try:
             generation = await self._call(self._start, options)
-            run = _LocalRun(
-                self.name,
-                len(generation.prompt_tokens),
-                run_id=options.run_id if options.run_id is not None else uuid.uuid4().hex,
-                agent=options.agent,
-                keep_raw=options.keep_raw,
-                think_tags=options.think_tags,
-                tools=bool(options.tools),
-            )
+            run = _LocalRun(self.name, len(generation.prompt_tokens), tools=bool(options.tools), **options.events)
             for event in run.start():
                 yield event
             step = generation.step
@@ -1098,7 +1090,6 @@ class _RunOptions:
     """The tools (``name``, ``description``, ``parameters``) the model may call."""
     call_required: bool
     """The answer must be a tool call (``tool_choice`` ``"required"`` or a tool's name)."""
-    run_id: str | None
-    agent: str
-    keep_raw: bool
-    think_tags: bool
+    events: ParserOptions
+    """The events' envelope and parsing options (``run_id``, ``agent``, ``keep_raw``,
+    ``think_tags``)."""
