@@ -180,17 +180,11 @@ class ResponsesParser(ParserBase):
         item = p["item"]
         itype = item.get("type")
         if itype in _TOOL_ITEMS:
-            key = self._item_key(item, "response.output_item.added.item")
-            if key is None:
-                return
-            call = self._call_for(key, self.opt_int(p.get("output_index"), "output_index"))
-            if call.started:
-                return  # a repeated added event
+            call = self._item_call(item, p, "response.output_item.added.item")
+            if call is None or call.started:
+                return  # reported, or a repeated added event
             self._start_call(call, item, p)
-            if itype == "function_call":
-                args = self.text(item.get("arguments"), "response.output_item.added.item.arguments")
-            else:
-                args = self.text(item.get("input"), "response.output_item.added.item.input")
+            args = self._item_args(item, "response.output_item.added.item")
             if args:
                 call.parts.append(args)
                 self.emit(ev.ToolCallDelta, p, call_id=call.call_id, delta=args, index=call.index)
@@ -209,6 +203,20 @@ class ResponsesParser(ParserBase):
         else:
             self.wrong_type(cid, where + ".call_id", "string")
         return None
+
+    def _item_call(self, item: dict[str, Any], p: dict[str, Any], where: str) -> _Call | None:
+        """The call of a tool item of an ``output_item`` event (made on first sight), by
+        :meth:`_item_key`; ``None`` when the key is of the wrong type (reported)."""
+        key = self._item_key(item, where)
+        if key is None:
+            return None
+        return self._call_for(key, self.opt_int(p.get("output_index"), "output_index"))
+
+    def _item_args(self, item: dict[str, Any], where: str) -> str | None:
+        """A tool item's arguments (checked): a function call's ``arguments``, a custom tool
+        call's ``input``."""
+        key = "arguments" if item.get("type") == "function_call" else "input"
+        return self.text(item.get(key), f"{where}.{key}")
 
     def _call_for(self, item_id: str, index: int | None) -> _Call:
         call = self._calls.get(item_id)
@@ -273,10 +281,9 @@ class ResponsesParser(ParserBase):
         item = p["item"]
         itype = item.get("type")
         if itype in _TOOL_ITEMS:
-            key = self._item_key(item, "response.output_item.done.item")
-            if key is None:
+            call = self._item_call(item, p, "response.output_item.done.item")
+            if call is None:
                 return
-            call = self._call_for(key, self.opt_int(p.get("output_index"), "output_index"))
             if not call.started:
                 call.parts = []  # the item holds the whole arguments
                 self._start_call(call, item, p)
@@ -284,11 +291,7 @@ class ResponsesParser(ParserBase):
                 name = self.text(item.get("name"), "item.name")
                 if name:
                     call.name = name
-            if itype == "function_call":
-                args = self.text(item.get("arguments"), "response.output_item.done.item.arguments")
-            else:
-                args = self.text(item.get("input"), "response.output_item.done.item.input")
-            self._end_call(call, args, p)
+            self._end_call(call, self._item_args(item, "response.output_item.done.item"), p)
         elif itype == "reasoning":
             enc = self.text(item.get("encrypted_content"), "item.encrypted_content")
             if enc:
