@@ -78,7 +78,7 @@ Decisions:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Unpack
 
 from streamops import events as ev
@@ -171,31 +171,10 @@ class MessagesParser(ParserBase):
         t = payload.get("type")
         if t is None and event_type != "message":
             t = event_type
+        handler = _HANDLERS.get(t) if type(t) is str else None
         try:
-            if t == "content_block_delta":
-                self._delta(payload)
-            elif t == "content_block_start":
-                self._start(payload)
-            elif t == "content_block_stop":
-                self._stop(payload)
-            elif t == "ping":
-                return
-            elif t == "message_start":
-                self._message_start(payload)
-            elif t == "message_delta":
-                self._message_delta(payload)
-            elif t == "message_stop":
-                self._finish(payload)
-            elif t == "error":
-                err = payload.get("error")
-                if type(err) is not dict:
-                    err = {}
-                self._close_tools()
-                self.provider_error(
-                    str(err.get("type") or "error"),
-                    str(err.get("message") or "provider error"),
-                    raw=payload,
-                )
+            if handler is not None:
+                handler(self, payload)
             elif type(t) is str:
                 self.unknown(t, payload)
             else:
@@ -220,6 +199,18 @@ class MessagesParser(ParserBase):
         )
 
     # ------------------------------------------------------------------ events
+    def _ping(self, payload: dict[str, Any]) -> None:
+        """A keep-alive: nothing to map."""
+
+    def _error(self, payload: dict[str, Any]) -> None:
+        """An ``error`` event: close open tool calls, then a provider error (its ``type`` and
+        ``message``)."""
+        err = payload.get("error")
+        if type(err) is not dict:
+            err = {}
+        self._close_tools()
+        self.provider_error(str(err.get("type") or "error"), str(err.get("message") or "provider error"), raw=payload)
+
     def _message_start(self, payload: dict[str, Any]) -> None:
         msg = payload["message"]
         self.start_run(payload, msg.get("model"), msg.get("id"), "message.model", "message.id")
@@ -254,19 +245,15 @@ class MessagesParser(ParserBase):
         bt = self.req_text(cb["type"], "content_block.type")
         if index is None or bt is None:
             return
-        if bt == "text":
-            blk = _Block(index, _TEXT, bt)
+        if bt == "text" or bt == "thinking":
+            # the opening content (usually "") is under the key the block's type names
+            thinking = bt == "thinking"
+            blk = _Block(index, _THINKING if thinking else _TEXT, bt)
             self._blocks[index] = blk
-            text = self.text(cb.get("text"), "content_block.text")
+            text = self.text(cb.get(bt), "content_block." + bt)
             if text:
-                self.emit(ev.TextDelta, payload, delta=text, block_id=blk.bid)
-        elif bt == "thinking":
-            blk = _Block(index, _THINKING, bt)
-            self._blocks[index] = blk
-            text = self.text(cb.get("thinking"), "content_block.thinking")
-            if text:
-                self.emit(ev.ReasoningDelta, payload, delta=text, block_id=blk.bid)
-            sig = self.text(cb.get("signature"), "content_block.signature")
+                self.emit(ev.ReasoningDelta if thinking else ev.TextDelta, payload, delta=text, block_id=blk.bid)
+            sig = self.text(cb.get("signature"), "content_block.signature") if thinking else None
             if sig:
                 self.emit(ev.ReasoningSignature, payload, signature=sig, block_id=blk.bid)
         elif bt == "tool_use":
@@ -388,6 +375,20 @@ class MessagesParser(ParserBase):
     def _finish(self, payload: Any) -> None:
         self._close_tools()
         self.end_run(raw_finish_reason=self._stop_reason, usage=self._usage, raw=payload)
+
+
+_HANDLERS: dict[str, Callable[[MessagesParser, dict[str, Any]], None]] = {
+    "content_block_delta": MessagesParser._delta,
+    "content_block_start": MessagesParser._start,
+    "content_block_stop": MessagesParser._stop,
+    "ping": MessagesParser._ping,
+    "message_start": MessagesParser._message_start,
+    "message_delta": MessagesParser._message_delta,
+    "message_stop": MessagesParser._finish,
+    "error": MessagesParser._error,
+}
+"""The handler of each wire event ``type`` (any other string type is kept as a
+:class:`~streamops.events.RawEvent`)."""
 
 
 # ---------------------------------------------------------------------- async entry points (see _drive)
