@@ -354,12 +354,9 @@ def from_langchain(events: AsyncIterable[Any], **options: Unpack[ParserOptions])
     ``runnable.astream_events(input, version="v2")``. ``options``: ``run_id``, ``agent``,
     ``keep_raw``, ``on_malformed`` (:class:`ParserOptions`).
 
-    - Emits: each event as soon as LangChain yields the dict it comes from.
-    - Completes: after the run end, when the iterator ends.
-    - Fails: never for an error of the run (an :class:`ErrorEvent` and a failed
-      :class:`RunEnd`); with :class:`~streamops.errors.StreamFormatError` on an item that is
-      not an event dict (``on_malformed="raise"``).
-    - Cancels: stopping early closes the iterator (``aclose()``), which cancels the run.
+    Emits, completes and fails as every framework adapter (docs/frameworks.md); malformed
+    input is an item that is not an event dict. Cancels: stopping early closes the iterator
+    (``aclose()``), which cancels the run.
     """
     return Stream.defer(_drive, events, options)
 
@@ -379,12 +376,9 @@ def from_langgraph(items: AsyncIterable[Any], **options: Unpack[ParserOptions]) 
     stream_mode=["messages", "updates", "custom"], subgraphs=True)`` (see
     :class:`LangGraphParser` for the mapping). ``options`` as for :func:`from_langchain`.
 
-    - Emits: each event as soon as LangGraph yields the item it comes from.
-    - Completes: after the run end, when the iterator ends.
-    - Fails: never for an error of the run (an :class:`ErrorEvent` and a failed
-      :class:`RunEnd`); with :class:`~streamops.errors.StreamFormatError` on an item that is
-      not a ``(namespace, mode, data)`` tuple (``on_malformed="raise"``).
-    - Cancels: stopping early closes the iterator (``aclose()``), which cancels the run.
+    Emits, completes and fails as every framework adapter (docs/frameworks.md); malformed
+    input is an item that is not a ``(namespace, mode, data)`` tuple. Cancels: as
+    :func:`from_langchain`.
     """
     return Stream.defer(_drive_graph, items, options)
 

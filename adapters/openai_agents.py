@@ -174,11 +174,9 @@ def from_openai_agents(
     ``Agent.as_tool(...)`` tools, whose runs then stream inside this one (see the module
     docstring).
 
-    - Emits: each event as soon as the SDK yields the object it comes from.
-    - Completes: after the run end.
-    - Fails: never for an error of the run (an :class:`ErrorEvent` and a failed :class:`RunEnd`).
-    - Cancels: stopping early calls the run's ``cancel()`` (its task is cancelled and its HTTP
-      request closed) and closes the iterator.
+    Emits, completes and fails as every framework adapter (docs/frameworks.md). Cancels:
+    stopping early calls the run's ``cancel()`` (its task is cancelled and its HTTP request
+    closed) and closes the iterator.
     """
     return Stream.defer(_drive, run, options, sub_runs)
 

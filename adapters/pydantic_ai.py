@@ -210,11 +210,9 @@ def from_pydantic_ai(
     ``pydantic_ai(ctx)`` handler the run's tools give to the agents they run, whose runs then
     stream inside this one (see the module docstring).
 
-    - Emits: each event as soon as pydantic-ai yields the object it comes from.
-    - Completes: after the run end.
-    - Fails: never for an error of the run (an :class:`ErrorEvent` and a failed
-      :class:`RunEnd`); ``TypeError`` at the first pull if ``run`` is none of the above.
-    - Cancels: stopping early cancels the pydantic-ai run (``cancel()``, then ``aclose()``).
+    Emits, completes and fails as every framework adapter (docs/frameworks.md), and with
+    ``TypeError`` at the first pull if ``run`` is none of the above. Cancels: stopping early
+    cancels the pydantic-ai run (``cancel()``, then ``aclose()``).
     """
     return Stream.defer(_drive, run, options, sub_runs)
 
