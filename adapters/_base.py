@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, TypeAlias, TypedDict, TypeVar, cast
 
-from streamops import events as ev
+import streamops.events as ev
 from streamops.errors import LimitExceededError, StreamFormatError, TruncatedStreamError
 from streamops.operators.text import ThinkTagSplitter
 

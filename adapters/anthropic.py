@@ -81,7 +81,7 @@ import json
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Unpack
 
-from streamops import events as ev
+import streamops.events as ev
 from streamops.errors import StreamFormatError
 
 from ._base import ParserBase, ParserOptions

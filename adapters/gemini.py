@@ -82,7 +82,7 @@ import re
 from collections.abc import AsyncGenerator
 from typing import Any, Unpack
 
-from streamops import events as ev
+import streamops.events as ev
 from streamops.errors import StreamFormatError
 
 from ._base import IntCheck, ParserBase, ParserOptions, lenient_int

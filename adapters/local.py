@@ -82,7 +82,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack, cast
 import anyio
 import anyio.lowlevel
 
-from streamops import events as ev
+import streamops.events as ev
 from streamops._stream import Stream
 from streamops.errors import StreamopsError
 from streamops.models import ModelCall

@@ -71,7 +71,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, ClassVar, TypeAlias, Unpack
 
-from streamops import events as ev
+import streamops.events as ev
 from streamops.errors import StreamFormatError
 
 from ._base import IntCheck, ParserBase, ParserOptions, count_at, lenient_int
