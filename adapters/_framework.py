@@ -121,6 +121,13 @@ class FrameworkParser(ParserBase):
         self.children: dict[str, FrameworkParser] = {}
         """Open sub-runs, by the id of the tool call that started each."""
 
+    def start_once(self, raw: Any = None) -> None:
+        """Emit the run's :class:`RunStart` unless it was emitted (a framework stream tells no
+        model or response id at its start)."""
+        if not self.started:
+            self.started = True
+            self.start_run(raw, None, None, "model", "run_id")
+
     def feed(self, obj: Any) -> list[ev.BaseEvent]:
         """Map one object of the framework's stream; return the new events."""
         return self.feed_payload(obj)
@@ -231,9 +238,7 @@ class FrameworkParser(ParserBase):
         self.out = []
         self.end_sub_runs()
         if not self.ended:
-            if not self.started:
-                self.started = True
-                self.start_run(None, None, None, "model", "run_id")
+            self.start_once()
             self.close_step()
             self.emit(ev.ErrorEvent, exc, error_type=type(exc).__name__, message=str(exc) or type(exc).__name__)
             self.end_run(status="failed", finish_reason="error")

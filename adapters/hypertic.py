@@ -103,9 +103,7 @@ class HyperticParser(FrameworkParser):
         if not isinstance(kind, str):
             self.malformed(f"hypertic: not a hypertic stream event: {type(ev).__name__}", repr(ev)[:200])
             return
-        if not self.started:
-            self.started = True
-            self.start_run(None, None, None, "model", "run_id")
+        self.start_once()
         if kind in ("content", "reasoning", "finish_reason", "response_created", "response_completed"):
             self._open(ev)
             if kind == "content":

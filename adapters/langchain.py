@@ -240,9 +240,7 @@ class LangGraphParser(LangChainParser):
             self.malformed(f"langgraph: not an astream item (namespace, mode, data): {type(item).__name__}")
             return
         ns, mode, data = item if len(item) == 3 else ((), *item)
-        if not self.started:
-            self.started = True
-            self.start_run(None, None, None, "name", "run_id")
+        self.start_once()
         if ns:
             self.out.extend(self._subgraph(str(ns[0])).feed((tuple(ns[1:]), mode, data)))
             return

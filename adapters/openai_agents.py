@@ -65,9 +65,7 @@ class OpenAIAgentsParser(FrameworkParser):
 
     def on_payload(self, event_type: str | None, event: Any) -> None:
         """Map one ``stream_events()`` object."""
-        if not self.started:
-            self.started = True
-            self.start_run(event, None, None, "model", "run_id")
+        self.start_once(event)
         name = type(event).__name__
         if name == "RawResponsesStreamEvent":
             self._raw(event)

@@ -72,9 +72,7 @@ class PydanticAIParser(FrameworkParser):
 
     def on_payload(self, event_type: str | None, event: Any) -> None:
         """Map one pydantic-ai event."""
-        if not self.started:
-            self.started = True
-            self.start_run(None, None, None, "model", "run_id")
+        self.start_once()
         name = type(event).__name__
         if name in _PART_EVENTS:
             self.open_step(event)
