@@ -105,8 +105,11 @@ def a2a_routes(
 
     ``agent_factory`` is called once per task (agents with stateful models, such as
     :class:`~streamops.adapters.replay.ReplayModel`, need a fresh one each time). The
-    latest ``max_tasks`` tasks are kept for ``tasks/get``. A client that disconnects from a
-    stream cancels its run. ``heartbeat``: seconds of silence after which a stream sends an
+    latest ``max_tasks`` tasks are kept for ``tasks/get``. A task's events are written by the
+    driver of every streamed sink (:func:`streamops.sinks._asgi.encoder_response`, for
+    ``message/send`` its producer with nothing sent): a run that raises ends the task with
+    one ``failed`` status after what it sent, and a client that disconnects from a stream
+    cancels its run; the task's place under ``run_limit`` is given back once its body is over. ``heartbeat``: seconds of silence after which a stream sends an
     SSE comment line (``None``: never).
 
     Limits: ``run_limit`` (a :class:`~streamops.serve.RunLimit` shared with other
@@ -151,7 +154,7 @@ def a2a_routes(
             raise _RpcError(t.TaskNotFoundError())
         return entry
 
-    def start(req: Any) -> _Entry:
+    def start(req: Any, encoder_class: type[A2AEncoder] = A2AEncoder) -> _Entry:
         msg = req.params.message
         text = "\n".join(p.root.text for p in msg.parts if getattr(p.root, "kind", None) == "text")
         if not text:
@@ -161,7 +164,7 @@ def a2a_routes(
         except RunLimitError as exc:
             raise _RpcError(t.JSONRPCError(code=SERVER_BUSY, message=f"cannot start a task: {exc}")) from exc
         try:
-            encoder = A2AEncoder(context_id=msg.context_id, user_message=msg, request_id=req.id)
+            encoder = encoder_class(context_id=msg.context_id, user_message=msg, request_id=req.id)
             entry = _Entry(agent_factory().stream(text), encoder, release)
         except BaseException:
             release()
@@ -185,8 +188,8 @@ def a2a_routes(
     async def message_send(req: Any) -> Response:
         from ..sinks._asgi import encoder_producer
 
-        entry = start(req)
-        try:  # the same driver, its frames dropped: the reply is the task as it ends
+        entry = start(req, _TaskOnly)
+        try:  # the same driver and encoder, no frames: the reply is the task as it ends
             await encoder_producer(entry.stream, entry.encoder)(_discard)
         finally:
             entry.finish()
@@ -289,4 +292,13 @@ def _nothing() -> None:
 
 
 async def _discard(frames: bytes) -> None:
-    """The write of ``message/send``'s driver: the frames go nowhere."""
+    """The write of ``message/send``'s driver: nothing is sent before the reply."""
+
+
+class _TaskOnly(A2AEncoder):
+    """The encoder of ``message/send``: the task's state as :class:`A2AEncoder` keeps it,
+    without framing the results nobody receives (no JSON per event; a progress status the
+    reply never holds cannot fail it)."""
+
+    def frame(self, item: Any) -> bytes:
+        return b""
