@@ -109,8 +109,9 @@ def a2a_routes(
     driver of every streamed sink (:func:`streamops.sinks._asgi.encoder_response`, for
     ``message/send`` its producer with nothing sent): a run that raises ends the task with
     one ``failed`` status after what it sent, and a client that disconnects from a stream
-    cancels its run; the task's place under ``run_limit`` is given back once its body is over. ``heartbeat``: seconds of silence after which a stream sends an
-    SSE comment line (``None``: never).
+    cancels its run; the task's place under ``run_limit`` is given back once its body is
+    over. ``heartbeat``: seconds of silence after which a stream sends an SSE comment line
+    (``None``: never).
 
     Limits: ``run_limit`` (a :class:`~streamops.serve.RunLimit` shared with other
     routes, as :func:`~streamops.serve.app.create_app` passes, or a number of tasks; ``None``:
