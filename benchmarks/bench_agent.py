@@ -22,7 +22,7 @@ Contenders (the same number of runs each, interleaved round by round):
 - ``model alone`` (the baseline, the floor): the same model calls' streams iterated directly
   with ``async for``, in the same order, nothing else.
 - ``agent``: ``Agent(model, ...).stream("x")`` iterated with ``async for``: the agent's
-  machinery (step loop, tool runner, errors as events, structured output, restamp, hooks).
+  machinery (step loop, tool runner, errors as events, structured output, numbering, hooks).
 
 Unit: one model event (the agent emits a few more: its steps, tool results, output events).
 Target: ``agent / model alone <= TARGETS[scenario]`` (see :data:`TARGETS`). CPU time, paired by
@@ -54,7 +54,8 @@ TARGETS = {"text": 12.0, "structured": 22.0, "tools": 16.0}
 cost the agent's machinery adds. Measured on the loaded 2-core dev machine (issue 16): before
 its fixes 13.1x / 23.1x / 15.4x (text / structured / tools), after them 10.0-10.3x /
 19.7-21.4x / 13.5-15.1x; the targets sit between (tools: barely, its noise is as large as the
-gain), so a regression to the old cost fails."""
+gain), so a regression to the old cost fails. With the numbering fused into the hooks (issue
+16 item e, docs/decisions.md): 9.6-9.7x / 19.4-20.4x / 13.0-13.6x."""
 
 Script = list[tuple[str, Any]]
 """One model call: ``("text", delta)``, ``("call", (call_id, name, arguments))``, ``("end",

@@ -33,7 +33,8 @@ like a provider error: an ``ErrorEvent`` (``error_type`` = the exception's class
 
 The run is a pipeline of operators (``streamops/agent/_run.py`` draws it): the step loop's
 events (each step ``model.stream(...)`` then :func:`run_tools`), ``errors_as_events()``,
-``structured(output_type)``, ``restamp`` and the hooks. :func:`run_tools` is reusable on any
+``structured(output_type)``, then the hooks operator, which also numbers the run's events
+(``restamp`` fused in). :func:`run_tools` is reusable on any
 model stream: ``model.stream(messages, tools=specs) | run_tools(tools)``.
 
 Where the tool calls run: under a terminal that hosts tasks (``iterate()``, ``collect()``,

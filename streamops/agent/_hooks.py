@@ -65,16 +65,19 @@ def call_hooks(
     on_end: Callable[[RunEnd], object],
     left: Callable[[], Awaitable[None]],
 ) -> Callable[[Stream[BaseEvent]], Stream[BaseEvent]]:
-    """The last operator of an agent run: ``fold`` every event (the run's partial output),
-    then call its hooks (the events of runs nested in it, which carry a ``parent_run_id``, pass
-    unfolded and without hooks); a hook that raises becomes an ``ErrorEvent(error_type="hook_error")``
-    right after the event, numbered by ``sequencer`` (shared with the :func:`restamp
-    <streamops.operators.restamp>` before it, which numbers each event as it is pulled, so
-    the seqs stay unique and monotonic).
+    """The last operator of an agent run: number every event of the run with ``sequencer``
+    (:meth:`Sequencer.stamp <streamops.operators.Sequencer.stamp>`: the run's id and agent, the
+    next seq) as it is pulled, ``fold`` it (the run's partial output), then call its hooks;
+    the events of runs nested in it (an agent used as a tool: they carry a ``parent_run_id``)
+    pass as they are, unnumbered, unfolded and without hooks. A hook that raises becomes an
+    ``ErrorEvent(error_type="hook_error")`` right after the event, numbered by the same
+    ``sequencer``, so the seqs of the run are unique and monotonic in stream order. (This is
+    :func:`restamp <streamops.operators.restamp>` fused in: numbering and inserting in one
+    place; see docs/decisions.md.)
 
-    - Emits: each upstream event once its hooks returned (``on_chunk`` for every event, then
-      ``on_stream_start`` for the ``RunStart``, ``on_error`` for an ``ErrorEvent`` or
-      ``ToolError``, ``on_stream_end`` for the ``RunEnd``, which also goes to ``on_end``),
+    - Emits: each upstream event, numbered, once its hooks returned (``on_chunk`` for every
+      event, then ``on_stream_start`` for the ``RunStart``, ``on_error`` for an ``ErrorEvent``
+      or ``ToolError``, ``on_stream_end`` for the ``RunEnd``, which also goes to ``on_end``),
       then the error events of the hooks that failed.
     - Completes: when the upstream completes.
     - Fails: when the upstream fails (a hook never fails the stream).
@@ -82,9 +85,10 @@ def call_hooks(
       ``left()`` is awaited, shielded (it reports the run's end to ``on_stream_end`` and
       ``on_end``; nobody can receive it in the stream).
 
-    Marble: (``on_chunk`` raises on ``b``; ``H`` its error event)::
+    Marble: (``x@n``: event ``x`` with seq ``n``; ``on_chunk`` raises on ``b``; ``H`` its
+    error event)::
 
-        S a b E |  | call_hooks(...)  ->  S a b H E |
+        S@0 a@0 b@0 E@9 |  | call_hooks(...)  ->  S@0 a@1 b@2 H@3 E@4 |
     """
 
     def make_error(message: str) -> ErrorEvent:
@@ -107,6 +111,7 @@ def call_hooks(
         return out
 
     quiet = hooks.on_chunk is None and hooks.on_error is None and hooks.on_stream_start is None
+    stamp = sequencer.stamp
 
     async def gen(up: Stream[BaseEvent]) -> AsyncGenerator[BaseEvent, None]:
         ended = False
@@ -116,6 +121,7 @@ def call_hooks(
                     if ev.parent_run_id:  # a nested run's event (an agent used as a tool): not this run's
                         yield ev
                         continue
+                    ev = stamp(ev)  # numbered now, when pulled: after the errors inserted before it
                     if isinstance(ev, RunEnd):
                         ended = True
                     elif quiet:  # no hook to call for this event: the fast path

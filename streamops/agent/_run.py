@@ -5,8 +5,9 @@
     Stream.defer(steps)                      RunStart, the steps, RunEnd (the step loop below)
       | errors_as_events() | _failed_end     an exception: ErrorEvent, then a failed RunEnd
       | structured(output_type, ...)         with an output_type: ObjectDelta... FinalOutput
-      | restamp(sequencer)                   one run id, agent and seq sequence for the run
-      | call_hooks(hooks, sequencer, ...)    the hooks, the partial output, a consumer that left
+      | call_hooks(hooks, sequencer, ...)    one run id, agent and seq sequence for the run
+                                             (restamp fused in), the hooks, the partial
+                                             output, a consumer that left
 
 and each step (one model call and the tool calls it asks for)::
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .._stream import End, Push, Stage, Stream
 from ..events import (
@@ -37,7 +38,7 @@ from ..events import (
 from ..operators.aggregate import Accumulator, Message
 from ..operators.errors import errors_as_events
 from ..operators.structured import structured
-from ..operators.transform import Sequencer, restamp, tap
+from ..operators.transform import Sequencer, tap
 from ..operators.transform import map as map_
 
 if TYPE_CHECKING:
@@ -55,20 +56,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Control", "Run"]
 
-
-E = TypeVar("E", bound=BaseEvent)
-
-
-class _OwnSequencer(Sequencer):
-    """The run's numbering: the events of runs nested in it (an agent used as a tool: they
-    carry a ``parent_run_id``) keep their own run id, agent path and seq."""
-
-    __slots__ = ()
-
-    def stamp(self, event: E) -> E:
-        if event.parent_run_id:
-            return event
-        return super().stamp(event)
 
 _OUTPUT_STATUSES: tuple[RunStatus, ...] = ("completed", "length")
 """The run ends whose last step's text is the answer to validate (see ``structured``'s
@@ -104,11 +91,11 @@ class Run:
         self.step_message: Message | None = None  # the finished step's folded output
         self.step_failed = False  # the model's own run end said "failed"
         self.usage = Usage()
-        self.sequencer = _OwnSequencer(run_id=self.run_id, agent=agent.name)
+        self.sequencer = Sequencer(run_id=self.run_id, agent=agent.name)
         self.partial = control.partial = Accumulator()
 
     def event(self, cls: type[BaseEvent], **fields: Any) -> Any:
-        """A new event of this run (numbered by the pipeline's ``restamp``)."""
+        """A new event of this run (numbered by the pipeline's ``call_hooks``)."""
         return cls(run_id=self.run_id, agent=self.agent.name, **fields)
 
     def run_end(self, status: RunStatus, message: Message | None = None) -> RunEnd:
@@ -138,9 +125,7 @@ class Run:
             out = out | structured(
                 agent.output_type, keep_text=True, json_errors="at_end", finish_on=_OUTPUT_STATUSES, nested=False
             )
-        return out | restamp(self.sequencer) | call_hooks(
-            agent.hooks, self.sequencer, fold=self.partial.add, on_end=self._ended, left=self._left
-        )
+        return out | call_hooks(agent.hooks, self.sequencer, fold=self.partial.add, on_end=self._ended, left=self._left)
 
     def _failed_end(self, down: Push, end: End) -> tuple[Push, End]:
         # After errors_as_events: a stream that ends without its RunEnd ended on an error.
@@ -162,7 +147,7 @@ class Run:
     def _own(self, ev: BaseEvent) -> BaseEvent:
         # The model was given this run's id and agent name; one that ignores them gets its
         # events relabelled (structured() keeps its state per run id). Seqs are the run's
-        # restamp's job.
+        # call_hooks' job.
         if ev.run_id == self.run_id and ev.agent == self.agent.name:
             return ev
         return derive(ev, run_id=self.run_id, agent=self.agent.name)

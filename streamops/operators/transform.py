@@ -3,7 +3,8 @@
 ``map`` with a synchronous function, ``scan`` and ``tap`` are fusable stages (one function call
 per item, nothing buffered). ``map`` with an ``async def`` function awaits it item by item.
 ``restamp`` numbers events as they are pulled (with a :class:`Sequencer` that an operator
-after it may share to number events it inserts).
+after it may share to number events it inserts); it is an async operator, not a stage, because
+a fused stage numbers an item when it is pushed, which is not when it is pulled.
 """
 
 from __future__ import annotations
@@ -133,13 +134,18 @@ def tap(fn: Callable[[T], object]) -> Stage[T, T]:
     return Stage(bind, f"tap({getattr(fn, '__name__', 'fn')})", step=step)
 
 
+_SEQ_COPIERS: dict[type[Any], Callable[[Any, int], Any]] = {}
+"""``deriver(cls, "seq")`` per event class, for :meth:`Sequencer.stamp`."""
+
+
 class Sequencer:
     """Numbers the events of one run (sans-IO): :meth:`stamp` gives each event the next ``seq``
     (from ``start``) and, when given, this ``run_id`` and ``agent``.
 
     :func:`restamp` is its operator. Share one sequencer between ``restamp`` and an operator
-    after it that inserts events of its own (the agent's hooks insert an ``ErrorEvent`` after
-    the event a hook failed on) so that every event of the run has a unique, monotonic seq.
+    after it that inserts events of its own so that every event of the run has a unique,
+    monotonic seq (the agent's hooks operator does both itself: it numbers each event of the
+    run as it pulls it and the ``ErrorEvent`` it inserts after an event a hook failed on).
     """
 
     __slots__ = ("agent", "next", "run_id")
@@ -156,13 +162,24 @@ class Sequencer:
         changed in place)."""
         n = self.next
         self.next = n + 1
-        run_id = event.run_id if self.run_id is None else self.run_id
-        agent = event.agent if self.agent is None else self.agent
-        if event.run_id == run_id and event.agent == agent:
+        run_id = self.run_id
+        agent = self.agent
+        if (run_id is None or event.run_id == run_id) and (agent is None or event.agent == agent):
             if event.seq == n:
                 return event
-            return deriver(event.__class__, "seq")(event, n)  # the common case: half a derive()
-        return derive(event, seq=n, run_id=run_id, agent=agent)
+            # The common case (an event of the run numbered by its source): half a derive(),
+            # its copier looked up by class alone (``deriver``'s own cache keys on the names too).
+            cls = event.__class__
+            copy = _SEQ_COPIERS.get(cls)
+            if copy is None:
+                copy = _SEQ_COPIERS[cls] = deriver(cls, "seq")
+            return copy(event, n)  # type: ignore[no-any-return]
+        return derive(
+            event,
+            seq=n,
+            run_id=event.run_id if run_id is None else run_id,
+            agent=event.agent if agent is None else agent,
+        )
 
     def make(self, cls: type[E], /, **fields: Any) -> E:
         """A new event of ``cls`` numbered next (``fields`` as for the class)."""
@@ -185,6 +202,12 @@ def restamp(
       the downstream pulls it: an event is numbered at the moment it is pulled, not before, so
       an operator after ``restamp`` that shares its ``sequencer`` numbers its own events in
       stream order. Non-events pass unchanged.
+
+      Not a fused :class:`~streamops.Stage`: a stage numbers an item when it is pushed, and
+      a fused stage before it that emits several items for one input (``structured``: a text
+      delta, then its ``ObjectDelta``) or at the end would have them all numbered before the
+      first is pulled; an error inserted after the first would then get a higher seq than the
+      item after it (see docs/decisions.md).
     - Completes: when the upstream completes.
     - Fails: when the upstream fails.
     - Cancels: when the downstream stops (the upstream is closed). Buffers nothing.

@@ -346,6 +346,26 @@ async def test_hooks_sync_async_and_a_failing_hook_is_reported() -> None:
     assert events[-1].status == "completed"  # type: ignore[attr-defined]
 
 
+
+@pytest.mark.anyio
+async def test_hook_errors_between_structured_output_events_keep_the_seqs_monotonic() -> None:
+    # structured() emits a text delta and its ObjectDelta in one fused push; a hook failing on
+    # the text delta inserts its error between them, numbered between them.
+    def on_chunk(ev: so.BaseEvent) -> None:
+        if isinstance(ev, so.TextDelta):
+            raise ValueError(f"hook broke on {ev.delta!r}")
+
+    model = ReplayModel([OPENAI / "chat_json_schema_content_openai_python.sse"])
+    events = await Agent(model, output_type=Weather, hooks=Hooks(on_chunk=on_chunk)).stream("weather?").collect()
+    assert [e.seq for e in events] == list(range(len(events)))
+    errs = [i for i, e in enumerate(events) if isinstance(e, so.ErrorEvent)]
+    assert len(errs) == sum(isinstance(e, so.TextDelta) for e in events)
+    for i in errs:  # right after the text delta the hook failed on
+        prev = events[i - 1]
+        assert isinstance(prev, so.TextDelta) and repr(prev.delta) in events[i].message  # type: ignore[attr-defined]
+    assert any(isinstance(e, so.ObjectDelta) for e in events)
+    assert isinstance(events[-2], so.FinalOutput) and events[-1].status == "completed"  # type: ignore[attr-defined]
+
 def test_stream_sync_and_bare_async_for_rule() -> None:
     events = list(Agent(SlowModel(["x", "y"], pause=0)).stream_sync("hi"))
     assert kinds(events)[0] == "run-start"

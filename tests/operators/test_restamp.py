@@ -58,8 +58,9 @@ def test_restamp_numbers_every_event_once_and_changes_nothing_else(
 
 
 async def test_a_shared_sequencer_numbers_events_inserted_after_restamp_in_stream_order() -> None:
-    # Two events come out of one fused push (``b`` and ``c``): restamp numbers each only when
+    # Two events come out of one fused push (``b`` and ``B``): restamp numbers each only when
     # pulled, so an ErrorEvent inserted after ``b`` by a later operator gets the seq between.
+    # (A restamp fused as a Stage after ``flat`` numbers both in that push: ERR would get 3, B 2.)
     seq = Sequencer(run_id="r", agent="a")
 
     def split(e: Any) -> list[Any]:
@@ -77,6 +78,41 @@ async def test_a_shared_sequencer_numbers_events_inserted_after_restamp_in_strea
     assert [getattr(e, "delta", "ERR") for e in out] == ["a", "b", "ERR", "B", "c"]
     assert [e.seq for e in out] == [0, 1, 2, 3, 4]
     assert {(e.run_id, e.agent) for e in out} == {("r", "a")}
+
+
+async def test_a_consumer_that_leaves_closes_the_upstream_and_nothing_more_is_numbered() -> None:
+    closed: list[bool] = []
+    seq = Sequencer(run_id="r")
+
+    async def source() -> Any:
+        try:
+            for i in range(100):
+                yield TextDelta(delta=str(i), seq=7)
+                yield i  # not an event: passes, not counted
+        finally:
+            closed.append(True)
+
+    got: list[Any] = []
+    async with Stream.defer(source).pipe(restamp(seq)).iterate() as it:
+        async for x in it:
+            got.append(x)
+            if len(got) == 5:
+                break
+    assert closed == [True]
+    assert [(x.delta, x.seq) if isinstance(x, TextDelta) else x for x in got] == [("0", 0), 0, ("1", 1), 1, ("2", 2)]
+    assert seq.next == 3  # numbered when pulled: nothing past what the consumer received
+
+
+async def test_an_upstream_error_reaches_the_consumer_after_every_event_before_it() -> None:
+    async def source() -> Any:
+        yield TextDelta(delta="a", seq=4)
+        raise ValueError("boom")
+
+    got: list[Any] = []
+    with pytest.raises(ValueError, match="boom"):
+        async for x in Stream.defer(source).pipe(restamp(run_id="r")):
+            got.append(x)
+    assert [(x.delta, x.seq, x.run_id) for x in got] == [("a", 0, "r")]
 
 
 def _flat(fn: Any) -> Any:
