@@ -11,21 +11,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, TypeAlias, TypedDict, TypeVar, cast
 
+import streamops.events as ev
 from streamops.errors import LimitExceededError, StreamFormatError, TruncatedStreamError
-from streamops.events import (
-    BaseEvent,
-    ErrorEvent,
-    FinishReason,
-    RawEvent,
-    ReasoningDelta,
-    RefusalDelta,
-    RunEnd,
-    RunStart,
-    RunStatus,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-)
 from streamops.operators.text import ThinkTagSplitter
 
 __all__ = [
@@ -35,12 +22,13 @@ __all__ = [
     "PARSERS",
     "ParserBase",
     "ParserOptions",
+    "count_at",
     "lenient_int",
     "normalize_finish_reason",
     "type_name",
 ]
 
-E = TypeVar("E", bound=BaseEvent)
+E = TypeVar("E", bound=ev.BaseEvent)
 
 OnMalformed = Literal["raise", "event"]
 """What a parser does with malformed input: ``"raise"`` a
@@ -89,7 +77,7 @@ event with data, or after a few that tell nothing (an ``error`` payload, ``[DONE
 events are replayed to the parser once it is known, so they are the only thing held."""
 
 
-_FINISH: dict[str, FinishReason] = {
+_FINISH: dict[str, ev.FinishReason] = {
     # OpenAI Chat Completions and compatibles
     "stop": "stop",
     "length": "length",
@@ -124,7 +112,7 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-def normalize_finish_reason(raw: str | None) -> FinishReason | None:
+def normalize_finish_reason(raw: str | None) -> ev.FinishReason | None:
     """Map a provider's finish/stop reason to stop | length | tool_calls | content_filter |
     error | cancelled. An unknown or missing value gives ``None`` (never an invented reason).
 
@@ -166,7 +154,21 @@ def lenient_int(value: Any, where: str) -> int | None:
     return value if type(value) is int else None
 
 
-def status_for(finish: FinishReason | None) -> RunStatus:
+def count_at(obj: dict[str, Any], path: str, num: IntCheck, prefix: str) -> int | None:
+    """The token count at the dotted ``path`` of a usage object (``"prompt_tokens"``,
+    ``"prompt_tokens_details.cached_tokens"``), checked by ``num`` with ``where`` = ``prefix +
+    path``; ``None`` when an object on the way is absent, null or empty. The key and the path
+    reported are written once, so they cannot disagree."""
+    *outer, key = path.split(".")
+    node: Any = obj
+    for name in outer:
+        node = node.get(name)
+        if not node:
+            return None
+    return num(node.get(key), prefix + path)
+
+
+def status_for(finish: ev.FinishReason | None) -> ev.RunStatus:
     """The run status a finish reason implies."""
     if finish == "length":
         return "length"
@@ -177,7 +179,7 @@ def status_for(finish: FinishReason | None) -> RunStatus:
     return "completed"
 
 
-_DELTA_CLASSES = (TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta)
+_DELTA_CLASSES = (ev.TextDelta, ev.ReasoningDelta, ev.RefusalDelta, ev.ToolCallDelta)
 _NO_KEY = object()
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -227,10 +229,10 @@ class ParserBase:
         self.keep_raw = keep_raw
         self.on_malformed: OnMalformed = on_malformed
         self.seq = 0
-        self.out: list[BaseEvent] = []
+        self.out: list[ev.BaseEvent] = []
         self.ended = False
         """True once a run end was emitted; later payloads are ignored."""
-        self._hi: tuple[type[BaseEvent], Any, dict[str, Any]] | None = None  # a held high surrogate
+        self._hi: tuple[type[ev.BaseEvent], Any, dict[str, Any]] | None = None  # a held high surrogate
         self.replaced_surrogates = 0
         """How many lone UTF-16 surrogates (JSON escapes such as ``"\\ud83d"`` with no other
         half) this parser replaced by U+FFFD in the events' string fields."""
@@ -297,19 +299,19 @@ class ParserBase:
         """
         think = self._think
         if think is not None:
-            if cls is TextDelta:
+            if cls is ev.TextDelta:
                 self._think_src = (raw, fields.get("block_id"))
                 last = self._think_pieces(think.feed(fields["delta"]))
-                return cast(E, last if last is not None else TextDelta(delta="", block_id=fields.get("block_id")))
+                return cast(E, last if last is not None else ev.TextDelta(delta="", block_id=fields.get("block_id")))
             if think.pending:
                 self._think_pieces(think.flush())
         return self._build(cls, raw, **fields)
 
-    def _think_pieces(self, pieces: list[tuple[bool, str]]) -> BaseEvent | None:
+    def _think_pieces(self, pieces: list[tuple[bool, str]]) -> ev.BaseEvent | None:
         raw, block_id = self._think_src
-        last: BaseEvent | None = None
+        last: ev.BaseEvent | None = None
         for reasoning, text in pieces:
-            last = self._build(ReasoningDelta if reasoning else TextDelta, raw, delta=text, block_id=block_id)
+            last = self._build(ev.ReasoningDelta if reasoning else ev.TextDelta, raw, delta=text, block_id=block_id)
         return last
 
     def _build(self, cls: type[E], raw: Any = None, **fields: Any) -> E:
@@ -321,7 +323,7 @@ class ParserBase:
             held = self._unicode(cls, raw, fields)
             if held is not None:
                 return held
-        ev = cls(
+        event = cls(
             run_id=self.run_id,
             agent=self.agent,
             parent_run_id=self.parent_run_id,
@@ -331,16 +333,16 @@ class ParserBase:
             **fields,
         )
         self.seq += 1
-        self.out.append(ev)
-        return ev
+        self.out.append(event)
+        return event
 
     def end_run(
         self,
         *,
-        status: RunStatus | None = None,
+        status: ev.RunStatus | None = None,
         raw_finish_reason: str | None = None,
-        finish_reason: FinishReason | None = None,
-        usage: Usage | None = None,
+        finish_reason: ev.FinishReason | None = None,
+        usage: ev.Usage | None = None,
         raw: Any = None,
     ) -> None:
         """Emit the run end once (later calls are ignored)."""
@@ -349,7 +351,7 @@ class ParserBase:
         self.ended = True
         finish = finish_reason if finish_reason is not None else normalize_finish_reason(raw_finish_reason)
         self.emit(
-            RunEnd,
+            ev.RunEnd,
             raw,
             status=status if status is not None else status_for(finish),
             finish_reason=finish,
@@ -359,7 +361,7 @@ class ParserBase:
 
     def provider_error(self, error_type: str, message: str, code: str | None = None, raw: Any = None) -> None:
         """A provider error inside the stream: an error event, then a failed run end."""
-        self.emit(ErrorEvent, raw, error_type=error_type, message=message, code=code)
+        self.emit(ev.ErrorEvent, raw, error_type=error_type, message=message, code=code)
         self.end_run(status="failed", finish_reason="error", raw=None)
 
     def malformed(self, message: str, data: str | None = None, *, truncated: bool = False) -> None:
@@ -369,7 +371,7 @@ class ParserBase:
             cls = TruncatedStreamError if truncated else StreamFormatError
             raise cls(message, data=cut)
         self.emit(
-            ErrorEvent,
+            ev.ErrorEvent,
             cut,
             error_type="truncated_stream" if truncated else "malformed_stream",
             message=message,
@@ -425,7 +427,7 @@ class ParserBase:
         stays the first event."""
         m = model if isinstance(model, str) else None
         r = response_id if isinstance(response_id, str) else None
-        self.emit(RunStart, raw, model=m or None, response_id=r or None)
+        self.emit(ev.RunStart, raw, model=m or None, response_id=r or None)
         if m is None and model is not None:
             self.wrong_type(model, model_where, "string")
         if r is None and response_id is not None:
@@ -434,10 +436,10 @@ class ParserBase:
     def unknown(self, event_type: str | None, payload: Any) -> None:
         """Keep a payload that has no event kind of its own as a :class:`RawEvent` (a
         ``type`` that is not a string is left out: ``event_type`` ``None``)."""
-        self.emit(RawEvent, None, event_type=event_type if isinstance(event_type, str) else None, data=payload)
+        self.emit(ev.RawEvent, None, event_type=event_type if isinstance(event_type, str) else None, data=payload)
 
     # -------------------------------------------------------------------- feeding
-    def feed_json(self, event_type: str | None, data: str) -> list[BaseEvent]:
+    def feed_json(self, event_type: str | None, data: str) -> list[ev.BaseEvent]:
         """Feed one SSE event's ``data`` text (JSON, or ``[DONE]``); return the new events."""
         self.out = []
         if self.ended:
@@ -458,7 +460,7 @@ class ParserBase:
         self._payload(event_type, payload)
         return self.out
 
-    def feed_payload(self, payload: Any, event_type: str | None = None) -> list[BaseEvent]:
+    def feed_payload(self, payload: Any, event_type: str | None = None) -> list[ev.BaseEvent]:
         """Feed one already-decoded payload (an SDK object's ``model_dump()``, a dict)."""
         self.out = []
         self._wire_len = 0
@@ -489,7 +491,7 @@ class ParserBase:
             self._hi = None
             self.malformed(f"{self.api}: payload nested too deep (over the interpreter's recursion limit)")
 
-    def close(self) -> list[BaseEvent]:
+    def close(self) -> list[ev.BaseEvent]:
         """The body ended: emit what is pending and the run end (or report truncation)."""
         self.out = []
         if self._think is not None and self._think.pending:

@@ -17,16 +17,7 @@ from typing import Any, ClassVar
 
 import anyio
 
-from streamops.events import (
-    AgentHandoff,
-    BaseEvent,
-    ErrorEvent,
-    StepEnd,
-    StepStart,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-)
+import streamops.events as ev
 
 from ._base import ParserBase
 
@@ -99,8 +90,8 @@ class SubRuns:
 
         async def handler(inner: Any, events: AsyncIterable[Any]) -> None:
             name = str(getattr(getattr(inner, "agent", None), "name", None) or "")
-            async for ev in events:
-                self.pending.append((call_id, name, ev))
+            async for event in events:
+                self.pending.append((call_id, name, event))
 
         return handler
 
@@ -130,7 +121,14 @@ class FrameworkParser(ParserBase):
         self.children: dict[str, FrameworkParser] = {}
         """Open sub-runs, by the id of the tool call that started each."""
 
-    def feed(self, obj: Any) -> list[BaseEvent]:
+    def start_once(self, raw: Any = None) -> None:
+        """Emit the run's :class:`RunStart` unless it was emitted (a framework stream tells no
+        model or response id at its start)."""
+        if not self.started:
+            self.started = True
+            self.start_run(raw, None, None, "model", "run_id")
+
+    def feed(self, obj: Any) -> list[ev.BaseEvent]:
         """Map one object of the framework's stream; return the new events."""
         return self.feed_payload(obj)
 
@@ -140,13 +138,13 @@ class FrameworkParser(ParserBase):
         if not self.in_step:
             self.step += 1
             self.in_step = True
-            self.emit(StepStart, raw, step=self.step)
+            self.emit(ev.StepStart, raw, step=self.step)
 
     def close_step(self, raw: Any = None, finish_reason: Any = None, raw_finish_reason: str | None = None) -> None:
         """End the open step, if any."""
         if self.in_step:
             self.in_step = False
-            self.emit(StepEnd, raw, step=self.step, finish_reason=finish_reason, raw_finish_reason=raw_finish_reason)
+            self.emit(ev.StepEnd, raw, step=self.step, finish_reason=finish_reason, raw_finish_reason=raw_finish_reason)
 
     # ---------------------------------------------------------------- tool calls
     def call_start(self, raw: Any, call_id: str, name: str, index: int | None = None) -> None:
@@ -155,13 +153,13 @@ class FrameworkParser(ParserBase):
             self.calls_started.add(call_id)
             self.call_parts[call_id] = []
             self.call_names[call_id] = name
-            self.emit(ToolCallStart, raw, call_id=call_id, name=name, index=index)
+            self.emit(ev.ToolCallStart, raw, call_id=call_id, name=name, index=index)
 
     def call_delta(self, raw: Any, call_id: str, delta: str, index: int | None = None) -> None:
         """Emit a :class:`ToolCallDelta` (an empty delta is skipped)."""
         if delta and call_id not in self.calls_ended:
             self.call_parts.setdefault(call_id, []).append(delta)
-            self.emit(ToolCallDelta, raw, call_id=call_id, delta=delta, index=index)
+            self.emit(ev.ToolCallDelta, raw, call_id=call_id, delta=delta, index=index)
 
     def call_end(self, raw: Any, call_id: str, name: str, arguments: str | None, index: int | None = None) -> None:
         """Emit the call's :class:`ToolCallEnd` once (its start first if it was never
@@ -176,7 +174,7 @@ class FrameworkParser(ParserBase):
             arguments = "".join(self.call_parts.get(call_id, ()))
         name = name or self.call_names.get(call_id, "")
         self.calls_ended.add(call_id)
-        self.emit(ToolCallEnd, raw, call_id=call_id, name=name, arguments=arguments, index=index)
+        self.emit(ev.ToolCallEnd, raw, call_id=call_id, name=name, arguments=arguments, index=index)
 
     # ---------------------------------------------------------------- handoffs
     def switch_agent(self, raw: Any, name: str) -> None:
@@ -185,12 +183,12 @@ class FrameworkParser(ParserBase):
         :attr:`base_agent`); events after it carry the new path. Nothing when it is the same."""
         to = join_path(self.base_agent, name)
         if to != self.agent or not self.started_agent:
-            self.emit(AgentHandoff, raw, from_agent=self.agent if self.started_agent else "", to_agent=to)
+            self.emit(ev.AgentHandoff, raw, from_agent=self.agent if self.started_agent else "", to_agent=to)
             self.agent = to
             self.started_agent = True
 
     # ---------------------------------------------------------------- sub-runs
-    def feed_sub(self, call_id: str, name: str, obj: Any) -> list[BaseEvent]:
+    def feed_sub(self, call_id: str, name: str, obj: Any) -> list[ev.BaseEvent]:
         """One framework object of the sub-run started by tool call ``call_id`` (of this run or
         of any of its sub-runs) with agent ``name``: the sub-run's new events (its run start
         first, when new)."""
@@ -233,18 +231,16 @@ class FrameworkParser(ParserBase):
             self.out.extend(child.out)
 
     # ---------------------------------------------------------------- errors and end
-    def fail(self, exc: BaseException) -> list[BaseEvent]:
+    def fail(self, exc: BaseException) -> list[ev.BaseEvent]:
         """The framework raised ``exc`` mid-run: an :class:`ErrorEvent` (``error_type`` = the
         exception's class name, ``raw`` = the exception), then the failed run end (sub-runs
         still open end cancelled first)."""
         self.out = []
         self.end_sub_runs()
         if not self.ended:
-            if not self.started:
-                self.started = True
-                self.start_run(None, None, None, "model", "run_id")
+            self.start_once()
             self.close_step()
-            self.emit(ErrorEvent, exc, error_type=type(exc).__name__, message=str(exc) or type(exc).__name__)
+            self.emit(ev.ErrorEvent, exc, error_type=type(exc).__name__, message=str(exc) or type(exc).__name__)
             self.end_run(status="failed", finish_reason="error")
         return self.out
 
@@ -260,7 +256,7 @@ async def drive_framework(
     source: AsyncIterable[Any],
     cancel: Callable[[], Awaitable[None]] | None = None,
     sub_runs: SubRuns | None = None,
-) -> AsyncGenerator[BaseEvent, None]:
+) -> AsyncGenerator[ev.BaseEvent, None]:
     """The events of a framework's stream: each object fed to ``parser``; an ``Exception``
     raised by the framework becomes an :class:`ErrorEvent` and a failed :class:`RunEnd`
     (events before it are kept); then ``parser.close()``. An exception of the parser itself
@@ -280,21 +276,21 @@ async def drive_framework(
                 break
             except Exception as exc:
                 while pending:
-                    for ev in parser.feed_sub(*pending.popleft()):
-                        yield ev
-                for ev in parser.fail(exc):
-                    yield ev
+                    for event in parser.feed_sub(*pending.popleft()):
+                        yield event
+                for event in parser.fail(exc):
+                    yield event
                 break
             while pending:
-                for ev in parser.feed_sub(*pending.popleft()):
-                    yield ev
-            for ev in parser.feed(obj):
-                yield ev
+                for event in parser.feed_sub(*pending.popleft()):
+                    yield event
+            for event in parser.feed(obj):
+                yield event
         while pending:
-            for ev in parser.feed_sub(*pending.popleft()):
-                yield ev
-        for ev in parser.close():
-            yield ev
+            for event in parser.feed_sub(*pending.popleft()):
+                yield event
+        for event in parser.close():
+            yield event
         done = True
     finally:
         with anyio.CancelScope(shield=True):

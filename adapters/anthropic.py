@@ -78,28 +78,14 @@ Decisions:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Any, Unpack
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, Unpack
 
+import streamops.events as ev
 from streamops.errors import StreamFormatError
-from streamops.events import (
-    RawEvent,
-    ReasoningDelta,
-    ReasoningSignature,
-    RedactedReasoning,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    Usage,
-    UsageEvent,
-)
 
 from ._base import ParserBase, ParserOptions
 from ._drive import SSESource, drive_payloads, drive_sse
-
-if TYPE_CHECKING:
-    from streamops.events import Event
 
 __all__ = ["MessagesParser", "anthropic_usage", "parse_anthropic_sdk", "parse_anthropic_sse"]
 
@@ -118,7 +104,7 @@ def _int(v: Any) -> int | None:
     return v if type(v) is int else None
 
 
-def anthropic_usage(raw: dict[str, Any]) -> Usage:
+def anthropic_usage(raw: dict[str, Any]) -> ev.Usage:
     """streamops :class:`~streamops.events.Usage` from an Anthropic ``usage`` object.
 
     ``input_tokens`` counts the whole prompt: Anthropic's ``input_tokens`` plus
@@ -131,7 +117,7 @@ def anthropic_usage(raw: dict[str, Any]) -> Usage:
     for n in (inp, read, write):
         if n is not None:
             total = n if total is None else total + n
-    return Usage(
+    return ev.Usage(
         input_tokens=total,
         output_tokens=_int(raw.get("output_tokens")),
         cache_read_tokens=read,
@@ -168,7 +154,7 @@ class MessagesParser(ParserBase):
         self._blocks: dict[int, _Block] = {}
         self._stop_reason: str | None = None
         self._usage_raw: dict[str, Any] = {}
-        self._usage: Usage | None = None
+        self._usage: ev.Usage | None = None
 
     # ------------------------------------------------------------------ feeding
     def on_error_text(self, data: str) -> None:
@@ -185,31 +171,10 @@ class MessagesParser(ParserBase):
         t = payload.get("type")
         if t is None and event_type != "message":
             t = event_type
+        handler = _HANDLERS.get(t) if type(t) is str else None
         try:
-            if t == "content_block_delta":
-                self._delta(payload)
-            elif t == "content_block_start":
-                self._start(payload)
-            elif t == "content_block_stop":
-                self._stop(payload)
-            elif t == "ping":
-                return
-            elif t == "message_start":
-                self._message_start(payload)
-            elif t == "message_delta":
-                self._message_delta(payload)
-            elif t == "message_stop":
-                self._finish(payload)
-            elif t == "error":
-                err = payload.get("error")
-                if type(err) is not dict:
-                    err = {}
-                self._close_tools()
-                self.provider_error(
-                    str(err.get("type") or "error"),
-                    str(err.get("message") or "provider error"),
-                    raw=payload,
-                )
+            if handler is not None:
+                handler(self, payload)
             elif type(t) is str:
                 self.unknown(t, payload)
             else:
@@ -234,6 +199,18 @@ class MessagesParser(ParserBase):
         )
 
     # ------------------------------------------------------------------ events
+    def _ping(self, payload: dict[str, Any]) -> None:
+        """A keep-alive: nothing to map."""
+
+    def _error(self, payload: dict[str, Any]) -> None:
+        """An ``error`` event: close open tool calls, then a provider error (its ``type`` and
+        ``message``)."""
+        err = payload.get("error")
+        if type(err) is not dict:
+            err = {}
+        self._close_tools()
+        self.provider_error(str(err.get("type") or "error"), str(err.get("message") or "provider error"), raw=payload)
+
     def _message_start(self, payload: dict[str, Any]) -> None:
         msg = payload["message"]
         self.start_run(payload, msg.get("model"), msg.get("id"), "message.model", "message.id")
@@ -250,7 +227,7 @@ class MessagesParser(ParserBase):
                     continue
                 raw[k] = v
         self._usage = u = anthropic_usage(raw)
-        self.emit(UsageEvent, payload, usage=u, cumulative=True)
+        self.emit(ev.UsageEvent, payload, usage=u, cumulative=True)
 
     def _message_delta(self, payload: dict[str, Any]) -> None:
         delta = payload.get("delta")
@@ -268,21 +245,17 @@ class MessagesParser(ParserBase):
         bt = self.req_text(cb["type"], "content_block.type")
         if index is None or bt is None:
             return
-        if bt == "text":
-            blk = _Block(index, _TEXT, bt)
+        if bt == "text" or bt == "thinking":
+            # the opening content (usually "") is under the key the block's type names
+            thinking = bt == "thinking"
+            blk = _Block(index, _THINKING if thinking else _TEXT, bt)
             self._blocks[index] = blk
-            text = self.text(cb.get("text"), "content_block.text")
+            text = self.text(cb.get(bt), "content_block." + bt)
             if text:
-                self.emit(TextDelta, payload, delta=text, block_id=blk.bid)
-        elif bt == "thinking":
-            blk = _Block(index, _THINKING, bt)
-            self._blocks[index] = blk
-            text = self.text(cb.get("thinking"), "content_block.thinking")
-            if text:
-                self.emit(ReasoningDelta, payload, delta=text, block_id=blk.bid)
-            sig = self.text(cb.get("signature"), "content_block.signature")
+                self.emit(ev.ReasoningDelta if thinking else ev.TextDelta, payload, delta=text, block_id=blk.bid)
+            sig = self.text(cb.get("signature"), "content_block.signature") if thinking else None
             if sig:
-                self.emit(ReasoningSignature, payload, signature=sig, block_id=blk.bid)
+                self.emit(ev.ReasoningSignature, payload, signature=sig, block_id=blk.bid)
         elif bt == "tool_use":
             call_id = self.req_text(cb["id"], "content_block.id")
             name = self.req_text(cb["name"], "content_block.name")
@@ -295,13 +268,13 @@ class MessagesParser(ParserBase):
             blk.name = name
             blk.input = cb.get("input")
             self._blocks[index] = blk
-            self.emit(ToolCallStart, payload, call_id=blk.call_id, name=blk.name, index=index)
+            self.emit(ev.ToolCallStart, payload, call_id=blk.call_id, name=blk.name, index=index)
         elif bt == "redacted_thinking":
             blk = _Block(index, _OTHER, bt)
             self._blocks[index] = blk
             data = self.req_text(cb.get("data", ""), "content_block.data")
             if data is not None:
-                self.emit(RedactedReasoning, payload, data=data, block_id=blk.bid)
+                self.emit(ev.RedactedReasoning, payload, data=data, block_id=blk.bid)
         elif bt.endswith("_tool_use"):
             blk = _Block(index, _SERVER_TOOL, bt)
             blk.call_id = str(cb.get("id", ""))
@@ -310,7 +283,7 @@ class MessagesParser(ParserBase):
             self._blocks[index] = blk
         else:
             self._blocks[index] = _Block(index, _OTHER, bt)
-            self.emit(RawEvent, payload, event_type=bt, data=cb)
+            self.emit(ev.RawEvent, payload, event_type=bt, data=cb)
 
     def _delta(self, payload: dict[str, Any]) -> None:
         index = self.req_int(payload["index"], "content_block_delta.index")
@@ -322,7 +295,7 @@ class MessagesParser(ParserBase):
         if dt == "text_delta":
             text = self.req_text(d["text"], "text_delta.text")
             if text:
-                self.emit(TextDelta, payload, delta=text, block_id=str(index) if blk is None else blk.bid)
+                self.emit(ev.TextDelta, payload, delta=text, block_id=str(index) if blk is None else blk.bid)
         elif dt == "input_json_delta":
             part = d["partial_json"]
             if blk is None:
@@ -336,21 +309,23 @@ class MessagesParser(ParserBase):
             if blk.kind == _TOOL:
                 blk.parts.append(part)
                 if part:
-                    self.emit(ToolCallDelta, payload, call_id=blk.call_id, delta=part, index=index)
+                    self.emit(ev.ToolCallDelta, payload, call_id=blk.call_id, delta=part, index=index)
             elif blk.kind == _SERVER_TOOL:
                 blk.parts.append(part)
             else:
-                self.emit(RawEvent, payload, event_type=dt, data=d)
+                self.emit(ev.RawEvent, payload, event_type=dt, data=d)
         elif dt == "thinking_delta":
             text = self.req_text(d["thinking"], "thinking_delta.thinking")
             if text:
-                self.emit(ReasoningDelta, payload, delta=text, block_id=str(index) if blk is None else blk.bid)
+                self.emit(ev.ReasoningDelta, payload, delta=text, block_id=str(index) if blk is None else blk.bid)
         elif dt == "signature_delta":
             sig = self.req_text(d["signature"], "signature_delta.signature")
             if sig is not None:
-                self.emit(ReasoningSignature, payload, signature=sig, block_id=str(index) if blk is None else blk.bid)
+                self.emit(
+                    ev.ReasoningSignature, payload, signature=sig, block_id=str(index) if blk is None else blk.bid
+                )
         elif self.req_text(dt, "content_block_delta.delta.type") is not None:
-            self.emit(RawEvent, payload, event_type=dt, data=d)
+            self.emit(ev.RawEvent, payload, event_type=dt, data=d)
 
     def _stop(self, payload: dict[str, Any]) -> None:
         index = self.req_int(payload["index"], "content_block_stop.index")
@@ -368,7 +343,7 @@ class MessagesParser(ParserBase):
         args = "".join(blk.parts)
         if not args and blk.input is not None:
             args = json.dumps(blk.input, ensure_ascii=False)
-        self.emit(ToolCallEnd, raw, call_id=blk.call_id, name=blk.name, arguments=args, index=blk.index)
+        self.emit(ev.ToolCallEnd, raw, call_id=blk.call_id, name=blk.name, arguments=args, index=blk.index)
 
     def _end_server_tool(self, blk: _Block, raw: Any) -> None:
         text = "".join(blk.parts)
@@ -379,7 +354,7 @@ class MessagesParser(ParserBase):
             except (ValueError, RecursionError):
                 inp = text
         self.emit(
-            RawEvent,
+            ev.RawEvent,
             raw,
             event_type=blk.btype,
             data={"type": blk.btype, "id": blk.call_id, "name": blk.name, "input": inp},
@@ -402,8 +377,22 @@ class MessagesParser(ParserBase):
         self.end_run(raw_finish_reason=self._stop_reason, usage=self._usage, raw=payload)
 
 
+_HANDLERS: dict[str, Callable[[MessagesParser, dict[str, Any]], None]] = {
+    "content_block_delta": MessagesParser._delta,
+    "content_block_start": MessagesParser._start,
+    "content_block_stop": MessagesParser._stop,
+    "ping": MessagesParser._ping,
+    "message_start": MessagesParser._message_start,
+    "message_delta": MessagesParser._message_delta,
+    "message_stop": MessagesParser._finish,
+    "error": MessagesParser._error,
+}
+"""The handler of each wire event ``type`` (any other string type is kept as a
+:class:`~streamops.events.RawEvent`)."""
+
+
 # ---------------------------------------------------------------------- async entry points (see _drive)
-def parse_anthropic_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
+def parse_anthropic_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> AsyncGenerator[ev.Event, None]:
     """Events of an Anthropic Messages SSE body given as byte chunks split anywhere (an
     ``httpx`` response's ``aiter_raw()``, or a list of ``bytes``).
 
@@ -416,7 +405,7 @@ def parse_anthropic_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> 
     return drive_sse(chunks, "anthropic", options)
 
 
-def parse_anthropic_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
+def parse_anthropic_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[ev.Event, None]:
     """Events of an ``anthropic`` SDK stream: the ``AsyncStream[RawMessageStreamEvent]`` of
     ``client.messages.create(..., stream=True)``, or the ``AsyncMessageStream`` entered from
     ``client.messages.stream(...)`` (its helper events ``text``, ``thinking``, ``signature``,

@@ -80,25 +80,13 @@ import itertools
 import json
 import re
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import Any, Unpack
 
+import streamops.events as ev
 from streamops.errors import StreamFormatError
-from streamops.events import (
-    RawEvent,
-    ReasoningDelta,
-    ReasoningSignature,
-    TextDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    Usage,
-    UsageEvent,
-)
 
 from ._base import IntCheck, ParserBase, ParserOptions, lenient_int
 from ._drive import SSESource, drive_payloads, drive_sse
-
-if TYPE_CHECKING:
-    from streamops.events import Event
 
 __all__ = ["GeminiParser", "gemini_usage", "parse_gemini_sdk", "parse_gemini_sse"]
 
@@ -114,7 +102,7 @@ _PATHS: dict[str, list[str | int]] = {}
 """Parsed ``jsonPath`` strings (bounded cache shared by all parsers; lists are never mutated)."""
 
 
-def gemini_usage(meta: dict[str, Any], num: IntCheck = lenient_int) -> Usage | None:
+def gemini_usage(meta: dict[str, Any], num: IntCheck = lenient_int) -> ev.Usage | None:
     """streamops :class:`~streamops.events.Usage` from a Gemini ``usageMetadata`` object, or
     ``None`` when it holds no token count (Vertex's first chunk has only ``trafficType``).
     ``num(value, where)`` checks each count (see
@@ -127,7 +115,7 @@ def gemini_usage(meta: dict[str, Any], num: IntCheck = lenient_int) -> Usage | N
         return None
     inp = prompt
     out = None if cand is None and thoughts is None else (cand or 0) + (thoughts or 0)
-    return Usage(input_tokens=inp, output_tokens=out, reasoning_tokens=thoughts, cache_read_tokens=cached)
+    return ev.Usage(input_tokens=inp, output_tokens=out, reasoning_tokens=thoughts, cache_read_tokens=cached)
 
 
 def _parse_path(path: str) -> list[str | int]:
@@ -177,7 +165,7 @@ class GeminiParser(ParserBase):
         super().__init__(**options)
         self._started = False
         self._finish: str | None = None
-        self._usage: Usage | None = None
+        self._usage: ev.Usage | None = None
         self._ncalls = 0
         self._call: _Call | None = None
         self._block_kind = ""
@@ -234,7 +222,7 @@ class GeminiParser(ParserBase):
                         self._part(part, payload)
             grounding = cand.get("groundingMetadata")
             if grounding is not None:
-                self.emit(RawEvent, payload, event_type="groundingMetadata", data=grounding)
+                self.emit(ev.RawEvent, payload, event_type="groundingMetadata", data=grounding)
             reason = self.text(cand.get("finishReason"), "candidates[0].finishReason")
             if reason is not None:
                 self._finish = reason
@@ -249,7 +237,7 @@ class GeminiParser(ParserBase):
             usage = gemini_usage(meta, self.opt_int)
             if usage is not None and usage != self._usage:
                 self._usage = usage
-                self.emit(UsageEvent, payload, usage=usage, cumulative=True)
+                self.emit(ev.UsageEvent, payload, usage=usage, cumulative=True)
 
     def _error(self, err: Any, payload: dict[str, Any]) -> None:
         if type(err) is not dict:
@@ -279,11 +267,11 @@ class GeminiParser(ParserBase):
             if part.get("thought"):
                 bid = self._block("reasoning")
                 if text:
-                    self.emit(ReasoningDelta, payload, delta=text, block_id=bid)
+                    self.emit(ev.ReasoningDelta, payload, delta=text, block_id=bid)
             else:
                 bid = self._block("text")
                 if text:
-                    self.emit(TextDelta, payload, delta=text, block_id=bid)
+                    self.emit(ev.TextDelta, payload, delta=text, block_id=bid)
         else:
             fc = part.get("functionCall")
             if fc is not None:
@@ -292,12 +280,12 @@ class GeminiParser(ParserBase):
                 for key, value in part.items():
                     if key not in ("thoughtSignature", "thought"):
                         bid = self._block(key)
-                        self.emit(RawEvent, payload, event_type=key, data=value)
+                        self.emit(ev.RawEvent, payload, event_type=key, data=value)
                         break
         sig = self.text(part.get("thoughtSignature"), "candidates[0].content.parts[].thoughtSignature")
         if sig:
             sig = sig.translate(_B64_STANDARD)  # google-genai dumps bytes URL-safe (- _)
-            self.emit(ReasoningSignature, payload, signature=sig, block_id=bid or self._block("signature"))
+            self.emit(ev.ReasoningSignature, payload, signature=sig, block_id=bid or self._block("signature"))
 
     # ------------------------------------------------------------------ function calls
     def _function_call(self, fc: dict[str, Any], payload: dict[str, Any]) -> str:
@@ -319,11 +307,11 @@ class GeminiParser(ParserBase):
                 call_id = f"{name}-{n}"
                 self.synthesized_ids.append(call_id)
             self._block_kind = ""
-            self.emit(ToolCallStart, payload, call_id=call_id, name=name, index=n)
+            self.emit(ev.ToolCallStart, payload, call_id=call_id, name=name, index=n)
             partial = fc.get("partialArgs")
             if not fc.get("willContinue") and not partial:
                 arguments = json.dumps({} if args is None else args, ensure_ascii=False)
-                self.emit(ToolCallEnd, payload, call_id=call_id, name=name, arguments=arguments, index=n)
+                self.emit(ev.ToolCallEnd, payload, call_id=call_id, name=name, arguments=arguments, index=n)
                 return call_id
             call = self._call = _Call(call_id, name, n, {} if args is None else args)
         elif call is None:
@@ -403,7 +391,7 @@ class GeminiParser(ParserBase):
             return
         self._call = None
         self.emit(
-            ToolCallEnd,
+            ev.ToolCallEnd,
             payload,
             call_id=call.call_id,
             name=call.name,
@@ -431,7 +419,7 @@ def _child(node: Any, tok: str | int, empty: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- async entry points (see _drive)
-def parse_gemini_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
+def parse_gemini_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> AsyncGenerator[ev.Event, None]:
     """Events of a Gemini ``streamGenerateContent?alt=sse`` body given as byte chunks split
     anywhere. ``options`` go to :class:`GeminiParser`. With ``on_malformed="raise"`` a
     :class:`~streamops.errors.StreamFormatError` (or
@@ -440,7 +428,7 @@ def parse_gemini_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> Asy
     return drive_sse(chunks, "gemini", options)
 
 
-def parse_gemini_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
+def parse_gemini_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[ev.Event, None]:
     """Events of a google-genai stream (``await client.aio.models.generate_content_stream(...)``)
     or its sync ``client.models.generate_content_stream(...)``, or any iterable of chunk dicts.
     Each SDK chunk becomes a camelCase dict with ``model_dump(mode="json", by_alias=True,

@@ -103,9 +103,7 @@ class HyperticParser(FrameworkParser):
         if not isinstance(kind, str):
             self.malformed(f"hypertic: not a hypertic stream event: {type(ev).__name__}", repr(ev)[:200])
             return
-        if not self.started:
-            self.started = True
-            self.start_run(None, None, None, "model", "run_id")
+        self.start_once()
         if kind in ("content", "reasoning", "finish_reason", "response_created", "response_completed"):
             self._open(ev)
             if kind == "content":
@@ -185,13 +183,9 @@ def from_hypertic(stream: AsyncIterable[Any], **options: Unpack[ParserOptions]) 
     docstring for the mapping). ``options``: ``run_id``, ``agent``, ``parent_run_id``,
     ``keep_raw``, ``on_malformed`` (:class:`ParserOptions`).
 
-    - Emits: each event as soon as hypertic yields the object it comes from.
-    - Completes: after the run end, when the iterator ends.
-    - Fails: never for an error of the run (an :class:`ErrorEvent` and a failed
-      :class:`RunEnd`); with :class:`~streamops.errors.StreamFormatError` on an item that is
-      not a hypertic event (``on_malformed="raise"``).
-    - Cancels: stopping early closes the iterator (``aclose()``), which closes hypertic's
-      model stream and its HTTP response.
+    Emits, completes and fails as every framework adapter (docs/frameworks.md); malformed
+    input is an item that is not a hypertic event. Cancels: stopping early closes the iterator
+    (``aclose()``), which closes hypertic's model stream and its HTTP response.
     """
     return Stream.defer(_drive, stream, options)
 

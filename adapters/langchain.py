@@ -37,20 +37,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from typing import Any, ClassVar, Unpack
 
+import streamops.events as ev
 from streamops._stream import Stream
-from streamops.events import (
-    BaseEvent,
-    CustomEvent,
-    FinalOutput,
-    ReasoningDelta,
-    StepEnd,
-    StepStart,
-    TextDelta,
-    ToolError,
-    ToolResult,
-    Usage,
-    UsageEvent,
-)
 
 from ._base import ParserOptions, normalize_finish_reason
 from ._framework import FrameworkParser, agen_from, args_text, drive_framework, join_path
@@ -82,102 +70,102 @@ class LangChainParser(FrameworkParser):
     def __init__(self, **options: Unpack[ParserOptions]) -> None:
         super().__init__(**options)
         self._models: dict[str, _Model] = {}
-        self._usage: Usage | None = None
+        self._usage: ev.Usage | None = None
         self._raw_finish: str | None = None
         self._root: str | None = None
 
-    def on_payload(self, event_type: str | None, ev: Any) -> None:
+    def on_payload(self, event_type: str | None, event: Any) -> None:
         """Map one ``astream_events`` v2 event dict."""
-        if type(ev) is not dict or not isinstance(ev.get("event"), str):
-            self.malformed(f"langchain: not an astream_events v2 event: {type(ev).__name__}", repr(ev)[:200])
+        if type(event) is not dict or not isinstance(event.get("event"), str):
+            self.malformed(f"langchain: not an astream_events v2 event: {type(event).__name__}", repr(event)[:200])
             return
         if not self.started:
             self.started = True
-            self._root = str(ev.get("run_id"))
-            self.emit_start(ev)
-        kind: str = ev["event"]
-        data = ev.get("data") or {}
-        run_id = str(ev.get("run_id"))
+            self._root = str(event.get("run_id"))
+            self.emit_start(event)
+        kind: str = event["event"]
+        data = event.get("data") or {}
+        run_id = str(event.get("run_id"))
         if kind == "on_chat_model_stream":
-            self._chunk(ev, run_id, data.get("chunk"))
+            self._chunk(event, run_id, data.get("chunk"))
         elif kind == "on_chat_model_start":
             self.step += 1
             self._models[run_id] = _Model(self.step)
-            self.emit(StepStart, ev, step=self.step)
+            self.emit(ev.StepStart, event, step=self.step)
         elif kind == "on_chat_model_end":
-            self._model_end(ev, run_id, data.get("output"))
+            self._model_end(event, run_id, data.get("output"))
         elif kind == "on_tool_end":
-            self._tool_end(ev, data)
+            self._tool_end(event, data)
         elif kind == "on_tool_error":
             err = data.get("error")
             self.emit(
-                ToolError,
-                ev,
+                ev.ToolError,
+                event,
                 call_id=str(data.get("tool_call_id") or run_id),
-                name=str(ev.get("name") or ""),
+                name=str(event.get("name") or ""),
                 message=str(err),
                 error_type=type(err).__name__,
             )
         elif kind == "on_custom_event":
-            self.emit(CustomEvent, ev, name=str(ev.get("name") or ""), data=data)
-        elif kind == "on_chain_end" and run_id == self._root and not ev.get("parent_ids"):
-            self.emit(FinalOutput, ev, value=data.get("output"))
+            self.emit(ev.CustomEvent, event, name=str(event.get("name") or ""), data=data)
+        elif kind == "on_chain_end" and run_id == self._root and not event.get("parent_ids"):
+            self.emit(ev.FinalOutput, event, value=data.get("output"))
         else:
-            self.unknown(kind, ev)
+            self.unknown(kind, event)
 
-    def emit_start(self, ev: dict[str, Any]) -> None:
-        self.start_run(ev, None, None, "name", "run_id")
+    def emit_start(self, event: dict[str, Any]) -> None:
+        self.start_run(event, None, None, "name", "run_id")
 
-    def _chunk(self, ev: dict[str, Any], run_id: str, chunk: Any) -> None:
+    def _chunk(self, event: dict[str, Any], run_id: str, chunk: Any) -> None:
         model = self._models.get(run_id)
         if model is None:  # a stream event without its start: a step of its own
             self.step += 1
             model = self._models[run_id] = _Model(self.step)
-            self.emit(StepStart, ev, step=model.step)
+            self.emit(ev.StepStart, event, step=model.step)
         content = getattr(chunk, "content", None)
         if isinstance(content, str):
             if content:
-                self.emit(TextDelta, ev, delta=content, block_id=run_id)
+                self.emit(ev.TextDelta, event, delta=content, block_id=run_id)
         elif isinstance(content, list):
             for block in content:
-                self._block(ev, run_id, block)
+                self._block(event, run_id, block)
         for tc in getattr(chunk, "tool_call_chunks", None) or ():
             index = tc.get("index")
             key = index if isinstance(index, int) else len(model.calls)
             call_id = model.calls.get(key)
             if call_id is None:
                 call_id = model.calls[key] = str(tc.get("id") or f"{run_id}:{key}")
-                self.call_start(ev, call_id, str(tc.get("name") or ""), key)
-            self.call_delta(ev, call_id, args_text(tc.get("args")), key)
+                self.call_start(event, call_id, str(tc.get("name") or ""), key)
+            self.call_delta(event, call_id, args_text(tc.get("args")), key)
 
-    def _block(self, ev: dict[str, Any], run_id: str, block: Any) -> None:
+    def _block(self, event: dict[str, Any], run_id: str, block: Any) -> None:
         if isinstance(block, str):
             if block:
-                self.emit(TextDelta, ev, delta=block, block_id=run_id)
+                self.emit(ev.TextDelta, event, delta=block, block_id=run_id)
             return
         btype = block.get("type") if isinstance(block, dict) else None
         if btype == "text" and isinstance(block.get("text"), str):
             if block["text"]:
-                self.emit(TextDelta, ev, delta=block["text"], block_id=run_id)
+                self.emit(ev.TextDelta, event, delta=block["text"], block_id=run_id)
         elif btype in ("reasoning", "thinking") and isinstance(block.get(btype), str):
             if block[btype]:
-                self.emit(ReasoningDelta, ev, delta=block[btype], block_id=f"{run_id}:reasoning")
+                self.emit(ev.ReasoningDelta, event, delta=block[btype], block_id=f"{run_id}:reasoning")
         else:
-            self.unknown("content_block", ev)
+            self.unknown("content_block", event)
 
-    def _model_end(self, ev: dict[str, Any], run_id: str, msg: Any) -> None:
+    def _model_end(self, event: dict[str, Any], run_id: str, msg: Any) -> None:
         model = self._models.pop(run_id, None)
         step = model.step if model is not None else self.step
         for k, tc in enumerate(getattr(msg, "tool_calls", None) or ()):
             call_id = str(tc.get("id") or (model.calls.get(k) if model is not None else None) or f"{run_id}:{k}")
             streamed = call_id in self.calls_started
-            self.call_end(ev, call_id, str(tc.get("name") or ""), None if streamed else args_text(tc.get("args")), k)
+            self.call_end(event, call_id, str(tc.get("name") or ""), None if streamed else args_text(tc.get("args")), k)
         um = getattr(msg, "usage_metadata", None)
         usage = None
         if um:
             details = um.get("output_token_details") or {}
             idetails = um.get("input_token_details") or {}
-            usage = Usage(
+            usage = ev.Usage(
                 input_tokens=um.get("input_tokens"),
                 output_tokens=um.get("output_tokens"),
                 reasoning_tokens=details.get("reasoning"),
@@ -185,30 +173,30 @@ class LangChainParser(FrameworkParser):
                 cache_write_tokens=idetails.get("cache_creation"),
             )
             self._usage = usage if self._usage is None else self._usage + usage
-            self.emit(UsageEvent, ev, usage=usage, cumulative=False)
+            self.emit(ev.UsageEvent, event, usage=usage, cumulative=False)
         meta = getattr(msg, "response_metadata", None) or {}
         raw_finish = meta.get("finish_reason") or meta.get("stop_reason")
         raw_finish = raw_finish if isinstance(raw_finish, str) else None
         self._raw_finish = raw_finish
         self.emit(
-            StepEnd,
-            ev,
+            ev.StepEnd,
+            event,
             step=step,
             finish_reason=normalize_finish_reason(raw_finish),
             raw_finish_reason=raw_finish,
             usage=usage,
         )
 
-    def _tool_end(self, ev: Any, data: dict[str, Any]) -> None:
+    def _tool_end(self, event: Any, data: dict[str, Any]) -> None:
         out: Any = data.get("output")
-        event = ev if type(ev) is dict else {}
-        call_id = getattr(out, "tool_call_id", None) or data.get("tool_call_id") or str(event.get("run_id"))
-        name = str(getattr(out, "name", None) or event.get("name") or "")
+        info = event if type(event) is dict else {}
+        call_id = getattr(out, "tool_call_id", None) or data.get("tool_call_id") or str(info.get("run_id"))
+        name = str(getattr(out, "name", None) or info.get("name") or "")
         if getattr(out, "status", None) == "error":
-            self.emit(ToolError, ev, call_id=call_id, name=name, message=str(out.content), error_type="error")
+            self.emit(ev.ToolError, event, call_id=call_id, name=name, message=str(out.content), error_type="error")
         else:
             result = out.content if type(out).__name__ == "ToolMessage" else out
-            self.emit(ToolResult, ev, call_id=call_id, name=name, result=result)
+            self.emit(ev.ToolResult, event, call_id=call_id, name=name, result=result)
 
     def on_close(self) -> None:
         """The iterator ended: the run end with the summed usage and the last finish reason."""
@@ -242,7 +230,7 @@ class LangGraphParser(LangChainParser):
     def __init__(self, **options: Unpack[ParserOptions]) -> None:
         super().__init__(**options)
         self._open: str | None = None
-        self._open_usage: Usage | None = None
+        self._open_usage: ev.Usage | None = None
         self._open_finish: str | None = None
         self._open_tools: list[tuple[str, str, int]] = []
 
@@ -252,9 +240,7 @@ class LangGraphParser(LangChainParser):
             self.malformed(f"langgraph: not an astream item (namespace, mode, data): {type(item).__name__}")
             return
         ns, mode, data = item if len(item) == 3 else ((), *item)
-        if not self.started:
-            self.started = True
-            self.start_run(None, None, None, "name", "run_id")
+        self.start_once()
         if ns:
             self.out.extend(self._subgraph(str(ns[0])).feed((tuple(ns[1:]), mode, data)))
             return
@@ -269,7 +255,7 @@ class LangGraphParser(LangChainParser):
             else:
                 self.unknown(f"messages:{kind}", item)
         elif mode == "custom":
-            self.emit(CustomEvent, item, name="custom", data=data)
+            self.emit(ev.CustomEvent, item, name="custom", data=data)
         else:
             if mode == "updates" and isinstance(data, dict):
                 for key in [k for k in self.children if k.split(":", 1)[0] in data]:
@@ -298,11 +284,11 @@ class LangGraphParser(LangChainParser):
             self._open = mid
             self.step += 1
             self._models[mid] = _Model(self.step)
-            self.emit(StepStart, item, step=self.step)
+            self.emit(ev.StepStart, item, step=self.step)
         self._chunk(item, mid, msg)
         um = getattr(msg, "usage_metadata", None)
         if um:
-            u = Usage(input_tokens=um.get("input_tokens"), output_tokens=um.get("output_tokens"))
+            u = ev.Usage(input_tokens=um.get("input_tokens"), output_tokens=um.get("output_tokens"))
             self._open_usage = u if self._open_usage is None else self._open_usage + u
         meta = getattr(msg, "response_metadata", None) or {}
         fr = meta.get("finish_reason") or meta.get("stop_reason")
@@ -323,10 +309,10 @@ class LangGraphParser(LangChainParser):
         self._open_usage = self._open_finish = None
         if usage is not None:
             self._usage = usage if self._usage is None else self._usage + usage
-            self.emit(UsageEvent, None, usage=usage, cumulative=False)
+            self.emit(ev.UsageEvent, None, usage=usage, cumulative=False)
         self._raw_finish = finish
         self.emit(
-            StepEnd,
+            ev.StepEnd,
             None,
             step=model.step if model is not None else self.step,
             finish_reason=normalize_finish_reason(finish),
@@ -349,17 +335,14 @@ def is_langchain_events(obj: Any) -> bool:
     return agen_from(obj, "langchain_core")
 
 
-def from_langchain(events: AsyncIterable[Any], **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
+def from_langchain(events: AsyncIterable[Any], **options: Unpack[ParserOptions]) -> Stream[ev.BaseEvent]:
     """A stream of the events of a LangChain / LangGraph run, from
     ``runnable.astream_events(input, version="v2")``. ``options``: ``run_id``, ``agent``,
     ``keep_raw``, ``on_malformed`` (:class:`ParserOptions`).
 
-    - Emits: each event as soon as LangChain yields the dict it comes from.
-    - Completes: after the run end, when the iterator ends.
-    - Fails: never for an error of the run (an :class:`ErrorEvent` and a failed
-      :class:`RunEnd`); with :class:`~streamops.errors.StreamFormatError` on an item that is
-      not an event dict (``on_malformed="raise"``).
-    - Cancels: stopping early closes the iterator (``aclose()``), which cancels the run.
+    Emits, completes and fails as every framework adapter (docs/frameworks.md); malformed
+    input is an item that is not an event dict. Cancels: stopping early closes the iterator
+    (``aclose()``), which cancels the run.
     """
     return Stream.defer(_drive, events, options)
 
@@ -374,17 +357,14 @@ def is_langgraph_stream(obj: Any) -> bool:
     return agen_from(obj, "langgraph")
 
 
-def from_langgraph(items: AsyncIterable[Any], **options: Unpack[ParserOptions]) -> Stream[BaseEvent]:
+def from_langgraph(items: AsyncIterable[Any], **options: Unpack[ParserOptions]) -> Stream[ev.BaseEvent]:
     """A stream of the events of a LangGraph run, from ``graph.astream(input,
     stream_mode=["messages", "updates", "custom"], subgraphs=True)`` (see
     :class:`LangGraphParser` for the mapping). ``options`` as for :func:`from_langchain`.
 
-    - Emits: each event as soon as LangGraph yields the item it comes from.
-    - Completes: after the run end, when the iterator ends.
-    - Fails: never for an error of the run (an :class:`ErrorEvent` and a failed
-      :class:`RunEnd`); with :class:`~streamops.errors.StreamFormatError` on an item that is
-      not a ``(namespace, mode, data)`` tuple (``on_malformed="raise"``).
-    - Cancels: stopping early closes the iterator (``aclose()``), which cancels the run.
+    Emits, completes and fails as every framework adapter (docs/frameworks.md); malformed
+    input is an item that is not a ``(namespace, mode, data)`` tuple. Cancels: as
+    :func:`from_langchain`.
     """
     return Stream.defer(_drive_graph, items, options)
 

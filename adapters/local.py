@@ -82,19 +82,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack, cast
 import anyio
 import anyio.lowlevel
 
+import streamops.events as ev
 from streamops._stream import Stream
 from streamops.errors import StreamopsError
-from streamops.events import (
-    BaseEvent,
-    Event,
-    RunStart,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    Usage,
-    UsageEvent,
-)
 from streamops.models import ModelCall
 
 from ._base import ParserBase, ParserOptions
@@ -565,15 +555,15 @@ class _LocalRun(ParserBase):
         self._call_id = f"call-{uuid.uuid4().hex}"
         self._call_name = ""
 
-    def start(self) -> list[Event]:
+    def start(self) -> list[ev.Event]:
         """The run start."""
         self.out = []
-        self.emit(RunStart, None, model=self.model_name)
-        return cast("list[Event]", self.out)
+        self.emit(ev.RunStart, None, model=self.model_name)
+        return cast("list[ev.Event]", self.out)
 
-    def feed(self, step: _Step) -> list[Event]:
+    def feed(self, step: _Step) -> list[ev.Event]:
         """The events of one generation step."""
-        return cast("list[Event]", self.feed_payload(step))
+        return cast("list[ev.Event]", self.feed_payload(step))
 
     def on_payload(self, event_type: str | None, payload: Any) -> None:
         step: _Step = payload
@@ -584,7 +574,7 @@ class _LocalRun(ParserBase):
             # raw: the ids of every token since the last delta (a character split across
             # tokens is emitted with the token that completes it).
             if self._calls is None:
-                self.emit(TextDelta, {"tokens": self._held}, delta=step.text)
+                self.emit(ev.TextDelta, {"tokens": self._held}, delta=step.text)
             else:
                 self._act(self._calls.feed(step.text))
             self._held = []
@@ -593,8 +583,8 @@ class _LocalRun(ParserBase):
                 self._act(self._calls.finish())
                 if self._calls.ended and self._calls.head >= 0 and finish == "stop":
                     finish = "tool_calls"
-            usage = Usage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens)
-            self.emit(UsageEvent, None, usage=usage, source="provider", cumulative=True)
+            usage = ev.Usage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens)
+            self.emit(ev.UsageEvent, None, usage=usage, source="provider", cumulative=True)
             self.end_run(raw_finish_reason=finish, usage=usage)
 
     def _act(self, actions: list[tuple[str, str]]) -> None:
@@ -603,22 +593,22 @@ class _LocalRun(ParserBase):
         cid = self._call_id
         for what, value in actions:
             if what == "text":
-                self.emit(TextDelta, raw, delta=value)
+                self.emit(ev.TextDelta, raw, delta=value)
             elif what == "start":
                 self._call_name = value
-                self.emit(ToolCallStart, raw, call_id=cid, name=value, index=0)
+                self.emit(ev.ToolCallStart, raw, call_id=cid, name=value, index=0)
             elif what == "args":
-                self.emit(ToolCallDelta, raw, call_id=cid, delta=value, index=0)
+                self.emit(ev.ToolCallDelta, raw, call_id=cid, delta=value, index=0)
             else:
-                self.emit(ToolCallEnd, raw, call_id=cid, name=self._call_name, arguments=value, index=0)
+                self.emit(ev.ToolCallEnd, raw, call_id=cid, name=self._call_name, arguments=value, index=0)
 
-    def cancelled(self) -> list[Event]:
+    def cancelled(self) -> list[ev.Event]:
         """The run was stopped through ``cancel_event``: usage so far, then a cancelled end."""
         self.out = []
-        usage = Usage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens)
-        self.emit(UsageEvent, None, usage=usage, source="provider", cumulative=True)
+        usage = ev.Usage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens)
+        self.emit(ev.UsageEvent, None, usage=usage, source="provider", cumulative=True)
         self.end_run(status="cancelled", finish_reason="cancelled", usage=usage)
-        return cast("list[Event]", self.out)
+        return cast("list[ev.Event]", self.out)
 
     def on_close(self) -> None:
         self.malformed("the local generation ended without a finish reason", truncated=True)
@@ -683,9 +673,17 @@ class LocalModel:
         self.name = name
         self.n_ctx = n_ctx
         self.seed = seed
-        self._n_threads = n_threads
-        self._llama_kwargs = llama_kwargs
         self.use_extra_bufts = use_extra_bufts
+        threads = n_threads or max(1, (os.cpu_count() or 2) // 2)
+        self._llama_kwargs: dict[str, Any] = {
+            "n_ctx": n_ctx,
+            "verbose": False,
+            "seed": seed,
+            "n_threads": threads,
+            "n_threads_batch": threads,
+            **llama_kwargs,
+        }
+        """The arguments of ``llama_cpp.Llama`` (``llama_kwargs`` win)."""
         self._rng = random.Random(seed)
         self._llm: llama_cpp.Llama | None = None
         self._is_eog: Callable[[int], bool] = _never
@@ -734,12 +732,7 @@ class LocalModel:
         if not path.is_file():
             raise ModelNotInstalledError(f"the model file {path} is missing: {_INSTALL_HINT}")
         lib = _import_llama_cpp()
-        kwargs: dict[str, Any] = {"n_ctx": self.n_ctx, "verbose": False, "seed": self.seed}
-        n_threads = self._n_threads or max(1, (os.cpu_count() or 2) // 2)
-        kwargs["n_threads"] = n_threads
-        kwargs["n_threads_batch"] = n_threads
-        kwargs.update(self._llama_kwargs)
-        loaded: llama_cpp.Llama = _quiet_llama(lib, str(path), kwargs, use_extra_bufts=self.use_extra_bufts)
+        loaded: llama_cpp.Llama = _quiet_llama(lib, str(path), self._llama_kwargs, use_extra_bufts=self.use_extra_bufts)
         vocab = lib.llama_model_get_vocab(loaded.model)
         is_eog = lib.llama_vocab_is_eog
         self._is_eog = lambda token: bool(is_eog(vocab, token))
@@ -907,7 +900,7 @@ class LocalModel:
         think_tags: bool = False,
         tool_choice: str | Mapping[str, Any] = "auto",
         **options: Unpack[StreamOptions],
-    ) -> Stream[BaseEvent]:
+    ) -> Stream[ev.BaseEvent]:
         """Stream the model's answer to ``messages`` as events (lazily: nothing runs until the
         stream is iterated; each iteration is a new run).
 
@@ -1009,10 +1002,7 @@ class LocalModel:
             output_schema=None if output_schema is None else json.dumps(dict(output_schema)),
             tools=specs,
             call_required=required,
-            run_id=run_id,
-            agent=agent,
-            keep_raw=keep_raw,
-            think_tags=think_tags,
+            events=ParserOptions(run_id=run_id, agent=agent, keep_raw=keep_raw, think_tags=think_tags),
         )
         return Stream.defer(self._run, run_options)
 
@@ -1053,7 +1043,7 @@ class LocalModel:
             is_eog=self._is_eog,
         )
 
-    async def _run(self, options: _RunOptions) -> AsyncGenerator[Event, None]:
+    async def _run(self, options: _RunOptions) -> AsyncGenerator[ev.Event, None]:
         await self._call(self._load)
         await self._acquire()
         cancel = threading.Event()
@@ -1061,15 +1051,7 @@ class LocalModel:
         generation: _Generation | None = None
         try:
             generation = await self._call(self._start, options)
-            run = _LocalRun(
-                self.name,
-                len(generation.prompt_tokens),
-                run_id=options.run_id if options.run_id is not None else uuid.uuid4().hex,
-                agent=options.agent,
-                keep_raw=options.keep_raw,
-                think_tags=options.think_tags,
-                tools=bool(options.tools),
-            )
+            run = _LocalRun(self.name, len(generation.prompt_tokens), tools=bool(options.tools), **options.events)
             for event in run.start():
                 yield event
             step = generation.step
@@ -1108,7 +1090,6 @@ class _RunOptions:
     """The tools (``name``, ``description``, ``parameters``) the model may call."""
     call_required: bool
     """The answer must be a tool call (``tool_choice`` ``"required"`` or a tool's name)."""
-    run_id: str | None
-    agent: str
-    keep_raw: bool
-    think_tags: bool
+    events: ParserOptions
+    """The events' envelope and parsing options (``run_id``, ``agent``, ``keep_raw``,
+    ``think_tags``)."""

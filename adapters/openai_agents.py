@@ -39,19 +39,8 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import Any, ClassVar, Unpack
 
+import streamops.events as ev
 from streamops._stream import Stream
-from streamops.events import (
-    BaseEvent,
-    FinalOutput,
-    RunEnd,
-    RunStart,
-    StepEnd,
-    StepStart,
-    ToolCallStart,
-    ToolResult,
-    Usage,
-    envelope,
-)
 
 from ._base import ParserOptions
 from ._framework import FrameworkParser, SubRuns, drive_framework
@@ -69,28 +58,26 @@ class OpenAIAgentsParser(FrameworkParser):
     def __init__(self, **options: Unpack[ParserOptions]) -> None:
         super().__init__(**options)
         self._inner: ResponsesParser | None = None
-        self._usage: Usage | None = None
+        self._usage: ev.Usage | None = None
         self._raw_finish: str | None = None
         self.final_output: Any = None
         self.has_final_output = False
 
-    def on_payload(self, event_type: str | None, ev: Any) -> None:
+    def on_payload(self, event_type: str | None, event: Any) -> None:
         """Map one ``stream_events()`` object."""
-        if not self.started:
-            self.started = True
-            self.start_run(ev, None, None, "model", "run_id")
-        name = type(ev).__name__
+        self.start_once(event)
+        name = type(event).__name__
         if name == "RawResponsesStreamEvent":
-            self._raw(ev)
+            self._raw(event)
         elif name == "RunItemStreamEvent":
-            self._item(ev)
+            self._item(event)
         elif name == "AgentUpdatedStreamEvent":
-            self.switch_agent(ev, str(getattr(ev.new_agent, "name", "") or ""))
+            self.switch_agent(event, str(getattr(event.new_agent, "name", "") or ""))
         else:
-            self.unknown(name, ev)
+            self.unknown(name, event)
 
-    def _raw(self, ev: Any) -> None:
-        data = ev.data
+    def _raw(self, event: Any) -> None:
+        data = event.data
         ptype = getattr(data, "type", None)
         if type(ptype) is str and ptype.endswith(".delta"):
             # a delta event's fields are plain values: its attribute dict is the payload (a
@@ -110,41 +97,41 @@ class OpenAIAgentsParser(FrameworkParser):
         # run start and run end become this run's step start and step end (same seq)
         inner.seq = self.seq
         inner.agent = self.agent
-        raw = ev if self.keep_raw else None
+        raw = event if self.keep_raw else None
         out = self.out
         for e in inner.feed_payload(payload):
-            if isinstance(e, RunStart):
+            if isinstance(e, ev.RunStart):
                 self.step += 1
-                e = StepStart(**envelope(e), step=self.step)
-            elif isinstance(e, RunEnd):
+                e = ev.StepStart(**ev.envelope(e), step=self.step)
+            elif isinstance(e, ev.RunEnd):
                 if e.usage is not None:
                     self._usage = e.usage if self._usage is None else self._usage + e.usage
                 self._raw_finish = e.raw_finish_reason
-                e = StepEnd(
-                    **envelope(e),
+                e = ev.StepEnd(
+                    **ev.envelope(e),
                     step=self.step,
                     finish_reason=e.finish_reason,
                     raw_finish_reason=e.raw_finish_reason,
                     usage=e.usage,
                 )
                 self._inner = None
-            elif isinstance(e, ToolCallStart):
+            elif isinstance(e, ev.ToolCallStart):
                 self.calls_started.add(e.call_id)  # the sub-runs it may start are found by it
             e.raw = raw
             out.append(e)
         self.seq = inner.seq
 
-    def _item(self, ev: Any) -> None:
-        item = ev.item
-        if ev.name == "tool_output":
+    def _item(self, event: Any) -> None:
+        item = event.item
+        if event.name == "tool_output":
             raw_item = item.raw_item
             call_id = raw_item.get("call_id") if isinstance(raw_item, dict) else getattr(raw_item, "call_id", None)
             name = str(getattr(getattr(item, "agent", None), "name", "") or "")
             tool = getattr(item, "tool_name", None) or name
             self.end_sub_run(str(call_id or ""))
-            self.emit(ToolResult, ev, call_id=str(call_id or ""), name=str(tool), result=item.output)
+            self.emit(ev.ToolResult, event, call_id=str(call_id or ""), name=str(tool), result=item.output)
         else:
-            self.unknown(str(ev.name), ev)
+            self.unknown(str(event.name), event)
 
     def set_final_output(self, value: Any) -> None:
         """Record the run's final output (emitted as :class:`FinalOutput` at the end)."""
@@ -154,7 +141,7 @@ class OpenAIAgentsParser(FrameworkParser):
     def on_close(self) -> None:
         """The stream ended: the final output, then the run end."""
         if self.has_final_output:
-            self.emit(FinalOutput, None, value=self.final_output)
+            self.emit(ev.FinalOutput, None, value=self.final_output)
         self.end_run(status="completed", raw_finish_reason=self._raw_finish, usage=self._usage)
 
 
@@ -165,7 +152,7 @@ def is_openai_agents_run(obj: Any) -> bool:
 
 def from_openai_agents(
     run: Any, *, sub_runs: SubRuns | None = None, **options: Unpack[ParserOptions]
-) -> Stream[BaseEvent]:
+) -> Stream[ev.BaseEvent]:
     """A stream of the events of an OpenAI Agents SDK run: ``run`` is
     ``Runner.run_streamed(agent, input)`` (a ``RunResultStreaming``), or its
     ``stream_events()`` iterator (then no :class:`FinalOutput`). ``options``: ``run_id``,
@@ -174,11 +161,9 @@ def from_openai_agents(
     ``Agent.as_tool(...)`` tools, whose runs then stream inside this one (see the module
     docstring).
 
-    - Emits: each event as soon as the SDK yields the object it comes from.
-    - Completes: after the run end.
-    - Fails: never for an error of the run (an :class:`ErrorEvent` and a failed :class:`RunEnd`).
-    - Cancels: stopping early calls the run's ``cancel()`` (its task is cancelled and its HTTP
-      request closed) and closes the iterator.
+    Emits, completes and fails as every framework adapter (docs/frameworks.md). Cancels:
+    stopping early calls the run's ``cancel()`` (its task is cancelled and its HTTP request
+    closed) and closes the iterator.
     """
     return Stream.defer(_drive, run, options, sub_runs)
 
@@ -193,8 +178,8 @@ async def _drive(run: Any, options: ParserOptions, sub_runs: SubRuns | None) -> 
             result.cancel()
 
     async with aclosing(drive_framework(parser, _Final(source, result, parser), _cancel, sub_runs)) as events:
-        async for ev in events:
-            yield ev
+        async for event in events:
+            yield event
 
 
 class _Final:
@@ -210,7 +195,7 @@ class _Final:
 
     async def _gen(self) -> Any:
         async with aclosing(self._source) as src:
-            async for ev in src:
-                yield ev
+            async for event in src:
+                yield event
         if self._result is not None and self._result.is_complete:
             self._parser.set_final_output(self._result.final_output)

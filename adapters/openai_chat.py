@@ -79,26 +79,13 @@ treated as absent). :func:`parse_chat_sse` and :func:`parse_chat_sdk` are the as
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Any, ClassVar, Unpack
+from typing import Any, ClassVar, Unpack
 
+import streamops.events as ev
 from streamops.errors import StreamFormatError
-from streamops.events import (
-    ErrorEvent,
-    ReasoningDelta,
-    RefusalDelta,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    Usage,
-    UsageEvent,
-)
 
-from ._base import IntCheck, ParserBase, ParserOptions, lenient_int
+from ._base import IntCheck, ParserBase, ParserOptions, count_at, lenient_int
 from ._drive import SSESource, drive_payloads, drive_sse
-
-if TYPE_CHECKING:
-    from streamops.events import Event
 
 __all__ = ["ChatCompletionsParser", "chat_usage", "parse_chat_sdk", "parse_chat_sse"]
 
@@ -121,7 +108,7 @@ _KNOWN_DELTA = frozenset(
 _BLOCK = "choice-0"
 
 
-def chat_usage(u: dict[str, Any], num: IntCheck = lenient_int) -> Usage:
+def chat_usage(u: dict[str, Any], num: IntCheck = lenient_int) -> ev.Usage:
     """Map a Chat Completions ``usage`` object to :class:`Usage`.
 
     ``num(value, where)`` checks each count: by default a value that is not an ``int`` (a
@@ -134,23 +121,17 @@ def chat_usage(u: dict[str, Any], num: IntCheck = lenient_int) -> Usage:
     top-level ``cached_tokens``) -> ``cache_read_tokens``;
     ``prompt_tokens_details.cache_write_tokens`` (OpenRouter) -> ``cache_write_tokens``.
     """
-    pd = u.get("prompt_tokens_details")
-    cd = u.get("completion_tokens_details")
-    cached = num(pd.get("cached_tokens"), "usage.prompt_tokens_details.cached_tokens") if pd else None
-    hit = num(u.get("prompt_cache_hit_tokens"), "usage.prompt_cache_hit_tokens")  # every count is checked
-    top = num(u.get("cached_tokens"), "usage.cached_tokens")
+    cached = count_at(u, "prompt_tokens_details.cached_tokens", num, "usage.")
+    hit = count_at(u, "prompt_cache_hit_tokens", num, "usage.")  # every count is checked
+    top = count_at(u, "cached_tokens", num, "usage.")
     if cached is None:
         cached = hit if hit is not None else top
-    return Usage(
-        input_tokens=num(u.get("prompt_tokens"), "usage.prompt_tokens"),
-        output_tokens=num(u.get("completion_tokens"), "usage.completion_tokens"),
-        reasoning_tokens=num(cd.get("reasoning_tokens"), "usage.completion_tokens_details.reasoning_tokens")
-        if cd
-        else None,
+    return ev.Usage(
+        input_tokens=count_at(u, "prompt_tokens", num, "usage."),
+        output_tokens=count_at(u, "completion_tokens", num, "usage."),
+        reasoning_tokens=count_at(u, "completion_tokens_details.reasoning_tokens", num, "usage."),
         cache_read_tokens=cached,
-        cache_write_tokens=num(pd.get("cache_write_tokens"), "usage.prompt_tokens_details.cache_write_tokens")
-        if pd
-        else None,
+        cache_write_tokens=count_at(u, "prompt_tokens_details.cache_write_tokens", num, "usage."),
     )
 
 
@@ -187,7 +168,7 @@ class ChatCompletionsParser(ParserBase):
         self._calls: dict[int, _Call] = {}
         self._last_call: _Call | None = None
         self._finish_raw: str | None = None
-        self._usage: Usage | None = None
+        self._usage: ev.Usage | None = None
         self._done = False
 
     # ------------------------------------------------------------------ payloads
@@ -225,7 +206,7 @@ class ChatCompletionsParser(ParserBase):
             self.unknown("chunk", payload)
         if usage:
             u = self._usage = chat_usage(usage, self.opt_int)
-            self.emit(UsageEvent, payload, usage=u)
+            self.emit(ev.UsageEvent, payload, usage=u)
         if err or event_type == "error":
             self._error(err if err is not None else payload, payload)
 
@@ -247,17 +228,17 @@ class ChatCompletionsParser(ParserBase):
                 delta.get("reasoning"), "choices[0].delta.reasoning"
             )
             if r:
-                emit(ReasoningDelta, payload, delta=r, block_id=_BLOCK)
+                emit(ev.ReasoningDelta, payload, delta=r, block_id=_BLOCK)
             content = delta.get("content")
             if type(content) is list:
                 self._content_parts(content, payload)
             else:
                 c = text(content, "choices[0].delta.content")
                 if c:
-                    emit(TextDelta, payload, delta=c, block_id=_BLOCK)
+                    emit(ev.TextDelta, payload, delta=c, block_id=_BLOCK)
             rf = text(delta.get("refusal"), "choices[0].delta.refusal")
             if rf:
-                emit(RefusalDelta, payload, delta=rf, block_id=_BLOCK)
+                emit(ev.RefusalDelta, payload, delta=rf, block_id=_BLOCK)
             tcs = delta.get("tool_calls")
             if tcs:
                 self._tool_calls(tcs, payload)
@@ -294,12 +275,12 @@ class ChatCompletionsParser(ParserBase):
             if kind == "text":
                 t = self.text(part.get("text"), "choices[0].delta.content[].text")
                 if t:
-                    emit(TextDelta, payload, delta=t, block_id=_BLOCK)
+                    emit(ev.TextDelta, payload, delta=t, block_id=_BLOCK)
             elif kind == "thinking":
                 inner = part.get("thinking")
                 if type(inner) is str:
                     if inner:
-                        emit(ReasoningDelta, payload, delta=inner, block_id=_BLOCK)
+                        emit(ev.ReasoningDelta, payload, delta=inner, block_id=_BLOCK)
                     continue
                 if type(inner) is not list:
                     self.wrong_type(inner, "choices[0].delta.content[].thinking", "list of content parts")
@@ -308,7 +289,7 @@ class ChatCompletionsParser(ParserBase):
                     if type(sub) is dict and sub.get("type") == "text":
                         t = self.text(sub.get("text"), "choices[0].delta.content[].thinking[].text")
                         if t:
-                            emit(ReasoningDelta, payload, delta=t, block_id=_BLOCK)
+                            emit(ev.ReasoningDelta, payload, delta=t, block_id=_BLOCK)
                     else:
                         self.unknown("delta.content_part", sub)
             else:
@@ -348,7 +329,7 @@ class ChatCompletionsParser(ParserBase):
             if reasoning:
                 rest = value  # not a copy of delta.reasoning: keep everything as sent
             else:
-                self.emit(ReasoningDelta, payload, delta=joined, block_id=_BLOCK)
+                self.emit(ev.ReasoningDelta, payload, delta=joined, block_id=_BLOCK)
         if rest:
             self.unknown("delta.reasoning_details", rest)
 
@@ -383,15 +364,15 @@ class ChatCompletionsParser(ParserBase):
                     call.started = True
                     if not call.call_id:
                         call.call_id = f"call-{idx}"
-                    self.emit(ToolCallStart, payload, call_id=call.call_id, name=call.name, index=idx)
+                    self.emit(ev.ToolCallStart, payload, call_id=call.call_id, name=call.name, index=idx)
                     if call.parts:  # fragments that came before the id/name
-                        self.emit(ToolCallDelta, payload, call_id=call.call_id, delta="".join(call.parts), index=idx)
+                        self.emit(ev.ToolCallDelta, payload, call_id=call.call_id, delta="".join(call.parts), index=idx)
             elif name and not call.name:
                 call.name = name
             if args:
                 call.parts.append(args)
                 if call.started:
-                    self.emit(ToolCallDelta, payload, call_id=call.call_id, delta=args, index=idx)
+                    self.emit(ev.ToolCallDelta, payload, call_id=call.call_id, delta=args, index=idx)
 
     def _end_calls(self) -> None:
         for call in self._calls.values():
@@ -401,9 +382,9 @@ class ChatCompletionsParser(ParserBase):
             if not call.started:
                 call.started = True
                 call.call_id = f"call-{call.index}"
-                self.emit(ToolCallStart, None, call_id=call.call_id, name=call.name, index=call.index)
+                self.emit(ev.ToolCallStart, None, call_id=call.call_id, name=call.name, index=call.index)
             self.emit(
-                ToolCallEnd,
+                ev.ToolCallEnd,
                 None,
                 call_id=call.call_id,
                 name=call.name,
@@ -420,7 +401,7 @@ class ChatCompletionsParser(ParserBase):
             etype, code, message = None, None, err
         error_type = etype if etype else (code if code is not None else "provider_error")
         self.emit(
-            ErrorEvent,
+            ev.ErrorEvent,
             payload,
             error_type=str(error_type),
             message=str(message) if message is not None else "provider error",
@@ -454,7 +435,7 @@ class ChatCompletionsParser(ParserBase):
 
 
 # ---------------------------------------------------------------------- async entry points (see _drive)
-def parse_chat_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
+def parse_chat_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> AsyncGenerator[ev.Event, None]:
     """Parse a Chat Completions SSE body (bytes, in any split) into events.
 
     ``options`` go to :class:`ChatCompletionsParser` (``run_id``, ``agent``, ``keep_raw``,
@@ -465,7 +446,7 @@ def parse_chat_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> Async
     return drive_sse(chunks, "openai-chat", options)
 
 
-def parse_chat_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
+def parse_chat_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[ev.Event, None]:
     """Parse the ``openai`` SDK's async chat stream (``await client.chat.completions.create(...,
     stream=True)``) into events.
 

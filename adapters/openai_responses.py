@@ -69,28 +69,13 @@ an ``ErrorEvent`` with ``on_malformed="event"``.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, Unpack
+from typing import Any, ClassVar, TypeAlias, Unpack
 
+import streamops.events as ev
 from streamops.errors import StreamFormatError
-from streamops.events import (
-    ErrorEvent,
-    FinishReason,
-    ReasoningDelta,
-    RedactedReasoning,
-    RefusalDelta,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    Usage,
-    UsageEvent,
-)
 
-from ._base import IntCheck, ParserBase, ParserOptions, lenient_int
+from ._base import IntCheck, ParserBase, ParserOptions, count_at, lenient_int
 from ._drive import SSESource, drive_payloads, drive_sse
-
-if TYPE_CHECKING:
-    from streamops.events import Event
 
 __all__ = ["ResponsesParser", "parse_responses_sdk", "parse_responses_sse", "responses_usage"]
 
@@ -98,25 +83,17 @@ _TOOL_ITEMS = frozenset({"function_call", "custom_tool_call"})
 _SILENT_ITEMS = frozenset({"message", "reasoning"})
 
 
-def responses_usage(u: dict[str, Any], num: IntCheck = lenient_int) -> Usage:
+def responses_usage(u: dict[str, Any], num: IntCheck = lenient_int) -> ev.Usage:
     """Map a Responses ``usage`` object to :class:`Usage` (``input_tokens``, ``output_tokens``,
     ``output_tokens_details.reasoning_tokens``, ``input_tokens_details.cached_tokens`` and
     ``cache_write_tokens``). ``num(value, where)`` checks each count (see
     :func:`~streamops.adapters.openai_chat.chat_usage`)."""
-    idt = u.get("input_tokens_details")
-    odt = u.get("output_tokens_details")
-    return Usage(
-        input_tokens=num(u.get("input_tokens"), "response.usage.input_tokens"),
-        output_tokens=num(u.get("output_tokens"), "response.usage.output_tokens"),
-        reasoning_tokens=num(odt.get("reasoning_tokens"), "response.usage.output_tokens_details.reasoning_tokens")
-        if odt
-        else None,
-        cache_read_tokens=num(idt.get("cached_tokens"), "response.usage.input_tokens_details.cached_tokens")
-        if idt
-        else None,
-        cache_write_tokens=num(idt.get("cache_write_tokens"), "response.usage.input_tokens_details.cache_write_tokens")
-        if idt
-        else None,
+    return ev.Usage(
+        input_tokens=count_at(u, "input_tokens", num, "response.usage."),
+        output_tokens=count_at(u, "output_tokens", num, "response.usage."),
+        reasoning_tokens=count_at(u, "output_tokens_details.reasoning_tokens", num, "response.usage."),
+        cache_read_tokens=count_at(u, "input_tokens_details.cached_tokens", num, "response.usage."),
+        cache_write_tokens=count_at(u, "input_tokens_details.cache_write_tokens", num, "response.usage."),
     )
 
 
@@ -203,20 +180,14 @@ class ResponsesParser(ParserBase):
         item = p["item"]
         itype = item.get("type")
         if itype in _TOOL_ITEMS:
-            key = self._item_key(item, "response.output_item.added.item")
-            if key is None:
-                return
-            call = self._call_for(key, self.opt_int(p.get("output_index"), "output_index"))
-            if call.started:
-                return  # a repeated added event
+            call = self._item_call(item, p, "response.output_item.added.item")
+            if call is None or call.started:
+                return  # reported, or a repeated added event
             self._start_call(call, item, p)
-            if itype == "function_call":
-                args = self.text(item.get("arguments"), "response.output_item.added.item.arguments")
-            else:
-                args = self.text(item.get("input"), "response.output_item.added.item.input")
+            args = self._item_args(item, "response.output_item.added.item")
             if args:
                 call.parts.append(args)
-                self.emit(ToolCallDelta, p, call_id=call.call_id, delta=args, index=call.index)
+                self.emit(ev.ToolCallDelta, p, call_id=call.call_id, delta=args, index=call.index)
         elif itype not in _SILENT_ITEMS:
             self.unknown(p.get("type"), p)
 
@@ -232,6 +203,20 @@ class ResponsesParser(ParserBase):
         else:
             self.wrong_type(cid, where + ".call_id", "string")
         return None
+
+    def _item_call(self, item: dict[str, Any], p: dict[str, Any], where: str) -> _Call | None:
+        """The call of a tool item of an ``output_item`` event (made on first sight), by
+        :meth:`_item_key`; ``None`` when the key is of the wrong type (reported)."""
+        key = self._item_key(item, where)
+        if key is None:
+            return None
+        return self._call_for(key, self.opt_int(p.get("output_index"), "output_index"))
+
+    def _item_args(self, item: dict[str, Any], where: str) -> str | None:
+        """A tool item's arguments (checked): a function call's ``arguments``, a custom tool
+        call's ``input``."""
+        key = "arguments" if item.get("type") == "function_call" else "input"
+        return self.text(item.get(key), f"{where}.{key}")
 
     def _call_for(self, item_id: str, index: int | None) -> _Call:
         call = self._calls.get(item_id)
@@ -250,9 +235,9 @@ class ResponsesParser(ParserBase):
         if not call.call_id:
             call.call_id = f"call-{call.index}"
         call.started = True
-        self.emit(ToolCallStart, raw, call_id=call.call_id, name=call.name, index=call.index)
+        self.emit(ev.ToolCallStart, raw, call_id=call.call_id, name=call.name, index=call.index)
         if call.parts:  # fragments that came before the call's item (resumed stream)
-            self.emit(ToolCallDelta, raw, call_id=call.call_id, delta="".join(call.parts), index=call.index)
+            self.emit(ev.ToolCallDelta, raw, call_id=call.call_id, delta="".join(call.parts), index=call.index)
 
     def _args_delta(self, p: dict[str, Any]) -> None:
         item_id = self.text(p.get("item_id"), "item_id")
@@ -264,7 +249,7 @@ class ResponsesParser(ParserBase):
         if d:
             call.parts.append(d)
             if call.started:
-                self.emit(ToolCallDelta, p, call_id=call.call_id, delta=d, index=call.index)
+                self.emit(ev.ToolCallDelta, p, call_id=call.call_id, delta=d, index=call.index)
         # else: a resumed stream joined after the item was added; wait for its call_id
 
     def _args_done(self, p: dict[str, Any]) -> None:
@@ -290,16 +275,15 @@ class ResponsesParser(ParserBase):
         call.ended = True
         if type(args) is not str:
             args = "".join(call.parts)
-        self.emit(ToolCallEnd, raw, call_id=call.call_id, name=call.name, arguments=args, index=call.index)
+        self.emit(ev.ToolCallEnd, raw, call_id=call.call_id, name=call.name, arguments=args, index=call.index)
 
     def _item_done(self, p: dict[str, Any]) -> None:
         item = p["item"]
         itype = item.get("type")
         if itype in _TOOL_ITEMS:
-            key = self._item_key(item, "response.output_item.done.item")
-            if key is None:
+            call = self._item_call(item, p, "response.output_item.done.item")
+            if call is None:
                 return
-            call = self._call_for(key, self.opt_int(p.get("output_index"), "output_index"))
             if not call.started:
                 call.parts = []  # the item holds the whole arguments
                 self._start_call(call, item, p)
@@ -307,15 +291,11 @@ class ResponsesParser(ParserBase):
                 name = self.text(item.get("name"), "item.name")
                 if name:
                     call.name = name
-            if itype == "function_call":
-                args = self.text(item.get("arguments"), "response.output_item.done.item.arguments")
-            else:
-                args = self.text(item.get("input"), "response.output_item.done.item.input")
-            self._end_call(call, args, p)
+            self._end_call(call, self._item_args(item, "response.output_item.done.item"), p)
         elif itype == "reasoning":
             enc = self.text(item.get("encrypted_content"), "item.encrypted_content")
             if enc:
-                self.emit(RedactedReasoning, p, data=enc, block_id=self.text(item.get("id"), "item.id"))
+                self.emit(ev.RedactedReasoning, p, data=enc, block_id=self.text(item.get("id"), "item.id"))
         elif itype != "message":
             self.unknown(p.get("type"), p)
 
@@ -339,10 +319,10 @@ class ResponsesParser(ParserBase):
         usage = None
         if u:
             usage = responses_usage(u, self.opt_int)
-            self.emit(UsageEvent, p, usage=usage)
+            self.emit(ev.UsageEvent, p, usage=usage)
         status = self.text(resp.get("status"), "response.status") or str(p["type"]).removeprefix("response.")
         raw_reason = status
-        finish: FinishReason | None = None
+        finish: ev.FinishReason | None = None
         if status == "incomplete":
             details = resp.get("incomplete_details")
             reason = self.text(details.get("reason"), "response.incomplete_details.reason") if details else None
@@ -358,7 +338,7 @@ class ResponsesParser(ParserBase):
             err = {"code": p.get("code"), "message": p.get("message")}
         etype, message, code = _err_fields(err)
         self._errored = (code or etype, message)
-        self.emit(ErrorEvent, p, error_type=etype, message=message, code=code)
+        self.emit(ev.ErrorEvent, p, error_type=etype, message=message, code=code)
 
     def _failed(self, p: dict[str, Any]) -> None:
         resp = p.get("response") or {}
@@ -366,13 +346,13 @@ class ResponsesParser(ParserBase):
         if err:
             etype, message, code = _err_fields(err)
             if self._errored != (code or etype, message):
-                self.emit(ErrorEvent, p, error_type=etype, message=message, code=code)
+                self.emit(ev.ErrorEvent, p, error_type=etype, message=message, code=code)
         elif self._errored is None:
-            self.emit(ErrorEvent, p, error_type="response_failed", message="the response failed")
+            self.emit(ev.ErrorEvent, p, error_type="response_failed", message="the response failed")
         u = resp.get("usage")
         usage = responses_usage(u, self.opt_int) if u else None
         if usage is not None:
-            self.emit(UsageEvent, p, usage=usage)
+            self.emit(ev.UsageEvent, p, usage=usage)
         self.end_run(status="failed", raw_finish_reason="failed", finish_reason="error", usage=usage, raw=p)
 
     # ------------------------------------------------------------------ end
@@ -396,7 +376,7 @@ _Handler: TypeAlias = Callable[[ResponsesParser, dict[str, Any]], None]
 
 
 def _delta_handler(
-    cls: type[TextDelta | RefusalDelta | ReasoningDelta], etype: str, index_key: str, infix: str = ""
+    cls: type[ev.TextDelta | ev.RefusalDelta | ev.ReasoningDelta], etype: str, index_key: str, infix: str = ""
 ) -> _Handler:
     """The handler of a text-like ``*.delta`` event of type ``etype``: a ``cls`` event of the
     non-empty ``delta``, ``block_id`` ``"<item_id>:<infix><index_key's value>"``. A ``delta``,
@@ -418,12 +398,14 @@ def _delta_handler(
 
 
 _HANDLERS: dict[str, _Handler] = {
-    "response.output_text.delta": _delta_handler(TextDelta, "response.output_text.delta", "content_index"),
-    "response.refusal.delta": _delta_handler(RefusalDelta, "response.refusal.delta", "content_index"),
+    "response.output_text.delta": _delta_handler(ev.TextDelta, "response.output_text.delta", "content_index"),
+    "response.refusal.delta": _delta_handler(ev.RefusalDelta, "response.refusal.delta", "content_index"),
     "response.reasoning_summary_text.delta": _delta_handler(
-        ReasoningDelta, "response.reasoning_summary_text.delta", "summary_index", "summary:"
+        ev.ReasoningDelta, "response.reasoning_summary_text.delta", "summary_index", "summary:"
     ),
-    "response.reasoning_text.delta": _delta_handler(ReasoningDelta, "response.reasoning_text.delta", "content_index"),
+    "response.reasoning_text.delta": _delta_handler(
+        ev.ReasoningDelta, "response.reasoning_text.delta", "content_index"
+    ),
     "response.function_call_arguments.delta": ResponsesParser._args_delta,
     "response.function_call_arguments.done": ResponsesParser._args_done,
     "response.custom_tool_call_input.delta": ResponsesParser._args_delta,
@@ -450,7 +432,7 @@ _HANDLERS: dict[str, _Handler] = {
 """Payload ``type`` -> handler; any other type becomes a :class:`RawEvent`."""
 
 
-def parse_responses_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
+def parse_responses_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> AsyncGenerator[ev.Event, None]:
     """Parse a Responses SSE body (bytes, in any split) into events.
 
     ``options`` go to :class:`ResponsesParser` (``run_id``, ``agent``, ``keep_raw``,
@@ -460,7 +442,7 @@ def parse_responses_sse(chunks: SSESource, **options: Unpack[ParserOptions]) -> 
     return drive_sse(chunks, "openai-responses", options)
 
 
-def parse_responses_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[Event, None]:
+def parse_responses_sdk(stream: Any, **options: Unpack[ParserOptions]) -> AsyncGenerator[ev.Event, None]:
     """Parse the ``openai`` SDK's async Responses stream (``await client.responses.create(...,
     stream=True)``, or the stream of ``client.responses.stream(...)``) into events.
 

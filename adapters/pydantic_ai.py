@@ -47,18 +47,8 @@ from typing import Any, ClassVar, Unpack
 
 import anyio
 
+import streamops.events as ev
 from streamops._stream import Stream
-from streamops.events import (
-    BaseEvent,
-    FinalOutput,
-    ReasoningDelta,
-    ReasoningSignature,
-    TextDelta,
-    ToolError,
-    ToolResult,
-    Usage,
-    UsageEvent,
-)
 
 from ._base import ParserOptions
 from ._framework import FrameworkParser, SubRuns, args_text, drive_framework
@@ -80,85 +70,83 @@ class PydanticAIParser(FrameworkParser):
         super().__init__(**options)
         self._parts: dict[int, tuple[str, str, str]] = {}  # index -> (kind, call_id / block_id, name)
 
-    def on_payload(self, event_type: str | None, ev: Any) -> None:
+    def on_payload(self, event_type: str | None, event: Any) -> None:
         """Map one pydantic-ai event."""
-        if not self.started:
-            self.started = True
-            self.start_run(None, None, None, "model", "run_id")
-        name = type(ev).__name__
+        self.start_once()
+        name = type(event).__name__
         if name in _PART_EVENTS:
-            self.open_step(ev)
+            self.open_step(event)
             if name == "PartStartEvent":
-                self._part_start(ev)
+                self._part_start(event)
             elif name == "PartDeltaEvent":
-                self._part_delta(ev)
+                self._part_delta(event)
             elif name == "PartEndEvent":
-                self._part_end(ev)
+                self._part_end(event)
             else:
-                self.unknown("FinalResultEvent", ev)
+                self.unknown("FinalResultEvent", event)
             return
-        self.close_step(ev)
+        self.close_step(event)
         if name == "FunctionToolCallEvent":
-            part = ev.part
-            self.call_end(ev, part.tool_call_id, part.tool_name, part.args_as_json_str())
+            part = event.part
+            self.call_end(event, part.tool_call_id, part.tool_name, part.args_as_json_str())
         elif name == "FunctionToolResultEvent":
-            self._tool_result(ev)
+            self._tool_result(event)
         elif name == "AgentRunResultEvent":
-            self._result(ev)
+            self._result(event)
         else:
-            self.unknown(name, ev)
+            self.unknown(name, event)
 
-    def _part_start(self, ev: Any) -> None:
-        part = ev.part
+    def _part_start(self, event: Any) -> None:
+        part = event.part
         kind = type(part).__name__
-        index: int = ev.index
+        index: int = event.index
         if kind == "TextPart":
             bid = f"{self.step}:{index}"
             self._parts[index] = ("text", bid, "")
             if part.content:
-                self.emit(TextDelta, ev, delta=part.content, block_id=bid)
+                self.emit(ev.TextDelta, event, delta=part.content, block_id=bid)
         elif kind == "ThinkingPart":
             bid = f"{self.step}:{index}"
             self._parts[index] = ("thinking", bid, "")
             if part.content:
-                self.emit(ReasoningDelta, ev, delta=part.content, block_id=bid)
+                self.emit(ev.ReasoningDelta, event, delta=part.content, block_id=bid)
         elif kind == "ToolCallPart":
             self._parts[index] = ("tool", part.tool_call_id, part.tool_name)
-            self.call_start(ev, part.tool_call_id, part.tool_name, index)
-            self.call_delta(ev, part.tool_call_id, args_text(part.args), index)
+            self.call_start(event, part.tool_call_id, part.tool_name, index)
+            self.call_delta(event, part.tool_call_id, args_text(part.args), index)
         else:
             self._parts[index] = ("other", "", "")
-            self.unknown("PartStartEvent", ev)
+            self.unknown("PartStartEvent", event)
 
-    def _part_delta(self, ev: Any) -> None:
-        d = ev.delta
+    def _part_delta(self, event: Any) -> None:
+        d = event.delta
         kind = type(d).__name__
-        info = self._parts.get(ev.index)
+        info = self._parts.get(event.index)
         if kind == "TextPartDelta" and info is not None:
             if d.content_delta:
-                self.emit(TextDelta, ev, delta=d.content_delta, block_id=info[1])
+                self.emit(ev.TextDelta, event, delta=d.content_delta, block_id=info[1])
         elif kind == "ThinkingPartDelta" and info is not None:
             if d.content_delta:
-                self.emit(ReasoningDelta, ev, delta=d.content_delta, block_id=info[1])
+                self.emit(ev.ReasoningDelta, event, delta=d.content_delta, block_id=info[1])
         elif kind == "ToolCallPartDelta" and info is not None and info[0] == "tool":
-            self.call_delta(ev, info[1], args_text(d.args_delta), ev.index)
+            self.call_delta(event, info[1], args_text(d.args_delta), event.index)
         else:
-            self.unknown("PartDeltaEvent", ev)
+            self.unknown("PartDeltaEvent", event)
 
-    def _part_end(self, ev: Any) -> None:
-        part = ev.part
+    def _part_end(self, event: Any) -> None:
+        part = event.part
         kind = type(part).__name__
-        info = self._parts.pop(ev.index, None)
+        info = self._parts.pop(event.index, None)
         if kind == "ToolCallPart":
             streamed = bool(self.call_parts.get(part.tool_call_id))
             args = None if streamed else part.args_as_json_str()
-            self.call_end(ev, part.tool_call_id, part.tool_name, args, ev.index)
+            self.call_end(event, part.tool_call_id, part.tool_name, args, event.index)
         elif kind == "ThinkingPart" and part.signature:
-            bid = info[1] if info is not None else f"{self.step}:{ev.index}"
-            self.emit(ReasoningSignature, ev, signature=part.signature, block_id=bid)
+            bid = info[1] if info is not None else f"{self.step}:{event.index}"
+            self.emit(ev.ReasoningSignature, event, signature=part.signature, block_id=bid)
 
-    def _tool_result(self, ev: Any) -> None:
-        part = getattr(ev, "part", None) or ev.result
+    def _tool_result(self, event: Any) -> None:
+        part = getattr(event, "part", None) or event.result
         outcome = getattr(part, "outcome", "success")
         self.end_sub_run(str(part.tool_call_id))
         if type(part).__name__ == "RetryPromptPart" or outcome != "success":
@@ -166,30 +154,30 @@ class PydanticAIParser(FrameworkParser):
             message = content if isinstance(content, str) else args_text(content)
             error_type = "retried" if outcome == "success" else outcome
             name = part.tool_name or ""
-            self.emit(ToolError, ev, call_id=part.tool_call_id, name=name, message=message, error_type=error_type)
+            self.emit(ev.ToolError, event, call_id=part.tool_call_id, name=name, message=message, error_type=error_type)
         else:
-            self.emit(ToolResult, ev, call_id=part.tool_call_id, name=part.tool_name, result=part.content)
+            self.emit(ev.ToolResult, event, call_id=part.tool_call_id, name=part.tool_name, result=part.content)
 
-    def _result(self, ev: Any) -> None:
-        result = ev.result
+    def _result(self, event: Any) -> None:
+        result = event.result
         u = result.usage
         details = getattr(u, "details", None) or {}
-        usage = Usage(
+        usage = ev.Usage(
             input_tokens=u.input_tokens,
             output_tokens=u.output_tokens,
             reasoning_tokens=details.get("reasoning_tokens"),
             cache_read_tokens=u.cache_read_tokens,
             cache_write_tokens=u.cache_write_tokens,
         )
-        self.emit(UsageEvent, u, usage=usage)
-        self.emit(FinalOutput, ev, value=result.output)
+        self.emit(ev.UsageEvent, u, usage=usage)
+        self.emit(ev.FinalOutput, event, value=result.output)
         raw_finish: str | None = None
         for msg in reversed(result.all_messages()):
             if type(msg).__name__ == "ModelResponse":
                 raw_finish = msg.finish_reason
                 break
         finish = _FINISH.get(raw_finish, raw_finish) if raw_finish is not None else None
-        self.end_run(raw_finish_reason=raw_finish, finish_reason=finish, usage=usage, raw=ev)  # type: ignore[arg-type]
+        self.end_run(raw_finish_reason=raw_finish, finish_reason=finish, usage=usage, raw=event)  # type: ignore[arg-type]
 
 
 def is_pydantic_ai_run(obj: Any) -> bool:
@@ -200,7 +188,7 @@ def is_pydantic_ai_run(obj: Any) -> bool:
 
 def from_pydantic_ai(
     run: Any, *, sub_runs: SubRuns | None = None, **options: Unpack[ParserOptions]
-) -> Stream[BaseEvent]:
+) -> Stream[ev.BaseEvent]:
     """A stream of the events of a pydantic-ai run.
 
     ``run`` is ``agent.run_stream_events(prompt, ...)`` (the context manager: the stream
@@ -210,11 +198,9 @@ def from_pydantic_ai(
     ``pydantic_ai(ctx)`` handler the run's tools give to the agents they run, whose runs then
     stream inside this one (see the module docstring).
 
-    - Emits: each event as soon as pydantic-ai yields the object it comes from.
-    - Completes: after the run end.
-    - Fails: never for an error of the run (an :class:`ErrorEvent` and a failed
-      :class:`RunEnd`); ``TypeError`` at the first pull if ``run`` is none of the above.
-    - Cancels: stopping early cancels the pydantic-ai run (``cancel()``, then ``aclose()``).
+    Emits, completes and fails as every framework adapter (docs/frameworks.md), and with
+    ``TypeError`` at the first pull if ``run`` is none of the above. Cancels: stopping early
+    cancels the pydantic-ai run (``cancel()``, then ``aclose()``).
     """
     return Stream.defer(_drive, run, options, sub_runs)
 
@@ -240,8 +226,8 @@ async def _drive(run: Any, options: ParserOptions, sub_runs: SubRuns | None) -> 
                     await r
 
         async with aclosing(drive_framework(parser, run, _cancel, sub_runs)) as events:
-            async for ev in events:
-                yield ev
+            async for event in events:
+                yield event
     finally:
         if cm is not None:
             with anyio.CancelScope(shield=True):

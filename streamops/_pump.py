@@ -4,33 +4,28 @@ Wrapping ``anext()`` in a timeout cancels the pull that is in flight: the async 
 being pulled is then finished and its pending item lost. A pump pulls the source in a task of
 the current host (see :mod:`streamops._host`) and parks each item in a small buffer; the
 consumer waits on the buffer, and a wait that times out loses nothing, because the item stays
-where it is until the next :meth:`Pump.get`.
+where it is until the next :meth:`Pump.get`. :func:`pump_timed` is the loop of the operators
+built on it that hold items until a deadline.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._host import current_host
+from ._stream import Marker
 
 if TYPE_CHECKING:
     import anyio
 
-__all__ = ["TIMED_OUT", "Pump"]
+__all__ = ["TIMED_OUT", "Pump", "TimedBind", "pump_timed"]
 
 T = TypeVar("T")
 
 
-class _TimedOut:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "TIMED_OUT"
-
-
-TIMED_OUT: Final = _TimedOut()
+TIMED_OUT: Final = Marker("TIMED_OUT")
 """Returned by :meth:`Pump.get` when the deadline passed before an item arrived."""
 
 
@@ -117,7 +112,7 @@ class Pump(Generic[T]):
             finally:
                 self._closed.set()
 
-    async def get(self, deadline: float | None = None) -> T | _TimedOut:
+    async def get(self, deadline: float | None = None) -> T | Marker:
         """The next item; see the class docstring."""
         import anyio
 
@@ -159,3 +154,49 @@ class Pump(Generic[T]):
         self._scope.cancel()
         with anyio.CancelScope(shield=True):
             await self._closed.wait()
+
+
+U = TypeVar("U")
+
+TimedBind = Callable[[list[U]], tuple[Callable[[Any], float | None], Callable[[], None]]]
+"""``bind(out)`` of :func:`pump_timed`: the ``(step, finish)`` of one iteration, which put what
+goes out in ``out``."""
+
+
+async def pump_timed(source: AsyncIterable[Any], operator: str, bind: TimedBind[U]) -> AsyncGenerator[U, None]:
+    """The loop of an operator that reads ``source`` through a :class:`Pump` and acts on time
+    (``debounce``, ``throttle``, ``smooth(max_delay=...)``).
+
+    ``bind(out)`` is called once per iteration and gives ``(step, finish)``: ``step(item)`` is
+    told each item of ``source``, or :data:`TIMED_OUT` once the deadline it last returned has
+    passed, and returns the next deadline (an ``anyio.current_time()`` value in seconds, or
+    ``None``: wait for the next item however long it takes); ``finish()`` is told when
+    ``source`` ends or fails (before its error is re-raised). Both put what goes out in
+    ``out``, which is emitted after each call. The pump is closed however the loop ends.
+    """
+    out: list[U] = []
+    step, finish = bind(out)
+    pump: Pump[Any] = Pump(source, operator)
+    pump.start()
+    deadline: float | None = None
+    try:
+        while True:
+            try:
+                x = await pump.get(deadline)
+            except StopAsyncIteration:
+                break
+            except Exception:
+                finish()  # what is held goes out before the source's error
+                for y in out:
+                    yield y
+                raise
+            deadline = step(x)
+            if out:
+                for y in out:
+                    yield y
+                out.clear()
+        finish()
+        for y in out:
+            yield y
+    finally:
+        await pump.aclose()

@@ -86,14 +86,20 @@ def _noop() -> None:
     return None
 
 
-class _Skip:
-    __slots__ = ()
+class Marker:
+    """A marker object (:data:`SKIP`, :data:`streamops._pump.TIMED_OUT`): compared by identity,
+    shown by its name."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
 
     def __repr__(self) -> str:
-        return "SKIP"
+        return self._name
 
 
-SKIP: Any = _Skip()
+SKIP: Any = Marker("SKIP")
 """Returned by a stage's ``step`` function to emit nothing for this input."""
 
 

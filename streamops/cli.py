@@ -201,6 +201,15 @@ AgentOption = Annotated[
 ]
 """``--agent`` of ``serve`` and ``worker``: see ``streamops.serve.dispatch.load_agent_factory``."""
 
+WorkersOption = Annotated[int, typer.Option(min=1, max=16, help="Local model instances: local generations at once.")]
+"""``--workers`` of ``serve`` and ``worker`` (each gives its own default)."""
+
+MaxTokensOption = Annotated[int, typer.Option(min=1, help="max_tokens when a request gives none.")]
+"""``--max-tokens`` of ``serve`` and ``worker``."""
+
+_REDIS_URLS = ("redis://", "rediss://", "unix://")
+"""What a Redis URL starts with (``--store`` of ``serve --dispatch`` and ``worker``)."""
+
 
 @app.command()
 def run(
@@ -384,10 +393,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
     model: ModelOption = None,
-    workers: Annotated[
-        int, typer.Option(min=1, max=16, help="Local model instances: local generations at once.")
-    ] = 2,
-    max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens when a request gives none.")] = 256,
+    workers: WorkersOption = 2,
+    max_tokens: MaxTokensOption = 256,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
     store: Annotated[
         str | None,
@@ -441,7 +448,7 @@ def serve(
     except ImportError as exc:
         _fail(f"the server needs the server extra (pip install 'streamops[server]'): {exc}")
         return
-    if dispatch and not (store or "").startswith(("redis://", "rediss://", "unix://")):
+    if dispatch and not (store or "").startswith(_REDIS_URLS):
         _fail("--dispatch needs --store redis://HOST:PORT/DB: the workers take the runs from that Redis")
         return
     factory: Any = None
@@ -453,22 +460,19 @@ def serve(
         except ValueError as exc:
             _fail(str(exc))
             return
-    limits: dict[str, Any] = {
+    options: dict[str, Any] = {  # create_app's, and (with agent) app_from_env's for --processes
+        "model": model,
+        "workers": workers,
+        "default_max_tokens": max_tokens,
+        "store": store,
+        "dispatch": dispatch,
         "max_runs": max_runs,
         "max_body_bytes": max_body_bytes,
         "body_timeout": body_timeout,
         "max_output_tokens": max_output_tokens,
     }
     try:
-        application = create_app(
-            model=model,
-            workers=workers,
-            default_max_tokens=max_tokens,
-            store=store,
-            dispatch=dispatch,
-            agent_factory=factory,
-            **limits,
-        )
+        application = create_app(**options, agent_factory=factory)
     except (OSError, ValueError) as exc:
         _fail(f"cannot set up the model {model!r}: {exc}")
         return
@@ -481,9 +485,7 @@ def serve(
 
         from streamops.serve.app import SERVE_ENV
 
-        options = {"model": model, "workers": workers, "default_max_tokens": max_tokens, "store": store, **limits}
-        options.update(dispatch=dispatch, agent=agent)
-        os.environ[SERVE_ENV] = json.dumps(options)
+        os.environ[SERVE_ENV] = json.dumps({**options, "agent": agent})
         os.environ[HEAD_TIMEOUT_ENV] = repr(head_timeout)
         app_factory = "streamops.serve.app:app_from_env"
         uvicorn.run(
@@ -512,13 +514,11 @@ def worker(
     store: Annotated[str, typer.Option(help="The Redis run store and request queue: redis://HOST:PORT/DB.")],
     model: ModelOption = None,
     agent: AgentOption = None,
-    workers: Annotated[
-        int, typer.Option(min=1, max=16, help="Local model instances: local generations at once.")
-    ] = 1,
+    workers: WorkersOption = 1,
     concurrency: Annotated[
         int | None, typer.Option(min=1, max=1024, help="Runs at once (default: --workers).")
     ] = None,
-    max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens when a request gives none.")] = 256,
+    max_tokens: MaxTokensOption = 256,
     min_idle: Annotated[
         float,
         typer.Option(min=0.1, help="Seconds without a worker's heartbeat before its request is taken over."),
@@ -545,7 +545,7 @@ def worker(
     """
     import signal
 
-    if not store.startswith(("redis://", "rediss://", "unix://")):
+    if not store.startswith(_REDIS_URLS):
         _fail(f"--store must be a Redis URL (redis://HOST:PORT/DB), got {store!r}")
         return
     try:

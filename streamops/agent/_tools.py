@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._host import TaskHostRequired, current_host
@@ -120,26 +121,24 @@ _FOLDED = (*TOOL_CALL_EVENTS, ErrorEvent, RunEnd)
 """The events :func:`run_tools` folds: the calls, and what says the response failed."""
 
 
+@dataclass(slots=True, eq=False)
 class _Calls:
     """The calls of one response in progress: their tasks, cancel scopes and mailbox."""
 
-    def __init__(
-        self,
-        tools: Mapping[str, Tool[Any]],
-        timeout: float | None,
-        control: ToolControl | None,
-        calls: list[ToolCall],
-        last: BaseEvent,
-    ) -> None:
-        self.tools = tools
-        self.timeout = timeout
-        self.control = control
-        self.calls = calls
-        self.last = last
-        self.seq = last.seq
-        self.box = Mailbox()
-        self.scopes: list[anyio.CancelScope] = []
-        self.done: anyio.Event | None = None
+    tools: Mapping[str, Tool[Any]]
+    timeout: float | None
+    control: ToolControl | None
+    calls: list[ToolCall]
+    last: BaseEvent
+    """The response's last event: the envelope of the events the calls give."""
+    seq: int = field(init=False)
+    """The ``seq`` of the last event made (starts at ``last.seq``)."""
+    box: Mailbox = field(init=False, default_factory=Mailbox)
+    scopes: list[anyio.CancelScope] = field(init=False, default_factory=list)
+    done: anyio.Event | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.seq = self.last.seq
 
     def make(self, cls: type[BaseEvent], **fields: Any) -> Any:
         self.seq += 1

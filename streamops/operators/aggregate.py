@@ -7,31 +7,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import streamops.events as ev
+
 from .._stream import End, Push, Stage, Stream
-from ..events import (
-    BaseEvent,
-    ErrorEvent,
-    FinishReason,
-    ReasoningDelta,
-    ReasoningSignature,
-    RedactedReasoning,
-    RefusalDelta,
-    RunEnd,
-    RunStart,
-    RunStatus,
-    StepEnd,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    ToolError,
-    ToolResult,
-    Usage,
-    UsageEvent,
-)
 
 __all__ = ["Accumulator", "ErrorInfo", "Message", "ToolCall", "accumulate", "assemble"]
 
@@ -72,22 +53,22 @@ class Message:
     """All refusal deltas concatenated; ``None`` when there were none."""
     tool_calls: list[ToolCall] = field(default_factory=list)
     """Tool calls in order of first appearance, keyed by ``call_id``."""
-    tool_results: dict[str, ToolResult | ToolError] = field(default_factory=dict)
+    tool_results: dict[str, ev.ToolResult | ev.ToolError] = field(default_factory=dict)
     """Tool results and tool errors keyed by ``call_id`` (agent runs)."""
     reasoning_signatures: list[str] = field(default_factory=list)
     """Signatures of reasoning blocks, in order."""
     redacted_reasoning: list[str] = field(default_factory=list)
     """Encrypted reasoning payloads, in order."""
-    finish_reason: FinishReason | None = None
+    finish_reason: ev.FinishReason | None = None
     """Normalized finish reason of the last step/run end that gave one."""
     raw_finish_reason: str | None = None
     """The provider's own finish reason."""
-    usage: Usage | None = None
+    usage: ev.Usage | None = None
     """Usage: the run end's figure if it has one, else cumulative reports overlaid and
     incremental ones added."""
     error: ErrorInfo | None = None
     """The last error event, if any."""
-    status: RunStatus | None = None
+    status: ev.RunStatus | None = None
     """The run end's status; ``None`` when the stream ended without a run end."""
     run_id: str = ""
     """The run's id."""
@@ -100,7 +81,7 @@ class Message:
 
     def summary(self) -> dict[str, Any]:
         """The message as the JSON object ``streamops replay --summary`` prints."""
-        u = self.usage or Usage()
+        u = self.usage or ev.Usage()
         return {
             "text": self.text,
             "reasoning": self.reasoning,
@@ -136,54 +117,54 @@ class Accumulator:
         self._reasoning: list[str] | None = None
         self._refusal: list[str] | None = None
         self._calls: dict[str, tuple[ToolCall, list[str]]] = {}
-        self._usage: Usage | None = None
-        self._end_usage: Usage | None = None
+        self._usage: ev.Usage | None = None
+        self._end_usage: ev.Usage | None = None
 
     def add(self, event: Any) -> None:
         """Fold one event in."""
         m = self._msg
-        if isinstance(event, TextDelta):
+        if isinstance(event, ev.TextDelta):
             self._text.append(event.delta)
-        elif isinstance(event, ToolCallDelta):
+        elif isinstance(event, ev.ToolCallDelta):
             self._call(event.call_id, "", event.index)[1].append(event.delta)
-        elif isinstance(event, ReasoningDelta):
+        elif isinstance(event, ev.ReasoningDelta):
             if self._reasoning is None:
                 self._reasoning = []
             self._reasoning.append(event.delta)
-        elif isinstance(event, ToolCallStart):
+        elif isinstance(event, ev.ToolCallStart):
             call = self._call(event.call_id, event.name, event.index)[0]
             if event.name:
                 call.name = event.name
-        elif isinstance(event, ToolCallEnd):
+        elif isinstance(event, ev.ToolCallEnd):
             call, parts = self._call(event.call_id, event.name, event.index)
             if event.name:
                 call.name = event.name
             parts[:] = [event.arguments]
-        elif isinstance(event, RefusalDelta):
+        elif isinstance(event, ev.RefusalDelta):
             if self._refusal is None:
                 self._refusal = []
             self._refusal.append(event.delta)
-        elif isinstance(event, UsageEvent):
+        elif isinstance(event, ev.UsageEvent):
             self._usage = event.folded(self._usage)
-        elif isinstance(event, (ToolResult, ToolError)):
+        elif isinstance(event, (ev.ToolResult, ev.ToolError)):
             m.tool_results[event.call_id] = event
-        elif isinstance(event, ReasoningSignature):
+        elif isinstance(event, ev.ReasoningSignature):
             m.reasoning_signatures.append(event.signature)
-        elif isinstance(event, RedactedReasoning):
+        elif isinstance(event, ev.RedactedReasoning):
             m.redacted_reasoning.append(event.data)
-        elif isinstance(event, ErrorEvent):
+        elif isinstance(event, ev.ErrorEvent):
             m.error = ErrorInfo(type=event.error_type, message=event.message)
-        elif isinstance(event, StepEnd):
+        elif isinstance(event, ev.StepEnd):
             if event.finish_reason is not None:
                 m.finish_reason = event.finish_reason
             if event.raw_finish_reason is not None:
                 m.raw_finish_reason = event.raw_finish_reason
-        elif isinstance(event, RunStart):
+        elif isinstance(event, ev.RunStart):
             m.run_id = event.run_id
             m.agent = event.agent
             m.model = event.model
             m.response_id = event.response_id
-        elif isinstance(event, RunEnd):
+        elif isinstance(event, ev.RunEnd):
             m.status = event.status
             if event.finish_reason is not None:
                 m.finish_reason = event.finish_reason
@@ -191,7 +172,7 @@ class Accumulator:
                 m.raw_finish_reason = event.raw_finish_reason
             if event.usage is not None:
                 self._end_usage = event.usage
-        if isinstance(event, BaseEvent) and not m.run_id:
+        if isinstance(event, ev.BaseEvent) and not m.run_id:
             m.run_id = event.run_id
             m.agent = event.agent
 
@@ -211,7 +192,8 @@ class Accumulator:
         usage = self._usage
         if self._end_usage is not None:
             usage = self._end_usage if usage is None else usage.merged(self._end_usage)
-        return Message(
+        return replace(
+            m,
             text="".join(self._text),
             reasoning=None if self._reasoning is None else "".join(self._reasoning),
             refusal=None if self._refusal is None else "".join(self._refusal),
@@ -219,15 +201,7 @@ class Accumulator:
             tool_results=dict(m.tool_results),
             reasoning_signatures=list(m.reasoning_signatures),
             redacted_reasoning=list(m.redacted_reasoning),
-            finish_reason=m.finish_reason,
-            raw_finish_reason=m.raw_finish_reason,
             usage=usage,
-            error=m.error,
-            status=m.status,
-            run_id=m.run_id,
-            agent=m.agent,
-            model=m.model,
-            response_id=m.response_id,
         )
 
 
@@ -251,12 +225,12 @@ def accumulate() -> Stage[Any, Message]:
         runs: dict[tuple[str, str], Accumulator] = {}
 
         def push(x: Any) -> None:
-            key = ((x.run_id, "") if x.run_id else ("", x.agent)) if isinstance(x, BaseEvent) else ("", "")
+            key = ((x.run_id, "") if x.run_id else ("", x.agent)) if isinstance(x, ev.BaseEvent) else ("", "")
             acc = runs.get(key)
             if acc is None:
                 acc = runs[key] = Accumulator()
             acc.add(x)
-            if isinstance(x, RunEnd):
+            if isinstance(x, ev.RunEnd):
                 del runs[key]
                 down(acc.message())
 
@@ -285,7 +259,7 @@ async def assemble(source: AsyncIterable[Any]) -> Message:
     first: str | None = None
     async with Stream.from_async_iterable(source).iterate() as it:
         async for event in it:
-            if isinstance(event, BaseEvent):
+            if isinstance(event, ev.BaseEvent):
                 if first is None:
                     first = event.run_id
                 elif event.parent_run_id and event.run_id != first:

@@ -31,6 +31,7 @@ gives what it gives once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .._stream import End, Push, Stage
@@ -69,19 +70,15 @@ _INSIDE = (UsageEvent, ObjectDelta, RawEvent, RunStart)  # no content of their o
 _Key = tuple[str, str]
 
 
+@dataclass(slots=True)
 class _Open:
     """An open block: what it holds, its ids, and its last event (the envelope of its end)."""
 
-    __slots__ = ("block", "block_id", "call_id", "last", "name")
-
-    def __init__(
-        self, block: BlockType, block_id: str | None, call_id: str | None, name: str | None, last: Any
-    ) -> None:
-        self.block = block
-        self.block_id = block_id
-        self.call_id = call_id
-        self.name = name
-        self.last = last
+    block: BlockType
+    block_id: str | None
+    call_id: str | None
+    name: str | None
+    last: Any
 
 
 def _start(o: _Open, ev: BaseEvent) -> BlockStart:

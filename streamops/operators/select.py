@@ -123,20 +123,7 @@ def of_agent(path: str | tuple[str, ...], /, *, nested: bool = True) -> Stage[An
         def keep(x: Any) -> bool:
             return isinstance(x, BaseEvent) and x.agent == exact
 
-    def bind(down: Push, end: End) -> tuple[Push, End]:
-        def push(x: Any) -> None:
-            if keep(x):
-                down(x)
-
-        return push, end
-
-    def step() -> Callable[[Any], Any]:
-        def step1(x: Any) -> Any:
-            return x if keep(x) else SKIP
-
-        return step1
-
-    return Stage(bind, f"of_agent({exact!r}{'' if nested else ', nested=False'})", step=step)
+    return _kept(keep, f"of_agent({exact!r}{'' if nested else ', nested=False'})")
 
 
 def filter(predicate: Callable[[T], object]) -> Stage[T, T]:
@@ -151,6 +138,12 @@ def filter(predicate: Callable[[T], object]) -> Stage[T, T]:
     Marble: ``1 2 3 4 | filter(even)`` gives ``2 4``.
     """
 
+    return _kept(predicate, f"filter({getattr(predicate, '__name__', 'predicate')})")
+
+
+def _kept(predicate: Callable[[Any], object], name: str) -> Stage[Any, Any]:
+    """The stage of :func:`filter` and :func:`of_agent`: the items for which ``predicate`` is true."""
+
     def bind(down: Push, end: End) -> tuple[Push, End]:
         def push(x: Any) -> None:
             if predicate(x):
@@ -164,7 +157,7 @@ def filter(predicate: Callable[[T], object]) -> Stage[T, T]:
 
         return step1
 
-    return Stage(bind, f"filter({getattr(predicate, '__name__', 'predicate')})", step=step)
+    return Stage(bind, name, step=step)
 
 
 def take(n: int) -> Stage[T, T]:

@@ -104,6 +104,13 @@ class _Gap:
         )
 
 
+def _set(event: anyio.Event | None) -> None:
+    """Set ``event`` unless it is ``None``: wakes whoever waits on the event the caller takes
+    off its slot (``_set(self.waiter); self.waiter = None``)."""
+    if event is not None:
+        event.set()
+
+
 class _Sub:
     """One subscriber: its buffer, and its async iterator (not an async generator)."""
 
@@ -154,22 +161,14 @@ class _Sub:
                 raise StopAsyncIteration
             import anyio  # imported on use (only when waiting): `import streamops` stays light
 
-            kick = hub._kick
-            if kick is not None:  # the pump waits to see whether another subscriber catches up
-                hub._kick = None
-                kick.set()
+            hub._wake_pump()  # it may be waiting to see whether another subscriber catches up
             waiter = self.waiter = anyio.Event()
             await waiter.wait()
 
     def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            waiter.set()
-        space = self.space
-        if space is not None:
-            self.space = None
-            space.set()
+        _set(self.waiter)
+        _set(self.space)
+        self.waiter = self.space = None
 
     async def aclose(self) -> None:
         """Unsubscribe; the last subscriber to close stops the pump and closes the source."""
@@ -343,10 +342,8 @@ class Shared(Generic[T]):
             await self.aclose()
 
     def _wake_pump(self) -> None:
-        kick = self._kick
-        if kick is not None:
-            self._kick = None
-            kick.set()
+        _set(self._kick)
+        self._kick = None
 
     # ----------------------------------------------------------------------------- the pump
     async def _pump(self) -> None:

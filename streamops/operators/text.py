@@ -15,9 +15,10 @@ without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar) are cut after ever
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from typing import Any, Literal, overload
 
+from .._pump import TIMED_OUT, TimedBind, pump_timed
 from .._stream import End, Push, Stage, Stream
 from ..events import BaseEvent, ReasoningDelta, RunEnd, TextDelta, deriver, envelope
 
@@ -545,40 +546,25 @@ def smooth(
     name = f"smooth({label}, max_delay={delay:g})"
 
     def op(up: Stream[Any]) -> Stream[Any]:
-        return Stream.defer(_timed, up, bind_full, delay, name)
+        return Stream.defer(pump_timed, up, name, _timed(bind_full, delay))
 
     return op
 
 
-async def _timed(
-    up: Stream[Any], bind_full: Callable[[Push, End], _Chunker], delay: float, name: str
-) -> AsyncGenerator[Any, None]:
-    """``smooth`` with ``max_delay``: a pump task of the terminal's host reads the upstream
-    (see :mod:`streamops._pump`); this generator waits for the next item with a deadline (a
-    wait that times out loses nothing, and no cancel scope is held across a ``yield``) and
-    flushes the held text when the deadline passes."""
-    import anyio
+def _timed(bind_full: Callable[[Push, End], _Chunker], delay: float) -> TimedBind[Any]:
+    """``smooth`` with ``max_delay``, as the ``bind`` of :func:`streamops._pump.pump_timed`
+    (a pump task of the terminal's host reads the upstream, a wait that times out loses
+    nothing): the held text is flushed when its deadline passes."""
 
-    from .._pump import TIMED_OUT, Pump
+    def bind(out: list[Any]) -> tuple[Callable[[Any], float | None], Callable[[], None]]:
+        import anyio
 
-    pump: Pump[Any] = Pump(up, name)
-    pump.start()
-    out: list[Any] = []
-    push, end, flush_soft, held = bind_full(out.append, _noop)
-    clock = anyio.current_time
-    deadline: float | None = None  # when the held text must go out
-    try:
-        while True:
-            try:
-                x = await pump.get(deadline)
-            except StopAsyncIteration:
-                break
-            except Exception:
-                end()  # the held text goes out before the upstream's error
-                for y in out:
-                    yield y
-                out.clear()
-                raise
+        push, end, flush_soft, held = bind_full(out.append, _noop)
+        clock = anyio.current_time
+        deadline: float | None = None  # when the held text must go out
+
+        def step(x: Any) -> float | None:
+            nonlocal deadline
             if x is TIMED_OUT:
                 # Time is up: emit what may go out; the rest waits for the next delta.
                 flush_soft()
@@ -591,16 +577,11 @@ async def _timed(
                     # The held text started with this delta (or its earlier part just went
                     # out): its first character arrived now.
                     deadline = clock() + delay
-            if out:
-                for y in out:
-                    yield y
-                out.clear()
-        end()
-        for y in out:
-            yield y
-        out.clear()
-    finally:
-        await pump.aclose()
+            return deadline
+
+        return step, end
+
+    return bind
 
 
 def _noop() -> None:

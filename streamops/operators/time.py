@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal, TypeVar, overload
 
-from .._pump import TIMED_OUT, Pump
+import streamops.events as ev
+
+from .._pump import TIMED_OUT, Pump, pump_timed
 from .._stream import End, Push, Stage, Stream
 from ..errors import (
     FirstEventTimeout,
@@ -25,20 +27,6 @@ from ..errors import (
     ToolTimeout,
     TotalTimeout,
 )
-from ..events import (
-    BaseEvent,
-    ReasoningDelta,
-    RedactedReasoning,
-    RefusalDelta,
-    StepEnd,
-    StepStart,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    ToolError,
-    ToolResult,
-)
 
 __all__ = ["batch", "debounce", "throttle", "timeout"]
 
@@ -46,12 +34,12 @@ T = TypeVar("T")
 
 
 _CONTENT_EVENTS = (
-    TextDelta,
-    ReasoningDelta,
-    RedactedReasoning,
-    RefusalDelta,
-    ToolCallStart,
-    ToolCallDelta,
+    ev.TextDelta,
+    ev.ReasoningDelta,
+    ev.RedactedReasoning,
+    ev.RefusalDelta,
+    ev.ToolCallStart,
+    ev.ToolCallDelta,
 )
 
 
@@ -62,7 +50,7 @@ def _is_content(item: object) -> bool:
     Lifecycle and bookkeeping events (``run-start``, ``step-start``, ``usage``, ``error``,
     ``custom``, ``raw``...) are not content: a model that says nothing still emits them.
     """
-    return isinstance(item, _CONTENT_EVENTS) or not isinstance(item, BaseEvent)
+    return isinstance(item, _CONTENT_EVENTS) or not isinstance(item, ev.BaseEvent)
 
 
 def _any_item(item: object) -> bool:
@@ -191,14 +179,14 @@ def timeout(
                 if not counted and counts(x):
                     counted = True
                 if step is not None:
-                    if isinstance(x, StepStart):
+                    if isinstance(x, ev.StepStart):
                         step_started = now
-                    elif isinstance(x, StepEnd):
+                    elif isinstance(x, ev.StepEnd):
                         step_started = None
                 if tool is not None:
-                    if isinstance(x, ToolCallEnd):
+                    if isinstance(x, ev.ToolCallEnd):
                         calls[x.call_id] = now
-                    elif isinstance(x, (ToolResult, ToolError)):
+                    elif isinstance(x, (ev.ToolResult, ev.ToolError)):
                         calls.pop(x.call_id, None)
                 yield x  # type: ignore[misc]
         finally:
@@ -213,7 +201,7 @@ def timeout(
 def _group(item: object) -> tuple[str, str] | None:
     """The batch an item joins: its run (``run_id``, ``agent``) for an event, the one shared
     group (``None``) for any other item."""
-    if isinstance(item, BaseEvent):
+    if isinstance(item, ev.BaseEvent):
         return (item.run_id, item.agent)
     return None
 
@@ -408,7 +396,8 @@ def _ignore(now: float) -> None:
 def _latest_gate(
     name: str, policy: Callable[[], tuple[Callable[[float, bool], float | None], Callable[[float], None]]]
 ) -> Callable[[Stream[T]], Stream[T]]:
-    """The loop of ``debounce`` and ``throttle``: one pending item, replaced by newer ones.
+    """``debounce`` and ``throttle``: one pending item, replaced by newer ones (the loop is
+    :func:`streamops._pump.pump_timed`).
 
     ``policy()`` (called per iteration, for fresh state) gives ``arrive(now, holding)``, which
     returns ``None`` to emit an arriving item at once or the deadline (seconds, the clock of
@@ -416,42 +405,33 @@ def _latest_gate(
     is emitted at its deadline. A pending item is emitted at once when the upstream ends or
     fails (before the error is re-raised)."""
 
-    async def gen(up: Stream[T]) -> AsyncGenerator[T, None]:
+    def bind(out: list[T]) -> tuple[Callable[[Any], float | None], Callable[[], None]]:
         import anyio
 
         arrive, fired = policy()
-        pump: Pump[T] = Pump(up, name)
-        pump.start()
-        pending: list[T] = []
+        pending: list[T] = []  # the item held until its deadline
         deadline: float | None = None
-        try:
-            while True:
-                try:
-                    x = await pump.get(deadline)
-                except StopAsyncIteration:
-                    break
-                except Exception:
-                    if pending:
-                        yield pending.pop()
-                    raise
-                now = anyio.current_time()
-                if x is TIMED_OUT:
-                    deadline = None
-                    fired(now)
-                    yield pending.pop()
-                    continue
-                hold = arrive(now, bool(pending))
-                if hold is None:
-                    yield x  # type: ignore[misc]
-                else:
-                    pending[:] = [x]  # type: ignore[list-item]
-                    deadline = hold
-            if pending:
-                yield pending.pop()
-        finally:
-            await pump.aclose()
+
+        def step(x: Any) -> float | None:
+            nonlocal deadline
+            now = anyio.current_time()
+            if x is TIMED_OUT:
+                deadline = None
+                fired(now)
+                out.append(pending.pop())
+            elif (hold := arrive(now, bool(pending))) is None:
+                out.append(x)
+            else:
+                pending[:] = [x]
+                deadline = hold
+            return deadline
+
+        def finish() -> None:
+            out.extend(pending)
+
+        return step, finish
 
     def op(up: Stream[T]) -> Stream[T]:
-        return Stream.defer(gen, up)
+        return Stream.defer(pump_timed, up, name, bind)
 
     return op

@@ -51,32 +51,17 @@ from typing import TYPE_CHECKING
 
 from .._lazy import LazyExports
 
-if TYPE_CHECKING:
-    from .a2a import A2A_PROTOCOL_VERSION, A2AEncoder, a2a_types_module
-    from .agui import AGUIEncoder, agui_response
-    from .encoder import BlockEncoder, Encoder, ItemEncoder, encoded
-    from .ndjson import NDJSON_HEADERS, NDJSONEncoder, ndjson_encode, ndjson_events, ndjson_response
-    from .openai import DONE, ChunkEncoder, completion_object, openai_response, openai_usage
-    from .render import TerminalRenderer
-    from .resume import (
-        DisconnectPolicy,
-        EventIds,
-        ResumableRun,
-        ResumeUnavailableError,
-        RunEventLog,
-        event_id,
-        parse_event_id,
-    )
-    from .sse import SSE_HEADERS, SSEEncoder, sse_events, sse_response
-    from .vercel import VERCEL_HEADERS, VercelEncoder, vercel_response
-    from .websocket import (
-        INTERNAL_ERROR,
-        INVALID_MESSAGE,
-        POLICY_VIOLATION,
-        origin_allowed,
-        websocket_conversation,
-        websocket_sink,
-    )
+if TYPE_CHECKING:  # what type checkers see: every name each module lists in its __all__
+    from .a2a import *  # noqa: F403
+    from .agui import *  # noqa: F403
+    from .encoder import *  # noqa: F403
+    from .ndjson import *  # noqa: F403
+    from .openai import *  # noqa: F403
+    from .render import *  # noqa: F403
+    from .resume import *  # noqa: F403
+    from .sse import *  # noqa: F403
+    from .vercel import *  # noqa: F403
+    from .websocket import *  # noqa: F403
 
 _MODULES: dict[str, tuple[str, ...]] = {
     "a2a": ("A2A_PROTOCOL_VERSION", "A2AEncoder", "a2a_types_module"),
@@ -107,48 +92,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
 }
 """Which sink module defines each exported name."""
 
-__all__ = [
-    "A2AEncoder",
-    "A2A_PROTOCOL_VERSION",
-    "AGUIEncoder",
-    "BlockEncoder",
-    "ChunkEncoder",
-    "DONE",
-    "DisconnectPolicy",
-    "Encoder",
-    "EventIds",
-    "INTERNAL_ERROR",
-    "INVALID_MESSAGE",
-    "ItemEncoder",
-    "NDJSONEncoder",
-    "NDJSON_HEADERS",
-    "POLICY_VIOLATION",
-    "ResumableRun",
-    "ResumeUnavailableError",
-    "RunEventLog",
-    "SSEEncoder",
-    "SSE_HEADERS",
-    "TerminalRenderer",
-    "VERCEL_HEADERS",
-    "VercelEncoder",
-    "a2a_types_module",
-    "agui_response",
-    "completion_object",
-    "encoded",
-    "event_id",
-    "ndjson_encode",
-    "ndjson_events",
-    "ndjson_response",
-    "openai_response",
-    "openai_usage",
-    "origin_allowed",
-    "parse_event_id",
-    "sse_events",
-    "sse_response",
-    "vercel_response",
-    "websocket_conversation",
-    "websocket_sink",
-]
+__all__ = sorted(name for names in _MODULES.values() for name in names)
 
 
 _EXPORTS = LazyExports(globals(), _MODULES)

@@ -94,25 +94,9 @@ import uuid
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
+import streamops.events as ev
+
 from .._stream import Stream
-from ..events import (
-    BaseEvent,
-    ErrorEvent,
-    FinishReason,
-    ReasoningDelta,
-    RefusalDelta,
-    RunEnd,
-    RunStart,
-    RunStatus,
-    StepEnd,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    Usage,
-    UsageEvent,
-    utf8,
-)
 from ..operators.aggregate import Message
 from ._nesting import Nesting
 from .encoder import ItemEncoder, encoded
@@ -127,7 +111,7 @@ __all__ = ["DONE", "ChunkEncoder", "completion_object", "openai_response", "open
 DONE = b"data: [DONE]\n\n"
 """The SSE frame that ends an OpenAI chat completion stream."""
 
-_STATUS_FINISH: dict[RunStatus, FinishReason] = {
+_STATUS_FINISH: dict[ev.RunStatus, ev.FinishReason] = {
     "completed": "stop",
     "length": "length",
     "failed": "error",
@@ -136,17 +120,17 @@ _STATUS_FINISH: dict[RunStatus, FinishReason] = {
     "budget_exceeded": "length",
 }
 
-_DELTA_FIELDS: dict[type[BaseEvent], str] = {
-    TextDelta: "content",
-    ReasoningDelta: "reasoning_content",
-    RefusalDelta: "refusal",
+_DELTA_FIELDS: dict[type[ev.BaseEvent], str] = {
+    ev.TextDelta: "content",
+    ev.ReasoningDelta: "reasoning_content",
+    ev.RefusalDelta: "refusal",
 }
 """The ``delta`` field each content delta event goes in."""
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def openai_usage(usage: Usage) -> dict[str, Any]:
+def openai_usage(usage: ev.Usage) -> dict[str, Any]:
     """A :class:`~streamops.events.Usage` as an OpenAI ``usage`` object (counts in tokens).
 
     ``input_tokens`` -> ``prompt_tokens``, ``output_tokens`` -> ``completion_tokens``, their
@@ -168,7 +152,7 @@ def openai_usage(usage: Usage) -> dict[str, Any]:
     return out
 
 
-def _has_usage(u: Usage | None) -> bool:
+def _has_usage(u: ev.Usage | None) -> bool:
     return u is not None and (u.input_tokens is not None or u.output_tokens is not None)
 
 
@@ -228,9 +212,9 @@ class ChunkEncoder(ItemEncoder[dict[str, Any]]):
         self._role_sent = False
         self._ended = False
         self._calls: dict[str, _Call] = {}
-        self._finish: FinishReason | None = None
-        self._usage: Usage | None = None
-        self._end_usage: Usage | None = None
+        self._finish: ev.FinishReason | None = None
+        self._usage: ev.Usage | None = None
+        self._end_usage: ev.Usage | None = None
         self._nesting = Nesting()
 
     # ------------------------------------------------------------------ chunk shapes
@@ -272,7 +256,7 @@ class ChunkEncoder(ItemEncoder[dict[str, Any]]):
         return self._chunk({"tool_calls": [call]})
 
     @property
-    def usage(self) -> Usage | None:
+    def usage(self) -> ev.Usage | None:
         """The usage folded so far (run end's overlaid on the stream's reports), or ``None``."""
         u = self._usage
         if self._end_usage is not None:
@@ -285,7 +269,7 @@ class ChunkEncoder(ItemEncoder[dict[str, Any]]):
         return self._ended
 
     # ------------------------------------------------------------------ encoding
-    def encode(self, event: BaseEvent) -> list[dict[str, Any]]:
+    def encode(self, event: ev.BaseEvent) -> list[dict[str, Any]]:
         """The chunks for one event (often one, sometimes none or two). The events of a run
         nested in the stream's run (an agent used as a tool) give none: the chunks are one
         assistant message (:mod:`streamops.sinks._nesting`)."""
@@ -297,31 +281,31 @@ class ChunkEncoder(ItemEncoder[dict[str, Any]]):
         if field is not None:  # text, reasoning or refusal
             self._role(out)
             out.append(self._chunk({field: event.delta}))  # type: ignore[attr-defined]
-        elif t is ToolCallDelta:
+        elif t is ev.ToolCallDelta:
             self._tool_delta(event, out)  # type: ignore[arg-type]
-        elif t is ToolCallStart:
+        elif t is ev.ToolCallStart:
             self._tool_start(event, out)  # type: ignore[arg-type]
-        elif t is ToolCallEnd:
+        elif t is ev.ToolCallEnd:
             self._tool_end(event, out)  # type: ignore[arg-type]
-        elif t is UsageEvent:
+        elif t is ev.UsageEvent:
             self._usage = event.folded(self._usage)  # type: ignore[attr-defined]
-        elif t is RunStart:
+        elif t is ev.RunStart:
             self._role(out)
-        elif t is StepEnd:
-            se: StepEnd = event  # type: ignore[assignment]
+        elif t is ev.StepEnd:
+            se: ev.StepEnd = event  # type: ignore[assignment]
             if se.finish_reason is not None:
                 self._finish = se.finish_reason
-        elif t is RunEnd:
-            re: RunEnd = event  # type: ignore[assignment]
+        elif t is ev.RunEnd:
+            re: ev.RunEnd = event  # type: ignore[assignment]
             if re.usage is not None:
                 self._end_usage = re.usage
             finish = re.finish_reason or self._finish or _STATUS_FINISH.get(re.status)
             self._end(finish, out)
-        elif t is ErrorEvent:
+        elif t is ev.ErrorEvent:
             self._error(event, out)  # type: ignore[arg-type]
         return out
 
-    def close(self, finish_reason: FinishReason | None = None) -> list[dict[str, Any]]:
+    def close(self, finish_reason: ev.FinishReason | None = None) -> list[dict[str, Any]]:
         """The chunks a stream that ended without a :class:`RunEnd` still owes: the finish
         chunk (``finish_reason``, else the last step end's, else ``"stop"``) and the usage
         chunk. ``[]`` when the run end (or an error) was already encoded."""
@@ -339,10 +323,10 @@ class ChunkEncoder(ItemEncoder[dict[str, Any]]):
         if "usage" in usage:
             out.append(usage)
 
-    def _error(self, ev: ErrorEvent, out: list[dict[str, Any]]) -> None:
+    def _error(self, e: ev.ErrorEvent, out: list[dict[str, Any]]) -> None:
         self._ended = True
         chunk = self._empty_chunk()
-        chunk["error"] = {"message": ev.message, "type": ev.error_type, "code": ev.code}
+        chunk["error"] = {"message": e.message, "type": e.error_type, "code": e.code}
         out.append(self._usage_chunk(chunk))
 
     def _open_call(self, call_id: str, function: dict[str, str], out: list[dict[str, Any]]) -> _Call:
@@ -353,38 +337,38 @@ class ChunkEncoder(ItemEncoder[dict[str, Any]]):
         out.append(self._tool_chunk(call.index, function, call_id))
         return call
 
-    def _tool_start(self, ev: ToolCallStart, out: list[dict[str, Any]]) -> None:
-        call = self._calls.get(ev.call_id)
+    def _tool_start(self, e: ev.ToolCallStart, out: list[dict[str, Any]]) -> None:
+        call = self._calls.get(e.call_id)
         if call is None:
-            self._open_call(ev.call_id, {"name": ev.name, "arguments": ""}, out)
-        elif ev.name and not call.named:  # a repeated start: only a first name is news
+            self._open_call(e.call_id, {"name": e.name, "arguments": ""}, out)
+        elif e.name and not call.named:  # a repeated start: only a first name is news
             call.named = True
-            out.append(self._tool_chunk(call.index, {"name": ev.name}))
+            out.append(self._tool_chunk(call.index, {"name": e.name}))
 
-    def _tool_delta(self, ev: ToolCallDelta, out: list[dict[str, Any]]) -> None:
-        call = self._calls.get(ev.call_id)
+    def _tool_delta(self, e: ev.ToolCallDelta, out: list[dict[str, Any]]) -> None:
+        call = self._calls.get(e.call_id)
         if call is None:  # a delta with no start: open the call with its id
-            call = self._open_call(ev.call_id, {"arguments": ev.delta}, out)
+            call = self._open_call(e.call_id, {"arguments": e.delta}, out)
         else:
-            out.append(self._tool_chunk(call.index, {"arguments": ev.delta}))
-        call.sent.append(ev.delta)
+            out.append(self._tool_chunk(call.index, {"arguments": e.delta}))
+        call.sent.append(e.delta)
 
-    def _tool_end(self, ev: ToolCallEnd, out: list[dict[str, Any]]) -> None:
-        call = self._calls.get(ev.call_id)
+    def _tool_end(self, e: ev.ToolCallEnd, out: list[dict[str, Any]]) -> None:
+        call = self._calls.get(e.call_id)
         if call is None:
-            call = self._open_call(ev.call_id, {"name": ev.name, "arguments": ev.arguments}, out)
-            call.sent.append(ev.arguments)
+            call = self._open_call(e.call_id, {"name": e.name, "arguments": e.arguments}, out)
+            call.sent.append(e.arguments)
             return
         function: dict[str, str] = {}
-        if ev.name and not call.named:  # a call opened by a delta: its name is known only now
+        if e.name and not call.named:  # a call opened by a delta: its name is known only now
             call.named = True
-            function["name"] = ev.name
+            function["name"] = e.name
         sent = "".join(call.sent)
-        if sent != ev.arguments and ev.arguments.startswith(sent):
+        if sent != e.arguments and e.arguments.startswith(sent):
             # Only the missing tail can be sent: chunks cannot take back what was streamed.
             # (When the whole text differs from the fragments, the fragments stand.)
-            function["arguments"] = ev.arguments[len(sent) :]
-            call.sent = [ev.arguments]
+            function["arguments"] = e.arguments[len(sent) :]
+            call.sent = [e.arguments]
         if function:
             out.append(self._tool_chunk(call.index, function))
 
@@ -399,9 +383,9 @@ class ChunkEncoder(ItemEncoder[dict[str, Any]]):
         JSON text never holds a raw CR or LF (they are escaped in strings), so a chunk is
         always exactly one ``data`` line.
         """
-        return b"data: " + utf8(_dumps(item)) + b"\n\n"
+        return b"data: " + ev.utf8(_dumps(item)) + b"\n\n"
 
-    def encode_stream(self, stream: AsyncIterable[BaseEvent]) -> Stream[bytes]:
+    def encode_stream(self, stream: AsyncIterable[ev.BaseEvent]) -> Stream[bytes]:
         """The ``stream: true`` body for one run's events (:func:`~streamops.sinks.encoder.encoded`).
 
         - When the source emits: each item is the SSE frames of one event (events that give no
@@ -423,7 +407,7 @@ class ChunkEncoder(ItemEncoder[dict[str, Any]]):
 
 
 def openai_response(
-    stream: AsyncIterable[BaseEvent],
+    stream: AsyncIterable[ev.BaseEvent],
     *,
     model: str,
     completion_id: str | None = None,

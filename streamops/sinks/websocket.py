@@ -11,7 +11,7 @@ an explicit list before it accepts the connection (RFC 6455, section 10.2).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._stream import Stream
@@ -114,6 +114,23 @@ async def _accept(websocket: WebSocket, allowed_origins: Sequence[str], allow_mi
     return _Peer(websocket)
 
 
+async def _until_one_ends(*tasks: Callable[[], Awaitable[None]]) -> None:
+    """Run ``tasks`` at once until one of them returns: the others are then cancelled (an
+    exception from any of them cancels the others too, and propagates)."""
+    import anyio
+
+    async with anyio.create_task_group() as tg:
+
+        async def run(task: Callable[[], Awaitable[None]]) -> None:
+            try:
+                await task()
+            finally:
+                tg.cancel_scope.cancel()
+
+        for task in tasks:
+            tg.start_soon(run, task)
+
+
 def _normalize(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
@@ -162,31 +179,23 @@ async def websocket_sink(
     Raises:
         TypeError: ``allowed_origins`` is a single string (pass a list).
     """
-    import anyio
-
     peer = await _accept(websocket, allowed_origins, allow_missing_origin)
     if peer is None:
         return
 
-    async with anyio.create_task_group() as tg:
+    async def watch() -> None:
+        while await peer.receive() is not None:
+            pass  # messages from the client are ignored
 
-        async def watch() -> None:
-            while await peer.receive() is not None:
-                pass  # messages from the client are ignored
-            tg.cancel_scope.cancel()
+    async def produce() -> None:
+        try:
+            await peer.send_stream(stream)
+        except _Gone:
+            return
 
-        async def produce() -> None:
-            try:
-                await peer.send_stream(stream)
-            except _Gone:
-                return
-            finally:
-                tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
-        tg.start_soon(produce)
-
+    await _until_one_ends(watch, produce)
     await peer.close()
+
 
 INVALID_MESSAGE = "invalid_message"
 """The ``error_type`` of the ``ErrorEvent`` answering a client message that is not a user turn."""
@@ -276,45 +285,39 @@ async def websocket_conversation(
     inbox_send, inbox = anyio.create_memory_object_stream[str | bytes](max_pending)
 
     with inbox_send, inbox:  # closed however the tasks end (even before they start)
-        async with anyio.create_task_group() as tg:
 
-            async def receive() -> None:
-                while True:
-                    message = await peer.receive()
-                    if message is None:
-                        tg.cancel_scope.cancel()
-                        return
-                    data = message.get("text")
-                    try:
-                        inbox_send.send_nowait(data if data is not None else message.get("bytes") or b"")
-                    except anyio.WouldBlock:
-                        peer.code = POLICY_VIOLATION
-                        tg.cancel_scope.cancel()
-                        return
-
-            async def converse() -> None:
-                try:
-                    async for data in inbox:
-                        try:
-                            content = _user_content(data)
-                        except ValueError as exc:
-                            await send(ErrorEvent(error_type=INVALID_MESSAGE, message=str(exc)))
-                            continue
-                        stream = agent.stream(content, history=conversation)
-                        try:
-                            if not await peer.send_stream(stream):  # the run's stream failed
-                                return
-                        finally:
-                            messages = stream.result_messages
-                            if messages is not None:
-                                conversation[:] = messages
-                except _Gone:
+        async def receive() -> None:
+            while True:
+                message = await peer.receive()
+                if message is None:
                     return
-                finally:
-                    tg.cancel_scope.cancel()
+                data = message.get("text")
+                try:
+                    inbox_send.send_nowait(data if data is not None else message.get("bytes") or b"")
+                except anyio.WouldBlock:
+                    peer.code = POLICY_VIOLATION
+                    return
 
-            tg.start_soon(receive)
-            tg.start_soon(converse)
+        async def converse() -> None:
+            try:
+                async for data in inbox:
+                    try:
+                        content = _user_content(data)
+                    except ValueError as exc:
+                        await send(ErrorEvent(error_type=INVALID_MESSAGE, message=str(exc)))
+                        continue
+                    stream = agent.stream(content, history=conversation)
+                    try:
+                        if not await peer.send_stream(stream):  # the run's stream failed
+                            return
+                    finally:
+                        messages = stream.result_messages
+                        if messages is not None:
+                            conversation[:] = messages
+            except _Gone:
+                return
+
+        await _until_one_ends(receive, converse)
 
     await peer.close()
     return conversation

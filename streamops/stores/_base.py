@@ -281,9 +281,16 @@ class RunStore(ABC):
         Raises:
             ValueError: ``run_id`` is taken. LeaseLostError: the run was ended under it.
         """
-        from .publish import publish_into
+        from .publish import publish
 
-        return await publish_into(self, events, run_id, agent=agent, max_batch=max_batch, buffer=buffer, keep=keep)
+        started: list[RunInfo] = []
+        stream = Stream.from_async_iterable(events) | publish(
+            self, run_id, agent=agent, max_batch=max_batch, buffer=buffer, keep=keep, on_start=started.append
+        )
+        async with stream.iterate() as it:
+            async for _ in it:
+                pass
+        return await self.info(started[0].run_id)
 
     # ------------------------------------------------------------------------ reading
     async def info(self, run_id: str) -> RunInfo:
@@ -363,17 +370,17 @@ class RunStore(ABC):
 
         ``--a-b-|`` stored with ids ``r:0 r:1``: ``entries("r", after="r:0")`` gives ``(r:1, b)``.
         """
-        return Stream(_Follow(self, run_id, after))
+        return Stream.defer(_follow, self, run_id, after, True)
 
     def follow(self, run_id: str, after: str | None = None) -> Stream[BaseEvent]:
         """The events of :meth:`entries`, without their ids."""
-        return Stream(_Follow(self, run_id, after, ids=False))
+        return Stream.defer(_follow, self, run_id, after, False)
 
     def watch(self, *, existing: bool = False) -> Stream[RunInfo]:
         """A stream of runs as they start (with ``existing``, first the running ones), never
         completing by itself: close it to stop. Emits each run once, in start order per
         backend cursor; fails when the store does; cancelling stops the wait."""
-        return Stream(_Watch(self, existing))
+        return Stream.defer(_watch, self, existing)
 
     async def _lost(self, info: RunInfo) -> None:
         """The run's producer lease lapsed: append ErrorEvent + failed RunEnd, end it failed."""
@@ -390,84 +397,61 @@ class RunStore(ABC):
         await self._end(info.run_id, "failed", PRODUCER_LOST, time.time())
 
 
-class _Follow:
-    """The source of :meth:`RunStore.entries`/:meth:`RunStore.follow`: re-iterable."""
-
-    __slots__ = ("_after", "_ids", "_run_id", "_store")
-
-    def __init__(self, store: RunStore, run_id: str, after: str | None, *, ids: bool = True) -> None:
-        self._store = store
-        self._run_id = run_id
-        self._after = after
-        self._ids = ids
-
-    def __aiter__(self) -> AsyncGenerator[Any, None]:
-        return self._gen()
-
-    async def _gen(self) -> AsyncGenerator[Any, None]:
-        store, run_id, after = self._store, self._run_id, self._after
-        info = await store.info(run_id)
-        pos = store._position(info, after)
-        await _warm_codec()
-        wait = min(store.lease / 3, 1.0)
-        waited = False  # the last wait brought nothing: time to look at the lease
-        while True:
-            page = await store._read(run_id, pos, 1000)
-            if page is None:
-                raise UnknownRunError(run_id)
-            entries = store._entries(page, pos, after)
-            if entries:
-                for eid, event in entries:
-                    yield (eid, event) if self._ids else event
-                pos += len(entries)
-                after = entries[-1][0]
-                waited = False
-                continue
-            info = page.info
-            if pos < info.events:  # nothing from pos on, yet events there: evicted meanwhile
-                raise ResumeUnavailableError(
-                    f"this follower fell behind run {run_id!r}'s retention (max_events {store.max_events}); "
-                    "resume with the last id it received",
-                    after,
-                )
-            if info.status != "running":
-                return
-            if waited and not await store._lease_alive(info):
-                await store._lost(info)
-                continue
-            await store._wait(run_id, pos, wait)
-            waited = True
+async def _follow(store: RunStore, run_id: str, after: str | None, ids: bool) -> AsyncGenerator[Any, None]:
+    """The stream of :meth:`RunStore.entries` (``ids``: ``(id, event)`` pairs) and
+    :meth:`RunStore.follow` (events): a fresh follow for each iteration."""
+    info = await store.info(run_id)
+    pos = store._position(info, after)
+    await _warm_codec()
+    wait = min(store.lease / 3, 1.0)
+    waited = False  # the last wait brought nothing: time to look at the lease
+    while True:
+        page = await store._read(run_id, pos, 1000)
+        if page is None:
+            raise UnknownRunError(run_id)
+        entries = store._entries(page, pos, after)
+        if entries:
+            for eid, event in entries:
+                yield (eid, event) if ids else event
+            pos += len(entries)
+            after = entries[-1][0]
+            waited = False
+            continue
+        info = page.info
+        if pos < info.events:  # nothing from pos on, yet events there: evicted meanwhile
+            raise ResumeUnavailableError(
+                f"this follower fell behind run {run_id!r}'s retention (max_events {store.max_events}); "
+                "resume with the last id it received",
+                after,
+            )
+        if info.status != "running":
+            return
+        if waited and not await store._lease_alive(info):
+            await store._lost(info)
+            continue
+        await store._wait(run_id, pos, wait)
+        waited = True
 
 
-class _Watch:
-    __slots__ = ("_existing", "_store")
-
-    def __init__(self, store: RunStore, existing: bool) -> None:
-        self._store = store
-        self._existing = existing
-
-    def __aiter__(self) -> AsyncGenerator[RunInfo, None]:
-        return self._gen()
-
-    async def _gen(self) -> AsyncGenerator[RunInfo, None]:
-        store = self._store
-        # Each backend's cursor gives a run once; only the runs listed as existing may come
-        # again (started between taking the cursor and listing them): remember just those,
-        # and forget each when the cursor brings it, so a long watch remembers nothing more.
-        listed: set[str] = set()
-        cursor, _ = await store._wait_new_run(None, 0)
-        if self._existing:
-            for info in await store.runs():
-                if info.status == "running":
-                    listed.add(info.run_id)
-                    yield info
-        while True:
-            cursor, infos = await store._wait_new_run(cursor, 1.0)
-            for info in infos:
-                if info.run_id in listed:
-                    listed.discard(info.run_id)
-                else:
-                    yield info
+async def _watch(store: RunStore, existing: bool) -> AsyncGenerator[RunInfo, None]:
+    """The stream of :meth:`RunStore.watch`: a fresh cursor for each iteration."""
+    # Each backend's cursor gives a run once; only the runs listed as existing may come
+    # again (started between taking the cursor and listing them): remember just those,
+    # and forget each when the cursor brings it, so a long watch remembers nothing more.
+    listed: set[str] = set()
+    cursor, _ = await store._wait_new_run(None, 0)
+    if existing:
+        for info in await store.runs():
+            if info.status == "running":
+                listed.add(info.run_id)
+                yield info
+    while True:
+        cursor, infos = await store._wait_new_run(cursor, 1.0)
+        for info in infos:
+            if info.run_id in listed:
+                listed.discard(info.run_id)
+            else:
+                yield info
 
 
 def _check_gap(run_id: str, first: int, stored: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ._base import RunInfo, RunStore
 
-__all__ = ["publish", "publish_into"]
+__all__ = ["publish"]
 
 _log = logging.getLogger("streamops.stores")
 
@@ -151,106 +151,67 @@ def publish(
         raise ValueError(f"max_batch and buffer must be >= 1 and keep >= 0, got {max_batch}, {buffer}, {keep}")
 
     def op(stream: Stream[BaseEvent]) -> Stream[BaseEvent]:
-        return Stream(_PublishSource(stream, store, run_id, agent, max_batch, buffer, keep, on_start))
+        return Stream.defer(_published, stream, store, run_id, agent, max_batch, buffer, keep, on_start)
 
     return op
 
 
-class _PublishSource:
-    __slots__ = ("_agent", "_buffer", "_keep", "_max_batch", "_on_start", "_run_id", "_store", "_upstream")
-
-    def __init__(
-        self,
-        upstream: Stream[BaseEvent],
-        store: RunStore,
-        run_id: str | None,
-        agent: str,
-        max_batch: int,
-        buffer: int,
-        keep: int,
-        on_start: Callable[[RunInfo], object] | None,
-    ) -> None:
-        self._keep = keep
-        self._upstream = upstream
-        self._store = store
-        self._run_id = run_id
-        self._agent = agent
-        self._max_batch = max_batch
-        self._buffer = buffer
-        self._on_start = on_start
-
-    def __aiter__(self) -> AsyncGenerator[BaseEvent, None]:
-        return self._gen()
-
-    async def _gen(self) -> AsyncGenerator[BaseEvent, None]:
-        import anyio
-
-        host = current_host("publish()")
-        store = self._store
-        info = await store.start(self._run_id, agent=self._agent)
-        rid = info.run_id
-        if self._on_start is not None:
-            self._on_start(info)
-        send, recv = anyio.create_memory_object_stream[BaseEvent](self._buffer)
-        writer = _Writer(anyio.Event(), self._keep)
-        host.start_soon(writer.run, store, rid, recv, self._max_batch, name=f"streamops publish {rid}")
-        last: BaseEvent | None = None
-        status: Any = "cancelled"
-        error: BaseException | None = None
-        try:
-            try:
-                async with aclosing(self._upstream.__aiter__()) as upstream:
-                    async for event in upstream:
-                        try:  # no checkpoint while the buffer has room: the writer gets batches
-                            send.send_nowait(event)
-                        except anyio.WouldBlock:
-                            try:
-                                await send.send(event)
-                            except anyio.BrokenResourceError:
-                                break
-                        except anyio.BrokenResourceError:
-                            break  # the writer failed: its error is raised below
-                        last = event
-                        yield event
-                status = "completed"
-            except Exception as exc:
-                status, error = "failed", exc
-                raise
-        finally:
-            with anyio.CancelScope(shield=True):
-                await send.aclose()
-                await writer.done.wait()
-                if writer.error is not None:
-                    status = "failed"
-                try:
-                    if error is not None and writer.error is None:
-                        await store.append(rid, [error_event(error, last)], first=writer.pos)
-                    reason = repr(writer.error or error) if status == "failed" else None
-                    await store.end(rid, status, error=reason)
-                except Exception:
-                    if writer.error is None and error is None:
-                        raise
-        if writer.error is not None:
-            raise writer.error
-
-
-async def publish_into(
+async def _published(
+    upstream: Stream[BaseEvent],
     store: RunStore,
-    events: AsyncIterable[BaseEvent],
-    run_id: str | None = None,
-    *,
-    agent: str = "",
-    max_batch: int = 512,
-    buffer: int = 4096,
-    keep: int = 4096,
-) -> RunInfo:
-    """Run ``events`` through :func:`publish` to the end; return the ended run (see
-    :meth:`RunStore.publish`)."""
-    started: list[RunInfo] = []
-    stream = Stream.from_async_iterable(events) | publish(
-        store, run_id, agent=agent, max_batch=max_batch, buffer=buffer, keep=keep, on_start=started.append
-    )
-    async with stream.iterate() as it:
-        async for _ in it:
-            pass
-    return await store.info(started[0].run_id)
+    run_id: str | None,
+    agent: str,
+    max_batch: int,
+    buffer: int,
+    keep: int,
+    on_start: Callable[[RunInfo], object] | None,
+) -> AsyncGenerator[BaseEvent, None]:
+    """:func:`publish`'s stream: a fresh run in ``store`` for each iteration."""
+    import anyio
+
+    host = current_host("publish()")
+    info = await store.start(run_id, agent=agent)
+    rid = info.run_id
+    if on_start is not None:
+        on_start(info)
+    send, recv = anyio.create_memory_object_stream[BaseEvent](buffer)
+    writer = _Writer(anyio.Event(), keep)
+    host.start_soon(writer.run, store, rid, recv, max_batch, name=f"streamops publish {rid}")
+    last: BaseEvent | None = None
+    status: Any = "cancelled"
+    error: BaseException | None = None
+    try:
+        try:
+            async with aclosing(upstream.__aiter__()) as it:
+                async for event in it:
+                    try:  # no checkpoint while the buffer has room: the writer gets batches
+                        send.send_nowait(event)
+                    except anyio.WouldBlock:
+                        try:
+                            await send.send(event)
+                        except anyio.BrokenResourceError:
+                            break
+                    except anyio.BrokenResourceError:
+                        break  # the writer failed: its error is raised below
+                    last = event
+                    yield event
+            status = "completed"
+        except Exception as exc:
+            status, error = "failed", exc
+            raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await send.aclose()
+            await writer.done.wait()
+            if writer.error is not None:
+                status = "failed"
+            try:
+                if error is not None and writer.error is None:
+                    await store.append(rid, [error_event(error, last)], first=writer.pos)
+                reason = repr(writer.error or error) if status == "failed" else None
+                await store.end(rid, status, error=reason)
+            except Exception:
+                if writer.error is None and error is None:
+                    raise
+    if writer.error is not None:
+        raise writer.error

@@ -39,19 +39,7 @@ def follow_all(store: RunStore, *, existing: bool = False, buffer: int = 1024) -
     """
     if buffer < 1:
         raise ValueError(f"buffer must be >= 1, got {buffer}")
-    return Stream(_AllRuns(store, existing, buffer))
-
-
-class _AllRuns:
-    __slots__ = ("_buffer", "_existing", "_store")
-
-    def __init__(self, store: RunStore, existing: bool, buffer: int) -> None:
-        self._store = store
-        self._existing = existing
-        self._buffer = buffer
-
-    def __aiter__(self) -> _AllRunsIterator:
-        return _AllRunsIterator(self._store, self._existing, self._buffer)
+    return Stream.defer(_AllRunsIterator, store, existing, buffer)
 
 
 class _AllRunsIterator:
