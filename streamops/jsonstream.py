@@ -49,7 +49,7 @@ import re
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeAlias
 
-from .errors import StreamopsError
+from .errors import JsonStreamError
 
 __all__ = [
     "JsonDelta",
@@ -80,23 +80,6 @@ class JsonValueEnd(NamedTuple):
 
 JsonEvent: TypeAlias = JsonDelta | JsonValueEnd
 """What :meth:`JsonStreamParser.feed` and :meth:`JsonStreamParser.close` return."""
-
-
-class JsonStreamError(StreamopsError, ValueError):
-    """The streamed text is not valid JSON (or ended inside the value: ``truncated``).
-
-    ``offset`` is the position, in characters from the start of all the text fed, of the
-    offending character (for a truncated document: the length of the whole text). ``reason``
-    is the message without the offset. ``events`` holds the events parsed from the failing
-    piece of text before the error, which :meth:`JsonStreamParser.feed` could not return.
-    """
-
-    def __init__(self, reason: str, *, offset: int, truncated: bool = False) -> None:
-        super().__init__(f"{reason} at offset {offset}")
-        self.reason = reason
-        self.offset = offset
-        self.truncated = truncated
-        self.events: list[JsonEvent] = []
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

@@ -213,6 +213,10 @@ class SSEDecoder:
             if n > self._max_line:
                 raise self._fail("max_line", self._max_line, n, "SSE line with no line end")
             return []
+        # No line of this chunk, and no data it adds, can pass a limit when the chunk and what
+        # is held together are within it: then the per-line checks are skipped (the hot path).
+        held = self._partial_len + len(text)
+        checked = held > self._max_line or self._data_len + held > self._max_event
         lines = text.split("\n")
         last = lines.pop()
         if self._partial:
@@ -222,7 +226,7 @@ class SSEDecoder:
         self._partial_len = len(last)
         if last:
             self._partial.append(last)
-        out = self._lines(lines)
+        out = self._lines(lines, checked)
         if self._error is None and self._partial_len > self._max_line:
             self._fail("max_line", self._max_line, self._partial_len, "SSE line with no line end")
         if self._error is not None and not out:
@@ -237,13 +241,16 @@ class SSEDecoder:
         self._partial_len = self._data_len = 0
         return err
 
-    def _lines(self, lines: list[str]) -> list[SSEEvent]:
-        """Interpret complete lines (line ends removed); return the events dispatched."""
+    def _lines(self, lines: list[str], checked: bool = True) -> list[SSEEvent]:
+        """Interpret complete lines (line ends removed); return the events dispatched.
+        ``checked``: check each line and the event's data against the limits (``False`` only
+        when the caller knows they cannot be passed; the data length is then summed once at
+        the end, for the next chunk's check)."""
         out: list[SSEEvent] = []
         data = self._data
         max_line = self._max_line
         for line in lines:
-            if len(line) > max_line:
+            if checked and len(line) > max_line:
                 self._fail("max_line", max_line, len(line), "SSE line")
                 return out
             if not line:
@@ -267,10 +274,11 @@ class SSEDecoder:
                 value = value[1:]
             if name == "data":
                 data.append(value)
-                n = self._data_len = self._data_len + len(value) + 1
-                if n > self._max_event + 1:  # + 1: the first line has no joining "\n"
-                    self._fail("max_event", self._max_event, n - 1, "SSE event data")
-                    return out
+                if checked:
+                    n = self._data_len = self._data_len + len(value) + 1
+                    if n > self._max_event + 1:  # + 1: the first line has no joining "\n"
+                        self._fail("max_event", self._max_event, n - 1, "SSE event data")
+                        return out
             elif name == "event":
                 self._event_type = value
             elif name == "id":
@@ -280,6 +288,8 @@ class SSEDecoder:
                 retry = _retry_ms(value)
                 if retry is not None:
                     self.retry = self._event_retry = retry
+        if not checked and data:
+            self._data_len = sum(map(len, data)) + len(data)
         return out
 
     def flush(self) -> list[SSEEvent]:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..events import BaseEvent, RunEnd, envelope
-from ..operators.errors import error_event
+from ..events import RunEnd
 from ..sinks.a2a import A2A_PROTOCOL_VERSION, A2AEncoder, a2a_types_module
 from ._limits import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, BodyError, RunLimit, decode_json, read_body
 from .runlog import RunLimitError
@@ -35,7 +34,9 @@ __all__ = ["a2a_routes"]
 
 
 class _Entry:
-    __slots__ = ("cancel_requested", "done", "encoder", "release", "stream")
+    """One task: its run, its encoder (the task as it stands), and what ends it."""
+
+    __slots__ = ("done", "encoder", "release", "stream")
 
     def __init__(self, stream: AgentStream, encoder: A2AEncoder, release: Callable[[], None]) -> None:
         import anyio as _anyio
@@ -43,9 +44,19 @@ class _Entry:
         self.stream = stream
         self.encoder = encoder
         self.done: anyio.Event = _anyio.Event()
-        self.cancel_requested = False
         self.release = release
         """Gives the task's place under the run limit back (idempotent)."""
+
+    def finish(self) -> None:
+        """The task's body is over (however it ended): a task whose final status was not
+        encoded (the client left, so the run was cancelled) records how its run ended; then
+        the place under the run limit is given back and ``tasks/cancel`` stops waiting."""
+        try:
+            if not self.encoder.finished:
+                self.encoder.encode(self.stream.result_end or RunEnd(status="cancelled"))
+        finally:
+            self.done.set()
+            self.release()
 
 
 class _RpcError(Exception):
@@ -94,9 +105,13 @@ def a2a_routes(
 
     ``agent_factory`` is called once per task (agents with stateful models, such as
     :class:`~streamops.adapters.replay.ReplayModel`, need a fresh one each time). The
-    latest ``max_tasks`` tasks are kept for ``tasks/get``. A client that disconnects from a
-    stream cancels its run. ``heartbeat``: seconds of silence after which a stream sends an
-    SSE comment line (``None``: never).
+    latest ``max_tasks`` tasks are kept for ``tasks/get``. A task's events are written by the
+    driver of every streamed sink (:func:`streamops.sinks._asgi.encoder_response`, for
+    ``message/send`` its producer with nothing sent): a run that raises ends the task with
+    one ``failed`` status after what it sent, and a client that disconnects from a stream
+    cancels its run; the task's place under ``run_limit`` is given back once its body is
+    over. ``heartbeat``: seconds of silence after which a stream sends an SSE comment line
+    (``None``: never).
 
     Limits: ``run_limit`` (a :class:`~streamops.serve.RunLimit` shared with other
     routes, as :func:`~streamops.serve.app.create_app` passes, or a number of tasks; ``None``:
@@ -140,7 +155,7 @@ def a2a_routes(
             raise _RpcError(t.TaskNotFoundError())
         return entry
 
-    def start(req: Any) -> tuple[_Entry, Any]:
+    def start(req: Any, encoder_class: type[A2AEncoder] = A2AEncoder) -> _Entry:
         msg = req.params.message
         text = "\n".join(p.root.text for p in msg.parts if getattr(p.root, "kind", None) == "text")
         if not text:
@@ -150,7 +165,7 @@ def a2a_routes(
         except RunLimitError as exc:
             raise _RpcError(t.JSONRPCError(code=SERVER_BUSY, message=f"cannot start a task: {exc}")) from exc
         try:
-            encoder = A2AEncoder(context_id=msg.context_id, user_message=msg)
+            encoder = encoder_class(context_id=msg.context_id, user_message=msg, request_id=req.id)
             entry = _Entry(agent_factory().stream(text), encoder, release)
         except BaseException:
             release()
@@ -158,67 +173,29 @@ def a2a_routes(
         tasks[encoder.task_id] = entry
         while len(tasks) > max_tasks:
             tasks.popitem(last=False)
-        return entry, req.id
-
-    async def run(entry: _Entry, emit: Callable[[Any], Awaitable[None]]) -> None:
-        """Run the task, passing each result to ``emit``; if this is cancelled (the client
-        left), the run is cancelled and its end recorded.
-
-        If the run or the encoding of a result raises (an ``Exception``), the run is closed
-        and the task ends as :meth:`A2AEncoder.encode_stream` ends it: the ``ErrorEvent`` for
-        the failure, then the final status ``failed`` (unless a final status was already
-        encoded); the exception is not re-raised, so the response body ends normally."""
-        enc = entry.encoder
-        last: BaseEvent | None = None
-        try:
-            try:
-                async with entry.stream.iterate() as it:
-                    async for last in it:
-                        if entry.cancel_requested:
-                            entry.stream.cancel()  # the cancel came before the run started
-                        for r in enc.encode(last):
-                            await emit(r)
-            except Exception as exc:
-                err = error_event(exc, last)
-                ends = enc.encode(err)
-                ends += enc.encode(RunEnd(**envelope(err, seq=err.seq + 1, raw=None), status="failed"))
-                for r in ends:
-                    await emit(r)
-            for r in enc.close():
-                await emit(r)
-        finally:
-            if not enc.finished:  # the consumer left: record how the run ended
-                enc.encode(entry.stream.result_end or RunEnd(status="cancelled"))
-            entry.done.set()
-            entry.release()
+        return entry
 
     async def message_stream(req: Any) -> Any:
-        from ..sinks._asgi import EventStreamResponse, Write
+        from ..sinks._asgi import encoder_response
         from ..sinks.sse import SSE_HEADERS
 
-        entry, req_id = start(req)
-
-        async def produce(write: Write) -> None:
-            async def emit(r: Any) -> None:
-                await write(entry.encoder.sse(r, req_id))
-
-            await run(entry, emit)
-
-        response = EventStreamResponse(produce, headers=dict(SSE_HEADERS), heartbeat_interval=heartbeat)
-        return _Releasing(response, entry.release)
+        entry = start(req)
+        # The one driver of every sink: each event's results, the failed status once if the
+        # run or the encoder raised, the run closed (cancelled when the client leaves).
+        return encoder_response(
+            entry.stream, entry.encoder, headers=dict(SSE_HEADERS), heartbeat_interval=heartbeat, on_end=entry.finish
+        )
 
     async def message_send(req: Any) -> Response:
-        entry, req_id = start(req)
+        from ..sinks._asgi import encoder_producer
 
-        async def ignore(r: Any) -> None:
-            return None
-
-        try:
-            await run(entry, ignore)
+        entry = start(req, _TaskOnly)
+        try:  # the same driver and encoder, no frames: the reply is the task as it ends
+            await encoder_producer(entry.stream, entry.encoder)(_discard)
         finally:
-            entry.release()
+            entry.finish()
         return _json(
-            t.SendMessageSuccessResponse(id=req_id, result=entry.encoder.task).model_dump(
+            t.SendMessageSuccessResponse(id=req.id, result=entry.encoder.task).model_dump(
                 mode="json", by_alias=True, exclude_none=True, fallback=repr
             )
         )
@@ -241,7 +218,6 @@ def a2a_routes(
         entry = entry_for(req.params.id)
         if entry.encoder.finished or entry.done.is_set():
             raise _RpcError(t.TaskNotCancelableError())
-        entry.cancel_requested = True
         entry.stream.cancel()
         with anyio.move_on_after(cancel_timeout):
             await entry.done.wait()
@@ -316,17 +292,14 @@ def _nothing() -> None:
     """The release function of a task under no run limit."""
 
 
-class _Releasing:
-    """An ASGI response that calls ``release`` once it is over, however it ends: a task's place
-    under the run limit is given back even when the response never got to run the task (the
-    client was gone before it started)."""
+async def _discard(frames: bytes) -> None:
+    """The write of ``message/send``'s driver: nothing is sent before the reply."""
 
-    def __init__(self, response: Any, release: Callable[[], None]) -> None:
-        self.response = response
-        self.release = release
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await self.response(scope, receive, send)
-        finally:
-            self.release()
+class _TaskOnly(A2AEncoder):
+    """The encoder of ``message/send``: the task's state as :class:`A2AEncoder` keeps it,
+    without framing the results nobody receives (no JSON per event; a progress status the
+    reply never holds cannot fail it)."""
+
+    def frame(self, item: Any) -> bytes:
+        return b""

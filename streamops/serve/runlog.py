@@ -44,10 +44,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from ..errors import StreamClosedError, StreamopsError, UnknownRunError
+from ..errors import ResumeUnavailableError, RunLimitError, StreamClosedError, UnknownRunError
 from ..events import BaseEvent, RunEnd
 from ..operators.errors import errors_as_events
-from ..sinks.resume import DisconnectPolicy, EventIds, ResumeUnavailableError, parse_event_id
+from ..sinks.resume import DisconnectPolicy, EventIds, parse_event_id
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -58,16 +58,6 @@ if TYPE_CHECKING:
     from .._stream import Stream
 
 __all__ = ["RunHandle", "RunLimitError", "RunLog", "RunRegistry", "UnknownRunError"]
-
-
-class RunLimitError(StreamopsError, RuntimeError):
-    """The registry holds ``max_runs`` runs that are all still running: no room for another
-    (finished runs are evicted to make room, running ones never are). ``max_runs`` is the
-    limit. A server answers 503 and the client retries later."""
-
-    def __init__(self, max_runs: int) -> None:
-        super().__init__(f"{max_runs} runs are running, the registry's limit: none can start until one ends")
-        self.max_runs = max_runs
 
 
 class RunLog:

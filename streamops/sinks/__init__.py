@@ -21,7 +21,7 @@ WebSocket (:mod:`streamops.sinks.websocket`)
     :data:`INTERNAL_ERROR`, error type :data:`INVALID_MESSAGE`.
 Resume (:mod:`streamops.sinks.resume`)
     :data:`DisconnectPolicy`, :func:`event_id`, :class:`EventIds`, :func:`parse_event_id`,
-    :class:`ResumeUnavailableError`; :class:`ResumableRun` and
+    :class:`ResumeUnavailableError` (defined in :mod:`streamops.errors`); :class:`ResumableRun` and
     :class:`RunEventLog`, what a resuming response follows (implemented in memory by
     :mod:`streamops.serve.runlog`, durably by :mod:`streamops.stores`).
 OpenAI Chat Completions chunks (:mod:`streamops.sinks.openai`)

@@ -91,6 +91,10 @@ class EventStreamResponse(StreamingResponse):
             cancels the producer at once (closing the stream it iterates); ``"continue"`` lets
             it run to its end, its writes discarded.
         after_disconnect: called once the response is over, if the client went away.
+        on_end: called once the response is over, however it ended (the body complete, the
+            client gone, the producer never started because the client was gone first, an
+            error): where a route gives back what it holds for the body (an A2A task's place
+            under the run limit).
         background: a task run after the response, as for any starlette response.
 
     Attributes:
@@ -112,6 +116,7 @@ class EventStreamResponse(StreamingResponse):
         heartbeat_interval: float | None = None,
         on_disconnect: DisconnectPolicy = "cancel",
         after_disconnect: Callable[[], None] | None = None,
+        on_end: Callable[[], None] | None = None,
         background: BackgroundTask | None = None,
     ) -> None:
         check_disconnect_policy(on_disconnect)
@@ -123,9 +128,19 @@ class EventStreamResponse(StreamingResponse):
         self._interval = heartbeat_interval
         self._on_disconnect = on_disconnect
         self._after_disconnect = after_disconnect
+        self._on_end = on_end
         self.disconnected = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._respond(send, receive)
+        finally:
+            if self._on_end is not None:
+                self._on_end()
+        if self.background is not None:
+            await self.background()
+
+    async def _respond(self, send: Send, receive: Receive) -> None:
         lock = anyio.Lock()
         clock = {"last": anyio.current_time()}
         gone = anyio.Event()
@@ -179,8 +194,6 @@ class EventStreamResponse(StreamingResponse):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except OSError:
                 pass
-        if self.background is not None:
-            await self.background()
 
 
 @asynccontextmanager
@@ -242,10 +255,13 @@ def encoder_response(
     heartbeat: bytes = SSE_HEARTBEAT,
     heartbeat_interval: float | None = None,
     on_disconnect: DisconnectPolicy = "cancel",
+    on_end: Callable[[], None] | None = None,
 ) -> EventStreamResponse:
     """A streaming response whose body ``encoder`` writes for ``source``
     (:func:`encoder_producer` in an :class:`EventStreamResponse`: heartbeats, disconnect
     policy, the error frames, the source always closed). What every ``*_response`` returns.
+    ``on_end``: called once the response is over, however it ended (see
+    :class:`EventStreamResponse`).
 
     Raises:
         ValueError: ``on_disconnect`` is not ``"cancel"``/``"continue"``, or
@@ -258,6 +274,7 @@ def encoder_response(
         heartbeat=heartbeat,
         heartbeat_interval=heartbeat_interval,
         on_disconnect=on_disconnect,
+        on_end=on_end,
     )
 
 

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
 from urllib.parse import quote, unquote
 
-from ..errors import StreamopsError
+from ..errors import ResumeUnavailableError
 from ..events import BaseEvent
 
 __all__ = [
@@ -42,19 +42,6 @@ DisconnectPolicy: TypeAlias = Literal["cancel", "continue"]
 _ID_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 # What follows the last colon of an id: the seq, then ".{n}" when the seq was repeated.
 _ID_TAIL = re.compile(r"(-?[0-9]+)(?:\.[0-9]+)?", re.ASCII)
-
-
-class ResumeUnavailableError(StreamopsError, LookupError):
-    """The events after a ``Last-Event-ID`` cannot be delivered exactly once.
-
-    Raised when the id was evicted from the bounded log (or a follower fell that far behind),
-    belongs to another run, or is not an id streamops wrote. ``last_event_id`` is the id asked
-    for. Start over without it (a fresh ``GET``) rather than risk a gap or a duplicate.
-    """
-
-    def __init__(self, message: str, last_event_id: str | None) -> None:
-        super().__init__(message)
-        self.last_event_id = last_event_id
 
 
 def event_id(event: BaseEvent) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..errors import RedisNeedsAsyncioError
 from ._base import Entry, GapError, LeaseLostError, RunInfo, RunState, RunStore, entry_id
 from .memory import MemoryStore
 from .publish import publish
@@ -20,7 +21,7 @@ from .sqlite import SQLiteStore
 from .subscribe import follow_all
 
 if TYPE_CHECKING:
-    from .redis import RedisNeedsAsyncioError, RedisStore
+    from .redis import RedisStore
 
 __all__ = [
     "Entry",
@@ -41,10 +42,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:  # RedisStore imports nothing heavy, but redis-py is optional
-    if name in ("RedisStore", "RedisNeedsAsyncioError"):
-        from . import redis as _redis
+    if name == "RedisStore":
+        from .redis import RedisStore
 
-        return getattr(_redis, name)
+        return RedisStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import quote
 
 from .._stream import Stream
-from ..errors import GapError, StreamopsError, UnknownRunError
+from ..errors import GapError, LeaseLostError, ResumeUnavailableError, UnknownRunError
 from ..events import BaseEvent, ErrorEvent, RunEnd, event_adapter, from_json, to_json
-from ..sinks.resume import ResumeUnavailableError, parse_event_id
+from ..sinks.resume import parse_event_id
 
 if TYPE_CHECKING:
     import anyio
@@ -56,16 +56,6 @@ def entry_id(run_id: str, pos: int) -> str:
     reads it back as ``(run_id, pos)``. Positions are the store's, not the events' ``seq``: an
     id is never given twice in a run, and any process can turn it back into a position."""
     return f"{quote(run_id, safe=_ID_SAFE)}:{pos}"
-
-
-class LeaseLostError(StreamopsError, RuntimeError):
-    """A publisher tried to append to a run that is no longer running (its lease expired and a
-    follower ended it failed, "producer lost"; or it was ended). ``run_id`` is the run."""
-
-    def __init__(self, run_id: str, status: str) -> None:
-        super().__init__(f"run {run_id!r} is {status}, not running: its producer's lease was lost or it was ended")
-        self.run_id = run_id
-        self.status = status
 
 
 @dataclass(slots=True, kw_only=True, frozen=True)

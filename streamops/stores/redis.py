@@ -7,13 +7,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import StreamopsError, UnknownRunError
+from ..errors import RedisNeedsAsyncioError, UnknownRunError
 from ._base import LeaseLostError, RunInfo, RunState, RunStore, _check_gap, _Page
 
 if TYPE_CHECKING:
     import redis.asyncio
 
-__all__ = ["RedisNeedsAsyncioError", "RedisStore"]
+__all__ = ["RedisStore"]
 
 T = TypeVar("T")
 
@@ -86,18 +86,6 @@ if ttl > 0 then
 end
 return 1
 """
-
-
-class RedisNeedsAsyncioError(StreamopsError, RuntimeError):
-    """``RedisStore`` was used on an event loop other than asyncio (trio): redis-py's client is
-    asyncio-only. Run that program on asyncio, or use ``SQLiteStore``/``MemoryStore`` on trio."""
-
-    def __init__(self, library: str) -> None:
-        super().__init__(
-            f"RedisStore runs on asyncio only (redis-py's asyncio client), not {library}: "
-            "use anyio.run(..., backend='asyncio'), or SQLiteStore/MemoryStore on trio"
-        )
-        self.library = library
 
 
 def _s(v: Any) -> str:

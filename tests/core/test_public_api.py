@@ -132,3 +132,40 @@ def test_errors_are_in_streamops_errors_only() -> None:
     assert SlowConsumerError is streamops.errors.SlowConsumerError
     assert ReplayUnavailableError is streamops.errors.ReplayUnavailableError
     assert ToolArgumentsError is streamops.errors.ToolArgumentsError
+    # ... the stores, resume, server and JSON parser errors too (issue 16: defined in
+    # streamops.errors only, offered by the modules that raise them)
+    from importlib import import_module
+
+    for name, modules in {
+        "LeaseLostError": ("streamops.stores",),
+        "RedisNeedsAsyncioError": ("streamops.stores",),
+        "ResumeUnavailableError": ("streamops.sinks.resume", "streamops.sinks"),
+        "RunLimitError": ("streamops.serve.runlog", "streamops.serve"),
+        "JsonStreamError": ("streamops.jsonstream",),
+    }.items():
+        assert name in streamops.errors.__all__, name
+        assert getattr(streamops.errors, name).__module__ == "streamops.errors", name
+        for module in modules:
+            assert getattr(import_module(module), name) is getattr(streamops.errors, name), (module, name)
+
+
+def test_no_error_class_is_defined_outside_streamops_errors() -> None:
+    """Every exception class of the library and its adapters is defined in streamops.errors,
+    except private control-flow signals (a leading underscore, or StageComplete, never raised
+    to users) and the server's internal BodyError (always turned into an HTTP answer)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(streamops.__file__).resolve().parent.parent
+    allowed = {"StageComplete", "BodyError"}
+    found = []
+    for path in [*sorted((root / "streamops").rglob("*.py")), *sorted((root / "adapters").rglob("*.py"))]:
+        if path.name == "errors.py" and path.parent.name == "streamops":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef) or node.name.startswith("_") or node.name in allowed:
+                continue
+            bases = {ast.unparse(b).rpartition(".")[2] for b in node.bases}
+            if any(b.endswith(("Error", "Exception", "Timeout")) for b in bases):
+                found.append(f"{path.relative_to(root)}:{node.lineno} {node.name}")
+    assert found == []

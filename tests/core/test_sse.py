@@ -815,3 +815,58 @@ async def test_aiter_sse_yields_the_events_before_the_limit() -> None:
         async for ev in aiter_sse([b"data: 1\n\ndata: 2\n\ndata: " + b"z" * 300], decoder=SSEDecoder(max_line=200)):
             got.append(ev.data)
     assert got == ["1", "2"]
+
+
+def _limited_reference(lines: list[str], max_line: int, max_event: int) -> tuple[list[str], bool]:
+    """The events dispatched before the first line past a limit, and whether one was passed:
+    the limits applied line by line (an independent model of SSEDecoder's rule)."""
+    events: list[str] = []
+    data: list[str] = []
+    size = 0
+    for line in lines:
+        if len(line) > max_line:
+            return events, True
+        if not line:
+            if data:
+                events.append("\n".join(data))
+            data, size = [], 0
+        elif line.startswith("data: "):
+            data.append(line[6:])
+            size += len(line) - 6 + 1
+            if size > max_event + 1:
+                return events, True
+    return events, False
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["data", "comment", "blank"]), st.integers(0, 40)), max_size=30),
+    st.lists(st.integers(1, 50), min_size=1, max_size=20),
+    st.integers(8, 40),
+    st.integers(1, 80),
+)
+def test_limits_hold_whatever_the_chunking(
+    spec: list[tuple[str, int]], cuts: list[int], max_line: int, max_event: int
+) -> None:
+    """Whatever the chunk sizes, the decoder gives the events before the first line past a
+    limit and then the typed error, exactly where a line-by-line check does (a chunk too small
+    to pass a limit skips the per-line checks: this is what keeps that shortcut honest)."""
+    from streamops.errors import LimitExceededError
+
+    lines = ["data: " + "x" * n if k == "data" else ": " + "c" * n if k == "comment" else "" for k, n in spec]
+    lines += ["", ""]
+    body = "\n".join(lines).encode()
+    want, passed = _limited_reference(lines, max_line, max_event)
+    dec = SSEDecoder(max_line=max_line, max_event=max_event)
+    got: list[str] = []
+    raised = False
+    i = 0
+    try:
+        for n in itertools.cycle(cuts):
+            if i >= len(body):
+                break
+            got += [e.data for e in dec.feed(body[i : i + n])]
+            i += n
+        got += [e.data for e in dec.flush()]
+    except LimitExceededError:
+        raised = True
+    assert (got, raised) == (want, passed)
