@@ -518,21 +518,26 @@ async def test_async_tool_timeout_cancels_it() -> None:
 @pytest.mark.anyio
 async def test_sync_tool_timeout_abandons_the_thread() -> None:
     release = threading.Event()
+    started = threading.Event()
     finished = threading.Event()
     contexts: list[ToolContext] = []
     reports: list[Any] = []
 
-    @tool(timeout=0.05)
+    @tool(timeout=0.5)
     def stuck(ctx: ToolContext) -> str:
         contexts.append(ctx)
+        started.set()
         release.wait(5)
         ctx.progress("after the timeout")  # nobody listens any more: a no-op
         finished.set()
         return "late"
 
     try:
-        with anyio.fail_after(4), pytest.raises(ToolTimeout, match=r"'stuck' did not finish within 0\.05 s"):
+        with anyio.fail_after(4), pytest.raises(ToolTimeout, match=r"'stuck' did not finish within 0\.5 s"):
             await stuck.invoke("{}", call_id="c", progress=reports.append)
+        # The worker thread started within the 0.5 s (at 0.05 s a loaded machine sometimes had not
+        # started it: anyio then never runs the function).
+        assert await anyio.to_thread.run_sync(started.wait, 5)
         assert contexts[0].cancelled
         assert not finished.is_set()  # invoke returned while the thread was still running
     finally:
