@@ -233,6 +233,13 @@ class ParserBase:
         self.ended = False
         """True once a run end was emitted; later payloads are ignored."""
         self._hi: tuple[type[ev.BaseEvent], Any, dict[str, Any]] | None = None  # a held high surrogate
+        self._clean = True
+        """No payload fed so far could hold a surrogate (JSON text with no ``\\ud``/``\\uD``
+        escape and no raw surrogate): then no string the parser keeps (tool arguments, names)
+        holds one either."""
+        self._plain = False
+        """True while a payload is mapped with ``_clean`` still true: its events skip the
+        surrogate checks (the hot path)."""
         self.replaced_surrogates = 0
         """How many lone UTF-16 surrogates (JSON escapes such as ``"\\ud83d"`` with no other
         half) this parser replaced by U+FFFD in the events' string fields."""
@@ -317,16 +324,17 @@ class ParserBase:
 
     def _build(self, cls: type[E], raw: Any, fields: dict[str, Any]) -> E:
         # The hot path of every parser (one call per event): no generator, no re-packed kwargs.
-        if cls not in _DELTA_CLASSES:
-            for name, value in fields.items():
-                if isinstance(value, (dict, list)):
-                    fields[name] = self._deep_replace(value)
         check = self._hi is not None  # a high surrogate is held from the last delta
-        if not check:
-            for value in fields.values():
-                if type(value) is str and not value.isascii():
-                    check = True  # only a non-ASCII string can hold a surrogate
-                    break
+        if not self._plain:
+            if cls not in _DELTA_CLASSES:
+                for name, value in fields.items():
+                    if isinstance(value, (dict, list)):
+                        fields[name] = self._deep_replace(value)
+            if not check:
+                for value in fields.values():
+                    if type(value) is str and not value.isascii():
+                        check = True  # only a non-ASCII string can hold a surrogate
+                        break
         if check:
             held = self._unicode(cls, raw, fields)
             if held is not None:
@@ -465,16 +473,22 @@ class ParserBase:
             why = "nested too deep" if isinstance(exc, RecursionError) else "invalid JSON"
             self.malformed(f"{why} in SSE data ({self.api}): {data[:80]!r}", data)
             return self.out
+        if self._clean:  # json.loads makes a surrogate only from a \ud800-\udfff escape or a raw one
+            clean = "\\u" not in data or ("\\ud" not in data and "\\uD" not in data)
+            self._clean = self._plain = clean and (data.isascii() or _SURROGATE.search(data) is None)
         try:  # _payload inlined: one call less per SSE event
             self.on_payload(event_type, payload)
         except RecursionError:
             self._too_deep()
+        finally:
+            self._plain = False  # events built elsewhere (close, SDK objects) are checked
         return self.out
 
     def feed_payload(self, payload: Any, event_type: str | None = None) -> list[ev.BaseEvent]:
         """Feed one already-decoded payload (an SDK object's ``model_dump()``, a dict)."""
         self.out = []
         self._wire_len = 0
+        self._clean = False  # Python objects: any string may hold a surrogate
         if not self.ended:
             self._payload(event_type, payload)
         return self.out

@@ -164,3 +164,35 @@ def test_no_sink_and_no_to_json_raise_on_any_event_with_any_strings(data: st.Dat
     AGUIEncoder().encode_frames(event).decode("utf-8")
     for r in A2AEncoder().encode(event):
         A2AEncoder.sse(A2AEncoder(), r, 1).decode("utf-8")
+
+
+def test_a_pair_split_across_tool_call_deltas_is_joined_in_the_end_built_from_a_plain_chunk() -> None:
+    """The parsers skip the surrogate checks for a chunk whose JSON text can hold no surrogate;
+    strings kept from earlier chunks (a tool call's arguments) are still checked when an event
+    built from a later, plain chunk carries them."""
+    p = parser_for("openai-chat")
+    out: list[BaseEvent] = []
+    for args in ('{"e": "' + HI, LO + '"}'):
+        call = {"index": 0, "id": "call0", "type": "function", "function": {"name": "f", "arguments": args}}
+        out += p.feed_json(None, json.dumps({"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}))
+    finish = json.dumps({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    assert "\\u" not in finish
+    out += p.feed_json(None, finish)
+    out += p.feed_json(None, "[DONE]")
+    (end,) = [e for e in out if isinstance(e, ToolCallEnd)]
+    assert end.arguments == '{"e": "\U0001f600"}'
+    assert json.loads(end.arguments) == {"e": "\U0001f600"}
+    assert p.replaced_surrogates == 0
+
+
+@pytest.mark.parametrize("escaped", [True, False])
+def test_raw_and_escaped_lone_surrogates_in_the_json_text_are_both_caught(escaped: bool) -> None:
+    """A lone surrogate reaches the parser escaped (``\\ude00``) or, from a ``str`` source,
+    as the raw character: both are replaced."""
+    data = json.dumps({"type": "response.unknown", "v": "a" + LO}, ensure_ascii=escaped)
+    assert ("\\ude00" in data) is escaped
+    p = parser_for("openai-responses")
+    out = p.feed_json("x", data)
+    assert p.replaced_surrogates == 1
+    for e in out:
+        assert b"\xef\xbf\xbd" in to_json(e)
