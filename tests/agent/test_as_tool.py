@@ -5,7 +5,7 @@ agent's stream; the calling run's result folds none of them."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -13,12 +13,12 @@ import pytest
 
 import streamops as so
 from streamops.agent import Agent
-from streamops.models import ToolSpec
+from tests._models import FakeModel, ModelCall
 
 pytestmark = pytest.mark.anyio
 
 
-class Calls:
+class Calls(FakeModel):
     """A model double: the first call asks for the tool calls given (``(call_id, name,
     arguments)``), later calls answer with text built from the last user message. With
     ``fail``, the answer is an error."""
@@ -29,23 +29,11 @@ class Calls:
         self.calls = calls
         self.answer = answer
         self.fail = fail
-        self.n = 0
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-    ) -> so.Stream[so.BaseEvent]:
-        self.n += 1
-        prompt = next(str(m["content"]) for m in reversed(messages) if m["role"] == "user")
-        return so.Stream.from_async_iterable(self._gen(self.n == 1 and bool(self.calls), prompt, run_id or "", agent))
-
-    async def _gen(self, call: bool, prompt: str, run_id: str, agent: str) -> AsyncGenerator[so.BaseEvent, None]:
-        env: dict[str, Any] = {"run_id": run_id, "agent": agent}
+    async def respond(self, c: ModelCall) -> AsyncGenerator[so.BaseEvent, None]:
+        env = c.env
+        prompt = next(str(m["content"]) for m in reversed(c.messages) if m["role"] == "user")
+        call = c.index == 0 and bool(self.calls)
         yield so.RunStart(model=self.name, **env)
         if call:
             for i, (call_id, name, args) in enumerate(self.calls):

@@ -14,8 +14,8 @@ import anyio
 
 import streamops as so
 from streamops.agent import Agent
-from streamops.models import ToolSpec
 from streamops.serve.app import ChatCompletionRequest
+from tests._models import FakeModel, ModelCall
 
 
 def spec_of(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -26,22 +26,11 @@ def expected_text(tag: str, n: int) -> str:
     return "".join(f"{tag}-{i} " for i in range(n))
 
 
-class PacedModel:
+class PacedModel(FakeModel):
     name = "paced"
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
-        agent: str = "",
-        **settings: Any,
-    ) -> so.Stream[so.BaseEvent]:
-        return so.Stream.from_async_iterable(self._gen(spec_of(messages), {"run_id": run_id or "", "agent": agent}))
-
-    async def _gen(self, spec: dict[str, Any], env: dict[str, Any]) -> AsyncGenerator[so.BaseEvent, None]:
+    async def respond(self, call: ModelCall) -> AsyncGenerator[so.BaseEvent, None]:
+        spec, env = spec_of(call.messages), call.env
         yield so.RunStart(model=self.name, **env)
         for i in range(int(spec["n"])):
             await anyio.sleep(float(spec.get("delay", 0)))

@@ -29,13 +29,14 @@ from streamops.agent import Agent, AgentStream
 from streamops.serve import RunLimit
 from streamops.serve.a2a import a2a_routes
 from streamops.sinks.a2a import a2a_types_module
+from tests._models import FakeModel, ModelCall
 
 T = a2a_types_module()
 
 pytestmark = pytest.mark.anyio
 
 
-class WordsModel:
+class WordsModel(FakeModel):
     """A model double streaming ``words`` as text deltas, ``pause`` seconds apart; ``closed``
     turns true when its stream is closed (run to its end, or cancelled)."""
 
@@ -46,11 +47,8 @@ class WordsModel:
         self.pause = pause
         self.closed = False
 
-    def stream(self, messages: Any, *, run_id: str | None = None, agent: str = "", **_: Any) -> so.Stream[so.BaseEvent]:
-        return so.Stream.from_async_iterable(self._gen(run_id or "", agent))
-
-    async def _gen(self, run_id: str, agent: str) -> AsyncIterator[so.BaseEvent]:
-        env = {"run_id": run_id, "agent": agent}
+    async def respond(self, call: ModelCall) -> AsyncIterator[so.BaseEvent]:
+        env = call.env
         try:
             yield so.RunStart(model=self.name, **env)
             for w in self.words:
@@ -246,8 +244,8 @@ async def test_message_send_is_not_failed_by_a_status_it_never_sends() -> None:
     # status holding data with no JSON form (bytes that are not UTF-8), which fails a
     # message/stream (tests/serve/test_a2a_nonjson.py), never reaches the reply.
     class BytesModel(WordsModel):
-        async def _gen(self, run_id: str, agent: str) -> AsyncIterator[so.BaseEvent]:
-            env = {"run_id": run_id, "agent": agent}
+        async def respond(self, call: ModelCall) -> AsyncIterator[so.BaseEvent]:
+            env = call.env
             yield so.RunStart(model=self.name, **env)
             yield so.TextDelta(delta="hi", block_id="0", **env)
             yield so.CustomEvent(name="x", data={"b": b"\xff"}, **env)

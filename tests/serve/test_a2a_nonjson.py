@@ -19,6 +19,7 @@ import streamops as so
 from streamops.agent import Agent
 from streamops.serve.a2a import a2a_routes
 from streamops.sinks.a2a import A2AEncoder, a2a_types_module
+from tests._models import FakeModel, ModelCall
 
 T = a2a_types_module()
 
@@ -68,7 +69,7 @@ def test_unserialisable_values_are_encoded_with_repr_and_null() -> None:
     assert wires[-1]["result"]["status"]["state"] == "completed"
 
 
-class DataModel:
+class DataModel(FakeModel):
     """A model double that sends a custom event holding ``data``, text, ``data`` as the final
     output, and a run end."""
 
@@ -78,11 +79,8 @@ class DataModel:
         self.data = data
         self.closed = False
 
-    def stream(self, messages: Any, *, run_id: str | None = None, agent: str = "", **_: Any) -> so.Stream[so.BaseEvent]:
-        return so.Stream.from_async_iterable(self._gen(run_id or "", agent))
-
-    async def _gen(self, run_id: str, agent: str) -> AsyncIterator[so.BaseEvent]:
-        env = {"run_id": run_id, "agent": agent}
+    async def respond(self, call: ModelCall) -> AsyncIterator[so.BaseEvent]:
+        env = call.env
         try:
             yield so.RunStart(model=self.name, **env)
             yield so.CustomEvent(name="x", data=self.data, **env)
